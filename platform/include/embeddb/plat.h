@@ -1,0 +1,104 @@
+/*
+ * plat.h -- the thin OS layer every other part of EmbedDb goes through.
+ *
+ * All file-system system calls the engine makes sit behind a table of
+ * function pointers (plat_vfs), as SQLite's os_unix.c keeps its syscalls in
+ * a table: tests swap in the fault-injecting table from plat_fault.h to fail
+ * the Nth write or fsync, return ENOSPC, or simulate a power cut that drops
+ * every byte and every directory change that was not yet synced.
+ *
+ * Conventions (libuv style): every function returns 0 on success or a
+ * negative errno value (-ENOENT, -EIO, -ENOSPC, ...). Results come back
+ * through out-parameters. File handles are plain ints owned by the caller,
+ * released with vfs->close. Nothing here allocates on behalf of the caller
+ * unless it says so.
+ *
+ * This header is not: a portability layer for Windows, a buffered-I/O
+ * library, or a place for policy (retries, logging). Callers decide those.
+ */
+#ifndef EMBEDDB_PLAT_H
+#define EMBEDDB_PLAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Open flags (a small portable subset of O_*). */
+enum {
+    PLAT_O_RDONLY = 0x0,
+    PLAT_O_RDWR = 0x1,
+    PLAT_O_CREAT = 0x2,
+    PLAT_O_EXCL = 0x4,
+    PLAT_O_TRUNC = 0x8,
+};
+
+typedef struct plat_stat {
+    uint64_t size;  /* bytes */
+    int is_dir;     /* 1 when a directory */
+    int is_reg;     /* 1 when a regular file */
+    uint64_t ino;   /* inode number, for identity checks */
+} plat_stat;
+
+/* Called once per directory entry ("." and ".." are skipped). Return 0 to go
+ * on, anything else stops the listing and is returned by listdir. `name` is
+ * borrowed for the duration of the call. */
+typedef int (*plat_dirent_fn)(void *ctx, const char *name);
+
+typedef struct plat_vfs plat_vfs;
+
+/*
+ * The system-call table. `self` is the table itself so an implementation can
+ * keep state next to it (see plat_fault.c). Every entry returns 0 or -errno.
+ */
+struct plat_vfs {
+    /* open(2) with PLAT_O_* flags; mode 0644 when creating. */
+    int (*open)(plat_vfs *self, const char *path, int flags, int *fd_out);
+    int (*close)(plat_vfs *self, int fd);
+    /* Reads up to len bytes at off; *got < len only at end of file. */
+    int (*pread)(plat_vfs *self, int fd, void *buf, size_t len, uint64_t off,
+                 size_t *got);
+    /* Writes all iovecs at off (loops over short writes). On error some
+     * prefix may have been written; the caller truncates it away. */
+    int (*pwritev)(plat_vfs *self, int fd, const struct iovec *iov, int iovcnt,
+                   uint64_t off);
+    int (*fdatasync)(plat_vfs *self, int fd);
+    int (*fsync)(plat_vfs *self, int fd);
+    int (*ftruncate)(plat_vfs *self, int fd, uint64_t len);
+    int (*fstat)(plat_vfs *self, int fd, plat_stat *st);
+    int (*stat)(plat_vfs *self, const char *path, plat_stat *st);
+    int (*rename)(plat_vfs *self, const char *from, const char *to);
+    int (*unlink)(plat_vfs *self, const char *path);
+    int (*mkdir)(plat_vfs *self, const char *path);
+    /* Makes the directory's entries (creates, renames, unlinks) durable. */
+    int (*dirsync)(plat_vfs *self, const char *dir);
+    int (*listdir)(plat_vfs *self, const char *dir, plat_dirent_fn fn, void *ctx);
+    /* Takes an exclusive, non-blocking advisory lock on path (created if
+     * missing). -EBUSY when another process holds it. Release with close. */
+    int (*lock)(plat_vfs *self, const char *path, int *fd_out);
+};
+
+/* The real POSIX implementation. Static storage; never freed. */
+plat_vfs *plat_vfs_default(void);
+
+/* Wall-clock time in nanoseconds since the Unix epoch. */
+int64_t plat_now_ns(void);
+/* Monotonic time in nanoseconds, for durations. */
+uint64_t plat_mono_ns(void);
+
+/* Convenience wrappers over a vfs for whole-buffer I/O. */
+int plat_write_all(plat_vfs *vfs, int fd, const void *buf, size_t len, uint64_t off);
+/* Reads exactly len bytes at off; -ENODATA when the file ends first. */
+int plat_read_exact(plat_vfs *vfs, int fd, void *buf, size_t len, uint64_t off);
+
+/* Joins dir and name into out (size out_len); -ENAMETOOLONG if it does not fit. */
+int plat_path_join(char *out, size_t out_len, const char *dir, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,86 @@
+/*
+ * plat_fault.h -- a fault-injecting plat_vfs for tests (after LevelDB's
+ * fault_injection_test.cc and SQLite's crash VFS in test6.c).
+ *
+ * It wraps another vfs (normally plat_vfs_default()) and remembers, per
+ * file, how many bytes were made durable by the last fdatasync/fsync, and,
+ * per directory, which names were durable at the last dirsync. A simulated
+ * power cut (plat_fault_crash) then puts the disk back into the state a real
+ * power cut could leave:
+ *   - every file is cut to its last synced size (optionally keeping a random
+ *     prefix of the unsynced tail, to produce torn writes);
+ *   - every directory gets back the entries it had at its last dirsync:
+ *     names created since are removed, names removed or renamed over since
+ *     are restored (the old inode is kept alive by a hard link in the shadow
+ *     directory given at creation, which must be on the same file system).
+ * After a crash every handle opened before it is dead (-EIO) until the test
+ * reopens files.
+ *
+ * It also fails chosen calls: the Nth call of an operation returns a given
+ * -errno (e.g. -ENOSPC on the 3rd pwritev, -EIO on the 1st fdatasync), and it
+ * can crash automatically right before the Nth mutating call.
+ *
+ * Not thread-safe; test-only. Directories must be named by the same path
+ * spelling throughout (no symlink or "./" aliasing).
+ */
+#ifndef EMBEDDB_PLAT_FAULT_H
+#define EMBEDDB_PLAT_FAULT_H
+
+#include "embeddb/plat.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum plat_fault_op {
+    PLAT_FAULT_OPEN,
+    PLAT_FAULT_PWRITEV,
+    PLAT_FAULT_FDATASYNC, /* fdatasync and fsync both count here */
+    PLAT_FAULT_FTRUNCATE,
+    PLAT_FAULT_RENAME,
+    PLAT_FAULT_UNLINK,
+    PLAT_FAULT_MKDIR,
+    PLAT_FAULT_DIRSYNC,
+    PLAT_FAULT_PREAD,
+    PLAT_FAULT_NOPS
+} plat_fault_op;
+
+/* Creates a fault vfs over `base` (borrowed, must outlive it). `shadow_dir`
+ * is created if missing and must be on the same file system as the files
+ * under test. `seed` drives the torn-write randomness. NULL on OOM. */
+plat_vfs *plat_fault_new(plat_vfs *base, const char *shadow_dir, uint64_t seed);
+/* Frees the fault vfs (NULL is a no-op). Does not crash; closes nothing the
+ * caller still owns. Removes the shadow directory's contents. */
+void plat_fault_free(plat_vfs *vfs);
+
+/* Simulates a power cut now (see above). `torn` != 0 keeps a random prefix of
+ * each file's unsynced bytes instead of dropping them all. Returns 0 or the
+ * first -errno met while rewinding the disk. */
+int plat_fault_crash(plat_vfs *vfs, int torn);
+
+/* The next time `op` has been called `nth` more times (1 = the very next
+ * call), that call fails with `err` (a negative errno) and does nothing.
+ * nth == 0 clears the rule for op. */
+void plat_fault_fail_nth(plat_vfs *vfs, plat_fault_op op, unsigned nth, int err);
+
+/* Crash automatically (with `torn`) right before the Nth mutating call from
+ * now (pwritev, fdatasync/fsync, ftruncate, rename, unlink, mkdir, dirsync,
+ * creating open); that call and every later one fail with -EIO until
+ * plat_fault_revive. nth == 0 disarms. */
+void plat_fault_crash_at(plat_vfs *vfs, unsigned nth, int torn);
+
+/* 1 once an automatic crash has happened. */
+int plat_fault_crashed(plat_vfs *vfs);
+
+/* Brings the "machine" back after a crash: forgets dead handles so the
+ * vfs can be used to reopen the store. Sync state starts afresh from what
+ * is on disk now. */
+void plat_fault_revive(plat_vfs *vfs);
+
+/* Number of mutating calls seen so far (to pick crash points in a range). */
+unsigned long plat_fault_mutations(plat_vfs *vfs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
