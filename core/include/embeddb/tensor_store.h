@@ -1,0 +1,257 @@
+/*
+ * tensor_store.h -- the public API of the TensorStore engine.
+ *
+ * A store is a directory holding a write-ahead log segment (the open
+ * "wal_NNNNNN.log"), immutable sorted tables ("sst_NNNNNN.sst") and a
+ * MANIFEST naming the live files; core/FORMAT.md describes every byte.
+ *
+ * Writes: ts_save / ts_save_batch append one batch frame to the WAL with one
+ * pwritev and make it durable with exactly one fdatasync (options.sync), then
+ * index it in the MemTable. The MemTable is the in-memory index of the open
+ * WAL segment: tensor bytes are written to flash once and never copied again.
+ * ts_flush (or reaching memtable_max bytes) seals the segment in place by
+ * appending a sorted index and a footer and renaming it to an SST.
+ *
+ * Reads: ts_load returns the newest version of a key (MemTable first, then
+ * SSTs newest first), verifying CRC32C; a point load costs one pread.
+ *
+ * Errors: every function returns 0 or a negative TS_E* code (mirroring -errno
+ * where one exists). ts_errmsg() describes the last failure on a store in
+ * words, naming the file, the failing call and the offset where relevant.
+ *
+ * Threads: a ts_store is not thread-safe; use it from one thread at a time.
+ * A directory has at most one writer (enforced with a lock file); any number
+ * of read-only opens may inspect it alongside.
+ */
+#ifndef EMBEDDB_TENSOR_STORE_H
+#define EMBEDDB_TENSOR_STORE_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct plat_vfs;
+
+/* ---- errors ----------------------------------------------------------- */
+enum {
+    TS_OK = 0,
+    TS_EINVAL = -EINVAL,        /* bad argument: shape/size/dtype mismatch ... */
+    TS_ENOMEM = -ENOMEM,
+    TS_EIO = -EIO,              /* the OS reported an I/O error */
+    TS_ENOSPC = -ENOSPC,        /* no space left; nothing was committed */
+    TS_ENOENT = -ENOENT,        /* store directory missing (and !create) */
+    TS_ENOTDIR = -ENOTDIR,      /* store path is not a directory */
+    TS_EBUSY = -EBUSY,          /* another writer holds the store's lock */
+    TS_EOVERFLOW = -EOVERFLOW,  /* a size computation would overflow */
+    TS_ENAMETOOLONG = -ENAMETOOLONG, /* key or name too long */
+    TS_EROFS = -EROFS,          /* write on a read-only store */
+    TS_ECORRUPT = -10001,       /* on-disk data failed a check (CRC, format) */
+    TS_ENOTFOUND = -10002,      /* no tensor under that key */
+    TS_EFAILED = -10003,        /* an earlier fsync/write failure poisoned the
+                                   store: reopen it (the data on disk is safe) */
+    TS_ENOTSTORE = -10004,      /* directory holds files but no MANIFEST */
+};
+
+/* Static English description of a TS_E* code (or "unknown error"). */
+const char *ts_strerror(int err);
+
+/* ---- tensors ---------------------------------------------------------- */
+#define TS_MAX_DIMS 8
+#define TS_MAX_KEY_LEN 1024
+#define TS_MAX_NAME_LEN 1024
+
+/* Every fixed-size numeric type NumPy has (float128 excluded: its layout is
+ * platform dependent), plus bfloat16. Values are stored on disk: never
+ * renumber. */
+typedef enum ts_dtype {
+    TS_F16 = 1, TS_BF16 = 2, TS_F32 = 3, TS_F64 = 4,
+    TS_I8 = 5, TS_I16 = 6, TS_I32 = 7, TS_I64 = 8,
+    TS_U8 = 9, TS_U16 = 10, TS_U32 = 11, TS_U64 = 12,
+    TS_BOOL = 13, TS_C64 = 14, TS_C128 = 15,
+} ts_dtype;
+
+/* Element size in bytes, or 0 for an unknown dtype. */
+size_t ts_dtype_size(ts_dtype dt);
+/* Short name ("f32", "bf16", "bool", "c64"...), or NULL when unknown. */
+const char *ts_dtype_name(ts_dtype dt);
+/* Parses a short name or a NumPy name ("float32", "uint8", "bool", ...).
+ * Returns 0 and sets *out, or TS_EINVAL. */
+int ts_dtype_parse(const char *s, ts_dtype *out);
+/* Converts element i of data (of dtype dt) to double (complex: real part). */
+double ts_dtype_get(ts_dtype dt, const void *data, size_t i);
+
+/*
+ * A tensor. For saving, every pointer is borrowed for the duration of the
+ * call. Tensors returned by ts_load/ts_load_preview live in one allocation
+ * owned by the caller and are released with ts_tensor_free.
+ */
+typedef struct ts_tensor {
+    const uint8_t *key;       /* 1..TS_MAX_KEY_LEN bytes, ordered bytewise */
+    size_t key_len;
+    const char *name;         /* NUL-terminated, up to TS_MAX_NAME_LEN bytes */
+    ts_dtype dtype;
+    uint32_t ndim;            /* 0..TS_MAX_DIMS (0 = scalar) */
+    uint64_t shape[TS_MAX_DIMS];
+    int64_t timestamp_ns;     /* caller's clock; 0 lets save stamp "now" */
+    const void *data;
+    size_t data_len;          /* must equal product(shape) * dtype size; for
+                                 a preview, the bytes actually returned */
+    uint64_t seq;             /* set by the store on load: commit order */
+} ts_tensor;
+
+/* Frees a tensor returned by the store. NULL is a no-op. */
+void ts_tensor_free(ts_tensor *t);
+
+/* Number of elements of t (product of shape), or TS_EOVERFLOW. */
+int ts_tensor_numel(const ts_tensor *t, uint64_t *out);
+
+/* Numeric keys like the seed's 101: 8 bytes big-endian so bytewise order is
+ * numeric order. */
+#define TS_KEY_U64_LEN 8
+void ts_key_from_u64(uint64_t v, uint8_t out[TS_KEY_U64_LEN]);
+/* 1 and *v when key is an 8-byte numeric key, else 0. */
+int ts_key_to_u64(const uint8_t *key, size_t key_len, uint64_t *v);
+
+/* ---- the store -------------------------------------------------------- */
+typedef struct ts_store ts_store;
+
+typedef struct ts_options {
+    uint64_t memtable_max;   /* flush when the open segment holds this many
+                                record bytes (default 64 MiB; 0 = default) */
+    int sync;                /* 1 (default): fdatasync every batch. 0: only
+                                at flush/close (a power cut may lose the
+                                batches since) */
+    int create_if_missing;   /* create the directory and an empty store */
+    int read_only;           /* inspect without locking or changing anything */
+    int salvage;             /* on corruption inside the WAL, keep the valid
+                                prefix (the damaged tail is moved aside to
+                                wal_NNNNNN.damaged) instead of failing open */
+    struct plat_vfs *vfs;    /* NULL = plat_vfs_default(); borrowed, must
+                                outlive the store */
+} ts_options;
+
+/* Fills opts with the defaults (sync on, 64 MiB MemTable, no create). */
+void ts_options_init(ts_options *opts);
+
+/*
+ * Opens (and recovers) the store in `dir`. On success *out owns the store.
+ * On failure *out is NULL and, when errbuf is given, a message naming the
+ * file and offset is written to it (always NUL-terminated).
+ */
+int ts_open(const char *dir, const ts_options *opts, ts_store **out,
+            char *errbuf, size_t errlen);
+/* Closes the store: releases files and the lock. It writes nothing (every
+ * committed batch is already in the WAL). NULL is a no-op. Returns 0. */
+int ts_close(ts_store *s);
+
+/* Describes the last failure on s ("" when none); right after an open that
+ * cut a torn WAL tail, what was cut. Borrowed; valid until the next call. */
+const char *ts_errmsg(const ts_store *s);
+
+/* Validates one tensor without touching the store (what save would reject). */
+int ts_validate(const ts_tensor *t);
+
+/* Saves one tensor (a batch of one). */
+int ts_save(ts_store *s, const ts_tensor *t);
+/*
+ * Saves n tensors atomically: after a crash either all are present or none.
+ * Costs one pwritev and, with sync on, exactly one fdatasync. Every tensor is
+ * validated first; one bad tensor rejects the batch and nothing is written.
+ * May flush afterwards when the MemTable reached memtable_max.
+ */
+int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n);
+
+/* Loads the newest version of key into a new tensor (*out, caller frees with
+ * ts_tensor_free). TS_ENOTFOUND when absent, TS_ECORRUPT when its CRC fails. */
+int ts_load(ts_store *s, const void *key, size_t key_len, ts_tensor **out);
+/* Like ts_load but returns only the first n elements (fewer when the tensor
+ * is smaller); reads only the bytes needed (4 KiB CRC blocks). */
+int ts_load_preview(ts_store *s, const void *key, size_t key_len, uint64_t n,
+                    ts_tensor **out);
+
+/* Writes the seed's one-line summary: "camera_frame (32x32) -> 0.25, 0.25, ..."
+ * showing the first n_values elements (%g). Always NUL-terminates; returns
+ * the length it needed like snprintf. */
+int ts_summarize(const ts_tensor *t, size_t n_values, char *buf, size_t len);
+
+/* Seals the open WAL segment into an SST (no-op when it is empty). When
+ * `sst_name` is given it receives the file name ("sst_000000.sst") and
+ * *n_out the number of tensors flushed. */
+int ts_flush(ts_store *s, char *sst_name, size_t sst_name_len, uint64_t *n_out);
+
+/* ---- iteration -------------------------------------------------------- */
+/* What a scan reports for each key: the newest version's metadata. Borrowed
+ * for the duration of the callback. */
+typedef struct ts_entry {
+    const uint8_t *key;
+    size_t key_len;
+    const char *name;
+    ts_dtype dtype;
+    uint32_t ndim;
+    uint64_t shape[TS_MAX_DIMS];
+    int64_t timestamp_ns;
+    uint64_t data_len;
+    uint64_t seq;
+    uint64_t file_no;     /* number of the WAL/SST file holding it */
+    int in_memtable;      /* 1 when still in the open WAL segment */
+} ts_entry;
+
+/* Return 0 to continue, non-zero to stop (that value is returned by scan). */
+typedef int (*ts_scan_fn)(void *ctx, const ts_entry *e);
+
+/* Visits keys in [lo, hi) in bytewise order, newest version of each; NULL
+ * lo/hi mean unbounded. */
+int ts_scan_range(ts_store *s, const void *lo, size_t lo_len, const void *hi,
+                  size_t hi_len, ts_scan_fn fn, void *ctx);
+/* Visits every key starting with prefix (prefix_len 0: all keys). */
+int ts_scan_prefix(ts_store *s, const void *prefix, size_t prefix_len,
+                   ts_scan_fn fn, void *ctx);
+
+/* ---- statistics and verification ------------------------------------ */
+typedef struct ts_stats {
+    /* store contents */
+    uint64_t n_sst;            /* live SST files */
+    uint64_t n_entries;        /* index entries (memtable + SSTs; a key
+                                  overwritten in another file counts twice) */
+    uint64_t memtable_entries;
+    uint64_t memtable_bytes;   /* record bytes in the open segment */
+    uint64_t disk_bytes;       /* bytes of live WAL + SST files */
+    /* since open */
+    uint64_t batches;
+    uint64_t tensors_saved;
+    uint64_t payload_bytes;    /* tensor data bytes saved */
+    uint64_t bytes_written;    /* every byte written to disk (records,
+                                  indexes, footers, manifests, headers) */
+    uint64_t fsyncs;           /* fdatasync + fsync + directory syncs */
+    uint64_t flushes;
+    uint64_t next_seq;
+    uint64_t recovery_cut_bytes; /* torn WAL tail cut off by this open */
+} ts_stats;
+
+void ts_get_stats(const ts_store *s, ts_stats *st);
+
+/* Called for every damaged item verify finds; msg names file and offset. */
+typedef void (*ts_verify_fn)(void *ctx, const char *msg);
+/* Reads every record of every live file and checks every CRC and the
+ * indexes. Returns 0 when clean, TS_ECORRUPT when something is damaged
+ * (*n_bad counts the damaged items), or another error. */
+int ts_verify(ts_store *s, ts_verify_fn fn, void *ctx, uint64_t *n_bad);
+
+/* ---- the seed's dry run ---------------------------------------------- */
+/* Output sink for ts_dry_run: one line per call, no trailing newline. */
+typedef void (*ts_line_fn)(void *ctx, const char *line);
+/*
+ * dryRunScenario: in the (empty or missing) directory dir, saves two tensors
+ * under keys 101 and 202 to the WAL, flushes them ("flushed 2 to
+ * sst_000000.sst"), reopens the store (replay) and summarizes both.
+ */
+int ts_dry_run(const char *dir, struct plat_vfs *vfs, ts_line_fn out, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

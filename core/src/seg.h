@@ -1,0 +1,49 @@
+/*
+ * seg.h -- reading a segment's record area batch by batch, checking every
+ * checksum: the one reader behind WAL replay and verify.
+ *
+ * It tells a torn tail from corruption the way LevelDB's log reader does: a
+ * batch that is incomplete or damaged with nothing valid after it is a torn
+ * tail (the writer died mid-write; cut it); a damaged batch followed by a
+ * valid batch header is corruption (report file and offset). Memory use is
+ * bounded by one record header plus one 1 MiB data window.
+ */
+#ifndef EMBEDDB_SEG_H
+#define EMBEDDB_SEG_H
+
+#include "embeddb/plat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct seg_rec {
+    uint64_t off;
+    uint64_t seq;
+    uint32_t rec_len;
+    uint32_t hdr_len;
+    size_t key_off;      /* into the keys buffer handed to the callback */
+    uint16_t key_len;
+} seg_rec;
+
+/* Called once per complete, verified batch. Return 0 to go on; any other
+ * value stops the scan and is returned by seg_scan. */
+typedef int (*seg_batch_fn)(void *ctx, const seg_rec *recs, size_t n, const uint8_t *keys);
+
+enum { SEG_CLEAN = 0, SEG_TORN = 1, SEG_CORRUPT = 2 };
+
+typedef struct seg_result {
+    int status;          /* SEG_CLEAN, SEG_TORN or SEG_CORRUPT */
+    uint64_t good_end;   /* end of the last valid batch */
+    uint64_t bad_off;    /* where the damage starts (TORN/CORRUPT) */
+    const char *why;     /* static reason (TORN/CORRUPT) */
+    uint64_t last_seq;   /* seq of the last valid record (or min_seq - 1) */
+    uint64_t n_batches, n_records;
+} seg_result;
+
+/* Scans [start, end) of fd. Sequence numbers must start above min_seq - 1
+ * and rise by one per record. Returns 0 with *res filled, or a negative
+ * error (I/O, ENOMEM, or the callback's value). */
+int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_seq,
+             seg_batch_fn fn, void *ctx, seg_result *res);
+
+#endif

@@ -1,0 +1,684 @@
+/*
+ * store.c -- opening, recovering and closing a store, plus the counted I/O
+ * and error helpers the other store files share.
+ *
+ * Recovery rules (FORMAT.md, "Recovery"), applied in this order on open:
+ *   1. MANIFEST names the live SSTs and the open WAL segment W.
+ *   2. A live SST whose sst_N name is missing but whose wal_N is sealed (has
+ *      a valid footer) was renamed by a flush whose directory sync did not
+ *      land: finish the rename.
+ *   3. If wal_W is sealed, or missing while sst_W exists, the flush of W got
+ *      that far: adopt it as an SST and open W+1.
+ *   4. Otherwise replay wal_W: every complete batch enters the MemTable; a
+ *      torn tail is cut off; damage followed by valid data fails the open
+ *      (or, with salvage, the damaged tail is moved aside).
+ *   5. wal_/sst_ files numbered above W are leftovers of an interrupted
+ *      flush that never held acknowledged data: they are removed.
+ * A read-only open applies the same rules in memory and changes nothing.
+ */
+#include "store_int.h"
+
+#include "format.h"
+#include "manifest.h"
+#include "record.h"
+#include "seg.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *ts_strerror(int err)
+{
+    switch (err) {
+    case TS_OK: return "ok";
+    case TS_ECORRUPT: return "data corruption detected";
+    case TS_ENOTFOUND: return "no tensor under that key";
+    case TS_EFAILED: return "store failed after an I/O error; reopen it";
+    case TS_ENOTSTORE: return "directory holds store files but no MANIFEST";
+    default: break;
+    }
+    if (err < 0 && err > -4096)
+        return strerror(-err);
+    return "unknown error";
+}
+
+void ts_options_init(ts_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->memtable_max = STORE_DEFAULT_MEMTABLE_MAX;
+    opts->sync = 1;
+}
+
+const char *ts_errmsg(const ts_store *s)
+{
+    return s ? s->err : "";
+}
+
+static int vset(ts_store *s, int rc, const char *fmt, va_list ap)
+{
+    vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    return rc;
+}
+
+int store__err(ts_store *s, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(s, rc, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int store__fail(ts_store *s, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(s, rc, fmt, ap);
+    va_end(ap);
+    s->failed = 1;
+    return rc;
+}
+
+void store__join(const ts_store *s, const char *name, char *out)
+{
+    snprintf(out, STORE_PATH_MAX, "%s/%s", s->dir, name);
+}
+
+void store__file_path(const ts_store *s, const char *kind, uint64_t no, char *out)
+{
+    snprintf(out, STORE_PATH_MAX, "%s/%s_%06" PRIu64 ".%s", s->dir, kind, no,
+             kind[0] == 'w' ? "log" : "sst");
+}
+
+int store__write(ts_store *s, int fd, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    int rc = s->vfs->pwritev(s->vfs, fd, iov, iovcnt, off);
+    if (!rc)
+        s->st.bytes_written += total;
+    return rc;
+}
+
+int store__sync(ts_store *s, int fd)
+{
+    s->st.fsyncs++;
+    return s->vfs->fdatasync(s->vfs, fd);
+}
+
+int store__dirsync(ts_store *s)
+{
+    s->st.fsyncs++;
+    int rc = s->vfs->dirsync(s->vfs, s->dir);
+    if (rc)
+        return store__fail(s, rc, "fsync(%s): %s", s->dir, strerror(-rc));
+    return 0;
+}
+
+int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int *fd_out)
+{
+    char path[STORE_PATH_MAX];
+    uint8_t hdr[FMT_SEG_HDR_LEN];
+    struct iovec iov = {hdr, sizeof(hdr)};
+    int fd = -1, rc;
+    store__file_path(s, "wal", no, path);
+    rc = s->vfs->open(s->vfs, path, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd);
+    if (rc) {
+        store__err(s, rc, "open(%s): %s", path, strerror(-rc));
+        goto out;
+    }
+    seg_hdr_encode(no, base_seq, hdr);
+    rc = store__write(s, fd, &iov, 1, 0);
+    if (rc) {
+        store__err(s, rc, "write(%s): %s", path, strerror(-rc));
+        goto out;
+    }
+    rc = store__sync(s, fd);
+    if (rc)
+        store__fail(s, rc, "fdatasync(%s): %s", path, strerror(-rc));
+out:
+    if (rc && fd >= 0) {
+        s->vfs->close(s->vfs, fd);
+        fd = -1;
+    }
+    *fd_out = fd;
+    return rc;
+}
+
+int store__write_manifest(ts_store *s, uint64_t wal_no)
+{
+    char tmp[STORE_PATH_MAX], path[STORE_PATH_MAX];
+    uint64_t *live = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int fd = -1, rc;
+    live = malloc((s->n_ssts ? s->n_ssts : 1) * sizeof(*live));
+    if (!live) {
+        rc = store__err(s, TS_ENOMEM, "out of memory writing MANIFEST");
+        goto out;
+    }
+    for (size_t i = 0; i < s->n_ssts; i++)
+        live[i] = s->ssts[i].file_no;
+    rc = man_encode(live, s->n_ssts, wal_no, &buf, &len);
+    if (rc) {
+        store__err(s, rc, "out of memory writing MANIFEST");
+        goto out;
+    }
+    store__join(s, FMT_MAN_TMP_NAME, tmp);
+    store__join(s, FMT_MAN_NAME, path);
+    rc = s->vfs->open(s->vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd);
+    if (rc) {
+        store__err(s, rc, "open(%s): %s", tmp, strerror(-rc));
+        goto out;
+    }
+    struct iovec iov = {buf, len};
+    rc = store__write(s, fd, &iov, 1, 0);
+    if (rc) {
+        store__err(s, rc, "write(%s): %s", tmp, strerror(-rc));
+        goto out;
+    }
+    rc = store__sync(s, fd);
+    if (rc) {
+        store__fail(s, rc, "fdatasync(%s): %s", tmp, strerror(-rc));
+        goto out;
+    }
+    rc = s->vfs->rename(s->vfs, tmp, path);
+    if (rc)
+        store__fail(s, rc, "rename(%s, %s): %s", tmp, path, strerror(-rc));
+out:
+    if (fd >= 0)
+        s->vfs->close(s->vfs, fd);
+    free(live);
+    free(buf);
+    return rc;
+}
+
+int store__add_sst(ts_store *s, sst *t)
+{
+    if (s->n_ssts == s->cap_ssts) {
+        size_t cap = s->cap_ssts ? 2 * s->cap_ssts : 16;
+        sst *n = realloc(s->ssts, cap * sizeof(*n));
+        if (!n)
+            return store__err(s, TS_ENOMEM, "out of memory adding an SST");
+        s->ssts = n;
+        s->cap_ssts = cap;
+    }
+    /* Keep ascending file order (adoption during recovery may come last). */
+    size_t i = s->n_ssts;
+    while (i > 0 && s->ssts[i - 1].file_no > t->file_no) {
+        s->ssts[i] = s->ssts[i - 1];
+        i--;
+    }
+    s->ssts[i] = *t;
+    s->n_ssts++;
+    if (t->fd >= 0)
+        s->n_open++;
+    t->fd = -1;
+    t->index = NULL;
+    t->path = NULL;
+    return 0;
+}
+
+int store__sst_fd(ts_store *s, sst *t, int *fd)
+{
+    int rc = 0;
+    t->last_use = ++s->clock;
+    if (t->fd < 0) {
+        if (s->n_open >= STORE_MAX_OPEN_SSTS) {
+            sst *lru = NULL;
+            for (size_t i = 0; i < s->n_ssts; i++)
+                if (s->ssts[i].fd >= 0 && (!lru || s->ssts[i].last_use < lru->last_use))
+                    lru = &s->ssts[i];
+            if (lru) {
+                s->vfs->close(s->vfs, lru->fd);
+                lru->fd = -1;
+                s->n_open--;
+            }
+        }
+        rc = s->vfs->open(s->vfs, t->path, PLAT_O_RDONLY, &t->fd);
+        if (rc)
+            return store__err(s, rc, "open(%s): %s", t->path, strerror(-rc));
+        s->n_open++;
+    }
+    *fd = t->fd;
+    return rc;
+}
+
+/* ---- open and recovery ------------------------------------------------ */
+
+static int read_manifest(ts_store *s, uint64_t *wal_no, uint64_t **live, size_t *n)
+{
+    char path[STORE_PATH_MAX];
+    plat_stat st;
+    uint8_t *buf = NULL;
+    const char *why = "";
+    int fd = -1, rc;
+    store__join(s, FMT_MAN_NAME, path);
+    rc = s->vfs->open(s->vfs, path, PLAT_O_RDONLY, &fd);
+    if (rc) {
+        if (rc != -ENOENT)
+            store__err(s, rc, "open(%s): %s", path, strerror(-rc));
+        goto out;
+    }
+    rc = s->vfs->fstat(s->vfs, fd, &st);
+    if (rc) {
+        store__err(s, rc, "fstat(%s): %s", path, strerror(-rc));
+        goto out;
+    }
+    if (st.size > (64u << 20)) {
+        rc = store__err(s, TS_ECORRUPT, "%s: implausible size %" PRIu64, path, st.size);
+        goto out;
+    }
+    buf = malloc(st.size ? st.size : 1);
+    if (!buf) {
+        rc = store__err(s, TS_ENOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    rc = plat_read_exact(s->vfs, fd, buf, st.size, 0);
+    if (rc) {
+        store__err(s, rc, "pread(%s): %s", path, strerror(-rc));
+        goto out;
+    }
+    rc = man_decode(buf, st.size, wal_no, live, n, &why);
+    if (rc)
+        store__err(s, rc, "%s: %s (offset 0)", path, why);
+out:
+    if (fd >= 0)
+        s->vfs->close(s->vfs, fd);
+    free(buf);
+    return rc;
+}
+
+typedef struct scan_names {
+    int has_store_files;
+    uint64_t above;          /* report files numbered above this */
+    uint64_t strays[64];
+    char stray_kind[64];
+    size_t n_strays;
+} scan_names;
+
+static int parse_name(const char *name, char *kind, uint64_t *no)
+{
+    unsigned long long v;
+    char ext[4];
+    int used = 0;
+    if (sscanf(name, "wal_%llu.%3s%n", &v, ext, &used) == 2 && !name[used] && !strcmp(ext, "log"))
+        *kind = 'w';
+    else if (sscanf(name, "sst_%llu.%3s%n", &v, ext, &used) == 2 && !name[used] &&
+             !strcmp(ext, "sst"))
+        *kind = 's';
+    else
+        return 0;
+    *no = v;
+    return 1;
+}
+
+static int on_name(void *ctx, const char *name)
+{
+    scan_names *sn = ctx;
+    char kind;
+    uint64_t no;
+    if (!parse_name(name, &kind, &no))
+        return 0;
+    sn->has_store_files = 1;
+    if (no > sn->above && sn->n_strays < 64) {
+        sn->stray_kind[sn->n_strays] = kind;
+        sn->strays[sn->n_strays++] = no;
+    }
+    return 0;
+}
+
+/* Opens live SST `no`, finishing an interrupted rename from wal_no when the
+ * sst_ name is missing. *dirty is set when a rename happened. */
+static int open_sst(ts_store *s, uint64_t no, int *dirty)
+{
+    char path[STORE_PATH_MAX], wal[STORE_PATH_MAX], msg[768];
+    plat_stat st;
+    sst t;
+    int rc;
+    store__file_path(s, "sst", no, path);
+    if (s->vfs->stat(s->vfs, path, &st) == -ENOENT) {
+        store__file_path(s, "wal", no, wal);
+        if (s->opts.read_only) {
+            memcpy(path, wal, sizeof(path));
+        } else if (s->vfs->stat(s->vfs, wal, &st) == 0) {
+            rc = sst_open(s->vfs, wal, no, &t, msg, sizeof(msg));
+            if (rc)
+                return store__err(s, rc, "live SST %s missing and %s is not sealed: %s", path,
+                                  wal, msg);
+            sst_close(s->vfs, &t);
+            rc = s->vfs->rename(s->vfs, wal, path);
+            if (rc)
+                return store__err(s, rc, "rename(%s, %s): %s", wal, path, strerror(-rc));
+            *dirty = 1;
+        }
+    }
+    rc = sst_open(s->vfs, path, no, &t, msg, sizeof(msg));
+    if (rc == -ENOENT)
+        return store__err(s, TS_ECORRUPT, "live SST %s is missing", path);
+    if (rc)
+        return store__err(s, rc, "%s", msg);
+    rc = store__add_sst(s, &t);
+    if (rc)
+        sst_close(s->vfs, &t);
+    return rc;
+}
+
+typedef struct replay_ctx {
+    ts_store *s;
+    int fd;
+} replay_ctx;
+
+static int replay_batch(void *ctx, const seg_rec *recs, size_t n, const uint8_t *keys)
+{
+    replay_ctx *rc = ctx;
+    ts_store *s = rc->s;
+    uint8_t h[FMT_REC_FIXED_LEN];
+    for (size_t i = 0; i < n; i++) {
+        /* The dtype byte feeds previews; the scan already checked the CRC. */
+        int e = plat_read_exact(s->vfs, rc->fd, h, sizeof(h), recs[i].off);
+        if (e)
+            return store__err(s, e, "pread(wal_%06" PRIu64 ".log): %s", s->wal_no, strerror(-e));
+        e = mt_put(&s->mt, keys + recs[i].key_off, recs[i].key_len, recs[i].off, recs[i].rec_len,
+                   recs[i].hdr_len, recs[i].seq, h[36]);
+        if (e)
+            return store__err(s, e, "out of memory replaying the WAL");
+    }
+    return 0;
+}
+
+/* Copies [from, size) of the WAL to wal_N.damaged before salvage cuts it. */
+static int save_damaged(ts_store *s, const char *wal, uint64_t from, uint64_t size)
+{
+    char path[STORE_PATH_MAX];
+    uint8_t *buf = malloc(1 << 20);
+    int fd = -1, rc = 0;
+    snprintf(path, sizeof(path), "%.*s.damaged", (int)(strlen(wal) - 4), wal);
+    if (!buf)
+        return store__err(s, TS_ENOMEM, "out of memory");
+    rc = s->vfs->open(s->vfs, path, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd);
+    for (uint64_t off = from; !rc && off < size;) {
+        size_t n = size - off < (1 << 20) ? (size_t)(size - off) : (1 << 20);
+        rc = plat_read_exact(s->vfs, s->wal_fd, buf, n, off);
+        struct iovec iov = {buf, n};
+        if (!rc)
+            rc = store__write(s, fd, &iov, 1, off - from);
+        off += n;
+    }
+    if (!rc)
+        rc = store__sync(s, fd);
+    if (rc)
+        store__err(s, rc, "saving the damaged WAL tail to %s: %s", path, strerror(-rc));
+    if (fd >= 0)
+        s->vfs->close(s->vfs, fd);
+    free(buf);
+    return rc;
+}
+
+/* Step 3-4 of recovery for the open segment W. */
+static int open_wal(ts_store *s, int *dirty)
+{
+    char path[STORE_PATH_MAX], sstp[STORE_PATH_MAX];
+    plat_stat st;
+    sst_footer f;
+    seg_result res;
+    uint8_t hdr[FMT_SEG_HDR_LEN];
+    uint64_t file_no = 0, base_seq = 0;
+    int rc;
+    store__file_path(s, "wal", s->wal_no, path);
+    store__file_path(s, "sst", s->wal_no, sstp);
+    rc = s->vfs->open(s->vfs, path, s->opts.read_only ? PLAT_O_RDONLY : PLAT_O_RDWR, &s->wal_fd);
+    if (rc == -ENOENT) {
+        if (s->vfs->stat(s->vfs, sstp, &st) == 0) {
+            rc = open_sst(s, s->wal_no, dirty);
+            if (rc)
+                return rc;
+            s->wal_no++;
+            *dirty = 1;
+        }
+        goto fresh;
+    }
+    if (rc)
+        return store__err(s, rc, "open(%s): %s", path, strerror(-rc));
+    if ((rc = s->vfs->fstat(s->vfs, s->wal_fd, &st)))
+        return store__err(s, rc, "fstat(%s): %s", path, strerror(-rc));
+    if (sst_probe(s->vfs, s->wal_fd, st.size, &f) == 0 && f.file_no == s->wal_no) {
+        /* Sealed but not renamed: the flush got that far. */
+        s->vfs->close(s->vfs, s->wal_fd);
+        s->wal_fd = -1;
+        if (!s->opts.read_only) {
+            rc = s->vfs->rename(s->vfs, path, sstp);
+            if (rc)
+                return store__err(s, rc, "rename(%s, %s): %s", path, sstp, strerror(-rc));
+        }
+        rc = open_sst(s, s->wal_no, dirty);
+        if (rc)
+            return rc;
+        s->wal_no++;
+        *dirty = 1;
+        goto fresh;
+    }
+    if (st.size < FMT_SEG_HDR_LEN) {
+        /* Created but its header never became durable: holds nothing. */
+        s->vfs->close(s->vfs, s->wal_fd);
+        s->wal_fd = -1;
+        goto fresh;
+    }
+    rc = plat_read_exact(s->vfs, s->wal_fd, hdr, sizeof(hdr), 0);
+    if (rc)
+        return store__err(s, rc, "pread(%s): %s", path, strerror(-rc));
+    if (seg_hdr_parse(hdr, &file_no, &base_seq) || file_no != s->wal_no)
+        return store__err(s, TS_ECORRUPT, "%s: bad segment header at offset 0", path);
+    s->wal_base_seq = base_seq;
+    replay_ctx ctx = {s, s->wal_fd};
+    rc = seg_scan(s->vfs, s->wal_fd, FMT_SEG_HDR_LEN, st.size, base_seq, replay_batch, &ctx, &res);
+    if (rc)
+        return store__err(s, rc, "%s: replay failed: %s", path, s->err[0] ? s->err : ts_strerror(rc));
+    s->wal_end = res.good_end;
+    s->next_seq = res.last_seq + 1;
+    if (res.status == SEG_CORRUPT && !s->opts.salvage)
+        return store__err(s, TS_ECORRUPT,
+                          "%s: corruption at offset %" PRIu64 ": %s (valid data follows; "
+                          "open with salvage to keep the %" PRIu64 " bytes before it)",
+                          path, res.bad_off, res.why, res.good_end);
+    if (res.status != SEG_CLEAN && !s->opts.read_only) {
+        if (res.status == SEG_CORRUPT && (rc = save_damaged(s, path, res.good_end, st.size)))
+            return rc;
+        /* Cut the torn tail so the next batch follows valid data. */
+        rc = s->vfs->ftruncate(s->vfs, s->wal_fd, res.good_end);
+        if (!rc)
+            rc = store__sync(s, s->wal_fd);
+        if (rc)
+            return store__err(s, rc, "truncate(%s, %" PRIu64 "): %s", path, res.good_end,
+                              strerror(-rc));
+        /* Not an error: left in ts_errmsg so the caller can report it. */
+        s->st.recovery_cut_bytes = st.size - res.good_end;
+        store__err(s, 0, "%s: cut %" PRIu64 " bytes at offset %" PRIu64 " (%s)", path,
+                   st.size - res.good_end, res.good_end, res.why);
+        *dirty |= res.status == SEG_CORRUPT;
+    }
+    return 0;
+fresh:
+    s->wal_base_seq = s->next_seq;
+    s->wal_end = FMT_SEG_HDR_LEN;
+    if (s->opts.read_only)
+        return 0;
+    rc = store__create_wal(s, s->wal_no, s->next_seq, &s->wal_fd);
+    *dirty = 1;
+    return rc;
+}
+
+static int remove_strays(ts_store *s, int *dirty)
+{
+    scan_names sn = {.above = s->wal_no};
+    char path[STORE_PATH_MAX];
+    int rc = s->vfs->listdir(s->vfs, s->dir, on_name, &sn);
+    if (rc)
+        return store__err(s, rc, "listing %s: %s", s->dir, strerror(-rc));
+    for (size_t i = 0; i < sn.n_strays; i++) {
+        store__file_path(s, sn.stray_kind[i] == 'w' ? "wal" : "sst", sn.strays[i], path);
+        rc = s->vfs->unlink(s->vfs, path);
+        if (rc && rc != -ENOENT)
+            return store__err(s, rc, "unlink(%s): %s", path, strerror(-rc));
+        *dirty = 1;
+    }
+    store__join(s, FMT_MAN_TMP_NAME, path);
+    if (s->vfs->unlink(s->vfs, path) == 0)
+        *dirty = 1;
+    return 0;
+}
+
+static int open_dir(ts_store *s, const char *dir)
+{
+    plat_stat st;
+    int rc = s->vfs->stat(s->vfs, dir, &st);
+    if (rc == -ENOENT && s->opts.create_if_missing && !s->opts.read_only) {
+        rc = s->vfs->mkdir(s->vfs, dir);
+        if (rc && rc != -EEXIST)
+            return store__err(s, rc, "mkdir(%s): %s", dir, strerror(-rc));
+        rc = s->vfs->stat(s->vfs, dir, &st);
+    }
+    if (rc == -ENOENT)
+        return store__err(s, TS_ENOENT, "%s: no such directory", dir);
+    if (rc)
+        return store__err(s, rc, "stat(%s): %s", dir, strerror(-rc));
+    if (!st.is_dir)
+        return store__err(s, TS_ENOTDIR, "%s: not a directory", dir);
+    if (!s->opts.read_only) {
+        char lock[STORE_PATH_MAX];
+        store__join(s, FMT_LOCK_NAME, lock);
+        rc = s->vfs->lock(s->vfs, lock, &s->lock_fd);
+        if (rc == -EBUSY || rc == -EAGAIN || rc == -EWOULDBLOCK)
+            return store__err(s, TS_EBUSY, "%s: locked by another writer (%s)", dir, lock);
+        if (rc)
+            return store__err(s, rc, "lock(%s): %s", lock, strerror(-rc));
+    }
+    return 0;
+}
+
+static int recover(ts_store *s)
+{
+    uint64_t *live = NULL;
+    size_t n_live = 0;
+    int dirty = 0, rc;
+    rc = read_manifest(s, &s->wal_no, &live, &n_live);
+    if (rc == -ENOENT) {
+        scan_names sn = {.above = UINT64_MAX};
+        rc = s->vfs->listdir(s->vfs, s->dir, on_name, &sn);
+        if (rc) {
+            store__err(s, rc, "listing %s: %s", s->dir, strerror(-rc));
+            goto out;
+        }
+        if (sn.has_store_files) {
+            rc = store__err(s, TS_ENOTSTORE, "%s: WAL/SST files but no MANIFEST", s->dir);
+            goto out;
+        }
+        if (s->opts.read_only || !s->opts.create_if_missing) {
+            rc = store__err(s, TS_ENOENT, "%s: no store here (no MANIFEST)", s->dir);
+            goto out;
+        }
+        s->wal_no = 0;
+        s->next_seq = 1;
+        dirty = 1;
+        rc = open_wal(s, &dirty);
+        goto finish;
+    }
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < n_live; i++)
+        if ((rc = open_sst(s, live[i], &dirty)))
+            goto out;
+    s->next_seq = 1;
+    for (size_t i = 0; i < s->n_ssts; i++)
+        if (s->ssts[i].f.max_seq >= s->next_seq)
+            s->next_seq = s->ssts[i].f.max_seq + 1;
+    rc = open_wal(s, &dirty);
+finish:
+    if (rc || s->opts.read_only)
+        goto out;
+    if ((rc = remove_strays(s, &dirty)))
+        goto out;
+    if (dirty) {
+        rc = store__write_manifest(s, s->wal_no);
+        if (!rc)
+            rc = store__dirsync(s);
+    }
+out:
+    free(live);
+    return rc;
+}
+
+int ts_open(const char *dir, const ts_options *opts, ts_store **out, char *errbuf, size_t errlen)
+{
+    ts_store *s = calloc(1, sizeof(*s));
+    int rc;
+    *out = NULL;
+    if (!s) {
+        rc = TS_ENOMEM;
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "out of memory");
+        return rc;
+    }
+    s->lock_fd = -1;
+    s->wal_fd = -1;
+    mt_init(&s->mt);
+    if (opts)
+        s->opts = *opts;
+    else
+        ts_options_init(&s->opts);
+    if (!s->opts.memtable_max)
+        s->opts.memtable_max = STORE_DEFAULT_MEMTABLE_MAX;
+    s->vfs = s->opts.vfs ? s->opts.vfs : plat_vfs_default();
+    s->dir = strdup(dir ? dir : "");
+    if (!s->dir || !dir || !dir[0] || strlen(dir) > STORE_PATH_MAX - 64) {
+        rc = store__err(s, s->dir ? TS_EINVAL : TS_ENOMEM, "bad store directory name");
+        goto out;
+    }
+    rc = open_dir(s, dir);
+    if (!rc)
+        rc = recover(s);
+out:
+    if (rc) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", s->err[0] ? s->err : ts_strerror(rc));
+        ts_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int ts_close(ts_store *s)
+{
+    if (!s)
+        return 0;
+    for (size_t i = 0; i < s->n_ssts; i++)
+        sst_close(s->vfs, &s->ssts[i]);
+    free(s->ssts);
+    if (s->wal_fd >= 0)
+        s->vfs->close(s->vfs, s->wal_fd);
+    if (s->lock_fd >= 0)
+        s->vfs->close(s->vfs, s->lock_fd);
+    mt_free(&s->mt);
+    free(s->dir);
+    free(s);
+    return 0;
+}
+
+void ts_get_stats(const ts_store *s, ts_stats *st)
+{
+    *st = s->st;
+    st->n_sst = s->n_ssts;
+    st->memtable_entries = s->mt.n;
+    st->memtable_bytes = s->mt.bytes;
+    st->n_entries = s->mt.n;
+    st->disk_bytes = s->wal_end;
+    for (size_t i = 0; i < s->n_ssts; i++) {
+        st->n_entries += s->ssts[i].f.n_entries;
+        st->disk_bytes += s->ssts[i].file_size;
+    }
+    st->next_seq = s->next_seq;
+}

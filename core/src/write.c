@@ -1,0 +1,287 @@
+/*
+ * write.c -- the write path: ts_save_batch appends one batch frame to the
+ * WAL and makes it durable; ts_flush seals the segment into an SST.
+ *
+ * The hot path copies no tensor bytes: the frame goes out as one pwritev
+ * whose iovecs point at the caller's data between the encoded headers, and
+ * the MemTable only remembers offsets. Checksumming is the only pass over
+ * the data (crc32c_blocks, about 30 GB/s with the CPU's CRC instruction).
+ *
+ * Failure policy: a write that fails before the fdatasync is cut back off
+ * the file and reported (ENOSPC stays ENOSPC and the store stays usable);
+ * a failed fdatasync, or any failure after a flush started renaming files,
+ * poisons the store (TS_EFAILED from then on) because what the disk holds is
+ * no longer known. Reopening recovers from the files alone.
+ */
+#include "store_int.h"
+
+#include "format.h"
+#include "record.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+static const uint8_t zeros[FMT_ALIGN];
+
+static int check_writable(ts_store *s)
+{
+    if (s->opts.read_only)
+        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
+    if (s->failed)
+        return TS_EFAILED; /* keep the message of the failure itself */
+    return 0;
+}
+
+static const char *why_invalid(const ts_tensor *t, int rc)
+{
+    if (!t || !t->key || !t->name)
+        return "missing key or name";
+    if (rc == TS_ENAMETOOLONG)
+        return t->key_len > TS_MAX_KEY_LEN ? "key longer than 1024 bytes"
+                                           : "name longer than 1024 bytes";
+    if (t->key_len == 0)
+        return "empty key";
+    if (t->ndim > TS_MAX_DIMS)
+        return "more than 8 dimensions";
+    if (!ts_dtype_size(t->dtype))
+        return "unknown dtype";
+    if (rc == TS_EOVERFLOW)
+        return "shape too large (size overflows)";
+    if (t->data_len && !t->data)
+        return "no data buffer";
+    return "data length does not match shape x dtype size";
+}
+
+/* Writes iovecs in IOV_MAX-sized groups at off. */
+static int write_iov(ts_store *s, const struct iovec *iov, size_t n, uint64_t off)
+{
+    while (n) {
+        int k = n > IOV_MAX ? IOV_MAX : (int)n;
+        uint64_t len = 0;
+        for (int i = 0; i < k; i++)
+            len += iov[i].iov_len;
+        int rc = store__write(s, s->wal_fd, iov, k, off);
+        if (rc)
+            return rc;
+        iov += k;
+        n -= (size_t)k;
+        off += len;
+    }
+    return 0;
+}
+
+/* Undoes a partial append; if even that fails the file's tail is unknown. */
+static int cut_back(ts_store *s, int rc, const char *what)
+{
+    char path[STORE_PATH_MAX];
+    store__file_path(s, "wal", s->wal_no, path);
+    int trc = s->vfs->ftruncate(s->vfs, s->wal_fd, s->wal_end);
+    if (trc)
+        return store__fail(s, rc, "%s(%s): %s; truncating back failed too: %s", what, path,
+                           strerror(-rc), strerror(-trc));
+    return store__err(s, rc, "%s(%s): %s (nothing was committed)", what, path, strerror(-rc));
+}
+
+int ts_save(ts_store *s, const ts_tensor *t)
+{
+    return ts_save_batch(s, &t, 1);
+}
+
+int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
+{
+    uint8_t *hbuf = NULL;
+    struct iovec *iov = NULL;
+    size_t *hoff = NULL;
+    uint32_t *hlen = NULL;
+    uint64_t hbytes = FMT_BATCH_HDR_LEN, body = 0, keys = 0;
+    size_t niov = 0;
+    int rc = check_writable(s);
+    if (rc || n == 0)
+        return rc;
+    if (n > UINT32_MAX / 4)
+        return store__err(s, TS_EINVAL, "batch of %zu tensors is too large", n);
+    hoff = malloc(n * sizeof(*hoff));
+    hlen = malloc(n * sizeof(*hlen));
+    iov = malloc((2 * n + 1) * sizeof(*iov));
+    if (!hoff || !hlen || !iov) {
+        rc = store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
+        goto out;
+    }
+    /* Validate everything before writing anything. */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t rec_len;
+        rc = rec_size(tensors[i], &hlen[i], &rec_len);
+        if (rc) {
+            store__err(s, rc, "tensor %zu of the batch rejected: %s", i, why_invalid(tensors[i], rc));
+            goto out;
+        }
+        hoff[i] = (size_t)hbytes;
+        hbytes += hlen[i];
+        body += rec_len;
+        keys += tensors[i]->key_len;
+        if (body > (UINT64_MAX >> 2) || hbytes > SIZE_MAX / 2) {
+            rc = store__err(s, TS_EOVERFLOW, "batch too large");
+            goto out;
+        }
+    }
+    if ((rc = mt_reserve(&s->mt, n, (size_t)keys))) {
+        store__err(s, rc, "out of memory indexing a batch of %zu", n);
+        goto out;
+    }
+    hbuf = malloc((size_t)hbytes);
+    if (!hbuf) {
+        rc = store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
+        goto out;
+    }
+    int64_t now = 0;
+    batch_hdr bh = {.n_records = (uint32_t)n, .body_len = body, .first_seq = s->next_seq};
+    batch_encode(&bh, hbuf);
+    iov[niov++] = (struct iovec){hbuf, FMT_BATCH_HDR_LEN};
+    for (size_t i = 0; i < n; i++) {
+        const ts_tensor *t = tensors[i];
+        int64_t ts = t->timestamp_ns;
+        if (!ts)
+            ts = now ? now : (now = plat_now_ns());
+        rec_encode(t, s->next_seq + i, ts, hbuf + hoff[i], hlen[i]);
+        /* Merge each header into the previous iovec when contiguous. */
+        if (i == 0)
+            iov[0].iov_len += hlen[0];
+        else
+            iov[niov++] = (struct iovec){hbuf + hoff[i], hlen[i]};
+        if (t->data_len)
+            iov[niov++] = (struct iovec){(void *)t->data, t->data_len};
+        if (t->data_len % FMT_ALIGN)
+            iov[niov++] = (struct iovec){(void *)zeros, FMT_ALIGN - t->data_len % FMT_ALIGN};
+    }
+    rc = write_iov(s, iov, niov, s->wal_end);
+    if (rc) {
+        cut_back(s, rc, "pwritev");
+        goto out;
+    }
+    if (s->opts.sync && (rc = store__sync(s, s->wal_fd))) {
+        char path[STORE_PATH_MAX];
+        store__file_path(s, "wal", s->wal_no, path);
+        store__fail(s, rc, "fdatasync(%s): %s (batch not committed; reopen the store)", path,
+                    strerror(-rc));
+        goto out;
+    }
+    /* Committed: index it. Room was reserved, so these cannot fail. */
+    uint64_t off = s->wal_end + FMT_BATCH_HDR_LEN;
+    for (size_t i = 0; i < n; i++) {
+        const ts_tensor *t = tensors[i];
+        uint32_t rec_len = (uint32_t)(hlen[i] + fmt_align8(t->data_len));
+        mt_put(&s->mt, t->key, t->key_len, off, rec_len, hlen[i], s->next_seq + i,
+               (uint8_t)t->dtype);
+        off += rec_len;
+        s->st.payload_bytes += t->data_len;
+    }
+    s->wal_end = off;
+    s->next_seq += n;
+    s->st.batches++;
+    s->st.tensors_saved += n;
+    if (s->mt.bytes >= s->opts.memtable_max) {
+        /* The batch is durable whatever happens here; a failed flush leaves
+         * its message in ts_errmsg and is retried after the next batch. */
+        ts_flush(s, NULL, 0, NULL);
+    }
+out:
+    free(hbuf);
+    free(iov);
+    free(hoff);
+    free(hlen);
+    return rc;
+}
+
+int ts_flush(ts_store *s, char *sst_name, size_t sst_name_len, uint64_t *n_out)
+{
+    char wal[STORE_PATH_MAX], path[STORE_PATH_MAX];
+    uint32_t *order = NULL;
+    uint8_t *buf = NULL;
+    size_t n = 0, len = 0;
+    int new_fd = -1;
+    sst t = {.fd = -1};
+    int rc = check_writable(s);
+    if (sst_name && sst_name_len)
+        sst_name[0] = 0;
+    if (n_out)
+        *n_out = 0;
+    if (rc || s->mt.n == 0)
+        return rc;
+    order = mt_sorted(&s->mt, &n);
+    if (!order) {
+        rc = store__err(s, TS_ENOMEM, "out of memory sorting the MemTable");
+        goto out;
+    }
+    rc = sst_build(&s->mt, order, n, s->wal_end, s->wal_no, s->wal_base_seq, s->next_seq - 1,
+                   &buf, &len);
+    if (rc) {
+        store__err(s, rc, "out of memory building an SST index");
+        goto out;
+    }
+    struct iovec iov = {buf, len};
+    rc = store__write(s, s->wal_fd, &iov, 1, s->wal_end);
+    if (rc) {
+        cut_back(s, rc, "pwrite");
+        goto out;
+    }
+    store__file_path(s, "wal", s->wal_no, wal);
+    store__file_path(s, "sst", s->wal_no, path);
+    if ((rc = store__sync(s, s->wal_fd))) {
+        store__fail(s, rc, "fdatasync(%s): %s", wal, strerror(-rc));
+        goto out;
+    }
+    if ((rc = s->vfs->rename(s->vfs, wal, path))) {
+        store__fail(s, rc, "rename(%s, %s): %s", wal, path, strerror(-rc));
+        goto out;
+    }
+    /* The sealed segment becomes an SST in memory without re-reading it. */
+    t.file_no = s->wal_no;
+    t.fd = s->wal_fd;
+    s->wal_fd = -1;
+    t.path = strdup(path);
+    t.file_size = s->wal_end + len;
+    sst_footer_parse(buf + len - FMT_FOOTER_LEN, &t.f);
+    t.index = realloc(buf, t.f.index_len ? t.f.index_len : 1);
+    if (!t.path || !t.index) {
+        rc = store__fail(s, TS_ENOMEM, "out of memory during flush");
+        goto out;
+    }
+    buf = NULL;
+    if ((rc = store__add_sst(s, &t))) {
+        s->failed = 1;
+        goto out;
+    }
+    if ((rc = store__create_wal(s, s->wal_no + 1, s->next_seq, &new_fd)) ||
+        (rc = store__write_manifest(s, s->wal_no + 1)) || (rc = store__dirsync(s))) {
+        s->failed = 1;
+        goto out;
+    }
+    if (sst_name && sst_name_len)
+        snprintf(sst_name, sst_name_len, "sst_%06" PRIu64 ".sst", s->wal_no);
+    if (n_out)
+        *n_out = n;
+    s->wal_fd = new_fd;
+    new_fd = -1;
+    s->wal_no++;
+    s->wal_base_seq = s->next_seq;
+    s->wal_end = FMT_SEG_HDR_LEN;
+    mt_clear(&s->mt);
+    s->st.flushes++;
+out:
+    if (new_fd >= 0)
+        s->vfs->close(s->vfs, new_fd);
+    if (t.fd >= 0)
+        s->vfs->close(s->vfs, t.fd);
+    free(t.path);
+    free(t.index);
+    free(buf);
+    free(order);
+    return rc;
+}

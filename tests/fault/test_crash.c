@@ -1,0 +1,305 @@
+/*
+ * test_crash.c -- power cuts and failing system calls under the engine,
+ * through the fault-injecting vfs (platform/plat_fault.h).
+ *
+ * The crash test runs a random workload of batches and flushes, cuts the
+ * power at a random system call (dropping every byte and directory entry not
+ * yet synced, sometimes keeping a torn prefix of unsynced bytes), reopens,
+ * and asserts: the open succeeds, every acknowledged batch is present with
+ * its exact bytes, no batch is partly visible, what is present is a prefix
+ * of what was written, verify finds nothing, and the store takes new writes.
+ *
+ * EMBEDDB_CRASH_TRIALS sets the number of trials (default 300);
+ * EMBEDDB_CRASH_SEED the first seed (default 1).
+ */
+#include "../core/test_util.h"
+
+#include "embeddb/plat_fault.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#define MAX_BATCHES 120
+#define MAX_PER_BATCH 4
+
+typedef struct rig {
+    char *base;
+    char store[4096];
+    char shadow[4096];
+    plat_vfs *fv;
+    ts_store *s;
+} rig;
+
+static uint64_t rnd(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void rig_init(rig *r, uint64_t seed)
+{
+    memset(r, 0, sizeof(*r));
+    r->base = tu_tmpdir("crash");
+    snprintf(r->store, sizeof(r->store), "%s/store", r->base);
+    snprintf(r->shadow, sizeof(r->shadow), "%s/shadow", r->base);
+    r->fv = plat_fault_new(plat_vfs_default(), r->shadow, seed);
+    assert_non_null(r->fv);
+}
+
+static void rig_free(rig *r)
+{
+    ts_close(r->s);
+    plat_fault_free(r->fv);
+    tu_rmtree(r->base);
+    free(r->base);
+}
+
+static int rig_open(rig *r, uint64_t memtable_max, char *err, size_t errlen)
+{
+    ts_options o;
+    ts_options_init(&o);
+    o.create_if_missing = 1;
+    o.vfs = r->fv;
+    o.memtable_max = memtable_max;
+    return ts_open(r->store, &o, &r->s, err, errlen);
+}
+
+/* Tensor j of batch i: (j+1)*37 f32 values derived from (i, j). */
+static size_t elems(uint32_t i, uint32_t j)
+{
+    return (size_t)((i * 7 + j * 13) % 9 + 1) * 37;
+}
+
+static float value(uint32_t i, uint32_t j, size_t k)
+{
+    return (float)(i * 1000 + j * 100) + (float)k * 0.5f;
+}
+
+static uint32_t batch_size(uint32_t i)
+{
+    return i % MAX_PER_BATCH + 1;
+}
+
+static int save_batch(ts_store *s, uint32_t i)
+{
+    tu_tensor x[MAX_PER_BATCH];
+    const ts_tensor *b[MAX_PER_BATCH];
+    uint32_t n = batch_size(i);
+    for (uint32_t j = 0; j < n; j++) {
+        size_t m = elems(i, j);
+        tu_tensor_init(&x[j], (uint64_t)i * 16 + j, m, 0);
+        for (size_t k = 0; k < m; k++)
+            x[j].data[k] = value(i, j, k);
+        b[j] = &x[j].t;
+    }
+    int rc = ts_save_batch(s, b, n);
+    for (uint32_t j = 0; j < n; j++)
+        tu_tensor_free(&x[j]);
+    return rc;
+}
+
+/* 1 if tensor j of batch i is present with exact contents, 0 if absent;
+ * fails the test if present but different. */
+static int present(ts_store *s, uint32_t i, uint32_t j)
+{
+    uint8_t key[8];
+    ts_tensor *t = NULL;
+    ts_key_from_u64((uint64_t)i * 16 + j, key);
+    int rc = ts_load(s, key, 8, &t);
+    if (rc == TS_ENOTFOUND)
+        return 0;
+    if (rc)
+        fail_msg("batch %u tensor %u: load failed: %s", i, j, ts_errmsg(s));
+    size_t m = elems(i, j);
+    assert_int_equal(t->data_len, m * sizeof(float));
+    for (size_t k = 0; k < m; k++)
+        assert_true(((const float *)t->data)[k] == value(i, j, k));
+    ts_tensor_free(t);
+    return 1;
+}
+
+/* One trial: returns through cmocka failures. */
+static void crash_trial(uint64_t seed, unsigned long *crash_points)
+{
+    rig r;
+    char err[1024];
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    uint32_t acked = 0, attempted = 0;
+    /* Small MemTables so flushes (and their renames) are often in flight. */
+    uint64_t memtable_max = 2048 + rnd(&x) % 16384;
+    rig_init(&r, seed);
+    assert_int_equal(rig_open(&r, memtable_max, err, sizeof(err)), 0);
+    int torn = (int)(rnd(&x) & 1);
+    unsigned crash_at = 1 + (unsigned)(rnd(&x) % 400);
+    plat_fault_crash_at(r.fv, crash_at, torn);
+    for (uint32_t i = 1; i <= MAX_BATCHES && !plat_fault_crashed(r.fv); i++) {
+        attempted = i;
+        int rc = save_batch(r.s, i);
+        if (rc)
+            break;
+        acked = i;
+        if (rnd(&x) % 16 == 0)
+            ts_flush(r.s, NULL, 0, NULL);
+    }
+    if (!plat_fault_crashed(r.fv))
+        assert_int_equal(plat_fault_crash(r.fv, torn), 0);
+    else
+        (*crash_points)++;
+    ts_close(r.s);
+    r.s = NULL;
+    plat_fault_revive(r.fv);
+
+    if (rig_open(&r, memtable_max, err, sizeof(err)))
+        fail_msg("seed %llu: reopen after crash failed: %s", (unsigned long long)seed, err);
+    uint32_t last_present = 0;
+    for (uint32_t i = 1; i <= attempted; i++) {
+        uint32_t n = batch_size(i), have = 0;
+        for (uint32_t j = 0; j < n; j++)
+            have += (uint32_t)present(r.s, i, j);
+        if (have != 0 && have != n)
+            fail_msg("seed %llu: batch %u is partly visible (%u of %u)", (unsigned long long)seed,
+                     i, have, n);
+        if (have) {
+            if (last_present != i - 1)
+                fail_msg("seed %llu: batch %u present after missing batch %u",
+                         (unsigned long long)seed, i, last_present + 1);
+            last_present = i;
+        }
+    }
+    if (last_present < acked)
+        fail_msg("seed %llu: acknowledged batch %u lost (recovered up to %u)",
+                 (unsigned long long)seed, acked, last_present);
+    uint64_t bad = 0;
+    if (ts_verify(r.s, NULL, NULL, &bad))
+        fail_msg("seed %llu: verify after recovery: %s", (unsigned long long)seed, ts_errmsg(r.s));
+    /* The recovered store takes writes and keeps them. */
+    assert_int_equal(save_batch(r.s, attempted + 1), 0);
+    assert_int_equal(ts_flush(r.s, NULL, 0, NULL), 0);
+    ts_close(r.s);
+    r.s = NULL;
+    assert_int_equal(rig_open(&r, memtable_max, err, sizeof(err)), 0);
+    assert_int_equal(present(r.s, attempted + 1, 0), 1);
+    if (last_present)
+        assert_int_equal(present(r.s, last_present, 0), 1);
+    rig_free(&r);
+}
+
+static void test_power_cut_at_random_points_keeps_acknowledged_prefix(void **state)
+{
+    (void)state;
+    const char *t = getenv("EMBEDDB_CRASH_TRIALS");
+    const char *sd = getenv("EMBEDDB_CRASH_SEED");
+    unsigned long trials = t ? strtoul(t, NULL, 10) : 300;
+    unsigned long first = sd ? strtoul(sd, NULL, 10) : 1;
+    unsigned long crash_points = 0;
+    for (unsigned long k = 0; k < trials; k++)
+        crash_trial(first + k, &crash_points);
+    /* Most trials must have died inside the engine, not after it. */
+    assert_true(crash_points * 2 >= trials);
+    print_message("%lu trials, %lu crashed mid-operation\n", trials, crash_points);
+}
+
+static void test_enospc_on_write_commits_nothing_and_store_goes_on(void **state)
+{
+    (void)state;
+    rig r;
+    char err[512];
+    rig_init(&r, 7);
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(save_batch(r.s, 1), 0);
+    plat_fault_fail_nth(r.fv, PLAT_FAULT_PWRITEV, 1, -ENOSPC);
+    assert_int_equal(save_batch(r.s, 2), TS_ENOSPC);
+    assert_non_null(strstr(ts_errmsg(r.s), "No space"));
+    assert_int_equal(present(r.s, 2, 0), 0);
+    assert_int_equal(save_batch(r.s, 3), 0);
+    ts_close(r.s);
+    r.s = NULL;
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(present(r.s, 1, 0), 1);
+    assert_int_equal(present(r.s, 2, 0), 0);
+    assert_int_equal(present(r.s, 3, 0), 1);
+    rig_free(&r);
+}
+
+static void test_failed_fdatasync_poisons_until_reopen(void **state)
+{
+    (void)state;
+    rig r;
+    char err[512];
+    rig_init(&r, 8);
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(save_batch(r.s, 1), 0);
+    plat_fault_fail_nth(r.fv, PLAT_FAULT_FDATASYNC, 1, -EIO);
+    assert_int_equal(save_batch(r.s, 2), TS_EIO);
+    assert_non_null(strstr(ts_errmsg(r.s), "fdatasync"));
+    assert_int_equal(save_batch(r.s, 3), TS_EFAILED);
+    assert_int_equal(ts_flush(r.s, NULL, 0, NULL), TS_EFAILED);
+    /* Reads still work on a poisoned store. */
+    assert_int_equal(present(r.s, 1, 0), 1);
+    ts_close(r.s);
+    r.s = NULL;
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(present(r.s, 1, 0), 1);
+    assert_int_equal(present(r.s, 3, 0), 0);
+    assert_int_equal(save_batch(r.s, 4), 0);
+    rig_free(&r);
+}
+
+static void test_enospc_while_sealing_keeps_memtable(void **state)
+{
+    (void)state;
+    rig r;
+    char err[512];
+    rig_init(&r, 9);
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(save_batch(r.s, 1), 0);
+    plat_fault_fail_nth(r.fv, PLAT_FAULT_PWRITEV, 1, -ENOSPC);
+    assert_int_equal(ts_flush(r.s, NULL, 0, NULL), TS_ENOSPC);
+    assert_int_equal(present(r.s, 1, 1), 1);
+    assert_int_equal(save_batch(r.s, 2), 0);
+    char name[64];
+    assert_int_equal(ts_flush(r.s, name, sizeof(name), NULL), 0);
+    assert_string_equal(name, "sst_000000.sst");
+    ts_close(r.s);
+    r.s = NULL;
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(present(r.s, 1, 1), 1);
+    assert_int_equal(present(r.s, 2, 0), 1);
+    rig_free(&r);
+}
+
+static void test_failed_rename_in_flush_recovers_on_reopen(void **state)
+{
+    (void)state;
+    rig r;
+    char err[512];
+    rig_init(&r, 10);
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(save_batch(r.s, 1), 0);
+    plat_fault_fail_nth(r.fv, PLAT_FAULT_RENAME, 1, -EIO);
+    assert_int_equal(ts_flush(r.s, NULL, 0, NULL), TS_EIO);
+    assert_int_equal(save_batch(r.s, 2), TS_EFAILED);
+    ts_close(r.s);
+    r.s = NULL;
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    assert_int_equal(present(r.s, 1, 0), 1);
+    assert_int_equal(save_batch(r.s, 3), 0);
+    rig_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_enospc_on_write_commits_nothing_and_store_goes_on),
+        cmocka_unit_test(test_failed_fdatasync_poisons_until_reopen),
+        cmocka_unit_test(test_enospc_while_sealing_keeps_memtable),
+        cmocka_unit_test(test_failed_rename_in_flush_recovers_on_reopen),
+        cmocka_unit_test(test_power_cut_at_random_points_keeps_acknowledged_prefix),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
