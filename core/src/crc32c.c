@@ -169,6 +169,31 @@ void crc32c_blocks(const void *buf, size_t len, size_t block_len, uint32_t *out)
     }
 }
 
+void crc32c_jobs(const crc32c_job *jobs, size_t n)
+{
+    size_t i = 0;
+#ifdef HW_CRC
+    if (use_hw()) {
+        while (i + 3 <= n) {
+            const crc32c_job *a = &jobs[i], *b = &jobs[i + 1], *c = &jobs[i + 2];
+            if (a->len == b->len && b->len == c->len && a->len % 8 == 0) {
+                uint32_t out[3];
+                hw_three(a->p, b->p, c->p, a->len, out);
+                *a->out = out[0];
+                *b->out = out[1];
+                *c->out = out[2];
+                i += 3;
+            } else {
+                *a->out = hw_extend(0, a->p, a->len);
+                i++;
+            }
+        }
+    }
+#endif
+    for (; i < n; i++)
+        *jobs[i].out = crc32c_extend(0, jobs[i].p, jobs[i].len);
+}
+
 const char *crc32c_impl(void)
 {
 #ifdef HW_CRC

@@ -25,6 +25,18 @@ static inline uint32_t crc32c(const void *buf, size_t len)
  * keeps checksumming tensor data off the ingest critical path. */
 void crc32c_blocks(const void *buf, size_t len, size_t block_len, uint32_t *out);
 
+/* One checksum to compute: len bytes at p, result stored at *out. */
+typedef struct crc32c_job {
+    const void *p;
+    size_t len;
+    uint32_t *out;
+} crc32c_job;
+
+/* Runs every job, three equal-length jobs at a time where it can, so a
+ * batch of small tensors (one 4 KiB block each) still overlaps the CRC
+ * instruction's latency. */
+void crc32c_jobs(const crc32c_job *jobs, size_t n);
+
 /* Name of the implementation in use ("sse4.2", "armv8-crc", "table"). */
 const char *crc32c_impl(void);
 

@@ -11,6 +11,7 @@
 #include "crc32c.h"
 #include "format.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int rec_size(const ts_tensor *t, uint32_t *hdr_len, uint64_t *rec_len)
@@ -32,8 +33,14 @@ int rec_size(const ts_tensor *t, uint32_t *hdr_len, uint64_t *rec_len)
     return 0;
 }
 
-void rec_encode(const ts_tensor *t, uint64_t seq, int64_t timestamp_ns, uint8_t *buf,
-                uint32_t hdr_len)
+/* Offset of the block CRC table in a header with these fields. */
+static size_t crc_table_off(uint32_t ndim, size_t key_len, size_t name_len)
+{
+    return (FMT_REC_FIXED_LEN + 8 * ndim + key_len + name_len + 3) & ~(size_t)3;
+}
+
+void rec_encode_begin(const ts_tensor *t, uint64_t seq, int64_t timestamp_ns, uint8_t *buf,
+                      uint32_t hdr_len, crc32c_job *jobs, size_t *n_jobs)
 {
     size_t name_len = strlen(t->name);
     memset(buf, 0, hdr_len);
@@ -49,21 +56,47 @@ void rec_encode(const ts_tensor *t, uint64_t seq, int64_t timestamp_ns, uint8_t 
     for (uint32_t i = 0; i < t->ndim; i++, p += 8)
         put64(p, t->shape[i]);
     memcpy(p, t->key, t->key_len);
-    p += t->key_len;
-    memcpy(p, t->name, name_len);
-    p += name_len;
-    p = buf + (((size_t)(p - buf) + 3) & ~(size_t)3);
-    uint64_t n_blocks = (t->data_len + FMT_BLOCK_LEN - 1) / FMT_BLOCK_LEN;
-    if (n_blocks) {
-        /* Computed into place, then fixed to little-endian. */
-        uint32_t *crcs = (uint32_t *)(void *)p;
-        crc32c_blocks(t->data, t->data_len, FMT_BLOCK_LEN, crcs);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        for (uint64_t i = 0; i < n_blocks; i++)
-            put32(p + 4 * i, crcs[i]);
-#endif
+    memcpy(p + t->key_len, t->name, name_len);
+    /* The table is 4-aligned inside an 8-aligned header buffer. */
+    uint32_t *crcs = (uint32_t *)(void *)(buf + crc_table_off(t->ndim, t->key_len, name_len));
+    const uint8_t *d = t->data;
+    for (size_t off = 0; off < t->data_len; off += FMT_BLOCK_LEN) {
+        size_t n = t->data_len - off < FMT_BLOCK_LEN ? t->data_len - off : FMT_BLOCK_LEN;
+        jobs[(*n_jobs)++] = (crc32c_job){d + off, n, crcs++};
     }
+}
+
+void rec_encode_finish(uint8_t *buf, uint32_t hdr_len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    /* The jobs stored host-order words; the format is little-endian. */
+    uint8_t *p = buf + crc_table_off(buf[37], get16(buf + 32), get16(buf + 34));
+    for (uint64_t i = 0; i < (get64(buf + 8) + FMT_BLOCK_LEN - 1) / FMT_BLOCK_LEN; i++, p += 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        put32(p, v);
+    }
+#endif
     put32(buf, crc32c(buf + 4, hdr_len - 4));
+}
+
+size_t rec_n_blocks(uint64_t data_len)
+{
+    return (size_t)((data_len + FMT_BLOCK_LEN - 1) / FMT_BLOCK_LEN);
+}
+
+int rec_encode(const ts_tensor *t, uint64_t seq, int64_t timestamp_ns, uint8_t *buf,
+               uint32_t hdr_len)
+{
+    size_t n_jobs = 0;
+    crc32c_job *jobs = malloc((rec_n_blocks(t->data_len) + 1) * sizeof(*jobs));
+    if (!jobs)
+        return TS_ENOMEM;
+    rec_encode_begin(t, seq, timestamp_ns, buf, hdr_len, jobs, &n_jobs);
+    crc32c_jobs(jobs, n_jobs);
+    free(jobs);
+    rec_encode_finish(buf, hdr_len);
+    return 0;
 }
 
 int rec_parse(const uint8_t *buf, size_t avail, rec_meta *m, size_t *need, const char **why)

@@ -5,6 +5,8 @@
 #ifndef EMBEDDB_RECORD_H
 #define EMBEDDB_RECORD_H
 
+#include "crc32c.h"
+
 #include "embeddb/tensor_store.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -34,9 +36,17 @@ typedef struct rec_meta {
 /* Sizes of t's record after validation (ts_validate rules). */
 int rec_size(const ts_tensor *t, uint32_t *hdr_len, uint64_t *rec_len);
 
-/* Writes t's record header (hdr_len bytes, from rec_size) into buf,
- * checksumming t->data block by block. */
-void rec_encode(const ts_tensor *t, uint64_t seq, int64_t timestamp_ns, uint8_t *buf,
+/* Encoding a header is two steps so a whole batch's data checksums can run
+ * together (crc32c_jobs): begin writes every field and appends one job per
+ * 4 KiB data block (rec_n_blocks of them) aimed at the header's CRC table;
+ * once the jobs ran, finish seals the header checksum. buf must be 8-byte
+ * aligned and hdr_len long (from rec_size). */
+void rec_encode_begin(const ts_tensor *t, uint64_t seq, int64_t timestamp_ns, uint8_t *buf,
+                      uint32_t hdr_len, crc32c_job *jobs, size_t *n_jobs);
+void rec_encode_finish(uint8_t *buf, uint32_t hdr_len);
+size_t rec_n_blocks(uint64_t data_len);
+/* Both steps at once, for tests and single records. 0 or TS_ENOMEM. */
+int rec_encode(const ts_tensor *t, uint64_t seq, int64_t timestamp_ns, uint8_t *buf,
                 uint32_t hdr_len);
 
 /* Parses and checks the header in buf[0..avail). 0, REC_SHORT (with *need),

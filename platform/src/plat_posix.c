@@ -226,7 +226,7 @@ static int posix_listdir(plat_vfs *self, const char *dir, plat_dirent_fn fn, voi
 
 static int posix_lock(plat_vfs *self, const char *path, int *fd_out)
 {
-    int fd, rc;
+    int fd = -1, rc;
     rc = posix_open(self, path, PLAT_O_RDWR | PLAT_O_CREAT, &fd);
     if (rc)
         return rc;

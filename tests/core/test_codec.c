@@ -66,7 +66,7 @@ static void test_record_roundtrip_and_every_header_byte_is_checked(void **state)
     assert_int_equal(hdr_len % 8, 0);
     assert_int_equal(rec_len, hdr_len + sizeof(data)); /* 8400 is 8-aligned */
     uint8_t *buf = malloc(hdr_len);
-    rec_encode(&t, 77, 123456789, buf, hdr_len);
+    assert_int_equal(rec_encode(&t, 77, 123456789, buf, hdr_len), 0);
     rec_meta m;
     size_t need = 0;
     const char *why = NULL;
