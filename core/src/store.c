@@ -531,6 +531,22 @@ static int remove_strays(ts_store *s, int *dirty)
     return 0;
 }
 
+/* A new store directory must itself survive a power cut. */
+static int sync_parent(ts_store *s, const char *dir)
+{
+    char parent[STORE_PATH_MAX];
+    const char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(parent, sizeof(parent), ".");
+    else
+        snprintf(parent, sizeof(parent), "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+    s->st.fsyncs++;
+    int rc = s->vfs->dirsync(s->vfs, parent);
+    if (rc)
+        return store__err(s, rc, "fsync(%s): %s", parent, strerror(-rc));
+    return 0;
+}
+
 static int open_dir(ts_store *s, const char *dir)
 {
     plat_stat st;
@@ -539,6 +555,8 @@ static int open_dir(ts_store *s, const char *dir)
         rc = s->vfs->mkdir(s->vfs, dir);
         if (rc && rc != -EEXIST)
             return store__err(s, rc, "mkdir(%s): %s", dir, strerror(-rc));
+        if (!rc && (rc = sync_parent(s, dir)))
+            return rc;
         rc = s->vfs->stat(s->vfs, dir, &st);
     }
     if (rc == -ENOENT)

@@ -111,7 +111,7 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
         return store__err(s, TS_EINVAL, "batch of %zu tensors is too large", n);
     hoff = malloc(n * sizeof(*hoff));
     hlen = malloc(n * sizeof(*hlen));
-    iov = malloc((2 * n + 1) * sizeof(*iov));
+    iov = malloc((3 * n + 1) * sizeof(*iov)); /* header, data, pad each */
     if (!hoff || !hlen || !iov) {
         rc = store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
         goto out;
