@@ -59,6 +59,8 @@ int ts_dry_run(const char *dir, struct plat_vfs *vfs, ts_line_fn out, void *ctx)
         goto out;
     }
     say(out, ctx, "store %s opened", dir);
+    ts_stats before;
+    ts_get_stats(s, &before);
     if ((rc = ts_save_batch(s, batch, 2))) {
         say(out, ctx, "error: %s", ts_errmsg(s));
         goto out;
@@ -69,8 +71,8 @@ int ts_dry_run(const char *dir, struct plat_vfs *vfs, ts_line_fn out, void *ctx)
             i ? 202 : 101, t->name, ts_dtype_name(t->dtype), t->shape[0], t->shape[1], t->data_len);
     }
     ts_get_stats(s, &st);
-    say(out, ctx, "WAL batch committed: %" PRIu64 " fdatasync, %" PRIu64 " bytes on disk",
-        st.fsyncs, st.bytes_written);
+    say(out, ctx, "WAL batch committed: %" PRIu64 " fdatasync, %" PRIu64 " bytes written",
+        st.fsyncs - before.fsyncs, st.bytes_written - before.bytes_written);
     if ((rc = ts_flush(s, sst_name, sizeof(sst_name), &n))) {
         say(out, ctx, "error: %s", ts_errmsg(s));
         goto out;
