@@ -191,6 +191,70 @@ out:
     return rate;
 }
 
+/* Paired run: batch by batch, the raw write+fdatasync of the payload and
+ * the engine's save_batch alternate, each timed on its own, so both see the
+ * same moments of a noisy disk. Returns 0 and the two rates in MB/s. */
+static int run_paired(const bench_opts *o, float *buf, uint64_t n_batches, double *raw_mbps,
+                      double *eng_mbps, ts_stats *st)
+{
+    char path[4096], raw_path[4096], err[512];
+    ts_options opt;
+    ts_store *s = NULL;
+    ts_tensor *t = calloc(o->batch, sizeof(*t));
+    const ts_tensor **b = calloc(o->batch, sizeof(*b));
+    uint8_t(*keys)[8] = calloc(o->batch, 8);
+    uint64_t raw_ns = 0, eng_ns = 0;
+    int fd = -1, rc = -1;
+    size_t len = o->batch * 4096;
+    snprintf(path, sizeof(path), "%s/store", o->dir);
+    snprintf(raw_path, sizeof(raw_path), "%s/raw.dat", o->dir);
+    rmtree(path);
+    ts_options_init(&opt);
+    opt.create_if_missing = 1;
+    opt.memtable_max = o->memtable_max;
+    fd = open(raw_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (!t || !b || !keys || fd < 0 || ts_open(path, &opt, &s, err, sizeof(err)))
+        goto out;
+    for (uint64_t bi = 0; bi < n_batches; bi++) {
+        fill(buf, o->batch * 1024, bi);
+        uint64_t t0 = plat_mono_ns();
+        if (write(fd, buf, len) != (ssize_t)len || fdatasync(fd))
+            goto out;
+        raw_ns += plat_mono_ns() - t0;
+        for (uint64_t j = 0; j < o->batch; j++) {
+            ts_key_from_u64(bi * o->batch + j, keys[j]);
+            t[j] = (ts_tensor){.key = keys[j], .key_len = 8, .name = "camera_frame",
+                               .dtype = TS_F32, .ndim = 2, .shape = {32, 32},
+                               .timestamp_ns = (int64_t)(bi + 1), .data = buf + j * 1024,
+                               .data_len = 4096};
+            b[j] = &t[j];
+        }
+        t0 = plat_mono_ns();
+        if (ts_save_batch(s, b, o->batch))
+            goto out;
+        eng_ns += plat_mono_ns() - t0;
+    }
+    uint64_t t0 = plat_mono_ns();
+    if (ts_flush(s, NULL, 0, NULL))
+        goto out;
+    eng_ns += plat_mono_ns() - t0;
+    ts_get_stats(s, st);
+    *raw_mbps = (double)len * (double)n_batches / ((double)raw_ns / 1e9) / 1e6;
+    *eng_mbps = (double)len * (double)n_batches / ((double)eng_ns / 1e9) / 1e6;
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "embeddb: bench: paired run failed: %s\n", s ? ts_errmsg(s) : err);
+    if (fd >= 0)
+        close(fd);
+    unlink(raw_path);
+    ts_close(s);
+    free(t);
+    free(b);
+    free(keys);
+    return rc;
+}
+
 /* Random point loads from the SSTs of the last engine run. */
 static int point_loads(const bench_opts *o, uint64_t n_tensors, double *per_load, double *rate)
 {
@@ -269,6 +333,7 @@ int cmd_bench(int argc, char **argv)
     uint64_t payload = n_batches * o.batch * 4096;
     float *buf = calloc(1, o.batch * 4096 + 65536);
     double raw[99], eng[99], ratio[99], stream[99], sratio[99], amp[99], phys_amp[99];
+    double praw[99], peng[99], pratio[99];
     ts_stats st;
     int made_dir = mkdir(o.dir, 0755) == 0;
     if (!buf || (!made_dir && errno != EEXIST)) {
@@ -295,14 +360,21 @@ int cmd_bench(int argc, char **argv)
                             n_batches, &ps);
         stream[r] = stream[r] * (double)payload / ((double)stream_len * (double)n_batches);
         ratio[r] = eng[r] / raw[r];
+        if (run_paired(&o, buf, n_batches, &praw[r], &peng[r], &st)) {
+            free(buf);
+            return EXIT_STORE;
+        }
+        pratio[r] = peng[r] / praw[r];
         sratio[r] = eng[r] / stream[r];
         amp[r] = (double)st.bytes_written / (double)st.payload_bytes;
         phys_amp[r] = (double)pe / (double)payload;
         printf("run %d: raw %.0f MB/s, engine %.0f MB/s (ratio %.3f), raw same-stream %.0f "
                "payload MB/s, bytes written/payload %.4f (block layer %.3f, raw %.3f), "
-               "fsyncs %" PRIu64 ", flushes %" PRIu64 "\n",
+               "fsyncs %" PRIu64 ", flushes %" PRIu64 "; paired: raw %.0f, engine %.0f "
+               "(ratio %.3f)\n",
                r + 1, raw[r], eng[r], ratio[r], stream[r], amp[r], phys_amp[r],
-               (double)pr / (double)payload, st.fsyncs, st.flushes);
+               (double)pr / (double)payload, st.fsyncs, st.flushes, praw[r], peng[r],
+               pratio[r]);
         fflush(stdout);
     }
     double per_load = 0, load_rate = 0;
@@ -314,7 +386,9 @@ int cmd_bench(int argc, char **argv)
     printf("\nmedians of %d runs:\n", o.runs);
     printf("raw_write_fdatasync_MBps=%.0f\n", median(raw, o.runs));
     printf("engine_MBps=%.0f\n", median(eng, o.runs));
-    printf("ratio_ingest=%.3f (goal >= 0.90)\n", median(ratio, o.runs));
+    printf("ratio_ingest=%.3f (goal >= 0.90; whole runs alternated)\n", median(ratio, o.runs));
+    printf("ratio_ingest_paired=%.3f (batch-by-batch alternation, the steadier figure)\n",
+           median(pratio, o.runs));
     printf("ratio_ingest_vs_same_stream=%.3f (raw write of the engine's own byte stream)\n",
            median(sratio, o.runs));
     printf("bytes_written_per_payload=%.4f (goal <= 1.10; LevelDB/RocksDB ~2.0)\n",
