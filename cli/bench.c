@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,19 +29,6 @@
 #include <unistd.h>
 
 #define MiB (1024.0 * 1024.0)
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rmtree(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static double secs(uint64_t t0)
 {
@@ -102,6 +88,60 @@ typedef struct bench_opts {
     int runs;
 } bench_opts;
 
+/* One batch of 32x32 float32 frames pointing into a shared buffer. */
+typedef struct frames {
+    ts_tensor *t;
+    const ts_tensor **b;
+    uint8_t (*keys)[8];
+    uint64_t n;
+} frames;
+
+static int frames_init(frames *f, uint64_t n)
+{
+    f->n = n;
+    f->t = calloc(n, sizeof(*f->t));
+    f->b = calloc(n, sizeof(*f->b));
+    f->keys = calloc(n, 8);
+    return f->t && f->b && f->keys ? 0 : -1;
+}
+
+static void frames_free(frames *f)
+{
+    free(f->t);
+    free(f->b);
+    free(f->keys);
+}
+
+/* Batch bi: fresh contents in buf, keys bi*n .. bi*n+n-1. */
+static void frames_fill(frames *f, float *buf, uint64_t bi)
+{
+    fill(buf, f->n * 1024, bi);
+    for (uint64_t j = 0; j < f->n; j++) {
+        ts_key_from_u64(bi * f->n + j, f->keys[j]);
+        f->t[j] = (ts_tensor){.key = f->keys[j], .key_len = 8, .name = "camera_frame",
+                              .dtype = TS_F32, .ndim = 2, .shape = {32, 32},
+                              .timestamp_ns = (int64_t)(bi + 1), .data = buf + j * 1024,
+                              .data_len = 4096};
+        f->b[j] = &f->t[j];
+    }
+}
+
+/* A fresh store at DIR/store. */
+static ts_store *bench_store(const bench_opts *o)
+{
+    char path[4096], err[512];
+    ts_options opt;
+    ts_store *s = NULL;
+    snprintf(path, sizeof(path), "%s/store", o->dir);
+    cli_rmtree(path);
+    ts_options_init(&opt);
+    opt.create_if_missing = 1;
+    opt.memtable_max = o->memtable_max;
+    if (ts_open(path, &opt, &s, err, sizeof(err)))
+        fprintf(stderr, "embeddb: bench: %s\n", err);
+    return s;
+}
+
 /* write()+fdatasync() of batch_len bytes per batch; returns MB/s. */
 static double run_raw(const bench_opts *o, float *buf, size_t batch_len, uint64_t n_batches,
                       uint64_t *phys)
@@ -142,52 +182,28 @@ static double run_raw(const bench_opts *o, float *buf, size_t batch_len, uint64_
 static double run_engine(const bench_opts *o, float *buf, uint64_t n_batches, ts_stats *st,
                          uint64_t *phys)
 {
-    char path[4096];
-    ts_options opt;
+    frames f;
     ts_store *s = NULL;
-    char err[512];
-    ts_tensor *t = calloc(o->batch, sizeof(*t));
-    const ts_tensor **b = calloc(o->batch, sizeof(*b));
-    uint8_t(*keys)[8] = calloc(o->batch, 8);
     double rate = -1;
-    snprintf(path, sizeof(path), "%s/store", o->dir);
-    rmtree(path);
-    ts_options_init(&opt);
-    opt.create_if_missing = 1;
-    opt.memtable_max = o->memtable_max;
-    if (!t || !b || !keys || ts_open(path, &opt, &s, err, sizeof(err))) {
-        fprintf(stderr, "embeddb: bench: %s\n", err);
+    if (frames_init(&f, o->batch) || !(s = bench_store(o)))
         goto out;
-    }
     uint64_t io0 = io_write_bytes(), t0 = plat_mono_ns();
     for (uint64_t bi = 0; bi < n_batches; bi++) {
-        fill(buf, o->batch * 1024, bi);
-        for (uint64_t j = 0; j < o->batch; j++) {
-            ts_key_from_u64(bi * o->batch + j, keys[j]);
-            t[j] = (ts_tensor){.key = keys[j], .key_len = 8, .name = "camera_frame",
-                               .dtype = TS_F32, .ndim = 2, .shape = {32, 32},
-                               .timestamp_ns = (int64_t)(bi + 1), .data = buf + j * 1024,
-                               .data_len = 4096};
-            b[j] = &t[j];
-        }
-        if (ts_save_batch(s, b, o->batch)) {
-            fprintf(stderr, "embeddb: bench: %s\n", ts_errmsg(s));
+        frames_fill(&f, buf, bi);
+        if (ts_save_batch(s, f.b, f.n))
             goto out;
-        }
     }
     /* The flush is part of the cost: every byte ends up in an SST. */
-    if (ts_flush(s, NULL, 0, NULL)) {
-        fprintf(stderr, "embeddb: bench: %s\n", ts_errmsg(s));
+    if (ts_flush(s, NULL, 0, NULL))
         goto out;
-    }
     rate = 4096.0 * (double)(n_batches * o->batch) / secs(t0) / 1e6;
     *phys = io_write_bytes() - io0;
     ts_get_stats(s, st);
 out:
+    if (s && rate < 0)
+        fprintf(stderr, "embeddb: bench: %s\n", ts_errmsg(s));
     ts_close(s);
-    free(t);
-    free(b);
-    free(keys);
+    frames_free(&f);
     return rate;
 }
 
@@ -197,44 +213,28 @@ out:
 static int run_paired(const bench_opts *o, float *buf, uint64_t n_batches, double *raw_mbps,
                       double *eng_mbps, ts_stats *st)
 {
-    char path[4096], raw_path[4096], err[512];
-    ts_options opt;
+    char raw_path[4096];
+    frames f;
     ts_store *s = NULL;
-    ts_tensor *t = calloc(o->batch, sizeof(*t));
-    const ts_tensor **b = calloc(o->batch, sizeof(*b));
-    uint8_t(*keys)[8] = calloc(o->batch, 8);
-    uint64_t raw_ns = 0, eng_ns = 0;
+    uint64_t raw_ns = 0, eng_ns = 0, t0;
     int fd = -1, rc = -1;
     size_t len = o->batch * 4096;
-    snprintf(path, sizeof(path), "%s/store", o->dir);
     snprintf(raw_path, sizeof(raw_path), "%s/raw.dat", o->dir);
-    rmtree(path);
-    ts_options_init(&opt);
-    opt.create_if_missing = 1;
-    opt.memtable_max = o->memtable_max;
     fd = open(raw_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (!t || !b || !keys || fd < 0 || ts_open(path, &opt, &s, err, sizeof(err)))
+    if (frames_init(&f, o->batch) || fd < 0 || !(s = bench_store(o)))
         goto out;
     for (uint64_t bi = 0; bi < n_batches; bi++) {
-        fill(buf, o->batch * 1024, bi);
-        uint64_t t0 = plat_mono_ns();
+        frames_fill(&f, buf, bi);
+        t0 = plat_mono_ns();
         if (write(fd, buf, len) != (ssize_t)len || fdatasync(fd))
             goto out;
         raw_ns += plat_mono_ns() - t0;
-        for (uint64_t j = 0; j < o->batch; j++) {
-            ts_key_from_u64(bi * o->batch + j, keys[j]);
-            t[j] = (ts_tensor){.key = keys[j], .key_len = 8, .name = "camera_frame",
-                               .dtype = TS_F32, .ndim = 2, .shape = {32, 32},
-                               .timestamp_ns = (int64_t)(bi + 1), .data = buf + j * 1024,
-                               .data_len = 4096};
-            b[j] = &t[j];
-        }
         t0 = plat_mono_ns();
-        if (ts_save_batch(s, b, o->batch))
+        if (ts_save_batch(s, f.b, f.n))
             goto out;
         eng_ns += plat_mono_ns() - t0;
     }
-    uint64_t t0 = plat_mono_ns();
+    t0 = plat_mono_ns();
     if (ts_flush(s, NULL, 0, NULL))
         goto out;
     eng_ns += plat_mono_ns() - t0;
@@ -244,14 +244,13 @@ static int run_paired(const bench_opts *o, float *buf, uint64_t n_batches, doubl
     rc = 0;
 out:
     if (rc)
-        fprintf(stderr, "embeddb: bench: paired run failed: %s\n", s ? ts_errmsg(s) : err);
+        fprintf(stderr, "embeddb: bench: paired run failed: %s\n",
+                s ? ts_errmsg(s) : strerror(errno));
     if (fd >= 0)
         close(fd);
     unlink(raw_path);
     ts_close(s);
-    free(t);
-    free(b);
-    free(keys);
+    frames_free(&f);
     return rc;
 }
 
@@ -401,7 +400,7 @@ int cmd_bench(int argc, char **argv)
                load_rate);
     char store[4096];
     snprintf(store, sizeof(store), "%s/store", o.dir);
-    rmtree(store);
+    cli_rmtree(store);
     if (made_dir)
         rmdir(o.dir);
     free(buf);
@@ -438,14 +437,8 @@ int cmd_numeric_bench(int argc, char **argv)
     if (argc == 5) {
         dir = argv[4];
     } else {
-        const char *base = getenv("TMPDIR");
-        tmp = malloc(4096);
-        snprintf(tmp, 4096, "%s/embeddb-nb-XXXXXX", base && *base ? base : "/tmp");
-        if (!mkdtemp(tmp)) {
-            perror("mkdtemp");
-            free(tmp);
+        if (!(tmp = cli_scratch_dir("nb")))
             return EXIT_STORE;
-        }
         dir = tmp;
     }
     ts_options opt;
@@ -522,7 +515,7 @@ out:
     free(b);
     free(keys);
     if (tmp)
-        rmtree(tmp);
+        cli_rmtree(tmp);
     free(tmp);
     return ec;
 }

@@ -25,6 +25,11 @@ ts_store *cli_open(const char *dir, int read_only, int create, uint64_t memtable
 int cli_exit_for(int rc);
 /* 1 when argv has -h/--help. */
 int cli_wants_help(int argc, char **argv);
+/* Removes a directory tree (scratch stores only). */
+void cli_rmtree(const char *dir);
+/* A new directory $TMPDIR/embeddb-TAG-XXXXXX (caller frees the string and
+ * removes the tree), or NULL after printing why. */
+char *cli_scratch_dir(const char *tag);
 
 int cmd_ls(int argc, char **argv);
 int cmd_get(int argc, char **argv);

@@ -26,7 +26,6 @@
 #include "embeddb/plat.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -35,37 +34,6 @@
 #include <sys/stat.h>
 
 #define DEFAULT_DIR "embeddb-data"
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* A scratch store directory, removed by scratch_done. */
-static char *scratch_dir(void)
-{
-    const char *base = getenv("TMPDIR");
-    char *p = malloc(4096);
-    if (!p)
-        return NULL;
-    snprintf(p, 4096, "%s/embeddb-demo-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(p)) {
-        perror("mkdtemp");
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-static void scratch_done(char *dir)
-{
-    if (dir)
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
-}
 
 static void print_line(void *ctx, const char *line)
 {
@@ -89,12 +57,14 @@ int cmd_dryrun(int argc, char **argv)
     if (argc == 2) {
         dir = argv[1];
     } else {
-        if (!(tmp = scratch_dir()))
+        if (!(tmp = cli_scratch_dir("demo")))
             return EXIT_STORE;
         dir = tmp;
     }
     int rc = ts_dry_run(dir, NULL, print_line, NULL);
-    scratch_done(tmp);
+    if (tmp)
+        cli_rmtree(tmp);
+    free(tmp);
     return cli_exit_for(rc);
 }
 

@@ -1,7 +1,7 @@
 /*
- * cmd_inspect.c -- the read-only commands: ls, get, preview, stats, verify,
- * and the store-opening helper they share with the other commands. They
- * open stores read-only so they can run beside the daemon that writes them.
+ * cmd_inspect.c -- the read-only commands: ls, get, preview, stats, verify.
+ * They open stores read-only so they can run beside the daemon that writes
+ * them.
  */
 #include "cli.h"
 
@@ -13,45 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int cli_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-    return 0;
-}
-
-int cli_exit_for(int rc)
-{
-    switch (rc) {
-    case TS_OK: return EXIT_OK;
-    case TS_ENOTFOUND: return EXIT_NOTFOUND;
-    case TS_ECORRUPT: return EXIT_DAMAGED;
-    case TS_EINVAL: return EXIT_USAGE;
-    default: return EXIT_STORE;
-    }
-}
-
-ts_store *cli_open(const char *dir, int read_only, int create, uint64_t memtable_max, int *rc_out)
-{
-    ts_options o;
-    ts_store *s = NULL;
-    char err[1024];
-    ts_options_init(&o);
-    o.read_only = read_only;
-    o.create_if_missing = create;
-    if (memtable_max)
-        o.memtable_max = memtable_max;
-    int rc = ts_open(dir, &o, &s, err, sizeof(err));
-    if (rc_out)
-        *rc_out = rc;
-    if (rc) {
-        fprintf(stderr, "embeddb: %s: %s\n", dir, err);
-        return NULL;
-    }
-    return s;
-}
 
 static void shape_str(uint32_t ndim, const uint64_t *shape, char *out, size_t cap)
 {
@@ -101,15 +62,28 @@ int cmd_ls(int argc, char **argv)
     return cli_exit_for(rc);
 }
 
-/* Parses "DIR KEY" plus options shared by get/preview. */
-static int load_args(int argc, char **argv, uint8_t *key, size_t *klen)
+/* Loads KEY from the store DIR (argv[1], argv[2]): the whole tensor when
+ * preview_n is UINT64_MAX, else its first preview_n elements. Returns an
+ * exit code; on success *t is the caller's. */
+static int load_one(char **argv, uint64_t preview_n, ts_tensor **t)
 {
-    if (cli_key_parse(argv[2], key, TS_MAX_KEY_LEN, klen) || *klen == 0) {
+    uint8_t key[TS_MAX_KEY_LEN];
+    size_t klen = 0;
+    *t = NULL;
+    if (cli_key_parse(argv[2], key, sizeof(key), &klen) || klen == 0) {
         fprintf(stderr, "embeddb: bad key '%s'\n", argv[2]);
         return EXIT_USAGE;
     }
-    (void)argc;
-    return EXIT_OK;
+    int orc = 0;
+    ts_store *s = cli_open(argv[1], 1, 0, 0, &orc);
+    if (!s)
+        return orc == TS_ECORRUPT ? EXIT_DAMAGED : EXIT_STORE;
+    int rc = preview_n == UINT64_MAX ? ts_load(s, key, klen, t)
+                                     : ts_load_preview(s, key, klen, preview_n, t);
+    if (rc)
+        fprintf(stderr, "embeddb: %s: %s: %s\n", argv[1], argv[2], ts_errmsg(s));
+    ts_close(s);
+    return cli_exit_for(rc);
 }
 
 static int write_npy(const ts_tensor *t, const char *out)
@@ -162,9 +136,6 @@ out:
 
 int cmd_get(int argc, char **argv)
 {
-    uint8_t key[TS_MAX_KEY_LEN];
-    size_t klen = 0;
-    const char *out = NULL;
     ts_tensor *t = NULL;
     if (cli_wants_help(argc, argv) || argc != 5 || strcmp(argv[3], "-o")) {
         int help = cli_wants_help(argc, argv);
@@ -174,36 +145,22 @@ int cmd_get(int argc, char **argv)
               help ? stdout : stderr);
         return help ? EXIT_OK : EXIT_USAGE;
     }
-    out = argv[4];
-    int ec = load_args(argc, argv, key, &klen);
-    if (ec)
-        return ec;
-    ts_store *s = cli_open(argv[1], 1, 0, 0, NULL);
-    if (!s)
-        return EXIT_STORE;
-    int rc = ts_load(s, key, klen, &t);
-    if (rc) {
-        fprintf(stderr, "embeddb: %s: %s: %s\n", argv[1], argv[2], ts_errmsg(s));
-        ec = cli_exit_for(rc);
-    } else {
-        ec = write_npy(t, out);
-    }
+    int ec = load_one(argv, UINT64_MAX, &t);
+    if (!ec)
+        ec = write_npy(t, argv[4]);
     ts_tensor_free(t);
-    ts_close(s);
     return ec;
 }
 
 int cmd_preview(int argc, char **argv)
 {
-    uint8_t key[TS_MAX_KEY_LEN];
-    size_t klen = 0;
     unsigned long long n = 8;
     ts_tensor *t = NULL;
     char *end = NULL;
     int bad = argc != 3 && !(argc == 5 && !strcmp(argv[3], "-n"));
     if (!bad && argc == 5) {
         n = strtoull(argv[4], &end, 10);
-        bad = !*argv[4] || *end;
+        bad = !*argv[4] || *end || n == UINT64_MAX;
     }
     if (cli_wants_help(argc, argv) || bad) {
         int help = cli_wants_help(argc, argv);
@@ -213,17 +170,8 @@ int cmd_preview(int argc, char **argv)
               help ? stdout : stderr);
         return help ? EXIT_OK : EXIT_USAGE;
     }
-    int ec = load_args(argc, argv, key, &klen);
-    if (ec)
-        return ec;
-    ts_store *s = cli_open(argv[1], 1, 0, 0, NULL);
-    if (!s)
-        return EXIT_STORE;
-    int rc = ts_load_preview(s, key, klen, n, &t);
-    if (rc) {
-        fprintf(stderr, "embeddb: %s: %s: %s\n", argv[1], argv[2], ts_errmsg(s));
-        ec = cli_exit_for(rc);
-    } else {
+    int ec = load_one(argv, n, &t);
+    if (!ec) {
         size_t need = (size_t)ts_summarize(t, (size_t)n, NULL, 0) + 1;
         char *line = malloc(need);
         if (line) {
@@ -233,7 +181,6 @@ int cmd_preview(int argc, char **argv)
         }
     }
     ts_tensor_free(t);
-    ts_close(s);
     return ec;
 }
 

@@ -12,16 +12,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-typedef struct fx {
-    char *dir;
-    ts_store *s;
-} fx;
+typedef tu_fx fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    f->dir = tu_tmpdir("store");
-    f->s = tu_open(f->dir, NULL);
+    fx *f = tu_fx_new("store");
     assert_non_null(f->s);
     *state = f;
     return 0;
@@ -29,11 +24,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    ts_close(f->s);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
+    tu_fx_free(*state);
     return 0;
 }
 

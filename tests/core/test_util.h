@@ -201,4 +201,27 @@ static inline void tu_count_vfs_init(tu_count_vfs *c)
     c->vfs.fdatasync = tu__cnt_fdatasync;
 }
 
+/* The store fixture most core tests use: a fresh directory and an open
+ * store in it. Needs cmocka.h included before this header's users call it. */
+typedef struct tu_fx {
+    char *dir;
+    ts_store *s;
+} tu_fx;
+
+static inline tu_fx *tu_fx_new(const char *tag)
+{
+    tu_fx *f = calloc(1, sizeof(*f));
+    f->dir = tu_tmpdir(tag);
+    f->s = tu_open(f->dir, NULL);
+    return f;
+}
+
+static inline void tu_fx_free(tu_fx *f)
+{
+    ts_close(f->s);
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+}
+
 #endif
