@@ -175,6 +175,15 @@ uint32_t *mt_sorted(const memtable *mt, size_t *n)
     }
     for (size_t i = 0; i < mt->n; i++)
         a[i] = (uint32_t)i;
+    /* Keys usually arrive in order (time-ordered keys, checkpoints): then
+     * insertion order is the answer and the sort is skipped. */
+    size_t run = 1;
+    while (run < mt->n && cmp_idx(mt, (uint32_t)run - 1, (uint32_t)run) < 0)
+        run++;
+    if (run == mt->n) {
+        free(tmp);
+        return a;
+    }
     /* Bottom-up merge sort. */
     uint32_t *src = a, *dst = tmp;
     for (size_t w = 1; w < mt->n; w *= 2) {

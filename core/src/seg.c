@@ -235,3 +235,16 @@ out:
     free(sc.keys);
     return rc;
 }
+
+int seg_any_batch(plat_vfs *vfs, int fd, uint64_t from, uint64_t end, int *found)
+{
+    scanner sc = {.vfs = vfs, .fd = fd};
+    int rc;
+    *found = 0;
+    sc.data = malloc(DATA_WINDOW);
+    if (!sc.data)
+        return TS_ENOMEM;
+    rc = later_batch_exists(&sc, from, end, 0, found);
+    free(sc.data);
+    return rc;
+}

@@ -46,4 +46,9 @@ typedef struct seg_result {
 int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_seq,
              seg_batch_fn fn, void *ctx, seg_result *res);
 
+/* *found = 1 when a valid batch header lies anywhere in [from, end): tells
+ * a segment whose header never became durable (nothing acknowledged) from
+ * one whose header was damaged later. */
+int seg_any_batch(plat_vfs *vfs, int fd, uint64_t from, uint64_t end, int *found);
+
 #endif

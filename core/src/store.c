@@ -118,7 +118,7 @@ int store__dirsync(ts_store *s)
     return 0;
 }
 
-int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int *fd_out)
+int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int sync, int *fd_out)
 {
     char path[STORE_PATH_MAX];
     uint8_t hdr[FMT_SEG_HDR_LEN];
@@ -136,8 +136,7 @@ int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int *fd_out)
         store__err(s, rc, "write(%s): %s", path, strerror(-rc));
         goto out;
     }
-    rc = store__sync(s, fd);
-    if (rc)
+    if (sync && (rc = store__sync(s, fd)))
         store__fail(s, rc, "fdatasync(%s): %s", path, strerror(-rc));
 out:
     if (rc && fd >= 0) {
@@ -470,8 +469,20 @@ static int open_wal(ts_store *s, int *dirty)
     rc = plat_read_exact(s->vfs, s->wal_fd, hdr, sizeof(hdr), 0);
     if (rc)
         return store__err(s, rc, "pread(%s): %s", path, strerror(-rc));
-    if (seg_hdr_parse(hdr, &file_no, &base_seq) || file_no != s->wal_no)
-        return store__err(s, TS_ECORRUPT, "%s: bad segment header at offset 0", path);
+    if (seg_hdr_parse(hdr, &file_no, &base_seq) || file_no != s->wal_no) {
+        /* A flush creates the next segment without syncing its header: the
+         * first batch's fdatasync makes it durable. A bad header with no
+         * batch after it therefore held nothing acknowledged. */
+        int found = 0;
+        rc = seg_any_batch(s->vfs, s->wal_fd, 0, st.size, &found);
+        if (rc)
+            return store__err(s, rc, "reading %s: %s", path, ts_strerror(rc));
+        if (found)
+            return store__err(s, TS_ECORRUPT, "%s: bad segment header at offset 0", path);
+        s->vfs->close(s->vfs, s->wal_fd);
+        s->wal_fd = -1;
+        goto fresh;
+    }
     s->wal_base_seq = base_seq;
     replay_ctx ctx = {s, s->wal_fd};
     rc = seg_scan(s->vfs, s->wal_fd, FMT_SEG_HDR_LEN, st.size, base_seq, replay_batch, &ctx, &res);
@@ -506,7 +517,7 @@ fresh:
     s->wal_end = FMT_SEG_HDR_LEN;
     if (s->opts.read_only)
         return 0;
-    rc = store__create_wal(s, s->wal_no, s->next_seq, &s->wal_fd);
+    rc = store__create_wal(s, s->wal_no, s->next_seq, 1, &s->wal_fd);
     *dirty = 1;
     return rc;
 }
@@ -681,6 +692,8 @@ int ts_close(ts_store *s)
     if (s->lock_fd >= 0)
         s->vfs->close(s->vfs, s->lock_fd);
     mt_free(&s->mt);
+    for (size_t i = 0; i < sizeof(s->scratch) / sizeof(s->scratch[0]); i++)
+        free(s->scratch[i]);
     free(s->dir);
     free(s);
     return 0;

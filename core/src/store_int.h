@@ -35,6 +35,8 @@ struct ts_store {
     uint64_t next_seq;
     int failed;             /* poisoned by a failed fsync/write/rename */
     ts_stats st;            /* counters; contents fields filled on demand */
+    void *scratch[5];       /* per-batch work buffers, reused (write.c) */
+    size_t scratch_cap[5];
     char err[1024];
 };
 
@@ -55,9 +57,11 @@ int store__write(ts_store *s, int fd, const struct iovec *iov, int iovcnt, uint6
 int store__sync(ts_store *s, int fd);
 int store__dirsync(ts_store *s);
 
-/* Creates the WAL segment `no` (header with base_seq), fdatasync'ed; the
- * caller syncs the directory. *fd_out is open read-write. */
-int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int *fd_out);
+/* Creates the WAL segment `no` (header with base_seq), fdatasync'ed when
+ * sync is set (a flush leaves that to the first batch: recovery treats a
+ * segment with a bad header and no batch as empty); the caller syncs the
+ * directory. *fd_out is open read-write. */
+int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int sync, int *fd_out);
 /* Writes MANIFEST.tmp (live SSTs + wal_no), syncs it and renames it over
  * MANIFEST; the caller syncs the directory. */
 int store__write_manifest(ts_store *s, uint64_t wal_no);

@@ -300,6 +300,34 @@ static void test_stray_files_of_unfinished_flush_are_removed(void **state)
     assert_true(tu_check(f->s, 1, 64, 1));
 }
 
+static void test_wal_with_unsynced_header_and_no_batch_is_empty(void **state)
+{
+    fx *f = *state;
+    char err[512];
+    static const uint8_t zeros[32];
+    assert_int_equal(tu_save(f->s, 1, 64, 1), 0);
+    assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    ts_close(f->s);
+    f->s = NULL;
+    /* The header of the segment a flush created never reached the disk. */
+    spit(tu_path(f->dir, "wal_000001.log"), zeros, sizeof(zeros));
+    assert_int_equal(try_open(f, 0, err, sizeof(err)), 0);
+    assert_true(tu_check(f->s, 1, 64, 1));
+    assert_int_equal(tu_save(f->s, 2, 64, 2), 0);
+    assert_int_equal(try_open(f, 0, err, sizeof(err)), 0);
+    assert_true(tu_check(f->s, 2, 64, 2));
+}
+
+static void test_damaged_wal_header_with_batches_fails_open(void **state)
+{
+    fx *f = *state;
+    char err[512];
+    assert_int_equal(tu_save(f->s, 1, 64, 1), 0);
+    tu_flip(wal0(f), 3);
+    assert_int_equal(try_open(f, 0, err, sizeof(err)), TS_ECORRUPT);
+    assert_non_null(strstr(err, "wal_000000.log: bad segment header at offset 0"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +345,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_renamed_sst_with_old_manifest_is_adopted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_ahead_of_rename_rolls_forward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stray_files_of_unfinished_flush_are_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_with_unsynced_header_and_no_batch_is_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_wal_header_with_batches_fails_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
