@@ -189,83 +189,6 @@ out:
 
 /* ---- --tensor-ingest -------------------------------------------------- */
 
-static uint16_t to_half(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
-    int exp = (int)((x >> 23) & 0xff) - 127 + 15;
-    if (((x >> 23) & 0xff) == 0xff)
-        return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
-    if (exp >= 31)
-        return (uint16_t)(sign | 0x7c00);
-    if (exp <= 0) {
-        if (exp < -10)
-            return (uint16_t)sign;
-        mant |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - exp);
-        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1)))
-            h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = (uint32_t)exp << 10 | mant >> 13, rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
-        h++; /* may carry into the exponent, which is still correct */
-    return (uint16_t)(sign | h);
-}
-
-/* Stores v as element i of dtype dt; -1 with *why when it does not fit. */
-static int put_value(ts_dtype dt, uint8_t *p, double v, const char **why)
-{
-    float f;
-    double integral;
-    int is_int = dt != TS_F16 && dt != TS_BF16 && dt != TS_F32 && dt != TS_F64 && dt != TS_C64 &&
-                 dt != TS_C128;
-    if (is_int && (modf(v, &integral) != 0 || isnan(v))) {
-        *why = "not an integer";
-        return -1;
-    }
-    static const struct {
-        ts_dtype dt;
-        double lo, hi;
-    } range[] = {
-        {TS_I8, -128, 127}, {TS_I16, -32768, 32767}, {TS_I32, -2147483648.0, 2147483647.0},
-        {TS_I64, -9223372036854775808.0, 9223372036854775807.0}, {TS_U8, 0, 255},
-        {TS_U16, 0, 65535}, {TS_U32, 0, 4294967295.0}, {TS_U64, 0, 18446744073709551615.0},
-        {TS_BOOL, 0, 1},
-    };
-    for (size_t k = 0; k < sizeof(range) / sizeof(range[0]); k++)
-        if (range[k].dt == dt && (v < range[k].lo || v > range[k].hi)) {
-            *why = "out of range for the dtype";
-            return -1;
-        }
-    switch (dt) {
-    case TS_F16: { uint16_t h = to_half((float)v); memcpy(p, &h, 2); break; }
-    case TS_BF16: {
-        f = (float)v;
-        uint32_t x;
-        memcpy(&x, &f, 4);
-        uint16_t h = (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
-        memcpy(p, &h, 2);
-        break;
-    }
-    case TS_F32: f = (float)v; memcpy(p, &f, 4); break;
-    case TS_F64: memcpy(p, &v, 8); break;
-    case TS_C64: f = (float)v; memcpy(p, &f, 4); memset(p + 4, 0, 4); break;
-    case TS_C128: memcpy(p, &v, 8); memset(p + 8, 0, 8); break;
-    case TS_I8: { int8_t x = (int8_t)v; memcpy(p, &x, 1); break; }
-    case TS_I16: { int16_t x = (int16_t)v; memcpy(p, &x, 2); break; }
-    case TS_I32: { int32_t x = (int32_t)v; memcpy(p, &x, 4); break; }
-    case TS_I64: { int64_t x = (int64_t)v; memcpy(p, &x, 8); break; }
-    case TS_U8: case TS_BOOL: p[0] = (uint8_t)v; break;
-    case TS_U16: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
-    case TS_U32: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
-    case TS_U64: { uint64_t x = v >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v; memcpy(p, &x, 8); break; }
-    }
-    return 0;
-}
-
 typedef struct parsed {
     ts_tensor t;
     uint8_t key[TS_MAX_KEY_LEN];
@@ -370,8 +293,11 @@ static int parse_line(char *line, parsed *p, const char **why)
                 return -1;
             }
         }
-        if (put_value(p->t.dtype, p->data + i * es, v, why))
+        int src = ts_dtype_set(p->t.dtype, p->data, (size_t)i, v);
+        if (src) {
+            *why = src == TS_EOVERFLOW ? "out of range for the dtype" : "not an integer";
             return -1;
+        }
     }
     if (rest && *rest) {
         *why = "more values than the shape holds";

@@ -6,6 +6,7 @@
 #include "embeddb/tensor_store.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct dtype_info {
@@ -108,3 +109,80 @@ double ts_dtype_get(ts_dtype dt, const void *data, size_t i)
     }
     return NAN;
 }
+
+/* Round-to-nearest-even float -> IEEE half, with subnormals and inf/nan. */
+static uint16_t to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
+    int exp = (int)((x >> 23) & 0xff) - 127 + 15;
+    if (((x >> 23) & 0xff) == 0xff)
+        return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    if (exp >= 31)
+        return (uint16_t)(sign | 0x7c00);
+    if (exp <= 0) {
+        if (exp < -10)
+            return (uint16_t)sign;
+        mant |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - exp);
+        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1)))
+            h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (uint32_t)exp << 10 | mant >> 13, rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+        h++; /* may carry into the exponent, which is still correct */
+    return (uint16_t)(sign | h);
+}
+
+/* Contract in tensor_store.h: the checks run before any byte is written. */
+int ts_dtype_set(ts_dtype dt, void *data, size_t i, double v)
+{
+    uint8_t *p = (uint8_t *)data + i * ts_dtype_size(dt);
+    float f;
+    double integral;
+    int is_int = dt != TS_F16 && dt != TS_BF16 && dt != TS_F32 && dt != TS_F64 && dt != TS_C64 &&
+                 dt != TS_C128;
+    if (is_int && (isnan(v) || modf(v, &integral) != 0))
+        return TS_EINVAL;
+    static const struct {
+        ts_dtype dt;
+        double lo, hi;
+    } range[] = {
+        {TS_I8, -128, 127}, {TS_I16, -32768, 32767}, {TS_I32, -2147483648.0, 2147483647.0},
+        {TS_I64, -9223372036854775808.0, 9223372036854775807.0}, {TS_U8, 0, 255},
+        {TS_U16, 0, 65535}, {TS_U32, 0, 4294967295.0}, {TS_U64, 0, 18446744073709551615.0},
+        {TS_BOOL, 0, 1},
+    };
+    for (size_t k = 0; k < sizeof(range) / sizeof(range[0]); k++)
+        if (range[k].dt == dt && (v < range[k].lo || v > range[k].hi))
+            return TS_EOVERFLOW;
+    switch (dt) {
+    case TS_F16: { uint16_t h = to_half((float)v); memcpy(p, &h, 2); break; }
+    case TS_BF16: {
+        f = (float)v;
+        uint32_t x;
+        memcpy(&x, &f, 4);
+        uint16_t h = (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+        memcpy(p, &h, 2);
+        break;
+    }
+    case TS_F32: f = (float)v; memcpy(p, &f, 4); break;
+    case TS_F64: memcpy(p, &v, 8); break;
+    case TS_C64: f = (float)v; memcpy(p, &f, 4); memset(p + 4, 0, 4); break;
+    case TS_C128: memcpy(p, &v, 8); memset(p + 8, 0, 8); break;
+    case TS_I8: { int8_t x = (int8_t)v; memcpy(p, &x, 1); break; }
+    case TS_I16: { int16_t x = (int16_t)v; memcpy(p, &x, 2); break; }
+    case TS_I32: { int32_t x = (int32_t)v; memcpy(p, &x, 4); break; }
+    case TS_I64: { int64_t x = v >= 9223372036854775807.0 ? INT64_MAX : (int64_t)v; memcpy(p, &x, 8); break; }
+    case TS_U8: case TS_BOOL: p[0] = (uint8_t)v; break;
+    case TS_U16: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case TS_U32: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    case TS_U64: { uint64_t x = v >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v; memcpy(p, &x, 8); break; }
+    default: return TS_EINVAL;
+    }
+    return 0;
+}
+

@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,32 @@ static void test_dtype_names_sizes_and_values(void **state)
     assert_true(ts_dtype_get(TS_I64, &big, 0) == -5.0);
 }
 
+static void test_dtype_set_converts_and_checks_range(void **state)
+{
+    (void)state;
+    uint8_t buf[16];
+    assert_int_equal(ts_dtype_set(TS_I8, buf, 0, -128), 0);
+    assert_true(ts_dtype_get(TS_I8, buf, 0) == -128);
+    assert_int_equal(ts_dtype_set(TS_I8, buf, 0, 128), TS_EOVERFLOW);
+    assert_int_equal(ts_dtype_set(TS_U16, buf, 1, 1.5), TS_EINVAL);
+    assert_int_equal(ts_dtype_set(TS_U16, buf, 1, 65535), 0);
+    assert_true(ts_dtype_get(TS_U16, buf, 1) == 65535);
+    assert_int_equal(ts_dtype_set(TS_BOOL, buf, 0, 2), TS_EOVERFLOW);
+    for (double v = -70000; v <= 70000; v += 0.37) {
+        /* Half and bfloat16 round to nearest: the error stays within half
+         * an ulp of the target format. */
+        assert_int_equal(ts_dtype_set(TS_F16, buf, 0, v), 0);
+        double h = ts_dtype_get(TS_F16, buf, 0);
+        if (fabs(v) < 65504)
+            assert_true(fabs(h - v) <= fabs(v) / 2048 + 3e-8);
+        assert_int_equal(ts_dtype_set(TS_BF16, buf, 0, v), 0);
+        assert_true(fabs(ts_dtype_get(TS_BF16, buf, 0) - v) <= fabs(v) / 256 + 1e-30);
+    }
+    assert_int_equal(ts_dtype_set(TS_C64, buf, 0, 2.5), 0);
+    assert_true(ts_dtype_get(TS_C64, buf, 0) == 2.5);
+    assert_int_equal(ts_dtype_set((ts_dtype)77, buf, 0, 1), TS_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_memtable_sorted_view_and_overwrite),
         cmocka_unit_test(test_key_cmp_orders_bytewise_shorter_first),
         cmocka_unit_test(test_dtype_names_sizes_and_values),
+        cmocka_unit_test(test_dtype_set_converts_and_checks_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

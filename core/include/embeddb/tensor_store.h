@@ -83,6 +83,10 @@ const char *ts_dtype_name(ts_dtype dt);
 int ts_dtype_parse(const char *s, ts_dtype *out);
 /* Converts element i of data (of dtype dt) to double (complex: real part). */
 double ts_dtype_get(ts_dtype dt, const void *data, size_t i);
+/* Stores v as element i of data (of dtype dt; complex: real part, imag 0;
+ * bool: 0 or 1). TS_EINVAL when an integer dtype gets a non-integer (or the
+ * dtype is unknown), TS_EOVERFLOW when v is out of the dtype's range. */
+int ts_dtype_set(ts_dtype dt, void *data, size_t i, double v);
 
 /*
  * A tensor. For saving, every pointer is borrowed for the duration of the
