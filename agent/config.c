@@ -1,0 +1,537 @@
+/*
+ * config.c -- loading agent.yaml with libyaml (contract in config.h).
+ *
+ * The document is loaded whole (it is small), then mapping nodes are walked
+ * against option tables. Each table row knows its type and where its value
+ * goes (offsetof into agent_config or agent_sub); the walker reports unknown
+ * keys, wrong types and missing required keys with the node's line and
+ * column. Files named by the config (password, TLS) are checked readable
+ * here so --check-config catches them.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef enum opt_type {
+    OPT_STR,       /* char * (strdup) */
+    OPT_PATH,      /* char *, a file that must be readable */
+    OPT_BOOL,      /* int */
+    OPT_INT,       /* int, bounded by lo..hi */
+    OPT_U64,       /* uint64_t, bounded */
+    OPT_SIZE,      /* uint64_t bytes, units */
+    OPT_DURATION,  /* uint64_t milliseconds, units */
+    OPT_SECTION,   /* nested mapping described by sub */
+    OPT_SPECIAL,   /* handled by the table's owner (subscriptions, enums) */
+} opt_type;
+
+typedef struct opt {
+    const char *name;
+    opt_type type;
+    size_t off;
+    int required;
+    int64_t lo, hi;
+    const struct opt *sub;
+} opt;
+
+#define END {NULL, OPT_STR, 0, 0, 0, 0, NULL}
+#define OFF(f) offsetof(agent_config, f)
+
+static const opt storage_opts[] = {
+    {"dir", OPT_STR, OFF(storage.dir), 1, 0, 0, NULL},
+    {"memtable_max", OPT_SIZE, OFF(storage.memtable_max), 0, 4096, INT64_MAX, NULL},
+    {"fsync", OPT_BOOL, OFF(storage.fsync), 0, 0, 0, NULL},
+    END,
+};
+
+static const opt tls_opts[] = {
+    {"ca_file", OPT_PATH, OFF(mqtt.ca_file), 1, 0, 0, NULL},
+    {"cert_file", OPT_PATH, OFF(mqtt.cert_file), 0, 0, 0, NULL},
+    {"key_file", OPT_PATH, OFF(mqtt.key_file), 0, 0, 0, NULL},
+    END,
+};
+
+static const opt mqtt_opts[] = {
+    {"host", OPT_STR, OFF(mqtt.host), 1, 0, 0, NULL},
+    {"port", OPT_INT, OFF(mqtt.port), 0, 1, 65535, NULL},
+    {"client_id", OPT_STR, OFF(mqtt.client_id), 0, 0, 0, NULL},
+    {"keepalive", OPT_DURATION, OFF(mqtt.keepalive_ms), 0, 5000, 65535000, NULL},
+    {"clean_session", OPT_BOOL, OFF(mqtt.clean_session), 0, 0, 0, NULL},
+    {"protocol", OPT_SPECIAL, OFF(mqtt.protocol), 0, 0, 0, NULL},
+    {"username", OPT_STR, OFF(mqtt.username), 0, 0, 0, NULL},
+    {"password_file", OPT_PATH, OFF(mqtt.password_file), 0, 0, 0, NULL},
+    {"max_payload", OPT_SIZE, OFF(mqtt.max_payload), 0, 1, 256 << 20, NULL},
+    {"tls", OPT_SECTION, 0, 0, 0, 0, tls_opts},
+    {"subscriptions", OPT_SPECIAL, 0, 1, 0, 0, NULL},
+    END,
+};
+
+static const opt batch_opts[] = {
+    {"max_tensors", OPT_U64, OFF(batch.max_tensors), 0, 1, 65536, NULL},
+    {"max_bytes", OPT_SIZE, OFF(batch.max_bytes), 0, 1, 1ll << 30, NULL},
+    {"max_delay_ms", OPT_DURATION, OFF(batch.max_delay_ms), 0, 0, 3600000, NULL},
+    END,
+};
+
+static const opt log_opts[] = {
+    {"level", OPT_SPECIAL, OFF(log.level), 0, 0, 0, NULL},
+    END,
+};
+
+static const opt top_opts[] = {
+    {"device_id", OPT_STR, OFF(device_id), 1, 0, 0, NULL},
+    {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts},
+    {"mqtt", OPT_SECTION, 0, 1, 0, 0, mqtt_opts},
+    {"batch", OPT_SECTION, 0, 0, 0, 0, batch_opts},
+    {"log", OPT_SECTION, 0, 0, 0, 0, log_opts},
+    END,
+};
+
+#define SOFF(f) offsetof(agent_sub, f)
+static const opt sub_opts[] = {
+    {"topic", OPT_STR, SOFF(topic), 1, 0, 0, NULL},
+    {"qos", OPT_INT, SOFF(qos), 0, 0, 2, NULL},
+    {"format", OPT_SPECIAL, 0, 1, 0, 0, NULL},
+    {"dtype", OPT_SPECIAL, 0, 0, 0, 0, NULL},
+    {"shape", OPT_SPECIAL, 0, 0, 0, 0, NULL},
+    END,
+};
+
+typedef struct walker {
+    const char *file;
+    yaml_document_t *doc;
+    agent_config *cfg;
+    char *err;
+    size_t errlen;
+} walker;
+
+static int fail(walker *w, const yaml_node_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(walker *w, const yaml_node_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(w->err, w->errlen, "%s:%zu:%zu: ", w->file,
+                     at ? at->start_mark.line + 1 : 1, at ? at->start_mark.column + 1 : 1);
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < w->errlen)
+        vsnprintf(w->err + n, w->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+/* ---- units ------------------------------------------------------------ */
+
+static int split_number(const char *s, uint64_t *num, const char **unit)
+{
+    char *end;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    *num = v;
+    *unit = end;
+    return 0;
+}
+
+static int scale(uint64_t v, uint64_t mul, uint64_t *out)
+{
+    if (mul && v > UINT64_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *u;
+        uint64_t mul;
+    } units[] = {{"", 1}, {"B", 1}, {"KB", 1000}, {"KiB", 1024}, {"MB", 1000000},
+                 {"MiB", 1 << 20}, {"GB", 1000000000}, {"GiB", 1ull << 30}};
+    uint64_t v;
+    const char *u;
+    if (split_number(s, &v, &u))
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (!strcmp(u, units[i].u))
+            return scale(v, units[i].mul, out);
+    return -1;
+}
+
+int config_parse_duration_ms(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *u;
+        uint64_t mul;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    uint64_t v;
+    const char *u;
+    if (split_number(s, &v, &u))
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (!strcmp(u, units[i].u))
+            return scale(v, units[i].mul, out);
+    return -1;
+}
+
+/* ---- the walker -------------------------------------------------------- */
+
+static int check_readable(walker *w, const yaml_node_t *at, const char *key, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return fail(w, at, "%s: cannot read '%s': %s", key, path, strerror(errno));
+    fclose(fp);
+    return 0;
+}
+
+static int set_value(walker *w, const opt *o, const char *key, const yaml_node_t *v, void *base)
+{
+    const char *s = scalar(v);
+    char *end = NULL;
+    uint64_t u = 0;
+    if (o->type != OPT_SECTION && o->type != OPT_SPECIAL && !s)
+        return fail(w, v, "%s: expected a single value, not a list or mapping", key);
+    switch (o->type) {
+    case OPT_STR:
+    case OPT_PATH: {
+        if (!*s)
+            return fail(w, v, "%s: must not be empty", key);
+        if (o->type == OPT_PATH && check_readable(w, v, key, s))
+            return -1;
+        char **dst = (char **)(void *)((char *)base + o->off);
+        free(*dst);
+        if (!(*dst = strdup(s)))
+            return fail(w, v, "out of memory");
+        return 0;
+    }
+    case OPT_BOOL: {
+        int *dst = (int *)(void *)((char *)base + o->off);
+        if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))
+            *dst = 1;
+        else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))
+            *dst = 0;
+        else
+            return fail(w, v, "%s: expected true or false, got '%s'", key, s);
+        return 0;
+    }
+    case OPT_INT:
+    case OPT_U64:
+        errno = 0;
+        u = strtoull(s, &end, 10);
+        if (!isdigit((unsigned char)*s) || errno || *end || (int64_t)u < o->lo ||
+            (int64_t)u > o->hi || u > INT64_MAX)
+            return fail(w, v, "%s: expected an integer %" PRId64 "..%" PRId64 ", got '%s'", key,
+                        o->lo, o->hi, s);
+        if (o->type == OPT_INT)
+            *(int *)(void *)((char *)base + o->off) = (int)u;
+        else
+            *(uint64_t *)(void *)((char *)base + o->off) = u;
+        return 0;
+    case OPT_SIZE:
+        if (config_parse_size(s, &u))
+            return fail(w, v, "%s: expected a size like 4MiB, 512KiB, 1GB or bytes, got '%s'",
+                        key, s);
+        if (u < (uint64_t)o->lo || u > (uint64_t)o->hi)
+            return fail(w, v, "%s: %s is out of range (%" PRId64 "..%" PRId64 " bytes)", key, s,
+                        o->lo, o->hi);
+        *(uint64_t *)(void *)((char *)base + o->off) = u;
+        return 0;
+    case OPT_DURATION:
+        if (config_parse_duration_ms(s, &u))
+            return fail(w, v, "%s: expected a duration with a unit (200ms, 5s, 5m, 1h), got '%s'",
+                        key, s);
+        if (u < (uint64_t)o->lo || u > (uint64_t)o->hi)
+            return fail(w, v, "%s: %s is out of range (%" PRId64 "..%" PRId64 " ms)", key, s,
+                        o->lo, o->hi);
+        *(uint64_t *)(void *)((char *)base + o->off) = u;
+        return 0;
+    default:
+        return fail(w, v, "%s: internal: unhandled option type", key);
+    }
+}
+
+typedef int (*special_fn)(walker *w, const char *key, const yaml_node_t *v, void *base);
+
+/* Applies table to mapping node m, writing into base. prefix names the
+ * section in messages ("mqtt.tls"). */
+static int walk(walker *w, const yaml_node_t *m, const opt *table, const char *prefix, void *base,
+                special_fn special)
+{
+    char key[128], expected[512];
+    int seen[32] = {0};
+    size_t n_opts = 0, e = 0;
+    while (table[n_opts].name)
+        n_opts++;
+    if (!m || m->type != YAML_MAPPING_NODE)
+        return fail(w, m, "%s: expected a mapping of keys", prefix[0] ? prefix : "top level");
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+        const char *name = scalar(k);
+        size_t i;
+        if (!name)
+            return fail(w, k, "keys must be plain words");
+        for (i = 0; i < n_opts && strcmp(table[i].name, name); i++)
+            ;
+        snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] ? "." : "", name);
+        if (i == n_opts) {
+            e = 0;
+            for (size_t j = 0; j < n_opts && e < sizeof(expected); j++)
+                e += (size_t)snprintf(expected + e, sizeof(expected) - e, "%s%s", j ? ", " : "",
+                                      table[j].name);
+            return fail(w, k, "unknown key '%s' (expected one of: %s)", key, expected);
+        }
+        if (seen[i]++)
+            return fail(w, k, "%s: given twice", key);
+        int rc;
+        if (table[i].type == OPT_SECTION)
+            rc = walk(w, v, table[i].sub, key, base, special);
+        else if (table[i].type == OPT_SPECIAL)
+            rc = special(w, key, v, base);
+        else
+            rc = set_value(w, &table[i], key, v, base);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < n_opts; i++)
+        if (table[i].required && !seen[i])
+            return fail(w, m, "%s%smissing required key '%s'", prefix, prefix[0] ? ": " : "",
+                        table[i].name);
+    return 0;
+}
+
+static int parse_shape(walker *w, const char *key, const yaml_node_t *v, payload_spec *spec)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(w, v, "%s: expected a list of sizes like [32, 32]", key);
+    spec->ndim = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *d = yaml_document_get_node(w->doc, *it);
+        const char *s = scalar(d);
+        char *end;
+        if (spec->ndim == TS_MAX_DIMS)
+            return fail(w, d, "%s: more than 8 dimensions", key);
+        errno = 0;
+        unsigned long long x = s ? strtoull(s, &end, 10) : 0;
+        if (!s || !isdigit((unsigned char)*s) || errno || *end)
+            return fail(w, d, "%s: expected a size, got '%s'", key, s ? s : "(not a scalar)");
+        spec->shape[spec->ndim++] = x;
+    }
+    spec->has_shape = 1;
+    return 0;
+}
+
+static int sub_special(walker *w, const char *key, const yaml_node_t *v, void *base)
+{
+    agent_sub *sub = base;
+    const char *s = scalar(v);
+    const char *leaf = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+    if (!strcmp(leaf, "shape"))
+        return parse_shape(w, key, v, &sub->spec);
+    if (!s)
+        return fail(w, v, "%s: expected a single value", key);
+    if (!strcmp(leaf, "format")) {
+        if (payload_format_parse(s, &sub->spec.format))
+            return fail(w, v, "%s: expected npy, raw, json or csv, got '%s'", key, s);
+        return 0;
+    }
+    if (ts_dtype_parse(s, &sub->spec.dtype))
+        return fail(w, v, "%s: unknown dtype '%s' (use a NumPy name: float32, int16, uint8...)",
+                    key, s);
+    return 0;
+}
+
+static int top_special(walker *w, const char *key, const yaml_node_t *v, void *base)
+{
+    agent_config *cfg = base;
+    const char *s = scalar(v);
+    if (!strcmp(key, "mqtt.subscriptions")) {
+        if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
+            return fail(w, v, "%s: expected a non-empty list of {topic, qos, format}", key);
+        size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        cfg->mqtt.subs = calloc(n, sizeof(*cfg->mqtt.subs));
+        if (!cfg->mqtt.subs)
+            return fail(w, v, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            const yaml_node_t *item = yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+            agent_sub *sub = &cfg->mqtt.subs[i];
+            char prefix[64];
+            sub->qos = 1;
+            cfg->mqtt.n_subs = i + 1;
+            snprintf(prefix, sizeof(prefix), "%s[%zu]", key, i);
+            if (walk(w, item, sub_opts, prefix, sub, sub_special))
+                return -1;
+            if (sub->spec.format == PAYLOAD_RAW && (!sub->spec.dtype || !sub->spec.has_shape))
+                return fail(w, item, "%s: format raw needs dtype and shape", prefix);
+        }
+        return 0;
+    }
+    if (!s)
+        return fail(w, v, "%s: expected a single value", key);
+    if (!strcmp(key, "mqtt.protocol")) {
+        if (!strcmp(s, "3.1.1") || !strcmp(s, "311"))
+            cfg->mqtt.protocol = 311;
+        else if (!strcmp(s, "5") || !strcmp(s, "5.0"))
+            cfg->mqtt.protocol = 5;
+        else
+            return fail(w, v, "%s: expected \"3.1.1\" or 5, got '%s'", key, s);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        log_level lv;
+    } levels[] = {{"error", LOG_LEVEL_ERROR}, {"warning", LOG_LEVEL_WARNING},
+                  {"notice", LOG_LEVEL_NOTICE}, {"info", LOG_LEVEL_INFO},
+                  {"debug", LOG_LEVEL_DEBUG}};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (!strcmp(s, levels[i].name)) {
+            cfg->log.level = levels[i].lv;
+            return 0;
+        }
+    return fail(w, v, "%s: expected error, warning, notice, info or debug, got '%s'", key, s);
+}
+
+static char *read_secret(const char *path, char *err, size_t errlen, const char *file)
+{
+    FILE *fp = fopen(path, "rb");
+    char buf[1024];
+    size_t n;
+    if (!fp) {
+        snprintf(err, errlen, "%s: mqtt.password_file: cannot read '%s': %s", file, path,
+                 strerror(errno));
+        return NULL;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = 0;
+    char *s = strdup(buf);
+    memset(buf, 0, sizeof(buf));
+    return s;
+}
+
+static void defaults(agent_config *cfg)
+{
+    cfg->storage.memtable_max = 16u << 20;
+    cfg->storage.fsync = 1;
+    cfg->mqtt.port = 1883;
+    cfg->mqtt.keepalive_ms = 30000;
+    cfg->mqtt.clean_session = 0;
+    cfg->mqtt.protocol = 311;
+    cfg->mqtt.max_payload = 16u << 20;
+    cfg->batch.max_tensors = 64;
+    cfg->batch.max_bytes = 4u << 20;
+    cfg->batch.max_delay_ms = 200;
+    cfg->log.level = LOG_LEVEL_INFO;
+}
+
+int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    FILE *fp = NULL;
+    int have_doc = 0, rc = -1;
+    walker w = {.file = path, .doc = &doc, .cfg = cfg, .err = err, .errlen = errlen};
+    memset(cfg, 0, sizeof(*cfg));
+    defaults(cfg);
+    yaml_parser_initialize(&parser);
+    if (!(cfg->path = strdup(path))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: YAML syntax: %s%s%s", path,
+                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                 parser.problem ? parser.problem : "error", parser.context ? " " : "",
+                 parser.context ? parser.context : "");
+        goto out;
+    }
+    have_doc = 1;
+    const yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        snprintf(err, errlen, "%s: empty configuration", path);
+        goto out;
+    }
+    if (walk(&w, root, top_opts, "", cfg, top_special))
+        goto out;
+    for (size_t i = 0; i < cfg->mqtt.n_subs; i++)
+        cfg->mqtt.subs[i].spec.max_payload = (size_t)cfg->mqtt.max_payload;
+    if (!cfg->mqtt.client_id) {
+        size_t n = strlen(cfg->device_id) + 16;
+        if (!(cfg->mqtt.client_id = malloc(n))) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        snprintf(cfg->mqtt.client_id, n, "embeddb-%s", cfg->device_id);
+    }
+    cfg->mqtt.tls_enabled = cfg->mqtt.ca_file != NULL;
+    if (!cfg->mqtt.cert_file != !cfg->mqtt.key_file) {
+        snprintf(err, errlen, "%s: mqtt.tls: cert_file and key_file go together", path);
+        goto out;
+    }
+    if (cfg->mqtt.password_file &&
+        !(cfg->mqtt.password = read_secret(cfg->mqtt.password_file, err, errlen, path)))
+        goto out;
+    if (cfg->mqtt.password && !cfg->mqtt.username) {
+        snprintf(err, errlen, "%s: mqtt.password_file needs mqtt.username", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (have_doc)
+        yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (fp)
+        fclose(fp);
+    return rc;
+}
+
+void agent_config_free(agent_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->mqtt.n_subs; i++)
+        free(cfg->mqtt.subs[i].topic);
+    free(cfg->mqtt.subs);
+    if (cfg->mqtt.password) {
+        memset(cfg->mqtt.password, 0, strlen(cfg->mqtt.password));
+        free(cfg->mqtt.password);
+    }
+    free(cfg->path);
+    free(cfg->device_id);
+    free(cfg->storage.dir);
+    free(cfg->mqtt.host);
+    free(cfg->mqtt.client_id);
+    free(cfg->mqtt.username);
+    free(cfg->mqtt.password_file);
+    free(cfg->mqtt.ca_file);
+    free(cfg->mqtt.cert_file);
+    free(cfg->mqtt.key_file);
+    memset(cfg, 0, sizeof(*cfg));
+}

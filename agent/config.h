@@ -1,0 +1,81 @@
+/*
+ * config.h -- the agent's YAML configuration (one file, -c PATH).
+ *
+ * Options are declared as tables (name, type, offset, bounds), Fluent Bit
+ * style, and one walker applies them, so every error has the same shape:
+ *     agent.yaml:12:5: mqtt.port: expected an integer 1..65535, got 'x'
+ *     agent.yaml:3:1: unknown key 'batchh' (expected one of: device_id, ...)
+ * Sizes take units (4MiB, 512KiB, 1GB, or plain bytes); durations require
+ * one (200ms, 5s, 5m, 1h). Secrets are read from files named in the config
+ * (mqtt.password_file) and kept only in memory; nothing here logs them.
+ * conf/agent.yaml is the commented example of every key.
+ */
+#ifndef EMBEDDB_AGENT_CONFIG_H
+#define EMBEDDB_AGENT_CONFIG_H
+
+#include "payload.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_DEFAULT_CONFIG "/etc/embeddb/agent.yaml"
+
+typedef enum log_level {
+    LOG_LEVEL_ERROR = 3,   /* syslog priorities, for journald prefixes */
+    LOG_LEVEL_WARNING = 4,
+    LOG_LEVEL_NOTICE = 5,
+    LOG_LEVEL_INFO = 6,
+    LOG_LEVEL_DEBUG = 7,
+} log_level;
+
+typedef struct agent_sub {
+    char *topic;            /* MQTT filter; wildcards allowed */
+    int qos;                /* 0..2 */
+    payload_spec spec;      /* format, dtype/shape, max_payload (from mqtt) */
+} agent_sub;
+
+typedef struct agent_config {
+    char *path;             /* the file it came from */
+    char *device_id;
+    struct {
+        char *dir;
+        uint64_t memtable_max;
+        int fsync;
+    } storage;
+    struct {
+        char *host;
+        int port;
+        char *client_id;    /* default: embeddb-<device_id> */
+        uint64_t keepalive_ms;
+        int clean_session;
+        int protocol;       /* 311 or 5 */
+        char *username;
+        char *password_file;
+        char *password;     /* read from password_file; never printed */
+        uint64_t max_payload;
+        int tls_enabled;    /* a tls section is present */
+        char *ca_file, *cert_file, *key_file;
+        agent_sub *subs;
+        size_t n_subs;
+    } mqtt;
+    struct {
+        uint64_t max_tensors;
+        uint64_t max_bytes;
+        uint64_t max_delay_ms;
+    } batch;
+    struct {
+        log_level level;
+    } log;
+} agent_config;
+
+/* Loads and validates path into *cfg (which the caller frees with
+ * agent_config_free, also after a failure). Returns 0, or -1 with err
+ * holding "FILE:LINE:COL: what was expected". */
+int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen);
+void agent_config_free(agent_config *cfg);
+
+/* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -1. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif
