@@ -1,0 +1,305 @@
+/*
+ * agent.c -- the daemon's main loop: batches decoded messages into the
+ * engine, reports to systemd and the status file, handles signals.
+ *
+ * Threads: libmosquitto's network thread fills ingest's queue; this thread
+ * does everything else, so a slow commit (fdatasync) never stalls MQTT
+ * keepalives. Keys order each topic's tensors by arrival:
+ *     <topic>#<20-digit arrival counter>
+ * ('#' cannot occur in an MQTT topic name), so `embeddb ls DIR sensors/cam0#`
+ * lists that topic in arrival order. The counter starts at the store's next
+ * sequence number, so keys keep rising across restarts.
+ *
+ * Failure policy: a batch that cannot be committed (full disk, failed
+ * fsync) is kept in memory and retried every second, loudly; a store
+ * poisoned by a failed fsync is reopened (recovery) before the retry. While
+ * the batch is stuck the queue fills and the broker holds new messages.
+ */
+#include "agent.h"
+
+#include "ingest.h"
+#include "log.h"
+
+#include "embeddb/plat.h"
+#include "embeddb/plat_service.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATUS_NAME "agent.status"
+#define STATUS_PERIOD_MS 1000
+#define RETRY_MS 1000
+
+typedef struct agent {
+    agent_config cfg;
+    ts_store *store;
+    ingest *in;
+    ingest_msg *pending, *pending_tail;
+    size_t n_pending;
+    uint64_t pending_bytes;
+    int64_t first_ns;         /* mono time the oldest pending message arrived */
+    uint64_t next_key;
+    /* counters beyond ingest's */
+    uint64_t stored, batches, commit_failures, bytes_stored;
+    int ready;
+} agent;
+
+static uint64_t mono_ms(void)
+{
+    return plat_mono_ns() / 1000000;
+}
+
+static int open_store(agent *a)
+{
+    ts_options o;
+    char err[1024];
+    ts_options_init(&o);
+    o.create_if_missing = 1;
+    o.memtable_max = a->cfg.storage.memtable_max;
+    o.sync = a->cfg.storage.fsync;
+    if (ts_open(a->cfg.storage.dir, &o, &a->store, err, sizeof(err))) {
+        agent_log(LOG_LEVEL_ERROR, "cannot open the store: %s", err);
+        return -1;
+    }
+    if (ts_errmsg(a->store)[0])
+        agent_log(LOG_LEVEL_WARNING, "store recovery: %s", ts_errmsg(a->store));
+    ts_stats st;
+    ts_get_stats(a->store, &st);
+    if (st.next_seq > a->next_key)
+        a->next_key = st.next_seq;
+    return 0;
+}
+
+/* Writes the counters to DIR/agent.status (temp + rename: readers never see
+ * half a file) and mirrors a summary to systemd's STATUS=. */
+static void write_status(agent *a, const char *state)
+{
+    ingest_counters c;
+    char buf[2048], tmp[4112], path[4096], line[256];
+    ingest_counters_get(a->in, &c);
+    int n = snprintf(buf, sizeof(buf),
+                     "state=%s\ndevice_id=%s\nconnected=%d\nsubscribed=%d\nreceived=%" PRIu64
+                     "\nstored=%" PRIu64 "\nbatches=%" PRIu64 "\nbytes_stored=%" PRIu64
+                     "\npending=%zu\ncommit_failures=%" PRIu64 "\nreconnects=%" PRIu64
+                     "\nunmatched=%" PRIu64 "\n",
+                     state, a->cfg.device_id, c.connected, c.subscribed, c.received, a->stored,
+                     a->batches, a->bytes_stored, a->n_pending, a->commit_failures,
+                     c.connects > 0 ? c.connects - 1 : 0, c.unmatched);
+    for (int e = 1; e < PAYLOAD_N_ERRS && n > 0 && (size_t)n < sizeof(buf); e++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "rejected_%s=%" PRIu64 "\n",
+                      payload_err_name((payload_err)e), c.rejected[e]);
+    if (a->store) {
+        ts_stats st;
+        ts_get_stats(a->store, &st);
+        if (n > 0 && (size_t)n < sizeof(buf))
+            n += snprintf(buf + n, sizeof(buf) - (size_t)n, "fsyncs=%" PRIu64 "\nflushes=%" PRIu64
+                          "\n", st.fsyncs, st.flushes);
+    }
+    snprintf(path, sizeof(path), "%s/%s", a->cfg.storage.dir, STATUS_NAME);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    plat_vfs *vfs = plat_vfs_default();
+    int fd = -1;
+    if (n > 0 && vfs->open(vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd) == 0) {
+        int rc = plat_write_all(vfs, fd, buf, strlen(buf), 0);
+        vfs->close(vfs, fd);
+        if (rc == 0)
+            vfs->rename(vfs, tmp, path);
+    }
+    snprintf(line, sizeof(line), "STATUS=%s: received %" PRIu64 ", stored %" PRIu64
+             ", rejected %" PRIu64 ", pending %zu",
+             state, c.received, a->stored,
+             c.rejected[1] + c.rejected[2] + c.rejected[3] + c.rejected[4] + c.rejected[5],
+             a->n_pending);
+    plat_notify(line);
+}
+
+static void take(agent *a, ingest_msg *list)
+{
+    while (list) {
+        ingest_msg *m = list;
+        list = list->next;
+        m->next = NULL;
+        if (!a->pending)
+            a->first_ns = (int64_t)plat_mono_ns();
+        if (a->pending_tail)
+            a->pending_tail->next = m;
+        else
+            a->pending = m;
+        a->pending_tail = m;
+        a->n_pending++;
+        a->pending_bytes += m->t.data_len;
+    }
+}
+
+/* Commits everything pending as one batch. 0, or -1 (kept for a retry). */
+static int commit(agent *a)
+{
+    size_t n = a->n_pending, i = 0;
+    ts_tensor *t = calloc(n, sizeof(*t));
+    const ts_tensor **b = calloc(n, sizeof(*b));
+    char *keys = malloc(n * (TS_MAX_KEY_LEN + 1));
+    int rc = -1;
+    if (!n)
+        rc = 0;
+    if (!t || !b || !keys || !n)
+        goto out;
+    for (ingest_msg *m = a->pending; m; m = m->next, i++) {
+        char *k = keys + i * (TS_MAX_KEY_LEN + 1);
+        int len = snprintf(k, TS_MAX_KEY_LEN + 1, "%s#%020" PRIu64, m->topic, a->next_key + i);
+        if (len < 0 || len > TS_MAX_KEY_LEN)
+            len = TS_MAX_KEY_LEN; /* absurdly long topic: truncated key still unique */
+        t[i] = (ts_tensor){.key = (const uint8_t *)k, .key_len = (size_t)len, .name = m->topic,
+                           .dtype = m->t.dtype, .ndim = m->t.ndim, .timestamp_ns = m->recv_ns,
+                           .data = m->t.data, .data_len = m->t.data_len};
+        memcpy(t[i].shape, m->t.shape, sizeof(t[i].shape));
+        b[i] = &t[i];
+    }
+    rc = ts_save_batch(a->store, b, n);
+    if (rc) {
+        a->commit_failures++;
+        agent_log(LOG_LEVEL_ERROR, "commit of %zu tensor(s) failed: %s; kept in memory, retrying",
+                  n, ts_errmsg(a->store));
+        if (rc == TS_EFAILED || rc == TS_EIO) {
+            /* The store is poisoned: reopen it, recovery decides what is on disk. */
+            ts_close(a->store);
+            a->store = NULL;
+            open_store(a);
+        }
+        rc = -1;
+        goto out;
+    }
+    a->next_key += n;
+    a->stored += n;
+    a->batches++;
+    a->bytes_stored += a->pending_bytes;
+    ingest_msg_free(a->pending);
+    a->pending = a->pending_tail = NULL;
+    a->n_pending = 0;
+    a->pending_bytes = 0;
+out:
+    free(t);
+    free(b);
+    free(keys);
+    return rc;
+}
+
+static int batch_due(const agent *a)
+{
+    if (!a->n_pending)
+        return 0;
+    return a->n_pending >= a->cfg.batch.max_tensors || a->pending_bytes >= a->cfg.batch.max_bytes ||
+           (plat_mono_ns() - (uint64_t)a->first_ns) / 1000000 >= a->cfg.batch.max_delay_ms;
+}
+
+static void reload(agent *a, const char *path)
+{
+    agent_config fresh;
+    char err[1024];
+    if (agent_config_load(path, &fresh, err, sizeof(err))) {
+        agent_log(LOG_LEVEL_ERROR, "reload refused, keeping the running configuration: %s", err);
+        agent_config_free(&fresh);
+        return;
+    }
+    if (strcmp(fresh.storage.dir, a->cfg.storage.dir) || strcmp(fresh.mqtt.host, a->cfg.mqtt.host) ||
+        fresh.mqtt.port != a->cfg.mqtt.port)
+        agent_log(LOG_LEVEL_NOTICE, "reload: storage and broker changes take a restart");
+    if (ingest_update(a->in, &fresh)) {
+        agent_log(LOG_LEVEL_ERROR, "reload: out of memory; keeping the running configuration");
+        agent_config_free(&fresh);
+        return;
+    }
+    a->cfg.batch = fresh.batch;
+    a->cfg.log = fresh.log;
+    agent_log_set_level(fresh.log.level);
+    /* Keep the running storage/mqtt settings, adopt the new subscriptions. */
+    agent_sub *subs = a->cfg.mqtt.subs;
+    size_t n = a->cfg.mqtt.n_subs;
+    a->cfg.mqtt.subs = fresh.mqtt.subs;
+    a->cfg.mqtt.n_subs = fresh.mqtt.n_subs;
+    fresh.mqtt.subs = subs;
+    fresh.mqtt.n_subs = n;
+    agent_config_free(&fresh);
+    agent_log(LOG_LEVEL_NOTICE, "configuration reloaded: %zu subscription(s)", a->cfg.mqtt.n_subs);
+}
+
+int agent_run(const char *config_path)
+{
+    agent a;
+    char err[1024];
+    int rc = 1;
+    memset(&a, 0, sizeof(a));
+    if (agent_config_load(config_path, &a.cfg, err, sizeof(err))) {
+        agent_log(LOG_LEVEL_ERROR, "%s", err);
+        agent_config_free(&a.cfg);
+        return 1;
+    }
+    agent_log_set_level(a.cfg.log.level);
+    if (plat_signals_install() || open_store(&a))
+        goto out;
+    /* Room for two batches plus one message in flight. */
+    uint64_t limit = 2 * a.cfg.batch.max_bytes + a.cfg.mqtt.max_payload;
+    if (!(a.in = ingest_new(&a.cfg, limit, err, sizeof(err))) ||
+        ingest_start(a.in, err, sizeof(err))) {
+        agent_log(LOG_LEVEL_ERROR, "%s", err);
+        goto out;
+    }
+    agent_log(LOG_LEVEL_INFO, "storing into %s; broker %s:%d", a.cfg.storage.dir, a.cfg.mqtt.host,
+              a.cfg.mqtt.port);
+    uint64_t watchdog_ms = plat_watchdog_ms(), last_status = 0, last_retry = 0;
+    for (;;) {
+        int sig = plat_signals_take();
+        if (sig & PLAT_SIG_STOP)
+            break;
+        if (sig & PLAT_SIG_RELOAD)
+            reload(&a, config_path);
+        uint64_t wait = a.n_pending ? 10 : 200;
+        take(&a, ingest_pop(a.in, wait));
+        if (batch_due(&a) && (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
+            last_retry = 0;
+            if (!a.store || commit(&a))
+                last_retry = mono_ms();
+        }
+        ingest_counters c;
+        ingest_counters_get(a.in, &c);
+        if (!a.ready && c.subscribed) {
+            a.ready = 1;
+            plat_notify("READY=1");
+            agent_log(LOG_LEVEL_NOTICE, "ready: subscribed");
+        }
+        uint64_t now = mono_ms();
+        if (now - last_status >= STATUS_PERIOD_MS ||
+            (watchdog_ms && now - last_status >= watchdog_ms / 2)) {
+            last_status = now;
+            write_status(&a, a.ready ? "running" : "starting");
+            if (watchdog_ms)
+                plat_notify("WATCHDOG=1");
+        }
+    }
+    /* Graceful stop: no new messages, commit what arrived, seal it. */
+    plat_notify("STOPPING=1");
+    agent_log(LOG_LEVEL_NOTICE, "stopping: committing %zu pending tensor(s)", a.n_pending);
+    ingest_stop(a.in);
+    take(&a, ingest_pop(a.in, 0));
+    for (int tries = 0; a.n_pending && tries < 3; tries++)
+        if (a.store && commit(&a) == 0)
+            break;
+    if (a.n_pending) {
+        agent_log(LOG_LEVEL_ERROR, "%zu tensor(s) could not be stored before exit", a.n_pending);
+        goto out;
+    }
+    if (a.store && ts_flush(a.store, NULL, 0, NULL))
+        agent_log(LOG_LEVEL_WARNING, "final flush: %s (data is safe in the WAL)",
+                  ts_errmsg(a.store));
+    write_status(&a, "stopped");
+    agent_log(LOG_LEVEL_NOTICE, "stopped: %" PRIu64 " tensor(s) stored in %" PRIu64 " batch(es)",
+              a.stored, a.batches);
+    rc = 0;
+out:
+    ingest_free(a.in);
+    ingest_msg_free(a.pending);
+    ts_close(a.store);
+    agent_config_free(&a.cfg);
+    return rc;
+}
