@@ -192,6 +192,26 @@ static int count_key(void *ctx, const ts_entry *e)
     return 0;
 }
 
+/* The agent's live counters, when an embeddb-agent writes into this store
+ * (agent.status, replaced atomically every second). */
+static void print_agent_status(const char *dir)
+{
+    char path[4096], line[256];
+    snprintf(path, sizeof(path), "%s/agent.status", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return;
+    printf("\nembeddb-agent (agent.status):\n");
+    while (fgets(line, sizeof(line), fp)) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        printf("  %-20s %s", line, eq + 1);
+    }
+    fclose(fp);
+}
+
 int cmd_stats(int argc, char **argv)
 {
     ts_stats st;
@@ -217,6 +237,7 @@ int cmd_stats(int argc, char **argv)
         printf("memtable_bytes     %" PRIu64 "\n", st.memtable_bytes);
         printf("disk_bytes         %" PRIu64 "\n", st.disk_bytes);
         printf("next_seq           %" PRIu64 "\n", st.next_seq);
+        print_agent_status(argv[1]);
     }
     ts_close(s);
     return cli_exit_for(rc);

@@ -212,6 +212,9 @@ class AgentTest(unittest.TestCase):
         np.testing.assert_array_equal(self.get(self.rows("env/csv#")[0][0]),
                                       np.array([0.5, 1.5, 2.5]))
         self.assertEqual(embeddb("verify", self.agent.store).returncode, 0)
+        stats = embeddb("stats", self.agent.store)
+        self.assertRegex(stats.stdout, r"stored\s+7")
+        self.assertRegex(stats.stdout, r"state\s+stopped")
 
     def test_malformed_payloads_are_counted_and_skipped(self):
         self.agent.start()
