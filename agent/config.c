@@ -291,7 +291,9 @@ static int walk(walker *w, const yaml_node_t *m, const opt *table, const char *p
             return fail(w, k, "keys must be plain words");
         for (i = 0; i < n_opts && strcmp(table[i].name, name); i++)
             ;
-        snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] ? "." : "", name);
+        int kn = snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] ? "." : "", name);
+        if (kn < 0 || (size_t)kn >= sizeof(key))
+            return fail(w, k, "key '%.40s...' is too long", name);
         if (i == n_opts) {
             e = 0;
             for (size_t j = 0; j < n_opts && e < sizeof(expected); j++)
