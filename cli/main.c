@@ -1,41 +1,56 @@
 /*
- * main.c -- the embeddb command: dispatches to the cmd_* files, prints help,
- * owns the exit codes. No store logic lives here.
+ * main.c -- the embeddb command: picks the command from argv[1], prints the
+ * top-level help, and is the only place the process exits. No store logic
+ * lives here; the commands are in cmd_inspect.c, cmd_demo.c and bench.c.
  */
 #include "cli.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: embeddb COMMAND [ARGS]\n"
+    "usage: embeddb COMMAND [ARGS]    (embeddb COMMAND --help for one command)\n"
     "\n"
-    "Inspect and drive an EmbedDb TensorStore directory.\n"
+    "Drives and inspects an EmbedDb TensorStore directory.\n"
     "\n"
     "Demo modes (the seed's):\n"
-    "  --tensor-dryrun [DIR]             WAL keys 101 and 202, flush, replay, summaries\n"
-    "  --tensor-train [DIR] [--epochs N] dense-layer training, one saveBatch per epoch\n"
-    "  --tensor-ingest FILE [DIR]        ingest a CSV tensor payload (see ingest --help)\n"
-    "  N DIM BATCH MEMTABLE_MAX [DIR]    numeric benchmark, e.g. embeddb 500000 32 1 20000\n"
+    "  --tensor-dryrun [DIR]              keys 101 and 202 to the WAL, flush, replay\n"
+    "  --tensor-train [DIR] [--epochs N]  dense-layer training, one batch per epoch\n"
+    "  --tensor-ingest FILE [DIR]         ingest a CSV tensor payload (one batch)\n"
+    "  N DIM BATCH MEMTABLE_MAX [DIR]     numeric benchmark, sync off\n"
+    "                                     (e.g. embeddb 500000 32 1 20000)\n"
     "\n"
-    "Inspection (read-only; safe beside a running writer):\n"
-    "  ls DIR [PREFIX]                   one line per tensor\n"
-    "  get DIR KEY -o FILE.npy           export a tensor as NumPy .npy (-o - for stdout)\n"
-    "  preview DIR KEY [-n N]            summary with the first N values (default 8)\n"
-    "  stats DIR                         store statistics\n"
-    "  verify DIR                        check every checksum\n"
+    "Inspection (opens the store read-only, so it works beside a running writer):\n"
+    "  ls DIR [PREFIX]                    one line per tensor, tab separated\n"
+    "  get DIR KEY -o FILE.npy            export a tensor as NumPy .npy (-o - = stdout)\n"
+    "  preview DIR KEY [-n N]             summary with the first N values (default 8)\n"
+    "  stats DIR                          store statistics and distinct keys\n"
+    "  verify DIR                         check every checksum and index entry\n"
     "\n"
     "Benchmark:\n"
     "  bench [--dir DIR] [--tensors N] [--batch B] [--runs R] [--memtable-max BYTES]\n"
-    "                                    durable ingest vs plain write+fdatasync\n"
+    "                                     durable ingest vs plain write()+fdatasync()\n"
     "\n"
-    "Keys: all digits = numeric key (8 bytes big-endian, e.g. 101); s:TEXT = text;\n"
-    "x:HEX = raw bytes; anything else = its text. ls prints keys the same way.\n"
+    "Keys on the command line:\n"
+    "  101        all digits: a numeric key (8 bytes big-endian, as the engine's\n"
+    "             ts_key_from_u64 makes them)\n"
+    "  s:TEXT     the bytes of TEXT, for text keys that look like numbers\n"
+    "  x:HEX      raw bytes, two hex digits each (x:00ff10)\n"
+    "  other      its own bytes (sensors/cam0)\n"
+    "Keys print the same way: an 8-byte key starting with byte 0 as its number,\n"
+    "printable text as itself (s:-prefixed when it would read as something else),\n"
+    "anything else as x:HEX. Every printed key can be pasted back.\n"
     "\n"
-    "Exit codes: 0 ok, 1 usage or bad input, 2 store or I/O error,\n"
-    "3 key not found, 4 verify found damage.\n"
-    "`embeddb COMMAND --help` describes one command.\n";
+    "CSV payload for --tensor-ingest: key,name,dtype,shape,v0,v1,... per line\n"
+    "(e.g. 101,camera_frame,float32,2x2,0.25,0.25,0.25,0.25); see\n"
+    "embeddb --tensor-ingest --help.\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  ok\n"
+    "  1  usage error (bad command line or bad input file)\n"
+    "  2  store or I/O error (cannot open, read or write)\n"
+    "  3  not found (no tensor under that key)\n"
+    "  4  corruption found (by verify, or data failing its checksum on get/preview)\n";
 
 int main(int argc, char **argv)
 {
@@ -49,15 +64,26 @@ int main(int argc, char **argv)
         {"stats", cmd_stats},            {"verify", cmd_verify},
         {"bench", cmd_bench},
     };
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    int ec = -1;
+    if (argc < 2) {
+        fputs(usage, stderr);
+        ec = CLI_EXIT_USAGE;
+        goto out;
     }
-    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, stdout);
+        ec = CLI_EXIT_OK;
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && ec < 0; i++)
         if (!strcmp(argv[1], cmds[i].name))
-            return cmds[i].fn(argc - 1, argv + 1);
-    if (argv[1][0] >= '0' && argv[1][0] <= '9')
-        return cmd_numeric_bench(argc - 1, argv + 1);
-    fprintf(stderr, "embeddb: unknown command '%s'\n\n%s", argv[1], usage);
-    return EXIT_USAGE;
+            ec = cmds[i].fn(argc - 1, argv + 1);
+    if (ec < 0 && argv[1][0] >= '0' && argv[1][0] <= '9')
+        ec = cmd_numeric_bench(argc - 1, argv + 1);
+    if (ec < 0) {
+        fprintf(stderr, "embeddb: unknown command '%s' (embeddb --help lists them)\n", argv[1]);
+        ec = CLI_EXIT_USAGE;
+    }
+out:
+    return ec;
 }
