@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""Benchmark (not a test): embeddb-agent's end-to-end ingest rate of 4 KiB
+tensors at QoS 1 against mosquitto_sub receiving the same stream from the
+same broker in the same run, plus the agent's peak RSS with the default
+config. Medians of several runs.
+
+Usage: bench_agent_mqtt.py BUILD_DIR [--messages N] [--runs R]
+"""
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_agent_mqtt import Agent, Broker, wait_for  # noqa: E402
+
+
+def npy(i):
+    b = io.BytesIO()
+    np.save(b, np.full((32, 32), float(i), np.float32))
+    return b.getvalue()
+
+
+def read_status(store):
+    try:
+        with open(os.path.join(store, "agent.status")) as f:
+            return dict(l.strip().split("=", 1) for l in f if "=" in l)
+    except OSError:
+        return {}
+
+
+def last_write(store):
+    """Wall-clock time of the store's last data write (the final commit):
+    agent.status is only rewritten once a second, too coarse to time by."""
+    return max(os.stat(os.path.join(store, f)).st_mtime_ns for f in os.listdir(store)
+               if f.startswith(("wal_", "sst_"))) / 1e9
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def one_run(build, n):
+    tmp = tempfile.mkdtemp(prefix="embeddb-bench-")
+    broker = Broker(tmp)
+    broker.start()
+    import test_agent_mqtt
+    test_agent_mqtt.BUILD = build
+    agent = Agent(tmp, broker.port)
+    # The default batching and memtable settings (conf/agent.yaml's values).
+    agent.write_config(broker.port, subs='    - {topic: "bench/#", qos: 1, format: npy}\n')
+    with open(agent.conf) as f:
+        text = f.read().replace("memtable_max: 1MiB", "memtable_max: 16MiB")
+        text = text.replace("max_tensors: 16", "max_tensors: 64").replace(
+            "max_delay_ms: 50ms", "max_delay_ms: 200ms").replace("level: debug", "level: info")
+    with open(agent.conf, "w") as f:
+        f.write(text)
+    agent.start()
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q",
+                            "1", "-t", "bench/#", "-C", str(n)], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    payloads = [npy(i) for i in range(64)]
+    pub = mqtt.Client(client_id="bench-pub", clean_session=True)
+    pub.max_inflight_messages_set(1000)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    t0 = time.monotonic()
+    wall0 = time.time()
+    for i in range(n):
+        pub.publish(f"bench/cam{i % 4}", payloads[i % 64], qos=1)
+    t_sub = None
+    while True:
+        if t_sub is None and sub.poll() is not None:
+            t_sub = time.monotonic() - t0
+        if read_status(agent.store).get("stored") == str(n):
+            t_agent = last_write(agent.store) - wall0
+            break
+        if time.monotonic() - t0 > 600:
+            raise SystemExit("agent did not store every message")
+        time.sleep(0.002)
+    if t_sub is None:
+        sub.wait(timeout=120)
+        t_sub = time.monotonic() - t0
+    rss_kib = vm_hwm_kib(agent.proc.pid)
+    pub.loop_stop()
+    pub.disconnect()
+    agent.stop()
+    broker.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return n / t_agent, n / t_sub, rss_kib
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    agent_rates, sub_rates, ratios, rss = [], [], [], []
+    for r in range(args.runs):
+        a, s, kib = one_run(build, args.messages)
+        agent_rates.append(a)
+        sub_rates.append(s)
+        ratios.append(a / s)
+        rss.append(kib)
+        print(f"run {r + 1}: agent {a:.0f} msg/s, mosquitto_sub {s:.0f} msg/s, "
+              f"ratio {a / s:.3f}, agent peak RSS {kib / 1024:.1f} MiB", flush=True)
+    print(f"\nmedians of {args.runs} runs, {args.messages} messages of 4 KiB (npy) at QoS 1:")
+    print(f"agent_msgs_per_s={statistics.median(agent_rates):.0f}")
+    print(f"mosquitto_sub_msgs_per_s={statistics.median(sub_rates):.0f}")
+    print(f"ratio_agent_vs_mosquitto_sub={statistics.median(ratios):.3f} (goal >= 0.90)")
+    print(f"agent_peak_rss_MiB={max(rss) / 1024:.1f} (bound 8 MiB + memtable_max 16 MiB = 24)")
+
+
+if __name__ == "__main__":
+    main()
