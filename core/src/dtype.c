@@ -147,18 +147,28 @@ int ts_dtype_set(ts_dtype dt, void *data, size_t i, double v)
                  dt != TS_C128;
     if (is_int && (isnan(v) || modf(v, &integral) != 0))
         return TS_EINVAL;
+    /* Upper bounds are exclusive powers of two: exact as doubles, unlike
+     * INT64_MAX or UINT64_MAX, which round up to them. */
     static const struct {
         ts_dtype dt;
-        double lo, hi;
+        double lo, hi_excl;
     } range[] = {
-        {TS_I8, -128, 127}, {TS_I16, -32768, 32767}, {TS_I32, -2147483648.0, 2147483647.0},
-        {TS_I64, -9223372036854775808.0, 9223372036854775807.0}, {TS_U8, 0, 255},
-        {TS_U16, 0, 65535}, {TS_U32, 0, 4294967295.0}, {TS_U64, 0, 18446744073709551615.0},
-        {TS_BOOL, 0, 1},
+        {TS_I8, -128, 128}, {TS_I16, -32768, 32768}, {TS_I32, -2147483648.0, 2147483648.0},
+        {TS_I64, -9223372036854775808.0, 9223372036854775808.0}, {TS_U8, 0, 256},
+        {TS_U16, 0, 65536}, {TS_U32, 0, 4294967296.0}, {TS_U64, 0, 18446744073709551616.0},
+        {TS_BOOL, 0, 2},
     };
     for (size_t k = 0; k < sizeof(range) / sizeof(range[0]); k++)
-        if (range[k].dt == dt && (v < range[k].lo || v > range[k].hi))
+        if (range[k].dt == dt && (v < range[k].lo || v >= range[k].hi_excl))
             return TS_EOVERFLOW;
+    /* A finite value too large for a float type would become infinity. */
+    int finite = !isinf(v) && !isnan(v);
+    if (finite && (dt == TS_F32 || dt == TS_C64) && isinf((float)v))
+        return TS_EOVERFLOW;
+    if (finite && dt == TS_F16 && (to_half((float)v) & 0x7fff) == 0x7c00)
+        return TS_EOVERFLOW;
+    if (finite && dt == TS_BF16 && fabs(v) >= 3.3961775292304756e38)
+        return TS_EOVERFLOW;
     switch (dt) {
     case TS_F16: { uint16_t h = to_half((float)v); memcpy(p, &h, 2); break; }
     case TS_BF16: {
@@ -176,11 +186,11 @@ int ts_dtype_set(ts_dtype dt, void *data, size_t i, double v)
     case TS_I8: { int8_t x = (int8_t)v; memcpy(p, &x, 1); break; }
     case TS_I16: { int16_t x = (int16_t)v; memcpy(p, &x, 2); break; }
     case TS_I32: { int32_t x = (int32_t)v; memcpy(p, &x, 4); break; }
-    case TS_I64: { int64_t x = v >= 9223372036854775807.0 ? INT64_MAX : (int64_t)v; memcpy(p, &x, 8); break; }
+    case TS_I64: { int64_t x = (int64_t)v; memcpy(p, &x, 8); break; }
     case TS_U8: case TS_BOOL: p[0] = (uint8_t)v; break;
     case TS_U16: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
     case TS_U32: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
-    case TS_U64: { uint64_t x = v >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v; memcpy(p, &x, 8); break; }
+    case TS_U64: { uint64_t x = (uint64_t)v; memcpy(p, &x, 8); break; }
     default: return TS_EINVAL;
     }
     return 0;

@@ -233,7 +233,7 @@ static void test_dtype_set_converts_and_checks_range(void **state)
     assert_int_equal(ts_dtype_set(TS_U16, buf, 1, 65535), 0);
     assert_true(ts_dtype_get(TS_U16, buf, 1) == 65535);
     assert_int_equal(ts_dtype_set(TS_BOOL, buf, 0, 2), TS_EOVERFLOW);
-    for (double v = -70000; v <= 70000; v += 0.37) {
+    for (double v = -65000; v <= 65000; v += 0.37) {
         /* Half and bfloat16 round to nearest: the error stays within half
          * an ulp of the target format. */
         assert_int_equal(ts_dtype_set(TS_F16, buf, 0, v), 0);
@@ -246,6 +246,16 @@ static void test_dtype_set_converts_and_checks_range(void **state)
     assert_int_equal(ts_dtype_set(TS_C64, buf, 0, 2.5), 0);
     assert_true(ts_dtype_get(TS_C64, buf, 0) == 2.5);
     assert_int_equal(ts_dtype_set((ts_dtype)77, buf, 0, 1), TS_EINVAL);
+    /* 2^63 and 2^64 are one past the largest integers; as doubles they are
+     * exactly what INT64_MAX/UINT64_MAX would round to. */
+    assert_int_equal(ts_dtype_set(TS_I64, buf, 0, 9223372036854775808.0), TS_EOVERFLOW);
+    assert_int_equal(ts_dtype_set(TS_U64, buf, 0, 18446744073709551616.0), TS_EOVERFLOW);
+    assert_int_equal(ts_dtype_set(TS_I64, buf, 0, -9223372036854775808.0), 0);
+    assert_int_equal(ts_dtype_set(TS_F32, buf, 0, 1e39), TS_EOVERFLOW);
+    assert_int_equal(ts_dtype_set(TS_F16, buf, 0, 70000), TS_EOVERFLOW);
+    assert_int_equal(ts_dtype_set(TS_F16, buf, 0, 65504), 0);
+    assert_int_equal(ts_dtype_set(TS_BF16, buf, 0, 1e39), TS_EOVERFLOW);
+    assert_int_equal(ts_dtype_set(TS_F32, buf, 0, INFINITY), 0); /* inf stays inf */
 }
 
 int main(void)
