@@ -1,15 +1,21 @@
 /*
- * plat_posix.c -- the real plat_vfs over POSIX system calls, plus clocks
- * and small helpers. Every call is retried on EINTR; short reads and writes
- * are looped here so callers see all-or-error. Not here: any policy (the
- * engine decides what a failure means) and any buffering.
+ * plat_posix.c -- the real plat_vfs over POSIX system calls, plus the clocks
+ * and the whole-buffer helpers (contract in plat.h).
+ *
+ * Every call is retried on EINTR and short reads and writes are looped here,
+ * so a caller sees all-or-error. Descriptors are opened O_CLOEXEC so a child
+ * the agent spawns never inherits store files or the store lock.
+ *
+ * Not here: policy (the engine decides what a failure means, and whether to
+ * log it), buffering, or any fault injection (plat_fault.c wraps this table).
  */
-#define _GNU_SOURCE 1
+#define _FILE_OFFSET_BITS 64 /* 64-bit offsets on 32-bit ARM targets too */
 #include "embeddb/plat.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -22,9 +28,18 @@
 #define IOV_MAX 1024
 #endif
 
+/* 1 when off is representable as a non-negative off_t; a silent wrap would
+ * read or write the wrong place in the file. */
+static int off_ok(uint64_t off)
+{
+    off_t o = (off_t)off;
+    return o >= 0 && (uint64_t)o == off;
+}
+
 static int posix_open(plat_vfs *self, const char *path, int flags, int *fd_out)
 {
     int of = O_CLOEXEC | ((flags & PLAT_O_RDWR) ? O_RDWR : O_RDONLY);
+    int fd, rc = 0;
     (void)self;
     if (flags & PLAT_O_CREAT)
         of |= O_CREAT;
@@ -32,139 +47,172 @@ static int posix_open(plat_vfs *self, const char *path, int flags, int *fd_out)
         of |= O_EXCL;
     if (flags & PLAT_O_TRUNC)
         of |= O_TRUNC;
-    int fd;
     do
         fd = open(path, of, 0644);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
     *fd_out = fd;
-    return 0;
+out:
+    return rc;
 }
 
 static int posix_close(plat_vfs *self, int fd)
 {
+    int rc = 0;
     (void)self;
-    /* Linux closes the fd even when close reports EINTR: never retry. */
-    return close(fd) ? -errno : 0;
+    /* Linux releases the descriptor even when close reports EINTR, so a
+     * retry could close a number another thread just got: never retry, and
+     * do not make the caller think it should. */
+    if (close(fd) && errno != EINTR)
+        rc = -errno;
+    return rc;
 }
 
 static int posix_pread(plat_vfs *self, int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
     size_t done = 0;
+    int rc = 0;
     (void)self;
+    if (!off_ok(off) || off + len < off || !off_ok(off + len)) {
+        rc = -EINVAL;
+        goto out;
+    }
     while (done < len) {
         ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
+            rc = -errno;
+            goto out;
         }
         if (n == 0)
-            break;
+            break; /* end of file */
         done += (size_t)n;
     }
+out:
     *got = done;
-    return 0;
+    return rc;
 }
 
-static int posix_pwritev(plat_vfs *self, int fd, const struct iovec *iov, int iovcnt,
-                         uint64_t off)
+/*
+ * The caller's iovec array is const, so a short write is resumed by keeping
+ * an index (i) and a byte offset into that iovec (skip) instead of editing
+ * the array: a part-written iovec is finished with pwrite, then whole ones
+ * go back to pwritev.
+ */
+static int posix_pwritev(plat_vfs *self, int fd, const struct iovec *iov, int iovcnt, uint64_t off)
 {
+    int i = 0, rc = 0;
+    size_t skip = 0;
     (void)self;
-    while (iovcnt > 0) {
-        ssize_t n = pwritev(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt, (off_t)off);
+    if (iovcnt < 0 || !off_ok(off)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    while (i < iovcnt) {
+        ssize_t n;
+        if (skip == iov[i].iov_len) { /* done with this one (or it was empty) */
+            i++;
+            skip = 0;
+            continue;
+        }
+        if (skip)
+            n = pwrite(fd, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip, (off_t)off);
+        else
+            n = pwritev(fd, iov + i, iovcnt - i > IOV_MAX ? IOV_MAX : iovcnt - i, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
+            rc = -errno;
+            goto out;
         }
-        if (n == 0)
-            return -EIO;
+        if (n == 0) { /* no progress and no error: do not spin */
+            rc = -EIO;
+            goto out;
+        }
         off += (uint64_t)n;
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (n > 0) {
-            /* Short write inside an iovec: finish that one with pwrite
-             * (the caller's array is const, so it is not adjusted). */
-            const char *p = (const char *)iov->iov_base + n;
-            size_t left = iov->iov_len - (size_t)n;
-            while (left) {
-                ssize_t m = pwrite(fd, p, left, (off_t)off);
-                if (m < 0 && errno == EINTR)
-                    continue;
-                if (m <= 0)
-                    return m < 0 ? -errno : -EIO;
-                p += m;
-                left -= (size_t)m;
-                off += (uint64_t)m;
+        for (size_t left = (size_t)n; left;) {
+            size_t room = iov[i].iov_len - skip;
+            if (left < room) {
+                skip += left;
+                left = 0;
+            } else {
+                left -= room;
+                i++;
+                skip = 0;
             }
-            iov++;
-            iovcnt--;
         }
     }
-    return 0;
+out:
+    return rc;
 }
 
 static int posix_fdatasync(plat_vfs *self, int fd)
 {
+    int r;
     (void)self;
-    int rc;
     do
-        rc = fdatasync(fd);
-    while (rc && errno == EINTR);
-    return rc ? -errno : 0;
+        r = fdatasync(fd);
+    while (r && errno == EINTR);
+    return r ? -errno : 0;
 }
 
 static int posix_fsync(plat_vfs *self, int fd)
 {
+    int r;
     (void)self;
-    int rc;
     do
-        rc = fsync(fd);
-    while (rc && errno == EINTR);
-    return rc ? -errno : 0;
+        r = fsync(fd);
+    while (r && errno == EINTR);
+    return r ? -errno : 0;
 }
 
 static int posix_ftruncate(plat_vfs *self, int fd, uint64_t len)
 {
+    int r = -1;
     (void)self;
-    int rc;
-    do
-        rc = ftruncate(fd, (off_t)len);
-    while (rc && errno == EINTR);
-    return rc ? -errno : 0;
+    errno = EINVAL;
+    if (off_ok(len)) {
+        do
+            r = ftruncate(fd, (off_t)len);
+        while (r && errno == EINTR);
+    }
+    return r ? -errno : 0;
 }
 
 static void fill_stat(const struct stat *st, plat_stat *out)
 {
     out->size = (uint64_t)st->st_size;
-    out->is_dir = S_ISDIR(st->st_mode);
-    out->is_reg = S_ISREG(st->st_mode);
+    out->is_dir = S_ISDIR(st->st_mode) ? 1 : 0;
+    out->is_reg = S_ISREG(st->st_mode) ? 1 : 0;
     out->ino = (uint64_t)st->st_ino;
 }
 
 static int posix_fstat(plat_vfs *self, int fd, plat_stat *out)
 {
     struct stat st;
+    int rc = 0;
     (void)self;
     if (fstat(fd, &st))
-        return -errno;
-    fill_stat(&st, out);
-    return 0;
+        rc = -errno;
+    else
+        fill_stat(&st, out);
+    return rc;
 }
 
 static int posix_stat(plat_vfs *self, const char *path, plat_stat *out)
 {
     struct stat st;
+    int rc = 0;
     (void)self;
     if (stat(path, &st))
-        return -errno;
-    fill_stat(&st, out);
-    return 0;
+        rc = -errno;
+    else
+        fill_stat(&st, out);
+    return rc;
 }
 
 static int posix_rename(plat_vfs *self, const char *from, const char *to)
@@ -185,6 +233,8 @@ static int posix_mkdir(plat_vfs *self, const char *path)
     return mkdir(path, 0755) ? -errno : 0;
 }
 
+/* A directory's entries are made durable by fsync on the directory itself;
+ * O_RDONLY is enough for that on Linux and is all a directory allows. */
 static int posix_dirsync(plat_vfs *self, const char *dir)
 {
     int fd, rc = 0;
@@ -192,24 +242,30 @@ static int posix_dirsync(plat_vfs *self, const char *dir)
     do
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd))
+    if (fd < 0) {
         rc = -errno;
-    close(fd);
+        goto out;
+    }
+    rc = posix_fsync(self, fd);
+out:
+    if (fd >= 0)
+        close(fd);
     return rc;
 }
 
 static int posix_listdir(plat_vfs *self, const char *dir, plat_dirent_fn fn, void *ctx)
 {
-    DIR *d = opendir(dir);
+    DIR *d = NULL;
     struct dirent *e;
     int rc = 0;
     (void)self;
-    if (!d)
-        return -errno;
+    d = opendir(dir);
+    if (!d) {
+        rc = -errno;
+        goto out;
+    }
     for (;;) {
-        errno = 0;
+        errno = 0; /* readdir signals an error only through errno */
         e = readdir(d);
         if (!e) {
             rc = errno ? -errno : 0;
@@ -220,23 +276,35 @@ static int posix_listdir(plat_vfs *self, const char *dir, plat_dirent_fn fn, voi
         if ((rc = fn(ctx, e->d_name)))
             break;
     }
-    closedir(d);
+out:
+    if (d)
+        closedir(d);
     return rc;
 }
 
+/* flock rather than fcntl locks: an fcntl lock is dropped when *any*
+ * descriptor of the file in this process is closed, and it never conflicts
+ * within one process, so it cannot keep a second open of the same store in
+ * this process out. */
 static int posix_lock(plat_vfs *self, const char *path, int *fd_out)
 {
-    int fd = -1, rc;
+    int fd = -1, rc, r;
     rc = posix_open(self, path, PLAT_O_RDWR | PLAT_O_CREAT, &fd);
     if (rc)
-        return rc;
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        goto out;
+    do
+        r = flock(fd, LOCK_EX | LOCK_NB);
+    while (r && errno == EINTR);
+    if (r) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        close(fd);
-        return rc;
+        goto out;
     }
     *fd_out = fd;
-    return 0;
+    fd = -1; /* now the caller's */
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }
 
 static plat_vfs posix_vfs = {
@@ -264,20 +332,22 @@ plat_vfs *plat_vfs_default(void)
 
 int64_t plat_now_ns(void)
 {
-    struct timespec ts;
+    struct timespec ts = {0, 0};
+    /* Cannot fail for CLOCK_REALTIME with a valid pointer. */
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 uint64_t plat_mono_ns(void)
 {
-    struct timespec ts;
+    struct timespec ts = {0, 0};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int plat_write_all(plat_vfs *vfs, int fd, const void *buf, size_t len, uint64_t off)
 {
+    /* iov_base is not const in POSIX; pwritev only reads through it. */
     struct iovec iov = {(void *)buf, len};
     return vfs->pwritev(vfs, fd, &iov, 1, off);
 }
@@ -286,13 +356,17 @@ int plat_read_exact(plat_vfs *vfs, int fd, void *buf, size_t len, uint64_t off)
 {
     size_t got = 0;
     int rc = vfs->pread(vfs, fd, buf, len, off, &got);
-    if (rc)
-        return rc;
-    return got == len ? 0 : -ENODATA;
+    if (!rc && got != len)
+        rc = -ENODATA;
+    return rc;
 }
 
 int plat_path_join(char *out, size_t out_len, const char *dir, const char *name)
 {
-    int n = snprintf(out, out_len, "%s/%s", dir, name);
+    size_t dl = strlen(dir);
+    /* "/" + "x" is "/x", not "//x", and "" + "x" is "x": the fault vfs
+     * compares directory paths as spelled. */
+    const char *sep = !dl || dir[dl - 1] == '/' ? "" : "/";
+    int n = snprintf(out, out_len, "%s%s%s", dir, sep, name);
     return n < 0 || (size_t)n >= out_len ? -ENAMETOOLONG : 0;
 }

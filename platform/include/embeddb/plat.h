@@ -78,7 +78,9 @@ struct plat_vfs {
     int (*dirsync)(plat_vfs *self, const char *dir);
     int (*listdir)(plat_vfs *self, const char *dir, plat_dirent_fn fn, void *ctx);
     /* Takes an exclusive, non-blocking advisory lock on path (created if
-     * missing). -EBUSY when another process holds it. Release with close. */
+     * missing). -EBUSY when it is held elsewhere: by another process, or by
+     * another lock() of the same path in this one (flock locks belong to
+     * the open file description). Release with close. */
     int (*lock)(plat_vfs *self, const char *path, int *fd_out);
 };
 

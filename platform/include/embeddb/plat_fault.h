@@ -13,8 +13,16 @@
  *     names created since are removed, names removed or renamed over since
  *     are restored (the old inode is kept alive by a hard link in the shadow
  *     directory given at creation, which must be on the same file system).
- * After a crash every handle opened before it is dead (-EIO) until the test
- * reopens files.
+ * After a crash every handle opened before it (lock handles included, so
+ * the lock is released) is dead: calls on it fail with -EIO, and close
+ * releases it and returns -EIO. Its number stays taken until that close, so
+ * it never aliases a file opened later. The vfs itself can open files again
+ * at once (or, after an automatic crash, after plat_fault_revive).
+ *
+ * The model covers regular files in directories touched through this vfs,
+ * and files opened through it: directories themselves are durable once made
+ * and never removed by a crash; truncation (ftruncate, O_TRUNC) is durable
+ * at once; bytes overwritten inside the synced size are not rolled back.
  *
  * It also fails chosen calls: the Nth call of an operation returns a given
  * -errno (e.g. -ENOSPC on the 3rd pwritev, -EIO on the 1st fdatasync), and it
@@ -45,12 +53,14 @@ typedef enum plat_fault_op {
     PLAT_FAULT_NOPS
 } plat_fault_op;
 
-/* Creates a fault vfs over `base` (borrowed, must outlive it). `shadow_dir`
- * is created if missing and must be on the same file system as the files
- * under test. `seed` drives the torn-write randomness. NULL on OOM. */
+/* Creates a fault vfs over `base` (borrowed, must outlive it; its handles
+ * must be kernel descriptors). `shadow_dir` is created if missing and must
+ * be on the same file system as the files under test. `seed` drives the
+ * torn-write randomness. NULL on OOM or if shadow_dir cannot be made. */
 plat_vfs *plat_fault_new(plat_vfs *base, const char *shadow_dir, uint64_t seed);
 /* Frees the fault vfs (NULL is a no-op). Does not crash; closes nothing the
- * caller still owns. Removes the shadow directory's contents. */
+ * caller still owns. Removes the shadow directory's contents, and the
+ * directory itself if plat_fault_new created it. */
 void plat_fault_free(plat_vfs *vfs);
 
 /* Simulates a power cut now (see above). `torn` != 0 keeps a random prefix of
@@ -59,22 +69,23 @@ void plat_fault_free(plat_vfs *vfs);
 int plat_fault_crash(plat_vfs *vfs, int torn);
 
 /* The next time `op` has been called `nth` more times (1 = the very next
- * call), that call fails with `err` (a negative errno) and does nothing.
- * nth == 0 clears the rule for op. */
+ * call), that call fails with `err` (a negative errno; anything else means
+ * -EIO) and does nothing. One rule per op; nth == 0 clears it. */
 void plat_fault_fail_nth(plat_vfs *vfs, plat_fault_op op, unsigned nth, int err);
 
 /* Crash automatically (with `torn`) right before the Nth mutating call from
  * now (pwritev, fdatasync/fsync, ftruncate, rename, unlink, mkdir, dirsync,
- * creating open); that call and every later one fail with -EIO until
- * plat_fault_revive. nth == 0 disarms. */
+ * an open that creates or truncates); that call and every later one fail
+ * with -EIO until plat_fault_revive. nth == 0 disarms. */
 void plat_fault_crash_at(plat_vfs *vfs, unsigned nth, int torn);
 
 /* 1 once an automatic crash has happened. */
 int plat_fault_crashed(plat_vfs *vfs);
 
-/* Brings the "machine" back after a crash: forgets dead handles so the
- * vfs can be used to reopen the store. Sync state starts afresh from what
- * is on disk now. */
+/* Brings the "machine" back after a crash: the vfs takes calls again so the
+ * store can be reopened. Handles from before the crash stay dead until
+ * closed. Sync state starts afresh: what is on disk now counts as durable.
+ * Fail rules that have not fired stay armed. */
 void plat_fault_revive(plat_vfs *vfs);
 
 /* Number of mutating calls seen so far (to pick crash points in a range). */

@@ -1,0 +1,732 @@
+/*
+ * test_plat_fault.c -- the fault-injecting vfs (platform/src/plat_fault.c)
+ * on real files in a mkdtemp directory under /tmp: its power-cut model
+ * (unsynced bytes and undirsynced names are lost, synced ones survive,
+ * renames and unlinks of durable names are undone, torn tails are prefixes),
+ * dead handles, injected errors, and the automatic crash point.
+ * Files are inspected with plain POSIX calls, not through the vfs under test.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "embeddb/plat.h"
+#include "embeddb/plat_fault.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+typedef struct fx {
+    char base[64];
+    char dir[80];    /* the directory under test */
+    char shadow[80]; /* on the same file system, outside dir */
+    plat_vfs *v;
+} fx;
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *w)
+{
+    (void)sb;
+    (void)flag;
+    (void)w;
+    return remove(p);
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->base, sizeof(f->base), "/tmp/embeddb-plat-fault-XXXXXX");
+    if (!mkdtemp(f->base)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->dir, sizeof(f->dir), "%s/d", f->base);
+    snprintf(f->shadow, sizeof(f->shadow), "%s/shadow", f->base);
+    if (mkdir(f->dir, 0755))
+        return -1;
+    f->v = plat_fault_new(plat_vfs_default(), f->shadow, 42);
+    *state = f;
+    return f->v ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    plat_fault_free(f->v);
+    nftw(f->base, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* Scratch paths for p(), apart from the fixture (two live at a time, enough
+ * for rename(a, b)). */
+static char path_buf[2][160];
+static unsigned path_k;
+
+/* dir/name */
+static const char *p(fx *f, const char *name)
+{
+    char *out = path_buf[path_k++ & 1];
+    snprintf(out, sizeof(path_buf[0]), "%s/%s", f->dir, name);
+    return out;
+}
+
+static long fsize(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) ? -1 : (long)st.st_size;
+}
+
+/* Whole file into buf (NUL-terminated); its length, or -1 if missing. */
+static long slurp(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY);
+    long n = -1;
+    if (fd >= 0) {
+        n = (long)read(fd, buf, cap - 1);
+        close(fd);
+        buf[n < 0 ? 0 : n] = '\0';
+    }
+    return n;
+}
+
+/* Creates (or truncates) name through the vfs with `data`; fdatasyncs it
+ * when asked. The handle is closed again. */
+static void put(fx *f, const char *name, const char *data, int sync)
+{
+    int fd = -1;
+    assert_int_equal(f->v->open(f->v, p(f, name), PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd),
+                     0);
+    assert_int_equal(plat_write_all(f->v, fd, data, strlen(data), 0), 0);
+    if (sync)
+        assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+    assert_int_equal(f->v->close(f->v, fd), 0);
+}
+
+static void dirsync(fx *f)
+{
+    assert_int_equal(f->v->dirsync(f->v, f->dir), 0);
+}
+
+static int open_rw(fx *f, const char *name)
+{
+    int fd = -1;
+    assert_int_equal(f->v->open(f->v, p(f, name), PLAT_O_RDWR | PLAT_O_CREAT, &fd), 0);
+    return fd;
+}
+
+/* ---- the power-cut model ------------------------------------------------ */
+
+static void test_synced_data_survives_crash(void **state)
+{
+    fx *f = *state;
+    char buf[64];
+    put(f, "data", "synced bytes", 1);
+    dirsync(f);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(slurp(p(f, "data"), buf, sizeof(buf)), 12);
+    assert_string_equal(buf, "synced bytes");
+}
+
+static void test_crash_drops_unsynced_tail(void **state)
+{
+    fx *f = *state;
+    char buf[64];
+    int fd = open_rw(f, "log");
+    dirsync(f);
+    assert_int_equal(plat_write_all(f->v, fd, "head", 4, 0), 0);
+    assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+    assert_int_equal(plat_write_all(f->v, fd, "-tail", 5, 4), 0);
+    assert_int_equal(fsize(p(f, "log")), 9);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(slurp(p(f, "log"), buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "head");
+    f->v->close(f->v, fd);
+}
+
+static void test_fsync_counts_as_sync_too(void **state)
+{
+    fx *f = *state;
+    int fd = open_rw(f, "log");
+    dirsync(f);
+    assert_int_equal(plat_write_all(f->v, fd, "abcdef", 6, 0), 0);
+    assert_int_equal(f->v->fsync(f->v, fd), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "log")), 6);
+    f->v->close(f->v, fd);
+}
+
+static void test_crash_removes_file_created_since_dirsync(void **state)
+{
+    fx *f = *state;
+    put(f, "old", "old", 1);
+    dirsync(f);
+    put(f, "new", "new", 1); /* data synced, name not */
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "old")), 3);
+    assert_int_equal(fsize(p(f, "new")), -1);
+}
+
+static void test_dirsynced_name_keeps_only_synced_bytes(void **state)
+{
+    fx *f = *state;
+    put(f, "named", "never synced", 0);
+    dirsync(f);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "named")), 0);
+}
+
+static void test_crash_restores_name_renamed_over_before_dirsync(void **state)
+{
+    fx *f = *state;
+    char buf[64];
+    put(f, "MANIFEST", "v1", 1);
+    dirsync(f);
+    put(f, "MANIFEST.tmp", "v2", 1);
+    assert_int_equal(f->v->rename(f->v, p(f, "MANIFEST.tmp"), p(f, "MANIFEST")), 0);
+    assert_int_equal(slurp(p(f, "MANIFEST"), buf, sizeof(buf)), 2);
+    assert_string_equal(buf, "v2");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(slurp(p(f, "MANIFEST"), buf, sizeof(buf)), 2);
+    assert_string_equal(buf, "v1");
+    assert_int_equal(fsize(p(f, "MANIFEST.tmp")), -1);
+}
+
+static void test_rename_made_durable_by_dirsync_survives(void **state)
+{
+    fx *f = *state;
+    char buf[64];
+    put(f, "MANIFEST", "v1", 1);
+    dirsync(f);
+    put(f, "MANIFEST.tmp", "v2", 1);
+    assert_int_equal(f->v->rename(f->v, p(f, "MANIFEST.tmp"), p(f, "MANIFEST")), 0);
+    dirsync(f);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(slurp(p(f, "MANIFEST"), buf, sizeof(buf)), 2);
+    assert_string_equal(buf, "v2");
+    assert_int_equal(fsize(p(f, "MANIFEST.tmp")), -1);
+}
+
+static void test_crash_undoes_rename_of_a_durable_name(void **state)
+{
+    fx *f = *state;
+    put(f, "a", "aaaa", 1);
+    dirsync(f);
+    assert_int_equal(f->v->rename(f->v, p(f, "a"), p(f, "b")), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "a")), 4);
+    assert_int_equal(fsize(p(f, "b")), -1);
+}
+
+static void test_crash_restores_unlinked_durable_file_at_synced_size(void **state)
+{
+    fx *f = *state;
+    char buf[64];
+    int fd = open_rw(f, "seg");
+    assert_int_equal(plat_write_all(f->v, fd, "kept", 4, 0), 0);
+    assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+    dirsync(f);
+    assert_int_equal(plat_write_all(f->v, fd, "+lost", 5, 4), 0);
+    assert_int_equal(f->v->close(f->v, fd), 0);
+    assert_int_equal(f->v->unlink(f->v, p(f, "seg")), 0);
+    assert_int_equal(fsize(p(f, "seg")), -1);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(slurp(p(f, "seg"), buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "kept");
+}
+
+static void test_unlink_made_durable_by_dirsync_stays(void **state)
+{
+    fx *f = *state;
+    put(f, "gone", "x", 1);
+    dirsync(f);
+    assert_int_equal(f->v->unlink(f->v, p(f, "gone")), 0);
+    dirsync(f);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "gone")), -1);
+}
+
+/* A file already on disk before the vfs first saw it counts as synced at
+ * the size it had when first opened, and its name as durable. */
+static void test_preexisting_file_counts_as_synced(void **state)
+{
+    fx *f = *state;
+    char buf[64];
+    FILE *fp = fopen(p(f, "pre"), "w");
+    assert_non_null(fp);
+    fputs("before", fp);
+    fclose(fp);
+    int fd = -1;
+    assert_int_equal(f->v->open(f->v, p(f, "pre"), PLAT_O_RDWR, &fd), 0);
+    assert_int_equal(plat_write_all(f->v, fd, "+after", 6, 6), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(slurp(p(f, "pre"), buf, sizeof(buf)), 6);
+    assert_string_equal(buf, "before");
+    f->v->close(f->v, fd);
+}
+
+/* O_TRUNC is modelled as durable at once: the old synced bytes are gone
+ * and the new ones are not synced yet. */
+static void test_truncating_open_leaves_nothing_synced(void **state)
+{
+    fx *f = *state;
+    put(f, "m", "old synced content", 1);
+    dirsync(f);
+    put(f, "m", "new", 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "m")), 0);
+}
+
+static void test_ftruncate_below_synced_size_is_durable(void **state)
+{
+    fx *f = *state;
+    char buf[64];
+    int fd = open_rw(f, "t");
+    dirsync(f);
+    assert_int_equal(plat_write_all(f->v, fd, "0123456789", 10, 0), 0);
+    assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+    assert_int_equal(f->v->ftruncate(f->v, fd, 4), 0);
+    assert_int_equal(plat_write_all(f->v, fd, "ABCD", 4, 4), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(slurp(p(f, "t"), buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "0123");
+    f->v->close(f->v, fd);
+}
+
+static void test_torn_crash_keeps_a_prefix_of_unsynced_bytes(void **state)
+{
+    fx *f = *state;
+    enum { SYNCED = 100, TAIL = 1000 };
+    char data[SYNCED + TAIL], back[SYNCED + TAIL + 1];
+    int partial = 0;
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)('a' + i % 26);
+    for (int trial = 0; trial < 20; trial++) {
+        int fd = -1;
+        assert_int_equal(
+            f->v->open(f->v, p(f, "t"), PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd), 0);
+        assert_int_equal(plat_write_all(f->v, fd, data, SYNCED, 0), 0);
+        assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+        dirsync(f);
+        assert_int_equal(plat_write_all(f->v, fd, data + SYNCED, TAIL, SYNCED), 0);
+        assert_int_equal(plat_fault_crash(f->v, 1), 0);
+        long n = slurp(p(f, "t"), back, sizeof(back));
+        assert_true(n >= SYNCED && n <= SYNCED + TAIL);
+        /* Whatever survives is exactly what was written there. */
+        assert_memory_equal(back, data, (size_t)n);
+        partial += n > SYNCED && n < SYNCED + TAIL;
+        f->v->close(f->v, fd);
+        plat_fault_revive(f->v);
+    }
+    /* With 1000 possible cut points, nearly every trial tears mid-tail. */
+    assert_true(partial >= 15);
+}
+
+static void test_torn_cut_points_follow_the_seed(void **state)
+{
+    fx *f = *state;
+    long sizes[2][5];
+    char sh[2][96];
+    for (int run = 0; run < 2; run++) {
+        snprintf(sh[run], sizeof(sh[run]), "%s/shadow%d", f->base, run);
+        plat_vfs *v = plat_fault_new(plat_vfs_default(), sh[run], 1234);
+        assert_non_null(v);
+        for (int i = 0; i < 5; i++) {
+            char big[500];
+            int fd = -1;
+            memset(big, 'z', sizeof(big));
+            assert_int_equal(v->open(v, p(f, "s"), PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd), 0);
+            assert_int_equal(v->dirsync(v, f->dir), 0);
+            assert_int_equal(plat_write_all(v, fd, big, sizeof(big), 0), 0);
+            assert_int_equal(plat_fault_crash(v, 1), 0);
+            sizes[run][i] = fsize(p(f, "s"));
+            v->close(v, fd);
+            plat_fault_revive(v);
+        }
+        plat_fault_free(v);
+    }
+    assert_memory_equal(sizes[0], sizes[1], sizeof(sizes[0]));
+}
+
+static void test_crash_leaves_directories_alone(void **state)
+{
+    fx *f = *state;
+    char inner[160];
+    dirsync(f);
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
+    /* A shadow dir inside the tested dir (as some tests use) must survive too. */
+    snprintf(inner, sizeof(inner), "%s/.shadow", f->dir);
+    plat_vfs *v2 = plat_fault_new(plat_vfs_default(), inner, 1);
+    assert_non_null(v2);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    struct stat st;
+    assert_int_equal(stat(p(f, "sub"), &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(stat(inner, &st), 0);
+    plat_fault_free(v2);
+    /* plat_fault_free removes a shadow dir it created itself. */
+    assert_int_equal(stat(inner, &st), -1);
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+static void test_crash_kills_open_handles(void **state)
+{
+    fx *f = *state;
+    char c;
+    size_t got = 5;
+    plat_stat st;
+    int fd = open_rw(f, "h");
+    assert_int_equal(plat_write_all(f->v, fd, "x", 1, 0), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(f->v->pread(f->v, fd, &c, 1, 0, &got), -EIO);
+    assert_int_equal(got, 0);
+    assert_int_equal(plat_write_all(f->v, fd, "y", 1, 0), -EIO);
+    assert_int_equal(f->v->fdatasync(f->v, fd), -EIO);
+    assert_int_equal(f->v->ftruncate(f->v, fd, 0), -EIO);
+    assert_int_equal(f->v->fstat(f->v, fd, &st), -EIO);
+    assert_int_equal(f->v->close(f->v, fd), -EIO);
+    /* A manual crash needs no revive: the vfs reopens files at once. */
+    assert_int_equal(f->v->open(f->v, p(f, "h2"), PLAT_O_RDWR | PLAT_O_CREAT, &fd), 0);
+    assert_int_equal(plat_write_all(f->v, fd, "z", 1, 0), 0);
+    f->v->close(f->v, fd);
+}
+
+/* A dead handle keeps its number until its owner closes it, so the owner's
+ * late close or write can never hit a file opened after the crash. */
+static void test_stale_handle_never_reaches_a_file_opened_after_crash(void **state)
+{
+    fx *f = *state;
+    int old = open_rw(f, "old"), fresh = -1;
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    plat_fault_revive(f->v);
+    assert_int_equal(f->v->open(f->v, p(f, "fresh"), PLAT_O_RDWR | PLAT_O_CREAT, &fresh), 0);
+    assert_true(fresh != old);
+    assert_int_equal(plat_write_all(f->v, old, "stale", 5, 0), -EIO);
+    assert_int_equal(f->v->close(f->v, old), -EIO);
+    assert_int_equal(plat_write_all(f->v, fresh, "new", 3, 0), 0);
+    assert_int_equal(fsize(p(f, "fresh")), 3);
+    assert_int_equal(f->v->close(f->v, fresh), 0);
+}
+
+static void test_crash_releases_the_lock(void **state)
+{
+    fx *f = *state;
+    int fd = -1, fd2 = -1;
+    plat_vfs *posix = plat_vfs_default();
+    assert_int_equal(f->v->lock(f->v, p(f, "LOCK"), &fd), 0);
+    assert_int_equal(posix->lock(posix, p(f, "LOCK"), &fd2), -EBUSY);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    /* The lock file was never dirsynced, so the name went with the power;
+     * either way nobody holds a lock after a reboot. */
+    assert_int_equal(posix->lock(posix, p(f, "LOCK"), &fd2), 0);
+    posix->close(posix, fd2);
+    f->v->close(f->v, fd);
+}
+
+/* ---- injected errors ---------------------------------------------------- */
+
+static void test_fail_nth_fdatasync_returns_eio(void **state)
+{
+    fx *f = *state;
+    int fd = open_rw(f, "s");
+    dirsync(f);
+    assert_int_equal(plat_write_all(f->v, fd, "abc", 3, 0), 0);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_FDATASYNC, 1, -EIO);
+    assert_int_equal(f->v->fdatasync(f->v, fd), -EIO);
+    /* The failed sync made nothing durable. */
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "s")), 0);
+    f->v->close(f->v, fd);
+    /* The rule fired once; fsync counts as the same operation. */
+    fd = open_rw(f, "s");
+    plat_fault_fail_nth(f->v, PLAT_FAULT_FDATASYNC, 2, -EIO);
+    assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+    assert_int_equal(f->v->fsync(f->v, fd), -EIO);
+    assert_int_equal(f->v->fsync(f->v, fd), 0);
+    f->v->close(f->v, fd);
+}
+
+static void test_enospc_on_write_writes_nothing(void **state)
+{
+    fx *f = *state;
+    char buf[16];
+    int fd = open_rw(f, "w");
+    plat_fault_fail_nth(f->v, PLAT_FAULT_PWRITEV, 2, -ENOSPC);
+    assert_int_equal(plat_write_all(f->v, fd, "one", 3, 0), 0);
+    assert_int_equal(plat_write_all(f->v, fd, "two", 3, 3), -ENOSPC);
+    assert_int_equal(fsize(p(f, "w")), 3);
+    assert_int_equal(plat_write_all(f->v, fd, "TWO", 3, 3), 0);
+    assert_int_equal(slurp(p(f, "w"), buf, sizeof(buf)), 6);
+    assert_string_equal(buf, "oneTWO");
+    f->v->close(f->v, fd);
+}
+
+static void test_fail_nth_rename_and_unlink_change_nothing(void **state)
+{
+    fx *f = *state;
+    put(f, "a", "A", 0);
+    put(f, "b", "BB", 0);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_RENAME, 1, -EIO);
+    assert_int_equal(f->v->rename(f->v, p(f, "a"), p(f, "b")), -EIO);
+    assert_int_equal(fsize(p(f, "a")), 1);
+    assert_int_equal(fsize(p(f, "b")), 2);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_UNLINK, 1, -EACCES);
+    assert_int_equal(f->v->unlink(f->v, p(f, "a")), -EACCES);
+    assert_int_equal(fsize(p(f, "a")), 1);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_OPEN, 1, -EMFILE);
+    int fd = -1;
+    assert_int_equal(f->v->open(f->v, p(f, "c"), PLAT_O_RDWR | PLAT_O_CREAT, &fd), -EMFILE);
+    assert_int_equal(fsize(p(f, "c")), -1);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_DIRSYNC, 1, -EIO);
+    assert_int_equal(f->v->dirsync(f->v, f->dir), -EIO);
+    /* The failed dirsync made no name durable. */
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "a")), -1);
+}
+
+static void test_fail_nth_zero_clears_the_rule(void **state)
+{
+    fx *f = *state;
+    int fd = open_rw(f, "z");
+    char c;
+    size_t got;
+    plat_fault_fail_nth(f->v, PLAT_FAULT_PREAD, 1, -EIO);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_PREAD, 0, 0);
+    assert_int_equal(f->v->pread(f->v, fd, &c, 1, 0, &got), 0);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_FTRUNCATE, 1, -EROFS);
+    assert_int_equal(f->v->ftruncate(f->v, fd, 10), -EROFS);
+    assert_int_equal(fsize(p(f, "z")), 0);
+    f->v->close(f->v, fd);
+}
+
+/* ---- automatic crash ---------------------------------------------------- */
+
+static void test_crash_at_fails_later_calls(void **state)
+{
+    fx *f = *state;
+    char buf[16];
+    size_t got;
+    plat_stat st;
+    int fd = open_rw(f, "c"), fd2 = -1;
+    dirsync(f);
+    unsigned long m0 = plat_fault_mutations(f->v);
+    plat_fault_crash_at(f->v, 3, 0);
+    assert_int_equal(plat_write_all(f->v, fd, "ab", 2, 0), 0); /* 1st mutating call */
+    assert_int_equal(f->v->fdatasync(f->v, fd), 0);            /* 2nd */
+    assert_int_equal(plat_fault_crashed(f->v), 0);
+    /* The 3rd: the power goes before it runs. */
+    assert_int_equal(plat_write_all(f->v, fd, "cd", 2, 2), -EIO);
+    assert_int_equal(plat_fault_crashed(f->v), 1);
+    assert_int_equal(plat_fault_mutations(f->v) - m0, 3);
+    assert_int_equal(slurp(p(f, "c"), buf, sizeof(buf)), 2);
+    assert_string_equal(buf, "ab");
+    /* Every later call fails, reads and fresh opens included. */
+    assert_int_equal(f->v->pread(f->v, fd, buf, 1, 0, &got), -EIO);
+    assert_int_equal(f->v->open(f->v, p(f, "c"), PLAT_O_RDONLY, &fd2), -EIO);
+    assert_int_equal(f->v->stat(f->v, p(f, "c"), &st), -EIO);
+    assert_int_equal(f->v->dirsync(f->v, f->dir), -EIO);
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), -EIO);
+    assert_int_equal(f->v->rename(f->v, p(f, "c"), p(f, "d")), -EIO);
+    assert_int_equal(f->v->unlink(f->v, p(f, "c")), -EIO);
+    assert_int_equal(f->v->lock(f->v, p(f, "LOCK"), &fd2), -EIO);
+    assert_int_equal(fsize(p(f, "c")), 2);
+    assert_int_equal(fsize(p(f, "sub")), -1);
+    assert_int_equal(plat_fault_mutations(f->v) - m0, 3);
+    assert_int_equal(f->v->close(f->v, fd), -EIO);
+    /* Until the machine comes back. */
+    plat_fault_revive(f->v);
+    assert_int_equal(plat_fault_crashed(f->v), 0);
+    assert_int_equal(f->v->open(f->v, p(f, "c"), PLAT_O_RDONLY, &fd2), 0);
+    assert_int_equal(plat_read_exact(f->v, fd2, buf, 2, 0), 0);
+    assert_memory_equal(buf, "ab", 2);
+    f->v->close(f->v, fd2);
+}
+
+static void test_only_mutating_calls_count_toward_crash_at(void **state)
+{
+    fx *f = *state;
+    char c;
+    size_t got;
+    plat_stat st;
+    int fd = -1, lk = -1;
+    put(f, "r", "data", 1);
+    unsigned long m = plat_fault_mutations(f->v);
+#define SAME() assert_int_equal(plat_fault_mutations(f->v), m)
+#define MORE() assert_int_equal(plat_fault_mutations(f->v), ++m)
+    assert_int_equal(f->v->open(f->v, p(f, "r"), PLAT_O_RDONLY, &fd), 0);
+    SAME();
+    assert_int_equal(f->v->pread(f->v, fd, &c, 1, 0, &got), 0);
+    assert_int_equal(f->v->fstat(f->v, fd, &st), 0);
+    assert_int_equal(f->v->stat(f->v, p(f, "r"), &st), 0);
+    assert_int_equal(f->v->lock(f->v, p(f, "LOCK"), &lk), 0);
+    SAME();
+    f->v->close(f->v, fd);
+    f->v->close(f->v, lk);
+    /* O_CREAT on a file that exists creates nothing. */
+    assert_int_equal(f->v->open(f->v, p(f, "r"), PLAT_O_RDWR | PLAT_O_CREAT, &fd), 0);
+    SAME();
+    f->v->close(f->v, fd);
+    assert_int_equal(f->v->open(f->v, p(f, "r"), PLAT_O_RDWR | PLAT_O_TRUNC, &fd), 0);
+    MORE();
+    assert_int_equal(f->v->ftruncate(f->v, fd, 3), 0);
+    MORE();
+    assert_int_equal(f->v->fsync(f->v, fd), 0);
+    MORE();
+    f->v->close(f->v, fd);
+    assert_int_equal(f->v->open(f->v, p(f, "n"), PLAT_O_RDWR | PLAT_O_CREAT, &fd), 0);
+    MORE();
+    f->v->close(f->v, fd);
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
+    MORE();
+    assert_int_equal(f->v->rename(f->v, p(f, "n"), p(f, "m")), 0);
+    MORE();
+    assert_int_equal(f->v->unlink(f->v, p(f, "m")), 0);
+    MORE();
+    dirsync(f);
+    MORE();
+#undef SAME
+#undef MORE
+    /* Reads never trip an armed crash; the next mutating call does. */
+    assert_int_equal(f->v->open(f->v, p(f, "r"), PLAT_O_RDWR, &fd), 0);
+    plat_fault_crash_at(f->v, 1, 0);
+    assert_int_equal(f->v->pread(f->v, fd, &c, 1, 0, &got), 0);
+    assert_int_equal(plat_fault_crashed(f->v), 0);
+    assert_int_equal(f->v->fdatasync(f->v, fd), -EIO);
+    assert_int_equal(plat_fault_crashed(f->v), 1);
+    f->v->close(f->v, fd);
+}
+
+static void test_crash_at_zero_disarms(void **state)
+{
+    fx *f = *state;
+    int fd = open_rw(f, "x");
+    plat_fault_crash_at(f->v, 1, 0);
+    plat_fault_crash_at(f->v, 0, 0);
+    assert_int_equal(plat_write_all(f->v, fd, "a", 1, 0), 0);
+    assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+    assert_int_equal(plat_fault_crashed(f->v), 0);
+    f->v->close(f->v, fd);
+}
+
+/* ---- revive, limits, cleanup -------------------------------------------- */
+
+/* After revive, what is on disk counts as durable, also for a handle that
+ * stayed open because there was no crash. */
+static void test_revive_takes_the_disk_as_durable(void **state)
+{
+    fx *f = *state;
+    int fd = open_rw(f, "u");
+    assert_int_equal(plat_write_all(f->v, fd, "unsynced", 8, 0), 0);
+    plat_fault_revive(f->v);
+    assert_int_equal(plat_write_all(f->v, fd, "+more", 5, 8), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "u")), 8);
+    f->v->close(f->v, fd);
+}
+
+static void test_crash_undoes_rename_across_directories(void **state)
+{
+    fx *f = *state;
+    char sub[160];
+    put(f, "a", "aaa", 1);
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
+    dirsync(f);
+    snprintf(sub, sizeof(sub), "%s/sub/a", f->dir);
+    assert_int_equal(f->v->rename(f->v, p(f, "a"), sub), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "a")), 3);
+    assert_int_equal(fsize(sub), -1);
+}
+
+static void test_too_many_directories_is_enfile(void **state)
+{
+    fx *f = *state;
+    char path[160];
+    int rc = 0, i, fd = -1;
+    for (i = 0; i < 64 && !rc; i++) {
+        snprintf(path, sizeof(path), "%s/d%02d", f->dir, i);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/d%02d/f", f->dir, i);
+        rc = f->v->open(f->v, path, PLAT_O_RDWR | PLAT_O_CREAT, &fd);
+        if (!rc)
+            f->v->close(f->v, fd);
+    }
+    assert_int_equal(rc, -ENFILE);
+    assert_true(i > 4); /* the limit is a table size, not a tiny number */
+}
+
+static int count_entries(const char *dir)
+{
+    struct dirent *e;
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+static void test_free_removes_the_shadow_directory(void **state)
+{
+    fx *f = *state;
+    put(f, "MANIFEST", "v1", 1);
+    dirsync(f);
+    put(f, "MANIFEST.tmp", "v2", 1);
+    assert_int_equal(f->v->rename(f->v, p(f, "MANIFEST.tmp"), p(f, "MANIFEST")), 0);
+    assert_int_equal(count_entries(f->shadow), 1); /* v1's inode, kept alive */
+    plat_fault_free(f->v);
+    f->v = NULL;
+    assert_int_equal(count_entries(f->shadow), -1);
+    assert_int_equal(fsize(p(f, "MANIFEST")), 2);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_synced_data_survives_crash),
+        T(test_crash_drops_unsynced_tail),
+        T(test_fsync_counts_as_sync_too),
+        T(test_crash_removes_file_created_since_dirsync),
+        T(test_dirsynced_name_keeps_only_synced_bytes),
+        T(test_crash_restores_name_renamed_over_before_dirsync),
+        T(test_rename_made_durable_by_dirsync_survives),
+        T(test_crash_undoes_rename_of_a_durable_name),
+        T(test_crash_restores_unlinked_durable_file_at_synced_size),
+        T(test_unlink_made_durable_by_dirsync_stays),
+        T(test_preexisting_file_counts_as_synced),
+        T(test_truncating_open_leaves_nothing_synced),
+        T(test_ftruncate_below_synced_size_is_durable),
+        T(test_torn_crash_keeps_a_prefix_of_unsynced_bytes),
+        T(test_torn_cut_points_follow_the_seed),
+        T(test_crash_leaves_directories_alone),
+        T(test_crash_kills_open_handles),
+        T(test_stale_handle_never_reaches_a_file_opened_after_crash),
+        T(test_crash_releases_the_lock),
+        T(test_fail_nth_fdatasync_returns_eio),
+        T(test_enospc_on_write_writes_nothing),
+        T(test_fail_nth_rename_and_unlink_change_nothing),
+        T(test_fail_nth_zero_clears_the_rule),
+        T(test_crash_at_fails_later_calls),
+        T(test_only_mutating_calls_count_toward_crash_at),
+        T(test_crash_at_zero_disarms),
+        T(test_revive_takes_the_disk_as_durable),
+        T(test_crash_undoes_rename_across_directories),
+        T(test_too_many_directories_is_enfile),
+        T(test_free_removes_the_shadow_directory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
