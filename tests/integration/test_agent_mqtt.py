@@ -47,7 +47,7 @@ def wait_for(pred, timeout=15.0, what="condition"):
 
 
 class Broker:
-    def __init__(self, tmp):
+    def __init__(self, tmp, tls=None):
         self.port = free_port()
         self.dir = os.path.join(tmp, "broker")
         os.makedirs(self.dir, exist_ok=True)
@@ -55,7 +55,14 @@ class Broker:
         with open(self.conf, "w") as f:
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                     f"persistence true\npersistence_location {self.dir}/\n"
-                    "autosave_interval 1\nmax_queued_messages 100000\n")
+                    "autosave_interval 1\nmax_queued_messages 100000\n"
+                    # as root it would drop to user mosquitto, which cannot
+                    # read the test's private temp directory
+                    "user root\n")
+            if tls:  # mutual TLS: the broker demands a client certificate
+                f.write(f"cafile {tls}/ca.pem\ncertfile {tls}/server.pem\n"
+                        f"keyfile {tls}/server.key\nrequire_certificate true\n"
+                        "tls_version tlsv1.2\n")
         self.proc = None
 
     def start(self):
@@ -77,6 +84,26 @@ class Broker:
             self.proc = None
 
 
+def make_pki(d, name="ca"):
+    """A test CA, a server certificate for localhost and a client one."""
+    os.makedirs(d, exist_ok=True)
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         f"/CN=embeddb test {name}", "-keyout", "ca.key", "-out", "ca.pem")
+    for who, san in (("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+                     ("client", "extendedKeyUsage=clientAuth")):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={who}", "-keyout",
+             f"{who}.key", "-out", f"{who}.csr")
+        with open(os.path.join(d, f"{who}.ext"), "w") as f:
+            f.write(san + "\n")
+        ossl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", f"{who}.ext", "-out", f"{who}.pem")
+    return d
+
+
 class Agent:
     def __init__(self, tmp, port, extra=""):
         self.tmp = tmp
@@ -87,7 +114,7 @@ class Agent:
         self.log = os.path.join(tmp, "agent.log")
         self.notify = None
 
-    def write_config(self, port, extra="", subs=None):
+    def write_config(self, port, extra="", subs=None, host="127.0.0.1", mqtt_extra=""):
         subs = subs or """    - {topic: "cam/+/npy", qos: 1, format: npy}
     - {topic: "imu/raw", qos: 1, format: raw, dtype: int16, shape: [4, 3]}
     - {topic: "env/json", qos: 1, format: json}
@@ -99,8 +126,9 @@ storage:
   dir: {self.store}
   memtable_max: 1MiB
 mqtt:
-  host: 127.0.0.1
+  host: {host}
   port: {port}
+{mqtt_extra}
   client_id: embeddb-itest
   keepalive: 5s
   max_payload: 1MiB
@@ -291,6 +319,43 @@ class AgentTest(unittest.TestCase):
         wait_for(lambda: self.agent.status().get("stored") == "1", what="new topic stored")
         self.assertEqual(self.agent.stop(), 0)
         self.assertEqual(self.rows("new/csv#")[0][3], "2")
+
+    def test_mqtt5_session_stores(self):
+        self.agent.write_config(self.broker.port, mqtt_extra='  protocol: 5\n')
+        self.agent.start()
+        self.mosq_pub("env/csv", "1,2,3")
+        wait_for(lambda: self.agent.status().get("stored") == "1", what="stored over MQTT 5")
+        self.assertEqual(self.agent.stop(), 0)
+
+    def test_mutual_tls_to_the_broker(self):
+        pki = make_pki(os.path.join(self.tmp, "pki"))
+        self.broker.stop()
+        self.broker = Broker(self.tmp, tls=pki)
+        self.broker.start()
+        tls = (f"  tls:\n    ca_file: {pki}/ca.pem\n    cert_file: {pki}/client.pem\n"
+               f"    key_file: {pki}/client.key\n")
+        self.agent.write_config(self.broker.port, host="localhost", mqtt_extra=tls)
+        self.agent.start()
+        subprocess.run(["mosquitto_pub", "-h", "localhost", "-p", str(self.broker.port),
+                        "--cafile", f"{pki}/ca.pem", "--cert", f"{pki}/client.pem", "--key",
+                        f"{pki}/client.key", "-q", "1", "-t", "env/csv", "-m", "4,5"],
+                       check=True, timeout=10)
+        wait_for(lambda: self.agent.status().get("stored") == "1", what="stored over TLS")
+        self.assertEqual(self.agent.stop(), 0)
+        # A broker certificate from another CA is refused: never subscribed.
+        other = make_pki(os.path.join(self.tmp, "other"), "other")
+        tls_other = tls.replace(f"{pki}/ca.pem", f"{other}/ca.pem")
+        self.agent.write_config(self.broker.port, host="localhost", mqtt_extra=tls_other)
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        proc = subprocess.Popen([os.path.join(BUILD, "agent", "embeddb-agent"), "-c",
+                                 self.agent.conf], stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(2.5)
+        self.assertEqual(self.agent.status().get("subscribed"), "0")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        self.assertEqual(proc.returncode, 0)
+        self.assertNotIn("ready: subscribed", err)
 
     def test_check_config_reports_file_line_column(self):
         agent = os.path.join(BUILD, "agent", "embeddb-agent")
