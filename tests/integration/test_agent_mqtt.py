@@ -357,6 +357,38 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 0)
         self.assertNotIn("ready: subscribed", err)
 
+    def test_full_disk_is_reported_and_nothing_is_lost(self):
+        small = os.path.join(self.tmp, "small")
+        os.makedirs(small)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", small],
+                          capture_output=True).returncode != 0:
+            self.skipTest("cannot mount a small tmpfs here (needs root)")
+        try:
+            self.agent.store = os.path.join(small, "store")
+            self.agent.write_config(self.broker.port)
+            with open(self.agent.conf) as f:
+                text = f.read().replace(os.path.join(self.tmp, "store"), self.agent.store)
+            with open(self.agent.conf, "w") as f:
+                f.write(text)
+            self.agent.start()
+            filler = os.path.join(small, "filler")
+            with open(filler, "wb") as f:  # leave roughly 150 KiB free
+                free = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+                f.write(b"\0" * max(0, free - 150 * 1024))
+            blob = npy_bytes(np.arange(16384, dtype=np.float32))  # 64 KiB each
+            for i in range(6):
+                self.pub("cam/0/npy", blob)
+            wait_for(lambda: int(self.agent.status().get("commit_failures", 0)) > 0,
+                     what="a failed commit")
+            self.assertIn("No space left on device", slurp(self.agent.log))
+            os.unlink(filler)  # the operator frees space; the agent retries
+            wait_for(lambda: self.agent.status().get("stored") == "6", what="6 stored")
+            self.assertEqual(self.agent.stop(), 0)
+            self.assertEqual(len(self.rows("cam/0/npy#")), 6)
+            self.assertEqual(embeddb("verify", self.agent.store).returncode, 0)
+        finally:
+            subprocess.run(["umount", "-l", small])
+
     def test_check_config_reports_file_line_column(self):
         agent = os.path.join(BUILD, "agent", "embeddb-agent")
         ok = subprocess.run([agent, "--check-config", "-c", os.path.join(ROOT, "conf",
