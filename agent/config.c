@@ -246,23 +246,18 @@ static int set_value(walker *w, const opt *o, const char *key, const yaml_node_t
             *(uint64_t *)(void *)((char *)base + o->off) = u;
         return 0;
     case OPT_SIZE:
-        if (config_parse_size(s, &u))
-            return fail(w, v, "%s: expected a size like 4MiB, 512KiB, 1GB or bytes, got '%s'",
-                        key, s);
+    case OPT_DURATION: {
+        int size = o->type == OPT_SIZE;
+        if (size ? config_parse_size(s, &u) : config_parse_duration_ms(s, &u))
+            return fail(w, v, "%s: expected %s, got '%s'", key,
+                        size ? "a size like 4MiB, 512KiB, 1GB or bytes"
+                             : "a duration with a unit (200ms, 5s, 5m, 1h)", s);
         if (u < (uint64_t)o->lo || u > (uint64_t)o->hi)
-            return fail(w, v, "%s: %s is out of range (%" PRId64 "..%" PRId64 " bytes)", key, s,
-                        o->lo, o->hi);
+            return fail(w, v, "%s: %s is out of range (%" PRId64 "..%" PRId64 " %s)", key, s,
+                        o->lo, o->hi, size ? "bytes" : "ms");
         *(uint64_t *)(void *)((char *)base + o->off) = u;
         return 0;
-    case OPT_DURATION:
-        if (config_parse_duration_ms(s, &u))
-            return fail(w, v, "%s: expected a duration with a unit (200ms, 5s, 5m, 1h), got '%s'",
-                        key, s);
-        if (u < (uint64_t)o->lo || u > (uint64_t)o->hi)
-            return fail(w, v, "%s: %s is out of range (%" PRId64 "..%" PRId64 " ms)", key, s,
-                        o->lo, o->hi);
-        *(uint64_t *)(void *)((char *)base + o->off) = u;
-        return 0;
+    }
     default:
         return fail(w, v, "%s: internal: unhandled option type", key);
     }
