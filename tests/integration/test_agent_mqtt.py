@@ -157,8 +157,10 @@ log:
         return msgs
 
     def stop(self, sig=signal.SIGTERM):
+        t0 = time.monotonic()
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout=10)
+        self.stop_seconds = time.monotonic() - t0
         self.logf.close()
         self.notify.close()
         return rc
@@ -228,6 +230,7 @@ class AgentTest(unittest.TestCase):
         self.mosq_pub("env/csv", "0.5,1.5,2.5")
         wait_for(lambda: self.agent.status().get("stored") == "7", what="7 stored")
         self.assertEqual(self.agent.stop(), 0)
+        self.assertLess(self.agent.stop_seconds, 5.0)  # SIGTERM: commit, flush, exit
         cam = self.rows("cam/0/npy#")
         self.assertEqual(len(cam), 4)
         for row, a in zip(cam, arrays):  # ls order = arrival order
@@ -319,6 +322,39 @@ class AgentTest(unittest.TestCase):
         wait_for(lambda: self.agent.status().get("stored") == "1", what="new topic stored")
         self.assertEqual(self.agent.stop(), 0)
         self.assertEqual(self.rows("new/csv#")[0][3], "2")
+
+    def test_sigint_mid_batch_commits_what_arrived(self):
+        self.agent.write_config(self.broker.port, extra="")
+        with open(self.agent.conf) as f:  # a batch window far longer than the test
+            text = f.read().replace("max_delay_ms: 50ms", "max_delay_ms: 1h")
+        with open(self.agent.conf, "w") as f:
+            f.write(text)
+        self.agent.start()
+        for i in range(5):
+            self.mosq_pub("env/csv", f"{i},{i}")
+        wait_for(lambda: int(self.agent.status().get("received", 0)) == 5, what="5 received")
+        self.assertEqual(self.agent.status().get("stored"), "0")  # still batching
+        self.assertEqual(self.agent.stop(signal.SIGINT), 0)
+        self.assertLess(self.agent.stop_seconds, 5.0)
+        self.assertEqual(len(self.rows("env/csv#")), 5)
+
+    def test_connection_stays_up_under_load(self):
+        # keepalive is 5 s (the broker drops a client silent for 7.5 s); 10 s
+        # of steady 4 KiB QoS 1 traffic keeps the agent committing (one
+        # fdatasync per batch) the whole time, and the session must hold.
+        self.agent.start()
+        frame = npy_bytes(np.full((32, 32), 0.5, np.float32))
+        t0 = time.monotonic()
+        for second in range(10):
+            publish.multiple([{"topic": "cam/1/npy", "payload": frame, "qos": 1}] * 800,
+                             hostname="127.0.0.1", port=self.broker.port)
+            time.sleep(max(0.0, t0 + second + 1 - time.monotonic()))
+        wait_for(lambda: self.agent.status().get("stored") == "8000", timeout=120,
+                 what="8000 stored")
+        st = self.agent.status()
+        self.assertEqual(self.agent.stop(), 0)
+        self.assertEqual(st.get("reconnects"), "0", st)
+        self.assertEqual(st.get("connected"), "1")
 
     def test_mqtt5_session_stores(self):
         self.agent.write_config(self.broker.port, mqtt_extra='  protocol: 5\n')
