@@ -35,7 +35,9 @@ int plat_notify(const char *msg)
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+    /* Never block: a notify reader that stopped reading must not stall the
+     * daemon (an AF_UNIX datagram queue holds only a few messages). */
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
         rc = -errno;
     close(fd);
