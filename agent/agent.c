@@ -51,7 +51,9 @@ static uint64_t mono_ms(void)
     return plat_mono_ns() / 1000000;
 }
 
-static int open_store(agent *a)
+/* Opens the store; the first open also starts the key counter at the
+ * store's next sequence number (keys keep rising across restarts). */
+static int open_store(agent *a, int first)
 {
     ts_options o;
     char err[1024];
@@ -67,7 +69,7 @@ static int open_store(agent *a)
         agent_log(LOG_LEVEL_WARNING, "store recovery: %s", ts_errmsg(a->store));
     ts_stats st;
     ts_get_stats(a->store, &st);
-    if (st.next_seq > a->next_key)
+    if (first && st.next_seq > a->next_key)
         a->next_key = st.next_seq;
     return 0;
 }
@@ -133,19 +135,27 @@ static void take(agent *a, ingest_msg *list)
     }
 }
 
-/* Commits everything pending as one batch. 0, or -1 (kept for a retry). */
+/* Commits the oldest pending messages as one batch of at most
+ * batch.max_tensors tensors and batch.max_bytes bytes (at least one
+ * message). 0, or -1 when the batch is kept for a retry. */
 static int commit(agent *a)
 {
-    size_t n = a->n_pending, i = 0;
-    ts_tensor *t = calloc(n, sizeof(*t));
-    const ts_tensor **b = calloc(n, sizeof(*b));
-    char *keys = malloc(n * (TS_MAX_KEY_LEN + 1));
-    int rc = -1;
-    if (!n)
-        rc = 0;
+    size_t n = 0, i = 0;
+    uint64_t bytes = 0;
+    for (ingest_msg *m = a->pending; m && n < a->cfg.batch.max_tensors; m = m->next) {
+        if (n && bytes + m->t.data_len > a->cfg.batch.max_bytes)
+            break;
+        bytes += m->t.data_len;
+        n++;
+    }
+    ts_tensor *t = calloc(n ? n : 1, sizeof(*t));
+    const ts_tensor **b = calloc(n ? n : 1, sizeof(*b));
+    char *keys = malloc((n ? n : 1) * (TS_MAX_KEY_LEN + 1));
+    int rc = n ? -1 : 0;
     if (!t || !b || !keys || !n)
         goto out;
-    for (ingest_msg *m = a->pending; m; m = m->next, i++) {
+    ingest_msg *m = a->pending;
+    for (i = 0; i < n; i++, m = m->next) {
         char *k = keys + i * (TS_MAX_KEY_LEN + 1);
         int len = snprintf(k, TS_MAX_KEY_LEN + 1, "%s#%020" PRIu64, m->topic, a->next_key + i);
         if (len < 0 || len > TS_MAX_KEY_LEN)
@@ -162,10 +172,12 @@ static int commit(agent *a)
         agent_log(LOG_LEVEL_ERROR, "commit of %zu tensor(s) failed: %s; kept in memory, retrying",
                   n, ts_errmsg(a->store));
         if (rc == TS_EFAILED || rc == TS_EIO) {
-            /* The store is poisoned: reopen it, recovery decides what is on disk. */
+            /* The store is poisoned: reopen it, recovery decides what is on
+             * disk. The retry reuses the same keys, so a batch that did
+             * reach the disk is overwritten, not duplicated. */
             ts_close(a->store);
             a->store = NULL;
-            open_store(a);
+            open_store(a, 0);
         }
         rc = -1;
         goto out;
@@ -173,11 +185,19 @@ static int commit(agent *a)
     a->next_key += n;
     a->stored += n;
     a->batches++;
-    a->bytes_stored += a->pending_bytes;
-    ingest_msg_free(a->pending);
-    a->pending = a->pending_tail = NULL;
-    a->n_pending = 0;
-    a->pending_bytes = 0;
+    a->bytes_stored += bytes;
+    /* Detach the committed head of the list. */
+    ingest_msg *rest = a->pending;
+    for (i = 0; i + 1 < n; i++)
+        rest = rest->next;
+    ingest_msg *done = a->pending;
+    a->pending = rest->next;
+    rest->next = NULL;
+    ingest_msg_free(done);
+    if (!a->pending)
+        a->pending_tail = NULL;
+    a->n_pending -= n;
+    a->pending_bytes -= bytes;
 out:
     free(t);
     free(b);
@@ -236,7 +256,7 @@ int agent_run(const char *config_path)
         return 1;
     }
     agent_log_set_level(a.cfg.log.level);
-    if (plat_signals_install() || open_store(&a))
+    if (plat_signals_install() || open_store(&a, 1))
         goto out;
     /* Room for two batches plus one message in flight. */
     uint64_t limit = 2 * a.cfg.batch.max_bytes + a.cfg.mqtt.max_payload;
@@ -256,10 +276,12 @@ int agent_run(const char *config_path)
             reload(&a, config_path);
         uint64_t wait = a.n_pending ? 10 : 200;
         take(&a, ingest_pop(a.in, wait));
-        if (batch_due(&a) && (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
+        while (batch_due(&a) && (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
             last_retry = 0;
-            if (!a.store || commit(&a))
+            if (!a.store || commit(&a)) {
                 last_retry = mono_ms();
+                break;
+            }
         }
         ingest_counters c;
         ingest_counters_get(a.in, &c);
@@ -282,9 +304,9 @@ int agent_run(const char *config_path)
     agent_log(LOG_LEVEL_NOTICE, "stopping: committing %zu pending tensor(s)", a.n_pending);
     ingest_stop(a.in);
     take(&a, ingest_pop(a.in, 0));
-    for (int tries = 0; a.n_pending && tries < 3; tries++)
-        if (a.store && commit(&a) == 0)
-            break;
+    for (int fails = 0; a.n_pending && fails < 3;)
+        if (!a.store || commit(&a))
+            fails++;
     if (a.n_pending) {
         agent_log(LOG_LEVEL_ERROR, "%zu tensor(s) could not be stored before exit", a.n_pending);
         goto out;

@@ -355,6 +355,9 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(self.agent.stop(), 0)
         self.assertEqual(st.get("reconnects"), "0", st)
         self.assertEqual(st.get("connected"), "1")
+        # batch.max_tensors is 16: no batch may hold more, however fast the
+        # queue filled.
+        self.assertGreaterEqual(int(st["batches"]), 8000 // 16)
 
     def test_mqtt5_session_stores(self):
         self.agent.write_config(self.broker.port, mqtt_extra='  protocol: 5\n')
