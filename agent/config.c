@@ -158,37 +158,36 @@ static int scale(uint64_t v, uint64_t mul, uint64_t *out)
     return 0;
 }
 
-int config_parse_size(const char *s, uint64_t *out)
+typedef struct unit {
+    const char *name;
+    uint64_t mul;
+} unit;
+
+/* "<number><unit>" with the unit from table; 0 or -1. */
+static int parse_units(const char *s, const unit *units, size_t n, uint64_t *out)
 {
-    static const struct {
-        const char *u;
-        uint64_t mul;
-    } units[] = {{"", 1}, {"B", 1}, {"KB", 1000}, {"KiB", 1024}, {"MB", 1000000},
-                 {"MiB", 1 << 20}, {"GB", 1000000000}, {"GiB", 1ull << 30}};
     uint64_t v;
     const char *u;
     if (split_number(s, &v, &u))
         return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (!strcmp(u, units[i].u))
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(u, units[i].name))
             return scale(v, units[i].mul, out);
     return -1;
 }
 
+int config_parse_size(const char *s, uint64_t *out)
+{
+    static const unit units[] = {{"", 1},        {"B", 1},          {"KB", 1000},
+                                 {"KiB", 1024},  {"MB", 1000000},   {"MiB", 1 << 20},
+                                 {"GB", 1000000000}, {"GiB", 1ull << 30}};
+    return parse_units(s, units, sizeof(units) / sizeof(units[0]), out);
+}
+
 int config_parse_duration_ms(const char *s, uint64_t *out)
 {
-    static const struct {
-        const char *u;
-        uint64_t mul;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-    uint64_t v;
-    const char *u;
-    if (split_number(s, &v, &u))
-        return -1;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (!strcmp(u, units[i].u))
-            return scale(v, units[i].mul, out);
-    return -1;
+    static const unit units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    return parse_units(s, units, sizeof(units) / sizeof(units[0]), out);
 }
 
 /* ---- the walker -------------------------------------------------------- */
