@@ -78,6 +78,7 @@ typedef struct fault {
     int crash_torn;
     int crashed;
     unsigned long mutations;
+    uint64_t avail_cap; /* statfs reports at most this (UINT64_MAX: no cap) */
 } fault;
 
 static fault *F(plat_vfs *v)
@@ -516,6 +517,20 @@ out:
     return rc;
 }
 
+/* A new name: like a created file, it is gone after a crash unless its
+ * directory was synced since. The inode's synced size is shared. */
+static int f_link(plat_vfs *v, const char *from, const char *to)
+{
+    fault *f = F(v);
+    int rc;
+    if ((rc = gate(f, PLAT_FAULT_LINK, 1)) || (rc = touch_parent(f, from)) ||
+        (rc = touch_parent(f, to)))
+        goto out;
+    rc = f->base->link(f->base, from, to);
+out:
+    return rc;
+}
+
 static int f_unlink(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
@@ -538,6 +553,27 @@ static int f_mkdir(plat_vfs *v, const char *path)
         goto out;
     rc = f->base->mkdir(f->base, path);
 out:
+    return rc;
+}
+
+/* Directories are outside the crash model: removal is durable at once. */
+static int f_rmdir(plat_vfs *v, const char *path)
+{
+    fault *f = F(v);
+    int rc = gate(f, PLAT_FAULT_RMDIR, 1);
+    if (!rc)
+        rc = f->base->rmdir(f->base, path);
+    return rc;
+}
+
+static int f_statfs(plat_vfs *v, const char *path, uint64_t *avail, uint64_t *total)
+{
+    fault *f = F(v);
+    int rc = gate(f, -1, 0);
+    if (!rc)
+        rc = f->base->statfs(f->base, path, avail, total);
+    if (!rc && *avail > f->avail_cap)
+        *avail = f->avail_cap;
     return rc;
 }
 
@@ -780,6 +816,11 @@ unsigned long plat_fault_mutations(plat_vfs *vfs)
     return F(vfs)->mutations;
 }
 
+void plat_fault_set_avail(plat_vfs *vfs, uint64_t avail)
+{
+    F(vfs)->avail_cap = avail;
+}
+
 plat_vfs *plat_fault_new(plat_vfs *base, const char *shadow_dir, uint64_t seed)
 {
     fault *f = calloc(1, sizeof(*f));
@@ -797,12 +838,16 @@ plat_vfs *plat_fault_new(plat_vfs *base, const char *shadow_dir, uint64_t seed)
         .fstat = f_fstat,
         .stat = f_stat,
         .rename = f_rename,
+        .link = f_link,
         .unlink = f_unlink,
         .mkdir = f_mkdir,
+        .rmdir = f_rmdir,
         .dirsync = f_dirsync,
         .listdir = f_listdir,
         .lock = f_lock,
+        .statfs = f_statfs,
     };
+    f->avail_cap = UINT64_MAX;
     f->base = base;
     /* Spread small seeds over the state; xorshift must not start at 0. */
     f->rng = seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;

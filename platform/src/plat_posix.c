@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -221,6 +222,12 @@ static int posix_rename(plat_vfs *self, const char *from, const char *to)
     return rename(from, to) ? -errno : 0;
 }
 
+static int posix_link(plat_vfs *self, const char *from, const char *to)
+{
+    (void)self;
+    return link(from, to) ? -errno : 0;
+}
+
 static int posix_unlink(plat_vfs *self, const char *path)
 {
     (void)self;
@@ -231,6 +238,23 @@ static int posix_mkdir(plat_vfs *self, const char *path)
 {
     (void)self;
     return mkdir(path, 0755) ? -errno : 0;
+}
+
+static int posix_rmdir(plat_vfs *self, const char *path)
+{
+    (void)self;
+    return rmdir(path) ? -errno : 0;
+}
+
+static int posix_statfs(plat_vfs *self, const char *path, uint64_t *avail, uint64_t *total)
+{
+    struct statvfs sv;
+    (void)self;
+    if (statvfs(path, &sv))
+        return -errno;
+    *avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    *total = (uint64_t)sv.f_blocks * sv.f_frsize;
+    return 0;
 }
 
 /* A directory's entries are made durable by fsync on the directory itself;
@@ -318,11 +342,14 @@ static plat_vfs posix_vfs = {
     .fstat = posix_fstat,
     .stat = posix_stat,
     .rename = posix_rename,
+    .link = posix_link,
     .unlink = posix_unlink,
     .mkdir = posix_mkdir,
+    .rmdir = posix_rmdir,
     .dirsync = posix_dirsync,
     .listdir = posix_listdir,
     .lock = posix_lock,
+    .statfs = posix_statfs,
 };
 
 plat_vfs *plat_vfs_default(void)

@@ -649,6 +649,71 @@ static void test_crash_undoes_rename_across_directories(void **state)
     assert_int_equal(fsize(sub), -1);
 }
 
+static void test_crash_removes_link_made_since_dirsync(void **state)
+{
+    fx *f = *state;
+    char sub[160];
+    put(f, "a", "aaa", 1);
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
+    dirsync(f);
+    snprintf(sub, sizeof(sub), "%s/sub/a", f->dir);
+    assert_int_equal(f->v->link(f->v, p(f, "a"), sub), 0);
+    assert_int_equal(fsize(sub), 3);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "a")), 3);
+    assert_int_equal(fsize(sub), -1);
+}
+
+static void test_link_made_durable_survives_unlink_of_the_original(void **state)
+{
+    fx *f = *state;
+    char sub[160], buf[16];
+    put(f, "a", "aaa", 1);
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
+    dirsync(f);
+    snprintf(sub, sizeof(sub), "%s/sub", f->dir);
+    char to[200];
+    snprintf(to, sizeof(to), "%s/a", sub);
+    assert_int_equal(f->v->link(f->v, p(f, "a"), to), 0);
+    assert_int_equal(f->v->dirsync(f->v, sub), 0);
+    assert_int_equal(f->v->unlink(f->v, p(f, "a")), 0);
+    dirsync(f);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "a")), -1);
+    assert_int_equal(slurp(to, buf, sizeof(buf)), 3);
+    assert_string_equal(buf, "aaa");
+}
+
+static void test_fail_nth_link_and_rmdir(void **state)
+{
+    fx *f = *state;
+    char sub[160];
+    put(f, "a", "aaa", 1);
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
+    snprintf(sub, sizeof(sub), "%s/sub/a", f->dir);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_LINK, 1, -ENOSPC);
+    assert_int_equal(f->v->link(f->v, p(f, "a"), sub), -ENOSPC);
+    assert_int_equal(fsize(sub), -1);
+    plat_fault_fail_nth(f->v, PLAT_FAULT_RMDIR, 1, -EIO);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "sub")), -EIO);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "sub")), 0);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "sub")), -ENOENT);
+}
+
+static void test_statfs_reports_the_cap(void **state)
+{
+    fx *f = *state;
+    uint64_t avail = 0, total = 0;
+    assert_int_equal(f->v->statfs(f->v, f->dir, &avail, &total), 0);
+    assert_true(total > 0 && avail <= total);
+    plat_fault_set_avail(f->v, 12345);
+    assert_int_equal(f->v->statfs(f->v, f->dir, &avail, &total), 0);
+    assert_true(avail <= 12345);
+    plat_fault_set_avail(f->v, UINT64_MAX);
+    assert_int_equal(f->v->statfs(f->v, f->dir, &avail, &total), 0);
+    assert_true(avail > 12345);
+}
+
 static void test_too_many_directories_is_enfile(void **state)
 {
     fx *f = *state;
@@ -725,6 +790,10 @@ int main(void)
         T(test_crash_at_zero_disarms),
         T(test_revive_takes_the_disk_as_durable),
         T(test_crash_undoes_rename_across_directories),
+        T(test_crash_removes_link_made_since_dirsync),
+        T(test_link_made_durable_survives_unlink_of_the_original),
+        T(test_fail_nth_link_and_rmdir),
+        T(test_statfs_reports_the_cap),
         T(test_too_many_directories_is_enfile),
         T(test_free_removes_the_shadow_directory),
     };

@@ -267,6 +267,47 @@ static void test_rename_replaces_target_and_unlink_removes(void **state)
     assert_int_equal(f->v->unlink(f->v, p(f, "b")), -ENOENT);
 }
 
+static void test_link_shares_data_and_refuses_existing_name(void **state)
+{
+    fx *f = *state;
+    struct stat a, b;
+    int fd = open_new(f, "a");
+    assert_int_equal(plat_write_all(f->v, fd, "AAA", 3, 0), 0);
+    f->v->close(f->v, fd);
+    assert_int_equal(f->v->link(f->v, p(f, "a"), p(f, "b")), 0);
+    assert_int_equal(stat(p(f, "a"), &a), 0);
+    assert_int_equal(stat(p(f, "b"), &b), 0);
+    assert_true(a.st_ino == b.st_ino && a.st_nlink == 2);
+    assert_int_equal(f->v->link(f->v, p(f, "a"), p(f, "b")), -EEXIST);
+    assert_int_equal(f->v->unlink(f->v, p(f, "a")), 0);
+    assert_int_equal(fsize(p(f, "b")), 3);
+    assert_int_equal(f->v->link(f->v, p(f, "a"), p(f, "c")), -ENOENT);
+}
+
+static void test_rmdir_needs_an_empty_directory(void **state)
+{
+    fx *f = *state;
+    char inner[256];
+    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
+    snprintf(inner, sizeof(inner), "%s/x", p(f, "sub"));
+    int fd = -1;
+    assert_int_equal(f->v->open(f->v, inner, PLAT_O_RDWR | PLAT_O_CREAT, &fd), 0);
+    f->v->close(f->v, fd);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "sub")), -ENOTEMPTY);
+    assert_int_equal(f->v->unlink(f->v, inner), 0);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "sub")), 0);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "sub")), -ENOENT);
+}
+
+static void test_statfs_gives_free_and_total_bytes(void **state)
+{
+    fx *f = *state;
+    uint64_t avail = 0, total = 0;
+    assert_int_equal(f->v->statfs(f->v, p(f, ""), &avail, &total), 0);
+    assert_true(total > 0 && avail <= total);
+    assert_int_equal(f->v->statfs(f->v, p(f, "missing/dir"), &avail, &total), -ENOENT);
+}
+
 static void test_mkdir_makes_0755_and_dirsync_needs_a_dir(void **state)
 {
     fx *f = *state;
@@ -390,6 +431,9 @@ int main(void)
         T(test_ftruncate_fstat_and_stat_agree),
         T(test_errors_on_a_closed_descriptor_are_ebadf),
         T(test_rename_replaces_target_and_unlink_removes),
+        T(test_link_shares_data_and_refuses_existing_name),
+        T(test_rmdir_needs_an_empty_directory),
+        T(test_statfs_gives_free_and_total_bytes),
         T(test_mkdir_makes_0755_and_dirsync_needs_a_dir),
         T(test_listdir_skips_dots_and_stops_on_callback_value),
         T(test_lock_second_holder_gets_ebusy),

@@ -72,8 +72,13 @@ struct plat_vfs {
     int (*fstat)(plat_vfs *self, int fd, plat_stat *st);
     int (*stat)(plat_vfs *self, const char *path, plat_stat *st);
     int (*rename)(plat_vfs *self, const char *from, const char *to);
+    /* link(2): a second name for the file `from` (same file system; the
+     * data is shared, not copied). Durable once `to`'s directory is synced. */
+    int (*link)(plat_vfs *self, const char *from, const char *to);
     int (*unlink)(plat_vfs *self, const char *path);
     int (*mkdir)(plat_vfs *self, const char *path);
+    /* Removes an empty directory. */
+    int (*rmdir)(plat_vfs *self, const char *path);
     /* Makes the directory's entries (creates, renames, unlinks) durable. */
     int (*dirsync)(plat_vfs *self, const char *dir);
     int (*listdir)(plat_vfs *self, const char *dir, plat_dirent_fn fn, void *ctx);
@@ -82,6 +87,9 @@ struct plat_vfs {
      * another lock() of the same path in this one (flock locks belong to
      * the open file description). Release with close. */
     int (*lock)(plat_vfs *self, const char *path, int *fd_out);
+    /* Space on the file system holding path: bytes an unprivileged writer
+     * may still use (statvfs f_bavail) and its total size. */
+    int (*statfs)(plat_vfs *self, const char *path, uint64_t *avail, uint64_t *total);
 };
 
 /* The real POSIX implementation. Static storage; never freed. */

@@ -19,6 +19,10 @@
  * it never aliases a file opened later. The vfs itself can open files again
  * at once (or, after an automatic crash, after plat_fault_revive).
  *
+ * A hard link is a new name like any other: a crash before its directory's
+ * dirsync removes it. statfs can be told to report little free space
+ * (plat_fault_set_avail) to test low-space policies.
+ *
  * The model covers regular files in directories touched through this vfs,
  * and files opened through it: directories themselves are durable once made
  * and never removed by a crash; truncation (ftruncate, O_TRUNC) is durable
@@ -50,6 +54,8 @@ typedef enum plat_fault_op {
     PLAT_FAULT_MKDIR,
     PLAT_FAULT_DIRSYNC,
     PLAT_FAULT_PREAD,
+    PLAT_FAULT_LINK,
+    PLAT_FAULT_RMDIR,
     PLAT_FAULT_NOPS
 } plat_fault_op;
 
@@ -74,7 +80,7 @@ int plat_fault_crash(plat_vfs *vfs, int torn);
 void plat_fault_fail_nth(plat_vfs *vfs, plat_fault_op op, unsigned nth, int err);
 
 /* Crash automatically (with `torn`) right before the Nth mutating call from
- * now (pwritev, fdatasync/fsync, ftruncate, rename, unlink, mkdir, dirsync,
+ * now (pwritev, fdatasync/fsync, ftruncate, rename, link, unlink, mkdir, rmdir, dirsync,
  * an open that creates or truncates); that call and every later one fail
  * with -EIO until plat_fault_revive. nth == 0 disarms. */
 void plat_fault_crash_at(plat_vfs *vfs, unsigned nth, int torn);
@@ -87,6 +93,10 @@ int plat_fault_crashed(plat_vfs *vfs);
  * closed. Sync state starts afresh: what is on disk now counts as durable.
  * Fail rules that have not fired stay armed. */
 void plat_fault_revive(plat_vfs *vfs);
+
+/* From now on statfs reports at most `avail` free bytes (UINT64_MAX: the
+ * real figure again). */
+void plat_fault_set_avail(plat_vfs *vfs, uint64_t avail);
 
 /* Number of mutating calls seen so far (to pick crash points in a range). */
 unsigned long plat_fault_mutations(plat_vfs *vfs);
