@@ -13,7 +13,10 @@
  *      torn tail is cut off; damage followed by valid data fails the open
  *      (or, with salvage, the damaged tail is moved aside).
  *   5. wal_/sst_ files numbered above W are leftovers of an interrupted
- *      flush that never held acknowledged data: they are removed.
+ *      flush that never held acknowledged data: they are removed. So are
+ *      sst_ files below W that the MANIFEST does not name: ts_release
+ *      dropped them (they live on in a checkpoint) but did not get to
+ *      unlink them before a crash.
  * A read-only open applies the same rules in memory and changes nothing.
  */
 #include "store_int.h"
@@ -147,7 +150,7 @@ out:
     return rc;
 }
 
-int store__write_manifest(ts_store *s, uint64_t wal_no)
+int store__write_manifest(ts_store *s, uint64_t wal_no, size_t skip)
 {
     char tmp[STORE_PATH_MAX], path[STORE_PATH_MAX];
     uint64_t *live = NULL;
@@ -159,9 +162,9 @@ int store__write_manifest(ts_store *s, uint64_t wal_no)
         rc = store__err(s, TS_ENOMEM, "out of memory writing MANIFEST");
         goto out;
     }
-    for (size_t i = 0; i < s->n_ssts; i++)
-        live[i] = s->ssts[i].file_no;
-    rc = man_encode(live, s->n_ssts, wal_no, &buf, &len);
+    for (size_t i = skip; i < s->n_ssts; i++)
+        live[i - skip] = s->ssts[i].file_no;
+    rc = man_encode(live, s->n_ssts - skip, wal_no, &buf, &len);
     if (rc) {
         store__err(s, rc, "out of memory writing MANIFEST");
         goto out;
@@ -294,6 +297,8 @@ out:
 typedef struct scan_names {
     int has_store_files;
     uint64_t above;          /* report files numbered above this */
+    const ts_store *live;    /* and, when set, SSTs below it that it does not
+                                hold (released by ts_release) */
     uint64_t strays[64];
     char stray_kind[64];
     size_t n_strays;
@@ -315,6 +320,19 @@ static int parse_name(const char *name, char *kind, uint64_t *no)
     return 1;
 }
 
+static int is_live(const ts_store *s, uint64_t no)
+{
+    size_t lo = 0, hi = s->n_ssts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->ssts[mid].file_no < no)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_ssts && s->ssts[lo].file_no == no;
+}
+
 static int on_name(void *ctx, const char *name)
 {
     scan_names *sn = ctx;
@@ -323,7 +341,8 @@ static int on_name(void *ctx, const char *name)
     if (!parse_name(name, &kind, &no))
         return 0;
     sn->has_store_files = 1;
-    if (no > sn->above && sn->n_strays < 64) {
+    int released = sn->live && kind == 's' && no < sn->above && !is_live(sn->live, no);
+    if ((no > sn->above || released) && sn->n_strays < 64) {
         sn->stray_kind[sn->n_strays] = kind;
         sn->strays[sn->n_strays++] = no;
     }
@@ -524,7 +543,7 @@ fresh:
 
 static int remove_strays(ts_store *s, int *dirty)
 {
-    scan_names sn = {.above = s->wal_no};
+    scan_names sn = {.above = s->wal_no, .live = s};
     char path[STORE_PATH_MAX];
     int rc = s->vfs->listdir(s->vfs, s->dir, on_name, &sn);
     if (rc)
@@ -631,7 +650,7 @@ finish:
     if ((rc = remove_strays(s, &dirty)))
         goto out;
     if (dirty) {
-        rc = store__write_manifest(s, s->wal_no);
+        rc = store__write_manifest(s, s->wal_no, 0);
         if (!rc)
             rc = store__dirsync(s);
     }

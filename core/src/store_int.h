@@ -62,9 +62,9 @@ int store__dirsync(ts_store *s);
  * segment with a bad header and no batch as empty); the caller syncs the
  * directory. *fd_out is open read-write. */
 int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int sync, int *fd_out);
-/* Writes MANIFEST.tmp (live SSTs + wal_no), syncs it and renames it over
- * MANIFEST; the caller syncs the directory. */
-int store__write_manifest(ts_store *s, uint64_t wal_no);
+/* Writes MANIFEST.tmp (live SSTs except the first `skip` + wal_no), syncs
+ * it and renames it over MANIFEST; the caller syncs the directory. */
+int store__write_manifest(ts_store *s, uint64_t wal_no, size_t skip);
 
 /* Appends an SST to the live list (takes ownership of *t's contents). */
 int store__add_sst(ts_store *s, sst *t);

@@ -278,7 +278,7 @@ int ts_flush(ts_store *s, char *sst_name, size_t sst_name_len, uint64_t *n_out)
         goto out;
     }
     if ((rc = store__create_wal(s, s->wal_no + 1, s->next_seq, 0, &new_fd)) ||
-        (rc = store__write_manifest(s, s->wal_no + 1)) || (rc = store__dirsync(s))) {
+        (rc = store__write_manifest(s, s->wal_no + 1, 0)) || (rc = store__dirsync(s))) {
         s->failed = 1;
         goto out;
     }

@@ -504,6 +504,99 @@ static void test_dry_run_prints_seed_lines(void **state)
     free(d);
 }
 
+static void test_checkpoint_is_a_read_only_store_and_release_drops_it(void **state)
+{
+    fx *f = *state;
+    char ck[4000], err[512];
+    ts_checkpoint_info info;
+    ts_store *c = NULL;
+    ts_options ro;
+    ts_stats st;
+    snprintf(ck, sizeof(ck), "%s.ckpt", f->dir);
+    assert_int_equal(tu_save(f->s, 1, 300, 1), 0);
+    assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    assert_int_equal(tu_save(f->s, 2, 300, 2), 0); /* still in the MemTable */
+    assert_int_equal(ts_checkpoint(f->s, ck, &info), 0);
+    assert_int_equal(info.n_files, 2);
+    assert_int_equal(info.first_file, 0);
+    assert_int_equal(info.last_file, 1);
+    assert_int_equal(info.min_seq, 1);
+    assert_int_equal(info.max_seq, 2);
+    assert_int_equal(tu_file_size(tu_path(ck, "sst_000000.sst")) +
+                         tu_file_size(tu_path(ck, "sst_000001.sst")),
+                     (long)info.bytes);
+    /* Until released, both hold the tensors; the store takes writes. */
+    assert_true(tu_check(f->s, 1, 300, 1));
+    assert_int_equal(tu_save(f->s, 3, 10, 3), 0);
+    ts_options_init(&ro);
+    ro.read_only = 1;
+    assert_int_equal(ts_open(ck, &ro, &c, err, sizeof(err)), 0);
+    assert_true(tu_check(c, 1, 300, 1));
+    assert_true(tu_check(c, 2, 300, 2));
+    assert_false(tu_check(c, 3, 10, 3));
+    uint64_t bad = 1;
+    assert_int_equal(ts_verify(c, NULL, NULL, &bad), 0);
+    assert_int_equal(bad, 0);
+    assert_int_equal(tu_save(c, 9, 1, 9), TS_EROFS);
+    ts_checkpoint_info none;
+    assert_int_equal(ts_checkpoint(c, "/nonexistent/x", &none), TS_EROFS);
+    assert_int_equal(ts_release(f->s, info.last_file), 0);
+    assert_false(tu_check(f->s, 1, 300, 1));
+    assert_false(tu_check(f->s, 2, 300, 2));
+    assert_true(tu_check(f->s, 3, 10, 3));
+    assert_false(tu_exists(tu_path(f->dir, "sst_000000.sst")));
+    assert_false(tu_exists(tu_path(f->dir, "sst_000001.sst")));
+    ts_get_stats(f->s, &st);
+    assert_int_equal(st.n_sst, 0);
+    /* The checkpoint outlives the store's names for its files. */
+    assert_true(tu_check(c, 2, 300, 2));
+    ts_close(c);
+    reopen(f, NULL);
+    assert_true(tu_check(f->s, 3, 10, 3));
+    assert_false(tu_check(f->s, 1, 300, 1));
+    ts_get_stats(f->s, &st);
+    assert_true(st.next_seq > 3);
+    /* Releasing again, or below every live file, is a no-op. */
+    assert_int_equal(ts_release(f->s, info.last_file), 0);
+    assert_true(tu_check(f->s, 3, 10, 3));
+    tu_rmtree(ck);
+}
+
+static void test_checkpoint_refuses_empty_store_and_existing_dir(void **state)
+{
+    fx *f = *state;
+    char ck[4000];
+    ts_checkpoint_info info;
+    snprintf(ck, sizeof(ck), "%s.ckpt", f->dir);
+    assert_int_equal(ts_checkpoint(f->s, ck, &info), TS_ENOTFOUND);
+    assert_false(tu_exists(ck));
+    assert_int_equal(tu_save(f->s, 1, 8, 1), 0);
+    assert_int_equal(mkdir(ck, 0755), 0);
+    assert_int_equal(ts_checkpoint(f->s, ck, &info), -EEXIST);
+    assert_non_null(strstr(ts_errmsg(f->s), "mkdir"));
+    /* Nothing was lost or released by the failure. */
+    assert_true(tu_check(f->s, 1, 8, 1));
+    tu_rmtree(ck);
+}
+
+static void test_open_removes_released_sst_left_behind(void **state)
+{
+    fx *f = *state;
+    char ck[4000], name[64];
+    ts_checkpoint_info info;
+    snprintf(ck, sizeof(ck), "%s.ckpt", f->dir);
+    assert_int_equal(tu_save(f->s, 1, 8, 1), 0);
+    assert_int_equal(ts_flush(f->s, name, sizeof(name), NULL), 0);
+    assert_int_equal(ts_checkpoint(f->s, ck, &info), 0);
+    assert_int_equal(ts_release(f->s, info.last_file), 0);
+    /* As if a crash came between the MANIFEST and the unlink. */
+    assert_int_equal(link(tu_path(ck, name), tu_path(f->dir, name)), 0);
+    reopen(f, NULL);
+    assert_false(tu_exists(tu_path(f->dir, name)));
+    assert_true(tu_exists(tu_path(ck, name)));
+    tu_rmtree(ck);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +617,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_store_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_and_verify_clean_store, setup, teardown),
         cmocka_unit_test(test_dry_run_prints_seed_lines),
+        cmocka_unit_test_setup_teardown(test_checkpoint_is_a_read_only_store_and_release_drops_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_refuses_empty_store_and_existing_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_removes_released_sst_left_behind, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,6 +187,35 @@ int ts_summarize(const ts_tensor *t, size_t n_values, char *buf, size_t len);
  * *n_out the number of tensors flushed. */
 int ts_flush(ts_store *s, char *sst_name, size_t sst_name_len, uint64_t *n_out);
 
+/* ---- checkpoints (the raw material of snapshots) --------------------- */
+typedef struct ts_checkpoint_info {
+    uint64_t n_files;               /* SSTs linked into the checkpoint */
+    uint64_t first_file, last_file; /* lowest and highest file number */
+    uint64_t bytes;                 /* their total size */
+    uint64_t min_seq, max_seq;      /* sequence numbers they cover */
+} ts_checkpoint_info;
+
+/*
+ * Seals the open WAL segment (ts_flush), then makes dest_dir -- created
+ * here, it must not exist, on the same file system -- a read-only store
+ * holding exactly the live SSTs: hard links (no data is copied), a MANIFEST
+ * naming them, the directory synced. This store is not changed: the SSTs
+ * stay live until ts_release. Making dest_dir's own name durable (rename,
+ * fsync of its parent) is the caller's job. TS_ENOTFOUND when there is no
+ * SST to hand over (dest_dir is not created then). On any other failure
+ * dest_dir may exist half-filled; remove it.
+ */
+int ts_checkpoint(ts_store *s, const char *dest_dir, ts_checkpoint_info *info);
+
+/*
+ * Drops the live SSTs numbered <= last_file from this store, once a
+ * checkpoint holding them is durable elsewhere: the MANIFEST without them
+ * is made durable first, then the files are unlinked (a crash in between
+ * leaves them unreferenced and the next open removes them). Their tensors
+ * are no longer visible here. 0 when there is nothing to drop.
+ */
+int ts_release(ts_store *s, uint64_t last_file);
+
 /* ---- iteration -------------------------------------------------------- */
 /* What a scan reports for each key: the newest version's metadata. Borrowed
  * for the duration of the callback. */
