@@ -28,6 +28,9 @@ int cmd_preview(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 
+/* cmd_snapshot.c: seal, list, verify and retry snapshots. */
+int cmd_snapshot(int argc, char **argv);
+
 /* cmd_demo.c: the seed's demo modes. */
 int cmd_dryrun(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -27,6 +27,12 @@ static const char usage[] =
     "  stats DIR                          store statistics and distinct keys\n"
     "  verify DIR                         check every checksum and index entry\n"
     "\n"
+    "Snapshots (DIR/snapshots/<device>-<seq>/, each a read-only store):\n"
+    "  snapshot DIR                       seal one now (asks a running agent)\n"
+    "  snapshot ls DIR                    list them: state, tensors, bytes\n"
+    "  snapshot verify DIR NAME           check files against MANIFEST.json\n"
+    "  snapshot retry DIR NAME            hand a failed upload back to the agent\n"
+    "\n"
     "Benchmark:\n"
     "  bench [--dir DIR] [--tensors N] [--batch B] [--runs R] [--memtable-max BYTES]\n"
     "                                     durable ingest vs plain write()+fdatasync()\n"
@@ -62,7 +68,7 @@ int main(int argc, char **argv)
         {"--tensor-ingest", cmd_ingest}, {"ls", cmd_ls},
         {"get", cmd_get},                {"preview", cmd_preview},
         {"stats", cmd_stats},            {"verify", cmd_verify},
-        {"bench", cmd_bench},
+        {"bench", cmd_bench},            {"snapshot", cmd_snapshot},
     };
     int ec = -1;
     if (argc < 2) {

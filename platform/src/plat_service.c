@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -80,4 +81,16 @@ int plat_signals_install(void)
 int plat_signals_take(void)
 {
     return atomic_exchange(&raised, 0);
+}
+
+int plat_signal_usr1(int pid)
+{
+    if (pid <= 1)
+        return -EINVAL;
+    return kill((pid_t)pid, SIGUSR1) ? -errno : 0;
+}
+
+int plat_getpid(void)
+{
+    return (int)getpid();
 }

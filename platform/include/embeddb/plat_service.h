@@ -28,4 +28,10 @@ int plat_signals_install(void);
 /* Returns and clears the PLAT_SIG_* bits raised since the last call. */
 int plat_signals_take(void);
 
+/* Sends SIGUSR1 to process pid (> 1), e.g. the agent holding a store, to
+ * ask it for a snapshot. 0 or -errno (-ESRCH: no such process). */
+int plat_signal_usr1(int pid);
+/* This process's id. */
+int plat_getpid(void);
+
 #endif

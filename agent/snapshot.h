@@ -1,0 +1,131 @@
+/*
+ * snapshot.h -- rolling snapshots of the store on flash: sealing, listing,
+ * state, verification and deletion. No threads and no network here: the
+ * agent's main thread begins seals and applies retention, the upload worker
+ * finishes seals and uploads (upload.h); both go through these calls.
+ *
+ * Layout, under ROOT = <storage.dir>/snapshots:
+ *   .seal-new/         a checkpoint being made (garbage after a crash)
+ *   .seal-NAME/        checkpoint committed and released from the store;
+ *                      hashes and MANIFEST.json not yet written
+ *   NAME/              a sealed snapshot: a read-only TensorStore (MANIFEST,
+ *                      sst_N.sst hard links), MANIFEST.json, STATE
+ *   .del-NAME/         being deleted (finished by the next recovery)
+ * NAME is <device_id>-<seq>, seq the sequence number of its first tensor,
+ * 20 digits, so names sort by age and never repeat.
+ *
+ * MANIFEST.json (in the snapshot and in its upload): device id, name, seq
+ * and time ranges, key range, tensor count per topic (tensor name), and
+ * each store file's size and SHA-256. STATE (never uploaded): the upload
+ * state, attempts, last error, and the length and SHA-256 of the tar stream
+ * (tar.h) that carries the snapshot, computed once at seal time.
+ *
+ * Every function returns 0 or a negative -errno / TS_E* code and, where it
+ * takes err, a message naming the file and the failing call.
+ */
+#ifndef EMBEDDB_AGENT_SNAPSHOT_H
+#define EMBEDDB_AGENT_SNAPSHOT_H
+
+#include "tar.h"
+
+#include "embeddb/tensor_store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SNAP_ROOT_NAME "snapshots"
+#define SNAP_NAME_MAX 128
+#define SNAP_DEVICE_ID_MAX 64
+
+typedef enum snap_state {
+    SNAP_SEALED = 0,    /* waiting for (another) upload attempt */
+    SNAP_UPLOADING = 1, /* an attempt is in progress (sealed after a restart) */
+    SNAP_UPLOADED = 2,  /* the server confirmed it (2xx) */
+    SNAP_FAILED = 3,    /* refused with a 4xx; left for an operator */
+} snap_state;
+
+const char *snap_state_name(snap_state st);
+
+typedef struct snap_info {
+    char name[SNAP_NAME_MAX];
+    uint64_t seq;
+    snap_state state;
+    uint64_t disk_bytes;    /* all its files */
+    uint64_t tensors;
+    uint64_t tar_bytes;
+    char tar_sha256[65];
+    int64_t created_ns;
+    uint64_t attempts;
+    int64_t updated_ns;
+    char error[256];        /* last failure, one line; "" when none */
+} snap_info;
+
+/* 1 when id can name a device: 1..64 of [A-Za-z0-9._-], not starting with
+ * '.' (it becomes part of directory and object names). */
+int snap_device_id_ok(const char *id);
+
+/* ROOT for a store directory into out. */
+int snap_root(const char *store_dir, char *out, size_t len);
+
+/*
+ * Main thread, store open for writing: checkpoints every tensor of s into
+ * ROOT/.seal-NAME (created here with ROOT) and releases them from s. On
+ * return the snapshot is durable and its tensors have left the store;
+ * snap_finish completes it. TS_ENOTFOUND when the store holds nothing.
+ * *info describes what moved. name receives NAME.
+ */
+int snap_begin(ts_store *s, const char *root, const char *device_id, char *name, size_t name_len,
+               ts_checkpoint_info *info, char *err, size_t errlen);
+
+/*
+ * Startup, before anything else touches ROOT: removes .seal-new and the
+ * leftovers of deletions, releases from s whatever a committed .seal-NAME
+ * holds (a crash may have come before the release), and turns "uploading"
+ * back into "sealed" (the attempt died with the process). *n_seals gets the
+ * number of .seal-NAME directories waiting for snap_finish.
+ */
+int snap_recover(ts_store *s, const char *root, size_t *n_seals, char *err, size_t errlen);
+
+/*
+ * Finishes every .seal-NAME: hashes its files (one read pass, which also
+ * yields the tar stream's SHA-256), writes MANIFEST.json and STATE, syncs,
+ * and renames it to NAME. Reads and writes only ROOT, so it may run on
+ * another thread than the store's. *n_done counts the snapshots finished.
+ */
+int snap_finish_all(const char *root, const char *device_id, size_t *n_done, char *err,
+                    size_t errlen);
+
+/* Sealed snapshots in ROOT, oldest first (*out malloc'ed, caller frees).
+ * *pending_bytes (optional) gets the bytes in .seal-* directories. */
+int snap_list(const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes);
+/* One snapshot's STATE and sizes. -ENOENT when it does not exist. */
+int snap_read(const char *root, const char *name, snap_info *out);
+/* Rewrites NAME/STATE from si (atomically: temp, fsync, rename, dirsync). */
+int snap_write_state(const char *root, const snap_info *si);
+
+/* Removes NAME and its files (renamed to .del-NAME first, so a crash never
+ * leaves a half-deleted snapshot that looks whole). */
+int snap_delete(const char *root, const char *name);
+
+/* The files of NAME as tar members, in upload order (SSTs, MANIFEST,
+ * MANIFEST.json). *m and *paths are malloc'ed together: free(*m). */
+int snap_members(const char *root, const char *name, tar_member **m, size_t *n);
+/* mtime the tar headers carry: the snapshot's creation second. */
+int64_t snap_tar_mtime(const snap_info *si);
+
+/* Called for each mismatch verify finds. */
+typedef void (*snap_verify_fn)(void *ctx, const char *msg);
+/* Re-hashes NAME's files against MANIFEST.json. 0 when all match,
+ * TS_ECORRUPT (with *n_bad) when not, another code when it cannot read. */
+int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx,
+                uint64_t *n_bad);
+
+/* Parses one "files" line of MANIFEST.json; exposed for the fuzzer. 1 when
+ * the line describes a file. */
+int snap_parse_file_line(const char *line, char *name, size_t name_len, uint64_t *bytes,
+                         char sha256[65]);
+/* Parses STATE text into si (fields absent keep their value). 0, or
+ * TS_ECORRUPT for a line that is not key=value or an unknown state. */
+int snap_parse_state(const char *text, size_t len, snap_info *si);
+
+#endif

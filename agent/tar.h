@@ -1,0 +1,56 @@
+/*
+ * tar.h -- a POSIX (ustar) tar stream of files on disk, produced on the fly
+ * while it is sent: no archive is ever written to flash or held in memory.
+ *
+ * The stream is deterministic for given files (fixed mode 0644, uid/gid 0,
+ * the caller's mtime), so its length and SHA-256 can be computed once when
+ * a snapshot is sealed and still describe the bytes uploaded later. Each
+ * member is stored as DIR/NAME with DIR in the ustar prefix field, so
+ * `tar x` recreates the directory.
+ *
+ * Not here: reading archives, compression, long names (DIR up to 155 bytes,
+ * NAME up to 100), sparse or special files.
+ */
+#ifndef EMBEDDB_AGENT_TAR_H
+#define EMBEDDB_AGENT_TAR_H
+
+#include "embeddb/plat.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TAR_BLOCK 512
+
+typedef struct tar_member {
+    const char *path;   /* file to read (borrowed, must outlive the stream) */
+    const char *name;   /* member name inside DIR (borrowed) */
+    uint64_t size;      /* its size; the stream fails if the file differs */
+} tar_member;
+
+/* Bytes the stream of these members will have (headers, data padded to
+ * 512, two zero blocks at the end). */
+uint64_t tar_stream_len(const tar_member *m, size_t n);
+
+/* Encodes the ustar header of one member into out. 0, or -ENAMETOOLONG
+ * when dir or name do not fit. */
+int tar_header(const char *dir, const char *name, uint64_t size, int64_t mtime_s,
+               uint8_t out[TAR_BLOCK]);
+
+typedef struct tar_stream tar_stream;
+
+/* A stream over m[0..n) (borrowed, must outlive it), members under dir.
+ * Files are opened through vfs (borrowed) one at a time. NULL on ENOMEM. */
+tar_stream *tar_stream_new(plat_vfs *vfs, const char *dir, const tar_member *m, size_t n,
+                           int64_t mtime_s);
+void tar_stream_free(tar_stream *t);
+
+/*
+ * Fills buf with the next up to len bytes (*got = 0 only at the end). The
+ * signature matches http_body_fn. Returns 0 or a negative code: -errno from
+ * the files, -EIO with tar_stream_error() naming the file when it is
+ * shorter or longer than declared.
+ */
+int tar_stream_read(void *t, uint8_t *buf, size_t len, size_t *got);
+const char *tar_stream_error(const tar_stream *t);
+
+#endif
