@@ -19,6 +19,8 @@
 
 #include "ingest.h"
 #include "log.h"
+#include "snapshot.h"
+#include "upload.h"
 
 #include "embeddb/plat.h"
 #include "embeddb/plat_service.h"
@@ -31,6 +33,8 @@
 #define STATUS_NAME "agent.status"
 #define STATUS_PERIOD_MS 1000
 #define RETRY_MS 1000
+/* Room kept in the budget for the small files (MANIFESTs, STATE, status). */
+#define SMALL_FILES_RESERVE (64u << 10)
 
 typedef struct agent {
     agent_config cfg;
@@ -44,6 +48,14 @@ typedef struct agent {
     /* counters beyond ingest's */
     uint64_t stored, batches, commit_failures, bytes_stored;
     int ready;
+    /* snapshots and the flash budget (retention runs on this thread) */
+    char root[4096];
+    uploader *up;
+    uint64_t last_seal_ms;
+    uint64_t snap_bytes;       /* cached: bytes under snapshots/ */
+    uint64_t snapshots_sealed, snapshots_dropped, tensors_dropped, bytes_dropped;
+    uint64_t budget_refusals;
+    log_limit budget_lim;
 } agent;
 
 static uint64_t mono_ms(void)
@@ -79,7 +91,7 @@ static int open_store(agent *a, int first)
 static void write_status(agent *a, const char *state)
 {
     ingest_counters c;
-    char buf[2048], tmp[4112], path[4096], line[256];
+    char buf[4096], tmp[4112], path[4096], line[256];
     ingest_counters_get(a->in, &c);
     int n = snprintf(buf, sizeof(buf),
                      "state=%s\ndevice_id=%s\nconnected=%d\nsubscribed=%d\nreceived=%" PRIu64
@@ -97,7 +109,21 @@ static void write_status(agent *a, const char *state)
         ts_get_stats(a->store, &st);
         if (n > 0 && (size_t)n < sizeof(buf))
             n += snprintf(buf + n, sizeof(buf) - (size_t)n, "fsyncs=%" PRIu64 "\nflushes=%" PRIu64
-                          "\n", st.fsyncs, st.flushes);
+                          "\nstore_bytes=%" PRIu64 "\n", st.fsyncs, st.flushes, st.disk_bytes);
+    }
+    if (a->up && n > 0 && (size_t)n < sizeof(buf)) {
+        upload_counters u;
+        upload_counters_get(a->up, &u);
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+                      "pid=%d\nsnapshot_bytes=%" PRIu64 "\nsnapshots_sealed=%" PRIu64
+                      "\nsnapshots_uploaded=%" PRIu64 "\nsnapshots_failed=%" PRIu64
+                      "\nupload_retries=%" PRIu64 "\nbytes_uploaded=%" PRIu64
+                      "\nsnapshots_dropped=%" PRIu64 "\ntensors_dropped=%" PRIu64
+                      "\nbytes_dropped=%" PRIu64 "\nbudget_refusals=%" PRIu64
+                      "\nuploading=%s\n",
+                      plat_getpid(), a->snap_bytes, a->snapshots_sealed, u.uploaded, u.failed,
+                      u.retries, u.bytes_uploaded, a->snapshots_dropped, a->tensors_dropped,
+                      a->bytes_dropped, a->budget_refusals, u.current[0] ? u.current : "-");
     }
     snprintf(path, sizeof(path), "%s/%s", a->cfg.storage.dir, STATUS_NAME);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -115,6 +141,169 @@ static void write_status(agent *a, const char *state)
              c.rejected[1] + c.rejected[2] + c.rejected[3] + c.rejected[4] + c.rejected[5],
              a->n_pending);
     plat_notify(line);
+}
+
+/* After a failed fsync the store is poisoned: reopen it (recovery decides
+ * what is on disk) and let snapshot recovery finish any half-done seal. */
+static void reopen_store(agent *a)
+{
+    char err[1024];
+    size_t n_seals = 0;
+    ts_close(a->store);
+    a->store = NULL;
+    if (open_store(a, 0))
+        return;
+    if (snap_recover(a->store, a->root, &n_seals, err, sizeof(err)))
+        agent_log(LOG_LEVEL_ERROR, "snapshot recovery: %s", err);
+    if (n_seals)
+        upload_kick(a->up);
+}
+
+/* Seals a snapshot of everything stored so far and wakes the worker, which
+ * hashes and uploads it. `why` names the trigger in the log. */
+static void seal(agent *a, const char *why)
+{
+    char err[1024], name[SNAP_NAME_MAX];
+    ts_checkpoint_info info;
+    a->last_seal_ms = mono_ms();
+    if (!a->store)
+        return;
+    int rc = snap_begin(a->store, a->root, a->cfg.device_id, name, sizeof(name), &info, err,
+                        sizeof(err));
+    if (rc == TS_ENOTFOUND) {
+        agent_log(LOG_LEVEL_INFO, "snapshot (%s): nothing stored since the last one", why);
+        return;
+    }
+    if (rc) {
+        agent_log(LOG_LEVEL_ERROR, "snapshot (%s) failed: %s; the data stays in the store", why,
+                  err);
+        reopen_store(a);
+        return;
+    }
+    a->snapshots_sealed++;
+    a->snap_bytes += info.bytes;
+    agent_log(LOG_LEVEL_NOTICE, "snapshot %s sealed (%s): %" PRIu64 " SST file(s), %" PRIu64
+              " bytes, seq %" PRIu64 "..%" PRIu64, name, why, info.n_files, info.bytes,
+              info.min_seq, info.max_seq);
+    upload_kick(a->up);
+}
+
+/* The snapshots on flash, oldest first; refreshes the cached byte count. */
+static snap_info *list_snapshots(agent *a, size_t *n)
+{
+    snap_info *v = NULL;
+    uint64_t pending = 0;
+    *n = 0;
+    if (snap_list(a->root, &v, n, &pending)) {
+        agent_log(LOG_LEVEL_ERROR, "listing %s failed; retention skipped", a->root);
+        return NULL;
+    }
+    a->snap_bytes = pending;
+    for (size_t i = 0; i < *n; i++)
+        a->snap_bytes += v[i].disk_bytes;
+    return v;
+}
+
+/* Deletes snapshot v; `lost` when it was never uploaded. 0 when gone. */
+static int drop(agent *a, const snap_info *v, int lost)
+{
+    int rc = upload_delete(a->up, v->name, snap_delete);
+    if (rc) {
+        agent_log(LOG_LEVEL_ERROR, "retention: deleting %s/%s: %s", a->root, v->name,
+                  ts_strerror(rc));
+        return rc;
+    }
+    a->snap_bytes = a->snap_bytes > v->disk_bytes ? a->snap_bytes - v->disk_bytes : 0;
+    if (lost) {
+        a->snapshots_dropped++;
+        a->tensors_dropped += v->tensors;
+        a->bytes_dropped += v->disk_bytes;
+        agent_log(LOG_LEVEL_ERROR, "storage full: dropped snapshot %s before it was uploaded (%s): "
+                  "%" PRIu64 " tensor(s), %" PRIu64 " bytes LOST (storage.on_full: drop_oldest)",
+                  v->name, snap_state_name(v->state), v->tensors, v->disk_bytes);
+    } else {
+        agent_log(LOG_LEVEL_INFO, "retention: removed uploaded snapshot %s", v->name);
+    }
+    return 0;
+}
+
+/* Rolling retention: only snapshot.keep uploaded snapshots stay. */
+static void retention_tick(agent *a)
+{
+    size_t n = 0, uploaded = 0;
+    snap_info *v = list_snapshots(a, &n);
+    for (size_t i = 0; i < n; i++)
+        uploaded += v[i].state == SNAP_UPLOADED;
+    for (size_t i = 0; i < n && uploaded > a->cfg.snapshot.keep; i++)
+        if (v[i].state == SNAP_UPLOADED && drop(a, &v[i], 0) == 0)
+            uploaded--;
+    free(v);
+}
+
+static int over_budget(const agent *a, uint64_t usage, uint64_t avail, uint64_t need)
+{
+    return (a->cfg.storage.max_disk && usage + need > a->cfg.storage.max_disk) ||
+           avail < a->cfg.storage.min_free + need;
+}
+
+/*
+ * Makes room for `need` more bytes within storage.max_disk and above
+ * storage.min_free: the oldest uploaded snapshots go first, then (on_full:
+ * drop_oldest) the oldest ones not uploaded, counted as lost. 0 when the
+ * bytes fit, -1 when the commit must wait (reject_new, or nothing left to
+ * drop): the batch stays in memory and the broker holds what follows.
+ */
+static int make_room(agent *a, uint64_t need)
+{
+    plat_vfs *vfs = plat_vfs_default();
+    uint64_t avail = UINT64_MAX, total = 0, usage;
+    ts_stats st;
+    ts_get_stats(a->store, &st);
+    if (vfs->statfs(vfs, a->cfg.storage.dir, &avail, &total))
+        avail = UINT64_MAX; /* cannot tell: only max_disk applies */
+    usage = st.disk_bytes + a->snap_bytes + SMALL_FILES_RESERVE;
+    if (!over_budget(a, usage, avail, need))
+        return 0;
+    size_t n = 0;
+    snap_info *v = list_snapshots(a, &n);
+    usage = st.disk_bytes + a->snap_bytes + SMALL_FILES_RESERVE;
+    for (int pass = 0; pass < 2 && over_budget(a, usage, avail, need); pass++) {
+        if (pass == 1 && a->cfg.storage.on_full != AGENT_ON_FULL_DROP_OLDEST)
+            break;
+        for (size_t i = 0; i < n && over_budget(a, usage, avail, need); i++) {
+            if (!v[i].name[0] || (pass == 0) != (v[i].state == SNAP_UPLOADED))
+                continue;
+            if (drop(a, &v[i], pass == 1) == 0) {
+                usage -= v[i].disk_bytes < usage ? v[i].disk_bytes : usage;
+                avail = avail == UINT64_MAX ? avail : avail + v[i].disk_bytes;
+            }
+            v[i].name[0] = 0;
+        }
+    }
+    free(v);
+    if (!over_budget(a, usage, avail, need))
+        return 0;
+    a->budget_refusals++;
+    agent_log_limited(&a->budget_lim, 1, 10000, LOG_LEVEL_WARNING,
+                      "storage full: %" PRIu64 " of storage.max_disk %" PRIu64 " bytes used, %"
+                      PRIu64 " free (min_free %" PRIu64 "); new data waits until %s",
+                      usage, a->cfg.storage.max_disk, avail == UINT64_MAX ? 0 : avail,
+                      a->cfg.storage.min_free,
+                      a->cfg.storage.on_full == AGENT_ON_FULL_REJECT_NEW
+                          ? "a snapshot is uploaded (storage.on_full: reject_new)"
+                          : "space frees up (nothing left to drop)");
+    return -1;
+}
+
+/* Bytes a batch may add on disk: records (header, CRCs, padding), the
+ * batch frame, and its share of the SST index written at flush. */
+static uint64_t batch_cost(const ts_tensor *t, size_t n)
+{
+    uint64_t c = 32 + 64;
+    for (size_t i = 0; i < n; i++)
+        c += 128 + 2 * t[i].key_len + strlen(t[i].name) + 8 * t[i].ndim + t[i].data_len +
+             t[i].data_len / 1024 + 8;
+    return c;
 }
 
 static void take(agent *a, ingest_msg *list)
@@ -166,6 +355,20 @@ static int commit(agent *a)
         memcpy(t[i].shape, m->t.shape, sizeof(t[i].shape));
         b[i] = &t[i];
     }
+    uint64_t cost = batch_cost(t, n);
+    ts_stats st;
+    ts_get_stats(a->store, &st);
+    if (st.disk_bytes > 4096 && st.disk_bytes + cost > a->cfg.snapshot.max_bytes) {
+        seal(a, "size");
+        if (!a->store) {
+            rc = -1;
+            goto out;
+        }
+    }
+    if (make_room(a, cost)) {
+        rc = -1;
+        goto out;
+    }
     rc = ts_save_batch(a->store, b, n);
     if (rc) {
         a->commit_failures++;
@@ -175,9 +378,7 @@ static int commit(agent *a)
             /* The store is poisoned: reopen it, recovery decides what is on
              * disk. The retry reuses the same keys, so a batch that did
              * reach the disk is overwritten, not duplicated. */
-            ts_close(a->store);
-            a->store = NULL;
-            open_store(a, 0);
+            reopen_store(a);
         }
         rc = -1;
         goto out;
@@ -258,6 +459,19 @@ int agent_run(const char *config_path)
     agent_log_set_level(a.cfg.log.level);
     if (plat_signals_install() || open_store(&a, 1))
         goto out;
+    size_t n_seals = 0;
+    if (snap_root(a.cfg.storage.dir, a.root, sizeof(a.root)) ||
+        snap_recover(a.store, a.root, &n_seals, err, sizeof(err)))
+        agent_log(LOG_LEVEL_ERROR, "snapshot recovery: %s (continuing; that snapshot is left "
+                  "alone)", err);
+    if (!(a.up = upload_new(&a.cfg, a.root, err, sizeof(err))) || upload_start(a.up)) {
+        agent_log(LOG_LEVEL_ERROR, "%s", a.up ? "cannot start the upload thread" : err);
+        goto out;
+    }
+    if (!a.cfg.upload.enabled)
+        agent_log(LOG_LEVEL_NOTICE, "no upload section: snapshots stay on flash");
+    a.last_seal_ms = mono_ms();
+    retention_tick(&a);
     /* Room for two batches plus one message in flight. */
     uint64_t limit = 2 * a.cfg.batch.max_bytes + a.cfg.mqtt.max_payload;
     if (!(a.in = ingest_new(&a.cfg, limit, err, sizeof(err))) ||
@@ -274,6 +488,10 @@ int agent_run(const char *config_path)
             break;
         if (sig & PLAT_SIG_RELOAD)
             reload(&a, config_path);
+        if (sig & PLAT_SIG_USR1)
+            seal(&a, "SIGUSR1");
+        if (a.cfg.snapshot.interval_ms && mono_ms() - a.last_seal_ms >= a.cfg.snapshot.interval_ms)
+            seal(&a, "interval");
         uint64_t wait = a.n_pending ? 10 : 200;
         take(&a, ingest_pop(a.in, wait));
         while (batch_due(&a) && (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
@@ -294,6 +512,8 @@ int agent_run(const char *config_path)
         if (now - last_status >= STATUS_PERIOD_MS ||
             (watchdog_ms && now - last_status >= watchdog_ms / 2)) {
             last_status = now;
+            if (a.store)
+                retention_tick(&a);
             write_status(&a, a.ready ? "running" : "starting");
             if (watchdog_ms)
                 plat_notify("WATCHDOG=1");
@@ -314,11 +534,13 @@ int agent_run(const char *config_path)
     if (a.store && ts_flush(a.store, NULL, 0, NULL))
         agent_log(LOG_LEVEL_WARNING, "final flush: %s (data is safe in the WAL)",
                   ts_errmsg(a.store));
+    upload_stop(a.up);
     write_status(&a, "stopped");
     agent_log(LOG_LEVEL_NOTICE, "stopped: %" PRIu64 " tensor(s) stored in %" PRIu64 " batch(es)",
               a.stored, a.batches);
     rc = 0;
 out:
+    upload_free(a.up);
     ingest_free(a.in);
     ingest_msg_free(a.pending);
     ts_close(a.store);

@@ -10,6 +10,8 @@
  */
 #include "config.h"
 
+#include "snapshot.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +49,47 @@ static const opt storage_opts[] = {
     {"dir", OPT_STR, OFF(storage.dir), 1, 0, 0, NULL},
     {"memtable_max", OPT_SIZE, OFF(storage.memtable_max), 0, 4096, INT64_MAX, NULL},
     {"fsync", OPT_BOOL, OFF(storage.fsync), 0, 0, 0, NULL},
+    {"max_disk", OPT_SIZE, OFF(storage.max_disk), 0, 0, INT64_MAX, NULL},
+    {"min_free", OPT_SIZE, OFF(storage.min_free), 0, 0, INT64_MAX, NULL},
+    {"on_full", OPT_SPECIAL, OFF(storage.on_full), 0, 0, 0, NULL},
+    END,
+};
+
+static const opt snapshot_opts[] = {
+    {"max_bytes", OPT_SIZE, OFF(snapshot.max_bytes), 0, 4096, INT64_MAX, NULL},
+    {"interval", OPT_DURATION, OFF(snapshot.interval_ms), 0, 0, INT64_MAX, NULL},
+    {"keep", OPT_U64, OFF(snapshot.keep), 0, 0, 100000, NULL},
+    END,
+};
+
+static const opt retry_opts[] = {
+    {"initial", OPT_DURATION, OFF(upload.retry_initial_ms), 0, 10, 86400000, NULL},
+    {"max", OPT_DURATION, OFF(upload.retry_max_ms), 0, 10, 86400000, NULL},
+    END,
+};
+
+static const opt s3_opts[] = {
+    {"region", OPT_STR, OFF(upload.region), 1, 0, 0, NULL},
+    {"bucket", OPT_STR, OFF(upload.bucket), 1, 0, 0, NULL},
+    {"access_key", OPT_STR, OFF(upload.access_key), 1, 0, 0, NULL},
+    {"secret_file", OPT_PATH, OFF(upload.secret_file), 1, 0, 0, NULL},
+    {"addressing", OPT_SPECIAL, OFF(upload.virtual_host), 0, 0, 0, NULL},
+    END,
+};
+
+static const opt upload_opts[] = {
+    {"url", OPT_STR, OFF(upload.url), 1, 0, 0, NULL},
+    {"mode", OPT_SPECIAL, OFF(upload.mode), 0, 0, 0, NULL},
+    {"prefix", OPT_STR, OFF(upload.prefix), 0, 0, 0, NULL},
+    {"ca_file", OPT_PATH, OFF(upload.ca_file), 0, 0, 0, NULL},
+    {"cert_file", OPT_PATH, OFF(upload.cert_file), 0, 0, 0, NULL},
+    {"key_file", OPT_PATH, OFF(upload.key_file), 0, 0, 0, NULL},
+    {"insecure", OPT_BOOL, OFF(upload.insecure), 0, 0, 0, NULL},
+    {"token_file", OPT_PATH, OFF(upload.token_file), 0, 0, 0, NULL},
+    {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL},
+    {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL},
+    {"retry", OPT_SECTION, 0, 0, 0, 0, retry_opts},
+    {"s3", OPT_SECTION, 0, 0, 0, 0, s3_opts},
     END,
 };
 
@@ -89,6 +132,8 @@ static const opt top_opts[] = {
     {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts},
     {"mqtt", OPT_SECTION, 0, 1, 0, 0, mqtt_opts},
     {"batch", OPT_SECTION, 0, 0, 0, 0, batch_opts},
+    {"snapshot", OPT_SECTION, 0, 0, 0, 0, snapshot_opts},
+    {"upload", OPT_SPECIAL, 0, 0, 0, 0, NULL},
     {"log", OPT_SECTION, 0, 0, 0, 0, log_opts},
     END,
 };
@@ -381,8 +426,39 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
         }
         return 0;
     }
+    if (!strcmp(key, "upload")) {
+        cfg->upload.enabled = 1;
+        return walk(w, v, upload_opts, key, cfg, top_special);
+    }
     if (!s)
         return fail(w, v, "%s: expected a single value", key);
+    if (!strcmp(key, "storage.on_full")) {
+        if (!strcmp(s, "drop_oldest"))
+            cfg->storage.on_full = AGENT_ON_FULL_DROP_OLDEST;
+        else if (!strcmp(s, "reject_new"))
+            cfg->storage.on_full = AGENT_ON_FULL_REJECT_NEW;
+        else
+            return fail(w, v, "%s: expected drop_oldest or reject_new, got '%s'", key, s);
+        return 0;
+    }
+    if (!strcmp(key, "upload.mode")) {
+        if (!strcmp(s, "put"))
+            cfg->upload.mode = AGENT_UPLOAD_PUT;
+        else if (!strcmp(s, "s3"))
+            cfg->upload.mode = AGENT_UPLOAD_S3;
+        else
+            return fail(w, v, "%s: expected put or s3, got '%s'", key, s);
+        return 0;
+    }
+    if (!strcmp(key, "upload.s3.addressing")) {
+        if (!strcmp(s, "path"))
+            cfg->upload.virtual_host = 0;
+        else if (!strcmp(s, "virtual"))
+            cfg->upload.virtual_host = 1;
+        else
+            return fail(w, v, "%s: expected path or virtual, got '%s'", key, s);
+        return 0;
+    }
     if (!strcmp(key, "mqtt.protocol")) {
         if (!strcmp(s, "3.1.1") || !strcmp(s, "311"))
             cfg->mqtt.protocol = 311;
@@ -406,14 +482,14 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
     return fail(w, v, "%s: expected error, warning, notice, info or debug, got '%s'", key, s);
 }
 
-static char *read_secret(const char *path, char *err, size_t errlen, const char *file)
+static char *read_secret(const char *path, char *err, size_t errlen, const char *file,
+                         const char *key)
 {
     FILE *fp = fopen(path, "rb");
     char buf[1024];
     size_t n;
     if (!fp) {
-        snprintf(err, errlen, "%s: mqtt.password_file: cannot read '%s': %s", file, path,
-                 strerror(errno));
+        snprintf(err, errlen, "%s: %s: cannot read '%s': %s", file, key, path, strerror(errno));
         return NULL;
     }
     n = fread(buf, 1, sizeof(buf) - 1, fp);
@@ -439,6 +515,108 @@ static void defaults(agent_config *cfg)
     cfg->batch.max_bytes = 4u << 20;
     cfg->batch.max_delay_ms = 200;
     cfg->log.level = LOG_LEVEL_INFO;
+    cfg->storage.min_free = 64u << 20;
+    cfg->snapshot.max_bytes = 64u << 20;
+    cfg->snapshot.interval_ms = 3600000;
+    cfg->snapshot.keep = 2;
+    cfg->upload.connect_timeout_ms = 10000;
+    cfg->upload.io_timeout_ms = 30000;
+    cfg->upload.retry_initial_ms = 1000;
+    cfg->upload.retry_max_ms = 300000;
+}
+
+int config_parse_url(const char *url, char **host, int *port, char **path)
+{
+    const char *p, *slash, *colon;
+    char *end = NULL;
+    long v = 443;
+    *host = *path = NULL;
+    if (strncmp(url, "https://", 8))
+        return -1;
+    p = url + 8;
+    slash = strchr(p, '/');
+    if (!slash)
+        slash = p + strlen(p);
+    colon = memchr(p, ':', (size_t)(slash - p));
+    const char *hend = colon ? colon : slash;
+    if (hend == p || memchr(p, '@', (size_t)(slash - p)) || memchr(p, '?', strlen(p)) ||
+        memchr(p, '#', strlen(p)))
+        return -1;
+    if (colon) {
+        errno = 0;
+        v = strtol(colon + 1, &end, 10);
+        if (errno || end != slash || v < 1 || v > 65535 || !isdigit((unsigned char)colon[1]))
+            return -1;
+    }
+    size_t plen = strlen(slash);
+    while (plen && slash[plen - 1] == '/')
+        plen--;
+    *host = strndup(p, (size_t)(hend - p));
+    *path = strndup(slash, plen);
+    if (!*host || !*path) {
+        free(*host);
+        free(*path);
+        *host = *path = NULL;
+        return -1;
+    }
+    *port = (int)v;
+    return 0;
+}
+
+/* Cross-key rules of the snapshot and upload sections. */
+static int check_upload(agent_config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (!snap_device_id_ok(cfg->device_id)) {
+        snprintf(err, errlen, "%s: device_id: '%s' must be 1-64 of A-Z a-z 0-9 . _ - (it names "
+                 "snapshot directories and uploaded objects)", path, cfg->device_id);
+        return -1;
+    }
+    if (cfg->storage.max_disk && cfg->storage.max_disk < 2 * cfg->snapshot.max_bytes) {
+        snprintf(err, errlen, "%s: storage.max_disk (%" PRIu64 " bytes) must be at least twice "
+                 "snapshot.max_bytes (%" PRIu64 "): the live store fills up to max_bytes before "
+                 "it is sealed", path, cfg->storage.max_disk, cfg->snapshot.max_bytes);
+        return -1;
+    }
+    if (!cfg->upload.enabled)
+        return 0;
+    if (config_parse_url(cfg->upload.url, &cfg->upload.host, &cfg->upload.port,
+                         &cfg->upload.base_path)) {
+        snprintf(err, errlen, "%s: upload.url: expected https://HOST[:PORT][/PATH], got '%s' "
+                 "(uploads always use TLS)", path, cfg->upload.url);
+        return -1;
+    }
+    if (!cfg->upload.ca_file && !cfg->upload.insecure) {
+        snprintf(err, errlen, "%s: upload: ca_file is required (the server's certificate is "
+                 "verified against it; insecure: true turns that off)", path);
+        return -1;
+    }
+    if (!cfg->upload.cert_file != !cfg->upload.key_file) {
+        snprintf(err, errlen, "%s: upload: cert_file and key_file go together", path);
+        return -1;
+    }
+    if (cfg->upload.retry_initial_ms > cfg->upload.retry_max_ms) {
+        snprintf(err, errlen, "%s: upload.retry: initial must not exceed max", path);
+        return -1;
+    }
+    int s3 = cfg->upload.mode == AGENT_UPLOAD_S3;
+    if (s3 != (cfg->upload.bucket != NULL)) {
+        snprintf(err, errlen, "%s: upload: %s", path,
+                 s3 ? "mode s3 needs an s3 section (region, bucket, access_key, secret_file)"
+                    : "an s3 section needs mode: s3");
+        return -1;
+    }
+    if (s3 && cfg->upload.token_file) {
+        snprintf(err, errlen, "%s: upload.token_file is for mode put (s3 signs requests)", path);
+        return -1;
+    }
+    if (cfg->upload.token_file &&
+        !(cfg->upload.token =
+              read_secret(cfg->upload.token_file, err, errlen, path, "upload.token_file")))
+        return -1;
+    if (s3 && !(cfg->upload.secret = read_secret(cfg->upload.secret_file, err, errlen, path,
+                                                 "upload.s3.secret_file")))
+        return -1;
+    return 0;
 }
 
 int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen)
@@ -492,12 +670,15 @@ int agent_config_load(const char *path, agent_config *cfg, char *err, size_t err
         goto out;
     }
     if (cfg->mqtt.password_file &&
-        !(cfg->mqtt.password = read_secret(cfg->mqtt.password_file, err, errlen, path)))
+        !(cfg->mqtt.password =
+             read_secret(cfg->mqtt.password_file, err, errlen, path, "mqtt.password_file")))
         goto out;
     if (cfg->mqtt.password && !cfg->mqtt.username) {
         snprintf(err, errlen, "%s: mqtt.password_file needs mqtt.username", path);
         goto out;
     }
+    if (check_upload(cfg, path, err, errlen))
+        goto out;
     rc = 0;
 out:
     if (have_doc)
@@ -529,5 +710,17 @@ void agent_config_free(agent_config *cfg)
     free(cfg->mqtt.ca_file);
     free(cfg->mqtt.cert_file);
     free(cfg->mqtt.key_file);
+    char *secrets[] = {cfg->upload.token, cfg->upload.secret};
+    for (size_t i = 0; i < 2; i++)
+        if (secrets[i]) {
+            memset(secrets[i], 0, strlen(secrets[i]));
+            free(secrets[i]);
+        }
+    char **strs[] = {&cfg->upload.url, &cfg->upload.host, &cfg->upload.base_path,
+                     &cfg->upload.prefix, &cfg->upload.ca_file, &cfg->upload.cert_file,
+                     &cfg->upload.key_file, &cfg->upload.token_file, &cfg->upload.region,
+                     &cfg->upload.bucket, &cfg->upload.access_key, &cfg->upload.secret_file};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(*strs[i]);
     memset(cfg, 0, sizeof(*cfg));
 }

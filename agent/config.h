@@ -28,6 +28,9 @@ typedef enum log_level {
     LOG_LEVEL_DEBUG = 7,
 } log_level;
 
+enum { AGENT_ON_FULL_DROP_OLDEST = 0, AGENT_ON_FULL_REJECT_NEW = 1 };
+enum { AGENT_UPLOAD_PUT = 0, AGENT_UPLOAD_S3 = 1 };
+
 typedef struct agent_sub {
     char *topic;            /* MQTT filter; wildcards allowed */
     int qos;                /* 0..2 */
@@ -41,7 +44,33 @@ typedef struct agent_config {
         char *dir;
         uint64_t memtable_max;
         int fsync;
+        uint64_t max_disk;      /* WAL + SSTs + snapshots; 0 = no budget */
+        uint64_t min_free;      /* keep this much free on the file system */
+        int on_full;            /* AGENT_ON_FULL_* */
     } storage;
+    struct {
+        uint64_t max_bytes;     /* seal when the live store reaches this */
+        uint64_t interval_ms;   /* ... or when this passed (0 = never) */
+        uint64_t keep;          /* uploaded snapshots kept locally */
+    } snapshot;
+    struct {
+        int enabled;            /* an upload section is present */
+        char *url;              /* https://host[:port][/path] */
+        char *host;             /* parsed from url */
+        int port;
+        char *base_path;        /* "" or "/path" without a trailing slash */
+        int mode;               /* AGENT_UPLOAD_* */
+        char *prefix;           /* object names: <prefix>/<device_id>/<snap>.tar */
+        char *ca_file, *cert_file, *key_file;
+        int insecure;
+        char *token_file;       /* put: bearer token, read once, never logged */
+        char *token;
+        char *region, *bucket, *access_key, *secret_file;
+        char *secret;           /* s3: read from secret_file, never logged */
+        int virtual_host;       /* s3 addressing: 1 = <bucket>.<host> */
+        uint64_t connect_timeout_ms, io_timeout_ms;
+        uint64_t retry_initial_ms, retry_max_ms;
+    } upload;
     struct {
         char *host;
         int port;
@@ -77,5 +106,9 @@ void agent_config_free(agent_config *cfg);
 /* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -1. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
+/* "https://host[:port][/path]" -> host, port (443), path ("" or "/p", no
+ * trailing slash); host and path malloc'ed. 0 or -1 (not https, bad port,
+ * credentials, query or fragment). */
+int config_parse_url(const char *url, char **host, int *port, char **path);
 
 #endif

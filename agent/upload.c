@@ -1,0 +1,484 @@
+/*
+ * upload.c -- the snapshot worker thread (contract in upload.h).
+ *
+ * The thread loops: finish any pending seals; if uploads are configured and
+ * no backoff is running, upload the oldest sealed snapshot; then sleep until
+ * kicked, stopped, or the backoff ends. The tar stream is built on the fly
+ * from the snapshot's files (tar.h), so memory stays at one buffer whatever
+ * the snapshot's size; its length and SHA-256 were fixed at seal time, which
+ * is what S3's x-amz-content-sha256 needs before the first byte is sent.
+ */
+#include "upload.h"
+
+#include "http.h"
+#include "log.h"
+#include "sigv4.h"
+
+#include "embeddb/plat.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define IDLE_WAIT_MS 30000  /* rescan now and then even without a kick */
+
+struct uploader {
+    /* immutable after upload_new */
+    char *root, *device_id;
+    int enabled;
+    int mode, virtual_host, insecure, port;
+    char *host, *base_path, *prefix, *token, *region, *bucket, *access_key, *secret;
+    uint64_t connect_timeout_ms, io_timeout_ms, retry_initial_ms, retry_max_ms;
+    http_client *http;
+    /* shared, guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int kicked, stop;
+    int cancelled;            /* the snapshot in `c.current` was deleted */
+    upload_counters c;
+    pthread_t thread;
+    int started;
+    atomic_int abort_body;    /* read by the body callback, outside the lock */
+    /* worker-only */
+    uint64_t backoff_ms;      /* next delay (0: none running) */
+    uint64_t next_attempt_ms; /* mono; 0 = now */
+    uint64_t rng;
+};
+
+static uint64_t mono_ms(void)
+{
+    return plat_mono_ns() / 1000000;
+}
+
+int upload_retryable(int status)
+{
+    return status < 0 || status >= 500 || status == 408 || status == 429;
+}
+
+int upload_object_key(const char *prefix, const char *device_id, const char *name, char *out,
+                      size_t len)
+{
+    size_t pl = strlen(prefix);
+    while (pl && prefix[pl - 1] == '/')
+        pl--;
+    while (pl && prefix[0] == '/') {
+        prefix++;
+        pl--;
+    }
+    int n = snprintf(out, len, "%.*s%s%s/%s.tar", (int)pl, prefix, pl ? "/" : "", device_id,
+                     name);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static char *dup_or_null(const char *s, int *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *oom = 1;
+    return d;
+}
+
+uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_t errlen)
+{
+    uploader *u = calloc(1, sizeof(*u));
+    int oom = 0;
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&u->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    u->root = dup_or_null(root, &oom);
+    u->device_id = dup_or_null(cfg->device_id, &oom);
+    u->enabled = cfg->upload.enabled;
+    u->mode = cfg->upload.mode;
+    u->virtual_host = cfg->upload.virtual_host;
+    u->insecure = cfg->upload.insecure;
+    u->port = cfg->upload.port;
+    u->host = dup_or_null(cfg->upload.host, &oom);
+    u->base_path = dup_or_null(cfg->upload.base_path, &oom);
+    u->prefix = dup_or_null(cfg->upload.prefix ? cfg->upload.prefix : "", &oom);
+    u->token = dup_or_null(cfg->upload.token, &oom);
+    u->region = dup_or_null(cfg->upload.region, &oom);
+    u->bucket = dup_or_null(cfg->upload.bucket, &oom);
+    u->access_key = dup_or_null(cfg->upload.access_key, &oom);
+    u->secret = dup_or_null(cfg->upload.secret, &oom);
+    u->connect_timeout_ms = cfg->upload.connect_timeout_ms;
+    u->io_timeout_ms = cfg->upload.io_timeout_ms;
+    u->retry_initial_ms = cfg->upload.retry_initial_ms;
+    u->retry_max_ms = cfg->upload.retry_max_ms;
+    u->rng = plat_mono_ns() | 1;
+    if (oom) {
+        snprintf(err, errlen, "out of memory");
+        upload_free(u);
+        return NULL;
+    }
+    if (u->enabled) {
+        http_tls tls = {.ca_file = cfg->upload.ca_file, .cert_file = cfg->upload.cert_file,
+                        .key_file = cfg->upload.key_file, .insecure = cfg->upload.insecure};
+        char msg[512];
+        if (http_client_new(&tls, &u->http, msg, sizeof(msg))) {
+            snprintf(err, errlen, "upload: %s", msg);
+            upload_free(u);
+            return NULL;
+        }
+    }
+    return u;
+}
+
+/* ---- one attempt --------------------------------------------------------- */
+
+typedef struct body_ctx {
+    uploader *u;
+    tar_stream *tar;
+} body_ctx;
+
+static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
+{
+    body_ctx *b = ctx;
+    if (atomic_load(&b->u->abort_body)) {
+        *got = 0;
+        return -ECANCELED;
+    }
+    return tar_stream_read(b->tar, buf, len, got);
+}
+
+/* Percent-encodes a key for a path; 0 or -ENAMETOOLONG. */
+static int encode(const char *in, char *out, size_t len)
+{
+    return sigv4_uri_encode(in, 1, out, len);
+}
+
+/* Uploads si. Returns the HTTP status (> 0) or a negative transport code;
+ * msg says what happened. */
+static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
+{
+    char key[1024], ekey[3072], path[4096], host[512], hosthdr[600], date[17], authz[1024];
+    char h_date[64], h_sha[128], h_auth[1100], h_type[64];
+    const char *headers[4];
+    size_t nh = 0;
+    tar_member *m = NULL;
+    size_t n = 0;
+    tar_stream *tar = NULL;
+    http_response rsp;
+    int rc;
+    if ((rc = snap_members(u->root, si->name, &m, &n))) {
+        snprintf(msg, msglen, "%s: cannot read its MANIFEST.json: %s", si->name, ts_strerror(rc));
+        rc = -EBADMSG;
+        goto out;
+    }
+    uint64_t len = tar_stream_len(m, n);
+    if (len != si->tar_bytes) {
+        snprintf(msg, msglen, "%s: files changed since sealing (tar of %" PRIu64 " bytes, STATE "
+                 "says %" PRIu64 ")", si->name, len, si->tar_bytes);
+        rc = -EBADMSG;
+        goto out;
+    }
+    if (!(tar = tar_stream_new(plat_vfs_default(), si->name, m, n, snap_tar_mtime(si)))) {
+        snprintf(msg, msglen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = upload_object_key(u->prefix, u->device_id, si->name, key, sizeof(key))) ||
+        (rc = encode(key, ekey, sizeof(ekey)))) {
+        snprintf(msg, msglen, "%s: object name too long", si->name);
+        goto out;
+    }
+    int s3 = u->mode == AGENT_UPLOAD_S3;
+    snprintf(host, sizeof(host), "%s%s%s", s3 && u->virtual_host ? u->bucket : "",
+             s3 && u->virtual_host ? "." : "", u->host);
+    if (s3 && !u->virtual_host)
+        snprintf(path, sizeof(path), "%s/%s/%s", u->base_path, u->bucket, ekey);
+    else
+        snprintf(path, sizeof(path), "%s/%s", u->base_path, ekey);
+    snprintf(h_type, sizeof(h_type), "Content-Type: application/x-tar");
+    headers[nh++] = h_type;
+    if (s3) {
+        /* The Host header http.c sends: the port only when not 443. */
+        if (u->port == 443)
+            snprintf(hosthdr, sizeof(hosthdr), "%s", host);
+        else
+            snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, u->port);
+        sigv4_amz_date(plat_now_ns() / 1000000000, date);
+        sigv4_header sh[] = {{"host", hosthdr}, {"x-amz-content-sha256", si->tar_sha256},
+                             {"x-amz-date", date}};
+        sigv4_request sr = {.method = "PUT", .path = path, .query = "", .headers = sh,
+                            .n_headers = 3, .payload_sha256 = si->tar_sha256};
+        sigv4_key k = {.access_key = u->access_key, .secret_key = u->secret,
+                       .region = u->region, .service = "s3"};
+        if ((rc = sigv4_sign(&sr, &k, date, SIGV4_S3, authz, sizeof(authz), NULL, 0, NULL, 0))) {
+            snprintf(msg, msglen, "%s: signing failed: %s", si->name, strerror(-rc));
+            goto out;
+        }
+        snprintf(h_date, sizeof(h_date), "x-amz-date: %s", date);
+        snprintf(h_sha, sizeof(h_sha), "x-amz-content-sha256: %s", si->tar_sha256);
+        snprintf(h_auth, sizeof(h_auth), "Authorization: %s", authz);
+        headers[nh++] = h_date;
+        headers[nh++] = h_sha;
+        headers[nh++] = h_auth;
+    } else if (u->token) {
+        snprintf(h_auth, sizeof(h_auth), "Authorization: Bearer %s", u->token);
+        headers[nh++] = h_auth;
+    }
+    if (u->insecure)
+        agent_log(LOG_LEVEL_WARNING, "upload: connecting to %s:%d WITHOUT verifying its "
+                  "certificate (upload.insecure is set)", host, u->port);
+    body_ctx bc = {u, tar};
+    http_request rq = {.method = "PUT", .host = host, .port = u->port, .path = path,
+                       .headers = headers, .n_headers = nh, .content_length = len,
+                       .body = body, .body_ctx = &bc,
+                       .connect_timeout_ms = u->connect_timeout_ms,
+                       .io_timeout_ms = u->io_timeout_ms};
+    char herr[512];
+    rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
+    memset(h_auth, 0, sizeof(h_auth));
+    if (rc == HTTP_EBODY && tar_stream_error(tar)[0]) {
+        snprintf(msg, msglen, "%s: reading the snapshot: %s", si->name, tar_stream_error(tar));
+        rc = -EBADMSG;
+    } else if (rc) {
+        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: %s", path, host, u->port, herr);
+    } else {
+        /* One line of the server's body, for the operator. */
+        char first[200];
+        snprintf(first, sizeof(first), "%.*s", (int)rsp.body_len, rsp.body);
+        first[strcspn(first, "\r\n")] = 0;
+        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s%s%s", path, host, u->port, rsp.status,
+                 rsp.reason, first[0] ? ": " : "", first);
+        rc = rsp.status;
+    }
+out:
+    tar_stream_free(tar);
+    free(m);
+    return rc;
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static uint64_t jitter(uploader *u, uint64_t ms)
+{
+    u->rng ^= u->rng << 13;
+    u->rng ^= u->rng >> 7;
+    u->rng ^= u->rng << 17;
+    return ms / 2 + (ms ? u->rng % (ms / 2 + 1) : 0);
+}
+
+/* Sleeps until kicked/stopped or until mono time `until_ms` (0: no limit
+ * beyond IDLE_WAIT_MS). Called with mu held. */
+static void wait_locked(uploader *u, uint64_t until_ms)
+{
+    uint64_t now = mono_ms();
+    uint64_t wake = now + IDLE_WAIT_MS;
+    if (until_ms && until_ms < wake)
+        wake = until_ms;
+    struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000};
+    while (!u->kicked && !u->stop && mono_ms() < wake)
+        pthread_cond_timedwait(&u->cv, &u->mu, &ts);
+    u->kicked = 0;
+}
+
+/* Records an attempt's outcome in STATE unless the snapshot was deleted. */
+static void settle(uploader *u, snap_info *si, int rc, const char *msg)
+{
+    int stopping;
+    pthread_mutex_lock(&u->mu);
+    stopping = u->stop;
+    if (u->cancelled) {
+        agent_log(LOG_LEVEL_WARNING, "upload: %s was deleted by retention during its upload",
+                  si->name);
+    } else if (rc >= 200 && rc < 300) {
+        si->state = SNAP_UPLOADED;
+        si->error[0] = 0;
+        u->c.uploaded++;
+        u->c.bytes_uploaded += si->tar_bytes;
+        u->backoff_ms = 0;
+        u->next_attempt_ms = 0;
+        agent_log(LOG_LEVEL_NOTICE, "upload: %s uploaded (%" PRIu64 " bytes, attempt %" PRIu64
+                  ")", si->name, si->tar_bytes, si->attempts);
+    } else if (stopping && rc < 0) {
+        si->state = SNAP_SEALED; /* interrupted by our own stop: not a failure */
+    } else if (upload_retryable(rc) && rc != -EBADMSG) {
+        si->state = SNAP_SEALED;
+        snprintf(si->error, sizeof(si->error), "%.255s", msg);
+        u->c.retries++;
+        u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : u->retry_initial_ms;
+        if (u->backoff_ms > u->retry_max_ms)
+            u->backoff_ms = u->retry_max_ms;
+        uint64_t d = jitter(u, u->backoff_ms);
+        u->next_attempt_ms = mono_ms() + d;
+        agent_log(LOG_LEVEL_WARNING, "upload: %s (attempt %" PRIu64 "); retrying in %" PRIu64
+                  " ms", msg, si->attempts, d);
+    } else {
+        si->state = SNAP_FAILED;
+        snprintf(si->error, sizeof(si->error), "%.255s", msg);
+        u->c.failed++;
+        u->backoff_ms = 0;
+        u->next_attempt_ms = 0;
+        agent_log(LOG_LEVEL_ERROR, "upload: %s failed for good: %s; kept for an operator "
+                  "(embeddb snapshot retry)", si->name, msg);
+    }
+    if (rc < 200 || rc >= 300)
+        snprintf(u->c.last_error, sizeof(u->c.last_error), "%.255s", msg);
+    if (!u->cancelled) {
+        si->updated_ns = plat_now_ns();
+        int w = snap_write_state(u->root, si);
+        if (w)
+            agent_log(LOG_LEVEL_ERROR, "upload: writing %s/%s/STATE: %s", u->root, si->name,
+                      ts_strerror(w));
+    }
+    u->c.current[0] = 0;
+    u->cancelled = 0;
+    atomic_store(&u->abort_body, u->stop);
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* The oldest snapshot waiting for upload; 0 when there is one. */
+static int next_candidate(uploader *u, snap_info *out)
+{
+    snap_info *v = NULL;
+    size_t n = 0;
+    int found = -1;
+    if (snap_list(u->root, &v, &n, NULL) == 0)
+        for (size_t i = 0; i < n && found; i++)
+            if (v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) {
+                *out = v[i];
+                found = 0;
+            }
+    free(v);
+    return found;
+}
+
+static void upload_one(uploader *u, snap_info *si)
+{
+    char msg[1024];
+    pthread_mutex_lock(&u->mu);
+    snprintf(u->c.current, sizeof(u->c.current), "%s", si->name);
+    u->cancelled = 0;
+    atomic_store(&u->abort_body, u->stop);
+    si->state = SNAP_UPLOADING;
+    si->attempts++;
+    si->updated_ns = plat_now_ns();
+    int w = snap_write_state(u->root, si);
+    pthread_mutex_unlock(&u->mu);
+    if (w) {
+        snprintf(msg, sizeof(msg), "%s: writing STATE: %s", si->name, ts_strerror(w));
+        settle(u, si, -EIO, msg);
+        return;
+    }
+    int rc = attempt(u, si, msg, sizeof(msg));
+    settle(u, si, rc, msg);
+}
+
+static void *run(void *arg)
+{
+    uploader *u = arg;
+    log_limit seal_lim = {0};
+    for (;;) {
+        char err[1024];
+        size_t done = 0;
+        pthread_mutex_lock(&u->mu);
+        int stop = u->stop;
+        pthread_mutex_unlock(&u->mu);
+        if (stop)
+            break;
+        if (snap_finish_all(u->root, u->device_id, &done, err, sizeof(err)))
+            agent_log_limited(&seal_lim, 3, 60000, LOG_LEVEL_ERROR,
+                              "snapshot: finishing a seal failed (retried): %s", err);
+        if (done) {
+            pthread_mutex_lock(&u->mu);
+            u->c.sealed += done;
+            pthread_mutex_unlock(&u->mu);
+        }
+        uint64_t until = 0;
+        snap_info si;
+        if (u->enabled && mono_ms() >= u->next_attempt_ms && next_candidate(u, &si) == 0) {
+            upload_one(u, &si);
+            continue;
+        }
+        if (u->enabled && u->next_attempt_ms > mono_ms())
+            until = u->next_attempt_ms;
+        pthread_mutex_lock(&u->mu);
+        if (!u->stop)
+            wait_locked(u, until);
+        pthread_mutex_unlock(&u->mu);
+    }
+    return NULL;
+}
+
+int upload_start(uploader *u)
+{
+    int rc = pthread_create(&u->thread, NULL, run, u);
+    if (rc)
+        return -rc;
+    u->started = 1;
+    return 0;
+}
+
+void upload_kick(uploader *u)
+{
+    pthread_mutex_lock(&u->mu);
+    u->kicked = 1;
+    pthread_cond_signal(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+}
+
+int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name))
+{
+    pthread_mutex_lock(&u->mu);
+    if (!strcmp(u->c.current, name)) {
+        u->cancelled = 1;
+        atomic_store(&u->abort_body, 1);
+    }
+    int rc = del(u->root, name);
+    pthread_mutex_unlock(&u->mu);
+    return rc;
+}
+
+void upload_counters_get(uploader *u, upload_counters *out)
+{
+    pthread_mutex_lock(&u->mu);
+    *out = u->c;
+    pthread_mutex_unlock(&u->mu);
+}
+
+void upload_stop(uploader *u)
+{
+    if (!u || !u->started)
+        return;
+    pthread_mutex_lock(&u->mu);
+    u->stop = 1;
+    atomic_store(&u->abort_body, 1);
+    pthread_cond_signal(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    pthread_join(u->thread, NULL);
+    u->started = 0;
+}
+
+void upload_free(uploader *u)
+{
+    if (!u)
+        return;
+    upload_stop(u);
+    http_client_free(u->http);
+    pthread_cond_destroy(&u->cv);
+    pthread_mutex_destroy(&u->mu);
+    char *strs[] = {u->root, u->device_id, u->host, u->base_path, u->prefix, u->region,
+                    u->bucket, u->access_key};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(strs[i]);
+    char *secrets[] = {u->token, u->secret};
+    for (size_t i = 0; i < 2; i++)
+        if (secrets[i]) {
+            memset(secrets[i], 0, strlen(secrets[i]));
+            free(secrets[i]);
+        }
+    free(u);
+}

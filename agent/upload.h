@@ -1,0 +1,66 @@
+/*
+ * upload.h -- the snapshot worker: one thread that finishes seals (hashing
+ * is slow on a small board, so it never runs on the ingest thread) and
+ * uploads each sealed snapshot, oldest first, as one tar object over TLS
+ * (http.h), with a bearer token (mode put) or AWS Signature V4 (mode s3).
+ *
+ * Outcomes per attempt, persisted in the snapshot's STATE (snapshot.h):
+ *   2xx                        -> uploaded
+ *   5xx, 408, 429, network/TLS -> sealed again; retried after a backoff
+ *                                 doubling from upload.retry.initial to
+ *                                 .max, with jitter (half to all of it)
+ *   other statuses             -> failed, with the server's reason; left for
+ *                                 an operator (`embeddb snapshot retry`)
+ * Nothing is deleted here: retention is the main thread's (agent.c), which
+ * calls upload_forget before it deletes a snapshot.
+ *
+ * Shared state -- the counters, the name being uploaded, the kick/stop
+ * flags -- is guarded by one mutex inside upload.c.
+ */
+#ifndef EMBEDDB_AGENT_UPLOAD_H
+#define EMBEDDB_AGENT_UPLOAD_H
+
+#include "config.h"
+#include "snapshot.h"
+
+#include <stdint.h>
+
+typedef struct uploader uploader;
+
+typedef struct upload_counters {
+    uint64_t sealed;          /* snapshots the worker finished sealing */
+    uint64_t uploaded;        /* confirmed by the server */
+    uint64_t failed;          /* refused (4xx) */
+    uint64_t retries;         /* attempts that will be retried */
+    uint64_t bytes_uploaded;  /* tar bytes of confirmed uploads */
+    char current[SNAP_NAME_MAX]; /* being uploaded now, "" when idle */
+    char last_error[256];
+} upload_counters;
+
+/* A worker for the snapshots under root (borrowed copy taken) with cfg's
+ * device_id and upload section (copied). Loads the CA, certificate and key
+ * when uploads are configured. NULL with err set on failure. */
+uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_t errlen);
+/* Starts the thread. 0 or -errno. */
+int upload_start(uploader *u);
+/* Something changed (a seal began, a state was reset): look now, except
+ * that a backoff in progress is honoured. */
+void upload_kick(uploader *u);
+/* Main thread, before deleting snapshot `name`: with the lock held, calls
+ * del(root, name) after making sure the worker will not write to it again
+ * (an upload of it in flight is abandoned). Returns del's result. */
+int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name));
+void upload_counters_get(uploader *u, upload_counters *out);
+/* Asks the thread to stop (an upload in flight is abandoned and retried at
+ * the next start) and joins it. Safe to call twice. */
+void upload_stop(uploader *u);
+void upload_free(uploader *u);
+
+/* Pure helpers, exposed for the unit tests. */
+/* 1 when an HTTP status or transport error (status < 0) is worth a retry. */
+int upload_retryable(int status);
+/* Object key "<prefix>/<device>/<name>.tar" (prefix may be empty). */
+int upload_object_key(const char *prefix, const char *device_id, const char *name, char *out,
+                      size_t len);
+
+#endif
