@@ -56,6 +56,7 @@ typedef struct agent {
     uint64_t snapshots_sealed, snapshots_dropped, tensors_dropped, bytes_dropped;
     uint64_t budget_refusals;
     log_limit budget_lim;
+    int stopping;              /* graceful stop: max_disk yields to "lose nothing" */
 } agent;
 
 static uint64_t mono_ms(void)
@@ -242,7 +243,7 @@ static void retention_tick(agent *a)
 
 static int over_budget(const agent *a, uint64_t usage, uint64_t avail, uint64_t need)
 {
-    return (a->cfg.storage.max_disk && usage + need > a->cfg.storage.max_disk) ||
+    return (a->cfg.storage.max_disk && !a->stopping && usage + need > a->cfg.storage.max_disk) ||
            avail < a->cfg.storage.min_free + need;
 }
 
@@ -524,6 +525,9 @@ int agent_run(const char *config_path)
     agent_log(LOG_LEVEL_NOTICE, "stopping: committing %zu pending tensor(s)", a.n_pending);
     ingest_stop(a.in);
     take(&a, ingest_pop(a.in, 0));
+    /* What the broker already handed us is stored even past max_disk (the
+     * file system's min_free still holds): a stop must not lose it. */
+    a.stopping = 1;
     for (int fails = 0; a.n_pending && fails < 3;)
         if (!a.store || commit(&a))
             fails++;

@@ -1010,7 +1010,7 @@ int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx
     size_t nf = 0;
     uint64_t json_len = 0;
     uint8_t *buf = NULL;
-    char p[PATH_LEN], msg[PATH_LEN + 256];
+    char p[PATH_LEN], msg[PATH_LEN + 512];
     mbedtls_sha256_context dummy;
     int rc;
     *n_bad = 0;
