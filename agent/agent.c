@@ -173,6 +173,7 @@ static void seal(agent *a, const char *why)
                         sizeof(err));
     if (rc == TS_ENOTFOUND) {
         agent_log(LOG_LEVEL_INFO, "snapshot (%s): nothing stored since the last one", why);
+        upload_kick(a->up); /* an operator's request also means "look again" */
         return;
     }
     if (rc) {

@@ -286,7 +286,7 @@ static void wait_locked(uploader *u, uint64_t until_ms)
 }
 
 /* Records an attempt's outcome in STATE unless the snapshot was deleted. */
-static void settle(uploader *u, snap_info *si, int rc, const char *msg)
+static void settle(uploader *u, snap_info *si, int rc, const char *msg, uint64_t took_ms)
 {
     int stopping;
     pthread_mutex_lock(&u->mu);
@@ -301,8 +301,8 @@ static void settle(uploader *u, snap_info *si, int rc, const char *msg)
         u->c.bytes_uploaded += si->tar_bytes;
         u->backoff_ms = 0;
         u->next_attempt_ms = 0;
-        agent_log(LOG_LEVEL_NOTICE, "upload: %s uploaded (%" PRIu64 " bytes, attempt %" PRIu64
-                  ")", si->name, si->tar_bytes, si->attempts);
+        agent_log(LOG_LEVEL_NOTICE, "upload: %s uploaded (%" PRIu64 " bytes in %" PRIu64
+                  " ms, attempt %" PRIu64 ")", si->name, si->tar_bytes, took_ms, si->attempts);
     } else if (stopping && rc < 0) {
         si->state = SNAP_SEALED; /* interrupted by our own stop: not a failure */
     } else if (upload_retryable(rc) && rc != -EBADMSG) {
@@ -370,11 +370,12 @@ static void upload_one(uploader *u, snap_info *si)
     pthread_mutex_unlock(&u->mu);
     if (w) {
         snprintf(msg, sizeof(msg), "%s: writing STATE: %s", si->name, ts_strerror(w));
-        settle(u, si, -EIO, msg);
+        settle(u, si, -EIO, msg, 0);
         return;
     }
+    uint64_t t0 = mono_ms();
     int rc = attempt(u, si, msg, sizeof(msg));
-    settle(u, si, rc, msg);
+    settle(u, si, rc, msg, mono_ms() - t0);
 }
 
 static void *run(void *arg)

@@ -406,7 +406,9 @@ class AgentTest(unittest.TestCase):
             self.agent.store = os.path.join(small, "store")
             self.agent.write_config(self.broker.port)
             with open(self.agent.conf) as f:
+                # min_free 0: no floor beyond the batch itself fitting.
                 text = f.read().replace(os.path.join(self.tmp, "store"), self.agent.store)
+                text = text.replace("  memtable_max: 1MiB\n", "  memtable_max: 1MiB\n  min_free: 0\n")
             with open(self.agent.conf, "w") as f:
                 f.write(text)
             self.agent.start()
@@ -417,9 +419,13 @@ class AgentTest(unittest.TestCase):
             blob = npy_bytes(np.arange(16384, dtype=np.float32))  # 64 KiB each
             for i in range(6):
                 self.pub("cam/0/npy", blob)
-            wait_for(lambda: int(self.agent.status().get("commit_failures", 0)) > 0,
-                     what="a failed commit")
-            self.assertIn("No space left on device", slurp(self.agent.log))
+            # The agent sees the file system full before writing (statvfs:
+            # "storage full", a budget refusal) or, when its estimate is
+            # short, the write itself fails (ENOSPC, a commit failure).
+            wait_for(lambda: int(self.agent.status().get("commit_failures", 0)) +
+                     int(self.agent.status().get("budget_refusals", 0)) > 0,
+                     what="a refused or failed commit")
+            self.assertRegex(slurp(self.agent.log), "No space left on device|storage full")
             os.unlink(filler)  # the operator frees space; the agent retries
             wait_for(lambda: self.agent.status().get("stored") == "6", what="6 stored")
             self.assertEqual(self.agent.stop(), 0)

@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""Snapshot upload benchmark: embeddb-agent uploading a 256 MiB snapshot to
+a local nginx over TLS, against `curl --upload-file` of the very same tar
+bytes to the same server, alternated in the same run; plus the agent's RSS
+before and during its uploads (the tar is streamed, never held in memory).
+
+The snapshot is made the real way: 65536 tensors of 4 KiB published over
+MQTT, stored by the agent, sealed on SIGUSR1. Each agent repetition marks
+the snapshot sealed again (its STATE file) and asks the agent to look.
+
+Usage: bench_upload.py BUILD_DIR [--runs N] [--mib M]
+Prints one line per run and the medians; exit 0.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import paho.mqtt.publish as publish
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tls_servers import Nginx, make_pki, wait_for  # noqa: E402
+from test_agent_mqtt import Broker  # noqa: E402
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mib", type=int, default=256)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="embeddb-bench-upload-")
+    broker = Broker(tmp)
+    broker.start()
+    pki = make_pki(os.path.join(tmp, "pki"), "bench")
+    web = Nginx(tmp, pki).start()
+    store = os.path.join(tmp, "store")
+    conf = os.path.join(tmp, "agent.yaml")
+    with open(conf, "w") as f:
+        f.write(f"""device_id: bench
+storage: {{dir: {store}, memtable_max: 64MiB, min_free: 16MiB}}
+mqtt:
+  host: 127.0.0.1
+  port: {broker.port}
+  subscriptions: [{{topic: "b/+", qos: 1, format: raw, dtype: float32, shape: [1024]}}]
+snapshot: {{max_bytes: 4GiB, interval: 0ms, keep: 10}}
+upload:
+  url: https://localhost:{web.port}/agent
+  ca_file: {pki.ca}
+  io_timeout: 60s
+""")
+    log = open(os.path.join(tmp, "agent.log"), "w+")
+    agent = subprocess.Popen([os.path.join(args.build, "agent", "embeddb-agent"), "-c", conf],
+                             stderr=log)
+    embeddb = os.path.join(args.build, "cli", "embeddb")
+
+    def status():
+        out = {}
+        try:
+            with open(os.path.join(store, "agent.status")) as f:
+                for line in f:
+                    k, _, v = line.strip().partition("=")
+                    out[k] = v
+        except FileNotFoundError:
+            pass
+        return out
+
+    try:
+        wait_for(lambda: status().get("subscribed") == "1", what="agent")
+        n = args.mib * 256
+        payload = [np.full(1024, i, np.float32).tobytes() for i in range(64)]
+        t0 = time.monotonic()
+        for i in range(0, n, 2048):
+            publish.multiple([{"topic": "b/x", "qos": 1, "payload": payload[j % 64]}
+                              for j in range(i, min(n, i + 2048))],
+                             hostname="127.0.0.1", port=broker.port)
+        wait_for(lambda: int(status().get("stored", 0)) >= n, timeout=600, what="ingest")
+        print(f"ingest: {n} tensors ({args.mib} MiB) in {time.monotonic() - t0:.1f} s")
+        base_rss = rss_kib(agent.pid)
+        subprocess.run([embeddb, "snapshot", store], check=True, capture_output=True)
+        agent_ms, curl_s, peaks = [], [], []
+
+        def uploaded_count():
+            return len(re.findall(r"uploaded \(\d+ bytes in (\d+) ms", open(log.name).read()))
+
+        def agent_run(k):
+            peak = [0]
+            stop = threading.Event()
+
+            def sample():
+                while not stop.is_set():
+                    peak[0] = max(peak[0], rss_kib(agent.pid))
+                    time.sleep(0.01)
+            th = threading.Thread(target=sample)
+            th.start()
+            wait_for(lambda: uploaded_count() >= k, timeout=900, what=f"agent upload {k}")
+            stop.set()
+            th.join()
+            ms = int(re.findall(r"uploaded \((\d+) bytes in (\d+) ms", open(log.name).read())[-1][1])
+            agent_ms.append(ms)
+            peaks.append(peak[0])
+
+        agent_run(1)  # the first upload follows sealing (hashing) right away
+        name = [d for d in os.listdir(os.path.join(store, "snapshots")) if d[0] != "."][0]
+        obj = web.object_path(f"/agent/bench/{name}.tar")
+        size = os.path.getsize(obj)
+        for k in range(args.runs):
+            t = time.monotonic()
+            subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", pki.ca,
+                            "--upload-file", obj, f"https://localhost:{web.port}/curl/{k}.tar"],
+                           check=True)
+            curl_s.append(time.monotonic() - t)
+            state = os.path.join(store, "snapshots", name, "STATE")
+            with open(state) as f:
+                text = f.read().replace("state=uploaded", "state=sealed")
+            with open(state, "w") as f:
+                f.write(text)
+            subprocess.run([embeddb, "snapshot", store], check=True, capture_output=True)
+            agent_run(k + 2)
+        mib = size / (1 << 20)
+        for k in range(args.runs):
+            print(f"run {k + 1}: agent {mib / (agent_ms[k + 1] / 1000):.0f} MiB/s, "
+                  f"curl {mib / curl_s[k]:.0f} MiB/s")
+        a = statistics.median(agent_ms[1:]) / 1000
+        c = statistics.median(curl_s)
+        print(f"object {size} bytes; median agent {mib / a:.0f} MiB/s, curl {mib / c:.0f} MiB/s, "
+              f"agent/curl = {c / a:.2f}x")
+        print(f"agent RSS: {base_rss / 1024:.1f} MiB before, peak {max(peaks) / 1024:.1f} MiB "
+              f"while uploading {mib:.0f} MiB")
+        with open(os.path.join(web.dir, "logs", "access.log")) as f:
+            ciphers = set(re.findall(r"TLSv1\.\d \S+", f.read()))
+        print(f"negotiated: {', '.join(sorted(ciphers))}")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
+        web.stop()
+        broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
