@@ -14,6 +14,12 @@
  * fsync) is kept in memory and retried every second, loudly; a store
  * poisoned by a failed fsync is reopened (recovery) before the retry. While
  * the batch is stuck the queue fills and the broker holds new messages.
+ *
+ * Snapshots and the flash budget are this thread's too: it seals (size,
+ * interval, SIGUSR1), applies rolling retention once a second, and makes
+ * room before each commit (make_room). The upload worker (upload.c) only
+ * finishes seals and uploads; deletions go through upload_delete so the
+ * worker never writes into a snapshot being removed.
  */
 #include "agent.h"
 

@@ -9,8 +9,9 @@
 static const char usage[] =
     "usage: embeddb-agent [-c CONFIG] [--check-config]\n"
     "\n"
-    "Subscribes to MQTT sensor topics and stores every decoded tensor in an\n"
-    "EmbedDb TensorStore (see conf/agent.yaml for every option).\n"
+    "Subscribes to MQTT sensor topics, stores every decoded tensor in an\n"
+    "EmbedDb TensorStore, rotates what it stored into snapshots and uploads\n"
+    "them over TLS (see conf/agent.yaml for every option).\n"
     "\n"
     "  -c CONFIG       configuration file (default " AGENT_DEFAULT_CONFIG ")\n"
     "  --check-config  validate the configuration and exit (0 valid, 1 not)\n"
@@ -18,7 +19,8 @@ static const char usage[] =
     "\n"
     "Signals: SIGTERM/SIGINT stop after committing and flushing what arrived;\n"
     "SIGHUP reloads subscriptions, batch limits and the log level (an invalid\n"
-    "file is refused and the running configuration kept).\n"
+    "file is refused and the running configuration kept); SIGUSR1 seals a\n"
+    "snapshot now (as `embeddb snapshot DIR` does).\n"
     "Exit codes: 0 stopped cleanly or config valid, 1 error, 2 usage.\n";
 
 int main(int argc, char **argv)

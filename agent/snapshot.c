@@ -498,7 +498,7 @@ static void scan_stats_free(scan_stats *ss)
 }
 
 typedef struct hashed {
-    char name[32];
+    char name[64];
     uint64_t bytes;
     char sha[65];
 } hashed;

@@ -345,6 +345,10 @@ class UploadTest(unittest.TestCase):
         self.servers.append(stall)
         self.start_agent(upload=self.upload_conf(stall.port))
         self.published_and_sealed(20)
+        # Ingest goes on while the worker is stuck in an upload.
+        wait_for(lambda: self.agent.status().get("uploading", "-") != "-", what="an upload")
+        publish_n(self.broker.port, 40, start=100)
+        wait_for(lambda: self.agent.stat("stored") >= 60, what="ingest during the upload")
         t0 = time.monotonic()
         wait_for(lambda: self.agent.stat("upload_retries") >= 1, timeout=20, what="a timeout")
         self.assertLess(time.monotonic() - t0, 10)
