@@ -525,6 +525,17 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(total, 3000)
 
 
+def tls_http_server(handler, pki):
+    """A threading HTTPS server on a free loopback port with the pki's
+    server certificate, serving in a daemon thread: (server, port)."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, srv.server_address[1]
+
+
 class S3Front:
     """HTTPS on a free port in front of an S3 server on plain HTTP: checks
     each request's AWS Signature V4 with botocore's signer (and the payload
@@ -585,13 +596,7 @@ class S3Front:
             def log_message(self, *a):
                 pass
 
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(pki.server_cert, pki.server_key)
-        self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-        self.thread.start()
+        self.srv, self.port = tls_http_server(H, pki)
 
     def stop(self):
         self.srv.shutdown()
@@ -619,13 +624,7 @@ class Recorder:
             def log_message(self, *a):
                 pass
 
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(pki.server_cert, pki.server_key)
-        self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-        self.thread.start()
+        self.srv, self.port = tls_http_server(H, pki)
 
     def stop(self):
         self.srv.shutdown()
