@@ -513,7 +513,8 @@ static void hex(const uint8_t *d, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-/* SHA-256 of the file at path into h (and its tar member bytes into tar). */
+/* SHA-256 of the file at path into h and, when tar is given, its tar member
+ * bytes (header, data, padding) into tar: one read pass for both. */
 static int hash_file(const char *path, hashed *h, mbedtls_sha256_context *tar, const char *dir,
                      int64_t mtime, uint8_t *buf, size_t buf_len)
 {
@@ -527,18 +528,20 @@ static int hash_file(const char *path, hashed *h, mbedtls_sha256_context *tar, c
     if ((rc = V()->open(V(), path, PLAT_O_RDONLY, &fd)) || (rc = V()->fstat(V(), fd, &st)))
         goto out;
     h->bytes = st.size;
-    if ((rc = tar_header(dir, h->name, st.size, mtime, hdr)))
+    if (tar && (rc = tar_header(dir, h->name, st.size, mtime, hdr)))
         goto out;
-    mbedtls_sha256_update_ret(tar, hdr, sizeof(hdr));
+    if (tar)
+        mbedtls_sha256_update_ret(tar, hdr, sizeof(hdr));
     for (uint64_t off = 0; off < st.size;) {
         size_t want = st.size - off < buf_len ? (size_t)(st.size - off) : buf_len;
         if ((rc = plat_read_exact(V(), fd, buf, want, off)))
             goto out;
         mbedtls_sha256_update_ret(&c, buf, want);
-        mbedtls_sha256_update_ret(tar, buf, want);
+        if (tar)
+            mbedtls_sha256_update_ret(tar, buf, want);
         off += want;
     }
-    if (st.size % TAR_BLOCK)
+    if (tar && st.size % TAR_BLOCK)
         mbedtls_sha256_update_ret(tar, zeros, TAR_BLOCK - st.size % TAR_BLOCK);
     mbedtls_sha256_finish_ret(&c, sum);
     hex(sum, sizeof(sum), h->sha);
@@ -1011,11 +1014,8 @@ int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx
     uint64_t json_len = 0;
     uint8_t *buf = NULL;
     char p[PATH_LEN], msg[PATH_LEN + 512];
-    mbedtls_sha256_context dummy;
     int rc;
     *n_bad = 0;
-    mbedtls_sha256_init(&dummy);
-    mbedtls_sha256_starts_ret(&dummy, 0);
     if ((rc = read_json_files(root, name, &files, &nf, &json_len))) {
         if (rc == TS_ECORRUPT && fn) {
             snprintf(msg, sizeof(msg), "%s/%s/%s: no file list", root, name, JSON_NAME);
@@ -1033,7 +1033,7 @@ int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx
         snprintf(h.name, sizeof(h.name), "%s", files[i].name);
         if ((rc = join3(p, root, name, files[i].name)))
             goto out;
-        int r = hash_file(p, &h, &dummy, name, 0, buf, 1 << 20);
+        int r = hash_file(p, &h, NULL, name, 0, buf, 1 << 20);
         if (r)
             snprintf(msg, sizeof(msg), "%s: %s", p, why(r));
         else if (h.bytes != files[i].bytes)
@@ -1050,7 +1050,6 @@ int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx
     }
     rc = *n_bad ? TS_ECORRUPT : 0;
 out:
-    mbedtls_sha256_free(&dummy);
     free(files);
     free(buf);
     return rc;

@@ -152,12 +152,6 @@ static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
     return tar_stream_read(b->tar, buf, len, got);
 }
 
-/* Percent-encodes a key for a path; 0 or -ENAMETOOLONG. */
-static int encode(const char *in, char *out, size_t len)
-{
-    return sigv4_uri_encode(in, 1, out, len);
-}
-
 /* Uploads si. Returns the HTTP status (> 0) or a negative transport code;
  * msg says what happened. */
 static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
@@ -189,7 +183,7 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
         goto out;
     }
     if ((rc = upload_object_key(u->prefix, u->device_id, si->name, key, sizeof(key))) ||
-        (rc = encode(key, ekey, sizeof(ekey)))) {
+        (rc = sigv4_uri_encode(key, 1, ekey, sizeof(ekey)))) {
         snprintf(msg, msglen, "%s: object name too long", si->name);
         goto out;
     }
