@@ -123,20 +123,17 @@ HW_ATTR static void hw_three(const uint8_t *a, const uint8_t *b, const uint8_t *
 }
 #endif
 
+#ifdef HW_CRC
 /* 0 unknown, 1 hardware, 2 software */
 static int impl;
 
 static int use_hw(void)
 {
-    if (!impl) {
-#ifdef HW_CRC
+    if (!impl)
         impl = hw_probe() ? 1 : 2;
-#else
-        impl = 2;
-#endif
-    }
     return impl == 1;
 }
+#endif
 
 uint32_t crc32c_extend(uint32_t crc, const void *buf, size_t len)
 {

@@ -120,11 +120,11 @@ static void test_zero_timestamp_is_stamped_now(void **state)
 static void test_batch_costs_one_fdatasync(void **state)
 {
     fx *f = *state;
-    tu_count_vfs c;
-    tu_count_vfs_init(&c);
+    tu_count_vfs *c = &f->count;
+    tu_count_vfs_init(c);
     ts_options o;
     ts_options_init(&o);
-    o.vfs = &c.vfs;
+    o.vfs = &c->vfs;
     reopen(f, &o);
     tu_tensor x[64];
     const ts_tensor *b[64];
@@ -132,12 +132,12 @@ static void test_batch_costs_one_fdatasync(void **state)
         tu_tensor_init(&x[i], (uint64_t)i, 1024, (float)i);
         b[i] = &x[i].t;
     }
-    unsigned long before = c.fdatasyncs;
+    unsigned long before = c->fdatasyncs;
     ts_stats st0, st1;
     ts_get_stats(f->s, &st0);
     assert_int_equal(ts_save_batch(f->s, b, 64), 0);
     ts_get_stats(f->s, &st1);
-    assert_int_equal(c.fdatasyncs - before, 1);
+    assert_int_equal(c->fdatasyncs - before, 1);
     assert_int_equal(st1.fsyncs - st0.fsyncs, 1);
     assert_int_equal(st1.batches - st0.batches, 1);
     assert_int_equal(st1.payload_bytes - st0.payload_bytes, 64 * 4096);
@@ -219,15 +219,15 @@ static void test_point_load_from_sst_is_one_pread(void **state)
     for (int i = 0; i < 50; i++)
         assert_int_equal(tu_save(f->s, (uint64_t)i, 1024, (float)i), 0);
     assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
-    tu_count_vfs c;
-    tu_count_vfs_init(&c);
+    tu_count_vfs *c = &f->count;
+    tu_count_vfs_init(c);
     ts_options o;
     ts_options_init(&o);
-    o.vfs = &c.vfs;
+    o.vfs = &c->vfs;
     reopen(f, &o);
-    unsigned long before = c.preads;
+    unsigned long before = c->preads;
     assert_true(tu_check(f->s, 33, 1024, 33));
-    assert_int_equal(c.preads - before, 1);
+    assert_int_equal(c->preads - before, 1);
 }
 
 static void test_preview_reads_only_needed_blocks(void **state)
@@ -236,21 +236,21 @@ static void test_preview_reads_only_needed_blocks(void **state)
     enum { N = 64 * 1024 }; /* 256 KiB of f32 */
     assert_int_equal(tu_save(f->s, 5, N, 0.5f), 0);
     assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
-    tu_count_vfs c;
-    tu_count_vfs_init(&c);
+    tu_count_vfs *c = &f->count;
+    tu_count_vfs_init(c);
     ts_options o;
     ts_options_init(&o);
-    o.vfs = &c.vfs;
+    o.vfs = &c->vfs;
     reopen(f, &o);
     uint8_t key[8];
     ts_key_from_u64(5, key);
     ts_tensor *t = NULL;
-    unsigned long long bytes0 = c.pread_bytes;
-    unsigned long preads0 = c.preads;
+    unsigned long long bytes0 = c->pread_bytes;
+    unsigned long preads0 = c->preads;
     assert_int_equal(ts_load_preview(f->s, key, 8, 3, &t), 0);
-    assert_int_equal(c.preads - preads0, 1);
+    assert_int_equal(c->preads - preads0, 1);
     /* Header (with 64 block CRCs) plus one 4 KiB block, not 256 KiB. */
-    assert_true(c.pread_bytes - bytes0 <= 4096 + 512);
+    assert_true(c->pread_bytes - bytes0 <= 4096 + 512);
     assert_int_equal(t->data_len, 3 * sizeof(float));
     assert_true(((const float *)t->data)[2] == 2.5f);
     assert_int_equal(t->shape[0], N);

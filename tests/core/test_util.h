@@ -206,6 +206,7 @@ static inline void tu_count_vfs_init(tu_count_vfs *c)
 typedef struct tu_fx {
     char *dir;
     ts_store *s;
+    tu_count_vfs count; /* for tests that reopen f->s on it: lives as long as f->s */
 } tu_fx;
 
 static inline tu_fx *tu_fx_new(const char *tag)
