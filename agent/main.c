@@ -7,13 +7,14 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: embeddb-agent [-c CONFIG] [--check-config]\n"
+    "usage: embeddb-agent [--check-config] [-c CONFIG | CONFIG]\n"
     "\n"
     "Subscribes to MQTT sensor topics, stores every decoded tensor in an\n"
     "EmbedDb TensorStore, rotates what it stored into snapshots and uploads\n"
     "them over TLS (see conf/agent.yaml for every option).\n"
     "\n"
-    "  -c CONFIG       configuration file (default " AGENT_DEFAULT_CONFIG ")\n"
+    "  -c CONFIG       configuration file (default " AGENT_DEFAULT_CONFIG ");\n"
+    "                  CONFIG alone names it too\n"
     "  --check-config  validate the configuration and exit (0 valid, 1 not)\n"
     "  -h, --help      this text\n"
     "\n"
@@ -26,10 +27,14 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
     const char *config = AGENT_DEFAULT_CONFIG;
-    int check = 0;
+    int check = 0, named = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc && !named) {
             config = argv[++i];
+            named = 1;
+        } else if (argv[i][0] != '-' && !named) {
+            config = argv[i];
+            named = 1;
         } else if (!strcmp(argv[i], "--check-config")) {
             check = 1;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
