@@ -487,8 +487,8 @@ int agent_run(const char *config_path)
         agent_log(LOG_LEVEL_ERROR, "%s", err);
         goto out;
     }
-    agent_log(LOG_LEVEL_INFO, "storing into %s; broker %s:%d", a.cfg.storage.dir, a.cfg.mqtt.host,
-              a.cfg.mqtt.port);
+    agent_log(LOG_LEVEL_INFO, "device_id %s; storing into %s; broker %s:%d", a.cfg.device_id,
+              a.cfg.storage.dir, a.cfg.mqtt.host, a.cfg.mqtt.port);
     uint64_t watchdog_ms = plat_watchdog_ms(), last_status = 0, last_retry = 0;
     for (;;) {
         int sig = plat_signals_take();

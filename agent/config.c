@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 typedef enum opt_type {
@@ -128,7 +129,7 @@ static const opt log_opts[] = {
 };
 
 static const opt top_opts[] = {
-    {"device_id", OPT_STR, OFF(device_id), 1, 0, 0, NULL},
+    {"device_id", OPT_STR, OFF(device_id), 0, 0, 0, NULL},
     {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts},
     {"mqtt", OPT_SECTION, 0, 1, 0, 0, mqtt_opts},
     {"batch", OPT_SECTION, 0, 0, 0, 0, batch_opts},
@@ -563,6 +564,22 @@ int config_parse_url(const char *url, char **host, int *port, char **path)
     return 0;
 }
 
+int config_device_id_from_host(const char *hostname, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!snap_device_id_ok(hostname) || !strcmp(hostname, "localhost")) {
+        snprintf(err, errlen, "device_id: not set, and the host name '%.64s' can't stand in for "
+                 "it (it must be 1-64 of A-Z a-z 0-9 . _ - and not localhost); set device_id, "
+                 "unique per board", hostname);
+        return -1;
+    }
+    if (!(*out = strdup(hostname))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* Cross-key rules of the snapshot and upload sections. */
 static int check_upload(agent_config *cfg, const char *path, char *err, size_t errlen)
 {
@@ -656,6 +673,19 @@ int agent_config_load(const char *path, agent_config *cfg, char *err, size_t err
         goto out;
     for (size_t i = 0; i < cfg->mqtt.n_subs; i++)
         cfg->mqtt.subs[i].spec.max_payload = (size_t)cfg->mqtt.max_payload;
+    if (!cfg->device_id) {
+        char host[256] = "";
+        char why[256];
+        if (gethostname(host, sizeof(host) - 1)) {
+            snprintf(err, errlen, "%s: device_id: not set, and the host name can't be read: %s",
+                     path, strerror(errno));
+            goto out;
+        }
+        if (config_device_id_from_host(host, &cfg->device_id, why, sizeof(why))) {
+            snprintf(err, errlen, "%s: %s", path, why);
+            goto out;
+        }
+    }
     if (!cfg->mqtt.client_id) {
         size_t n = strlen(cfg->device_id) + 16;
         if (!(cfg->mqtt.client_id = malloc(n))) {

@@ -39,7 +39,7 @@ typedef struct agent_sub {
 
 typedef struct agent_config {
     char *path;             /* the file it came from */
-    char *device_id;
+    char *device_id;         /* default: the host name (config_device_id_from_host) */
     struct {
         char *dir;
         uint64_t memtable_max;
@@ -102,6 +102,12 @@ typedef struct agent_config {
  * holding "FILE:LINE:COL: what was expected". */
 int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen);
 void agent_config_free(agent_config *cfg);
+
+/* The device id when the file sets none: the host name, if it is a valid
+ * id and not "localhost" (boards of one image left at that name would
+ * collide: same MQTT client id, same upload object names). A malloc'ed copy
+ * in *out and 0, or -1 with err saying why and what to do. */
+int config_device_id_from_host(const char *hostname, char **out, char *err, size_t errlen);
 
 /* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -1. */
 int config_parse_size(const char *s, uint64_t *out);

@@ -52,8 +52,8 @@ int main(int argc, char **argv)
         if (rc)
             fprintf(stderr, "%s\n", err);
         else
-            printf("%s: ok (%zu subscription(s), store %s)\n", config, cfg.mqtt.n_subs,
-                   cfg.storage.dir);
+            printf("%s: ok (%zu subscription(s), store %s, device_id %s)\n", config,
+                   cfg.mqtt.n_subs, cfg.storage.dir, cfg.device_id);
         agent_config_free(&cfg);
         return rc ? 1 : 0;
     }

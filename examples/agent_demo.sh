@@ -74,7 +74,7 @@ echo "== upload target: nginx on https://localhost:$https_port (test CA $work/ca
 rm -rf "$store"
 sed -e "s#^  port: 1883#  port: $port#" -e "s#^  dir: .*#  dir: $store#" \
   "$root/conf/agent.yaml" > "$work/agent.yaml"
-printf 'upload:\n  url: https://localhost:%s/snapshots\n  ca_file: %s/ca.pem\n  prefix: demo\n' \
+printf 'device_id: edge-demo-01\nupload:\n  url: https://localhost:%s/snapshots\n  ca_file: %s/ca.pem\n  prefix: demo\n' \
   "$https_port" "$work" >> "$work/agent.yaml"
 "$agent" --check-config -c "$work/agent.yaml"
 "$agent" -c "$work/agent.yaml" 2>"$work/agent.log" &

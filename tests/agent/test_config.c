@@ -69,11 +69,22 @@ static void test_committed_example_loads(void **state)
     (void)state;
     agent_config cfg;
     char err[512];
+    /* It leaves device_id to the host name, so it loads where that is a
+     * valid id, and says why not elsewhere. */
+    char host[256] = "", *id = NULL, why[256];
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    if (config_device_id_from_host(host, &id, why, sizeof(why))) {
+        assert_int_equal(agent_config_load(AGENT_EXAMPLE, &cfg, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "device_id: not set"));
+        agent_config_free(&cfg);
+        return;
+    }
     assert_int_equal(agent_config_load(AGENT_EXAMPLE, &cfg, err, sizeof(err)), 0);
-    assert_string_equal(cfg.device_id, "edge-demo-01");
+    assert_string_equal(cfg.device_id, id);
+    free(id);
     assert_int_equal(cfg.storage.memtable_max, 16u << 20);
     assert_int_equal(cfg.mqtt.port, 1883);
-    assert_string_equal(cfg.mqtt.client_id, "embeddb-edge-demo-01");
+    assert_string_equal(cfg.mqtt.client_id + strlen("embeddb-"), cfg.device_id);
     assert_int_equal(cfg.mqtt.keepalive_ms, 30000);
     assert_int_equal(cfg.mqtt.protocol, 311);
     assert_int_equal(cfg.mqtt.n_subs, 4);
@@ -85,6 +96,22 @@ static void test_committed_example_loads(void **state)
     assert_int_equal(cfg.batch.max_delay_ms, 200);
     assert_int_equal(cfg.log.level, LOG_LEVEL_INFO);
     agent_config_free(&cfg);
+}
+
+static void test_device_id_defaults_to_a_usable_host_name(void **state)
+{
+    (void)state;
+    char *id = NULL, err[256];
+    assert_int_equal(config_device_id_from_host("board-17.fleet", &id, err, sizeof(err)), 0);
+    assert_string_equal(id, "board-17.fleet");
+    free(id);
+    static const char *const bad[] = {"localhost", "", "board 17", "bo/ard",
+        "a-host-name-longer-than-sixty-four-characters-which-no-id-can-be-x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(config_device_id_from_host(bad[i], &id, err, sizeof(err)), -1);
+        assert_null(id);
+        assert_non_null(strstr(err, "set device_id, unique per board"));
+    }
 }
 
 static void test_defaults_fill_optional_keys(void **state)
@@ -205,6 +232,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_committed_example_loads),
+        cmocka_unit_test(test_device_id_defaults_to_a_usable_host_name),
         cmocka_unit_test(test_defaults_fill_optional_keys),
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_errors_name_file_line_column_and_expectation),

@@ -17,7 +17,10 @@ root="$work/debian12-$arch"
 passed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+# Commands in the root run as on a board named board-17 (their own UTS
+# namespace): the shipped config takes its device_id from the host name.
+in_root() { unshare --uts /bin/sh -c 'hostname board-17 && exec chroot "$@"' sh "$root" \
+            /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
             DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
 
 mkdir -p "$work"
@@ -41,7 +44,7 @@ in_root apt-get install -y -q --no-install-recommends systemd "$a" "$c" >> "$wor
 ok "installed with its dependencies from Debian 12 ($arch)"
 
 out=$(in_root embeddb-agent --check-config /etc/embeddb/agent.yaml) || fail "check-config: $out"
-case "$out" in *"store /var/lib/embeddb"*) ;; *) fail "check-config said: $out" ;; esac
+case "$out" in *"store /var/lib/embeddb, device_id board-17"*) ;; *) fail "check-config said: $out" ;; esac
 ok "embeddb-agent --check-config /etc/embeddb/agent.yaml: $out"
 
 pw=$(in_root getent passwd embeddb) || fail "no embeddb user"
@@ -64,9 +67,11 @@ ok "unit enabled; systemd-analyze verify: no complaints"
 # The agent as the unit runs it: user embeddb, the shipped config. No broker
 # listens on this port, so it keeps retrying; SIGTERM stops it cleanly.
 sed -i 's/^  port: 1883/  port: 9/' "$root/etc/embeddb/agent.yaml"
-# (chroot itself, not in_root: a backgrounded function is a subshell.)
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --reuid=embeddb \
-  --regid=embeddb --init-groups embeddb-agent -c /etc/embeddb/agent.yaml > "$work/agent-$arch.log" 2>&1 &
+# (Not in_root: a backgrounded function is a subshell, and the signal must
+# reach the agent; unshare, sh and chroot all exec.)
+unshare --uts /bin/sh -c 'hostname board-17 && exec chroot "$@"' sh "$root" \
+  /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --reuid=embeddb --regid=embeddb \
+  --init-groups embeddb-agent -c /etc/embeddb/agent.yaml > "$work/agent-$arch.log" 2>&1 &
 pid=$!
 i=0
 until [ -f "$root/var/lib/embeddb/agent.status" ] || [ $i -ge 100 ]; do sleep 0.2; i=$((i + 1)); done
@@ -76,6 +81,7 @@ rc=0; wait "$pid" || rc=$?
 [ -f "$root/var/lib/embeddb/agent.status" ] || { cat "$work/agent-$arch.log" >&2; fail "no agent.status"; }
 owner=$(in_root stat -c %U /var/lib/embeddb/agent.status)
 [ "$owner" = embeddb ] || fail "agent.status owned by $owner"
+grep -qx "device_id=board-17" "$root/var/lib/embeddb/agent.status" || fail "device_id is not the host name"
 in_root setpriv --reuid=embeddb --regid=embeddb --init-groups embeddb ls /var/lib/embeddb \
   > "$work/ls-$arch.log" 2>&1 || { cat "$work/ls-$arch.log" >&2; fail "embeddb ls on the agent's store"; }
 ok "agent ran as embeddb on /var/lib/embeddb and stopped cleanly on SIGTERM"
