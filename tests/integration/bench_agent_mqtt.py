@@ -20,21 +20,14 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_agent_mqtt import Agent, Broker, wait_for  # noqa: E402
+from test_agent_mqtt import Agent, Broker  # noqa: E402
+from tls_servers import read_status  # noqa: E402
 
 
 def npy(i):
     b = io.BytesIO()
     np.save(b, np.full((32, 32), float(i), np.float32))
     return b.getvalue()
-
-
-def read_status(store):
-    try:
-        with open(os.path.join(store, "agent.status")) as f:
-            return dict(l.strip().split("=", 1) for l in f if "=" in l)
-    except OSError:
-        return {}
 
 
 def last_write(store):

@@ -27,7 +27,7 @@ import numpy as np
 import paho.mqtt.publish as publish
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tls_servers import Nginx, make_pki, wait_for  # noqa: E402
+from tls_servers import Nginx, make_pki, read_status, wait_for  # noqa: E402
 from test_agent_mqtt import Broker  # noqa: E402
 
 
@@ -71,15 +71,7 @@ upload:
     embeddb = os.path.join(args.build, "cli", "embeddb")
 
     def status():
-        out = {}
-        try:
-            with open(os.path.join(store, "agent.status")) as f:
-                for line in f:
-                    k, _, v = line.strip().partition("=")
-                    out[k] = v
-        except FileNotFoundError:
-            pass
-        return out
+        return read_status(store)
 
     try:
         wait_for(lambda: status().get("subscribed") == "1", what="agent")

@@ -22,6 +22,9 @@ import unittest
 import numpy as np
 import paho.mqtt.publish as publish
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tls_servers import read_status  # noqa: E402
+
 BUILD = ROOT = None
 
 
@@ -166,13 +169,7 @@ log:
         return rc
 
     def status(self):
-        out = {}
-        path = os.path.join(self.store, "agent.status")
-        if os.path.exists(path):
-            for line in slurp(path).splitlines():
-                k, _, v = line.strip().partition("=")
-                out[k] = v
-        return out
+        return read_status(self.store)
 
 
 def slurp(path):

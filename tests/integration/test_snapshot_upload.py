@@ -37,7 +37,7 @@ import numpy as np
 import paho.mqtt.publish as publish
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tls_servers import Nginx, StalledServer, free_port, make_pki, wait_for  # noqa: E402
+from tls_servers import Nginx, StalledServer, free_port, make_pki, read_status, wait_for  # noqa: E402
 from test_agent_mqtt import Broker  # noqa: E402
 
 BUILD = ROOT = None
@@ -132,15 +132,7 @@ log:
         return None
 
     def status(self):
-        out = {}
-        try:
-            with open(os.path.join(self.store, "agent.status")) as f:
-                for line in f:
-                    k, _, v = line.strip().partition("=")
-                    out[k] = v
-        except FileNotFoundError:
-            pass
-        return out
+        return read_status(self.store)
 
     def stat(self, key):
         return int(self.status().get(key, "0"))

@@ -55,6 +55,16 @@ def wait_for(pred, timeout=15.0, what="condition"):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def read_status(store):
+    """The agent's live counters: STORE/agent.status as a dict of strings
+    ({} until the agent has written it)."""
+    try:
+        with open(os.path.join(store, "agent.status")) as f:
+            return dict(line.strip().split("=", 1) for line in f if "=" in line)
+    except OSError:
+        return {}
+
+
 def _can_connect(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
