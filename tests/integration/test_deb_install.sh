@@ -19,9 +19,12 @@ ok() { passed=$((passed + 1)); echo "ok: $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # Commands in the root run as on a board named board-17 (their own UTS
 # namespace): the shipped config takes its device_id from the host name.
-in_root() { unshare --uts /bin/sh -c 'hostname board-17 && exec chroot "$@"' sh "$root" \
-            /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-            DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+# in_root_exec replaces the calling (sub)shell, so `in_root_exec CMD &`
+# leaves $! naming CMD itself; in_root runs CMD and returns.
+in_root_exec() { exec unshare --uts /bin/sh -c 'hostname board-17 && exec chroot "$@"' sh \
+                 "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+                 DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+in_root() { (in_root_exec "$@"); }
 
 mkdir -p "$work"
 rm -rf "$root"
@@ -67,11 +70,8 @@ ok "unit enabled; systemd-analyze verify: no complaints"
 # The agent as the unit runs it: user embeddb, the shipped config. No broker
 # listens on this port, so it keeps retrying; SIGTERM stops it cleanly.
 sed -i 's/^  port: 1883/  port: 9/' "$root/etc/embeddb/agent.yaml"
-# (Not in_root: a backgrounded function is a subshell, and the signal must
-# reach the agent; unshare, sh and chroot all exec.)
-unshare --uts /bin/sh -c 'hostname board-17 && exec chroot "$@"' sh "$root" \
-  /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --reuid=embeddb --regid=embeddb \
-  --init-groups embeddb-agent -c /etc/embeddb/agent.yaml > "$work/agent-$arch.log" 2>&1 &
+in_root_exec setpriv --reuid=embeddb --regid=embeddb --init-groups \
+  embeddb-agent -c /etc/embeddb/agent.yaml > "$work/agent-$arch.log" 2>&1 &
 pid=$!
 i=0
 until [ -f "$root/var/lib/embeddb/agent.status" ] || [ $i -ge 100 ]; do sleep 0.2; i=$((i + 1)); done
