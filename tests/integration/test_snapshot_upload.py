@@ -65,15 +65,19 @@ def snapshots(store):
 
 
 def file_bytes(d):
-    """Bytes of every regular file under d (what storage.max_disk bounds)."""
-    total = 0
+    """Bytes of every file under d (what storage.max_disk bounds), each inode
+    once: sealing hard-links an SST into the snapshot before unlinking it
+    from the store, and a file renamed between two directories mid-walk can
+    be listed in both; neither takes its bytes twice on flash."""
+    sizes = {}
     for dp, _, names in os.walk(d):
         for n in names:
             try:
-                total += os.lstat(os.path.join(dp, n)).st_size
+                st = os.lstat(os.path.join(dp, n))
             except FileNotFoundError:
-                pass  # deleted between listing and stat
-    return total
+                continue  # deleted between listing and stat
+            sizes[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(sizes.values())
 
 
 def sha256_file(path):
