@@ -142,11 +142,12 @@ static void write_status(agent *a, const char *state)
         if (rc == 0)
             vfs->rename(vfs, tmp, path);
     }
+    uint64_t rejected = 0;
+    for (int e = 1; e < PAYLOAD_N_ERRS; e++)
+        rejected += c.rejected[e];
     snprintf(line, sizeof(line), "STATUS=%s: received %" PRIu64 ", stored %" PRIu64
              ", rejected %" PRIu64 ", pending %zu",
-             state, c.received, a->stored,
-             c.rejected[1] + c.rejected[2] + c.rejected[3] + c.rejected[4] + c.rejected[5],
-             a->n_pending);
+             state, c.received, a->stored, rejected, a->n_pending);
     plat_notify(line);
 }
 

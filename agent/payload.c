@@ -18,7 +18,8 @@
 #define JSON_MAX_DEPTH 16
 
 static const char *const err_names[PAYLOAD_N_ERRS] = {
-    "ok", "too_large", "malformed", "unsupported", "mismatch", "no_memory",
+    "ok", "too_large", "malformed", "unsupported", "mismatch", "no_memory", "topic_too_long",
+    "invalid",
 };
 
 const char *payload_err_name(payload_err e)

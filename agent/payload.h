@@ -37,6 +37,8 @@ typedef enum payload_err {
     PAYLOAD_UNSUPPORTED,   /* valid, but a dtype/order/version we refuse */
     PAYLOAD_MISMATCH,      /* size or shape disagrees with itself or the config */
     PAYLOAD_NO_MEMORY,
+    PAYLOAD_TOPIC_TOO_LONG, /* the topic cannot make a key or name (TS_MAX_KEY_LEN) */
+    PAYLOAD_INVALID,       /* a tensor the engine would refuse (ts_validate) */
     PAYLOAD_N_ERRS
 } payload_err;
 
