@@ -216,6 +216,11 @@ int store__add_sst(ts_store *s, sst *t)
     }
     s->ssts[i] = *t;
     s->n_ssts++;
+    /* Sequence numbers never go back: an SST adopted by recovery (a flush
+     * sealed it, then the power went before the MANIFEST named it) holds
+     * seqs above every SST the MANIFEST lists. */
+    if (t->f.max_seq >= s->next_seq)
+        s->next_seq = t->f.max_seq + 1;
     if (t->fd >= 0)
         s->n_open++;
     t->fd = -1;
@@ -508,7 +513,7 @@ static int open_wal(ts_store *s, int *dirty)
     if (rc)
         return store__err(s, rc, "%s: replay failed: %s", path, s->err[0] ? s->err : ts_strerror(rc));
     s->wal_end = res.good_end;
-    s->next_seq = res.last_seq + 1;
+    s->next_seq = res.last_seq + 1; /* recover() checks it against the SSTs */
     if (res.status == SEG_CORRUPT && !s->opts.salvage)
         return store__err(s, TS_ECORRUPT,
                           "%s: corruption at offset %" PRIu64 ": %s (valid data follows; "
@@ -607,9 +612,34 @@ static int open_dir(ts_store *s, const char *dir)
     return 0;
 }
 
+/* A store written before sequence numbers were raised past adopted SSTs may
+ * hold an open segment whose seqs continue below the SSTs' highest. A
+ * segment's seqs must run on without gaps (FORMAT.md), so the segment is
+ * sealed as it is and the next one starts at `floor`: its header is
+ * rewritten and synced (a crash in between leaves a short segment, which
+ * recovery treats as empty, and next_seq comes from the SSTs again). */
+static int raise_seq(ts_store *s, uint64_t floor)
+{
+    uint64_t was = s->next_seq;
+    int rc = 0;
+    if (s->mt.n && (rc = ts_flush(s, NULL, 0, NULL)))
+        return rc;
+    if (s->wal_fd >= 0)
+        s->vfs->close(s->vfs, s->wal_fd);
+    s->wal_fd = -1;
+    if ((rc = store__create_wal(s, s->wal_no, floor, 1, &s->wal_fd)))
+        return rc;
+    s->next_seq = s->wal_base_seq = floor;
+    s->wal_end = FMT_SEG_HDR_LEN;
+    /* Not an error: left in ts_errmsg so the caller can report it. */
+    store__err(s, 0, "%s: sequence numbers raised from %" PRIu64 " to %" PRIu64
+               " (the open segment continued below a sealed one)", s->dir, was, floor);
+    return 0;
+}
+
 static int recover(ts_store *s)
 {
-    uint64_t *live = NULL;
+    uint64_t *live = NULL, floor = 1;
     size_t n_live = 0;
     int dirty = 0, rc;
     rc = read_manifest(s, &s->wal_no, &live, &n_live);
@@ -636,17 +666,20 @@ static int recover(ts_store *s)
     }
     if (rc)
         goto out;
+    s->next_seq = 1; /* raised by every SST opened (store__add_sst) */
     for (size_t i = 0; i < n_live; i++)
         if ((rc = open_sst(s, live[i], &dirty)))
             goto out;
-    s->next_seq = 1;
-    for (size_t i = 0; i < s->n_ssts; i++)
-        if (s->ssts[i].f.max_seq >= s->next_seq)
-            s->next_seq = s->ssts[i].f.max_seq + 1;
+    floor = s->next_seq;
     rc = open_wal(s, &dirty);
 finish:
-    if (rc || s->opts.read_only)
+    if (rc)
         goto out;
+    if (s->opts.read_only) {
+        if (s->next_seq < floor)
+            s->next_seq = floor;
+        goto out;
+    }
     if ((rc = remove_strays(s, &dirty)))
         goto out;
     if (dirty) {
@@ -654,6 +687,8 @@ finish:
         if (!rc)
             rc = store__dirsync(s);
     }
+    if (!rc && s->next_seq < floor)
+        rc = raise_seq(s, floor);
 out:
     free(live);
     return rc;

@@ -328,6 +328,64 @@ static void test_damaged_wal_header_with_batches_fails_open(void **state)
     assert_non_null(strstr(err, "wal_000000.log: bad segment header at offset 0"));
 }
 
+static uint64_t next_seq_of(ts_store *s)
+{
+    ts_stats st;
+    ts_get_stats(s, &st);
+    return st.next_seq;
+}
+
+/* A store written by a version that did not raise next_seq past an SST it
+ * adopted holds an open segment whose seqs run below a sealed SST's. It
+ * opens with every tensor, new saves get seqs above all of them, and the
+ * segment stays readable (its seqs still run on without a gap). */
+static void test_segment_below_an_sst_gets_seqs_raised_past_it(void **state)
+{
+    fx *f = *state;
+    char err[512], cmd[9000];
+    /* This store: sst_000000 with seqs 1..5, wal_000001 with seqs 6..7. */
+    for (uint64_t k = 1; k <= 5; k++)
+        assert_int_equal(tu_save(f->s, k, 16, (float)k), 0);
+    assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    assert_int_equal(tu_save(f->s, 6, 16, 6), 0);
+    assert_int_equal(tu_save(f->s, 7, 16, 7), 0);
+    ts_close(f->s);
+    f->s = NULL;
+    /* Another store's sst_000000 with seqs 1..10 takes its place: now the
+     * live SST holds seq 10 while the open segment continues at 8. */
+    char *other = tu_tmpdir("recovery-other");
+    ts_store *o = tu_open(other, NULL);
+    for (uint64_t k = 1; k <= 10; k++)
+        assert_int_equal(tu_save(o, 100 + k, 16, (float)k), 0);
+    assert_int_equal(ts_flush(o, NULL, 0, NULL), 0);
+    ts_close(o);
+    snprintf(cmd, sizeof(cmd), "cp %s/sst_000000.sst %s/sst_000000.sst", other, f->dir);
+    assert_int_equal(system(cmd), 0);
+    tu_rmtree(other);
+    free(other);
+
+    assert_int_equal(try_open(f, 0, err, sizeof(err)), 0);
+    assert_non_null(strstr(ts_errmsg(f->s), "raised from 8 to 11"));
+    assert_int_equal(next_seq_of(f->s), 11);
+    assert_true(tu_check(f->s, 6, 16, 6));
+    assert_true(tu_check(f->s, 7, 16, 7));
+    assert_true(tu_check(f->s, 110, 16, 10));
+    assert_int_equal(tu_save(f->s, 8, 16, 8), 0);
+    ts_tensor *t = NULL;
+    uint8_t key[8];
+    ts_key_from_u64(8, key);
+    assert_int_equal(ts_load(f->s, key, 8, &t), 0);
+    assert_int_equal(t->seq, 11);
+    ts_tensor_free(t);
+    /* Both segments replay cleanly and the seqs keep rising. */
+    assert_int_equal(try_open(f, 0, err, sizeof(err)), 0);
+    assert_int_equal(next_seq_of(f->s), 12);
+    assert_true(tu_check(f->s, 6, 16, 6));
+    assert_true(tu_check(f->s, 8, 16, 8));
+    uint64_t bad = 0;
+    assert_int_equal(ts_verify(f->s, NULL, NULL, &bad), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stray_files_of_unfinished_flush_are_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_with_unsynced_header_and_no_batch_is_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_wal_header_with_batches_fails_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_below_an_sst_gets_seqs_raised_past_it, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,11 @@
  * and asserts: the open succeeds, every acknowledged batch is present with
  * its exact bytes, no batch is partly visible, what is present is a prefix
  * of what was written, verify finds nothing, and the store takes new writes.
+ * Sequence numbers: every tensor that came back carries the seq it was
+ * given when it was saved; the reopened store's next_seq lies above every
+ * seq it ever handed out for a batch that is present; and a key made from
+ * next_seq (as the agent makes its keys) is new: no committed key is ever
+ * replaced by a later save.
  *
  * EMBEDDB_CRASH_TRIALS sets the number of trials (default 300);
  * EMBEDDB_CRASH_SEED the first seed (default 1).
@@ -104,9 +109,10 @@ static int save_batch(ts_store *s, uint32_t i)
     return rc;
 }
 
-/* 1 if tensor j of batch i is present with exact contents, 0 if absent;
- * fails the test if present but different. */
-static int present(ts_store *s, uint32_t i, uint32_t j)
+/* 1 if tensor j of batch i is present with exact contents (and, when
+ * want_seq is not 0, that sequence number), 0 if absent; fails the test if
+ * present but different. */
+static int present_seq(ts_store *s, uint32_t i, uint32_t j, uint64_t want_seq)
 {
     uint8_t key[8];
     ts_tensor *t = NULL;
@@ -120,8 +126,45 @@ static int present(ts_store *s, uint32_t i, uint32_t j)
     assert_int_equal(t->data_len, m * sizeof(float));
     for (size_t k = 0; k < m; k++)
         assert_true(((const float *)t->data)[k] == value(i, j, k));
+    if (want_seq && t->seq != want_seq)
+        fail_msg("batch %u tensor %u: seq %llu, saved as %llu", i, j, (unsigned long long)t->seq,
+                 (unsigned long long)want_seq);
     ts_tensor_free(t);
     return 1;
+}
+
+static int present(ts_store *s, uint32_t i, uint32_t j)
+{
+    return present_seq(s, i, j, 0);
+}
+
+static uint64_t next_seq(ts_store *s)
+{
+    ts_stats st;
+    ts_get_stats(s, &st);
+    return st.next_seq;
+}
+
+/* The agent's way: a key made from the store's next_seq must not exist yet,
+ * and saving under it must get exactly that seq. Fails the test otherwise. */
+static void save_keyed_by_next_seq(ts_store *s, const char *what)
+{
+    uint64_t seq = next_seq(s);
+    uint8_t key[16] = "agent#";
+    ts_key_from_u64(seq, key + 6);
+    ts_tensor *old = NULL;
+    if (ts_load(s, key, 14, &old) == 0)
+        fail_msg("%s: key for next_seq %llu already holds seq %llu: a new save would replace a "
+                 "committed tensor", what, (unsigned long long)seq, (unsigned long long)old->seq);
+    float v = 1.5f;
+    ts_tensor t = {.key = key, .key_len = 14, .name = "agent", .dtype = TS_F32, .ndim = 1,
+                   .shape = {1}, .data = &v, .data_len = sizeof(v)};
+    assert_int_equal(ts_save(s, &t), 0);
+    assert_int_equal(ts_load(s, key, 14, &old), 0);
+    if (old->seq != seq)
+        fail_msg("%s: saved at next_seq %llu but got seq %llu", what, (unsigned long long)seq,
+                 (unsigned long long)old->seq);
+    ts_tensor_free(old);
 }
 
 /* One trial: returns through cmocka failures. */
@@ -131,6 +174,7 @@ static void crash_trial(uint64_t seed, unsigned long *crash_points)
     char err[1024];
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
     uint32_t acked = 0, attempted = 0;
+    uint64_t base[MAX_BATCHES + 2] = {0}; /* seq of each batch's first tensor */
     /* Small MemTables so flushes (and their renames) are often in flight. */
     uint64_t memtable_max = 2048 + rnd(&x) % 16384;
     rig_init(&r, seed);
@@ -140,6 +184,7 @@ static void crash_trial(uint64_t seed, unsigned long *crash_points)
     plat_fault_crash_at(r.fv, crash_at, torn);
     for (uint32_t i = 1; i <= MAX_BATCHES && !plat_fault_crashed(r.fv); i++) {
         attempted = i;
+        base[i] = next_seq(r.s);
         int rc = save_batch(r.s, i);
         if (rc)
             break;
@@ -161,7 +206,7 @@ static void crash_trial(uint64_t seed, unsigned long *crash_points)
     for (uint32_t i = 1; i <= attempted; i++) {
         uint32_t n = batch_size(i), have = 0;
         for (uint32_t j = 0; j < n; j++)
-            have += (uint32_t)present(r.s, i, j);
+            have += (uint32_t)present_seq(r.s, i, j, base[i] + j);
         if (have != 0 && have != n)
             fail_msg("seed %llu: batch %u is partly visible (%u of %u)", (unsigned long long)seed,
                      i, have, n);
@@ -175,9 +220,14 @@ static void crash_trial(uint64_t seed, unsigned long *crash_points)
     if (last_present < acked)
         fail_msg("seed %llu: acknowledged batch %u lost (recovered up to %u)",
                  (unsigned long long)seed, acked, last_present);
+    if (last_present && next_seq(r.s) < base[last_present] + batch_size(last_present))
+        fail_msg("seed %llu: next_seq %llu after reopen, but batch %u holds seq up to %llu",
+                 (unsigned long long)seed, (unsigned long long)next_seq(r.s), last_present,
+                 (unsigned long long)(base[last_present] + batch_size(last_present) - 1));
     uint64_t bad = 0;
     if (ts_verify(r.s, NULL, NULL, &bad))
         fail_msg("seed %llu: verify after recovery: %s", (unsigned long long)seed, ts_errmsg(r.s));
+    save_keyed_by_next_seq(r.s, "after recovery");
     /* The recovered store takes writes and keeps them. */
     assert_int_equal(save_batch(r.s, attempted + 1), 0);
     assert_int_equal(ts_flush(r.s, NULL, 0, NULL), 0);
@@ -293,6 +343,69 @@ static void test_failed_rename_in_flush_recovers_on_reopen(void **state)
     rig_free(&r);
 }
 
+/* Five saves, a flush, five saves, then a power cut at mutating call
+ * `crash_at` of the next flush (0: none). All ten were acknowledged, so all
+ * ten come back with their seqs, next_seq is 11, and a key made from it is
+ * new. Returns the number of mutating calls the flush made. */
+static unsigned long flush_trial(unsigned crash_at)
+{
+    rig r;
+    char err[1024];
+    rig_init(&r, crash_at + 500);
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    for (uint32_t i = 1; i <= 10; i++) {
+        assert_int_equal(next_seq(r.s), i);
+        tu_tensor x;
+        tu_tensor_init(&x, (uint64_t)i * 16, 8, 0);
+        assert_int_equal(ts_save(r.s, &x.t), 0);
+        tu_tensor_free(&x);
+        if (i == 5)
+            assert_int_equal(ts_flush(r.s, NULL, 0, NULL), 0);
+    }
+    unsigned long before = plat_fault_mutations(r.fv);
+    plat_fault_crash_at(r.fv, crash_at, 1);
+    int rc = ts_flush(r.s, NULL, 0, NULL);
+    unsigned long used = plat_fault_mutations(r.fv) - before;
+    if (!plat_fault_crashed(r.fv)) {
+        assert_int_equal(rc, 0);
+        assert_int_equal(plat_fault_crash(r.fv, 1), 0);
+    }
+    ts_close(r.s);
+    r.s = NULL;
+    plat_fault_revive(r.fv);
+    plat_fault_crash_at(r.fv, 0, 0);
+    if (rig_open(&r, 0, err, sizeof(err)))
+        fail_msg("crash at %u of a flush: reopen failed: %s", crash_at, err);
+    for (uint32_t i = 1; i <= 10; i++) {
+        uint8_t key[8];
+        ts_tensor *t = NULL;
+        ts_key_from_u64((uint64_t)i * 16, key);
+        if (ts_load(r.s, key, 8, &t))
+            fail_msg("crash at %u of a flush: acknowledged save %u lost: %s", crash_at, i,
+                     ts_errmsg(r.s));
+        if (t->seq != i)
+            fail_msg("crash at %u of a flush: save %u came back as seq %llu", crash_at, i,
+                     (unsigned long long)t->seq);
+        ts_tensor_free(t);
+    }
+    if (next_seq(r.s) != 11)
+        fail_msg("crash at %u of a flush: next_seq %llu after reopen, but seq 10 is stored",
+                 crash_at, (unsigned long long)next_seq(r.s));
+    save_keyed_by_next_seq(r.s, "after a flush cut short");
+    rig_free(&r);
+    return used;
+}
+
+static void test_power_cut_during_flush_keeps_sequence_numbers_rising(void **state)
+{
+    (void)state;
+    unsigned long n = flush_trial(0);
+    assert_true(n >= 5); /* seal write, sync, rename, new WAL, MANIFEST ... */
+    for (unsigned k = 1; k <= n + 1; k++)
+        flush_trial(k);
+    print_message("%lu crash points through a flush\n", n);
+}
+
 /* Counts sst_ files in dir. */
 static int count_ssts(const char *dir)
 {
@@ -325,6 +438,7 @@ static unsigned long checkpoint_trial(unsigned crash_at)
     assert_int_equal(rig_open(&r, 4096, err, sizeof(err)), 0);
     for (uint32_t i = 1; i <= N; i++)
         assert_int_equal(save_batch(r.s, i), 0);
+    uint64_t seq_hi = next_seq(r.s) - 1;
     unsigned long before = plat_fault_mutations(r.fv);
     plat_fault_crash_at(r.fv, crash_at, 1);
     int ck_rc = ts_checkpoint(r.s, ckpt, &info);
@@ -358,8 +472,10 @@ static unsigned long checkpoint_trial(unsigned crash_at)
     ts_stats st;
     ts_get_stats(r.s, &st);
     assert_int_equal(count_ssts(r.store), (int)st.n_sst);
-    if (ck_rc == 0)
-        assert_true(st.next_seq > info.max_seq);
+    if (st.next_seq <= seq_hi)
+        fail_msg("crash at %u: next_seq %llu after reopen, but seq up to %llu was committed",
+                 crash_at, (unsigned long long)st.next_seq, (unsigned long long)seq_hi);
+    save_keyed_by_next_seq(r.s, "after checkpoint");
     assert_int_equal(save_batch(r.s, N + 1), 0);
     assert_int_equal(present(r.s, N + 1, 0), 1);
     ts_close(ck);
@@ -384,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_failed_fdatasync_poisons_until_reopen),
         cmocka_unit_test(test_enospc_while_sealing_keeps_memtable),
         cmocka_unit_test(test_failed_rename_in_flush_recovers_on_reopen),
+        cmocka_unit_test(test_power_cut_during_flush_keeps_sequence_numbers_rising),
         cmocka_unit_test(test_power_cut_at_random_points_keeps_acknowledged_prefix),
         cmocka_unit_test(test_power_cut_during_checkpoint_and_release_loses_nothing),
     };
