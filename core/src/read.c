@@ -73,6 +73,18 @@ static int locate(ts_store *s, const uint8_t *key, size_t key_len, loc *l, char 
     return TS_ENOTFOUND;
 }
 
+int store__has_key(ts_store *s, const uint8_t *key, size_t key_len)
+{
+    if (mt_get(&s->mt, key, key_len))
+        return 1;
+    for (size_t i = s->n_ssts; i-- > 0;) {
+        sst_entry e;
+        if (in_range(&s->ssts[i], key, key_len) && sst_find(&s->ssts[i], key, key_len, &e))
+            return 1;
+    }
+    return 0;
+}
+
 /* Reads the record at l into a new tensor, returning at most max_data data
  * bytes (whole blocks are read and checked). */
 static int read_tensor(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,

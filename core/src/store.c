@@ -40,6 +40,7 @@ const char *ts_strerror(int err)
     case TS_ENOTFOUND: return "no tensor under that key";
     case TS_EFAILED: return "store failed after an I/O error; reopen it";
     case TS_ENOTSTORE: return "directory holds store files but no MANIFEST";
+    case TS_EEXIST: return "key already stored";
     default: break;
     }
     if (err < 0 && err > -4096)

@@ -35,8 +35,8 @@ struct ts_store {
     uint64_t next_seq;
     int failed;             /* poisoned by a failed fsync/write/rename */
     ts_stats st;            /* counters; contents fields filled on demand */
-    void *scratch[5];       /* per-batch work buffers, reused (write.c) */
-    size_t scratch_cap[5];
+    void *scratch[6];       /* per-batch work buffers, reused (write.c) */
+    size_t scratch_cap[6];
     char err[1024];
 };
 
@@ -65,6 +65,9 @@ int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int sync, int
 /* Writes MANIFEST.tmp (live SSTs except the first `skip` + wal_no), syncs
  * it and renames it over MANIFEST; the caller syncs the directory. */
 int store__write_manifest(ts_store *s, uint64_t wal_no, size_t skip);
+
+/* 1 when key is in the MemTable or a live SST (read.c). */
+int store__has_key(ts_store *s, const uint8_t *key, size_t key_len);
 
 /* Appends an SST to the live list (takes ownership of *t's contents). */
 int store__add_sst(ts_store *s, sst *t);

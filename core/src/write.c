@@ -74,6 +74,56 @@ static const char *why_invalid(const ts_tensor *t, int rc)
     return "data length does not match shape x dtype size";
 }
 
+int ts_batch_cost(const ts_tensor *const *tensors, size_t n, uint64_t *bytes)
+{
+    uint64_t total = n ? FMT_BATCH_HDR_LEN : 0;
+    *bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t hlen;
+        uint64_t rec_len;
+        int rc = rec_size(tensors[i], &hlen, &rec_len);
+        if (rc)
+            return rc;
+        /* The record, then at seal an index entry and the key in its heap
+         * (padded to 8 at the end of the heap: counted per key, generously). */
+        total += rec_len + FMT_IDX_ENTRY_LEN + fmt_align8(tensors[i]->key_len);
+    }
+    *bytes = total;
+    return 0;
+}
+
+static int cmp_key_ptr(const void *a, const void *b)
+{
+    const ts_tensor *x = *(const ts_tensor *const *)a, *y = *(const ts_tensor *const *)b;
+    return key_cmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* insert_only: TS_EEXIST when a key of the batch is stored already or comes
+ * twice in it. Sorting a copy of the pointers finds repeats in n log n. */
+static int check_new_keys(ts_store *s, const ts_tensor *const *tensors, size_t n)
+{
+    const ts_tensor **v = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (store__has_key(s, tensors[i]->key, tensors[i]->key_len))
+            return store__err(s, TS_EEXIST, "tensor %zu of the batch: key '%.*s' is already "
+                              "stored (insert_only; nothing was written)", i,
+                              (int)(tensors[i]->key_len > 200 ? 200 : tensors[i]->key_len),
+                              (const char *)tensors[i]->key);
+    if (n < 2)
+        return 0;
+    if (!(v = scratch(s, 5, n * sizeof(*v))))
+        return store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
+    memcpy(v, tensors, n * sizeof(*v));
+    qsort(v, n, sizeof(*v), cmp_key_ptr);
+    for (size_t i = 1; i < n; i++)
+        if (!cmp_key_ptr(&v[i - 1], &v[i]))
+            return store__err(s, TS_EEXIST, "key '%.*s' comes twice in the batch (insert_only; "
+                              "nothing was written)",
+                              (int)(v[i]->key_len > 200 ? 200 : v[i]->key_len),
+                              (const char *)v[i]->key);
+    return 0;
+}
+
 /* Writes iovecs in IOV_MAX-sized groups at off. */
 static int write_iov(ts_store *s, const struct iovec *iov, size_t n, uint64_t off)
 {
@@ -149,6 +199,8 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
             goto out;
         }
     }
+    if (s->opts.insert_only && (rc = check_new_keys(s, tensors, n)))
+        goto out;
     if ((rc = mt_reserve(&s->mt, n, (size_t)keys))) {
         store__err(s, rc, "out of memory indexing a batch of %zu", n);
         goto out;

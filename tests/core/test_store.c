@@ -149,6 +149,78 @@ static void test_batch_costs_one_fdatasync(void **state)
     }
 }
 
+/* ts_batch_cost is exact for the WAL and covers the index the seal adds. */
+static void test_batch_cost_matches_the_bytes_written(void **state)
+{
+    fx *f = *state;
+    tu_tensor x[5];
+    const ts_tensor *b[5];
+    static const size_t sizes[5] = {1, 3, 1000, 1024, 5000};
+    for (int i = 0; i < 5; i++) {
+        tu_tensor_init(&x[i], (uint64_t)i, sizes[i], (float)i);
+        b[i] = &x[i].t;
+    }
+    uint64_t cost = 0;
+    ts_stats st0, st1, st2;
+    assert_int_equal(ts_batch_cost(b, 5, &cost), 0);
+    ts_get_stats(f->s, &st0);
+    assert_int_equal(ts_save_batch(f->s, b, 5), 0);
+    ts_get_stats(f->s, &st1);
+    /* WAL bytes: cost minus the index entries and keys it reserves. */
+    assert_int_equal(st1.disk_bytes - st0.disk_bytes, cost - 5 * (32 + 8));
+    assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    ts_get_stats(f->s, &st2);
+    /* The sealed SST (plus the next segment's header and the footer). */
+    assert_true(st2.disk_bytes - st0.disk_bytes <= cost + 64 + 32);
+    ts_tensor bad = x[0].t;
+    bad.data_len = 3;
+    const ts_tensor *bb[2] = {b[0], &bad};
+    assert_int_equal(ts_batch_cost(bb, 2, &cost), TS_EINVAL);
+    assert_int_equal(cost, 0);
+    for (int i = 0; i < 5; i++)
+        tu_tensor_free(&x[i]);
+}
+
+/* insert_only turns a save that would replace a stored key into TS_EEXIST
+ * with nothing written: in the MemTable, in an SST, twice in one batch. */
+static void test_insert_only_refuses_a_stored_key_and_writes_nothing(void **state)
+{
+    fx *f = *state;
+    ts_options o;
+    ts_options_init(&o);
+    o.insert_only = 1;
+    reopen(f, &o);
+    assert_int_equal(tu_save(f->s, 1, 10, 1), 0);
+    assert_int_equal(tu_save(f->s, 2, 10, 2), 0);
+    assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    assert_int_equal(tu_save(f->s, 3, 10, 3), 0);
+    ts_stats st0, st1;
+    ts_get_stats(f->s, &st0);
+    assert_int_equal(tu_save(f->s, 3, 10, 99), TS_EEXIST); /* in the MemTable */
+    assert_non_null(strstr(ts_errmsg(f->s), "already stored"));
+    assert_int_equal(tu_save(f->s, 1, 10, 99), TS_EEXIST); /* in an SST */
+    tu_tensor x[3];
+    const ts_tensor *b[3];
+    for (int i = 0; i < 3; i++) {
+        tu_tensor_init(&x[i], i == 2 ? 10 : (uint64_t)(10 + i), 10, 50);
+        b[i] = &x[i].t;
+    }
+    assert_int_equal(ts_save_batch(f->s, b, 3), TS_EEXIST); /* key 10 twice */
+    assert_non_null(strstr(ts_errmsg(f->s), "twice"));
+    ts_get_stats(f->s, &st1);
+    assert_int_equal(st1.bytes_written, st0.bytes_written);
+    assert_int_equal(st1.next_seq, st0.next_seq);
+    assert_true(tu_check(f->s, 1, 10, 1));
+    assert_true(tu_check(f->s, 3, 10, 3));
+    assert_int_equal(tu_save(f->s, 10, 10, 10), 0); /* new keys still go in */
+    for (int i = 0; i < 3; i++)
+        tu_tensor_free(&x[i]);
+    /* Without the option a save replaces, as before. */
+    reopen(f, NULL);
+    assert_int_equal(tu_save(f->s, 1, 10, 7), 0);
+    assert_true(tu_check(f->s, 1, 10, 7));
+}
+
 static void test_flush_names_sst_and_replay_restores(void **state)
 {
     fx *f = *state;
@@ -604,6 +676,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scalar_and_empty_tensors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_timestamp_is_stamped_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_costs_one_fdatasync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_cost_matches_the_bytes_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert_only_refuses_a_stored_key_and_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_names_sst_and_replay_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newest_version_wins_across_memtable_and_ssts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memtable_max_triggers_flush, setup, teardown),

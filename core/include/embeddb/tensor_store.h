@@ -49,6 +49,7 @@ enum {
     TS_EOVERFLOW = -EOVERFLOW,  /* a size computation would overflow */
     TS_ENAMETOOLONG = -ENAMETOOLONG, /* key or name too long */
     TS_EROFS = -EROFS,          /* write on a read-only store */
+    TS_EEXIST = -EEXIST,        /* insert_only: the key is already stored */
     TS_ECORRUPT = -10001,       /* on-disk data failed a check (CRC, format) */
     TS_ENOTFOUND = -10002,      /* no tensor under that key */
     TS_EFAILED = -10003,        /* an earlier fsync/write failure poisoned the
@@ -134,6 +135,13 @@ typedef struct ts_options {
     int salvage;             /* on corruption inside the WAL, keep the valid
                                 prefix (the damaged tail is moved aside to
                                 wal_NNNNNN.damaged) instead of failing open */
+    int insert_only;         /* save refuses (TS_EEXIST, nothing written) a
+                                batch holding a key the store already has,
+                                or one key twice: a caller whose keys are new
+                                by construction turns a bug into an error
+                                instead of a silent replacement. Costs one
+                                index lookup per key (MemTable, then each
+                                live SST whose key range holds it). */
     struct plat_vfs *vfs;    /* NULL = plat_vfs_default(); borrowed, must
                                 outlive the store */
 } ts_options;
@@ -158,6 +166,13 @@ const char *ts_errmsg(const ts_store *s);
 
 /* Validates one tensor without touching the store (what save would reject). */
 int ts_validate(const ts_tensor *t);
+
+/* Bytes saving these n tensors as one batch adds to the store's files: the
+ * batch frame and records in the WAL (headers, block checksums, padding,
+ * data) plus their index entries when the segment is sealed. What a
+ * caller budgeting flash should reserve; exact for the WAL part. 0, or the
+ * ts_validate error of the first bad tensor. */
+int ts_batch_cost(const ts_tensor *const *tensors, size_t n, uint64_t *bytes);
 
 /* Saves one tensor (a batch of one). */
 int ts_save(ts_store *s, const ts_tensor *t);
