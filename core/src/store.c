@@ -628,14 +628,27 @@ static int raise_seq(ts_store *s, uint64_t floor)
     if (s->wal_fd >= 0)
         s->vfs->close(s->vfs, s->wal_fd);
     s->wal_fd = -1;
-    if ((rc = store__create_wal(s, s->wal_no, floor, 1, &s->wal_fd)))
+    if ((rc = store__create_wal(s, s->wal_no, floor, 1, &s->wal_fd))) {
+        s->failed = 1; /* no open segment: reopen (recovery) before writing */
         return rc;
+    }
     s->next_seq = s->wal_base_seq = floor;
     s->wal_end = FMT_SEG_HDR_LEN;
     /* Not an error: left in ts_errmsg so the caller can report it. */
     store__err(s, 0, "%s: sequence numbers raised from %" PRIu64 " to %" PRIu64
                " (the open segment continued below a sealed one)", s->dir, was, floor);
     return 0;
+}
+
+int ts_raise_seq(ts_store *s, uint64_t floor)
+{
+    if (s->opts.read_only)
+        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
+    if (s->failed)
+        return TS_EFAILED;
+    if (floor <= s->next_seq)
+        return 0;
+    return raise_seq(s, floor);
 }
 
 static int recover(ts_store *s)

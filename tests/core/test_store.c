@@ -221,6 +221,47 @@ static void test_insert_only_refuses_a_stored_key_and_writes_nothing(void **stat
     assert_true(tu_check(f->s, 1, 10, 7));
 }
 
+static uint64_t seq_of(ts_store *s, uint64_t k)
+{
+    uint8_t key[8];
+    ts_tensor *t = NULL;
+    ts_key_from_u64(k, key);
+    assert_int_equal(ts_load(s, key, 8, &t), 0);
+    uint64_t seq = t->seq;
+    ts_tensor_free(t);
+    return seq;
+}
+
+/* ts_raise_seq moves next_seq up (never down), with or without tensors in
+ * the open segment, and it holds across a reopen. */
+static void test_raise_seq_moves_next_seq_up_and_it_stays(void **state)
+{
+    fx *f = *state;
+    ts_stats st;
+    assert_int_equal(tu_save(f->s, 1, 4, 1), 0);
+    assert_int_equal(tu_save(f->s, 2, 4, 2), 0);
+    assert_int_equal(ts_raise_seq(f->s, 100), 0); /* seals seqs 1..2 first */
+    ts_get_stats(f->s, &st);
+    assert_int_equal(st.next_seq, 100);
+    assert_int_equal(st.n_sst, 1);
+    assert_int_equal(ts_raise_seq(f->s, 50), 0); /* never down */
+    assert_int_equal(tu_save(f->s, 3, 4, 3), 0);
+    assert_int_equal(seq_of(f->s, 3), 100);
+    assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    assert_int_equal(ts_raise_seq(f->s, 1000), 0); /* empty segment: no seal */
+    ts_get_stats(f->s, &st);
+    assert_int_equal(st.n_sst, 2);
+    reopen(f, NULL);
+    ts_get_stats(f->s, &st);
+    assert_int_equal(st.next_seq, 1000);
+    assert_int_equal(seq_of(f->s, 1), 1);
+    assert_int_equal(seq_of(f->s, 3), 100);
+    assert_int_equal(tu_save(f->s, 4, 4, 4), 0);
+    assert_int_equal(seq_of(f->s, 4), 1000);
+    uint64_t bad = 0;
+    assert_int_equal(ts_verify(f->s, NULL, NULL, &bad), 0);
+}
+
 static void test_flush_names_sst_and_replay_restores(void **state)
 {
     fx *f = *state;
@@ -678,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_costs_one_fdatasync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_cost_matches_the_bytes_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insert_only_refuses_a_stored_key_and_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raise_seq_moves_next_seq_up_and_it_stays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_names_sst_and_replay_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newest_version_wins_across_memtable_and_ssts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memtable_max_triggers_flush, setup, teardown),

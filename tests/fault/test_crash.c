@@ -406,6 +406,64 @@ static void test_power_cut_during_flush_keeps_sequence_numbers_rising(void **sta
     print_message("%lu crash points through a flush\n", n);
 }
 
+/* ts_raise_seq(20) after three saves, with the power cut at mutating call
+ * `crash_at`: the saves survive with their seqs, and next_seq is either
+ * still 4 (the raise did not land) or 20; never anything that would reuse
+ * seqs 1..3. */
+static unsigned long raise_trial(unsigned crash_at)
+{
+    rig r;
+    char err[1024];
+    rig_init(&r, crash_at + 900);
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    for (uint32_t i = 1; i <= 3; i++) {
+        tu_tensor x;
+        tu_tensor_init(&x, (uint64_t)i * 16, 8, 0);
+        assert_int_equal(ts_save(r.s, &x.t), 0);
+        tu_tensor_free(&x);
+    }
+    unsigned long before = plat_fault_mutations(r.fv);
+    plat_fault_crash_at(r.fv, crash_at, 1);
+    int rc = ts_raise_seq(r.s, 20);
+    unsigned long used = plat_fault_mutations(r.fv) - before;
+    if (!plat_fault_crashed(r.fv)) {
+        assert_int_equal(rc, 0);
+        assert_int_equal(plat_fault_crash(r.fv, 1), 0);
+    }
+    ts_close(r.s);
+    r.s = NULL;
+    plat_fault_revive(r.fv);
+    plat_fault_crash_at(r.fv, 0, 0);
+    if (rig_open(&r, 0, err, sizeof(err)))
+        fail_msg("crash at %u of a seq raise: reopen failed: %s", crash_at, err);
+    for (uint32_t i = 1; i <= 3; i++) {
+        uint8_t key[8];
+        ts_tensor *t = NULL;
+        ts_key_from_u64((uint64_t)i * 16, key);
+        if (ts_load(r.s, key, 8, &t) || t->seq != i)
+            fail_msg("crash at %u of a seq raise: save %u lost or renumbered", crash_at, i);
+        ts_tensor_free(t);
+    }
+    uint64_t ns = next_seq(r.s);
+    if (ns != 4 && ns != 20)
+        fail_msg("crash at %u of a seq raise: next_seq %llu", crash_at, (unsigned long long)ns);
+    if (!crash_at && ns != 20)
+        fail_msg("a completed seq raise did not last: next_seq %llu", (unsigned long long)ns);
+    save_keyed_by_next_seq(r.s, "after a seq raise");
+    rig_free(&r);
+    return used;
+}
+
+static void test_power_cut_during_seq_raise_never_reuses_seqs(void **state)
+{
+    (void)state;
+    unsigned long n = raise_trial(0);
+    assert_true(n >= 4);
+    for (unsigned k = 1; k <= n + 1; k++)
+        raise_trial(k);
+    print_message("%lu crash points through a seq raise\n", n);
+}
+
 /* Counts sst_ files in dir. */
 static int count_ssts(const char *dir)
 {
@@ -501,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_enospc_while_sealing_keeps_memtable),
         cmocka_unit_test(test_failed_rename_in_flush_recovers_on_reopen),
         cmocka_unit_test(test_power_cut_during_flush_keeps_sequence_numbers_rising),
+        cmocka_unit_test(test_power_cut_during_seq_raise_never_reuses_seqs),
         cmocka_unit_test(test_power_cut_at_random_points_keeps_acknowledged_prefix),
         cmocka_unit_test(test_power_cut_during_checkpoint_and_release_loses_nothing),
     };

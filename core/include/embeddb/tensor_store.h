@@ -231,6 +231,15 @@ int ts_checkpoint(ts_store *s, const char *dest_dir, ts_checkpoint_info *info);
  */
 int ts_release(ts_store *s, uint64_t last_file);
 
+/*
+ * Makes the store's next sequence number at least floor: seqs that tensors
+ * kept elsewhere (checkpoints moved out with ts_release) carry and that
+ * this store must never hand out again. Seals the open segment first when
+ * it holds tensors (a segment's seqs run without gaps), then starts the
+ * next one at floor, synced. 0 when next_seq was already >= floor.
+ */
+int ts_raise_seq(ts_store *s, uint64_t floor);
+
 /* ---- iteration -------------------------------------------------------- */
 /* What a scan reports for each key: the newest version's metadata. Borrowed
  * for the duration of the callback. */
