@@ -32,12 +32,8 @@
 #define DEL_PREFIX ".del-"
 #define JSON_NAME "MANIFEST.json"
 #define STATE_NAME "STATE"
-#define MAX_FILES 4096 /* SSTs in one snapshot: bounded by memtable_max */
-
-static plat_vfs *V(void)
-{
-    return plat_vfs_default();
-}
+#define JSON_MAX (16u << 20) /* MANIFEST.json read back: ~150k files */
+#define FINISH_TRIES 5       /* transient failures before a seal is set aside */
 
 static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -59,8 +55,8 @@ static const char *why(int rc)
 
 const char *snap_state_name(snap_state st)
 {
-    static const char *names[] = {"sealed", "uploading", "uploaded", "failed"};
-    return (unsigned)st < 4 ? names[st] : "?";
+    static const char *names[] = {"sealed", "uploading", "uploaded", "failed", "sealing"};
+    return (unsigned)st < 5 ? names[st] : "?";
 }
 
 int snap_device_id_ok(const char *id)
@@ -79,18 +75,31 @@ int snap_root(const char *store_dir, char *out, size_t len)
     return plat_path_join(out, len, store_dir, SNAP_ROOT_NAME);
 }
 
-/* "<device>-<20 digits>" -> seq; 0 when name is not a snapshot name. */
+int snap_name_ok(const char *name, uint64_t *seq)
+{
+    char dev[SNAP_DEVICE_ID_MAX + 1];
+    size_t n = strlen(name);
+    uint64_t v = 0;
+    if (n < 22 || n - 21 > SNAP_DEVICE_ID_MAX || name[n - 21] != '-')
+        return 0;
+    memcpy(dev, name, n - 21);
+    dev[n - 21] = 0;
+    if (!snap_device_id_ok(dev))
+        return 0;
+    for (const char *p = name + n - 20; *p; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (!isdigit((unsigned char)*p) || v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (seq)
+        *seq = v;
+    return 1;
+}
+
 static int parse_name(const char *name, uint64_t *seq)
 {
-    const char *dash = strrchr(name, '-');
-    char *end;
-    if (!dash || dash == name || strlen(dash + 1) != 20 || name[0] == '.')
-        return 0;
-    for (const char *p = dash + 1; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return 0;
-    *seq = strtoull(dash + 1, &end, 10);
-    return 1;
+    return snap_name_ok(name, seq);
 }
 
 /* ---- small file helpers ------------------------------------------------ */
@@ -103,7 +112,7 @@ static int join3(char *out, const char *a, const char *b, const char *c)
 
 /* dir/name <- buf, durably replaced (temp, fdatasync, rename); the caller
  * syncs dir. */
-static int put_file(const char *dir, const char *name, const void *buf, size_t len, char *err,
+static int put_file(plat_vfs *vfs, const char *dir, const char *name, const void *buf, size_t len, char *err,
                     size_t errlen)
 {
     char path[PATH_LEN], tmp[PATH_LEN + 8];
@@ -113,34 +122,34 @@ static int put_file(const char *dir, const char *name, const void *buf, size_t l
         goto out;
     }
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if ((rc = V()->open(V(), tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd))) {
+    if ((rc = vfs->open(vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd))) {
         seterr(err, errlen, rc, "open(%s): %s", tmp, why(rc));
         goto out;
     }
-    if ((rc = plat_write_all(V(), fd, buf, len, 0))) {
+    if ((rc = plat_write_all(vfs, fd, buf, len, 0))) {
         seterr(err, errlen, rc, "write(%s): %s", tmp, why(rc));
         goto out;
     }
-    if ((rc = V()->fdatasync(V(), fd))) {
+    if ((rc = vfs->fdatasync(vfs, fd))) {
         seterr(err, errlen, rc, "fdatasync(%s): %s", tmp, why(rc));
         goto out;
     }
-    if ((rc = V()->rename(V(), tmp, path)))
+    if ((rc = vfs->rename(vfs, tmp, path)))
         seterr(err, errlen, rc, "rename(%s, %s): %s", tmp, path, why(rc));
 out:
     if (fd >= 0)
-        V()->close(V(), fd);
+        vfs->close(vfs, fd);
     return rc;
 }
 
 /* Whole small file into a NUL-terminated malloc'ed buffer (limit bytes). */
-static int slurp(const char *path, size_t limit, char **out, size_t *len)
+static int slurp(plat_vfs *vfs, const char *path, size_t limit, char **out, size_t *len)
 {
     plat_stat st;
     char *buf = NULL;
     int fd = -1, rc;
     *out = NULL;
-    if ((rc = V()->open(V(), path, PLAT_O_RDONLY, &fd)) || (rc = V()->fstat(V(), fd, &st)))
+    if ((rc = vfs->open(vfs, path, PLAT_O_RDONLY, &fd)) || (rc = vfs->fstat(vfs, fd, &st)))
         goto out;
     if (st.size > limit) {
         rc = TS_ECORRUPT;
@@ -150,7 +159,7 @@ static int slurp(const char *path, size_t limit, char **out, size_t *len)
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = plat_read_exact(V(), fd, buf, st.size, 0)))
+    if ((rc = plat_read_exact(vfs, fd, buf, st.size, 0)))
         goto out;
     buf[st.size] = 0;
     *len = st.size;
@@ -158,7 +167,7 @@ static int slurp(const char *path, size_t limit, char **out, size_t *len)
     buf = NULL;
 out:
     if (fd >= 0)
-        V()->close(V(), fd);
+        vfs->close(vfs, fd);
     free(buf);
     return rc;
 }
@@ -192,66 +201,66 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Sorted entries of dir starting with prefix; ns->v malloc'ed. */
-static int list_names(const char *dir, const char *prefix, names *ns)
+static int list_names(plat_vfs *vfs, const char *dir, const char *prefix, names *ns)
 {
     memset(ns, 0, sizeof(*ns));
     ns->prefix = prefix;
-    int rc = V()->listdir(V(), dir, collect, ns);
+    int rc = vfs->listdir(vfs, dir, collect, ns);
     if (!rc && ns->n)
         qsort(ns->v, ns->n, sizeof(*ns->v), cmp_names);
     return rc;
 }
 
 /* Bytes of the regular files in dir. */
-static uint64_t dir_bytes(const char *dir)
+static uint64_t dir_bytes(plat_vfs *vfs, const char *dir)
 {
     names ns;
     char p[PATH_LEN];
     plat_stat st;
     uint64_t total = 0;
-    if (list_names(dir, "", &ns) == 0)
+    if (list_names(vfs, dir, "", &ns) == 0)
         for (size_t i = 0; i < ns.n; i++)
-            if (!join3(p, dir, ns.v[i], "") && !V()->stat(V(), p, &st) && st.is_reg)
+            if (!join3(p, dir, ns.v[i], "") && !vfs->stat(vfs, p, &st) && st.is_reg)
                 total += st.size;
     free(ns.v);
     return total;
 }
 
 /* rm -r of a flat directory (snapshots hold files only). */
-static int remove_dir(const char *dir)
+static int remove_dir(plat_vfs *vfs, const char *dir)
 {
     names ns;
     char p[PATH_LEN];
-    int rc = list_names(dir, "", &ns);
+    int rc = list_names(vfs, dir, "", &ns);
     for (size_t i = 0; !rc && i < ns.n; i++) {
         if ((rc = join3(p, dir, ns.v[i], "")))
             break;
-        rc = V()->unlink(V(), p);
+        rc = vfs->unlink(vfs, p);
         if (rc == -ENOENT)
             rc = 0;
     }
     free(ns.v);
     if (!rc)
-        rc = V()->rmdir(V(), dir);
+        rc = vfs->rmdir(vfs, dir);
     return rc == -ENOENT ? 0 : rc;
 }
 
 /* mkdir -p for ROOT only (its parent is the store directory). */
-static int ensure_root(const char *root)
+static int ensure_root(plat_vfs *vfs, const char *root)
 {
     plat_stat st;
-    int rc = V()->stat(V(), root, &st);
+    int rc = vfs->stat(vfs, root, &st);
     if (rc == -ENOENT) {
         char parent[PATH_LEN];
         snprintf(parent, sizeof(parent), "%s", root);
         char *slash = strrchr(parent, '/');
-        if ((rc = V()->mkdir(V(), root)) && rc != -EEXIST)
+        if ((rc = vfs->mkdir(vfs, root)) && rc != -EEXIST)
             return rc;
         if (slash) {
             *slash = 0;
-            rc = V()->dirsync(V(), parent[0] ? parent : "/");
+            rc = vfs->dirsync(vfs, parent[0] ? parent : "/");
         } else {
-            rc = V()->dirsync(V(), ".");
+            rc = vfs->dirsync(vfs, ".");
         }
     }
     return rc;
@@ -259,29 +268,29 @@ static int ensure_root(const char *root)
 
 /* ---- sealing (main thread) --------------------------------------------- */
 
-int snap_begin(ts_store *s, const char *root, const char *device_id, char *name, size_t name_len,
+int snap_begin(plat_vfs *vfs, ts_store *s, const char *root, const char *device_id, char *name, size_t name_len,
                ts_checkpoint_info *info, char *err, size_t errlen)
 {
     char tmp[PATH_LEN], dst[PATH_LEN], leaf[SNAP_NAME_MAX + 8];
     int rc;
-    if ((rc = ensure_root(root)))
+    if ((rc = ensure_root(vfs, root)))
         return seterr(err, errlen, rc, "mkdir(%s): %s", root, why(rc));
     if ((rc = join3(tmp, root, SEAL_NEW, "")))
         return seterr(err, errlen, rc, "%s: path too long", root);
-    remove_dir(tmp); /* a leftover never holds anything the store lacks */
+    remove_dir(vfs, tmp); /* a leftover never holds anything the store lacks */
     if ((rc = ts_checkpoint(s, tmp, info))) {
         seterr(err, errlen, rc, "%s", ts_errmsg(s));
         if (rc != TS_ENOTFOUND)
-            remove_dir(tmp);
+            remove_dir(vfs, tmp);
         return rc;
     }
     snprintf(name, name_len, "%s-%020" PRIu64, device_id, info->min_seq);
     snprintf(leaf, sizeof(leaf), SEAL_PREFIX "%s", name);
     if ((rc = join3(dst, root, leaf, "")))
         return seterr(err, errlen, rc, "%s/%s: path too long", root, leaf);
-    if ((rc = V()->rename(V(), tmp, dst)))
+    if ((rc = vfs->rename(vfs, tmp, dst)))
         return seterr(err, errlen, rc, "rename(%s, %s): %s", tmp, dst, why(rc));
-    if ((rc = V()->dirsync(V(), root)))
+    if ((rc = vfs->dirsync(vfs, root)))
         return seterr(err, errlen, rc, "fsync(%s): %s", root, why(rc));
     if ((rc = ts_release(s, info->last_file)))
         return seterr(err, errlen, rc, "releasing the snapshot's files: %s", ts_errmsg(s));
@@ -290,7 +299,7 @@ int snap_begin(ts_store *s, const char *root, const char *device_id, char *name,
 
 /* Highest SST number in a checkpoint directory, after proving it whole
  * with a read-only open (every SST its MANIFEST names is there and sound). */
-static int checkpoint_last_file(const char *dir, uint64_t *last, char *err, size_t errlen)
+static int checkpoint_last_file(plat_vfs *vfs, const char *dir, uint64_t *last, char *err, size_t errlen)
 {
     ts_options o;
     ts_store *c = NULL;
@@ -299,10 +308,11 @@ static int checkpoint_last_file(const char *dir, uint64_t *last, char *err, size
     *last = 0;
     ts_options_init(&o);
     o.read_only = 1;
+    o.vfs = vfs;
     if ((rc = ts_open(dir, &o, &c, err, errlen)))
         return rc;
     ts_close(c);
-    rc = list_names(dir, "sst_", &ns);
+    rc = list_names(vfs, dir, "sst_", &ns);
     for (size_t i = 0; !rc && i < ns.n; i++) {
         unsigned long long v;
         if (sscanf(ns.v[i], "sst_%llu.sst", &v) == 1 && v > *last)
@@ -312,58 +322,146 @@ static int checkpoint_last_file(const char *dir, uint64_t *last, char *err, size
     return rc;
 }
 
-int snap_recover(ts_store *s, const char *root, size_t *n_seals, char *err, size_t errlen)
+static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const char *reason);
+
+/* For functions that go on past failures: the first failure's code and
+ * message are kept (returns first, or rc when first is 0). */
+static int note(int first, char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int note(int first, char *err, size_t errlen, int rc, const char *fmt, ...)
 {
+    va_list ap;
+    if (first)
+        return first;
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, char *err,
+                 size_t errlen)
+{
+    static const char *const tmps[] = {STATE_NAME ".tmp", JSON_NAME ".tmp"};
     names ns = {0};
-    char p[PATH_LEN];
+    char p[PATH_LEN], q[PATH_LEN], msg[512];
     plat_stat st;
-    int rc = 0;
+    int rc = 0, first = 0;
     *n_seals = 0;
-    if (V()->stat(V(), root, &st) == -ENOENT)
+    if (vfs->stat(vfs, root, &st) == -ENOENT)
         return 0;
-    if ((rc = list_names(root, ".", &ns)))
+    if ((rc = list_names(vfs, root, "", &ns)))
         return seterr(err, errlen, rc, "listing %s: %s", root, why(rc));
     for (size_t i = 0; i < ns.n; i++) {
         const char *e = ns.v[i];
-        if ((rc = join3(p, root, e, "")))
-            break;
+        if (join3(p, root, e, ""))
+            continue;
         if (!strcmp(e, SEAL_NEW) || !strncmp(e, DEL_PREFIX, strlen(DEL_PREFIX))) {
-            if ((rc = remove_dir(p))) {
-                seterr(err, errlen, rc, "removing %s: %s", p, why(rc));
-                break;
-            }
+            if ((rc = remove_dir(vfs, p)))
+                first = note(first, err, errlen, rc, "removing %s: %s", p, why(rc));
         } else if (!strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX))) {
             uint64_t last = 0;
-            char msg[512];
-            if ((rc = checkpoint_last_file(p, &last, msg, sizeof(msg)))) {
-                seterr(err, errlen, rc, "snapshot being sealed %s does not open: %s", p, msg);
-                break;
+            if (!snap_name_ok(e + strlen(SEAL_PREFIX), NULL))
+                continue;
+            if ((rc = checkpoint_last_file(vfs, p, &last, msg, sizeof(msg)))) {
+                /* Nothing is released for it: the store keeps what it has. */
+                first = note(first, err, errlen, rc, "snapshot being sealed %s does not open: %s; "
+                      "set aside as failed", p, msg);
+                set_aside(vfs, root, e, msg);
+                continue;
             }
             if ((rc = ts_release(s, last))) {
-                seterr(err, errlen, rc, "releasing %s from the store: %s", p, ts_errmsg(s));
-                break;
+                first = note(first, err, errlen, rc, "releasing %s from the store: %s", p,
+                      ts_errmsg(s));
+                continue;
             }
             (*n_seals)++;
+        } else if (snap_name_ok(e, NULL)) {
+            /* A STATE or MANIFEST.json write the power cut interrupted. */
+            for (size_t k = 0; k < sizeof(tmps) / sizeof(tmps[0]); k++)
+                if (!join3(q, root, e, tmps[k]))
+                    vfs->unlink(vfs, q);
         }
     }
     free(ns.v);
-    if (rc)
-        return rc;
     /* An upload that was running when the process died starts over. */
     snap_info *list = NULL;
     size_t n = 0;
-    if ((rc = snap_list(root, &list, &n, NULL)))
-        return seterr(err, errlen, rc, "listing %s: %s", root, why(rc));
-    for (size_t i = 0; i < n && !rc; i++)
+    if ((rc = snap_list(vfs, root, &list, &n, NULL)))
+        first = note(first, err, errlen, rc, "listing %s: %s", root, why(rc));
+    for (size_t i = 0; i < n; i++)
         if (list[i].state == SNAP_UPLOADING) {
             list[i].state = SNAP_SEALED;
-            if ((rc = snap_write_state(root, &list[i])))
-                seterr(err, errlen, rc, "%s/%s/STATE: %s", root, list[i].name, why(rc));
+            if ((rc = snap_write_state(vfs, root, &list[i])))
+                first = note(first, err, errlen, rc, "%s/%s/STATE: %s", root, list[i].name, why(rc));
         }
     free(list);
-    if (!rc && (rc = V()->dirsync(V(), root)))
-        seterr(err, errlen, rc, "fsync(%s): %s", root, why(rc));
+    if ((rc = vfs->dirsync(vfs, root)))
+        first = note(first, err, errlen, rc, "fsync(%s): %s", root, why(rc));
+    return first;
+}
+
+/* The first bytes of a small file, NUL-terminated (a MANIFEST.json's head
+ * holds its seq_range). */
+static int read_head(plat_vfs *vfs, const char *path, char *buf, size_t len)
+{
+    size_t got = 0;
+    int fd = -1, rc = vfs->open(vfs, path, PLAT_O_RDONLY, &fd);
+    if (!rc)
+        rc = vfs->pread(vfs, fd, buf, len - 1, 0, &got);
+    if (fd >= 0)
+        vfs->close(vfs, fd);
+    buf[rc ? 0 : got] = 0;
     return rc;
+}
+
+int snap_seq_floor(plat_vfs *vfs, const char *root, uint64_t *floor, char *err, size_t errlen)
+{
+    names ns = {0};
+    char p[PATH_LEN], head[4096], msg[512];
+    int rc;
+    *floor = 1;
+    if ((rc = list_names(vfs, root, "", &ns))) {
+        free(ns.v);
+        return rc == -ENOENT ? 0 : seterr(err, errlen, rc, "listing %s: %s", root, why(rc));
+    }
+    for (size_t i = 0; i < ns.n; i++) {
+        const char *e = ns.v[i], *name = e;
+        uint64_t seq = 0;
+        int sealing = !strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX));
+        if (sealing)
+            name = e + strlen(SEAL_PREFIX);
+        else if (!strncmp(e, DEL_PREFIX, strlen(DEL_PREFIX)))
+            name = e + strlen(DEL_PREFIX);
+        if (!snap_name_ok(name, &seq))
+            continue;
+        if (seq + 1 > *floor)
+            *floor = seq + 1;
+        if (sealing) {
+            ts_options o;
+            ts_store *c = NULL;
+            ts_stats st;
+            ts_options_init(&o);
+            o.read_only = 1;
+            o.vfs = vfs;
+            if (!join3(p, root, e, "") && ts_open(p, &o, &c, msg, sizeof(msg)) == 0) {
+                ts_get_stats(c, &st);
+                if (st.next_seq > *floor)
+                    *floor = st.next_seq;
+                ts_close(c);
+            }
+        } else if (name == e && !join3(p, root, e, JSON_NAME) &&
+                   read_head(vfs, p, head, sizeof(head)) == 0) {
+            unsigned long long lo, hi;
+            const char *r = strstr(head, "\"seq_range\": [");
+            if (r && sscanf(r, "\"seq_range\": [%llu, %llu]", &lo, &hi) == 2 && hi + 1 > *floor)
+                *floor = hi + 1;
+        }
+    }
+    free(ns.v);
+    return 0;
 }
 
 /* ---- finishing (worker thread) ------------------------------------------ */
@@ -515,7 +613,7 @@ static void hex(const uint8_t *d, size_t n, char *out)
 
 /* SHA-256 of the file at path into h and, when tar is given, its tar member
  * bytes (header, data, padding) into tar: one read pass for both. */
-static int hash_file(const char *path, hashed *h, mbedtls_sha256_context *tar, const char *dir,
+static int hash_file(plat_vfs *vfs, const char *path, hashed *h, mbedtls_sha256_context *tar, const char *dir,
                      int64_t mtime, uint8_t *buf, size_t buf_len)
 {
     mbedtls_sha256_context c;
@@ -525,7 +623,7 @@ static int hash_file(const char *path, hashed *h, mbedtls_sha256_context *tar, c
     int fd = -1, rc;
     mbedtls_sha256_init(&c);
     mbedtls_sha256_starts_ret(&c, 0);
-    if ((rc = V()->open(V(), path, PLAT_O_RDONLY, &fd)) || (rc = V()->fstat(V(), fd, &st)))
+    if ((rc = vfs->open(vfs, path, PLAT_O_RDONLY, &fd)) || (rc = vfs->fstat(vfs, fd, &st)))
         goto out;
     h->bytes = st.size;
     if (tar && (rc = tar_header(dir, h->name, st.size, mtime, hdr)))
@@ -534,7 +632,7 @@ static int hash_file(const char *path, hashed *h, mbedtls_sha256_context *tar, c
         mbedtls_sha256_update_ret(tar, hdr, sizeof(hdr));
     for (uint64_t off = 0; off < st.size;) {
         size_t want = st.size - off < buf_len ? (size_t)(st.size - off) : buf_len;
-        if ((rc = plat_read_exact(V(), fd, buf, want, off)))
+        if ((rc = plat_read_exact(vfs, fd, buf, want, off)))
             goto out;
         mbedtls_sha256_update_ret(&c, buf, want);
         if (tar)
@@ -547,7 +645,7 @@ static int hash_file(const char *path, hashed *h, mbedtls_sha256_context *tar, c
     hex(sum, sizeof(sum), h->sha);
 out:
     if (fd >= 0)
-        V()->close(V(), fd);
+        vfs->close(vfs, fd);
     mbedtls_sha256_free(&c);
     return rc;
 }
@@ -570,7 +668,7 @@ static void state_text(const snap_info *si, jbuf *b)
 }
 
 /* Finishes ROOT/.seal-NAME (see snap_finish_all). */
-static int finish_one(const char *root, const char *leaf, const char *device_id, char *err,
+static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const char *device_id, char *err,
                       size_t errlen)
 {
     char dir[PATH_LEN], p[PATH_LEN], dst[PATH_LEN], t0[32], t1[32];
@@ -595,6 +693,7 @@ static int finish_one(const char *root, const char *leaf, const char *device_id,
     }
     ts_options_init(&o);
     o.read_only = 1;
+    o.vfs = vfs;
     if ((rc = ts_open(dir, &o, &c, err, errlen)))
         goto out;
     if ((rc = ts_scan_prefix(c, NULL, 0, on_entry, &ss))) {
@@ -603,12 +702,8 @@ static int finish_one(const char *root, const char *leaf, const char *device_id,
     }
     ts_close(c);
     c = NULL;
-    if ((rc = list_names(dir, "sst_", &ns)))
+    if ((rc = list_names(vfs, dir, "sst_", &ns)))
         goto io;
-    if (ns.n + 2 > MAX_FILES) {
-        rc = seterr(err, errlen, -E2BIG, "%s: more than %d files", dir, MAX_FILES);
-        goto out;
-    }
     files = calloc(ns.n + 1, sizeof(*files));
     buf = malloc(1 << 20);
     if (!files || !buf) {
@@ -620,7 +715,7 @@ static int finish_one(const char *root, const char *leaf, const char *device_id,
     for (size_t i = 0; i <= ns.n; i++) {
         snprintf(files[i].name, sizeof(files[i].name), "%s", i < ns.n ? ns.v[i] : "MANIFEST");
         if ((rc = join3(p, dir, files[i].name, "")) ||
-            (rc = hash_file(p, &files[i], &tar, name, mtime, buf, 1 << 20)))
+            (rc = hash_file(vfs, p, &files[i], &tar, name, mtime, buf, 1 << 20)))
             goto io;
         n_files++;
     }
@@ -683,18 +778,18 @@ static int finish_one(const char *root, const char *leaf, const char *device_id,
         rc = seterr(err, errlen, -ENOMEM, "out of memory sealing %s", dir);
         goto out;
     }
-    if ((rc = put_file(dir, JSON_NAME, js.p, js.len, err, errlen)) ||
-        (rc = put_file(dir, STATE_NAME, sb.p, sb.len, err, errlen)))
+    if ((rc = put_file(vfs, dir, JSON_NAME, js.p, js.len, err, errlen)) ||
+        (rc = put_file(vfs, dir, STATE_NAME, sb.p, sb.len, err, errlen)))
         goto out;
-    if ((rc = V()->dirsync(V(), dir))) {
+    if ((rc = vfs->dirsync(vfs, dir))) {
         seterr(err, errlen, rc, "fsync(%s): %s", dir, why(rc));
         goto out;
     }
-    if ((rc = V()->rename(V(), dir, dst))) {
+    if ((rc = vfs->rename(vfs, dir, dst))) {
         seterr(err, errlen, rc, "rename(%s, %s): %s", dir, dst, why(rc));
         goto out;
     }
-    if ((rc = V()->dirsync(V(), root)))
+    if ((rc = vfs->dirsync(vfs, root)))
         seterr(err, errlen, rc, "fsync(%s): %s", root, why(rc));
     goto out;
 io:
@@ -711,24 +806,106 @@ out:
     return rc;
 }
 
-int snap_finish_all(const char *root, const char *device_id, size_t *n_done, char *err,
-                    size_t errlen)
+/* Errors another try may cure: the seal waits for the next pass. */
+static int transient(int rc)
+{
+    return rc == -ENOSPC || rc == -EIO || rc == -ENOMEM || rc == -EDQUOT || rc == -EAGAIN ||
+           rc == -EINTR || rc == -EMFILE || rc == -ENFILE || rc == -EBUSY;
+}
+
+/* Publishes ROOT/LEAF (a .seal-NAME) as NAME in state failed with reason:
+ * visible to snap_list and an operator, never uploaded, never blocking. */
+static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const char *reason)
+{
+    char dir[PATH_LEN], dst[PATH_LEN];
+    const char *name = leaf + strlen(SEAL_PREFIX);
+    snap_info si;
+    jbuf b = {0};
+    int rc;
+    memset(&si, 0, sizeof(si));
+    si.state = SNAP_FAILED;
+    si.created_ns = si.updated_ns = plat_now_ns();
+    snprintf(si.error, sizeof(si.error), "sealing failed: %s", reason);
+    for (char *c = si.error; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    if ((rc = join3(dir, root, leaf, "")) || (rc = join3(dst, root, name, "")))
+        return rc;
+    state_text(&si, &b);
+    rc = b.oom ? -ENOMEM : put_file(vfs, dir, STATE_NAME, b.p, b.len, NULL, 0);
+    free(b.p);
+    if (!rc)
+        rc = vfs->dirsync(vfs, dir);
+    if (!rc)
+        rc = vfs->rename(vfs, dir, dst);
+    if (!rc)
+        rc = vfs->dirsync(vfs, root);
+    return rc;
+}
+
+/* Records a transient failure in .seal-NAME/STATE (best effort: a full disk
+ * may refuse even that) and returns the attempts so far. */
+static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf, const char *msg)
+{
+    char dir[PATH_LEN], p[PATH_LEN];
+    char *text = NULL;
+    size_t len = 0;
+    snap_info si;
+    jbuf b = {0};
+    memset(&si, 0, sizeof(si));
+    if (join3(dir, root, leaf, "") || join3(p, root, leaf, STATE_NAME))
+        return FINISH_TRIES;
+    if (slurp(vfs, p, 64 << 10, &text, &len) == 0)
+        snap_parse_state(text, len, &si);
+    free(text);
+    si.state = SNAP_SEALED;
+    si.attempts++;
+    si.updated_ns = plat_now_ns();
+    snprintf(si.error, sizeof(si.error), "sealing: %s", msg);
+    for (char *c = si.error; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    state_text(&si, &b);
+    if (!b.oom && put_file(vfs, dir, STATE_NAME, b.p, b.len, NULL, 0) == 0)
+        vfs->dirsync(vfs, dir);
+    free(b.p);
+    return si.attempts;
+}
+
+int snap_finish_all(plat_vfs *vfs, const char *root, const char *device_id, size_t *n_done,
+                    size_t *n_failed, char *err, size_t errlen)
 {
     names ns;
-    int rc;
+    char msg[1024];
+    int rc, first = 0;
     *n_done = 0;
-    if ((rc = list_names(root, SEAL_PREFIX, &ns))) {
+    if (n_failed)
+        *n_failed = 0;
+    if ((rc = list_names(vfs, root, SEAL_PREFIX, &ns))) {
         free(ns.v);
         return rc == -ENOENT ? 0 : seterr(err, errlen, rc, "listing %s: %s", root, why(rc));
     }
-    for (size_t i = 0; i < ns.n && !rc; i++) {
-        if (!strcmp(ns.v[i], SEAL_NEW))
-            continue; /* the main thread is filling it */
-        if (!(rc = finish_one(root, ns.v[i], device_id, err, errlen)))
+    for (size_t i = 0; i < ns.n; i++) {
+        const char *leaf = ns.v[i];
+        if (!strcmp(leaf, SEAL_NEW) || !snap_name_ok(leaf + strlen(SEAL_PREFIX), NULL))
+            continue; /* .seal-new: the main thread is filling it */
+        msg[0] = 0;
+        if (!(rc = finish_one(vfs, root, leaf, device_id, msg, sizeof(msg)))) {
             (*n_done)++;
+            continue;
+        }
+        if (transient(rc) && count_attempt(vfs, root, leaf, msg) < FINISH_TRIES) {
+            first = note(first, err, errlen, rc, "%s (retried later)", msg);
+            continue;
+        }
+        int ar = set_aside(vfs, root, leaf, msg);
+        first = note(first, err, errlen, rc, "%s; %s", msg,
+                     ar ? "setting it aside failed too" : "set aside as failed");
+        if (!ar && n_failed)
+            (*n_failed)++;
     }
     free(ns.v);
-    return rc;
+    return first;
 }
 
 /* ---- state and listing --------------------------------------------------- */
@@ -755,7 +932,7 @@ int snap_parse_state(const char *text, size_t len, snap_info *si)
 #define KEY(k) (kl == strlen(k) && !memcmp(p, k, kl))
         if (KEY("state")) {
             int found = 0;
-            for (int s = 0; s < 4; s++)
+            for (int s = SNAP_SEALED; s <= SNAP_FAILED; s++) /* "sealing" is never stored */
                 if (!strcmp(val, snap_state_name((snap_state)s))) {
                     si->state = (snap_state)s;
                     found = 1;
@@ -783,7 +960,7 @@ int snap_parse_state(const char *text, size_t len, snap_info *si)
     return 0;
 }
 
-int snap_read(const char *root, const char *name, snap_info *out)
+int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out)
 {
     char dir[PATH_LEN], p[PATH_LEN];
     char *text = NULL;
@@ -795,11 +972,11 @@ int snap_read(const char *root, const char *name, snap_info *out)
     snprintf(out->name, sizeof(out->name), "%s", name);
     if ((rc = join3(dir, root, name, "")) || (rc = join3(p, root, name, STATE_NAME)))
         return rc;
-    if ((rc = slurp(p, 64 << 10, &text, &len)))
+    if ((rc = slurp(vfs, p, 64 << 10, &text, &len)))
         return rc;
     rc = snap_parse_state(text, len, out);
     free(text);
-    out->disk_bytes = dir_bytes(dir);
+    out->disk_bytes = dir_bytes(vfs, dir);
     return rc;
 }
 
@@ -809,7 +986,7 @@ static int cmp_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int snap_list(const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes)
+int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes)
 {
     names ns;
     snap_info *v = NULL;
@@ -819,7 +996,7 @@ int snap_list(const char *root, snap_info **out, size_t *n, uint64_t *pending_by
     *n = 0;
     if (pending_bytes)
         *pending_bytes = 0;
-    rc = list_names(root, "", &ns);
+    rc = list_names(vfs, root, "", &ns);
     if (rc == -ENOENT) {
         rc = 0;
         goto out;
@@ -832,14 +1009,33 @@ int snap_list(const char *root, snap_info **out, size_t *n, uint64_t *pending_by
     }
     for (size_t i = 0; i < ns.n; i++) {
         uint64_t seq;
+        const char *sealing = NULL;
+        if (!strncmp(ns.v[i], SEAL_PREFIX, strlen(SEAL_PREFIX)) &&
+            snap_name_ok(ns.v[i] + strlen(SEAL_PREFIX), &seq))
+            sealing = ns.v[i] + strlen(SEAL_PREFIX);
+        if (sealing) {
+            /* Waiting for its hashes; STATE, if any, tells a failed try. */
+            snap_info *si = &v[(*n)++];
+            char *text = NULL;
+            size_t len = 0;
+            if (!join3(p, root, ns.v[i], STATE_NAME) && slurp(vfs, p, 64 << 10, &text, &len) == 0)
+                snap_parse_state(text, len, si);
+            free(text);
+            snprintf(si->name, sizeof(si->name), "%s", sealing);
+            si->seq = seq;
+            si->state = SNAP_SEALING;
+            if (!join3(p, root, ns.v[i], ""))
+                si->disk_bytes = dir_bytes(vfs, p);
+            continue;
+        }
         if (ns.v[i][0] == '.') {
             if (pending_bytes && !join3(p, root, ns.v[i], ""))
-                *pending_bytes += dir_bytes(p);
+                *pending_bytes += dir_bytes(vfs, p);
             continue;
         }
         if (!parse_name(ns.v[i], &seq))
             continue;
-        int r = snap_read(root, ns.v[i], &v[*n]);
+        int r = snap_read(vfs, root, ns.v[i], &v[*n]);
         if (r == -ENOENT)
             continue; /* not a snapshot (no STATE) */
         if (r) {
@@ -858,7 +1054,7 @@ out:
     return rc;
 }
 
-int snap_write_state(const char *root, const snap_info *si)
+int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si)
 {
     char dir[PATH_LEN];
     jbuf b = {0};
@@ -875,25 +1071,51 @@ int snap_write_state(const char *root, const snap_info *si)
         free(b.p);
         return -ENOMEM;
     }
-    rc = put_file(dir, STATE_NAME, b.p, b.len, NULL, 0);
+    rc = put_file(vfs, dir, STATE_NAME, b.p, b.len, NULL, 0);
     if (!rc)
-        rc = V()->dirsync(V(), dir);
+        rc = vfs->dirsync(vfs, dir);
     free(b.p);
     return rc;
 }
 
-int snap_delete(const char *root, const char *name)
+int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si)
+{
+    char dir[PATH_LEN], json[PATH_LEN], seal[PATH_LEN], leaf[SNAP_NAME_MAX + 8];
+    plat_stat st;
+    int rc;
+    if ((rc = snap_read(vfs, root, name, si)))
+        return rc;
+    if (si->state != SNAP_FAILED)
+        return -EINVAL;
+    snprintf(leaf, sizeof(leaf), SEAL_PREFIX "%s", name);
+    if ((rc = join3(dir, root, name, "")) || (rc = join3(json, root, name, JSON_NAME)) ||
+        (rc = join3(seal, root, leaf, "")))
+        return rc;
+    if (vfs->stat(vfs, json, &st) == -ENOENT) {
+        /* Set aside before it was finished: hand it back to the finisher. */
+        si->state = SNAP_SEALING;
+        if ((rc = vfs->rename(vfs, dir, seal)))
+            return rc;
+        return vfs->dirsync(vfs, root);
+    }
+    si->state = SNAP_SEALED;
+    si->attempts = 0;
+    si->error[0] = 0;
+    return snap_write_state(vfs, root, si);
+}
+
+int snap_delete(plat_vfs *vfs, const char *root, const char *name)
 {
     char dir[PATH_LEN], del[PATH_LEN], leaf[SNAP_NAME_MAX + 8];
     int rc;
     snprintf(leaf, sizeof(leaf), DEL_PREFIX "%s", name);
     if ((rc = join3(dir, root, name, "")) || (rc = join3(del, root, leaf, "")))
         return rc;
-    if ((rc = V()->rename(V(), dir, del)) || (rc = V()->dirsync(V(), root)))
+    if ((rc = vfs->rename(vfs, dir, del)) || (rc = vfs->dirsync(vfs, root)))
         return rc;
-    if ((rc = remove_dir(del)))
+    if ((rc = remove_dir(vfs, del)))
         return rc;
-    return V()->dirsync(V(), root);
+    return vfs->dirsync(vfs, root);
 }
 
 int64_t snap_tar_mtime(const snap_info *si)
@@ -931,7 +1153,7 @@ typedef struct manifest_file {
 } manifest_file;
 
 /* The "files" of NAME/MANIFEST.json (*out malloc'ed). */
-static int read_json_files(const char *root, const char *name, manifest_file **out, size_t *n,
+static int read_json_files(plat_vfs *vfs, const char *root, const char *name, manifest_file **out, size_t *n,
                            uint64_t *json_len)
 {
     char p[PATH_LEN];
@@ -941,7 +1163,7 @@ static int read_json_files(const char *root, const char *name, manifest_file **o
     int rc;
     *out = NULL;
     *n = 0;
-    if ((rc = join3(p, root, name, JSON_NAME)) || (rc = slurp(p, 16 << 20, &text, &len)))
+    if ((rc = join3(p, root, name, JSON_NAME)) || (rc = slurp(vfs, p, JSON_MAX, &text, &len)))
         return rc;
     *json_len = len;
     for (char *line = text; line && *line;) {
@@ -950,9 +1172,9 @@ static int read_json_files(const char *root, const char *name, manifest_file **o
         if (snap_parse_file_line(line, f.name, sizeof(f.name), &f.bytes, f.sha)) {
             if (*n == cap) {
                 cap = cap ? 2 * cap : 16;
-                manifest_file *q = cap <= MAX_FILES ? realloc(v, cap * sizeof(*v)) : NULL;
+                manifest_file *q = realloc(v, cap * sizeof(*v));
                 if (!q) {
-                    rc = cap > MAX_FILES ? TS_ECORRUPT : -ENOMEM;
+                    rc = -ENOMEM;
                     break;
                 }
                 v = q;
@@ -973,12 +1195,12 @@ static int read_json_files(const char *root, const char *name, manifest_file **o
     return 0;
 }
 
-int snap_members(const char *root, const char *name, tar_member **m, size_t *n)
+int snap_members(plat_vfs *vfs, const char *root, const char *name, tar_member **m, size_t *n)
 {
     manifest_file *files = NULL;
     size_t nf = 0;
     uint64_t json_len = 0;
-    int rc = read_json_files(root, name, &files, &nf, &json_len);
+    int rc = read_json_files(vfs, root, name, &files, &nf, &json_len);
     *m = NULL;
     *n = 0;
     if (rc)
@@ -1007,7 +1229,7 @@ int snap_members(const char *root, const char *name, tar_member **m, size_t *n)
     return 0;
 }
 
-int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx, uint64_t *n_bad)
+int snap_verify(plat_vfs *vfs, const char *root, const char *name, snap_verify_fn fn, void *ctx, uint64_t *n_bad)
 {
     manifest_file *files = NULL;
     size_t nf = 0;
@@ -1016,7 +1238,7 @@ int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx
     char p[PATH_LEN], msg[PATH_LEN + 512];
     int rc;
     *n_bad = 0;
-    if ((rc = read_json_files(root, name, &files, &nf, &json_len))) {
+    if ((rc = read_json_files(vfs, root, name, &files, &nf, &json_len))) {
         if (rc == TS_ECORRUPT && fn) {
             snprintf(msg, sizeof(msg), "%s/%s/%s: no file list", root, name, JSON_NAME);
             fn(ctx, msg);
@@ -1033,7 +1255,7 @@ int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx
         snprintf(h.name, sizeof(h.name), "%s", files[i].name);
         if ((rc = join3(p, root, name, files[i].name)))
             goto out;
-        int r = hash_file(p, &h, NULL, name, 0, buf, 1 << 20);
+        int r = hash_file(vfs, p, &h, NULL, name, 0, buf, 1 << 20);
         if (r)
             snprintf(msg, sizeof(msg), "%s: %s", p, why(r));
         else if (h.bytes != files[i].bytes)

@@ -21,7 +21,14 @@
  * (tar.h) that carries the snapshot, computed once at seal time.
  *
  * Every function returns 0 or a negative -errno / TS_E* code and, where it
- * takes err, a message naming the file and the failing call.
+ * takes err, a message naming the file and the failing call. Every file call
+ * goes through the vfs given (borrowed for the call; plat_vfs_default() in
+ * production, the fault vfs in the power-cut tests).
+ *
+ * A snapshot that cannot be finished or recovered (its checkpoint is
+ * damaged) is set aside: published under NAME with state "failed" and the
+ * reason in STATE, shown by snap_list, never uploaded, and never in the
+ * way of the others.
  */
 #ifndef EMBEDDB_AGENT_SNAPSHOT_H
 #define EMBEDDB_AGENT_SNAPSHOT_H
@@ -41,7 +48,10 @@ typedef enum snap_state {
     SNAP_SEALED = 0,    /* waiting for (another) upload attempt */
     SNAP_UPLOADING = 1, /* an attempt is in progress (sealed after a restart) */
     SNAP_UPLOADED = 2,  /* the server confirmed it (2xx) */
-    SNAP_FAILED = 3,    /* refused with a 4xx; left for an operator */
+    SNAP_FAILED = 3,    /* refused with a 4xx, or could not be finished;
+                           left for an operator */
+    SNAP_SEALING = 4,   /* listing only: a .seal-NAME waiting to be
+                           finished (hashes, MANIFEST.json); never in STATE */
 } snap_state;
 
 const char *snap_state_name(snap_state st);
@@ -64,6 +74,12 @@ typedef struct snap_info {
  * '.' (it becomes part of directory and object names). */
 int snap_device_id_ok(const char *id);
 
+/* 1 when name is exactly a snapshot name: a device id (snap_device_id_ok),
+ * '-', 20 digits; *seq (optional) gets the number. Anything else -- "..",
+ * slashes, another suffix -- is refused, so a name from a command line can
+ * never reach outside ROOT. */
+int snap_name_ok(const char *name, uint64_t *seq);
+
 /* ROOT for a store directory into out. */
 int snap_root(const char *store_dir, char *out, size_t len);
 
@@ -74,42 +90,69 @@ int snap_root(const char *store_dir, char *out, size_t len);
  * snap_finish completes it. TS_ENOTFOUND when the store holds nothing.
  * *info describes what moved. name receives NAME.
  */
-int snap_begin(ts_store *s, const char *root, const char *device_id, char *name, size_t name_len,
-               ts_checkpoint_info *info, char *err, size_t errlen);
+int snap_begin(plat_vfs *vfs, ts_store *s, const char *root, const char *device_id, char *name,
+               size_t name_len, ts_checkpoint_info *info, char *err, size_t errlen);
 
 /*
  * Startup, before anything else touches ROOT: removes .seal-new and the
- * leftovers of deletions, releases from s whatever a committed .seal-NAME
- * holds (a crash may have come before the release), and turns "uploading"
- * back into "sealed" (the attempt died with the process). *n_seals gets the
- * number of .seal-NAME directories waiting for snap_finish.
+ * leftovers of deletions and of interrupted STATE writes, releases from s
+ * whatever a committed .seal-NAME holds (a crash may have come before the
+ * release), and turns "uploading" back into "sealed" (the attempt died with
+ * the process). A .seal-NAME whose checkpoint does not open is set aside as
+ * failed (nothing is released for it). It goes on past every problem; the
+ * return value and err are the first one's. *n_seals gets the number of
+ * .seal-NAME directories waiting for snap_finish_all.
  */
-int snap_recover(ts_store *s, const char *root, size_t *n_seals, char *err, size_t errlen);
+int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, char *err,
+                 size_t errlen);
+
+/*
+ * One above the highest sequence number any snapshot in ROOT holds (1 when
+ * there is none), from MANIFEST.json's seq_range, a .seal-NAME's checkpoint
+ * and every name's own number. The store must never hand these out again
+ * (ts_raise_seq): snapshot names and the agent's keys stay unique even if
+ * the store's own count were wrong.
+ */
+int snap_seq_floor(plat_vfs *vfs, const char *root, uint64_t *floor, char *err, size_t errlen);
 
 /*
  * Finishes every .seal-NAME: hashes its files (one read pass, which also
  * yields the tar stream's SHA-256), writes MANIFEST.json and STATE, syncs,
  * and renames it to NAME. Reads and writes only ROOT, so it may run on
- * another thread than the store's. *n_done counts the snapshots finished.
+ * another thread than the store's. One that fails is passed over, never in
+ * the way of the next: a damaged checkpoint (TS_ECORRUPT and other errors
+ * that another try cannot cure) is set aside as failed at once; I/O errors,
+ * ENOSPC and ENOMEM leave it for the next call. *n_done counts the
+ * snapshots finished, *n_failed (optional) those set aside; the return
+ * value and err are the first failure's.
  */
-int snap_finish_all(const char *root, const char *device_id, size_t *n_done, char *err,
-                    size_t errlen);
+int snap_finish_all(plat_vfs *vfs, const char *root, const char *device_id, size_t *n_done,
+                    size_t *n_failed, char *err, size_t errlen);
 
-/* Sealed snapshots in ROOT, oldest first (*out malloc'ed, caller frees).
- * *pending_bytes (optional) gets the bytes in .seal-* directories. */
-int snap_list(const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes);
-/* One snapshot's STATE and sizes. -ENOENT when it does not exist. */
-int snap_read(const char *root, const char *name, snap_info *out);
+/* The snapshots in ROOT, oldest first (*out malloc'ed, caller frees): every
+ * NAME, and every .seal-NAME as SNAP_SEALING. *pending_bytes (optional)
+ * gets the bytes in other dot-directories (.seal-new, .del-*). */
+int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes);
+/* One snapshot's STATE and sizes. -ENOENT when it does not exist or name is
+ * not a snapshot name (snap_name_ok). */
+int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out);
 /* Rewrites NAME/STATE from si (atomically: temp, fsync, rename, dirsync). */
-int snap_write_state(const char *root, const snap_info *si);
+int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si);
+
+/* Hands a failed snapshot back: an uploaded-but-refused one becomes sealed
+ * (attempts and error cleared) for the uploader; one set aside before it
+ * was finished goes back to .seal-NAME for snap_finish_all. *si gets its
+ * state before (and si->state after) the change. -ENOENT when there is no
+ * such snapshot, -EINVAL when it is not failed. */
+int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si);
 
 /* Removes NAME and its files (renamed to .del-NAME first, so a crash never
  * leaves a half-deleted snapshot that looks whole). */
-int snap_delete(const char *root, const char *name);
+int snap_delete(plat_vfs *vfs, const char *root, const char *name);
 
 /* The files of NAME as tar members, in upload order (SSTs, MANIFEST,
  * MANIFEST.json). *m and *paths are malloc'ed together: free(*m). */
-int snap_members(const char *root, const char *name, tar_member **m, size_t *n);
+int snap_members(plat_vfs *vfs, const char *root, const char *name, tar_member **m, size_t *n);
 /* mtime the tar headers carry: the snapshot's creation second. */
 int64_t snap_tar_mtime(const snap_info *si);
 
@@ -117,7 +160,7 @@ int64_t snap_tar_mtime(const snap_info *si);
 typedef void (*snap_verify_fn)(void *ctx, const char *msg);
 /* Re-hashes NAME's files against MANIFEST.json. 0 when all match,
  * TS_ECORRUPT (with *n_bad) when not, another code when it cannot read. */
-int snap_verify(const char *root, const char *name, snap_verify_fn fn, void *ctx,
+int snap_verify(plat_vfs *vfs, const char *root, const char *name, snap_verify_fn fn, void *ctx,
                 uint64_t *n_bad);
 
 /* Parses one "files" line of MANIFEST.json; exposed for the fuzzer. 1 when

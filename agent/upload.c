@@ -29,6 +29,7 @@
 
 struct uploader {
     /* immutable after upload_new */
+    plat_vfs *vfs;            /* every snapshot file call goes through it */
     char *root, *device_id;
     int enabled;
     int mode, virtual_host, insecure, port;
@@ -97,6 +98,7 @@ uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&u->cv, &ca);
     pthread_condattr_destroy(&ca);
+    u->vfs = plat_vfs_default();
     u->root = dup_or_null(root, &oom);
     u->device_id = dup_or_null(cfg->device_id, &oom);
     u->enabled = cfg->upload.enabled;
@@ -165,7 +167,7 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
     tar_stream *tar = NULL;
     http_response rsp;
     int rc;
-    if ((rc = snap_members(u->root, si->name, &m, &n))) {
+    if ((rc = snap_members(u->vfs, u->root, si->name, &m, &n))) {
         snprintf(msg, msglen, "%s: cannot read its MANIFEST.json: %s", si->name, ts_strerror(rc));
         rc = -EBADMSG;
         goto out;
@@ -177,7 +179,7 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
         rc = -EBADMSG;
         goto out;
     }
-    if (!(tar = tar_stream_new(plat_vfs_default(), si->name, m, n, snap_tar_mtime(si)))) {
+    if (!(tar = tar_stream_new(u->vfs, si->name, m, n, snap_tar_mtime(si)))) {
         snprintf(msg, msglen, "out of memory");
         rc = -ENOMEM;
         goto out;
@@ -323,7 +325,7 @@ static void settle(uploader *u, snap_info *si, int rc, const char *msg, uint64_t
         snprintf(u->c.last_error, sizeof(u->c.last_error), "%.255s", msg);
     if (!u->cancelled) {
         si->updated_ns = plat_now_ns();
-        int w = snap_write_state(u->root, si);
+        int w = snap_write_state(u->vfs, u->root, si);
         if (w)
             agent_log(LOG_LEVEL_ERROR, "upload: writing %s/%s/STATE: %s", u->root, si->name,
                       ts_strerror(w));
@@ -340,7 +342,7 @@ static int next_candidate(uploader *u, snap_info *out)
     snap_info *v = NULL;
     size_t n = 0;
     int found = -1;
-    if (snap_list(u->root, &v, &n, NULL) == 0)
+    if (snap_list(u->vfs, u->root, &v, &n, NULL) == 0)
         for (size_t i = 0; i < n && found; i++)
             if (v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) {
                 *out = v[i];
@@ -360,7 +362,7 @@ static void upload_one(uploader *u, snap_info *si)
     si->state = SNAP_UPLOADING;
     si->attempts++;
     si->updated_ns = plat_now_ns();
-    int w = snap_write_state(u->root, si);
+    int w = snap_write_state(u->vfs, u->root, si);
     pthread_mutex_unlock(&u->mu);
     if (w) {
         snprintf(msg, sizeof(msg), "%s: writing STATE: %s", si->name, ts_strerror(w));
@@ -378,18 +380,19 @@ static void *run(void *arg)
     log_limit seal_lim = {0};
     for (;;) {
         char err[1024];
-        size_t done = 0;
+        size_t done = 0, failed = 0;
         pthread_mutex_lock(&u->mu);
         int stop = u->stop;
         pthread_mutex_unlock(&u->mu);
         if (stop)
             break;
-        if (snap_finish_all(u->root, u->device_id, &done, err, sizeof(err)))
+        if (snap_finish_all(u->vfs, u->root, u->device_id, &done, &failed, err, sizeof(err)))
             agent_log_limited(&seal_lim, 3, 60000, LOG_LEVEL_ERROR,
                               "snapshot: finishing a seal failed (retried): %s", err);
-        if (done) {
+        if (done || failed) {
             pthread_mutex_lock(&u->mu);
             u->c.sealed += done;
+            u->c.seal_failures += failed;
             pthread_mutex_unlock(&u->mu);
         }
         uint64_t until = 0;

@@ -29,6 +29,7 @@ typedef struct uploader uploader;
 
 typedef struct upload_counters {
     uint64_t sealed;          /* snapshots the worker finished sealing */
+    uint64_t seal_failures;   /* seals set aside as failed (damaged) */
     uint64_t uploaded;        /* confirmed by the server */
     uint64_t failed;          /* refused (4xx) */
     uint64_t retries;         /* attempts that will be retried */

@@ -95,8 +95,8 @@ static int seal_now(const char *dir, const char *device_id)
         return cli_store_exit(rc);
     }
     if ((rc = snap_root(dir, root, sizeof(root))) ||
-        (rc = snap_recover(s, root, &n, err, sizeof(err))) ||
-        (rc = snap_begin(s, root, device_id, name, sizeof(name), &info, err, sizeof(err)))) {
+        (rc = snap_recover(plat_vfs_default(), s, root, &n, err, sizeof(err))) ||
+        (rc = snap_begin(plat_vfs_default(), s, root, device_id, name, sizeof(name), &info, err, sizeof(err)))) {
         if (rc == TS_ENOTFOUND) {
             printf("nothing to snapshot: %s holds no tensors\n", dir);
             ec = CLI_EXIT_OK;
@@ -105,7 +105,7 @@ static int seal_now(const char *dir, const char *device_id)
         }
         goto out;
     }
-    if ((rc = snap_finish_all(root, device_id, &n, err, sizeof(err)))) {
+    if ((rc = snap_finish_all(plat_vfs_default(), root, device_id, &n, NULL, err, sizeof(err)))) {
         fprintf(stderr, "embeddb: snapshot: sealing %s: %s (the data is safe; the agent "
                         "or the next `embeddb snapshot` finishes it)\n", name, err);
         goto out;
@@ -125,7 +125,7 @@ static int list(const char *dir)
     size_t n = 0;
     uint64_t pending = 0;
     int rc;
-    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_list(root, &v, &n, &pending))) {
+    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_list(plat_vfs_default(), root, &v, &n, &pending))) {
         fprintf(stderr, "embeddb: snapshot ls: %s: %s\n", root, cli_store_strerror(rc));
         return CLI_EXIT_STORE;
     }
@@ -157,12 +157,12 @@ static int verify(const char *dir, const char *name)
     uint64_t bad = 0;
     snap_info si;
     int rc;
-    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_read(root, name, &si))) {
+    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_read(plat_vfs_default(), root, name, &si))) {
         fprintf(stderr, "embeddb: snapshot verify: %s/%s: %s\n", root, name,
                 rc == -ENOENT ? "no such snapshot" : cli_store_strerror(rc));
         return rc == -ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_STORE;
     }
-    rc = snap_verify(root, name, print_bad, NULL, &bad);
+    rc = snap_verify(plat_vfs_default(), root, name, print_bad, NULL, &bad);
     if (rc == 0) {
         printf("ok: %s: every file matches MANIFEST.json\n", name);
         return CLI_EXIT_OK;
@@ -180,24 +180,20 @@ static int retry(const char *dir, const char *name)
     char root[4096];
     snap_info si;
     int rc;
-    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_read(root, name, &si))) {
-        fprintf(stderr, "embeddb: snapshot retry: %s/%s: %s\n", root, name,
-                rc == -ENOENT ? "no such snapshot" : cli_store_strerror(rc));
-        return rc == -ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_STORE;
+    if ((rc = snap_root(dir, root, sizeof(root))) ||
+        (rc = snap_retry(plat_vfs_default(), root, name, &si))) {
+        if (rc == -EINVAL)
+            fprintf(stderr, "embeddb: snapshot retry: %s is %s, not failed\n", name,
+                    snap_state_name(si.state));
+        else
+            fprintf(stderr, "embeddb: snapshot retry: %s/%s: %s\n", root, name,
+                    rc == -ENOENT ? "no such snapshot" : cli_store_strerror(rc));
+        return rc == -ENOENT ? CLI_EXIT_NOTFOUND : rc == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
     }
-    if (si.state != SNAP_FAILED) {
-        fprintf(stderr, "embeddb: snapshot retry: %s is %s, not failed\n", name,
-                snap_state_name(si.state));
-        return CLI_EXIT_USAGE;
-    }
-    si.state = SNAP_SEALED;
-    si.attempts = 0;
-    si.error[0] = 0;
-    if ((rc = snap_write_state(root, &si))) {
-        fprintf(stderr, "embeddb: snapshot retry: %s: %s\n", name, cli_store_strerror(rc));
-        return CLI_EXIT_STORE;
-    }
-    printf("%s: sealed again; the agent uploads it on its next pass\n", name);
+    if (si.state == SNAP_SEALING)
+        printf("%s: handed back to be sealed again; the agent finishes and uploads it\n", name);
+    else
+        printf("%s: sealed again; the agent uploads it on its next pass\n", name);
     return CLI_EXIT_OK;
 }
 

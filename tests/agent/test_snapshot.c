@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#define V plat_vfs_default()
+
 #include <mbedtls/sha256.h>
 
 typedef struct fx {
@@ -63,8 +65,8 @@ static void seal(fx *f, char *name, size_t len)
     char err[1024];
     ts_checkpoint_info info;
     size_t done = 0;
-    assert_int_equal(snap_begin(f->s, f->root, "dev-1", name, len, &info, err, sizeof(err)), 0);
-    assert_int_equal(snap_finish_all(f->root, "dev-1", &done, err, sizeof(err)), 0);
+    assert_int_equal(snap_begin(V, f->s, f->root, "dev-1", name, len, &info, err, sizeof(err)), 0);
+    assert_int_equal(snap_finish_all(V, f->root, "dev-1", &done, NULL, err, sizeof(err)), 0);
     assert_int_equal(done, 1);
 }
 
@@ -109,7 +111,7 @@ static void test_seal_moves_every_tensor_into_a_read_only_store(void **state)
         assert_true(tu_check(c, k, 300, (float)k));
     ts_close(c);
     snap_info si;
-    assert_int_equal(snap_read(f->root, name, &si), 0);
+    assert_int_equal(snap_read(V, f->root, name, &si), 0);
     assert_int_equal(si.state, SNAP_SEALED);
     assert_int_equal(si.tensors, 8);
     assert_int_equal(si.seq, 1);
@@ -126,11 +128,11 @@ static void test_seal_moves_every_tensor_into_a_read_only_store(void **state)
     assert_non_null(strstr(buf, "\"device_id\": \"dev-1\""));
     assert_non_null(strstr(buf, "\"seq_range\": [1, 8]"));
     uint64_t bad = 9;
-    assert_int_equal(snap_verify(f->root, name, NULL, NULL, &bad), 0);
+    assert_int_equal(snap_verify(V, f->root, name, NULL, NULL, &bad), 0);
     assert_int_equal(bad, 0);
     /* Nothing left: a second seal finds nothing to do. */
     ts_checkpoint_info info;
-    assert_int_equal(snap_begin(f->s, f->root, "dev-1", name, sizeof(name), &info, err,
+    assert_int_equal(snap_begin(V, f->s, f->root, "dev-1", name, sizeof(name), &info, err,
                                 sizeof(err)),
                      TS_ENOTFOUND);
 }
@@ -152,7 +154,7 @@ static void test_verify_names_a_damaged_file(void **state)
     snprintf(dir, sizeof(dir), "%s/%s", f->root, name);
     char *sst = tu_path(dir, "sst_000000.sst");
     tu_flip(sst, 200);
-    assert_int_equal(snap_verify(f->root, name, count_bad, &seen, &bad), TS_ECORRUPT);
+    assert_int_equal(snap_verify(V, f->root, name, count_bad, &seen, &bad), TS_ECORRUPT);
     assert_int_equal(bad, 1);
     assert_int_equal(seen, 1);
 }
@@ -175,16 +177,16 @@ static void test_recover_releases_a_committed_seal_and_drops_a_half_made_one(voi
     assert_int_equal(ts_checkpoint(f->s, tmp, &info), 0);
     snprintf(leftover, sizeof(leftover), "%s", tmp);
     assert_true(tu_check(f->s, 1, 300, 1));
-    assert_int_equal(snap_recover(f->s, f->root, &n_seals, err, sizeof(err)), 0);
+    assert_int_equal(snap_recover(V, f->s, f->root, &n_seals, err, sizeof(err)), 0);
     assert_int_equal(n_seals, 1);
     assert_false(tu_exists(leftover));
     assert_false(tu_check(f->s, 1, 300, 1));  /* released: lives in the seal */
     assert_true(tu_check(f->s, 10, 300, 10)); /* never committed: still here */
-    assert_int_equal(snap_finish_all(f->root, "dev-1", &done, err, sizeof(err)), 0);
+    assert_int_equal(snap_finish_all(V, f->root, "dev-1", &done, NULL, err, sizeof(err)), 0);
     assert_int_equal(done, 1);
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].tensors, 3);
     free(v);
@@ -198,13 +200,13 @@ static void test_recover_turns_uploading_back_into_sealed(void **state)
     snap_info si;
     fill(f, 1, 2, "t");
     seal(f, name, sizeof(name));
-    assert_int_equal(snap_read(f->root, name, &si), 0);
+    assert_int_equal(snap_read(V, f->root, name, &si), 0);
     si.state = SNAP_UPLOADING;
     si.attempts = 3;
     snprintf(si.error, sizeof(si.error), "line one\nline two");
-    assert_int_equal(snap_write_state(f->root, &si), 0);
-    assert_int_equal(snap_recover(f->s, f->root, &n_seals, err, sizeof(err)), 0);
-    assert_int_equal(snap_read(f->root, name, &si), 0);
+    assert_int_equal(snap_write_state(V, f->root, &si), 0);
+    assert_int_equal(snap_recover(V, f->s, f->root, &n_seals, err, sizeof(err)), 0);
+    assert_int_equal(snap_read(V, f->root, name, &si), 0);
     assert_int_equal(si.state, SNAP_SEALED);
     assert_int_equal(si.attempts, 3);
     assert_string_equal(si.error, "line one line two");
@@ -220,16 +222,16 @@ static void test_list_is_oldest_first_and_delete_removes(void **state)
     seal(f, b, sizeof(b));
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].name, a);
     assert_string_equal(v[1].name, b);
     assert_true(v[0].disk_bytes > 2 * 300 * 4);
     free(v);
-    assert_int_equal(snap_delete(f->root, a), 0);
+    assert_int_equal(snap_delete(V, f->root, a), 0);
     snprintf(dir, sizeof(dir), "%s/%s", f->root, a);
     assert_false(tu_exists(dir));
-    assert_int_equal(snap_list(f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
     assert_int_equal(n, 1);
     assert_string_equal(v[0].name, b);
     free(v);
@@ -248,8 +250,8 @@ static void test_tar_stream_has_the_length_and_sha256_fixed_at_seal(void **state
     snap_info si;
     fill(f, 1, 7, "t");
     seal(f, name, sizeof(name));
-    assert_int_equal(snap_read(f->root, name, &si), 0);
-    assert_int_equal(snap_members(f->root, name, &m, &n), 0);
+    assert_int_equal(snap_read(V, f->root, name, &si), 0);
+    assert_int_equal(snap_members(V, f->root, name, &m, &n), 0);
     assert_int_equal(n, 3); /* sst, MANIFEST, MANIFEST.json */
     assert_string_equal(m[n - 1].name, "MANIFEST.json");
     assert_int_equal(tar_stream_len(m, n), si.tar_bytes);
@@ -352,6 +354,207 @@ static void test_device_ids_that_cannot_name_files_are_refused(void **state)
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = 0;
     assert_false(snap_device_id_ok(big));
+}
+
+static void test_snapshot_names_must_match_exactly(void **state)
+{
+    (void)state;
+    uint64_t seq = 0;
+    assert_true(snap_name_ok("dev-1-00000000000000000042", &seq));
+    assert_int_equal(seq, 42);
+    assert_true(snap_name_ok("a-18446744073709551615", &seq)); /* UINT64_MAX fits */
+    assert_int_equal(seq, UINT64_MAX);
+    assert_false(snap_name_ok("a-18446744073709551616", &seq)); /* one past: refused */
+    assert_false(snap_name_ok("dev-1-0000000000000000042", NULL));   /* 19 digits */
+    assert_false(snap_name_ok("dev-1-000000000000000000042", NULL)); /* 21 digits */
+    assert_false(snap_name_ok("dev-1/../../../evil-00000000000000000001", NULL));
+    assert_false(snap_name_ok("../evil-00000000000000000001", NULL));
+    assert_false(snap_name_ok(".seal-dev-00000000000000000001", NULL));
+    assert_false(snap_name_ok("-00000000000000000001", NULL));
+    assert_false(snap_name_ok("dev-0000000000000000000x", NULL));
+    char big[120];
+    memset(big, 'a', 64);
+    snprintf(big + 64, sizeof(big) - 64, "-00000000000000000001");
+    assert_true(snap_name_ok(big, NULL)); /* a 64-byte device id */
+    memset(big, 'a', 65);
+    snprintf(big + 65, sizeof(big) - 65, "-00000000000000000001");
+    assert_false(snap_name_ok(big, NULL)); /* 65 */
+}
+
+/* A retry by name never reaches outside ROOT. */
+static void test_retry_refuses_a_name_outside_the_pattern(void **state)
+{
+    fx *f = *state;
+    char name[SNAP_NAME_MAX];
+    snap_info si;
+    fill(f, 1, 2, "t");
+    seal(f, name, sizeof(name));
+    assert_int_equal(snap_retry(V, f->root, "dev-1/../dev-1-00000000000000000001", &si), -ENOENT);
+    assert_int_equal(snap_retry(V, f->root, name, &si), -EINVAL); /* sealed, not failed */
+    assert_int_equal(snap_read(V, f->root, "../store", &si), -ENOENT);
+}
+
+static int no_sync(plat_vfs *self, int fd)
+{
+    (void)self;
+    (void)fd;
+    return 0;
+}
+
+static int no_dirsync(plat_vfs *self, const char *dir)
+{
+    (void)self;
+    (void)dir;
+    return 0;
+}
+
+/* A seal is not limited by a file count: 5000 SSTs (memtable_max 4 KiB
+ * against a 64 MiB snapshot once jammed it with E2BIG) seal and verify. */
+static void test_seal_of_thousands_of_ssts_goes_through(void **state)
+{
+    fx *f = *state;
+    char name[SNAP_NAME_MAX];
+    /* Making 5000 SSTs takes 15,000 syncs; this test is about the seal. */
+    plat_vfs fast = *plat_vfs_default();
+    fast.fdatasync = fast.fsync = no_sync;
+    fast.dirsync = no_dirsync;
+    ts_options o;
+    ts_options_init(&o);
+    o.vfs = &fast;
+    ts_close(f->s);
+    f->s = tu_open(f->store, &o);
+    for (uint64_t k = 1; k <= 5000; k++) {
+        assert_int_equal(tu_save(f->s, k, 4, (float)k), 0);
+        assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    }
+    seal(f, name, sizeof(name));
+    snap_info si;
+    assert_int_equal(snap_read(V, f->root, name, &si), 0);
+    assert_int_equal(si.tensors, 5000);
+    uint64_t bad = 1;
+    assert_int_equal(snap_verify(V, f->root, name, NULL, NULL, &bad), 0);
+    tar_member *m = NULL;
+    size_t n = 0;
+    assert_int_equal(snap_members(V, f->root, name, &m, &n), 0);
+    assert_int_equal(n, 5002); /* SSTs, MANIFEST, MANIFEST.json */
+    assert_int_equal(tar_stream_len(m, n), si.tar_bytes);
+    free(m);
+    ts_close(f->s);
+    f->s = tu_open(f->store, NULL); /* off the local vfs before it goes */
+}
+
+/* Commits a checkpoint of everything in f->s as ROOT/.seal-NAME (what
+ * snap_begin does before the worker finishes it) and releases it. */
+static void begin_seal(fx *f, char *name, size_t len)
+{
+    char err[512];
+    ts_checkpoint_info info;
+    assert_int_equal(snap_begin(V, f->s, f->root, "dev-1", name, len, &info, err, sizeof(err)), 0);
+}
+
+/* A seal whose checkpoint is damaged is set aside as failed, shown by ls,
+ * and the seals after it are finished all the same. */
+static void test_a_damaged_seal_is_set_aside_and_never_blocks_the_next(void **state)
+{
+    fx *f = *state;
+    char a[SNAP_NAME_MAX], b[SNAP_NAME_MAX], err[1024], dir[2048];
+    size_t done = 0, failed = 0;
+    fill(f, 1, 3, "t");
+    begin_seal(f, a, sizeof(a));
+    fill(f, 10, 3, "t");
+    begin_seal(f, b, sizeof(b));
+    snprintf(dir, sizeof(dir), "%s/.seal-%s", f->root, a);
+    tu_flip(tu_path(dir, "sst_000000.sst"), 100); /* its index or a record: damaged */
+    tu_truncate(tu_path(dir, "sst_000000.sst"), 50);
+    assert_int_equal(snap_finish_all(V, f->root, "dev-1", &done, &failed, err, sizeof(err)),
+                     TS_ECORRUPT);
+    assert_non_null(strstr(err, "set aside"));
+    assert_int_equal(done, 1);
+    assert_int_equal(failed, 1);
+    snap_info *v = NULL;
+    size_t n = 0;
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].name, a);
+    assert_int_equal(v[0].state, SNAP_FAILED);
+    assert_non_null(strstr(v[0].error, "sealing failed"));
+    assert_string_equal(v[1].name, b);
+    assert_int_equal(v[1].state, SNAP_SEALED);
+    free(v);
+    /* Nothing left to finish; a retry hands it back to the finisher. */
+    assert_int_equal(snap_finish_all(V, f->root, "dev-1", &done, &failed, err, sizeof(err)), 0);
+    assert_int_equal(done + failed, 0);
+    snap_info si;
+    assert_int_equal(snap_retry(V, f->root, a, &si), 0);
+    assert_int_equal(si.state, SNAP_SEALING);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(v[0].state, SNAP_SEALING);
+    free(v);
+}
+
+/* Recovery goes on past a seal it cannot open: that one is set aside
+ * (nothing released for it), the next is released and finished. */
+static void test_recover_goes_on_past_a_damaged_seal(void **state)
+{
+    fx *f = *state;
+    char err[1024], tmp[2048], d1[2048], d2[2048];
+    ts_checkpoint_info info;
+    size_t n_seals = 0, done = 0;
+    assert_int_equal(mkdir(f->root, 0755), 0);
+    snprintf(tmp, sizeof(tmp), "%s/.seal-new", f->root);
+    fill(f, 1, 3, "t");
+    assert_int_equal(ts_checkpoint(f->s, tmp, &info), 0);
+    snprintf(d1, sizeof(d1), "%s/.seal-dev-1-00000000000000000001", f->root);
+    assert_int_equal(rename(tmp, d1), 0);
+    assert_int_equal(ts_release(f->s, info.last_file), 0);
+    fill(f, 10, 2, "t");
+    assert_int_equal(ts_checkpoint(f->s, tmp, &info), 0);
+    snprintf(d2, sizeof(d2), "%s/.seal-dev-1-00000000000000000004", f->root);
+    assert_int_equal(rename(tmp, d2), 0);
+    /* The power went before the release of the second; the first is damaged. */
+    assert_int_equal(unlink(tu_path(d1, "MANIFEST")), 0);
+    assert_int_equal(snap_recover(V, f->s, f->root, &n_seals, err, sizeof(err)), TS_ENOTSTORE);
+    assert_non_null(strstr(err, "set aside"));
+    assert_int_equal(n_seals, 1);
+    assert_false(tu_check(f->s, 10, 300, 10)); /* released: lives in the second seal */
+    assert_int_equal(snap_finish_all(V, f->root, "dev-1", &done, NULL, err, sizeof(err)), 0);
+    assert_int_equal(done, 1);
+    snap_info *v = NULL;
+    size_t n = 0;
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].state, SNAP_FAILED);
+    assert_int_equal(v[1].state, SNAP_SEALED);
+    assert_int_equal(v[1].tensors, 2);
+    free(v);
+}
+
+/* snap_seq_floor sees past every snapshot: names, MANIFEST.json's
+ * seq_range, and checkpoints still being sealed. */
+static void test_seq_floor_lies_above_every_snapshot(void **state)
+{
+    fx *f = *state;
+    char name[SNAP_NAME_MAX], err[512];
+    uint64_t floor = 0;
+    assert_int_equal(snap_seq_floor(V, f->root, &floor, err, sizeof(err)), 0);
+    assert_int_equal(floor, 1); /* no snapshots yet */
+    fill(f, 1, 4, "t");
+    seal(f, name, sizeof(name)); /* seqs 1..4, finished */
+    assert_int_equal(snap_seq_floor(V, f->root, &floor, err, sizeof(err)), 0);
+    assert_int_equal(floor, 5);
+    fill(f, 10, 3, "t");
+    begin_seal(f, name, sizeof(name)); /* seqs 5..7, not finished */
+    assert_int_equal(snap_seq_floor(V, f->root, &floor, err, sizeof(err)), 0);
+    assert_int_equal(floor, 8);
+    /* A store that lost its count gets it back from the floor. */
+    assert_int_equal(ts_raise_seq(f->s, floor), 0);
+    assert_int_equal(tu_save(f->s, 20, 4, 20), 0);
+    ts_tensor *t = NULL;
+    uint8_t key[8];
+    ts_key_from_u64(20, key);
+    assert_int_equal(ts_load(f->s, key, 8, &t), 0);
+    assert_int_equal(t->seq, 8);
+    ts_tensor_free(t);
 }
 
 /* ---- upload helpers -------------------------------------------------------- */
@@ -478,6 +681,12 @@ int main(void)
         T(test_tar_stream_fails_on_a_file_shorter_than_declared),
         cmocka_unit_test(test_state_and_manifest_lines_parse_strictly),
         cmocka_unit_test(test_device_ids_that_cannot_name_files_are_refused),
+        cmocka_unit_test(test_snapshot_names_must_match_exactly),
+        T(test_retry_refuses_a_name_outside_the_pattern),
+        T(test_seal_of_thousands_of_ssts_goes_through),
+        T(test_a_damaged_seal_is_set_aside_and_never_blocks_the_next),
+        T(test_recover_goes_on_past_a_damaged_seal),
+        T(test_seq_floor_lies_above_every_snapshot),
         cmocka_unit_test(test_retry_classes_follow_the_status),
         cmocka_unit_test(test_object_key_joins_prefix_device_and_name),
         T(test_upload_config_is_checked_whole),
