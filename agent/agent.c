@@ -1,28 +1,35 @@
 /*
- * agent.c -- the daemon's main loop: batches decoded messages into the
- * engine, reports to systemd and the status file, handles signals.
+ * agent.c -- the daemon's main loop: takes decoded messages into the batch
+ * (batch.h), commits it to the engine, seals snapshots and keeps the flash
+ * budget (budget.h), reports to systemd and the status file, handles
+ * signals.
  *
  * Threads: libmosquitto's network thread fills ingest's queue; this thread
  * does everything else, so a slow commit (fdatasync) never stalls MQTT
- * keepalives. Keys order each topic's tensors by arrival:
- *     <topic>#<20-digit arrival counter>
- * ('#' cannot occur in an MQTT topic name), so `embeddb ls DIR sensors/cam0#`
- * lists that topic in arrival order. The counter starts at the store's next
- * sequence number, so keys keep rising across restarts.
+ * keepalives. The upload worker (upload.c) finishes seals and uploads.
+ *
+ * Memory: the batch (one) and the ingest queue (one batch's worth) are all
+ * this process holds of messages the broker considers delivered; a stuck
+ * commit stops the taking, the queue fills, the network thread stops
+ * reading and the broker keeps the rest. A kill -9 loses at most those two
+ * batches (README, "Durability").
+ *
+ * Keys are new by construction: the arrival counter continues from the
+ * store's next sequence number, which is raised at start past every seq
+ * the snapshots hold (snap_seq_floor, ts_raise_seq), and the store is
+ * opened insert_only, so a key that somehow existed is refused
+ * (TS_EEXIST), never replaced.
  *
  * Failure policy: a batch that cannot be committed (full disk, failed
- * fsync) is kept in memory and retried every second, loudly; a store
- * poisoned by a failed fsync is reopened (recovery) before the retry. While
- * the batch is stuck the queue fills and the broker holds new messages.
- *
- * Snapshots and the flash budget are this thread's too: it seals (size,
- * interval, SIGUSR1), applies rolling retention once a second, and makes
- * room before each commit (make_room). The upload worker (upload.c) only
- * finishes seals and uploads; deletions go through upload_delete so the
- * worker never writes into a snapshot being removed.
+ * fsync) is kept and retried every second, loudly; a store poisoned by a
+ * failed fsync is reopened (recovery) before the retry. A tensor the store
+ * refuses is dropped from the batch alone and counted; it never blocks the
+ * others.
  */
 #include "agent.h"
 
+#include "batch.h"
+#include "budget.h"
 #include "ingest.h"
 #include "log.h"
 #include "snapshot.h"
@@ -31,6 +38,7 @@
 #include "embeddb/plat.h"
 #include "embeddb/plat_service.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +47,14 @@
 #define STATUS_NAME "agent.status"
 #define STATUS_PERIOD_MS 1000
 #define RETRY_MS 1000
-/* Room kept in the budget for the small files (MANIFESTs, STATE, status). */
-#define SMALL_FILES_RESERVE (64u << 10)
+#define IDLE_WAIT_MS 100    /* the loop's longest wait: signals are seen this fast */
 
 typedef struct agent {
     agent_config cfg;
+    plat_vfs *vfs;            /* every file call of this thread */
     ts_store *store;
     ingest *in;
-    ingest_msg *pending, *pending_tail;
-    size_t n_pending;
-    uint64_t pending_bytes;
-    int64_t first_ns;         /* mono time the oldest pending message arrived */
+    batch b;
     uint64_t next_key;
     /* counters beyond ingest's */
     uint64_t stored, batches, commit_failures, bytes_stored;
@@ -70,27 +75,63 @@ static uint64_t mono_ms(void)
     return plat_mono_ns() / 1000000;
 }
 
-/* Opens the store; the first open also starts the key counter at the
- * store's next sequence number (keys keep rising across restarts). */
-static int open_store(agent *a, int first)
+/* Raises the store's seqs past every seq a snapshot holds, so keys and
+ * snapshot names never repeat even if the store's count were wrong. */
+static void apply_seq_floor(agent *a)
+{
+    char err[1024];
+    uint64_t floor = 1;
+    ts_stats st;
+    if (snap_seq_floor(a->vfs, a->root, &floor, err, sizeof(err))) {
+        agent_log(LOG_LEVEL_ERROR, "reading the snapshots' sequence numbers: %s", err);
+        return;
+    }
+    ts_get_stats(a->store, &st);
+    if (floor <= st.next_seq)
+        return;
+    agent_log(LOG_LEVEL_ERROR, "the store's next sequence number %" PRIu64 " is below what its "
+              "snapshots hold (%" PRIu64 "); raising it", st.next_seq, floor);
+    if (ts_raise_seq(a->store, floor))
+        agent_log(LOG_LEVEL_ERROR, "raising the sequence numbers: %s", ts_errmsg(a->store));
+}
+
+/* Opens the store (insert_only) and makes sure the key counter is at or
+ * above its next sequence number. */
+static int open_store(agent *a)
 {
     ts_options o;
     char err[1024];
     ts_options_init(&o);
     o.create_if_missing = 1;
+    o.insert_only = 1;
     o.memtable_max = a->cfg.storage.memtable_max;
     o.sync = a->cfg.storage.fsync;
+    o.vfs = a->vfs;
     if (ts_open(a->cfg.storage.dir, &o, &a->store, err, sizeof(err))) {
         agent_log(LOG_LEVEL_ERROR, "cannot open the store: %s", err);
         return -1;
     }
     if (ts_errmsg(a->store)[0])
         agent_log(LOG_LEVEL_WARNING, "store recovery: %s", ts_errmsg(a->store));
-    ts_stats st;
-    ts_get_stats(a->store, &st);
-    if (first && st.next_seq > a->next_key)
-        a->next_key = st.next_seq;
     return 0;
+}
+
+/* Startup and after a failed fsync: finish half-done seals, keep seqs
+ * above the snapshots', and move the key counter up to the store's. */
+static void recover_snapshots(agent *a)
+{
+    char err[1024];
+    size_t n_seals = 0;
+    ts_stats st;
+    if (snap_recover(a->vfs, a->store, a->root, &n_seals, err, sizeof(err)))
+        agent_log(LOG_LEVEL_ERROR, "snapshot recovery: %s (continuing; the others are fine)",
+                  err);
+    apply_seq_floor(a);
+    ts_get_stats(a->store, &st);
+    if (st.next_seq > a->next_key)
+        a->next_key = st.next_seq;
+    if (n_seals && a->up)
+        upload_kick(a->up);
 }
 
 /* Writes the counters to DIR/agent.status (temp + rename: readers never see
@@ -106,7 +147,7 @@ static void write_status(agent *a, const char *state)
                      "\npending=%zu\ncommit_failures=%" PRIu64 "\nreconnects=%" PRIu64
                      "\nunmatched=%" PRIu64 "\n",
                      state, a->cfg.device_id, c.connected, c.subscribed, c.received, a->stored,
-                     a->batches, a->bytes_stored, a->n_pending, a->commit_failures,
+                     a->batches, a->bytes_stored, a->b.n + c.queued, a->commit_failures,
                      c.connects > 0 ? c.connects - 1 : 0, c.unmatched);
     for (int e = 1; e < PAYLOAD_N_ERRS && n > 0 && (size_t)n < sizeof(buf); e++)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "rejected_%s=%" PRIu64 "\n",
@@ -127,14 +168,15 @@ static void write_status(agent *a, const char *state)
                       "\nupload_retries=%" PRIu64 "\nbytes_uploaded=%" PRIu64
                       "\nsnapshots_dropped=%" PRIu64 "\ntensors_dropped=%" PRIu64
                       "\nbytes_dropped=%" PRIu64 "\nbudget_refusals=%" PRIu64
-                      "\nuploading=%s\n",
+                      "\nseals_set_aside=%" PRIu64 "\nuploading=%s\n",
                       plat_getpid(), a->snap_bytes, a->snapshots_sealed, u.uploaded, u.failed,
                       u.retries, u.bytes_uploaded, a->snapshots_dropped, a->tensors_dropped,
-                      a->bytes_dropped, a->budget_refusals, u.current[0] ? u.current : "-");
+                      a->bytes_dropped, a->budget_refusals, u.seal_failures,
+                      u.current[0] ? u.current : "-");
     }
     snprintf(path, sizeof(path), "%s/%s", a->cfg.storage.dir, STATUS_NAME);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    plat_vfs *vfs = plat_vfs_default();
+    plat_vfs *vfs = a->vfs;
     int fd = -1;
     if (n > 0 && vfs->open(vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd) == 0) {
         int rc = plat_write_all(vfs, fd, buf, strlen(buf), 0);
@@ -147,7 +189,7 @@ static void write_status(agent *a, const char *state)
         rejected += c.rejected[e];
     snprintf(line, sizeof(line), "STATUS=%s: received %" PRIu64 ", stored %" PRIu64
              ", rejected %" PRIu64 ", pending %zu",
-             state, c.received, a->stored, rejected, a->n_pending);
+             state, c.received, a->stored, rejected, a->b.n + c.queued);
     plat_notify(line);
 }
 
@@ -155,16 +197,11 @@ static void write_status(agent *a, const char *state)
  * what is on disk) and let snapshot recovery finish any half-done seal. */
 static void reopen_store(agent *a)
 {
-    char err[1024];
-    size_t n_seals = 0;
     ts_close(a->store);
     a->store = NULL;
-    if (open_store(a, 0))
+    if (open_store(a))
         return;
-    if (snap_recover(a->store, a->root, &n_seals, err, sizeof(err)))
-        agent_log(LOG_LEVEL_ERROR, "snapshot recovery: %s", err);
-    if (n_seals)
-        upload_kick(a->up);
+    recover_snapshots(a);
 }
 
 /* Seals a snapshot of everything stored so far and wakes the worker, which
@@ -176,8 +213,8 @@ static void seal(agent *a, const char *why)
     a->last_seal_ms = mono_ms();
     if (!a->store)
         return;
-    int rc = snap_begin(a->store, a->root, a->cfg.device_id, name, sizeof(name), &info, err,
-                        sizeof(err));
+    int rc = snap_begin(a->vfs, a->store, a->root, a->cfg.device_id, name, sizeof(name), &info,
+                        err, sizeof(err));
     if (rc == TS_ENOTFOUND) {
         agent_log(LOG_LEVEL_INFO, "snapshot (%s): nothing stored since the last one", why);
         upload_kick(a->up); /* an operator's request also means "look again" */
@@ -198,25 +235,30 @@ static void seal(agent *a, const char *why)
 }
 
 /* The snapshots on flash, oldest first; refreshes the cached byte count. */
-static snap_info *list_snapshots(agent *a, size_t *n)
+static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending)
 {
     snap_info *v = NULL;
-    uint64_t pending = 0;
     *n = 0;
-    if (snap_list(a->root, &v, n, &pending)) {
+    *pending = 0;
+    if (snap_list(a->vfs, a->root, &v, n, pending)) {
         agent_log(LOG_LEVEL_ERROR, "listing %s failed; retention skipped", a->root);
         return NULL;
     }
-    a->snap_bytes = pending;
+    a->snap_bytes = *pending;
     for (size_t i = 0; i < *n; i++)
         a->snap_bytes += v[i].disk_bytes;
     return v;
 }
 
+static int delete_snapshot(const char *root, const char *name)
+{
+    return snap_delete(plat_vfs_default(), root, name);
+}
+
 /* Deletes snapshot v; `lost` when it was never uploaded. 0 when gone. */
 static int drop(agent *a, const snap_info *v, int lost)
 {
-    int rc = upload_delete(a->up, v->name, snap_delete);
+    int rc = upload_delete(a->up, v->name, delete_snapshot);
     if (rc) {
         agent_log(LOG_LEVEL_ERROR, "retention: deleting %s/%s: %s", a->root, v->name,
                   ts_strerror(rc));
@@ -236,191 +278,198 @@ static int drop(agent *a, const snap_info *v, int lost)
     return 0;
 }
 
+/* Carries out budget actions: uploaded ones first, then lost ones, oldest
+ * first; stops at the first deletion that fails. 0 when all went. */
+static int apply(agent *a, const snap_info *v, const budget_action *act, size_t n)
+{
+    for (int lost = 0; lost < 2; lost++)
+        for (size_t i = 0; i < n; i++)
+            if (act[i] == (lost ? BUDGET_DROP_LOST : BUDGET_DROP) && drop(a, &v[i], lost))
+                return -1;
+    return 0;
+}
+
 /* Rolling retention: only snapshot.keep uploaded snapshots stay. */
 static void retention_tick(agent *a)
 {
-    size_t n = 0, uploaded = 0;
-    snap_info *v = list_snapshots(a, &n);
-    for (size_t i = 0; i < n; i++)
-        uploaded += v[i].state == SNAP_UPLOADED;
-    for (size_t i = 0; i < n && uploaded > a->cfg.snapshot.keep; i++)
-        if (v[i].state == SNAP_UPLOADED && drop(a, &v[i], 0) == 0)
-            uploaded--;
+    size_t n = 0;
+    uint64_t pending = 0;
+    snap_info *v = list_snapshots(a, &n, &pending);
+    budget_action *act = calloc(n ? n : 1, sizeof(*act));
+    if (v && act) {
+        budget_retention(v, n, a->cfg.snapshot.keep, act);
+        apply(a, v, act, n);
+    }
+    free(act);
     free(v);
-}
-
-static int over_budget(const agent *a, uint64_t usage, uint64_t avail, uint64_t need)
-{
-    return (a->cfg.storage.max_disk && !a->stopping && usage + need > a->cfg.storage.max_disk) ||
-           avail < a->cfg.storage.min_free + need;
 }
 
 /*
  * Makes room for `need` more bytes within storage.max_disk and above
- * storage.min_free: the oldest uploaded snapshots go first, then (on_full:
- * drop_oldest) the oldest ones not uploaded, counted as lost. 0 when the
- * bytes fit, -1 when the commit must wait (reject_new, or nothing left to
- * drop): the batch stays in memory and the broker holds what follows.
+ * storage.min_free (budget_plan decides, this carries it out). 0 when the
+ * bytes fit, -1 when the commit must wait: the batch stays, the queue
+ * fills and the broker holds what follows.
  */
 static int make_room(agent *a, uint64_t need)
 {
-    plat_vfs *vfs = plat_vfs_default();
-    uint64_t avail = UINT64_MAX, total = 0, usage;
-    ts_stats st;
-    ts_get_stats(a->store, &st);
-    if (vfs->statfs(vfs, a->cfg.storage.dir, &avail, &total))
-        avail = UINT64_MAX; /* cannot tell: only max_disk applies */
-    usage = st.disk_bytes + a->snap_bytes + SMALL_FILES_RESERVE;
-    if (!over_budget(a, usage, avail, need))
-        return 0;
+    uint64_t avail = UINT64_MAX, total = 0, pending = 0;
     size_t n = 0;
-    snap_info *v = list_snapshots(a, &n);
-    usage = st.disk_bytes + a->snap_bytes + SMALL_FILES_RESERVE;
-    for (int pass = 0; pass < 2 && over_budget(a, usage, avail, need); pass++) {
-        if (pass == 1 && a->cfg.storage.on_full != AGENT_ON_FULL_DROP_OLDEST)
-            break;
-        for (size_t i = 0; i < n && over_budget(a, usage, avail, need); i++) {
-            if (!v[i].name[0] || (pass == 0) != (v[i].state == SNAP_UPLOADED))
-                continue;
-            if (drop(a, &v[i], pass == 1) == 0) {
-                usage -= v[i].disk_bytes < usage ? v[i].disk_bytes : usage;
-                avail = avail == UINT64_MAX ? avail : avail + v[i].disk_bytes;
-            }
-            v[i].name[0] = 0;
-        }
-    }
+    ts_stats st;
+    int fits = 0;
+    ts_get_stats(a->store, &st);
+    if (a->vfs->statfs(a->vfs, a->cfg.storage.dir, &avail, &total))
+        avail = UINT64_MAX; /* cannot tell: only max_disk applies */
+    budget_in in = {.max_disk = a->cfg.storage.max_disk, .min_free = a->cfg.storage.min_free,
+                    .drop_oldest = a->cfg.storage.on_full == AGENT_ON_FULL_DROP_OLDEST,
+                    .stopping = a->stopping, .avail = avail, .need = need};
+    /* Cheap check first, from the cached snapshot bytes. */
+    in.used = st.disk_bytes + a->snap_bytes;
+    if (budget_plan(&in, NULL))
+        return 0;
+    snap_info *v = list_snapshots(a, &n, &pending);
+    budget_action *act = calloc(n ? n : 1, sizeof(*act));
+    in.used = st.disk_bytes + pending;
+    in.snaps = v;
+    in.n = n;
+    if (act && (v || !n) && budget_plan(&in, act) && apply(a, v, act, n) == 0)
+        fits = 1;
+    free(act);
     free(v);
-    if (!over_budget(a, usage, avail, need))
+    if (fits)
         return 0;
     a->budget_refusals++;
     agent_log_limited(&a->budget_lim, 1, 10000, LOG_LEVEL_WARNING,
                       "storage full: %" PRIu64 " of storage.max_disk %" PRIu64 " bytes used, %"
                       PRIu64 " free (min_free %" PRIu64 "); new data waits until %s",
-                      usage, a->cfg.storage.max_disk, avail == UINT64_MAX ? 0 : avail,
-                      a->cfg.storage.min_free,
+                      st.disk_bytes + a->snap_bytes, a->cfg.storage.max_disk,
+                      avail == UINT64_MAX ? 0 : avail, a->cfg.storage.min_free,
                       a->cfg.storage.on_full == AGENT_ON_FULL_REJECT_NEW
                           ? "a snapshot is uploaded (storage.on_full: reject_new)"
                           : "space frees up (nothing left to drop)");
     return -1;
 }
 
-/* Bytes a batch may add on disk: records (header, CRCs, padding), the
- * batch frame, and its share of the SST index written at flush. */
-static uint64_t batch_cost(const ts_tensor *t, size_t n)
+/* Drops the members the store refuses (ts_validate) from the batch, each
+ * counted and logged; 1 when one was dropped. Ingest refuses these already:
+ * this is the last line, so that one tensor never holds up the others. */
+static int drop_refused(agent *a, const ts_tensor *const *t)
 {
-    uint64_t c = 32 + 64;
-    for (size_t i = 0; i < n; i++)
-        c += 128 + 2 * t[i].key_len + strlen(t[i].name) + 8 * t[i].ndim + t[i].data_len +
-             t[i].data_len / 1024 + 8;
-    return c;
+    int dropped = 0;
+    for (size_t i = a->b.n; i-- > 0;) {
+        int v = ts_validate(t[i]);
+        if (!v)
+            continue;
+        agent_log(LOG_LEVEL_ERROR, "the store refused a tensor on %.200s: %s; dropped",
+                  t[i]->name ? t[i]->name : "?", ts_strerror(v));
+        ingest_count_rejected(a->in, v == TS_ENAMETOOLONG ? PAYLOAD_TOPIC_TOO_LONG
+                                                          : PAYLOAD_INVALID);
+        ingest_msg_free(batch_remove(&a->b, i));
+        dropped = 1;
+    }
+    return dropped;
 }
 
-static void take(agent *a, ingest_msg *list)
+/* After TS_EEXIST: 1 when the store already holds this very batch (a
+ * commit whose fsync was reported failed did reach the disk, and the store
+ * was reopened), judged by its first tensor's name, time and size. */
+static int already_stored(agent *a, const ts_tensor *first)
 {
-    while (list) {
-        ingest_msg *m = list;
-        list = list->next;
-        m->next = NULL;
-        if (!a->pending)
-            a->first_ns = (int64_t)plat_mono_ns();
-        if (a->pending_tail)
-            a->pending_tail->next = m;
-        else
-            a->pending = m;
-        a->pending_tail = m;
-        a->n_pending++;
-        a->pending_bytes += m->t.data_len;
-    }
+    ts_tensor *t = NULL;
+    int same = 0;
+    if (ts_load(a->store, first->key, first->key_len, &t) == 0)
+        same = !strcmp(t->name, first->name) && t->timestamp_ns == first->timestamp_ns &&
+               t->data_len == first->data_len && t->dtype == first->dtype;
+    ts_tensor_free(t);
+    return same;
 }
 
-/* Commits the oldest pending messages as one batch of at most
- * batch.max_tensors tensors and batch.max_bytes bytes (at least one
- * message). 0, or -1 when the batch is kept for a retry. */
-static int commit(agent *a)
+static void committed(agent *a, size_t n, uint64_t bytes)
 {
-    size_t n = 0, i = 0;
-    uint64_t bytes = 0;
-    for (ingest_msg *m = a->pending; m && n < a->cfg.batch.max_tensors; m = m->next) {
-        if (n && bytes + m->t.data_len > a->cfg.batch.max_bytes)
-            break;
-        bytes += m->t.data_len;
-        n++;
-    }
-    ts_tensor *t = calloc(n ? n : 1, sizeof(*t));
-    const ts_tensor **b = calloc(n ? n : 1, sizeof(*b));
-    char *keys = malloc((n ? n : 1) * (TS_MAX_KEY_LEN + 1));
-    int rc = n ? -1 : 0;
-    if (!t || !b || !keys || !n)
-        goto out;
-    ingest_msg *m = a->pending;
-    for (i = 0; i < n; i++, m = m->next) {
-        char *k = keys + i * (TS_MAX_KEY_LEN + 1);
-        int len = snprintf(k, TS_MAX_KEY_LEN + 1, "%s#%020" PRIu64, m->topic, a->next_key + i);
-        if (len < 0 || len > TS_MAX_KEY_LEN)
-            len = TS_MAX_KEY_LEN; /* absurdly long topic: truncated key still unique */
-        t[i] = (ts_tensor){.key = (const uint8_t *)k, .key_len = (size_t)len, .name = m->topic,
-                           .dtype = m->t.dtype, .ndim = m->t.ndim, .timestamp_ns = m->recv_ns,
-                           .data = m->t.data, .data_len = m->t.data_len};
-        memcpy(t[i].shape, m->t.shape, sizeof(t[i].shape));
-        b[i] = &t[i];
-    }
-    uint64_t cost = batch_cost(t, n);
-    ts_stats st;
-    ts_get_stats(a->store, &st);
-    if (st.disk_bytes > 4096 && st.disk_bytes + cost > a->cfg.snapshot.max_bytes) {
-        seal(a, "size");
-        if (!a->store) {
-            rc = -1;
-            goto out;
-        }
-    }
-    if (make_room(a, cost)) {
-        rc = -1;
-        goto out;
-    }
-    rc = ts_save_batch(a->store, b, n);
-    if (rc) {
-        a->commit_failures++;
-        agent_log(LOG_LEVEL_ERROR, "commit of %zu tensor(s) failed: %s; kept in memory, retrying",
-                  n, ts_errmsg(a->store));
-        if (rc == TS_EFAILED || rc == TS_EIO) {
-            /* The store is poisoned: reopen it, recovery decides what is on
-             * disk. The retry reuses the same keys, so a batch that did
-             * reach the disk is overwritten, not duplicated. */
-            reopen_store(a);
-        }
-        rc = -1;
-        goto out;
-    }
     a->next_key += n;
     a->stored += n;
     a->batches++;
     a->bytes_stored += bytes;
-    /* Detach the committed head of the list. */
-    ingest_msg *rest = a->pending;
-    for (i = 0; i + 1 < n; i++)
-        rest = rest->next;
-    ingest_msg *done = a->pending;
-    a->pending = rest->next;
-    rest->next = NULL;
-    ingest_msg_free(done);
-    if (!a->pending)
-        a->pending_tail = NULL;
-    a->n_pending -= n;
-    a->pending_bytes -= bytes;
-out:
-    free(t);
-    free(b);
-    free(keys);
-    return rc;
+    batch_clear(&a->b);
 }
 
-static int batch_due(const agent *a)
+/* Commits the batch with one saveBatch. 0, or -1 when it is kept for a
+ * retry (the caller waits RETRY_MS). */
+static int commit(agent *a)
 {
-    if (!a->n_pending)
+    const ts_tensor *const *t = NULL;
+    size_t bad = 0;
+    uint64_t cost = 0;
+    int rc;
+    if (!a->b.n)
         return 0;
-    return a->n_pending >= a->cfg.batch.max_tensors || a->pending_bytes >= a->cfg.batch.max_bytes ||
-           (plat_mono_ns() - (uint64_t)a->first_ns) / 1000000 >= a->cfg.batch.max_delay_ms;
+    if (!a->store) {
+        reopen_store(a);
+        if (!a->store)
+            return -1;
+    }
+    for (;;) {
+        rc = batch_view(&a->b, a->next_key, &t, &bad);
+        if (rc == -ENAMETOOLONG) {
+            ingest_count_rejected(a->in, PAYLOAD_TOPIC_TOO_LONG);
+            ingest_msg_free(batch_remove(&a->b, bad));
+            continue;
+        }
+        if (rc) {
+            agent_log(LOG_LEVEL_ERROR, "out of memory building a batch of %zu; retrying", a->b.n);
+            return -1;
+        }
+        if (!a->b.n)
+            return 0;
+        rc = ts_batch_cost(t, a->b.n, &cost);
+        if (rc && drop_refused(a, t))
+            continue;
+        break;
+    }
+    ts_stats st;
+    ts_get_stats(a->store, &st);
+    if (st.disk_bytes > 4096 && st.disk_bytes + cost > a->cfg.snapshot.max_bytes) {
+        seal(a, "size");
+        if (!a->store)
+            return -1;
+    }
+    if (make_room(a, cost))
+        return -1;
+    size_t n = a->b.n;
+    uint64_t bytes = a->b.bytes;
+    rc = ts_save_batch(a->store, t, n);
+    if (rc == 0) {
+        committed(a, n, bytes);
+        return 0;
+    }
+    if ((rc == TS_EINVAL || rc == TS_ENAMETOOLONG || rc == TS_EOVERFLOW) && drop_refused(a, t))
+        return commit(a);
+    if (rc == TS_EEXIST) {
+        if (already_stored(a, t[0])) {
+            agent_log(LOG_LEVEL_NOTICE, "a batch of %zu whose commit was reported failed is on "
+                      "disk after all; not storing it twice", n);
+            committed(a, n, bytes);
+            return 0;
+        }
+        /* Keys are new by construction: a store that holds one already is
+         * wrong about its seqs. Move past everything it holds; never
+         * replace a tensor. */
+        ts_get_stats(a->store, &st);
+        uint64_t was = a->next_key;
+        a->next_key = st.next_seq > a->next_key + n ? st.next_seq : a->next_key + n;
+        agent_log(LOG_LEVEL_ERROR, "key counter %" PRIu64 " collides with stored keys (%s); "
+                  "continuing at %" PRIu64, was, ts_errmsg(a->store), a->next_key);
+        return commit(a);
+    }
+    a->commit_failures++;
+    agent_log(LOG_LEVEL_ERROR, "commit of %zu tensor(s) failed: %s; kept in memory, retrying", n,
+              ts_errmsg(a->store));
+    if (rc == TS_EFAILED || rc == TS_EIO) {
+        /* The store is poisoned: reopen it, recovery decides what is on
+         * disk. The retry reuses the same keys; if the batch did reach the
+         * disk, insert_only says so (TS_EEXIST) and already_stored sees it. */
+        reopen_store(a);
+    }
+    return -1;
 }
 
 static void reload(agent *a, const char *path)
@@ -440,7 +489,10 @@ static void reload(agent *a, const char *path)
         agent_config_free(&fresh);
         return;
     }
+    /* The queue keeps the bound it was made with (the old batch limits)
+     * until a restart; the batch takes the new ones now. */
     a->cfg.batch = fresh.batch;
+    batch_set_limits(&a->b, &a->cfg);
     a->cfg.log = fresh.log;
     agent_log_set_level(fresh.log.level);
     /* Keep the running storage/mqtt settings, adopt the new subscriptions. */
@@ -454,25 +506,37 @@ static void reload(agent *a, const char *path)
     agent_log(LOG_LEVEL_NOTICE, "configuration reloaded: %zu subscription(s)", a->cfg.mqtt.n_subs);
 }
 
+/* Takes from the queue what the batch has room for, waiting at most
+ * wait_ms; with no room it only waits. */
+static void fill(agent *a, uint64_t wait_ms)
+{
+    size_t room_n;
+    uint64_t room_b;
+    int more = 0;
+    batch_room(&a->b, &room_n, &room_b);
+    ingest_msg *list = ingest_pop(a->in, wait_ms, room_n, room_b, &more);
+    if (room_n)
+        batch_add(&a->b, list, more, plat_mono_ns());
+}
+
 int agent_run(const char *config_path)
 {
     agent a;
     char err[1024];
     int rc = 1;
     memset(&a, 0, sizeof(a));
+    a.vfs = plat_vfs_default();
     if (agent_config_load(config_path, &a.cfg, err, sizeof(err))) {
         agent_log(LOG_LEVEL_ERROR, "%s", err);
         agent_config_free(&a.cfg);
         return 1;
     }
     agent_log_set_level(a.cfg.log.level);
-    if (plat_signals_install() || open_store(&a, 1))
+    batch_init(&a.b, &a.cfg);
+    if (plat_signals_install() || snap_root(a.cfg.storage.dir, a.root, sizeof(a.root)) ||
+        open_store(&a))
         goto out;
-    size_t n_seals = 0;
-    if (snap_root(a.cfg.storage.dir, a.root, sizeof(a.root)) ||
-        snap_recover(a.store, a.root, &n_seals, err, sizeof(err)))
-        agent_log(LOG_LEVEL_ERROR, "snapshot recovery: %s (continuing; that snapshot is left "
-                  "alone)", err);
+    recover_snapshots(&a);
     if (!(a.up = upload_new(&a.cfg, a.root, err, sizeof(err))) || upload_start(a.up)) {
         agent_log(LOG_LEVEL_ERROR, "%s", a.up ? "cannot start the upload thread" : err);
         goto out;
@@ -481,9 +545,10 @@ int agent_run(const char *config_path)
         agent_log(LOG_LEVEL_NOTICE, "no upload section: snapshots stay on flash");
     a.last_seal_ms = mono_ms();
     retention_tick(&a);
-    /* Room for two batches plus one message in flight. */
-    uint64_t limit = 2 * a.cfg.batch.max_bytes + a.cfg.mqtt.max_payload;
-    if (!(a.in = ingest_new(&a.cfg, limit, err, sizeof(err))) ||
+    /* The queue holds one batch's worth: the next batch fills while this
+     * one is committed, and no more. */
+    if (!(a.in = ingest_new(&a.cfg, (size_t)a.cfg.batch.max_tensors, a.cfg.batch.max_bytes, err,
+                            sizeof(err))) ||
         ingest_start(a.in, err, sizeof(err))) {
         agent_log(LOG_LEVEL_ERROR, "%s", err);
         goto out;
@@ -501,14 +566,17 @@ int agent_run(const char *config_path)
             seal(&a, "SIGUSR1");
         if (a.cfg.snapshot.interval_ms && mono_ms() - a.last_seal_ms >= a.cfg.snapshot.interval_ms)
             seal(&a, "interval");
-        uint64_t wait = a.n_pending ? 10 : 200;
-        take(&a, ingest_pop(a.in, wait));
-        while (batch_due(&a) && (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
-            last_retry = 0;
-            if (!a.store || commit(&a)) {
-                last_retry = mono_ms();
-                break;
-            }
+        uint64_t now = plat_mono_ns(), wait = IDLE_WAIT_MS;
+        if (a.b.n && batch_wait_ms(&a.b, now) < wait)
+            wait = batch_wait_ms(&a.b, now);
+        if (last_retry) {
+            uint64_t since = mono_ms() - last_retry;
+            wait = since >= RETRY_MS ? 0 : (RETRY_MS - since < wait ? RETRY_MS - since : wait);
+        }
+        fill(&a, wait);
+        if (batch_due(&a.b, plat_mono_ns()) &&
+            (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
+            last_retry = commit(&a) ? mono_ms() : 0;
         }
         ingest_counters c;
         ingest_counters_get(a.in, &c);
@@ -517,10 +585,10 @@ int agent_run(const char *config_path)
             plat_notify("READY=1");
             agent_log(LOG_LEVEL_NOTICE, "ready: subscribed");
         }
-        uint64_t now = mono_ms();
-        if (now - last_status >= STATUS_PERIOD_MS ||
-            (watchdog_ms && now - last_status >= watchdog_ms / 2)) {
-            last_status = now;
+        uint64_t now_ms = mono_ms();
+        if (now_ms - last_status >= STATUS_PERIOD_MS ||
+            (watchdog_ms && now_ms - last_status >= watchdog_ms / 2)) {
+            last_status = now_ms;
             if (a.store)
                 retention_tick(&a);
             write_status(&a, a.ready ? "running" : "starting");
@@ -528,19 +596,29 @@ int agent_run(const char *config_path)
                 plat_notify("WATCHDOG=1");
         }
     }
-    /* Graceful stop: no new messages, commit what arrived, seal it. */
+    /* Graceful stop: no new messages; commit what the broker handed over
+     * (the batch and the queue: at most two batches), then seal it. */
     plat_notify("STOPPING=1");
-    agent_log(LOG_LEVEL_NOTICE, "stopping: committing %zu pending tensor(s)", a.n_pending);
     ingest_stop(a.in);
-    take(&a, ingest_pop(a.in, 0));
     /* What the broker already handed us is stored even past max_disk (the
      * file system's min_free still holds): a stop must not lose it. */
     a.stopping = 1;
-    for (int fails = 0; a.n_pending && fails < 3;)
-        if (!a.store || commit(&a))
+    size_t left = 0;
+    for (int fails = 0; fails < 3;) {
+        fill(&a, 0);
+        if (!a.b.n)
+            break;
+        if (commit(&a))
             fails++;
-    if (a.n_pending) {
-        agent_log(LOG_LEVEL_ERROR, "%zu tensor(s) could not be stored before exit", a.n_pending);
+    }
+    for (ingest_msg *m; (m = ingest_pop(a.in, 0, SIZE_MAX, UINT64_MAX, NULL));) {
+        for (ingest_msg *k = m; k; k = k->next)
+            left++;
+        ingest_msg_free(m);
+    }
+    left += a.b.n;
+    if (left) {
+        agent_log(LOG_LEVEL_ERROR, "%zu tensor(s) could not be stored before exit", left);
         goto out;
     }
     if (a.store && ts_flush(a.store, NULL, 0, NULL))
@@ -554,7 +632,7 @@ int agent_run(const char *config_path)
 out:
     upload_free(a.up);
     ingest_free(a.in);
-    ingest_msg_free(a.pending);
+    batch_free(&a.b);
     ts_close(a.store);
     agent_config_free(&a.cfg);
     return rc;

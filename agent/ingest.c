@@ -1,8 +1,21 @@
 /*
  * ingest.c -- MQTT client, decoding and the bounded queue (see ingest.h).
  *
- * Callbacks run on libmosquitto's network thread; they touch only the
- * struct below under its mutex and never free what libmosquitto hands them.
+ * The network thread is ours, not mosquitto_loop_start's: it alone touches
+ * the mosquitto handle (connect, loop, subscribe, disconnect), so the
+ * handle stays in libmosquitto's unthreaded mode, where a QoS 1 PUBACK is
+ * written out at once, before the message callback runs. That is what
+ * keeps the accounting exact: every message in the queue was acknowledged
+ * (a kill loses it, never stores it twice), and the one a callback waits
+ * with when the queue is full was acknowledged too and is kept. A stop is
+ * carried out by the network thread itself between two loop passes: after
+ * the waiting callback handed its message over, DISCONNECT goes out and no
+ * further PUBLISH is read, so nothing is acknowledged that is not queued.
+ *
+ * Callbacks touch only the struct below under its mutex and never free
+ * what libmosquitto hands them. The main thread asks for subscription
+ * changes through the struct (ingest_update); the network thread applies
+ * them.
  */
 #define _GNU_SOURCE 1
 #include "ingest.h"
@@ -22,11 +35,17 @@ struct ingest {
     pthread_mutex_t mu;
     pthread_cond_t nonempty, space;
     ingest_msg *head, *tail;
+    size_t queued_n, limit_n;
     uint64_t queued_bytes, limit;
     agent_sub *subs;          /* own copies of topic strings */
     size_t n_subs;
+    char **unsub;             /* filters to unsubscribe (ingest_update) */
+    size_t n_unsub;
+    int resubscribe;          /* ingest_update asked for a new table */
     int pending_subacks;
-    int stopping;
+    int stopping;             /* ingest_stop was called */
+    pthread_t thread;
+    int started;
     ingest_counters c;
     log_limit bad_log;
     char *host;
@@ -153,26 +172,50 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 
     ingest_msg *m = calloc(1, sizeof(*m));
     payload_err e = PAYLOAD_NO_MEMORY;
-    if (m && (m->topic = strdup(msg->topic)))
+    size_t tl = strlen(msg->topic);
+    if (tl + INGEST_KEY_SUFFIX_LEN > TS_MAX_KEY_LEN || tl > TS_MAX_NAME_LEN) {
+        /* Never cut a key to fit: two topics would share one. */
+        e = PAYLOAD_TOPIC_TOO_LONG;
+        snprintf(why, sizeof(why), "a %zu-byte topic makes a %zu-byte key; the limit is %d", tl,
+                 tl + INGEST_KEY_SUFFIX_LEN, TS_MAX_KEY_LEN);
+    } else if (m && (m->topic = strdup(msg->topic))) {
         e = payload_decode(&spec, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0),
                            &m->t, why, sizeof(why));
-    else
+    } else {
         snprintf(why, sizeof(why), "out of memory");
+    }
+    if (e == PAYLOAD_OK) {
+        /* What the engine would refuse is refused here, alone, so that it
+         * never poisons a batch. */
+        static const uint8_t probe_key[TS_MAX_KEY_LEN];
+        ts_tensor t = {.key = probe_key, .key_len = tl + INGEST_KEY_SUFFIX_LEN,
+                       .name = m->topic, .dtype = m->t.dtype, .ndim = m->t.ndim,
+                       .data = m->t.data, .data_len = m->t.data_len};
+        memcpy(t.shape, m->t.shape, sizeof(t.shape));
+        int v = ts_validate(&t);
+        if (v) {
+            e = PAYLOAD_INVALID;
+            snprintf(why, sizeof(why), "the store refuses it: %s", ts_strerror(v));
+        }
+    }
     pthread_mutex_lock(&in->mu);
     if (e != PAYLOAD_OK) {
         in->c.rejected[e]++;
         agent_log_limited(&in->bad_log, 10, 10000, LOG_LEVEL_WARNING,
-                          "rejected a %s payload on %s (%s): %s", payload_format_name(spec.format),
-                          msg->topic, payload_err_name(e), why);
+                          "rejected a %s payload on %.200s%s (%s): %s",
+                          payload_format_name(spec.format), msg->topic, tl > 200 ? "..." : "",
+                          payload_err_name(e), why);
         pthread_mutex_unlock(&in->mu);
         ingest_msg_free(m);
         return;
     }
     m->recv_ns = plat_now_ns();
     /* Full queue: wait for the main thread (the broker holds the rest). */
-    while (in->queued_bytes && in->queued_bytes + m->t.data_len > in->limit && !in->stopping)
+    while (in->queued_n && (in->queued_n >= in->limit_n ||
+                            in->queued_bytes + m->t.data_len > in->limit) && !in->stopping)
         pthread_cond_wait(&in->space, &in->mu);
     in->c.decoded++;
+    in->queued_n++;
     in->queued_bytes += m->t.data_len;
     if (in->tail)
         in->tail->next = m;
@@ -183,7 +226,8 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     pthread_mutex_unlock(&in->mu);
 }
 
-ingest *ingest_new(const agent_config *cfg, uint64_t limit_bytes, char *err, size_t errlen)
+ingest *ingest_new(const agent_config *cfg, size_t limit_n, uint64_t limit_bytes, char *err,
+                   size_t errlen)
 {
     ingest *in = calloc(1, sizeof(*in));
     int rc;
@@ -195,8 +239,13 @@ ingest *ingest_new(const agent_config *cfg, uint64_t limit_bytes, char *err, siz
     in->port = cfg->mqtt.port;
     in->keepalive_s = (int)(cfg->mqtt.keepalive_ms / 1000);
     in->limit = limit_bytes;
+    in->limit_n = limit_n ? limit_n : 1;
     pthread_mutex_init(&in->mu, NULL);
-    pthread_cond_init(&in->nonempty, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&in->nonempty, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&in->space, NULL);
     mosquitto_lib_init();
     in->mosq = mosquitto_new(cfg->mqtt.client_id, cfg->mqtt.clean_session, in);
@@ -221,7 +270,6 @@ ingest *ingest_new(const agent_config *cfg, uint64_t limit_bytes, char *err, siz
             goto fail;
         }
     }
-    mosquitto_reconnect_delay_set(in->mosq, 1, 30, true);
     mosquitto_connect_callback_set(in->mosq, on_connect);
     mosquitto_subscribe_callback_set(in->mosq, on_subscribe);
     mosquitto_disconnect_callback_set(in->mosq, on_disconnect);
@@ -232,6 +280,84 @@ fail:
     return NULL;
 }
 
+/* Sleeps up to ms unless a stop comes; the caller holds nothing. */
+static void nap(ingest *in, uint64_t ms)
+{
+    struct timespec ts;
+    pthread_mutex_lock(&in->mu);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    if (!in->stopping)
+        pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* Applies a subscription change asked for by ingest_update. */
+static void apply_update(ingest *in)
+{
+    char **unsub = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&in->mu);
+    if (in->resubscribe) {
+        in->resubscribe = 0;
+        unsub = in->unsub;
+        n = in->n_unsub;
+        in->unsub = NULL;
+        in->n_unsub = 0;
+        for (size_t i = 0; i < n; i++)
+            mosquitto_unsubscribe(in->mosq, NULL, unsub[i]);
+        if (in->c.connected)
+            subscribe_all(in); /* re-subscribing an existing filter updates its QoS */
+    }
+    pthread_mutex_unlock(&in->mu);
+    for (size_t i = 0; i < n; i++)
+        free(unsub[i]);
+    free(unsub);
+}
+
+/* The network thread: loop passes of at most 100 ms (so a stop is seen
+ * that fast), reconnects with a backoff from 1 s to 30 s, and the stop. */
+static void *run(void *arg)
+{
+    ingest *in = arg;
+    uint64_t backoff_ms = 1000;
+    int stopping = 0, need_connect = 0;
+    while (!stopping) {
+        int rc;
+        apply_update(in);
+        if (need_connect) {
+            rc = mosquitto_reconnect_async(in->mosq);
+            need_connect = 0;
+        } else {
+            rc = mosquitto_loop(in->mosq, 100, 1);
+        }
+        pthread_mutex_lock(&in->mu);
+        stopping = in->stopping;
+        if (rc == MOSQ_ERR_SUCCESS && in->c.connected)
+            backoff_ms = 1000;
+        pthread_mutex_unlock(&in->mu);
+        if (rc != MOSQ_ERR_SUCCESS && !stopping) {
+            /* Lost, refused or never made: try again after the backoff. */
+            nap(in, backoff_ms);
+            backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+            need_connect = 1;
+        }
+    }
+    /* Every message handed to a callback is queued by now and its PUBACK
+     * was written before it; DISCONNECT follows them, and nothing more is
+     * read. A few loop passes flush what the socket did not take at once. */
+    if (mosquitto_disconnect(in->mosq) == MOSQ_ERR_SUCCESS)
+        for (int i = 0; i < 20 && mosquitto_want_write(in->mosq); i++)
+            if (mosquitto_loop_write(in->mosq, 1) != MOSQ_ERR_SUCCESS)
+                break;
+    return NULL;
+}
+
 int ingest_start(ingest *in, char *err, size_t errlen)
 {
     int rc = mosquitto_connect_async(in->mosq, in->host, in->port, in->keepalive_s);
@@ -239,21 +365,24 @@ int ingest_start(ingest *in, char *err, size_t errlen)
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO && rc != MOSQ_ERR_NO_CONN)
         agent_log(LOG_LEVEL_WARNING, "connecting to %s:%d: %s (will retry)", in->host, in->port,
                   mosquitto_strerror(rc));
-    rc = mosquitto_loop_start(in->mosq);
-    if (rc) {
-        snprintf(err, errlen, "mosquitto_loop_start: %s", mosquitto_strerror(rc));
+    if ((rc = pthread_create(&in->thread, NULL, run, in))) {
+        snprintf(err, errlen, "starting the MQTT thread: %s", strerror(rc));
         return -1;
     }
+    in->started = 1;
     return 0;
 }
 
-ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms)
+ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_bytes,
+                       int *more)
 {
-    ingest_msg *list;
+    ingest_msg *list = NULL, **tail = &list;
+    size_t n = 0;
+    uint64_t bytes = 0;
     pthread_mutex_lock(&in->mu);
-    if (!in->head && wait_ms) {
+    if ((!in->head || !max_n) && wait_ms && !in->stopping) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += (time_t)(wait_ms / 1000);
         ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
         if (ts.tv_nsec >= 1000000000) {
@@ -262,32 +391,65 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms)
         }
         pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
     }
-    list = in->head;
-    in->head = in->tail = NULL;
-    in->queued_bytes = 0;
-    pthread_cond_broadcast(&in->space);
+    while (in->head && n < max_n && (!n || bytes + in->head->t.data_len <= max_bytes)) {
+        ingest_msg *m = in->head;
+        in->head = m->next;
+        m->next = NULL;
+        *tail = m;
+        tail = &m->next;
+        n++;
+        bytes += m->t.data_len;
+    }
+    if (!in->head)
+        in->tail = NULL;
+    in->queued_n -= n;
+    in->queued_bytes -= bytes;
+    if (more)
+        *more = in->head != NULL;
+    if (n)
+        pthread_cond_broadcast(&in->space);
     pthread_mutex_unlock(&in->mu);
     return list;
+}
+
+void ingest_count_rejected(ingest *in, payload_err why)
+{
+    pthread_mutex_lock(&in->mu);
+    if ((unsigned)why < PAYLOAD_N_ERRS)
+        in->c.rejected[why]++;
+    pthread_mutex_unlock(&in->mu);
 }
 
 int ingest_update(ingest *in, const agent_config *cfg)
 {
     agent_sub *fresh = subs_copy(cfg);
-    if (!fresh)
+    char **unsub = calloc(in->n_subs ? in->n_subs : 1, sizeof(*unsub));
+    size_t n = 0;
+    if (!fresh || !unsub) {
+        if (fresh)
+            subs_free(fresh, cfg->mqtt.n_subs);
+        free(unsub);
         return -1;
+    }
     pthread_mutex_lock(&in->mu);
     for (size_t i = 0; i < in->n_subs; i++) {
         int kept = 0;
         for (size_t j = 0; j < cfg->mqtt.n_subs; j++)
             kept |= !strcmp(in->subs[i].topic, fresh[j].topic);
-        if (!kept)
-            mosquitto_unsubscribe(in->mosq, NULL, in->subs[i].topic);
+        if (!kept) {
+            unsub[n++] = in->subs[i].topic; /* ownership moves */
+            in->subs[i].topic = NULL;
+        }
     }
+    for (size_t i = 0; i < in->n_unsub; i++)
+        free(in->unsub[i]);
+    free(in->unsub);
+    in->unsub = unsub;
+    in->n_unsub = n;
     subs_free(in->subs, in->n_subs);
     in->subs = fresh;
     in->n_subs = cfg->mqtt.n_subs;
-    if (in->c.connected)
-        subscribe_all(in); /* re-subscribing an existing filter updates its QoS */
+    in->resubscribe = 1;
     pthread_mutex_unlock(&in->mu);
     return 0;
 }
@@ -296,25 +458,28 @@ void ingest_counters_get(ingest *in, ingest_counters *out)
 {
     pthread_mutex_lock(&in->mu);
     *out = in->c;
+    out->queued = in->queued_n;
     pthread_mutex_unlock(&in->mu);
 }
 
 void ingest_stop(ingest *in)
 {
-    if (!in || !in->mosq)
+    if (!in || !in->started)
         return;
     pthread_mutex_lock(&in->mu);
     in->stopping = 1;
-    pthread_cond_broadcast(&in->space);
+    pthread_cond_broadcast(&in->space);    /* a callback waiting for room */
+    pthread_cond_broadcast(&in->nonempty); /* a backoff nap */
     pthread_mutex_unlock(&in->mu);
-    mosquitto_disconnect(in->mosq);
-    mosquitto_loop_stop(in->mosq, false);
+    pthread_join(in->thread, NULL);
+    in->started = 0;
 }
 
 void ingest_free(ingest *in)
 {
     if (!in)
         return;
+    ingest_stop(in);
     if (in->mosq) {
         mosquitto_destroy(in->mosq);
         mosquitto_lib_cleanup();
@@ -324,6 +489,9 @@ void ingest_free(ingest *in)
     }
     ingest_msg_free(in->head);
     subs_free(in->subs, in->n_subs);
+    for (size_t i = 0; i < in->n_unsub; i++)
+        free(in->unsub[i]);
+    free(in->unsub);
     free(in->host);
     free(in);
 }

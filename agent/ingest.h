@@ -4,9 +4,18 @@
  * main thread commits batches to flash), payload decoding in the message
  * callback, and a bounded queue of decoded tensors for the main thread.
  *
- * Queue policy when full (it holds at most `limit_bytes`): the network
- * thread waits for the main thread to drain it, so the broker holds further
- * messages (QoS 1/2 flow control) instead of this process growing.
+ * Queue policy when full (it holds at most `limit_n` messages and
+ * `limit_bytes` tensor bytes; one message alone may pass the byte limit):
+ * the network thread waits in the message callback for the main thread to
+ * take some, so it reads nothing more from the broker, which holds further
+ * messages in the persistent session. libmosquitto sends a QoS 1 PUBACK
+ * only after the callback returns, so the message it waits with is not yet
+ * acknowledged: what is acknowledged but not yet stored is what the queue
+ * and the main thread's batch hold.
+ *
+ * Every message in the queue can be stored: a tensor the engine would
+ * refuse (its key <topic>#<20 digits> or its name too long, or anything
+ * ts_validate rejects) is refused here, alone, and counted by reason.
  *
  * Shared state (the queue, counters, the subscription table) is guarded by
  * one mutex inside ingest.c; nothing else is shared between the threads.
@@ -20,6 +29,10 @@
 #include <stdint.h>
 
 typedef struct ingest ingest;
+
+/* A tensor's key is "<topic>#" and 20 digits: this many bytes beyond the
+ * topic (the agent's batch.c builds them). */
+#define INGEST_KEY_SUFFIX_LEN 21
 
 /* A decoded message, owned by whoever popped it (ingest_msg_free). */
 typedef struct ingest_msg {
@@ -35,17 +48,26 @@ typedef struct ingest_counters {
     uint64_t rejected[PAYLOAD_N_ERRS];   /* by reason (index PAYLOAD_OK unused) */
     uint64_t unmatched;                  /* no subscription matched the topic */
     uint64_t connects, disconnects;
+    size_t queued;                       /* messages in the queue now */
     int connected, subscribed;
 } ingest_counters;
 
-/* Sets up the client from cfg (borrowed for the call). NULL with err set. */
-ingest *ingest_new(const agent_config *cfg, uint64_t limit_bytes, char *err, size_t errlen);
+/* Sets up the client from cfg (borrowed for the call), its queue bounded
+ * as above. NULL with err set. */
+ingest *ingest_new(const agent_config *cfg, size_t limit_n, uint64_t limit_bytes, char *err,
+                   size_t errlen);
 /* Connects (asynchronously; reconnects with exponential backoff forever)
  * and starts the network thread. 0 or -1 with err set. */
 int ingest_start(ingest *in, char *err, size_t errlen);
-/* Waits up to wait_ms for messages and returns all that are queued (a
- * list, oldest first), or NULL. */
-ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms);
+/* Waits up to wait_ms for messages, then returns the oldest ones queued (a
+ * list, oldest first), at most max_n of them and max_bytes tensor bytes
+ * (the first one always, when max_n > 0), or NULL. *more (optional) is set
+ * when messages stay queued because they did not fit. With max_n == 0 it
+ * only waits (wait_ms, or until ingest_stop). */
+ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_bytes,
+                       int *more);
+/* Counts a tensor refused after it left the queue (the agent's commit). */
+void ingest_count_rejected(ingest *in, payload_err why);
 void ingest_msg_free(ingest_msg *m);
 /* Replaces the subscriptions (SIGHUP): unsubscribes what went away,
  * subscribes what is new, and decodes with the new specs from now on. */

@@ -268,6 +268,41 @@ class AgentTest(unittest.TestCase):
         self.assertIn("rejected a npy payload on cam/0/npy (unsupported): big-endian",
                       slurp(self.agent.log))
 
+    def test_topics_too_long_for_a_key_are_refused_alone(self):
+        # Keys are <topic>#<20 digits>, at most 1024 bytes: a 1003-byte topic
+        # is the longest that fits. Longer ones are refused one by one at
+        # decode time, never cut (two topics would share keys) and never
+        # holding up the valid tensors batched with them.
+        self.agent.write_config(self.broker.port,
+                                subs='    - {topic: "long/#", qos: 1, format: csv}\n')
+        self.agent.start()
+        fit = "long/" + "a" * (1003 - 5)
+        fit2 = fit[:-1] + "b"
+        over = "long/" + "a" * (1004 - 5)
+        over2 = over[:-1] + "b"
+        huge = "long/" + "z" * 5000  # longer than a name may be, too
+        self.assertEqual((len(fit), len(over)), (1003, 1004))
+        msgs = []
+        for i in range(5):
+            msgs += [{"topic": fit, "payload": str(i), "qos": 1},
+                     {"topic": over, "payload": str(i), "qos": 1},
+                     {"topic": fit2, "payload": str(100 + i), "qos": 1},
+                     {"topic": over2, "payload": str(i), "qos": 1},
+                     {"topic": huge, "payload": "1", "qos": 1}]
+        publish.multiple(msgs, hostname="127.0.0.1", port=self.broker.port)
+        wait_for(lambda: self.agent.status().get("rejected_topic_too_long") == "15" and
+                 self.agent.status().get("stored") == "10", what="10 stored, 15 refused")
+        self.assertEqual(self.agent.stop(), 0)
+        self.assertLess(self.agent.stop_seconds, 5.0)
+        for topic, first in ((fit, 0), (fit2, 100)):
+            rows = self.rows(topic + "#")
+            self.assertEqual(len(rows), 5)
+            self.assertTrue(all(len(r[0]) == 1024 for r in rows))
+            self.assertEqual([float(self.get(r[0])[0]) for r in rows],
+                             [float(first + i) for i in range(5)])
+        self.assertEqual(len(self.rows()), 10)
+        self.assertIn("(topic_too_long)", slurp(self.agent.log))
+
     def test_agent_restart_loses_nothing_queued_meanwhile(self):
         self.agent.start()
         for i in range(20):

@@ -55,6 +55,16 @@ def store_count(d):
     return len(r.stdout.splitlines()) - 1
 
 
+def store_values(d):
+    """The first value of every tensor in store d (publish_n's message number)."""
+    out = []
+    for line in embeddb("ls", d).stdout.splitlines()[1:]:
+        key = line.split("\t")[0]
+        r = embeddb("preview", d, key, "-n", "1")
+        out.append(int(float(r.stdout.split("->")[1].split(",")[0])))
+    return out
+
+
 def snapshots(store):
     """embeddb snapshot ls as a list of dicts."""
     r = embeddb("snapshot", "ls", store)
@@ -454,10 +464,15 @@ class UploadTest(unittest.TestCase):
 
     # ---- the flash budget ---------------------------------------------------------
 
-    def budget_run(self, on_full, path):
+    MAX_DISK = 3 << 20
+    BATCH = 16  # batch.max_tensors in Agent's config
+
+    def budget_run(self, on_full, path, until):
+        """Publishes 3000 messages of 1 KiB (more than fits in MAX_DISK) with
+        uploads failing, samples the store's bytes until `until()` holds,
+        and returns the web server and the peak."""
         web = self.nginx().start()
-        max_disk = 3 << 20
-        self.start_agent(storage=f"  max_disk: {max_disk}\n  on_full: {on_full}",
+        self.start_agent(storage=f"  max_disk: {self.MAX_DISK}\n  on_full: {on_full}",
                          snapshot="  max_bytes: 512KiB\n  keep: 0",
                          upload=self.upload_conf(web.port, path=path))
         peak = [0]
@@ -470,19 +485,17 @@ class UploadTest(unittest.TestCase):
         t = threading.Thread(target=sample)
         t.start()
         try:
-            publish_n(self.broker.port, 3000)  # 3 MiB of payload, more on disk
-            wait_for(lambda: self.agent.stat("received") >= 3000, timeout=60,
-                     what="every message to arrive")
-            time.sleep(1.5)
+            publish_n(self.broker.port, 3000)
+            wait_for(until, timeout=60, what="the budget to settle")
         finally:
             done.set()
             t.join()
-        return web, max_disk, peak[0]
+        return web, peak[0]
 
     def test_budget_drop_oldest_keeps_usage_inside_and_counts_the_loss(self):
-        _, max_disk, peak = self.budget_run("drop_oldest", "/fail500")
-        self.assertLessEqual(peak, max_disk)
-        wait_for(lambda: self.agent.stat("stored") == 3000, what="everything stored")
+        _, peak = self.budget_run("drop_oldest", "/fail500",
+                                  lambda: self.agent.stat("stored") == 3000)
+        self.assertLessEqual(peak, self.MAX_DISK)
         dropped = self.agent.stat("tensors_dropped")
         self.assertGreater(dropped, 0)
         self.assertEqual(self.agent.stop(), 0)
@@ -492,33 +505,49 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(self.agent.stat("snapshots_dropped"),
                          len(re.findall("LOST", self.agent.log_text())))
 
-    def test_budget_reject_new_drops_nothing_and_catches_up(self):
-        web, max_disk, peak = self.budget_run("reject_new", "/fail500")
-        self.assertLessEqual(peak, max_disk)
-        self.assertGreater(self.agent.stat("budget_refusals"), 0)
-        self.assertLess(self.agent.stat("stored"), 3000)
+    def test_budget_reject_new_holds_at_most_two_batches_and_catches_up(self):
+        # Refused three times over: the agent has been stuck for seconds.
+        web, peak = self.budget_run("reject_new", "/fail500",
+                                    lambda: self.agent.stat("budget_refusals") >= 3)
+        self.assertLessEqual(peak, self.MAX_DISK)
         self.assertEqual(self.agent.stat("tensors_dropped"), 0)
-        # A stop stores what the broker already handed over, past max_disk
-        # if need be (never past min_free): nothing received is lost.
-        self.assertEqual(self.agent.stop(), 0)
-        self.assertEqual(self.agent.stat("stored"), 3000, self.agent.log_text()[-2000:])
-        # Uploads work again: retention frees the flash and the rest flows in.
+        # While the store cannot take more, the agent holds at most its batch
+        # and its queue (one batch each) of what the broker handed over, plus
+        # the one message its network thread waits with; the broker keeps
+        # the rest (one status file: the figures are from one moment).
+        st = self.agent.status()
+        held = int(st["received"]) - int(st["stored"])
+        self.assertLessEqual(held, 2 * self.BATCH + 1, st)
+        self.assertLessEqual(int(st["pending"]), 2 * self.BATCH, st)
+        self.assertLess(int(st["received"]), 3000, st)
+        # A stop stores what was handed over, past max_disk if need be (never
+        # past min_free), and passes it by at most those two batches.
+        before = file_bytes(self.agent.store)
+        self.assertEqual(self.agent.stop(), 0, self.agent.log_text()[-2000:])
+        st = self.agent.status()
+        self.assertEqual(st["pending"], "0")
+        self.assertLessEqual(file_bytes(self.agent.store), self.MAX_DISK + 2 * self.BATCH * 2048)
+        # Uploads work again: retention frees the flash and the rest, which
+        # waited in the broker, flows in: every message exactly once.
         with open(self.agent.conf) as f:
             conf = f.read().replace("/fail500", "/up")
         with open(self.agent.conf, "w") as f:
             f.write(conf)
         self.agent.start()
+        wait_for(lambda: self.agent.stat("received") + int(st["received"]) >= 3000, timeout=60,
+                 what="the broker to hand over the rest")
         self.agent.seal()
-        wait_for(lambda: all(s["state"] == "uploaded" for s in snapshots(self.agent.store)),
-                 timeout=30, what="the last snapshot to upload")
+        wait_for(lambda: snapshots(self.agent.store) and
+                 all(s["state"] == "uploaded" for s in snapshots(self.agent.store)),
+                 timeout=60, what="the last snapshot to upload")
         self.agent.stop()
-        total = store_count(self.agent.store)
+        values = store_values(self.agent.store)
         up = os.path.join(web.root, "up", "fleet", DEVICE)
         for name in os.listdir(up):
             with tarfile.open(os.path.join(up, name)) as tf:
-                m = tf.extractfile(f"{name[:-4]}/MANIFEST.json").read().decode()
-                total += int(re.search(r'"tensors": (\d+)', m).group(1))
-        self.assertEqual(total, 3000)
+                tf.extractall(os.path.join(self.tmp, "untar"))
+                values += store_values(os.path.join(self.tmp, "untar", name[:-4]))
+        self.assertEqual(sorted(values), list(range(3000)))
 
 
 def tls_http_server(handler, pki):
