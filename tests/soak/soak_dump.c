@@ -11,8 +11,9 @@
  * first reads every record of every file (damage anywhere, even in a record
  * no key points to), then any load error (a checksum that does not match, a
  * key the scan listed that cannot be loaded) is printed to stderr with the
- * key; either makes the exit status 4. An open or scan failure exits 1. Keys are printed with bytes outside
- * printable ASCII, and '\\', as \xNN escapes (the agent's keys are text).
+ * key; either makes the exit status 4. An open or scan failure exits 1.
+ * Key bytes outside printable ASCII, and backslashes, are printed as \xNN
+ * escapes (the agent's keys are text).
  *
  * Usage: soak_dump [-n N] DIR
  */
