@@ -13,9 +13,12 @@ What it does:
      [id, publish time (ns, wall clock), id ^ CHECK, id, id, ...]; a message
      counts as published only once its PUBACK arrived.
   3. Each round: the agent runs a random (seeded) time after it is ready
-     (READY=1, i.e. subscribed), gets SIGKILL, stays down a random short
-     while, and is started again. Messages published meanwhile wait in the
-     broker's session.
+     (READY=1, i.e. subscribed), gets SIGKILL, stays down a random while
+     (up to --down-max), and is started again. Messages published meanwhile
+     wait in the broker's session and arrive in a burst after the restart;
+     a share of the kills (--early) is drawn from the first moments after
+     READY=1 so that some land in that burst, where the agent holds the most
+     acknowledged but unstored messages.
   4. After --rounds kills: publishing stops, every PUBACK is awaited, and an
      end marker is published last: a payload of the wrong size on a
      subscribed topic, which the agent rejects and counts. The agent starts
@@ -653,7 +656,8 @@ def main():
     ap.add_argument("--agent", help="embeddb-agent (default: BUILD/agent/embeddb-agent)")
     ap.add_argument("--dump", help="soak_dump (default: BUILD/tests/soak/soak_dump)")
     ap.add_argument("--mosquitto", default=os.environ.get("MOSQUITTO") or
-                    shutil.which("mosquitto") or "/usr/sbin/mosquitto")
+                    shutil.which("mosquitto") or "/usr/sbin/mosquitto",
+                    help="the broker (default: $MOSQUITTO, else from PATH)")
     ap.add_argument("--rounds", type=int, default=20, help="kills (default 20)")
     ap.add_argument("--rate", type=float, default=2000, help="messages per second (2000)")
     ap.add_argument("--msg-bytes", type=int, default=1024,
@@ -669,9 +673,9 @@ def main():
     ap.add_argument("--early-max", type=float, default=0.25, help="see --early (0.25)")
     ap.add_argument("--down-max", type=float, default=2.0,
                     help="most seconds the agent stays dead before a restart (2)")
-    ap.add_argument("--memtable-max", default="512KiB", help="agent storage.memtable_max")
-    ap.add_argument("--snapshot-bytes", default="2MiB", help="agent snapshot.max_bytes")
-    ap.add_argument("--snapshot-interval", default="5s", help="agent snapshot.interval")
+    ap.add_argument("--memtable-max", default="512KiB", help="agent storage.memtable_max (512KiB)")
+    ap.add_argument("--snapshot-bytes", default="2MiB", help="agent snapshot.max_bytes (2MiB)")
+    ap.add_argument("--snapshot-interval", default="5s", help="agent snapshot.interval (5s)")
     ap.add_argument("--max-lost-window-ms", type=float, default=None,
                     help="fail when a kill's loss window exceeds this (default: unchecked)")
     ap.add_argument("--max-lost-per-kill", type=int, default=None,
@@ -702,7 +706,10 @@ def main():
         args.seed = random.SystemRandom().randrange(1 << 31)
     print(f"soak: seed {args.seed}, {args.rounds} rounds", file=sys.stderr, flush=True)
     # SIGTERM (ctest's timeout) unwinds through the cleanup like Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    def interrupted(*_):
+        print("soak: interrupted (SIGTERM); cleaning up", file=sys.stderr)
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         return run(args)
     except SoakError as e:
