@@ -48,6 +48,7 @@
 #define STATUS_PERIOD_MS 1000
 #define RETRY_MS 1000
 #define IDLE_WAIT_MS 100    /* the loop's longest wait: signals are seen this fast */
+#define INFLIGHT_ROOM 32    /* messages held beyond two batches (agent_run) */
 
 typedef struct agent {
     agent_config cfg;
@@ -145,10 +146,10 @@ static void write_status(agent *a, const char *state)
                      "state=%s\ndevice_id=%s\nconnected=%d\nsubscribed=%d\nreceived=%" PRIu64
                      "\nstored=%" PRIu64 "\nbatches=%" PRIu64 "\nbytes_stored=%" PRIu64
                      "\npending=%zu\ncommit_failures=%" PRIu64 "\nreconnects=%" PRIu64
-                     "\nunmatched=%" PRIu64 "\n",
+                     "\nunmatched=%" PRIu64 "\nmaybe_duplicated=%" PRIu64 "\n",
                      state, a->cfg.device_id, c.connected, c.subscribed, c.received, a->stored,
-                     a->batches, a->bytes_stored, a->b.n + c.queued, a->commit_failures,
-                     c.connects > 0 ? c.connects - 1 : 0, c.unmatched);
+                     a->batches, a->bytes_stored, c.held, a->commit_failures,
+                     c.connects > 0 ? c.connects - 1 : 0, c.unmatched, c.maybe_duplicated);
     for (int e = 1; e < PAYLOAD_N_ERRS && n > 0 && (size_t)n < sizeof(buf); e++)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "rejected_%s=%" PRIu64 "\n",
                       payload_err_name((payload_err)e), c.rejected[e]);
@@ -189,7 +190,7 @@ static void write_status(agent *a, const char *state)
         rejected += c.rejected[e];
     snprintf(line, sizeof(line), "STATUS=%s: received %" PRIu64 ", stored %" PRIu64
              ", rejected %" PRIu64 ", pending %zu",
-             state, c.received, a->stored, rejected, a->b.n + c.queued);
+             state, c.received, a->stored, rejected, c.held);
     plat_notify(line);
 }
 
@@ -349,6 +350,14 @@ static int make_room(agent *a, uint64_t need)
     return -1;
 }
 
+/* Frees a message taken out of the batch unstored. */
+static void forget(agent *a, ingest_msg *m)
+{
+    if (m)
+        ingest_done(a->in, 1, m->t.data_len);
+    ingest_msg_free(m);
+}
+
 /* Drops the members the store refuses (ts_validate) from the batch, each
  * counted and logged; 1 when one was dropped. Ingest refuses these already:
  * this is the last line, so that one tensor never holds up the others. */
@@ -363,7 +372,7 @@ static int drop_refused(agent *a, const ts_tensor *const *t)
                   t[i]->name ? t[i]->name : "?", ts_strerror(v));
         ingest_count_rejected(a->in, v == TS_ENAMETOOLONG ? PAYLOAD_TOPIC_TOO_LONG
                                                           : PAYLOAD_INVALID);
-        ingest_msg_free(batch_remove(&a->b, i));
+        forget(a, batch_remove(&a->b, i));
         dropped = 1;
     }
     return dropped;
@@ -390,6 +399,7 @@ static void committed(agent *a, size_t n, uint64_t bytes)
     a->batches++;
     a->bytes_stored += bytes;
     batch_clear(&a->b);
+    ingest_done(a->in, n, bytes);
 }
 
 /* Commits the batch with one saveBatch. 0, or -1 when it is kept for a
@@ -411,7 +421,7 @@ static int commit(agent *a)
         rc = batch_view(&a->b, a->next_key, &t, &bad);
         if (rc == -ENAMETOOLONG) {
             ingest_count_rejected(a->in, PAYLOAD_TOPIC_TOO_LONG);
-            ingest_msg_free(batch_remove(&a->b, bad));
+            forget(a, batch_remove(&a->b, bad));
             continue;
         }
         if (rc) {
@@ -545,10 +555,11 @@ int agent_run(const char *config_path)
         agent_log(LOG_LEVEL_NOTICE, "no upload section: snapshots stay on flash");
     a.last_seal_ms = mono_ms();
     retention_tick(&a);
-    /* The queue holds one batch's worth: the next batch fills while this
-     * one is committed, and no more. */
-    if (!(a.in = ingest_new(&a.cfg, (size_t)a.cfg.batch.max_tensors, a.cfg.batch.max_bytes, err,
-                            sizeof(err))) ||
+    /* Acknowledged and not yet stored: this batch and the next, plus room
+     * for the broker's in-flight window ahead of a settle barrier's answer
+     * (mosquitto's default is 20), no more. */
+    if (!(a.in = ingest_new(&a.cfg, 2 * (size_t)a.cfg.batch.max_tensors + INFLIGHT_ROOM,
+                            2 * a.cfg.batch.max_bytes, err, sizeof(err))) ||
         ingest_start(a.in, err, sizeof(err))) {
         agent_log(LOG_LEVEL_ERROR, "%s", err);
         goto out;

@@ -3,19 +3,42 @@
  *
  * The network thread is ours, not mosquitto_loop_start's: it alone touches
  * the mosquitto handle (connect, loop, subscribe, disconnect), so the
- * handle stays in libmosquitto's unthreaded mode, where a QoS 1 PUBACK is
- * written out at once, before the message callback runs. That is what
- * keeps the accounting exact: every message in the queue was acknowledged
- * (a kill loses it, never stores it twice), and the one a callback waits
- * with when the queue is full was acknowledged too and is kept. A stop is
- * carried out by the network thread itself between two loop passes: after
- * the waiting callback handed its message over, DISCONNECT goes out and no
- * further PUBLISH is read, so nothing is acknowledged that is not queued.
+ * handle stays in libmosquitto's unthreaded mode, where the PUBACK of a
+ * QoS 1 message is written out at once, before the message callback runs.
+ * The agent's promises (README, "Durability") rest on what follows:
  *
- * Callbacks touch only the struct below under its mutex and never free
- * what libmosquitto hands them. The main thread asks for subscription
- * changes through the struct (ingest_update); the network thread applies
- * them.
+ *   Acknowledged but not stored is bounded. The callback queues the
+ *   message, then waits while the messages held -- read and not yet
+ *   stored: the queue plus the main thread's batch (ingest_done) -- pass
+ *   hold_n messages or hold_bytes. While it waits this thread reads
+ *   nothing, the socket's buffers fill and the broker keeps the rest in the
+ *   session. A kill -9 loses at most what is held.
+ *
+ *   Nothing is stored twice. A QoS 1 message is handed to the main thread
+ *   only once the broker has processed its PUBACK. After messages arrive
+ *   this thread sends an UNSUBSCRIBE of a filter it never subscribes to
+ *   (the "settle barrier", embeddb/<device_id>/settle); the broker reads a
+ *   client's packets in order, so its UNSUBACK proves every PUBACK written
+ *   before the barrier processed, and a message whose PUBACK the broker
+ *   processed is never sent again. QoS 0 and 2 need no barrier (a QoS 2
+ *   message reaches the callback only after the broker has our PUBREC).
+ *
+ *   Only the unprovable is counted. The barrier's answer lies behind
+ *   whatever the broker sent first; if the queue fills before it arrives
+ *   (a broker sending far past its in-flight window: mosquitto 2.0.11 does
+ *   while it drains a backlog), this thread waits and cannot read the
+ *   answer, so the main thread takes the oldest messages unproven rather
+ *   than wait forever. The same goes for messages unsettled when the
+ *   connection drops or the agent stops: they are stored (losing them is
+ *   worse) and counted in maybe_duplicated, the broker may send them again.
+ *
+ * A stop reads nothing more: the waiting callback hands its message over,
+ * DISCONNECT follows every PUBACK written, and the main thread stores what
+ * is queued.
+ *
+ * Callbacks run on this thread and touch only the struct below under its
+ * mutex; they never free what libmosquitto hands them. The main thread asks
+ * for subscription changes through the struct (ingest_update).
  */
 #define _GNU_SOURCE 1
 #include "ingest.h"
@@ -30,13 +53,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define LOOP_MS 100           /* longest wait in one loop pass: a stop is seen this fast */
+#define SETTLE_GAP_NS 2000000ull /* at most one barrier per 2 ms */
+
 struct ingest {
     struct mosquitto *mosq;
     pthread_mutex_t mu;
     pthread_cond_t nonempty, space;
-    ingest_msg *head, *tail;
-    size_t queued_n, limit_n;
-    uint64_t queued_bytes, limit;
+    ingest_msg *head, *tail;  /* read, not yet taken by the main thread */
+    size_t queued_n;
+    uint64_t queued_bytes;
+    size_t held_n, hold_n;    /* read and not yet stored (ingest_done), and the bound */
+    uint64_t held_bytes, hold_bytes;
+    int waiting;              /* the callback waits for room: nothing is read */
     agent_sub *subs;          /* own copies of topic strings */
     size_t n_subs;
     char **unsub;             /* filters to unsubscribe (ingest_update) */
@@ -44,12 +73,17 @@ struct ingest {
     int resubscribe;          /* ingest_update asked for a new table */
     int pending_subacks;
     int stopping;             /* ingest_stop was called */
-    pthread_t thread;
-    int started;
+    /* settling: a message with need <= settled_gen is settled */
+    char *settle_topic;
+    uint64_t sent_gen, settled_gen, want_gen;
+    int barrier_mid;          /* the UNSUBSCRIBE in flight, 0 when none */
+    uint64_t barrier_ns;      /* mono time it was sent */
     ingest_counters c;
     log_limit bad_log;
     char *host;
     int port, keepalive_s;
+    pthread_t thread;
+    int started;
 };
 
 static void subs_free(agent_sub *subs, size_t n)
@@ -132,6 +166,34 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, cons
     pthread_mutex_unlock(&in->mu);
 }
 
+static void on_unsubscribe(struct mosquitto *mosq, void *obj, int mid)
+{
+    ingest *in = obj;
+    (void)mosq;
+    pthread_mutex_lock(&in->mu);
+    if (in->barrier_mid && mid == in->barrier_mid) {
+        in->settled_gen = in->sent_gen;
+        in->barrier_mid = 0;
+        pthread_cond_broadcast(&in->nonempty);
+    }
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* Messages still unsettled when the connection went (or at a stop) are
+ * handed over unproven and counted: the broker may send them again.
+ * Caller holds the mutex. */
+static void settle_unproven(ingest *in)
+{
+    for (ingest_msg *m = in->head; m; m = m->next)
+        if (m->need > in->settled_gen) {
+            in->c.maybe_duplicated++;
+            m->need = 0;
+        }
+    in->barrier_mid = 0;
+    in->sent_gen = in->settled_gen = in->want_gen;
+    pthread_cond_broadcast(&in->nonempty);
+}
+
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 {
     ingest *in = obj;
@@ -141,6 +203,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
     in->c.subscribed = 0;
     in->c.disconnects++;
     int stopping = in->stopping;
+    settle_unproven(in);
     pthread_mutex_unlock(&in->mu);
     if (rc && !stopping)
         agent_log(LOG_LEVEL_WARNING, "lost the connection to %s:%d (%s); reconnecting",
@@ -210,36 +273,50 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         return;
     }
     m->recv_ns = plat_now_ns();
-    /* Full queue: wait for the main thread (the broker holds the rest). */
-    while (in->queued_n && (in->queued_n >= in->limit_n ||
-                            in->queued_bytes + m->t.data_len > in->limit) && !in->stopping)
-        pthread_cond_wait(&in->space, &in->mu);
+    /* Its PUBACK went out before this call: the next barrier covers it. */
+    m->need = msg->qos == 1 ? in->sent_gen + 1 : 0;
+    if (m->need > in->want_gen)
+        in->want_gen = m->need;
     in->c.decoded++;
     in->queued_n++;
     in->queued_bytes += m->t.data_len;
+    in->held_n++;
+    in->held_bytes += m->t.data_len;
     if (in->tail)
         in->tail->next = m;
     else
         in->head = m;
     in->tail = m;
     pthread_cond_signal(&in->nonempty);
+    /* Held past the bound: read nothing more until the main thread has
+     * stored some (this message, already acknowledged, counts). */
+    while (in->held_n > 1 && (in->held_n > in->hold_n || in->held_bytes > in->hold_bytes) &&
+           !in->stopping) {
+        in->waiting = 1;
+        pthread_cond_broadcast(&in->nonempty);
+        pthread_cond_wait(&in->space, &in->mu);
+    }
+    in->waiting = 0;
     pthread_mutex_unlock(&in->mu);
 }
 
-ingest *ingest_new(const agent_config *cfg, size_t limit_n, uint64_t limit_bytes, char *err,
+ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, char *err,
                    size_t errlen)
 {
     ingest *in = calloc(1, sizeof(*in));
     int rc;
-    if (!in || !(in->subs = subs_copy(cfg)) || !(in->host = strdup(cfg->mqtt.host))) {
+    char settle[256];
+    snprintf(settle, sizeof(settle), "embeddb/%s/settle", cfg->device_id ? cfg->device_id : "");
+    if (!in || !(in->subs = subs_copy(cfg)) || !(in->host = strdup(cfg->mqtt.host)) ||
+        !(in->settle_topic = strdup(settle))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     in->n_subs = cfg->mqtt.n_subs;
     in->port = cfg->mqtt.port;
     in->keepalive_s = (int)(cfg->mqtt.keepalive_ms / 1000);
-    in->limit = limit_bytes;
-    in->limit_n = limit_n ? limit_n : 1;
+    in->hold_n = hold_n ? hold_n : 1;
+    in->hold_bytes = hold_bytes;
     pthread_mutex_init(&in->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -273,6 +350,7 @@ ingest *ingest_new(const agent_config *cfg, size_t limit_n, uint64_t limit_bytes
     mosquitto_connect_callback_set(in->mosq, on_connect);
     mosquitto_subscribe_callback_set(in->mosq, on_subscribe);
     mosquitto_disconnect_callback_set(in->mosq, on_disconnect);
+    mosquitto_unsubscribe_callback_set(in->mosq, on_unsubscribe);
     mosquitto_message_callback_set(in->mosq, on_message);
     return in;
 fail:
@@ -320,8 +398,28 @@ static void apply_update(ingest *in)
     free(unsub);
 }
 
-/* The network thread: loop passes of at most 100 ms (so a stop is seen
- * that fast), reconnects with a backoff from 1 s to 30 s, and the stop. */
+/* Sends a settle barrier when messages wait for one and none is out, at
+ * most one per SETTLE_GAP_NS (a busy stream costs a few hundred small
+ * packets a second). Unthreaded mode: it is written at once, after every
+ * PUBACK of the messages it covers. */
+static void settle_tick(ingest *in)
+{
+    int mid = 0;
+    pthread_mutex_lock(&in->mu);
+    int due = in->c.connected && !in->barrier_mid && in->want_gen > in->settled_gen &&
+              plat_mono_ns() - in->barrier_ns >= SETTLE_GAP_NS;
+    pthread_mutex_unlock(&in->mu);
+    if (!due || mosquitto_unsubscribe(in->mosq, &mid, in->settle_topic) != MOSQ_ERR_SUCCESS)
+        return;
+    pthread_mutex_lock(&in->mu);
+    in->barrier_mid = mid;
+    in->sent_gen++;
+    in->barrier_ns = plat_mono_ns();
+    pthread_mutex_unlock(&in->mu);
+}
+
+/* The network thread: loop passes (short ones while a barrier is due),
+ * reconnects with a backoff from 1 s to 30 s, and the stop. */
 static void *run(void *arg)
 {
     ingest *in = arg;
@@ -334,7 +432,12 @@ static void *run(void *arg)
             rc = mosquitto_reconnect_async(in->mosq);
             need_connect = 0;
         } else {
-            rc = mosquitto_loop(in->mosq, 100, 1);
+            pthread_mutex_lock(&in->mu);
+            int due = in->want_gen > in->settled_gen && !in->barrier_mid;
+            pthread_mutex_unlock(&in->mu);
+            rc = mosquitto_loop(in->mosq, due ? 2 : LOOP_MS, 1);
+            if (rc == MOSQ_ERR_SUCCESS)
+                settle_tick(in);
         }
         pthread_mutex_lock(&in->mu);
         stopping = in->stopping;
@@ -343,18 +446,21 @@ static void *run(void *arg)
         pthread_mutex_unlock(&in->mu);
         if (rc != MOSQ_ERR_SUCCESS && !stopping) {
             /* Lost, refused or never made: try again after the backoff. */
+            pthread_mutex_lock(&in->mu);
+            settle_unproven(in);
+            pthread_mutex_unlock(&in->mu);
             nap(in, backoff_ms);
             backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
             need_connect = 1;
         }
     }
-    /* Every message handed to a callback is queued by now and its PUBACK
-     * was written before it; DISCONNECT follows them, and nothing more is
-     * read. A few loop passes flush what the socket did not take at once. */
-    if (mosquitto_disconnect(in->mosq) == MOSQ_ERR_SUCCESS)
-        for (int i = 0; i < 20 && mosquitto_want_write(in->mosq); i++)
-            if (mosquitto_loop_write(in->mosq, 1) != MOSQ_ERR_SUCCESS)
-                break;
+    /* The stop: nothing more is read; DISCONNECT follows every PUBACK
+     * written (unthreaded: written at once), and what is unsettled goes to
+     * the main thread unproven. */
+    pthread_mutex_lock(&in->mu);
+    settle_unproven(in);
+    pthread_mutex_unlock(&in->mu);
+    mosquitto_disconnect(in->mosq);
     return NULL;
 }
 
@@ -380,7 +486,8 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
     size_t n = 0;
     uint64_t bytes = 0;
     pthread_mutex_lock(&in->mu);
-    if ((!in->head || !max_n) && wait_ms && !in->stopping) {
+    if ((!in->head || (in->head->need > in->settled_gen && !in->waiting) || !max_n) && wait_ms &&
+        !in->stopping) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += (time_t)(wait_ms / 1000);
@@ -391,7 +498,18 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
         }
         pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
     }
-    while (in->head && n < max_n && (!n || bytes + in->head->t.data_len <= max_bytes)) {
+    /* A network thread waiting for room cannot read the barrier's answer:
+     * take the oldest unsettled messages unproven rather than wait forever. */
+    if (in->waiting) {
+        size_t k = 0;
+        for (ingest_msg *m = in->head; m && m->need > in->settled_gen && k < max_n;
+             m = m->next, k++) {
+            in->c.maybe_duplicated++;
+            m->need = 0;
+        }
+    }
+    while (in->head && in->head->need <= in->settled_gen && n < max_n &&
+           (!n || bytes + in->head->t.data_len <= max_bytes)) {
         ingest_msg *m = in->head;
         in->head = m->next;
         m->next = NULL;
@@ -405,11 +523,18 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
     in->queued_n -= n;
     in->queued_bytes -= bytes;
     if (more)
-        *more = in->head != NULL;
-    if (n)
-        pthread_cond_broadcast(&in->space);
+        *more = in->head && in->head->need <= in->settled_gen;
     pthread_mutex_unlock(&in->mu);
     return list;
+}
+
+void ingest_done(ingest *in, size_t n, uint64_t bytes)
+{
+    pthread_mutex_lock(&in->mu);
+    in->held_n -= n < in->held_n ? n : in->held_n;
+    in->held_bytes -= bytes < in->held_bytes ? bytes : in->held_bytes;
+    pthread_cond_broadcast(&in->space);
+    pthread_mutex_unlock(&in->mu);
 }
 
 void ingest_count_rejected(ingest *in, payload_err why)
@@ -459,6 +584,7 @@ void ingest_counters_get(ingest *in, ingest_counters *out)
     pthread_mutex_lock(&in->mu);
     *out = in->c;
     out->queued = in->queued_n;
+    out->held = in->held_n;
     pthread_mutex_unlock(&in->mu);
 }
 
@@ -493,5 +619,6 @@ void ingest_free(ingest *in)
         free(in->unsub[i]);
     free(in->unsub);
     free(in->host);
+    free(in->settle_topic);
     free(in);
 }

@@ -1,17 +1,19 @@
 /*
  * ingest.h -- the MQTT side of the agent: one libmosquitto client with a
- * persistent session, its own network thread (so keepalives go on while the
- * main thread commits batches to flash), payload decoding in the message
- * callback, and a bounded queue of decoded tensors for the main thread.
+ * persistent session on a network thread of ours (keepalives go on while
+ * the main thread commits batches to flash), payload decoding in the
+ * message callback, and a queue of decoded tensors for the main thread.
  *
- * Queue policy when full (it holds at most `limit_n` messages and
- * `limit_bytes` tensor bytes; one message alone may pass the byte limit):
- * the network thread waits in the message callback for the main thread to
- * take some, so it reads nothing more from the broker, which holds further
- * messages in the persistent session. libmosquitto sends a QoS 1 PUBACK
- * only after the callback returns, so the message it waits with is not yet
- * acknowledged: what is acknowledged but not yet stored is what the queue
- * and the main thread's batch hold.
+ * Bounds (ingest.c has the how): at most hold_n messages and hold_bytes
+ * tensor bytes, plus the one message the network thread waits with, are
+ * ever acknowledged to the broker and not yet stored -- the queue plus the
+ * main thread's batch, which reports what it stored with ingest_done.
+ * Beyond that nothing more is read and the broker keeps the rest in the
+ * session. A QoS 1 message is taken from the queue only once the broker has
+ * processed its PUBACK (the settle barrier), so a stored message is never
+ * sent again; what cannot be proven so (the connection dropped, the
+ * broker sent far past its window) is stored all the same and counted in
+ * maybe_duplicated.
  *
  * Every message in the queue can be stored: a tensor the engine would
  * refuse (its key <topic>#<20 digits> or its name too long, or anything
@@ -39,6 +41,7 @@ typedef struct ingest_msg {
     char *topic;
     payload_tensor t;
     int64_t recv_ns;         /* wall clock at arrival: the tensor's timestamp */
+    uint64_t need;           /* settle barrier it waits for (0: none); ingest's */
     struct ingest_msg *next;
 } ingest_msg;
 
@@ -49,23 +52,29 @@ typedef struct ingest_counters {
     uint64_t unmatched;                  /* no subscription matched the topic */
     uint64_t connects, disconnects;
     size_t queued;                       /* messages in the queue now */
+    size_t held;                         /* read and not yet stored */
+    uint64_t maybe_duplicated;           /* handed over without the broker's
+                                            proof: it may send them again */
     int connected, subscribed;
 } ingest_counters;
 
-/* Sets up the client from cfg (borrowed for the call), its queue bounded
- * as above. NULL with err set. */
-ingest *ingest_new(const agent_config *cfg, size_t limit_n, uint64_t limit_bytes, char *err,
+/* Sets up the client from cfg (borrowed for the call), holding at most
+ * hold_n messages / hold_bytes as above. NULL with err set. */
+ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, char *err,
                    size_t errlen);
 /* Connects (asynchronously; reconnects with exponential backoff forever)
  * and starts the network thread. 0 or -1 with err set. */
 int ingest_start(ingest *in, char *err, size_t errlen);
-/* Waits up to wait_ms for messages, then returns the oldest ones queued (a
- * list, oldest first), at most max_n of them and max_bytes tensor bytes
- * (the first one always, when max_n > 0), or NULL. *more (optional) is set
+/* Waits up to wait_ms for settled messages, then returns the oldest ones
+ * queued (a list, oldest first), at most max_n of them and max_bytes
+ * tensor bytes (the first one always, when max_n > 0), or NULL. *more (optional) is set
  * when messages stay queued because they did not fit. With max_n == 0 it
  * only waits (wait_ms, or until ingest_stop). */
 ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_bytes,
                        int *more);
+/* The caller stored (or gave up on) n popped messages of `bytes` tensor
+ * bytes: they no longer count against the hold bound. */
+void ingest_done(ingest *in, size_t n, uint64_t bytes);
 /* Counts a tensor refused after it left the queue (the agent's commit). */
 void ingest_count_rejected(ingest *in, payload_err why);
 void ingest_msg_free(ingest_msg *m);
