@@ -372,7 +372,6 @@ static int check_readable(walker *w, const yaml_node_t *at, const char *key, con
     return read_named_file(w, at, key, path, NULL, 0, &len);
 }
 
-
 /* ---- values that must fit where they go --------------------------------- */
 
 /* Why url is not an https://HOST[:PORT][/PATH] the uploader can use
@@ -642,8 +641,9 @@ static int parse_shape(walker *w, const char *key, const yaml_node_t *v, payload
         errno = 0;
         unsigned long long x = s ? strtoull(s, &end, 10) : 0;
         char why[96];
-        if (s && bad_scalar(d, why, sizeof(why)))
-            return fail(w, d, "%s: a size %s", key, bad_scalar(d, why, sizeof(why)));
+        const char *bad = bad_scalar(d, why, sizeof(why));
+        if (bad)
+            return fail(w, d, "%s: a size %s", key, bad);
         if (!s || !isdigit((unsigned char)*s) || errno || *end)
             return fail(w, d, "%s: expected a size, got '%s'", key, s ? s : "(not a scalar)");
         spec->shape[spec->ndim++] = x;
