@@ -496,6 +496,12 @@ static int check_string(walker *w, const char *key, const yaml_node_t *v, const 
         why = prefix_problem(s, buf, sizeof(buf));
     } else if (!strncmp(key, "mqtt.subscriptions[", 19) && strstr(key, "].topic")) {
         why = topic_problem(s, buf, sizeof(buf));
+    } else if (!strcmp(key, "mqtt.host")) {
+        /* A DNS name, an IPv4 or a bare IPv6 address, as libmosquitto takes it. */
+        if (n > 253 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                 "0123456789.-_:") != n)
+            why = "expected a host name or IP address (A-Z a-z 0-9 . - _, or an IPv6 address "
+                  "without brackets; at most 253 bytes)";
     } else if ((!strcmp(key, "mqtt.client_id") || !strcmp(key, "mqtt.username")) &&
                n > AGENT_MQTT_STRING_MAX) {
         snprintf(buf, sizeof(buf), "%zu bytes: longer than MQTT's limit of %u", n,

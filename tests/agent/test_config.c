@@ -526,6 +526,32 @@ static void test_strings_hold_no_nul_or_control_characters(void **state)
     expect_error("device_id: d1\n\"stor\\0age\": {dir: /x}\n", "agent.yaml:2:1: ", "NUL");
 }
 
+/* The broker's address is a host name or an IP address (v4 or v6), as
+ * libmosquitto's connect takes it; anything else would fail only then. */
+static void test_mqtt_host_is_a_host_name_or_address(void **state)
+{
+    (void)state;
+    char text[1024];
+    agent_config cfg;
+    static const char *const good[] = {"broker.local", "10.0.0.1", "\"::1\"", "fe80::1",
+                                       "my_broker-2"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), "device_id: d1\nstorage: {dir: /x}\nmqtt:\n  host: %s\n"
+                 "  subscriptions: [{topic: t, format: npy}]\n", good[i]);
+        const char *err = load(text, &cfg);
+        if (err[0])
+            fail_msg("host %s: %s", good[i], err);
+        agent_config_free(&cfg);
+    }
+    static const char *const bad[] = {"\"bro ker\"", "\"h/x\"", "\"[::1]\"", "mqtt://h",
+                                      "\"h@x\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "device_id: d1\nstorage: {dir: /x}\nmqtt:\n  host: %s\n"
+                 "  subscriptions: [{topic: t, format: npy}]\n", bad[i]);
+        expect_error(text, "agent.yaml:4:9: mqtt.host: ", "host name or IP address");
+    }
+}
+
 /* Secrets: a regular file, read whole (never cut), never a FIFO that would
  * block the loader or a device. */
 static void test_secret_files_are_regular_bounded_and_whole(void **state)
@@ -584,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_budget_keys_agree),
         cmocka_unit_test(test_yaml_depth_documents_and_size_are_bounded),
         cmocka_unit_test(test_strings_hold_no_nul_or_control_characters),
+        cmocka_unit_test(test_mqtt_host_is_a_host_name_or_address),
         cmocka_unit_test(test_secret_files_are_regular_bounded_and_whole),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
