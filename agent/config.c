@@ -7,10 +7,22 @@
  * keys, wrong types and missing required keys with the node's line and
  * column. Files named by the config (password, TLS) are checked readable
  * here so --check-config catches them.
+ *
+ * Hostile input stays cheap and contained: the file is at most
+ * AGENT_CONFIG_MAX_BYTES and a first event-level pass refuses nesting past
+ * AGENT_CONFIG_MAX_DEPTH (libyaml's loader is quadratic in depth) and a
+ * second document before the document is built; every string is checked
+ * for NUL and control characters before it is used or echoed; values that
+ * could only fail later (topic filters, URL, prefix, shapes, budgets) are
+ * checked against the limits of the code that will use them. Files are
+ * read through agent_config_env, so tests and the fuzzer never touch the
+ * real file system.
  */
 #include "config.h"
 
 #include "snapshot.h"
+
+#include "embeddb/plat.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -153,6 +165,7 @@ typedef struct walker {
     const char *file;
     yaml_document_t *doc;
     agent_config *cfg;
+    const agent_config_env *env;
     char *err;
     size_t errlen;
 } walker;
@@ -174,6 +187,121 @@ static int fail(walker *w, const yaml_node_t *at, const char *fmt, ...)
 static const char *scalar(const yaml_node_t *n)
 {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+/* ---- strings and nodes -------------------------------------------------- */
+
+/* Why s[0..n) cannot be a value: a NUL (which C strings would cut at) or a
+ * control character (C0, DEL, or C1 encoded in UTF-8), else NULL. No value
+ * of this schema needs one, and each would reach a log line, an HTTP
+ * header or an MQTT packet. */
+static const char *bad_chars(const char *s, size_t n, char *buf, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned code = c;
+        if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9f)
+            code = (unsigned char)s[i + 1];
+        else if (c >= 0x20 && c != 0x7f)
+            continue;
+        if (!code)
+            return "contains a NUL byte";
+        snprintf(buf, cap, "contains a control character (U+%04X at byte %zu)", code, i);
+        return buf;
+    }
+    return NULL;
+}
+
+/* The scalar's problem (bad_chars), or NULL; non-scalars have none. */
+static const char *bad_scalar(const yaml_node_t *n, char *buf, size_t cap)
+{
+    if (!n || n->type != YAML_SCALAR_NODE)
+        return NULL;
+    return bad_chars((const char *)n->data.scalar.value, n->data.scalar.length, buf, cap);
+}
+
+/* The value of key `name` in mapping m, or NULL. */
+static yaml_node_t *map_get(walker *w, const yaml_node_t *m, const char *name)
+{
+    if (!m || m->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        const char *k = scalar(yaml_document_get_node(w->doc, p->key));
+        if (k && !strcmp(k, name))
+            return yaml_document_get_node(w->doc, p->value);
+    }
+    return NULL;
+}
+
+/* The node of a dotted key ("storage.max_disk"), or NULL when not given. */
+static yaml_node_t *node_at(walker *w, const char *path)
+{
+    char part[64];
+    yaml_node_t *n = yaml_document_get_root_node(w->doc);
+    while (n && *path) {
+        size_t k = strcspn(path, ".");
+        if (k >= sizeof(part))
+            return NULL;
+        memcpy(part, path, k);
+        part[k] = 0;
+        n = map_get(w, n, part);
+        path += k + (path[k] == '.');
+    }
+    return n;
+}
+
+/* The node of key `name` in subscription i, or the item when absent. */
+static yaml_node_t *sub_node(walker *w, size_t i, const char *name)
+{
+    yaml_node_t *subs = node_at(w, "mqtt.subscriptions");
+    if (!subs || subs->type != YAML_SEQUENCE_NODE ||
+        i >= (size_t)(subs->data.sequence.items.top - subs->data.sequence.items.start))
+        return NULL;
+    yaml_node_t *item = yaml_document_get_node(w->doc, subs->data.sequence.items.start[i]);
+    yaml_node_t *v = map_get(w, item, name);
+    return v ? v : item;
+}
+
+/* ---- files the config names --------------------------------------------- */
+
+/* agent_config_env.read_file on the real file system, through the platform
+ * layer: stat first, so a FIFO (which would block) or a device (which may
+ * act when opened) is refused without being opened. */
+static int fs_read_file(void *ctx, const char *path, char *buf, size_t cap, size_t *len)
+{
+    plat_vfs *vfs = plat_vfs_default();
+    plat_stat st;
+    int fd = -1, rc;
+    (void)ctx;
+    *len = 0;
+    if ((rc = vfs->stat(vfs, path, &st)))
+        return rc;
+    if (!st.is_reg)
+        return -EINVAL;
+    if ((rc = vfs->open(vfs, path, PLAT_O_RDONLY, &fd)))
+        return rc;
+    if (!(rc = vfs->fstat(vfs, fd, &st)) && !st.is_reg)
+        rc = -EINVAL; /* replaced since the stat */
+    if (!rc && cap)
+        rc = vfs->pread(vfs, fd, buf, cap, 0, len);
+    vfs->close(vfs, fd);
+    return rc;
+}
+
+/* Reads the file named by key `key` (node at) through the env: up to cap
+ * bytes (0: only checks it is a readable regular file). */
+static int read_named_file(walker *w, const yaml_node_t *at, const char *key, const char *path,
+                           char *buf, size_t cap, size_t *len)
+{
+    int rc = w->env && w->env->read_file
+                 ? w->env->read_file(w->env->ctx, path, buf, cap, len)
+                 : fs_read_file(NULL, path, buf, cap, len);
+    if (rc == -EINVAL)
+        return fail(w, at, "%s: '%s' is not a regular file", key, path);
+    if (rc)
+        return fail(w, at, "%s: cannot read '%s': %s", key, path, strerror(-rc));
+    return 0;
 }
 
 /* ---- units ------------------------------------------------------------ */
@@ -240,11 +368,147 @@ int config_parse_duration_ms(const char *s, uint64_t *out)
 
 static int check_readable(walker *w, const yaml_node_t *at, const char *key, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return fail(w, at, "%s: cannot read '%s': %s", key, path, strerror(errno));
-    fclose(fp);
-    return 0;
+    size_t len = 0;
+    return read_named_file(w, at, key, path, NULL, 0, &len);
+}
+
+/* ---- values that must fit where they go --------------------------------- */
+
+/* Why url is not an https://HOST[:PORT][/PATH] the uploader can use
+ * (HOST a DNS name or IPv4 address of at most 253 bytes, PATH RFC 3986
+ * path characters and %-escapes, at most 512 bytes), or NULL. */
+static const char *url_problem(const char *url)
+{
+    static const char path_chars[] = "-._~!$&'()*+,;=:@/";
+    if (strncmp(url, "https://", 8))
+        return "not https:// (uploads always use TLS)";
+    const char *p = url + 8;
+    size_t alen = strcspn(p, "/"), hlen = strcspn(p, ":/");
+    const char *path = p + alen;
+    if (memchr(p, '@', alen))
+        return "credentials";
+    if (!hlen)
+        return "no host";
+    if (hlen > 253)
+        return "a host name longer than 253 bytes";
+    for (size_t i = 0; i < hlen; i++)
+        if (!isalnum((unsigned char)p[i]) && !strchr(".-_", p[i]))
+            return "a host name character other than A-Z a-z 0-9 . - _ (IPv6 literals are not "
+                   "supported)";
+    if (p[hlen] == ':') {
+        unsigned long port = 0;
+        size_t k = hlen + 1;
+        for (; k < alen && isdigit((unsigned char)p[k]) && port <= 65535; k++)
+            port = port * 10 + (unsigned long)(p[k] - '0');
+        if (k == hlen + 1 || k != alen || port < 1 || port > 65535)
+            return "a port other than 1..65535";
+    }
+    size_t plen = strlen(path);
+    for (size_t i = 0; i < plen; i++) {
+        if (path[i] == '?')
+            return "a query";
+        if (path[i] == '#')
+            return "a fragment";
+        if (path[i] == '%') {
+            if (!isxdigit((unsigned char)path[i + 1]) || !isxdigit((unsigned char)path[i + 2]))
+                return "a '%' that is not a %-escape";
+        } else if (!isalnum((unsigned char)path[i]) && !strchr(path_chars, path[i])) {
+            return "a path character outside RFC 3986 (escape it as %XX)";
+        }
+    }
+    while (plen && path[plen - 1] == '/')
+        plen--;
+    if (plen > 512)
+        return "a path longer than 512 bytes";
+    return NULL;
+}
+
+/* An MQTT topic filter the agent can store messages of: NULL, or why not
+ * (in buf). */
+static const char *topic_problem(const char *t, char *buf, size_t cap)
+{
+    size_t n = strlen(t), plus = 0;
+    if (n > AGENT_MQTT_STRING_MAX) {
+        snprintf(buf, cap, "%zu bytes: longer than MQTT's limit of %u bytes", n,
+                 AGENT_MQTT_STRING_MAX);
+        return buf;
+    }
+    for (const char *lv = t;; ) {
+        size_t k = strcspn(lv, "/");
+        if (memchr(lv, '#', k) && (k != 1 || lv[k] == '/'))
+            return "'#' only as the whole last level (a/#), as MQTT requires";
+        if (memchr(lv, '+', k) && k != 1)
+            return "'+' only as a whole level (a/+/b), as MQTT requires";
+        plus += k == 1 && lv[0] == '+';
+        if (!lv[k])
+            break;
+        lv += k + 1;
+    }
+    /* The shortest topic it matches: '+' may match an empty level and
+     * "a/#" matches "a" itself. */
+    size_t shortest = n - plus - (n >= 2 && !strcmp(t + n - 2, "/#") ? 2 : t[n - 1] == '#');
+    if (shortest > AGENT_TOPIC_KEY_MAX) {
+        snprintf(buf, cap, "%zu bytes, matching topics of %zu or more: keys are "
+                 "<topic>#<20-digit counter> of at most %d bytes, so a topic may have at most "
+                 "%d; messages on it could never be stored", n, shortest, TS_MAX_KEY_LEN,
+                 AGENT_TOPIC_KEY_MAX);
+        return buf;
+    }
+    return NULL;
+}
+
+/* Object names are <prefix>/<device_id>/<snapshot>.tar: the prefix is
+ * segments of A-Z a-z 0-9 . _ - ~ = separated by single '/', none of them
+ * "." or "..", so that no server or S3 client normalises the name out of
+ * its place. NULL, or why not. */
+static const char *prefix_problem(const char *p, char *buf, size_t cap)
+{
+    if (p[0] == '/')
+        return "must not start with '/' (the name is relative to the URL's path)";
+    for (const char *seg = p;; ) {
+        size_t k = strcspn(seg, "/");
+        if (!k)
+            return "has an empty segment ('//' or a trailing '/')";
+        if ((k == 1 && seg[0] == '.') || (k == 2 && seg[0] == '.' && seg[1] == '.'))
+            return "has a '.' or '..' segment, which would move the object out of its place";
+        for (size_t i = 0; i < k; i++)
+            if (!isalnum((unsigned char)seg[i]) && !strchr("._-~=", seg[i])) {
+                snprintf(buf, cap, "'%c' is not allowed (segments of A-Z a-z 0-9 . _ - ~ = "
+                         "separated by '/')", seg[i]);
+                return buf;
+            }
+        if (!seg[k])
+            return NULL;
+        seg += k + 1;
+    }
+}
+
+/* Checks of a string value beyond "not empty, no control characters". */
+static int check_string(walker *w, const char *key, const yaml_node_t *v, const char *s)
+{
+    char buf[320];
+    const char *why = NULL;
+    size_t n = strlen(s);
+    if (!strcmp(key, "upload.url")) {
+        if ((why = url_problem(s)))
+            return fail(w, v, "%s: %s in '%s' (expected https://HOST[:PORT][/PATH])", key, why, s);
+    } else if (!strcmp(key, "upload.prefix")) {
+        why = prefix_problem(s, buf, sizeof(buf));
+    } else if (!strncmp(key, "mqtt.subscriptions[", 19) && strstr(key, "].topic")) {
+        why = topic_problem(s, buf, sizeof(buf));
+    } else if (!strcmp(key, "mqtt.host")) {
+        /* A DNS name, an IPv4 or a bare IPv6 address, as libmosquitto takes it. */
+        if (n > 253 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                 "0123456789.-_:") != n)
+            why = "expected a host name or IP address (A-Z a-z 0-9 . - _, or an IPv6 address "
+                  "without brackets; at most 253 bytes)";
+    } else if ((!strcmp(key, "mqtt.client_id") || !strcmp(key, "mqtt.username")) &&
+               n > AGENT_MQTT_STRING_MAX) {
+        snprintf(buf, sizeof(buf), "%zu bytes: longer than MQTT's limit of %u", n,
+                 AGENT_MQTT_STRING_MAX);
+        why = buf;
+    }
+    return why ? fail(w, v, "%s: %s", key, why) : 0;
 }
 
 static int set_value(walker *w, const opt *o, const char *key, const yaml_node_t *v, void *base)
@@ -260,6 +524,8 @@ static int set_value(walker *w, const opt *o, const char *key, const yaml_node_t
         if (!*s)
             return fail(w, v, "%s: must not be empty", key);
         if (o->type == OPT_PATH && check_readable(w, v, key, s))
+            return -1;
+        if (check_string(w, key, v, s))
             return -1;
         char **dst = (char **)(void *)((char *)base + o->off);
         free(*dst);
@@ -326,9 +592,13 @@ static int walk(walker *w, const yaml_node_t *m, const opt *table, const char *p
         const yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
         const yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
         const char *name = scalar(k);
+        char why[96];
         size_t i;
         if (!name)
             return fail(w, k, "keys must be plain words");
+        const char *bad = bad_scalar(k, why, sizeof(why));
+        if (bad)
+            return fail(w, k, "a key %s", bad);
         for (i = 0; i < n_opts && strcmp(table[i].name, name); i++)
             ;
         int kn = snprintf(key, sizeof(key), "%s%s%s", prefix, prefix[0] ? "." : "", name);
@@ -343,6 +613,8 @@ static int walk(walker *w, const yaml_node_t *m, const opt *table, const char *p
         }
         if (seen[i]++)
             return fail(w, k, "%s: given twice", key);
+        if ((bad = bad_scalar(v, why, sizeof(why))))
+            return fail(w, v, "%s: %s", key, bad);
         int rc;
         if (table[i].type == OPT_SECTION)
             rc = walk(w, v, table[i].sub, key, base, special);
@@ -374,6 +646,10 @@ static int parse_shape(walker *w, const char *key, const yaml_node_t *v, payload
             return fail(w, d, "%s: more than 8 dimensions", key);
         errno = 0;
         unsigned long long x = s ? strtoull(s, &end, 10) : 0;
+        char why[96];
+        const char *bad = bad_scalar(d, why, sizeof(why));
+        if (bad)
+            return fail(w, d, "%s: a size %s", key, bad);
         if (!s || !isdigit((unsigned char)*s) || errno || *end)
             return fail(w, d, "%s: expected a size, got '%s'", key, s ? s : "(not a scalar)");
         spec->shape[spec->ndim++] = x;
@@ -424,6 +700,11 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
                 return -1;
             if (sub->spec.format == PAYLOAD_RAW && (!sub->spec.dtype || !sub->spec.has_shape))
                 return fail(w, item, "%s: format raw needs dtype and shape", prefix);
+            if (sub->spec.format == PAYLOAD_NPY && (sub->spec.dtype || sub->spec.has_shape)) {
+                const char *k = sub->spec.dtype ? "dtype" : "shape";
+                return fail(w, map_get(w, item, k), "%s.%s: npy payloads carry their own dtype "
+                            "and shape; a configured one would be ignored", prefix, k);
+            }
         }
         return 0;
     }
@@ -483,24 +764,147 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
     return fail(w, v, "%s: expected error, warning, notice, info or debug, got '%s'", key, s);
 }
 
-static char *read_secret(const char *path, char *err, size_t errlen, const char *file,
-                         const char *key)
+/* Reads the secret in the file named by `key` into *out (malloc'ed): the
+ * whole file less its trailing line ending, at most AGENT_SECRET_MAX_BYTES,
+ * no NUL (never cut), and with no_ctl no control character either. */
+static int read_secret(walker *w, const char *key, const char *path, int no_ctl, char **out)
 {
-    FILE *fp = fopen(path, "rb");
-    char buf[1024];
-    size_t n;
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s: cannot read '%s': %s", file, key, path, strerror(errno));
-        return NULL;
-    }
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = 0;
+    /* Room for the longest secret, a CR LF, and one byte to see it is longer. */
+    char buf[AGENT_SECRET_MAX_BYTES + 3], why[96];
+    const yaml_node_t *at = node_at(w, key);
+    const char *bad;
+    size_t n = 0;
+    int rc = -1;
+    if (read_named_file(w, at, key, path, buf, sizeof(buf), &n))
+        goto out;
+    int full = n == sizeof(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = 0;
-    char *s = strdup(buf);
+        n--;
+    if (full || n > AGENT_SECRET_MAX_BYTES) {
+        fail(w, at, "%s: '%s' is longer than %d bytes", key, path, AGENT_SECRET_MAX_BYTES);
+        goto out;
+    }
+    if (memchr(buf, 0, n)) {
+        fail(w, at, "%s: '%s' contains a NUL byte", key, path);
+        goto out;
+    }
+    if (no_ctl && (bad = bad_chars(buf, n, why, sizeof(why)))) {
+        /* Where, not what: the message must not carry the secret. */
+        fail(w, at, "%s: '%s' %s", key, path, bad);
+        goto out;
+    }
+    buf[n] = 0;
+    if (!(*out = strdup(buf))) {
+        fail(w, at, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
     memset(buf, 0, sizeof(buf));
-    return s;
+    return rc;
+}
+
+/* The secrets the config names, once every other rule has passed. */
+static int read_secrets(walker *w)
+{
+    agent_config *cfg = w->cfg;
+    if (cfg->mqtt.password_file &&
+        read_secret(w, "mqtt.password_file", cfg->mqtt.password_file, 0, &cfg->mqtt.password))
+        return -1;
+    /* A bearer token goes into an HTTP header line. */
+    if (cfg->upload.token_file &&
+        read_secret(w, "upload.token_file", cfg->upload.token_file, 1, &cfg->upload.token))
+        return -1;
+    if (cfg->upload.secret_file &&
+        read_secret(w, "upload.s3.secret_file", cfg->upload.secret_file, 0, &cfg->upload.secret))
+        return -1;
+    return 0;
+}
+
+/* Cross-key rules whose keys may come in any order, each reported at the
+ * key it names (or the one that was given, when the other is a default). */
+static int check_limits(walker *w)
+{
+    agent_config *cfg = w->cfg;
+    char key[64];
+    for (size_t i = 0; i < cfg->mqtt.n_subs; i++) {
+        const agent_sub *sub = &cfg->mqtt.subs[i];
+        const payload_spec *sp = &sub->spec;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(sub->topic, cfg->mqtt.subs[j].topic))
+                return fail(w, sub_node(w, i, "topic"), "mqtt.subscriptions[%zu].topic: given "
+                            "twice (as mqtt.subscriptions[%zu]); only the first would be used",
+                            i, j);
+        if (!sp->has_shape)
+            continue;
+        snprintf(key, sizeof(key), "mqtt.subscriptions[%zu].shape", i);
+        uint64_t n = 1;
+        size_t es = ts_dtype_size(sp->dtype ? sp->dtype : TS_F32);
+        int over = 0;
+        for (uint32_t d = 0; d < sp->ndim; d++) {
+            if (sp->shape[d] && n > UINT64_MAX / sp->shape[d])
+                over = 1;
+            n *= sp->shape[d];
+        }
+        if (over || n > UINT64_MAX / es)
+            return fail(w, sub_node(w, i, "shape"), "%s: the product of the sizes overflows",
+                        key);
+        if (sp->format == PAYLOAD_RAW && n * es > cfg->mqtt.max_payload)
+            return fail(w, sub_node(w, i, "shape"), "%s: a raw %s tensor of this shape is %"
+                        PRIu64 " bytes and can never arrive: mqtt.max_payload is %" PRIu64, key,
+                        ts_dtype_name(sp->dtype), n * es, cfg->mqtt.max_payload);
+        /* CSV takes its shape from here: n values need 2n-1 bytes. (A JSON
+         * object may bring its own shape, so JSON is not judged.) */
+        if (sp->format == PAYLOAD_CSV && n > (cfg->mqtt.max_payload + 1) / 2)
+            return fail(w, sub_node(w, i, "shape"), "%s: %" PRIu64 " values need at least %"
+                        PRIu64 " bytes of csv and can never arrive: mqtt.max_payload is %" PRIu64,
+                        key, n, 2 * n - 1, cfg->mqtt.max_payload);
+    }
+    if (cfg->storage.max_disk && cfg->storage.max_disk < AGENT_SMALL_FILES_RESERVE)
+        return fail(w, node_at(w, "storage.max_disk"), "storage.max_disk: %" PRIu64 " bytes is "
+                    "less than the %u bytes reserved for the store's small files (MANIFESTs, STATE, "
+                    "agent.status); nothing could be stored", cfg->storage.max_disk,
+                    AGENT_SMALL_FILES_RESERVE);
+    if (cfg->storage.max_disk && cfg->storage.max_disk / 2 < cfg->snapshot.max_bytes)
+        return fail(w, node_at(w, "storage.max_disk"), "storage.max_disk: %" PRIu64 " bytes "
+                    "must be at least twice snapshot.max_bytes (%" PRIu64 "): the live store "
+                    "fills up to max_bytes before it is sealed", cfg->storage.max_disk,
+                    cfg->snapshot.max_bytes);
+    if (cfg->storage.max_disk && cfg->batch.max_bytes > cfg->storage.max_disk) {
+        const yaml_node_t *b = node_at(w, "batch.max_bytes");
+        if (b)
+            return fail(w, b, "batch.max_bytes: %" PRIu64 " bytes is more than storage.max_disk "
+                        "(%" PRIu64 "): a full batch could never be committed",
+                        cfg->batch.max_bytes, cfg->storage.max_disk);
+        return fail(w, node_at(w, "storage.max_disk"), "storage.max_disk: %" PRIu64 " bytes is "
+                    "less than batch.max_bytes (%" PRIu64 ", the default): a full batch could "
+                    "never be committed; lower batch.max_bytes", cfg->storage.max_disk,
+                    cfg->batch.max_bytes);
+    }
+    if (cfg->storage.memtable_max <= UINT64_MAX / AGENT_MAX_SSTS_PER_SNAPSHOT &&
+        cfg->snapshot.max_bytes > AGENT_MAX_SSTS_PER_SNAPSHOT * cfg->storage.memtable_max) {
+        const yaml_node_t *at = node_at(w, "snapshot.max_bytes");
+        uint64_t need = (cfg->snapshot.max_bytes + AGENT_MAX_SSTS_PER_SNAPSHOT - 1) /
+                        AGENT_MAX_SSTS_PER_SNAPSHOT;
+        return fail(w, at ? at : node_at(w, "storage.memtable_max"),
+                    "%s: a snapshot of %" PRIu64 " bytes would hold more than %d SSTs of "
+                    "storage.memtable_max (%" PRIu64 " bytes): raise memtable_max to at least %"
+                    PRIu64 " or lower snapshot.max_bytes", at ? "snapshot.max_bytes"
+                                                               : "storage.memtable_max",
+                    cfg->snapshot.max_bytes, AGENT_MAX_SSTS_PER_SNAPSHOT,
+                    cfg->storage.memtable_max, need);
+    }
+    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar in the uploader's
+     * 1024-byte name buffer. */
+    if (cfg->upload.prefix && cfg->device_id) {
+        size_t fixed = 2 * strlen(cfg->device_id) + 27, n = strlen(cfg->upload.prefix);
+        size_t most = fixed < 1023 ? 1023 - fixed : 0;
+        if (n > most)
+            return fail(w, node_at(w, "upload.prefix"), "upload.prefix: %zu bytes: object names "
+                        "<prefix>/<device_id>/<snapshot>.tar must fit in 1023 bytes, so the "
+                        "prefix may have at most %zu here", n, most);
+    }
+    return 0;
 }
 
 static void defaults(agent_config *cfg)
@@ -532,7 +936,7 @@ int config_parse_url(const char *url, char **host, int *port, char **path)
     char *end = NULL;
     long v = 443;
     *host = *path = NULL;
-    if (strncmp(url, "https://", 8))
+    if (url_problem(url))
         return -1;
     p = url + 8;
     slash = strchr(p, '/');
@@ -588,12 +992,6 @@ static int check_upload(agent_config *cfg, const char *path, char *err, size_t e
                  "snapshot directories and uploaded objects)", path, cfg->device_id);
         return -1;
     }
-    if (cfg->storage.max_disk && cfg->storage.max_disk < 2 * cfg->snapshot.max_bytes) {
-        snprintf(err, errlen, "%s: storage.max_disk (%" PRIu64 " bytes) must be at least twice "
-                 "snapshot.max_bytes (%" PRIu64 "): the live store fills up to max_bytes before "
-                 "it is sealed", path, cfg->storage.max_disk, cfg->snapshot.max_bytes);
-        return -1;
-    }
     if (!cfg->upload.enabled)
         return 0;
     if (config_parse_url(cfg->upload.url, &cfg->upload.host, &cfg->upload.port,
@@ -626,38 +1024,145 @@ static int check_upload(agent_config *cfg, const char *path, char *err, size_t e
         snprintf(err, errlen, "%s: upload.token_file is for mode put (s3 signs requests)", path);
         return -1;
     }
-    if (cfg->upload.token_file &&
-        !(cfg->upload.token =
-              read_secret(cfg->upload.token_file, err, errlen, path, "upload.token_file")))
-        return -1;
-    if (s3 && !(cfg->upload.secret = read_secret(cfg->upload.secret_file, err, errlen, path,
-                                                 "upload.s3.secret_file")))
-        return -1;
     return 0;
 }
 
-int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen)
+/* ---- loading ------------------------------------------------------------ */
+
+/* A frame of the event pass: a mapping (with its current key) or a
+ * sequence (with its current index). */
+typedef struct ev_frame {
+    int map, want_key;
+    size_t index;
+    char key[48];
+} ev_frame;
+
+/* The key path down to the deepest mapping, as the walker names keys
+ * ("mqtt.subscriptions[0].shape"). */
+static void ev_path(const ev_frame *f, int depth, char *out, size_t cap)
+{
+    size_t n = 0;
+    int last_map = -1;
+    out[0] = 0;
+    for (int i = 0; i < depth; i++)
+        if (f[i].map)
+            last_map = i;
+    for (int i = 0; i <= last_map && n < cap; i++) {
+        if (f[i].map)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "." : "", f[i].key);
+        else
+            n += (size_t)snprintf(out + n, cap - n, "[%zu]", f[i].index);
+    }
+}
+
+/* The shape of the stream before the document is built (libyaml's loader
+ * is quadratic in nesting): at most AGENT_CONFIG_MAX_DEPTH levels and one
+ * document. 0, or -1 with err set. */
+static int check_events(const char *name, const char *text, size_t len, char *err,
+                        size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    ev_frame f[AGENT_CONFIG_MAX_DEPTH];
+    int depth = 0, docs = 0, rc = 0, done = 0;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    while (!done && !rc) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            snprintf(err, errlen, "%s:%zu:%zu: YAML syntax: %s%s%s", name,
+                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                     parser.problem ? parser.problem : "error", parser.context ? " " : "",
+                     parser.context ? parser.context : "");
+            rc = -1;
+            break;
+        }
+        int item_done = 0;
+        switch (ev.type) {
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1) {
+                snprintf(err, errlen, "%s:%zu:%zu: a second YAML document: the configuration "
+                         "is one YAML document", name, ev.start_mark.line + 1,
+                         ev.start_mark.column + 1);
+                rc = -1;
+            }
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (depth == AGENT_CONFIG_MAX_DEPTH) {
+                char path[256];
+                ev_path(f, depth, path, sizeof(path));
+                snprintf(err, errlen, "%s:%zu:%zu: %s%snested deeper than %d levels", name,
+                         ev.start_mark.line + 1, ev.start_mark.column + 1, path,
+                         path[0] ? ": " : "", AGENT_CONFIG_MAX_DEPTH);
+                rc = -1;
+                break;
+            }
+            f[depth] = (ev_frame){.map = ev.type == YAML_MAPPING_START_EVENT, .want_key = 1};
+            depth++;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            item_done = 1;
+            break;
+        case YAML_SCALAR_EVENT:
+            if (depth && f[depth - 1].map && f[depth - 1].want_key) {
+                size_t k = ev.data.scalar.length < sizeof(f[0].key) - 1 ? ev.data.scalar.length
+                                                                         : sizeof(f[0].key) - 1;
+                memcpy(f[depth - 1].key, ev.data.scalar.value, k);
+                f[depth - 1].key[k] = 0;
+                f[depth - 1].want_key = 0;
+            } else {
+                item_done = 1;
+            }
+            break;
+        case YAML_ALIAS_EVENT:
+            item_done = 1;
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        default:
+            break;
+        }
+        /* A value (or sequence item) is complete: the parent moves on. */
+        if (item_done && depth) {
+            if (f[depth - 1].map)
+                f[depth - 1].want_key = 1;
+            else
+                f[depth - 1].index++;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int agent_config_load_buffer(const char *name, const char *text, size_t len,
+                             const agent_config_env *env, agent_config *cfg, char *err,
+                             size_t errlen)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
-    FILE *fp = NULL;
     int have_doc = 0, rc = -1;
-    walker w = {.file = path, .doc = &doc, .cfg = cfg, .err = err, .errlen = errlen};
+    walker w = {.file = name, .doc = &doc, .cfg = cfg, .env = env, .err = err, .errlen = errlen};
     memset(cfg, 0, sizeof(*cfg));
     defaults(cfg);
     yaml_parser_initialize(&parser);
-    if (!(cfg->path = strdup(path))) {
+    if (!(cfg->path = strdup(name))) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    if (len > AGENT_CONFIG_MAX_BYTES) {
+        snprintf(err, errlen, "%s: larger than %u bytes: not a configuration file", name,
+                 AGENT_CONFIG_MAX_BYTES);
         goto out;
     }
-    yaml_parser_set_input_file(&parser, fp);
+    if (check_events(name, text, len, err, errlen))
+        goto out;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu:%zu: YAML syntax: %s%s%s", path,
+        snprintf(err, errlen, "%s:%zu:%zu: YAML syntax: %s%s%s", name,
                  parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                  parser.problem ? parser.problem : "error", parser.context ? " " : "",
                  parser.context ? parser.context : "");
@@ -666,7 +1171,7 @@ int agent_config_load(const char *path, agent_config *cfg, char *err, size_t err
     have_doc = 1;
     const yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
-        snprintf(err, errlen, "%s: empty configuration", path);
+        snprintf(err, errlen, "%s: empty configuration", name);
         goto out;
     }
     if (walk(&w, root, top_opts, "", cfg, top_special))
@@ -676,13 +1181,15 @@ int agent_config_load(const char *path, agent_config *cfg, char *err, size_t err
     if (!cfg->device_id) {
         char host[256] = "";
         char why[256];
-        if (gethostname(host, sizeof(host) - 1)) {
+        if (env && env->hostname) {
+            snprintf(host, sizeof(host), "%s", env->hostname);
+        } else if (gethostname(host, sizeof(host) - 1)) {
             snprintf(err, errlen, "%s: device_id: not set, and the host name can't be read: %s",
-                     path, strerror(errno));
+                     name, strerror(errno));
             goto out;
         }
         if (config_device_id_from_host(host, &cfg->device_id, why, sizeof(why))) {
-            snprintf(err, errlen, "%s: %s", path, why);
+            snprintf(err, errlen, "%s: %s", name, why);
             goto out;
         }
     }
@@ -696,27 +1203,57 @@ int agent_config_load(const char *path, agent_config *cfg, char *err, size_t err
     }
     cfg->mqtt.tls_enabled = cfg->mqtt.ca_file != NULL;
     if (!cfg->mqtt.cert_file != !cfg->mqtt.key_file) {
-        snprintf(err, errlen, "%s: mqtt.tls: cert_file and key_file go together", path);
+        snprintf(err, errlen, "%s: mqtt.tls: cert_file and key_file go together", name);
         goto out;
     }
-    if (cfg->mqtt.password_file &&
-        !(cfg->mqtt.password =
-             read_secret(cfg->mqtt.password_file, err, errlen, path, "mqtt.password_file")))
-        goto out;
-    if (cfg->mqtt.password && !cfg->mqtt.username) {
-        snprintf(err, errlen, "%s: mqtt.password_file needs mqtt.username", path);
+    if (cfg->mqtt.password_file && !cfg->mqtt.username) {
+        snprintf(err, errlen, "%s: mqtt.password_file needs mqtt.username", name);
         goto out;
     }
-    if (check_upload(cfg, path, err, errlen))
+    if (check_upload(cfg, name, err, errlen))
+        goto out;
+    if (check_limits(&w) || read_secrets(&w))
         goto out;
     rc = 0;
 out:
     if (have_doc)
         yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    return rc;
+}
+
+int agent_config_load_env(const char *path, const agent_config_env *env, agent_config *cfg,
+                          char *err, size_t errlen)
+{
+    FILE *fp = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+    memset(cfg, 0, sizeof(*cfg)); /* freeable whatever happens */
+    if (!(text = malloc(AGENT_CONFIG_MAX_BYTES + 1))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!(fp = fopen(path, "rb"))) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    len = fread(text, 1, AGENT_CONFIG_MAX_BYTES + 1, fp);
+    if (ferror(fp)) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = agent_config_load_buffer(path, text, len, env, cfg, err, errlen);
+out:
     if (fp)
         fclose(fp);
+    free(text);
     return rc;
+}
+
+int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen)
+{
+    return agent_config_load_env(path, NULL, cfg, err, errlen);
 }
 
 void agent_config_free(agent_config *cfg)

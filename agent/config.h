@@ -8,6 +8,10 @@
  * Sizes take units (4MiB, 512KiB, 1GB, or plain bytes); durations require
  * one (200ms, 5s, 5m, 1h). Secrets are read from files named in the config
  * (mqtt.password_file) and kept only in memory; nothing here logs them.
+ * A value that could only fail later is refused here, at its line and
+ * column: topic filters MQTT or the key format cannot take, shapes that
+ * overflow or can never arrive, URLs and prefixes that would leave their
+ * place, budgets that contradict each other (limits below).
  * conf/agent.yaml is the commented example of every key.
  */
 #ifndef EMBEDDB_AGENT_CONFIG_H
@@ -19,6 +23,21 @@
 #include <stdint.h>
 
 #define AGENT_DEFAULT_CONFIG "/etc/embeddb/agent.yaml"
+
+/* Limits the loader enforces (conf/agent.yaml documents them). */
+#define AGENT_CONFIG_MAX_BYTES (1u << 20) /* a larger file is not a configuration */
+#define AGENT_CONFIG_MAX_DEPTH 32         /* YAML nesting (the schema needs 6) */
+#define AGENT_SECRET_MAX_BYTES 1023       /* password, token, S3 secret */
+#define AGENT_MQTT_STRING_MAX 65535       /* MQTT's limit for topics, client id, user */
+/* Keys are <topic>#<20-digit counter>, at most TS_MAX_KEY_LEN bytes: a topic
+ * may have at most this many bytes to be stored. */
+#define AGENT_TOPIC_KEY_MAX (TS_MAX_KEY_LEN - 21)
+/* Room kept in storage.max_disk for the small files (MANIFESTs, STATE,
+ * agent.status): max_disk, when set, must be at least this. */
+#define AGENT_SMALL_FILES_RESERVE (64u << 10)
+/* A snapshot holds at most this many SSTs (each up to memtable_max):
+ * snapshot.max_bytes <= AGENT_MAX_SSTS_PER_SNAPSHOT * storage.memtable_max. */
+#define AGENT_MAX_SSTS_PER_SNAPSHOT 4096
 
 typedef enum log_level {
     LOG_LEVEL_ERROR = 3,   /* syslog priorities, for journald prefixes */
@@ -99,8 +118,28 @@ typedef struct agent_config {
 
 /* Loads and validates path into *cfg (which the caller frees with
  * agent_config_free, also after a failure). Returns 0, or -1 with err
- * holding "FILE:LINE:COL: what was expected". */
+ * holding "FILE:LINE:COL: key: what was expected". */
 int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen);
+
+/* What the loader asks of the machine, replaceable for tests and fuzzing. */
+typedef struct agent_config_env {
+    const char *hostname;   /* the device_id default; NULL = gethostname() */
+    /* Reads a file the config names (secrets, TLS files): up to cap bytes
+     * into buf (cap may be 0: only check it is there), the count in *len;
+     * 0 or -errno (-EINVAL: not a regular file). NULL = the file system,
+     * regular files only (never a FIFO or device, which could block or
+     * act on open). */
+    int (*read_file)(void *ctx, const char *path, char *buf, size_t cap, size_t *len);
+    void *ctx;
+} agent_config_env;
+
+/* agent_config_load with env (NULL = the real machine). */
+int agent_config_load_env(const char *path, const agent_config_env *env, agent_config *cfg,
+                          char *err, size_t errlen);
+/* The same from memory: text[0..len) (borrowed) named `name` in messages. */
+int agent_config_load_buffer(const char *name, const char *text, size_t len,
+                             const agent_config_env *env, agent_config *cfg, char *err,
+                             size_t errlen);
 void agent_config_free(agent_config *cfg);
 
 /* The device id when the file sets none: the host name, if it is a valid

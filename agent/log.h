@@ -3,6 +3,8 @@
  * syslog priority ("<6>") so journald files them at the right level. Never
  * pass secrets. agent_log_limited drops repeats of one kind of message
  * beyond a few per interval (bad payloads can arrive thousands a second).
+ * Threads: any thread may log and set the level (it is atomic); a
+ * log_limit is used by one thread at a time (its owner's lock).
  */
 #ifndef EMBEDDB_AGENT_LOG_H
 #define EMBEDDB_AGENT_LOG_H

@@ -2,16 +2,50 @@
  * payload.h -- decoding MQTT message payloads into tensors for the agent.
  *
  * Formats (chosen per subscription in the config):
- *   npy   NumPy .npy v1/v2/v3, little-endian, C order, every dtype the engine
- *         has; big-endian or Fortran-order arrays are rejected with a reason
+ *   npy   NumPy .npy format 1.0, 2.0 or 3.0, little-endian, C order, every
+ *         dtype the engine has. The header is read as Python would read the
+ *         dict NumPy writes: ASCII only, the keys descr, fortran_order and
+ *         shape once each, separated by commas, nothing but blanks after the
+ *         '}'. Refused (unsupported): big-endian, Fortran order with 2+
+ *         dimensions, other versions, structured dtypes, and a multi-byte
+ *         descr that does not state its byte order ('|f4', '=f4').
  *   raw   little-endian element bytes; dtype and shape come from the config
- *   json  {"shape":[2,3],"dtype":"float32","data":[...]} (data may be nested
- *         lists) or a bare array [1,2,3] (dtype from the config, default
- *         float32)
- *   csv   one line of numbers; dtype from the config (default float32),
- *         shape from the config or [n]
- * Every decode is bounded by max_payload and checked against its shape; a
- * rejected payload has a reason class (for the agent's counters) and words.
+ *   json  {"shape":[2,3],"dtype":"float32","data":[...]} (keys in any order,
+ *         each at most once, data required) or a bare list [1,2,3]; dtype
+ *         from the config when absent (default float32). Nested lists must
+ *         be rectangular ([[1,2],[3]] is malformed, "ragged") and give the
+ *         shape: [[1,2,3],[4,5,6]] is (2, 3). A declared shape ("shape",
+ *         else the config's) takes flat data of that many values or nesting
+ *         equal to it (else mismatch). More than 8 levels: unsupported.
+ *         Strings (keys, dtype names) are printable ASCII without escapes
+ *         (an escape is unsupported).
+ *   csv   one line of numbers separated by ',' (spaces and tabs around them
+ *         allowed; blank space and line endings before and after the line
+ *         ignored); dtype from the config (default float32), shape from
+ *         the config or [n]. An empty field or a line break inside is
+ *         malformed.
+ * Numbers (json and csv), decided per dtype so that nothing is rounded or
+ * clipped silently:
+ *   - integer dtypes and bool take the decimal value exactly (int64 and
+ *     uint64 in full, never through a double); 1e3 and 2.0 are integers,
+ *     2.5 is not (mismatch); a value outside the dtype's range is a
+ *     mismatch; bool takes 0 and 1.
+ *   - float dtypes take the correctly rounded value (float32 and complex64
+ *     straight from the text, float16 and bfloat16 through float32, complex
+ *     dtypes as the real part with imaginary 0); a finite number too large
+ *     for the dtype is a mismatch, not infinity; one too small rounds to 0
+ *     or a subnormal, as any rounding does.
+ *   - nan, inf and infinity (any case, optional sign: NumPy's and Python's
+ *     spellings) are values of the float dtypes, and "not an integer" for
+ *     the others.
+ *   - JSON true and false are 1 and 0, as in NumPy.
+ *   - a number is [+-]digits[.digits][e[+-]digits] (".5" and "5." too) of at
+ *     most 511 characters; anything else (hex, a NUL, another byte) is
+ *     malformed, never read as 0 or as the end of the text.
+ * Bool elements in npy and raw payloads must be the bytes 0 or 1 (else
+ * mismatch). Every decode is bounded by max_payload and checked against its
+ * shape; a rejected payload has a reason class (for the agent's counters)
+ * and words.
  * Pure functions over memory: no I/O, no MQTT.
  */
 #ifndef EMBEDDB_AGENT_PAYLOAD_H
@@ -33,9 +67,10 @@ typedef enum payload_format {
 typedef enum payload_err {
     PAYLOAD_OK = 0,
     PAYLOAD_TOO_LARGE,     /* over max_payload */
-    PAYLOAD_MALFORMED,     /* not the format it claims */
-    PAYLOAD_UNSUPPORTED,   /* valid, but a dtype/order/version we refuse */
-    PAYLOAD_MISMATCH,      /* size or shape disagrees with itself or the config */
+    PAYLOAD_MALFORMED,     /* not the format it claims (incl. ragged JSON lists) */
+    PAYLOAD_UNSUPPORTED,   /* valid, but a dtype/order/version/escape we refuse */
+    PAYLOAD_MISMATCH,      /* size or shape disagrees with itself or the config,
+                              or a value does not fit the dtype */
     PAYLOAD_NO_MEMORY,
     PAYLOAD_TOPIC_TOO_LONG, /* the topic cannot make a key or name (TS_MAX_KEY_LEN) */
     PAYLOAD_INVALID,       /* a tensor the engine would refuse (ts_validate) */

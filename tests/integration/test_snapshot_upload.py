@@ -120,6 +120,7 @@ mqtt:
     - {{topic: "s/+", qos: 1, format: raw, dtype: float32, shape: [256]}}
 batch:
   max_tensors: 16
+  max_bytes: 1MiB
   max_delay_ms: 20ms
 snapshot:
   interval: 1h
