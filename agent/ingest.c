@@ -119,18 +119,37 @@ void ingest_msg_free(ingest_msg *m)
     }
 }
 
-/* Subscribes to everything in the table; caller holds the mutex. */
+/* Subscribes to everything in the table. Called without the mutex: no
+ * libmosquitto call is made under it (libmosquitto holds its own locks when
+ * it calls us, so the other order could deadlock). */
 static void subscribe_all(ingest *in)
 {
+    char **topics = NULL;
+    int *qos = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&in->mu);
+    if ((topics = calloc(in->n_subs ? in->n_subs : 1, sizeof(*topics))) &&
+        (qos = calloc(in->n_subs ? in->n_subs : 1, sizeof(*qos))))
+        for (; n < in->n_subs && (topics[n] = strdup(in->subs[n].topic)); n++)
+            qos[n] = in->subs[n].qos;
     in->pending_subacks = 0;
-    for (size_t i = 0; i < in->n_subs; i++) {
-        int rc = mosquitto_subscribe(in->mosq, NULL, in->subs[i].topic, in->subs[i].qos);
+    pthread_mutex_unlock(&in->mu);
+    if (n < in->n_subs)
+        agent_log(LOG_LEVEL_ERROR, "subscribing: out of memory; retried at the next connect");
+    int sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = mosquitto_subscribe(in->mosq, NULL, topics[i], qos[i]);
         if (rc == MOSQ_ERR_SUCCESS)
-            in->pending_subacks++;
+            sent++;
         else
-            agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", in->subs[i].topic,
-                      mosquitto_strerror(rc));
+            agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", topics[i], mosquitto_strerror(rc));
+        free(topics[i]);
     }
+    free(topics);
+    free(qos);
+    pthread_mutex_lock(&in->mu);
+    in->pending_subacks += sent;
+    pthread_mutex_unlock(&in->mu);
 }
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
@@ -145,8 +164,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     pthread_mutex_lock(&in->mu);
     in->c.connected = 1;
     in->c.connects++;
-    subscribe_all(in);
     pthread_mutex_unlock(&in->mu);
+    subscribe_all(in);
     agent_log(LOG_LEVEL_NOTICE, "connected to %s:%d, subscribing to %zu topic filter(s)",
               in->host, in->port, in->n_subs);
 }
@@ -380,22 +399,25 @@ static void apply_update(ingest *in)
 {
     char **unsub = NULL;
     size_t n = 0;
+    int update = 0, connected = 0;
     pthread_mutex_lock(&in->mu);
     if (in->resubscribe) {
         in->resubscribe = 0;
+        update = 1;
         unsub = in->unsub;
         n = in->n_unsub;
         in->unsub = NULL;
         in->n_unsub = 0;
-        for (size_t i = 0; i < n; i++)
-            mosquitto_unsubscribe(in->mosq, NULL, unsub[i]);
-        if (in->c.connected)
-            subscribe_all(in); /* re-subscribing an existing filter updates its QoS */
+        connected = in->c.connected;
     }
     pthread_mutex_unlock(&in->mu);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        mosquitto_unsubscribe(in->mosq, NULL, unsub[i]);
         free(unsub[i]);
+    }
     free(unsub);
+    if (update && connected)
+        subscribe_all(in); /* re-subscribing an existing filter updates its QoS */
 }
 
 /* Sends a settle barrier when messages wait for one and none is out, at
