@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+int mt_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
     int c = memcmp(a, b, alen < blen ? alen : blen);
     if (c)
@@ -157,7 +157,7 @@ const mt_entry *mt_get(const memtable *mt, const uint8_t *key, size_t key_len)
 static int cmp_idx(const memtable *mt, uint32_t a, uint32_t b)
 {
     const mt_entry *x = &mt->entries[a], *y = &mt->entries[b];
-    return key_cmp(mt->keys + x->key_off, x->key_len, mt->keys + y->key_off, y->key_len);
+    return mt_key_cmp(mt->keys + x->key_off, x->key_len, mt->keys + y->key_off, y->key_len);
 }
 
 uint32_t *mt_sorted(const memtable *mt, size_t *n)

@@ -56,6 +56,6 @@ static inline const uint8_t *mt_key(const memtable *mt, const mt_entry *e)
 uint32_t *mt_sorted(const memtable *mt, size_t *n);
 
 /* Bytewise key order, shorter first on a common prefix. */
-int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+int mt_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 #endif

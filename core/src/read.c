@@ -53,8 +53,8 @@ static int in_range(const sst *t, const uint8_t *key, size_t key_len)
         return 0;
     sst_entry_at(t, 0, &first);
     sst_entry_at(t, t->f.n_entries - 1, &last);
-    return key_cmp(key, key_len, first.key, first.key_len) >= 0 &&
-           key_cmp(key, key_len, last.key, last.key_len) <= 0;
+    return mt_key_cmp(key, key_len, first.key, first.key_len) >= 0 &&
+           mt_key_cmp(key, key_len, last.key, last.key_len) <= 0;
 }
 
 static int locate(ts_store *s, const uint8_t *key, size_t key_len, loc *l, char *path)
@@ -223,7 +223,7 @@ static int heap_less(const ts_store *s, const source *a, const source *b)
     cursor x, y;
     src_key(s, a, &x);
     src_key(s, b, &y);
-    int c = key_cmp(x.key, x.key_len, y.key, y.key_len);
+    int c = mt_key_cmp(x.key, x.key_len, y.key, y.key_len);
     return c < 0 || (c == 0 && a->rank < b->rank);
 }
 
@@ -303,7 +303,7 @@ int ts_scan_range(ts_store *s, const void *lo, size_t lo_len, const void *hi, si
         if (lo) {
             while (m->pos < m->end) {
                 src_key(s, m, &c);
-                if (key_cmp(c.key, c.key_len, lo, lo_len) >= 0)
+                if (mt_key_cmp(c.key, c.key_len, lo, lo_len) >= 0)
                     break;
                 m->pos++;
             }
@@ -324,9 +324,9 @@ int ts_scan_range(ts_store *s, const void *lo, size_t lo_len, const void *hi, si
     while (n_heap) {
         source *top = heap[0];
         src_key(s, top, &c);
-        if (hi && key_cmp(c.key, c.key_len, hi, hi_len) >= 0)
+        if (hi && mt_key_cmp(c.key, c.key_len, hi, hi_len) >= 0)
             break;
-        if (!last.key || key_cmp(c.key, c.key_len, last.key, last.key_len) != 0) {
+        if (!last.key || mt_key_cmp(c.key, c.key_len, last.key, last.key_len) != 0) {
             last = c;
             if ((rc = emit(s, top, fn, ctx)))
                 goto out;

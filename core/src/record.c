@@ -179,7 +179,7 @@ int rec_verify_data(const rec_meta *m, const uint8_t *data, uint64_t have, uint6
     return 0;
 }
 
-void batch_encode(const batch_hdr *b, uint8_t out[32])
+void rec_batch_encode(const batch_hdr *b, uint8_t out[32])
 {
     memset(out, 0, 32);
     put32(out, FMT_BATCH_MAGIC);
@@ -189,7 +189,7 @@ void batch_encode(const batch_hdr *b, uint8_t out[32])
     put32(out + 28, crc32c(out, 28));
 }
 
-int batch_parse(const uint8_t in[32], batch_hdr *b)
+int rec_batch_parse(const uint8_t in[32], batch_hdr *b)
 {
     if (get32(in) != FMT_BATCH_MAGIC || crc32c(in, 28) != get32(in + 28))
         return TS_ECORRUPT;

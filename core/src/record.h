@@ -65,9 +65,9 @@ typedef struct batch_hdr {
     uint64_t first_seq;
 } batch_hdr;
 
-void batch_encode(const batch_hdr *b, uint8_t out[32]);
+void rec_batch_encode(const batch_hdr *b, uint8_t out[32]);
 /* 0 or TS_ECORRUPT (bad magic or checksum). */
-int batch_parse(const uint8_t in[32], batch_hdr *b);
+int rec_batch_parse(const uint8_t in[32], batch_hdr *b);
 
 /* Segment file header: its number and the seq its first record will get. */
 void seg_hdr_encode(uint64_t file_no, uint64_t base_seq, uint8_t out[32]);

@@ -65,7 +65,7 @@ static int later_batch_exists(scanner *sc, uint64_t from, uint64_t end, uint64_t
             break;
         for (size_t i = 0; i + FMT_BATCH_HDR_LEN <= got; i += FMT_ALIGN) {
             batch_hdr b;
-            if (get32(sc->data + i) == FMT_BATCH_MAGIC && !batch_parse(sc->data + i, &b) &&
+            if (get32(sc->data + i) == FMT_BATCH_MAGIC && !rec_batch_parse(sc->data + i, &b) &&
                 b.first_seq > last_seq) {
                 *found = 1;
                 return 0;
@@ -174,7 +174,7 @@ int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_s
         } else {
             if ((rc = rd(&sc, h, sizeof(h), off, &got)))
                 goto out;
-            if (batch_parse(h, &b))
+            if (rec_batch_parse(h, &b))
                 why = "bad batch header";
             else if (b.first_seq != res->last_seq + 1)
                 why = "batch sequence number out of order";

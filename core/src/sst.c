@@ -132,7 +132,7 @@ static const char *check_index(const sst *s)
         if (e.rec_off < FMT_SEG_HDR_LEN || e.rec_len < e.hdr_len ||
             e.rec_off + e.rec_len > s->f.index_off)
             return "index entry points outside the record area";
-        if (i && key_cmp(prev.key, prev.key_len, e.key, e.key_len) >= 0)
+        if (i && mt_key_cmp(prev.key, prev.key_len, e.key, e.key_len) >= 0)
             return "index keys not strictly ascending";
         prev = e;
     }
@@ -225,7 +225,7 @@ uint32_t sst_lower_bound(const sst *s, const uint8_t *key, size_t key_len)
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         sst_entry_at(s, mid, &e);
-        if (key_cmp(e.key, e.key_len, key, key_len) < 0)
+        if (mt_key_cmp(e.key, e.key_len, key, key_len) < 0)
             lo = mid + 1;
         else
             hi = mid;

@@ -95,7 +95,7 @@ int ts_batch_cost(const ts_tensor *const *tensors, size_t n, uint64_t *bytes)
 static int cmp_key_ptr(const void *a, const void *b)
 {
     const ts_tensor *x = *(const ts_tensor *const *)a, *y = *(const ts_tensor *const *)b;
-    return key_cmp(x->key, x->key_len, y->key, y->key_len);
+    return mt_key_cmp(x->key, x->key_len, y->key, y->key_len);
 }
 
 /* insert_only: TS_EEXIST when a key of the batch is stored already or comes
@@ -213,7 +213,7 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
     }
     int64_t now = 0;
     batch_hdr bh = {.n_records = (uint32_t)n, .body_len = body, .first_seq = s->next_seq};
-    batch_encode(&bh, hbuf);
+    rec_batch_encode(&bh, hbuf);
     iov[niov++] = (struct iovec){hbuf, FMT_BATCH_HDR_LEN};
     for (size_t i = 0; i < n; i++) {
         const ts_tensor *t = tensors[i];

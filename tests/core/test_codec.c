@@ -103,14 +103,14 @@ static void test_batch_header_detects_damage(void **state)
     (void)state;
     uint8_t h[32];
     batch_hdr b = {.n_records = 3, .body_len = 9000, .first_seq = 41}, out;
-    batch_encode(&b, h);
-    assert_int_equal(batch_parse(h, &out), 0);
+    rec_batch_encode(&b, h);
+    assert_int_equal(rec_batch_parse(h, &out), 0);
     assert_int_equal(out.n_records, 3);
     assert_int_equal(out.body_len, 9000);
     assert_int_equal(out.first_seq, 41);
     for (int i = 0; i < 32; i++) {
         h[i] ^= 0x01;
-        assert_int_equal(batch_parse(h, &out), TS_ECORRUPT);
+        assert_int_equal(rec_batch_parse(h, &out), TS_ECORRUPT);
         h[i] ^= 0x01;
     }
     uint64_t no = 0, base = 0;
@@ -173,7 +173,7 @@ static void test_memtable_sorted_view_and_overwrite(void **state)
     assert_int_equal(n, 1000);
     for (size_t i = 1; i < n; i++) {
         const mt_entry *a = &mt.entries[order[i - 1]], *b = &mt.entries[order[i]];
-        assert_true(key_cmp(mt_key(&mt, a), a->key_len, mt_key(&mt, b), b->key_len) < 0);
+        assert_true(mt_key_cmp(mt_key(&mt, a), a->key_len, mt_key(&mt, b), b->key_len) < 0);
     }
     free(order);
     mt_clear(&mt);
@@ -184,16 +184,16 @@ static void test_memtable_sorted_view_and_overwrite(void **state)
 static void test_key_cmp_orders_bytewise_shorter_first(void **state)
 {
     (void)state;
-    assert_true(key_cmp((const uint8_t *)"ab", 2, (const uint8_t *)"abc", 3) < 0);
-    assert_true(key_cmp((const uint8_t *)"b", 1, (const uint8_t *)"abc", 3) > 0);
-    assert_true(key_cmp((const uint8_t *)"\xff", 1, (const uint8_t *)"\x01", 1) > 0);
+    assert_true(mt_key_cmp((const uint8_t *)"ab", 2, (const uint8_t *)"abc", 3) < 0);
+    assert_true(mt_key_cmp((const uint8_t *)"b", 1, (const uint8_t *)"abc", 3) > 0);
+    assert_true(mt_key_cmp((const uint8_t *)"\xff", 1, (const uint8_t *)"\x01", 1) > 0);
     uint8_t a[8], b[8];
     uint64_t v = 0;
     ts_key_from_u64(101, a);
     ts_key_from_u64(202, b);
-    assert_true(key_cmp(a, 8, b, 8) < 0);
+    assert_true(mt_key_cmp(a, 8, b, 8) < 0);
     ts_key_from_u64(1ull << 40, b);
-    assert_true(key_cmp(a, 8, b, 8) < 0);
+    assert_true(mt_key_cmp(a, 8, b, 8) < 0);
     assert_int_equal(ts_key_to_u64(b, 8, &v), 1);
     assert_int_equal(v, 1ull << 40);
     assert_int_equal(ts_key_to_u64(b, 7, &v), 0);

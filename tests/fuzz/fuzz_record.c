@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size >= 32) {
         batch_hdr b;
         uint64_t no, base;
-        batch_parse(data, &b);
+        rec_batch_parse(data, &b);
         seg_hdr_parse(data, &no, &base);
     }
     if (size >= 64) {
