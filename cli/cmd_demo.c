@@ -5,14 +5,14 @@
  *
  * They are not tests (tests/ checks their output) and not benchmarks
  * (bench.c): nothing here is timed. The CSV format --tensor-ingest reads is
- * defined in payload.h.
+ * defined in csv_ingest.h.
  */
 #include "cli.h"
 
 #include "cli_args.h"
 #include "cli_key.h"
 #include "cli_store.h"
-#include "payload.h"
+#include "csv_ingest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -255,7 +255,7 @@ static const char ingest_usage[] =
     "python3 examples/python_demo/dl_model_demo.py writes such a file.\n";
 
 /* Prints "saved KEY: SUMMARY" for each tensor and the totals. */
-static void ingest_say(const payload *p, const char *file, const char *dir, const ts_stats *st0,
+static void ingest_say(const csv_payload *p, const char *file, const char *dir, const ts_stats *st0,
                        const ts_stats *st1)
 {
     for (size_t i = 0; i < p->n; i++) {
@@ -273,7 +273,7 @@ static void ingest_say(const payload *p, const char *file, const char *dir, cons
 int cmd_ingest(int argc, char **argv)
 {
     cli_args a;
-    payload p;
+    csv_payload p;
     const ts_tensor **batch = NULL;
     const char *file, *dir;
     char err[1024];
@@ -297,7 +297,7 @@ int cmd_ingest(int argc, char **argv)
             fprintf(stderr, "embeddb: %s: %s\n", file, strerror(errno));
         goto out;
     }
-    if ((prc = payload_read(fp, file, &p, err, sizeof(err)))) {
+    if ((prc = csv_read(fp, file, &p, err, sizeof(err)))) {
         fprintf(stderr, "%s\n", err);
         ec = prc == TS_EIO || prc == TS_ENOMEM ? CLI_EXIT_STORE : CLI_EXIT_USAGE;
         goto out;
@@ -329,6 +329,6 @@ out:
     if (fp)
         fclose(fp);
     free(batch);
-    payload_free(&p);
+    csv_free(&p);
     return ec;
 }

@@ -1,6 +1,6 @@
 /*
- * fuzz_cli_payload.c -- libFuzzer entry point for the CLI's parsers: the CSV
- * tensor payload (cli/payload.c) and the key syntax (cli/cli_key.c).
+ * fuzz_cli_csv.c -- libFuzzer entry point for the CLI's parsers: the CSV
+ * tensor payload (cli/csv_ingest.c) and the key syntax (cli/cli_key.c).
  *
  * Each input is read whole as a payload file, and each of its lines is also
  * parsed as a key; a key that parses must print back to text that parses to
@@ -9,7 +9,7 @@
  * (clang) it is also built as a real fuzzer. Not a test of saving.
  */
 #include "cli_key.h"
-#include "payload.h"
+#include "csv_ingest.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1), *line, *save = NULL;
     FILE *fp;
-    payload p;
+    csv_payload p;
     char err[1024];
     if (!text)
         return 0;
@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = 0;
     memset(&p, 0, sizeof(p));
     if (size && (fp = fmemopen(text, size, "r"))) {
-        payload_read(fp, "fuzz", &p, err, sizeof(err));
-        payload_free(&p);
+        csv_read(fp, "fuzz", &p, err, sizeof(err));
+        csv_free(&p);
         fclose(fp);
     }
     for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))

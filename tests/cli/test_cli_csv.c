@@ -1,10 +1,10 @@
 /*
- * test_cli_payload.c -- the CSV tensor payload reader (cli/payload.c): what a
+ * test_cli_csv.c -- the CSV tensor payload reader (cli/csv_ingest.c): what a
  * good line turns into, the reason given for each kind of bad line, and that
  * a file is read all-or-nothing with FILE:LINE messages. Not tested here:
  * saving (the end-to-end test runs --tensor-ingest).
  */
-#include "payload.h"
+#include "csv_ingest.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -18,16 +18,16 @@
 
 /* Parses a copy of text; returns the code and leaves *pt for the caller to
  * free (pt->mem). */
-static int parse(const char *text, payload_tensor *pt, char *why, size_t why_len)
+static int parse(const char *text, csv_tensor *pt, char *why, size_t why_len)
 {
     char line[1024];
     snprintf(line, sizeof(line), "%s", text);
-    return payload_parse_line(line, pt, why, why_len);
+    return csv_parse_line(line, pt, why, why_len);
 }
 
 static void assert_refused(const char *text, const char *reason)
 {
-    payload_tensor pt;
+    csv_tensor pt;
     char why[512] = "";
     assert_int_not_equal(parse(text, &pt, why, sizeof(why)), 0);
     if (!strstr(why, reason))
@@ -37,7 +37,7 @@ static void assert_refused(const char *text, const char *reason)
 
 static void test_good_line_becomes_a_tensor(void **state)
 {
-    payload_tensor pt;
+    csv_tensor pt;
     char why[512];
     uint8_t key[TS_KEY_U64_LEN];
     const float *v;
@@ -61,7 +61,7 @@ static void test_good_line_becomes_a_tensor(void **state)
 
 static void test_scalars_bools_complex_and_exact_int64(void **state)
 {
-    payload_tensor pt;
+    csv_tensor pt;
     char why[512];
     (void)state;
     assert_int_equal(parse("s:7,s,float64,scalar,2.5", &pt, why, sizeof(why)), 0);
@@ -124,7 +124,7 @@ static void test_each_bad_line_says_why(void **state)
 }
 
 /* Writes len bytes of text to a temporary FILE and reads it as a payload. */
-static int read_bytes(const char *text, size_t len, payload *p, char *err, size_t err_len)
+static int read_bytes(const char *text, size_t len, csv_payload *p, char *err, size_t err_len)
 {
     FILE *fp = tmpfile();
     int rc;
@@ -132,19 +132,19 @@ static int read_bytes(const char *text, size_t len, payload *p, char *err, size_
     assert_int_equal(fwrite(text, 1, len, fp), len);
     rewind(fp);
     memset(p, 0, sizeof(*p));
-    rc = payload_read(fp, "in.csv", p, err, err_len);
+    rc = csv_read(fp, "in.csv", p, err, err_len);
     fclose(fp);
     return rc;
 }
 
-static int read_text(const char *text, payload *p, char *err, size_t err_len)
+static int read_text(const char *text, csv_payload *p, char *err, size_t err_len)
 {
     return read_bytes(text, strlen(text), p, err, err_len);
 }
 
 static void test_file_skips_comments_and_blank_lines(void **state)
 {
-    payload p;
+    csv_payload p;
     char err[1024];
     (void)state;
     assert_int_equal(read_text("# header\n\n  \n202,imu,int16,2x3,1,2,3,4,5,-6\r\n"
@@ -155,36 +155,36 @@ static void test_file_skips_comments_and_blank_lines(void **state)
     assert_int_equal(p.v[1].line, 6);
     assert_int_equal(p.data_bytes, 12 + 4);
     assert_int_equal(((const int16_t *)p.v[0].t.data)[5], -6);
-    payload_free(&p);
+    csv_free(&p);
     assert_int_equal(p.n, 0);
     /* A first line that is empty once allocated nothing yet. */
     assert_int_equal(read_text("\n\n5,a,f32,1,1\n", &p, err, sizeof(err)), 0);
     assert_int_equal(p.n, 1);
     assert_int_equal(p.v[0].line, 3);
-    payload_free(&p);
+    csv_free(&p);
 }
 
 static void test_file_errors_name_file_and_line(void **state)
 {
-    payload p;
+    csv_payload p;
     char err[1024];
     (void)state;
     assert_int_equal(read_text("5,good,float32,1,1\n\n5,bad,float32,2,1\n", &p, err,
                                sizeof(err)), TS_EINVAL);
     assert_string_equal(err, "in.csv:3: fewer values than the shape needs (1 of 2)");
-    payload_free(&p);
+    csv_free(&p);
     assert_int_equal(read_text("5,a,float32,1,1\n6,b,float32,1,1\n5,c,float32,1,2\n", &p, err,
                                sizeof(err)), TS_EINVAL);
     assert_string_equal(err, "in.csv:3: key 5 already used on line 1");
-    payload_free(&p);
+    csv_free(&p);
     assert_int_equal(read_text("# only a comment\n", &p, err, sizeof(err)), TS_EINVAL);
     assert_string_equal(err, "in.csv: no tensors in the file");
-    payload_free(&p);
+    csv_free(&p);
     {
         static const char nul[] = "5,a,float32,1,1\n6,b\0,float32,1,1\n";
         assert_int_equal(read_bytes(nul, sizeof(nul) - 1, &p, err, sizeof(err)), TS_EINVAL);
         assert_string_equal(err, "in.csv:2: NUL byte in the line");
-        payload_free(&p);
+        csv_free(&p);
     }
 }
 

@@ -1,5 +1,5 @@
 /*
- * payload.h -- the CSV tensor payload that `embeddb --tensor-ingest` reads
+ * csv_ingest.h -- the CSV tensor payload that `embeddb --tensor-ingest` reads
  * (and examples/python_demo/dl_model_demo.py writes): one tensor per line,
  *
  *     key,name,dtype,shape,v0,v1,...
@@ -19,7 +19,7 @@
  * Fields may have spaces around them. A line whose first non-blank character
  * is '#' is a comment; blank lines are ignored; "\r\n" endings are fine.
  *
- * Reading is all-or-nothing: payload_read parses and checks every line (and
+ * Reading is all-or-nothing: csv_read parses and checks every line (and
  * that no key repeats) before the caller saves anything. Limits, so a bad
  * file cannot take the device's memory: a line is at most 64 MiB and all
  * tensor data together at most 256 MiB; larger payloads are refused (split
@@ -40,18 +40,18 @@
 #define PAYLOAD_MAX_BYTES ((uint64_t)256 << 20)
 
 /* One parsed line. t's key, name and data point into mem, which it owns. */
-typedef struct payload_tensor {
+typedef struct csv_tensor {
     ts_tensor t;
     void *mem;
     size_t line;
-} payload_tensor;
+} csv_tensor;
 
 /* Every tensor of a file, in file order. */
-typedef struct payload {
-    payload_tensor *v;
+typedef struct csv_payload {
+    csv_tensor *v;
     size_t n, cap;
     uint64_t data_bytes; /* sum of the tensors' data_len */
-} payload;
+} csv_payload;
 
 /*
  * Parses one line (without its newline; modified in place) into *out.
@@ -59,18 +59,18 @@ typedef struct payload {
  * in why ("fewer values than the shape needs (1 of 2)"), or TS_ENOMEM.
  * On failure *out owns nothing.
  */
-int payload_parse_line(char *line, payload_tensor *out, char *why, size_t why_len);
+int csv_parse_line(char *line, csv_tensor *out, char *why, size_t why_len);
 
 /*
- * Reads every line of fp into p (zero it first; release with payload_free,
+ * Reads every line of fp into p (zero it first; release with csv_free,
  * also after a failure). `file` names fp in messages. Returns 0, or a TS_E*
  * code with "FILE:LINE: reason" (or "FILE: reason") in err: TS_EINVAL for a
  * bad line, a repeated key or a file without tensors, TS_EOVERFLOW past the
  * limits above, TS_EIO when reading fails, TS_ENOMEM.
  */
-int payload_read(FILE *fp, const char *file, payload *p, char *err, size_t err_len);
+int csv_read(FILE *fp, const char *file, csv_payload *p, char *err, size_t err_len);
 
 /* Releases everything p holds and zeroes it. */
-void payload_free(payload *p);
+void csv_free(csv_payload *p);
 
 #endif

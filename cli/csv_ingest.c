@@ -1,13 +1,13 @@
 /*
- * payload.c -- the CSV tensor payload reader (format and limits in
- * payload.h). It turns text into ts_tensor values ready for one
+ * csv_ingest.c -- the CSV tensor payload reader (format and limits in
+ * csv_ingest.h). It turns text into ts_tensor values ready for one
  * ts_save_batch, and explains every refusal as "FILE:LINE: reason" so that a
  * person can fix the file. Element conversion and range checks are the
  * engine's (ts_dtype_set), so the CLI and the agent agree on them; this file
  * adds what text needs on top: exact 64-bit integers, complex literals, and
  * refusing floats that would overflow to infinity.
  */
-#include "payload.h"
+#include "csv_ingest.h"
 
 #include "cli_key.h"
 
@@ -217,7 +217,7 @@ out:
     return rc;
 }
 
-int payload_parse_line(char *line, payload_tensor *out, char *why, size_t why_len)
+int csv_parse_line(char *line, csv_tensor *out, char *why, size_t why_len)
 {
     uint8_t key[TS_MAX_KEY_LEN];
     size_t key_len = 0, name_len, es, data_len, n_extra = 0;
@@ -363,8 +363,8 @@ out:
 
 static int cmp_key(const void *a, const void *b)
 {
-    const payload_tensor *x = *(const payload_tensor *const *)a;
-    const payload_tensor *y = *(const payload_tensor *const *)b;
+    const csv_tensor *x = *(const csv_tensor *const *)a;
+    const csv_tensor *y = *(const csv_tensor *const *)b;
     size_t n = x->t.key_len < y->t.key_len ? x->t.key_len : y->t.key_len;
     int c = memcmp(x->t.key, y->t.key, n);
     if (!c)
@@ -375,9 +375,9 @@ static int cmp_key(const void *a, const void *b)
 }
 
 /* A repeated key would silently keep only its last line's tensor: refuse. */
-static int check_unique(const payload *p, const char *file, char *err, size_t err_len)
+static int check_unique(const csv_payload *p, const char *file, char *err, size_t err_len)
 {
-    const payload_tensor **v = NULL;
+    const csv_tensor **v = NULL;
     int rc = 0;
     if (p->n < 2)
         goto out;
@@ -404,14 +404,14 @@ out:
     return rc;
 }
 
-int payload_read(FILE *fp, const char *file, payload *p, char *err, size_t err_len)
+int csv_read(FILE *fp, const char *file, csv_payload *p, char *err, size_t err_len)
 {
     char *line = NULL, why[512];
     size_t cap = 0, len = 0, lineno = 0;
     int rc;
     while ((rc = read_line(fp, &line, &cap, &len)) == 1) {
         char *s = line;
-        payload_tensor pt;
+        csv_tensor pt;
         lineno++;
         while (is_blank(*s))
             s++;
@@ -419,7 +419,7 @@ int payload_read(FILE *fp, const char *file, payload *p, char *err, size_t err_l
             continue;
         if (p->n == p->cap) {
             size_t ncap = p->cap ? 2 * p->cap : 16;
-            payload_tensor *nv;
+            csv_tensor *nv;
             if (ncap > SIZE_MAX / sizeof(*nv) || !(nv = realloc(p->v, ncap * sizeof(*nv)))) {
                 snprintf(err, err_len, "%s:%zu: out of memory", file, lineno);
                 rc = TS_ENOMEM;
@@ -428,7 +428,7 @@ int payload_read(FILE *fp, const char *file, payload *p, char *err, size_t err_l
             p->v = nv;
             p->cap = ncap;
         }
-        if ((rc = payload_parse_line(s, &pt, why, sizeof(why)))) {
+        if ((rc = csv_parse_line(s, &pt, why, sizeof(why)))) {
             snprintf(err, err_len, "%s:%zu: %s", file, lineno, why);
             goto out;
         }
@@ -464,7 +464,7 @@ out:
     return rc;
 }
 
-void payload_free(payload *p)
+void csv_free(csv_payload *p)
 {
     for (size_t i = 0; i < p->n; i++)
         free(p->v[i].mem);
