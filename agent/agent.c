@@ -32,8 +32,10 @@
 #include "budget.h"
 #include "ingest.h"
 #include "log.h"
-#include "snapshot.h"
+#include "status.h"
 #include "upload.h"
+
+#include "embeddb/snapshot.h"
 
 #include "embeddb/plat.h"
 #include "embeddb/plat_service.h"
@@ -44,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATUS_NAME "agent.status"
 #define STATUS_PERIOD_MS 1000
 #define RETRY_MS 1000
 #define IDLE_WAIT_MS 100    /* the loop's longest wait: signals are seen this fast */
@@ -57,16 +58,12 @@ typedef struct agent {
     ingest *in;
     batch b;
     uint64_t next_key;
-    /* counters beyond ingest's */
-    uint64_t stored, batches, commit_failures, bytes_stored;
+    agent_counts n;           /* counters beyond ingest's and upload's (status.h) */
     int ready;
     /* snapshots and the flash budget (retention runs on this thread) */
     char root[4096];
     uploader *up;
     uint64_t last_seal_ms;
-    uint64_t snap_bytes;       /* cached: bytes under snapshots/ */
-    uint64_t snapshots_sealed, snapshots_dropped, tensors_dropped, bytes_dropped;
-    uint64_t budget_refusals;
     log_limit budget_lim;
     int stopping;              /* graceful stop: max_disk yields to "lose nothing" */
 } agent;
@@ -135,63 +132,19 @@ static void recover_snapshots(agent *a)
         upload_kick(a->up);
 }
 
-/* Writes the counters to DIR/agent.status (temp + rename: readers never see
- * half a file) and mirrors a summary to systemd's STATUS=. */
+/* agent.status and systemd's STATUS= line (status.c). */
 static void write_status(agent *a, const char *state)
 {
     ingest_counters c;
-    char buf[4096], tmp[4112], path[4096], line[256];
+    upload_counters u;
+    ts_stats st;
     ingest_counters_get(a->in, &c);
-    int n = snprintf(buf, sizeof(buf),
-                     "state=%s\ndevice_id=%s\nconnected=%d\nsubscribed=%d\nreceived=%" PRIu64
-                     "\nstored=%" PRIu64 "\nbatches=%" PRIu64 "\nbytes_stored=%" PRIu64
-                     "\npending=%zu\ncommit_failures=%" PRIu64 "\nreconnects=%" PRIu64
-                     "\nunmatched=%" PRIu64 "\nmaybe_duplicated=%" PRIu64 "\n",
-                     state, a->cfg.device_id, c.connected, c.subscribed, c.received, a->stored,
-                     a->batches, a->bytes_stored, c.held, a->commit_failures,
-                     c.connects > 0 ? c.connects - 1 : 0, c.unmatched, c.maybe_duplicated);
-    for (int e = 1; e < PAYLOAD_N_ERRS && n > 0 && (size_t)n < sizeof(buf); e++)
-        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "rejected_%s=%" PRIu64 "\n",
-                      payload_err_name((payload_err)e), c.rejected[e]);
-    if (a->store) {
-        ts_stats st;
+    if (a->store)
         ts_get_stats(a->store, &st);
-        if (n > 0 && (size_t)n < sizeof(buf))
-            n += snprintf(buf + n, sizeof(buf) - (size_t)n, "fsyncs=%" PRIu64 "\nflushes=%" PRIu64
-                          "\nstore_bytes=%" PRIu64 "\n", st.fsyncs, st.flushes, st.disk_bytes);
-    }
-    if (a->up && n > 0 && (size_t)n < sizeof(buf)) {
-        upload_counters u;
+    if (a->up)
         upload_counters_get(a->up, &u);
-        n += snprintf(buf + n, sizeof(buf) - (size_t)n,
-                      "pid=%d\nsnapshot_bytes=%" PRIu64 "\nsnapshots_sealed=%" PRIu64
-                      "\nsnapshots_uploaded=%" PRIu64 "\nsnapshots_failed=%" PRIu64
-                      "\nupload_retries=%" PRIu64 "\nbytes_uploaded=%" PRIu64
-                      "\nsnapshots_dropped=%" PRIu64 "\ntensors_dropped=%" PRIu64
-                      "\nbytes_dropped=%" PRIu64 "\nbudget_refusals=%" PRIu64
-                      "\nseals_set_aside=%" PRIu64 "\nuploading=%s\n",
-                      plat_getpid(), a->snap_bytes, a->snapshots_sealed, u.uploaded, u.failed,
-                      u.retries, u.bytes_uploaded, a->snapshots_dropped, a->tensors_dropped,
-                      a->bytes_dropped, a->budget_refusals, u.seal_failures,
-                      u.current[0] ? u.current : "-");
-    }
-    snprintf(path, sizeof(path), "%s/%s", a->cfg.storage.dir, STATUS_NAME);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    plat_vfs *vfs = a->vfs;
-    int fd = -1;
-    if (n > 0 && vfs->open(vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd) == 0) {
-        int rc = plat_write_all(vfs, fd, buf, strlen(buf), 0);
-        vfs->close(vfs, fd);
-        if (rc == 0)
-            vfs->rename(vfs, tmp, path);
-    }
-    uint64_t rejected = 0;
-    for (int e = 1; e < PAYLOAD_N_ERRS; e++)
-        rejected += c.rejected[e];
-    snprintf(line, sizeof(line), "STATUS=%s: received %" PRIu64 ", stored %" PRIu64
-             ", rejected %" PRIu64 ", pending %zu",
-             state, c.received, a->stored, rejected, c.held);
-    plat_notify(line);
+    status_write(a->vfs, a->cfg.storage.dir, state, a->cfg.device_id, &a->n, &c,
+                 a->store ? &st : NULL, a->up ? &u : NULL);
 }
 
 /* After a failed fsync the store is poisoned: reopen it (recovery decides
@@ -227,8 +180,8 @@ static void seal(agent *a, const char *why)
         reopen_store(a);
         return;
     }
-    a->snapshots_sealed++;
-    a->snap_bytes += info.bytes;
+    a->n.snapshots_sealed++;
+    a->n.snap_bytes += info.bytes;
     agent_log(LOG_LEVEL_NOTICE, "snapshot %s sealed (%s): %" PRIu64 " SST file(s), %" PRIu64
               " bytes, seq %" PRIu64 "..%" PRIu64, name, why, info.n_files, info.bytes,
               info.min_seq, info.max_seq);
@@ -245,9 +198,9 @@ static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending)
         agent_log(LOG_LEVEL_ERROR, "listing %s failed; retention skipped", a->root);
         return NULL;
     }
-    a->snap_bytes = *pending;
+    a->n.snap_bytes = *pending;
     for (size_t i = 0; i < *n; i++)
-        a->snap_bytes += v[i].disk_bytes;
+        a->n.snap_bytes += v[i].disk_bytes;
     return v;
 }
 
@@ -265,11 +218,11 @@ static int drop(agent *a, const snap_info *v, int lost)
                   ts_strerror(rc));
         return rc;
     }
-    a->snap_bytes = a->snap_bytes > v->disk_bytes ? a->snap_bytes - v->disk_bytes : 0;
+    a->n.snap_bytes = a->n.snap_bytes > v->disk_bytes ? a->n.snap_bytes - v->disk_bytes : 0;
     if (lost) {
-        a->snapshots_dropped++;
-        a->tensors_dropped += v->tensors;
-        a->bytes_dropped += v->disk_bytes;
+        a->n.snapshots_dropped++;
+        a->n.tensors_dropped += v->tensors;
+        a->n.bytes_dropped += v->disk_bytes;
         agent_log(LOG_LEVEL_ERROR, "storage full: dropped snapshot %s before it was uploaded (%s): "
                   "%" PRIu64 " tensor(s), %" PRIu64 " bytes LOST (storage.on_full: drop_oldest)",
                   v->name, snap_state_name(v->state), v->tensors, v->disk_bytes);
@@ -324,7 +277,7 @@ static int make_room(agent *a, uint64_t need)
                     .drop_oldest = a->cfg.storage.on_full == AGENT_ON_FULL_DROP_OLDEST,
                     .stopping = a->stopping, .avail = avail, .need = need};
     /* Cheap check first, from the cached snapshot bytes. */
-    in.used = st.disk_bytes + a->snap_bytes;
+    in.used = st.disk_bytes + a->n.snap_bytes;
     if (budget_plan(&in, NULL))
         return 0;
     snap_info *v = list_snapshots(a, &n, &pending);
@@ -338,11 +291,11 @@ static int make_room(agent *a, uint64_t need)
     free(v);
     if (fits)
         return 0;
-    a->budget_refusals++;
+    a->n.budget_refusals++;
     agent_log_limited(&a->budget_lim, 1, 10000, LOG_LEVEL_WARNING,
                       "storage full: %" PRIu64 " of storage.max_disk %" PRIu64 " bytes used, %"
                       PRIu64 " free (min_free %" PRIu64 "); new data waits until %s",
-                      st.disk_bytes + a->snap_bytes, a->cfg.storage.max_disk,
+                      st.disk_bytes + a->n.snap_bytes, a->cfg.storage.max_disk,
                       avail == UINT64_MAX ? 0 : avail, a->cfg.storage.min_free,
                       a->cfg.storage.on_full == AGENT_ON_FULL_REJECT_NEW
                           ? "a snapshot is uploaded (storage.on_full: reject_new)"
@@ -395,9 +348,9 @@ static int already_stored(agent *a, const ts_tensor *first)
 static void committed(agent *a, size_t n, uint64_t bytes)
 {
     a->next_key += n;
-    a->stored += n;
-    a->batches++;
-    a->bytes_stored += bytes;
+    a->n.stored += n;
+    a->n.batches++;
+    a->n.bytes_stored += bytes;
     batch_clear(&a->b);
     ingest_done(a->in, n, bytes);
 }
@@ -470,7 +423,7 @@ static int commit(agent *a)
                   "continuing at %" PRIu64, was, ts_errmsg(a->store), a->next_key);
         return commit(a);
     }
-    a->commit_failures++;
+    a->n.commit_failures++;
     agent_log(LOG_LEVEL_ERROR, "commit of %zu tensor(s) failed: %s; kept in memory, retrying", n,
               ts_errmsg(a->store));
     if (rc == TS_EFAILED || rc == TS_EIO) {
@@ -638,7 +591,7 @@ int agent_run(const char *config_path)
     upload_stop(a.up);
     write_status(&a, "stopped");
     agent_log(LOG_LEVEL_NOTICE, "stopped: %" PRIu64 " tensor(s) stored in %" PRIu64 " batch(es)",
-              a.stored, a.batches);
+              a.n.stored, a.n.batches);
     rc = 0;
 out:
     upload_free(a.up);

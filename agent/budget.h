@@ -17,7 +17,7 @@
 #ifndef EMBEDDB_AGENT_BUDGET_H
 #define EMBEDDB_AGENT_BUDGET_H
 
-#include "snapshot.h"
+#include "embeddb/snapshot.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -20,7 +20,7 @@
  */
 #include "config.h"
 
-#include "snapshot.h"
+#include "embeddb/snapshot.h"
 
 #include "embeddb/plat.h"
 

@@ -21,7 +21,7 @@
 #define EMBEDDB_AGENT_UPLOAD_H
 
 #include "config.h"
-#include "snapshot.h"
+#include "embeddb/snapshot.h"
 
 #include <stdint.h>
 

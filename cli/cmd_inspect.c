@@ -8,6 +8,8 @@
  */
 #include "cli.h"
 
+#include "embeddb/agent_status.h"
+
 #include "cli_args.h"
 #include "cli_fmt.h"
 #include "cli_key.h"
@@ -213,26 +215,23 @@ static int count_key(void *ctx, const ts_entry *e)
     return 0;
 }
 
-/* The agent's live counters when an embeddb-agent writes into this store:
- * agent.status holds key=value lines, replaced atomically every second. */
+static void print_status_line(void *ctx, const char *key, const char *value)
+{
+    (void)ctx;
+    printf("  %-20s %s\n", key, value);
+}
+
+/* The agent's live counters when an embeddb-agent writes into this store
+ * (agent.status, embeddb/agent_status.h). */
 static void print_agent_status(const char *dir)
 {
-    char path[4096], line[256];
-    FILE *fp = NULL;
-    snprintf(path, sizeof(path), "%s/agent.status", dir);
-    if (!(fp = fopen(path, "r")))
-        goto out;
-    printf("\nembeddb-agent (agent.status):\n");
-    while (fgets(line, sizeof(line), fp)) {
-        char *eq = strchr(line, '=');
-        if (!eq)
-            continue;
-        *eq = 0;
-        printf("  %-20s %s%s", line, eq + 1, strchr(eq + 1, '\n') ? "" : "\n");
+    char *text = NULL;
+    size_t n = 0;
+    if (agent_status_read(plat_vfs_default(), dir, &text, &n) == 0) {
+        printf("\nembeddb-agent (agent.status):\n");
+        agent_status_each(text, print_status_line, NULL);
     }
-out:
-    if (fp)
-        fclose(fp);
+    free(text);
 }
 
 int cmd_stats(int argc, char **argv)

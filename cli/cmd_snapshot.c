@@ -12,7 +12,8 @@
 
 #include "cli_args.h"
 #include "cli_store.h"
-#include "snapshot.h"
+#include "embeddb/agent_status.h"
+#include "embeddb/snapshot.h"
 
 #include "embeddb/plat.h"
 #include "embeddb/plat_service.h"
@@ -42,21 +43,12 @@ static const char snapshot_usage[] =
 /* key=value from DIR/agent.status into out ("" when absent). */
 static void status_value(const char *dir, const char *key, char *out, size_t len)
 {
-    char path[4096], line[512];
-    size_t kl = strlen(key);
+    char *text = NULL;
+    size_t n = 0;
     out[0] = 0;
-    if (plat_path_join(path, sizeof(path), dir, "agent.status"))
-        return;
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return;
-    while (fgets(line, sizeof(line), fp))
-        if (!strncmp(line, key, kl) && line[kl] == '=') {
-            line[strcspn(line, "\n")] = 0;
-            snprintf(out, len, "%s", line + kl + 1);
-            break;
-        }
-    fclose(fp);
+    if (agent_status_read(plat_vfs_default(), dir, &text, &n) == 0)
+        agent_status_get(text, key, out, len);
+    free(text);
 }
 
 static int seal_now(const char *dir, const char *device_id)

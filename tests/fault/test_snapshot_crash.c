@@ -28,7 +28,7 @@
  */
 #include "../core/test_util.h"
 
-#include "snapshot.h"
+#include "embeddb/snapshot.h"
 
 #include "embeddb/plat_fault.h"
 

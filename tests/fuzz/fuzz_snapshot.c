@@ -4,7 +4,7 @@
  * line, as MANIFEST.json "files" entries (snap_parse_file_line). Each must
  * accept or reject without reading outside the buffer.
  */
-#include "snapshot.h"
+#include "embeddb/snapshot.h"
 
 #include <stdint.h>
 #include <stdlib.h>

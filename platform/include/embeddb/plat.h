@@ -108,6 +108,27 @@ int plat_read_exact(plat_vfs *vfs, int fd, void *buf, size_t len, uint64_t off);
 /* Joins dir and name into out (size out_len); -ENAMETOOLONG if it does not fit. */
 int plat_path_join(char *out, size_t out_len, const char *dir, const char *name);
 
+/* ---- whole files and directories (plat_file.c), over any vfs ---------- */
+
+/* Durably replaces dir/name with buf: writes dir/name.tmp, fdatasyncs it
+ * and renames it over dir/name. The caller syncs dir (several replacements
+ * may share one dirsync); until then a crash may leave the old file, or the
+ * .tmp beside it. 0 or -errno. */
+int plat_file_replace(plat_vfs *vfs, const char *dir, const char *name, const void *buf,
+                      size_t len);
+/* Reads the whole file at path, at most limit bytes (-EFBIG when larger),
+ * into a NUL-terminated malloc'ed buffer *out (caller frees); *len its size. */
+int plat_file_read(plat_vfs *vfs, const char *path, size_t limit, char **out, size_t *len);
+/* The names in dir that start with prefix ("" or NULL: all), sorted
+ * bytewise: *out is one malloc'ed block of *n pointers (and a NULL) with
+ * the strings after them; free(*out) releases it all. */
+int plat_dir_list(plat_vfs *vfs, const char *dir, const char *prefix, char ***out, size_t *n);
+/* Bytes of the regular files directly in dir (0 when it cannot be listed). */
+uint64_t plat_dir_bytes(plat_vfs *vfs, const char *dir);
+/* Removes a flat directory: the files in it, then itself (a subdirectory
+ * makes it fail). A missing dir is not an error. 0 or -errno. */
+int plat_dir_remove(plat_vfs *vfs, const char *dir);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,8 +11,8 @@
  * Not here: reading archives, compression, long names (DIR up to 155 bytes,
  * NAME up to 100), sparse or special files.
  */
-#ifndef EMBEDDB_AGENT_TAR_H
-#define EMBEDDB_AGENT_TAR_H
+#ifndef EMBEDDB_TAR_H
+#define EMBEDDB_TAR_H
 
 #include "embeddb/plat.h"
 
@@ -20,11 +20,14 @@
 #include <stdint.h>
 
 #define TAR_BLOCK 512
+#define TAR_TRAILER_LEN (2 * TAR_BLOCK) /* the two zero blocks that end a stream */
 
 typedef struct tar_member {
     const char *path;   /* file to read (borrowed, must outlive the stream) */
     const char *name;   /* member name inside DIR (borrowed) */
     uint64_t size;      /* its size; the stream fails if the file differs */
+    const void *data;   /* when not NULL: the member's size bytes, from memory
+                           instead of path (borrowed) */
 } tar_member;
 
 /* Bytes the stream of these members will have (headers, data padded to

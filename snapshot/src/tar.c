@@ -1,12 +1,14 @@
 /*
- * tar.c -- the ustar stream generator (contract in tar.h).
+ * tar.c -- the ustar stream generator (contract in embeddb/tar.h): the one
+ * place that knows the tar layout; the seal's hashing pass and the upload
+ * both read this stream.
  *
  * State machine over members: header block, then the file's bytes read
  * straight into the caller's buffer, then zero padding to 512, and after the
  * last member two zero blocks. One file is open at a time; memory use is one
  * 512-byte header.
  */
-#include "tar.h"
+#include "embeddb/tar.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -140,6 +142,14 @@ int tar_stream_read(void *ctx, uint8_t *buf, size_t len, size_t *got)
             out += k;
             if ((t->pos += k) == TAR_BLOCK) {
                 t->phase = 1;
+                t->pos = 0;
+            }
+        } else if (t->phase == 1 && m->data) {
+            size_t k = take(m->size - t->pos, len - out);
+            memcpy(buf + out, (const uint8_t *)m->data + t->pos, k);
+            out += k;
+            if ((t->pos += k) == m->size) {
+                t->phase = 2;
                 t->pos = 0;
             }
         } else if (t->phase == 1) {

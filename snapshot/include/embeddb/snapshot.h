@@ -1,8 +1,11 @@
 /*
- * snapshot.h -- rolling snapshots of the store on flash: sealing, listing,
- * state, verification and deletion. No threads and no network here: the
- * agent's main thread begins seals and applies retention, the upload worker
- * finishes seals and uploads (upload.h); both go through these calls.
+ * snapshot.h -- the public API of the snapshot library (libembeddb_snapshot):
+ * rolling snapshots of a store on flash -- sealing, recovery, listing,
+ * state, verification and deletion -- shared by embeddb-agent and the
+ * embeddb CLI. No threads and no network here: the agent's main thread
+ * begins seals and applies retention, its upload worker finishes seals and
+ * uploads; the CLI lists, verifies and seals on demand. Every byte of the
+ * files is in snapshot/FORMAT.md.
  *
  * Layout, under ROOT = <storage.dir>/snapshots:
  *   .seal-new/         a checkpoint being made (garbage after a crash)
@@ -30,10 +33,10 @@
  * reason in STATE, shown by snap_list, never uploaded, and never in the
  * way of the others.
  */
-#ifndef EMBEDDB_AGENT_SNAPSHOT_H
-#define EMBEDDB_AGENT_SNAPSHOT_H
+#ifndef EMBEDDB_SNAPSHOT_H
+#define EMBEDDB_SNAPSHOT_H
 
-#include "tar.h"
+#include "embeddb/tar.h"
 
 #include "embeddb/tensor_store.h"
 
