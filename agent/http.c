@@ -215,7 +215,8 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     conn *cn = ctx;
     size_t n = 0;
-    int rc = plat_sock_send(cn->fd, buf, len > INT_MAX ? INT_MAX : len, cn->io_timeout_ms, &n);
+    int rc = plat_sock_send(cn->fd, buf, len > INT_MAX ? INT_MAX : len, cn->io_timeout_ms, 0, NULL,
+                            &n);
     if (rc) {
         cn->os_err = rc;
         return rc == -ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_SEND_FAILED;
@@ -227,7 +228,8 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     conn *cn = ctx;
     size_t n = 0;
-    int rc = plat_sock_recv(cn->fd, buf, len > INT_MAX ? INT_MAX : len, cn->io_timeout_ms, &n);
+    int rc = plat_sock_recv(cn->fd, buf, len > INT_MAX ? INT_MAX : len, cn->io_timeout_ms, NULL,
+                            &n);
     if (rc) {
         cn->os_err = rc;
         return rc == -ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_RECV_FAILED;
@@ -459,7 +461,7 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, const h
         left -= have;
         /* A server that refuses (401, 413 ...) answers at once; do not push
          * hundreds of MiB at it. One poll(2) per 64 KiB costs nothing. */
-        if (++records % HTTP_PEEK_EVERY == 0 && plat_sock_readable(cn->fd, 0) == 1)
+        if (++records % HTTP_PEEK_EVERY == 0 && plat_sock_readable(cn->fd, 0, NULL) == 1)
             break;
     }
 out:
@@ -560,7 +562,7 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
     else if (inet_pton(AF_INET6, rq->host, cn.ip) == 1)
         cn.ip_len = 16;
 
-    if ((rc = plat_tcp_connect(rq->host, rq->port, rq->connect_timeout_ms, &cn.fd))) {
+    if ((rc = plat_tcp_connect(rq->host, rq->port, rq->connect_timeout_ms, NULL, &cn.fd))) {
         if (rc == -ETIMEDOUT)
             errf(err, errlen, "connecting to %s: timed out after %llu ms", hp,
                  (unsigned long long)rq->connect_timeout_ms);
