@@ -33,7 +33,8 @@ struct uploader {
     int enabled;
     int mode, virtual_host, insecure, port;
     char *host, *base_path, *prefix, *token, *region, *bucket, *access_key, *secret;
-    uint64_t connect_timeout_ms, io_timeout_ms, retry_initial_ms, retry_max_ms;
+    uint64_t connect_timeout_ms, io_timeout_ms, response_timeout_ms;
+    uint64_t retry_initial_ms, retry_max_ms;
     http_client *http;
     /* shared, guarded by mu */
     pthread_mutex_t mu;
@@ -114,6 +115,7 @@ uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_
     u->secret = dup_or_null(cfg->upload.secret, &oom);
     u->connect_timeout_ms = cfg->upload.connect_timeout_ms;
     u->io_timeout_ms = cfg->upload.io_timeout_ms;
+    u->response_timeout_ms = cfg->upload.response_timeout_ms;
     u->retry_initial_ms = cfg->upload.retry_initial_ms;
     u->retry_max_ms = cfg->upload.retry_max_ms;
     u->rng = plat_mono_ns() | 1;
@@ -231,7 +233,8 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
                        .headers = headers, .n_headers = nh, .content_length = len,
                        .body = body, .body_ctx = &bc,
                        .connect_timeout_ms = u->connect_timeout_ms,
-                       .io_timeout_ms = u->io_timeout_ms};
+                       .io_timeout_ms = u->io_timeout_ms,
+                       .response_timeout_ms = u->response_timeout_ms};
     char herr[512];
     rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
     memset(h_auth, 0, sizeof(h_auth));
