@@ -7,6 +7,11 @@
  * from the snapshot's files (tar.h), so memory stays at one buffer whatever
  * the snapshot's size; its length and SHA-256 were fixed at seal time, which
  * is what S3's x-amz-content-sha256 needs before the first byte is sent.
+ *
+ * Success is decided here, on two signals: the server answered 2xx AND
+ * every byte of the body went out before that answer (http.h's `early`).
+ * A 2xx that came first is a server confirming what it never received;
+ * believing it would let retention delete data the server does not have.
  */
 #include "upload.h"
 
@@ -15,11 +20,11 @@
 #include "sigv4.h"
 
 #include "embeddb/plat.h"
+#include "embeddb/plat_net.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +41,7 @@ struct uploader {
     uint64_t connect_timeout_ms, io_timeout_ms, response_timeout_ms;
     uint64_t retry_initial_ms, retry_max_ms;
     http_client *http;
+    plat_cancel *cancel;      /* raised (under mu) by upload_stop and upload_delete */
     /* shared, guarded by mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -44,7 +50,6 @@ struct uploader {
     upload_counters c;
     pthread_t thread;
     int started;
-    atomic_int abort_body;    /* read by the body callback, outside the lock */
     /* worker-only */
     uint64_t backoff_ms;      /* next delay (0: none running) */
     uint64_t next_attempt_ms; /* mono; 0 = now */
@@ -119,8 +124,8 @@ uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_
     u->retry_initial_ms = cfg->upload.retry_initial_ms;
     u->retry_max_ms = cfg->upload.retry_max_ms;
     u->rng = plat_mono_ns() | 1;
-    if (oom) {
-        snprintf(err, errlen, "out of memory");
+    if (oom || plat_cancel_new(&u->cancel)) {
+        snprintf(err, errlen, "out of memory (or descriptors)");
         upload_free(u);
         return NULL;
     }
@@ -139,19 +144,9 @@ uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_
 
 /* ---- one attempt --------------------------------------------------------- */
 
-typedef struct body_ctx {
-    uploader *u;
-    tar_stream *tar;
-} body_ctx;
-
 static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
 {
-    body_ctx *b = ctx;
-    if (atomic_load(&b->u->abort_body)) {
-        *got = 0;
-        return -ECANCELED;
-    }
-    return tar_stream_read(b->tar, buf, len, got);
+    return tar_stream_read(ctx, buf, len, got);
 }
 
 /* Uploads si. Returns the HTTP status (> 0) or a negative transport code;
@@ -228,13 +223,12 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
     if (u->insecure)
         agent_log(LOG_LEVEL_WARNING, "upload: connecting to %s:%d WITHOUT verifying its "
                   "certificate (upload.insecure is set)", host, u->port);
-    body_ctx bc = {u, tar};
     http_request rq = {.method = "PUT", .host = host, .port = u->port, .path = path,
                        .headers = headers, .n_headers = nh, .content_length = len,
-                       .body = body, .body_ctx = &bc,
+                       .body = body, .body_ctx = tar,
                        .connect_timeout_ms = u->connect_timeout_ms,
                        .io_timeout_ms = u->io_timeout_ms,
-                       .response_timeout_ms = u->response_timeout_ms};
+                       .response_timeout_ms = u->response_timeout_ms, .cancel = u->cancel};
     char herr[512];
     rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
     memset(h_auth, 0, sizeof(h_auth));
@@ -243,6 +237,16 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
         rc = -EBADMSG;
     } else if (rc) {
         snprintf(msg, msglen, "PUT %.200s to %.100s:%d: %s", path, host, u->port, herr);
+    } else if (rsp.status >= 200 && rsp.status < 300 && (rsp.early || rsp.bytes_sent != len)) {
+        /* A confirmation of bytes the server never got: not an upload. */
+        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s before the whole body was "
+                 "sent (%" PRIu64 " of %" PRIu64 " bytes): not taken as uploaded", path, host,
+                 u->port, rsp.status, rsp.reason, rsp.bytes_sent, len);
+        agent_log(LOG_LEVEL_ERROR, "upload: %s: the server at %s:%d answered %d after only %"
+                  PRIu64 " of %" PRIu64 " body bytes; it cannot have stored the snapshot, so "
+                  "it is NOT counted as uploaded and will be sent again", si->name, host,
+                  u->port, rsp.status, rsp.bytes_sent, len);
+        rc = -EPROTO;
     } else {
         /* One line of the server's body, for the operator. */
         char first[200];
@@ -333,7 +337,6 @@ static void settle(uploader *u, snap_info *si, int rc, const char *msg, uint64_t
     }
     u->c.current[0] = 0;
     u->cancelled = 0;
-    atomic_store(&u->abort_body, u->stop);
     pthread_mutex_unlock(&u->mu);
 }
 
@@ -359,7 +362,8 @@ static void upload_one(uploader *u, snap_info *si)
     pthread_mutex_lock(&u->mu);
     snprintf(u->c.current, sizeof(u->c.current), "%s", si->name);
     u->cancelled = 0;
-    atomic_store(&u->abort_body, u->stop);
+    if (!u->stop) /* a stop's cancel must not be lost */
+        plat_cancel_reset(u->cancel);
     si->state = SNAP_UPLOADING;
     si->attempts++;
     si->updated_ns = plat_now_ns();
@@ -433,7 +437,7 @@ int upload_delete(uploader *u, const char *name, int (*del)(const char *root, co
     pthread_mutex_lock(&u->mu);
     if (!strcmp(u->c.current, name)) {
         u->cancelled = 1;
-        atomic_store(&u->abort_body, 1);
+        plat_cancel_fire(u->cancel);
     }
     int rc = del(u->root, name);
     pthread_mutex_unlock(&u->mu);
@@ -453,7 +457,7 @@ void upload_stop(uploader *u)
         return;
     pthread_mutex_lock(&u->mu);
     u->stop = 1;
-    atomic_store(&u->abort_body, 1);
+    plat_cancel_fire(u->cancel);
     pthread_cond_signal(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
@@ -466,6 +470,7 @@ void upload_free(uploader *u)
         return;
     upload_stop(u);
     http_client_free(u->http);
+    plat_cancel_free(u->cancel);
     pthread_cond_destroy(&u->cv);
     pthread_mutex_destroy(&u->mu);
     char *strs[] = {u->root, u->device_id, u->host, u->base_path, u->prefix, u->region,

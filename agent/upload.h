@@ -5,12 +5,17 @@
  * (http.h), with a bearer token (mode put) or AWS Signature V4 (mode s3).
  *
  * Outcomes per attempt, persisted in the snapshot's STATE (snapshot.h):
- *   2xx                        -> uploaded
- *   5xx, 408, 429, network/TLS -> sealed again; retried after a backoff
+ *   2xx after the whole body   -> uploaded
+ *   2xx before the whole body  -> sealed again, retried (the server
+ *                                 confirmed bytes it never got: logged as
+ *                                 an error, never taken as an upload)
+ *   5xx, 408, 429, network/TLS,
+ *   any timeout                -> sealed again; retried after a backoff
  *                                 doubling from upload.retry.initial to
  *                                 .max, with jitter (half to all of it)
  *   other statuses             -> failed, with the server's reason; left for
  *                                 an operator (`embeddb snapshot retry`)
+ *   our own stop               -> sealed, not counted (the next start retries)
  * Nothing is deleted here: retention is the main thread's (agent.c), which
  * calls upload_forget before it deletes a snapshot.
  *
@@ -51,8 +56,9 @@ void upload_kick(uploader *u);
  * (an upload of it in flight is abandoned). Returns del's result. */
 int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name));
 void upload_counters_get(uploader *u, upload_counters *out);
-/* Asks the thread to stop (an upload in flight is abandoned and retried at
- * the next start) and joins it. Safe to call twice. */
+/* Asks the thread to stop (an upload in flight is cancelled at once,
+ * wherever it waits, and retried at the next start) and joins it. Safe to
+ * call twice. */
 void upload_stop(uploader *u);
 void upload_free(uploader *u);
 
