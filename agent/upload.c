@@ -12,6 +12,14 @@
  * every byte of the body went out before that answer (http.h's `early`).
  * A 2xx that came first is a server confirming what it never received;
  * believing it would let retention delete data the server does not have.
+ *
+ * Locking: `mu` guards memory only (counters, flags, the names below); no
+ * file or network I/O happens under it, so the main thread's status writes
+ * and retention never wait on the worker's fsyncs. The worker "claims" a
+ * snapshot by naming it in `c.current` (under mu) before it writes its
+ * STATE and keeps that name until its last write is done; upload_delete
+ * refuses (-EBUSY, cancelling the upload) a claimed snapshot, and names the
+ * one it is deleting in `deleting`, which the worker will not claim.
  */
 #include "upload.h"
 
@@ -31,6 +39,7 @@
 #include <time.h>
 
 #define IDLE_WAIT_MS 30000  /* rescan now and then even without a kick */
+#define DELETE_HOLD_MS 10000 /* a snapshot upload_delete asked for: left alone this long */
 
 struct uploader {
     /* immutable after upload_new */
@@ -46,8 +55,11 @@ struct uploader {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int kicked, stop;
-    int cancelled;            /* the snapshot in `c.current` was deleted */
-    upload_counters c;
+    int cancelled;            /* upload_delete wants `c.current` gone */
+    char deleting[SNAP_NAME_MAX]; /* upload_delete is deleting it: never claim it */
+    char held[SNAP_NAME_MAX]; /* cancelled for deletion: not claimed before ... */
+    uint64_t held_until_ms;   /* ... this mono time, unless deleted first */
+    upload_counters c;        /* c.current: the snapshot the worker has claimed */
     pthread_t thread;
     int started;
     /* worker-only */
@@ -286,69 +298,94 @@ static void wait_locked(uploader *u, uint64_t until_ms)
     u->kicked = 0;
 }
 
-/* Records an attempt's outcome in STATE unless the snapshot was deleted. */
+/* Records an attempt's outcome: STATE first (the worker still holds its
+ * claim, so nothing deletes the snapshot meanwhile), then the counters, so
+ * a reader of the counters finds STATE already written; then releases the
+ * claim. A snapshot upload_delete asked for is left sealed (unless the
+ * server did confirm it) and held back from the next attempts for a while,
+ * so the main thread's next try can delete it. */
 static void settle(uploader *u, snap_info *si, int rc, const char *msg, uint64_t took_ms)
 {
-    int stopping;
+    int stopping, cancelled, ok = rc >= 200 && rc < 300, retry = 0, failed = 0, w;
+    uint64_t d = 0;
     pthread_mutex_lock(&u->mu);
     stopping = u->stop;
-    if (u->cancelled) {
-        agent_log(LOG_LEVEL_WARNING, "upload: %s was deleted by retention during its upload",
-                  si->name);
-    } else if (rc >= 200 && rc < 300) {
+    cancelled = u->cancelled;
+    pthread_mutex_unlock(&u->mu);
+
+    if (ok) {
         si->state = SNAP_UPLOADED;
         si->error[0] = 0;
-        u->c.uploaded++;
-        u->c.bytes_uploaded += si->tar_bytes;
         u->backoff_ms = 0;
         u->next_attempt_ms = 0;
         agent_log(LOG_LEVEL_NOTICE, "upload: %s uploaded (%" PRIu64 " bytes in %" PRIu64
                   " ms, attempt %" PRIu64 ")", si->name, si->tar_bytes, took_ms, si->attempts);
+    } else if (cancelled) {
+        si->state = SNAP_SEALED; /* wanted gone: no retry, no failure */
+        agent_log(LOG_LEVEL_INFO, "upload: %s: upload cancelled, the snapshot is to be deleted",
+                  si->name);
     } else if (stopping && rc < 0) {
         si->state = SNAP_SEALED; /* interrupted by our own stop: not a failure */
     } else if (upload_retryable(rc) && rc != -EBADMSG) {
         si->state = SNAP_SEALED;
         snprintf(si->error, sizeof(si->error), "%.255s", msg);
-        u->c.retries++;
+        retry = 1;
         u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : u->retry_initial_ms;
         if (u->backoff_ms > u->retry_max_ms)
             u->backoff_ms = u->retry_max_ms;
-        uint64_t d = jitter(u, u->backoff_ms);
+        d = jitter(u, u->backoff_ms);
         u->next_attempt_ms = mono_ms() + d;
         agent_log(LOG_LEVEL_WARNING, "upload: %s (attempt %" PRIu64 "); retrying in %" PRIu64
                   " ms", msg, si->attempts, d);
     } else {
         si->state = SNAP_FAILED;
         snprintf(si->error, sizeof(si->error), "%.255s", msg);
-        u->c.failed++;
+        failed = 1;
         u->backoff_ms = 0;
         u->next_attempt_ms = 0;
         agent_log(LOG_LEVEL_ERROR, "upload: %s failed for good: %s; kept for an operator "
                   "(embeddb snapshot retry)", si->name, msg);
     }
-    if (rc < 200 || rc >= 300)
+    si->updated_ns = plat_now_ns();
+    if ((w = snap_write_state(u->root, si)))
+        agent_log(LOG_LEVEL_ERROR, "upload: writing %s/%s/STATE: %s", u->root, si->name,
+                  ts_strerror(w));
+
+    pthread_mutex_lock(&u->mu);
+    if (ok) {
+        u->c.uploaded++;
+        u->c.bytes_uploaded += si->tar_bytes;
+    }
+    u->c.retries += (uint64_t)retry;
+    u->c.failed += (uint64_t)failed;
+    if (!ok && !cancelled && !(stopping && rc < 0))
         snprintf(u->c.last_error, sizeof(u->c.last_error), "%.255s", msg);
-    if (!u->cancelled) {
-        si->updated_ns = plat_now_ns();
-        int w = snap_write_state(u->root, si);
-        if (w)
-            agent_log(LOG_LEVEL_ERROR, "upload: writing %s/%s/STATE: %s", u->root, si->name,
-                      ts_strerror(w));
+    if (u->cancelled && !ok) { /* also when asked while STATE was being written */
+        snprintf(u->held, sizeof(u->held), "%s", si->name);
+        u->held_until_ms = mono_ms() + DELETE_HOLD_MS;
     }
     u->c.current[0] = 0;
     u->cancelled = 0;
     pthread_mutex_unlock(&u->mu);
 }
 
-/* The oldest snapshot waiting for upload; 0 when there is one. */
+/* The oldest snapshot waiting for upload, except one held back; 0 when
+ * there is one. */
 static int next_candidate(uploader *u, snap_info *out)
 {
+    char held[SNAP_NAME_MAX];
     snap_info *v = NULL;
     size_t n = 0;
     int found = -1;
+    pthread_mutex_lock(&u->mu);
+    if (u->held[0] && mono_ms() >= u->held_until_ms)
+        u->held[0] = 0;
+    snprintf(held, sizeof(held), "%s", u->held);
+    pthread_mutex_unlock(&u->mu);
     if (snap_list(u->root, &v, &n, NULL) == 0)
         for (size_t i = 0; i < n && found; i++)
-            if (v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) {
+            if ((v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) &&
+                strcmp(v[i].name, held)) {
                 *out = v[i];
                 found = 0;
             }
@@ -356,27 +393,44 @@ static int next_candidate(uploader *u, snap_info *out)
     return found;
 }
 
-static void upload_one(uploader *u, snap_info *si)
+/* Claims si (see the top of the file) and uploads it. 1 when it could not
+ * be claimed (being deleted, or stopping), else 0. */
+static int upload_one(uploader *u, snap_info *si)
 {
     char msg[1024];
+    snap_info fresh;
+    int w;
     pthread_mutex_lock(&u->mu);
+    if (u->stop || !strcmp(u->deleting, si->name)) {
+        pthread_mutex_unlock(&u->mu);
+        return 1;
+    }
     snprintf(u->c.current, sizeof(u->c.current), "%s", si->name);
     u->cancelled = 0;
-    if (!u->stop) /* a stop's cancel must not be lost */
-        plat_cancel_reset(u->cancel);
+    plat_cancel_reset(u->cancel);
+    pthread_mutex_unlock(&u->mu);
+    /* Claimed: re-read it, the listing may predate a deletion or an
+     * operator's change. */
+    if (snap_read(u->root, si->name, &fresh) ||
+        (fresh.state != SNAP_SEALED && fresh.state != SNAP_UPLOADING)) {
+        pthread_mutex_lock(&u->mu);
+        u->c.current[0] = 0;
+        pthread_mutex_unlock(&u->mu);
+        return 0;
+    }
+    *si = fresh;
     si->state = SNAP_UPLOADING;
     si->attempts++;
     si->updated_ns = plat_now_ns();
-    int w = snap_write_state(u->root, si);
-    pthread_mutex_unlock(&u->mu);
-    if (w) {
+    if ((w = snap_write_state(u->root, si))) {
         snprintf(msg, sizeof(msg), "%s: writing STATE: %s", si->name, ts_strerror(w));
         settle(u, si, -EIO, msg, 0);
-        return;
+        return 0;
     }
     uint64_t t0 = mono_ms();
     int rc = attempt(u, si, msg, sizeof(msg));
     settle(u, si, rc, msg, mono_ms() - t0);
+    return 0;
 }
 
 static void *run(void *arg)
@@ -402,12 +456,19 @@ static void *run(void *arg)
         uint64_t until = 0;
         snap_info si;
         if (u->enabled && mono_ms() >= u->next_attempt_ms && next_candidate(u, &si) == 0) {
-            upload_one(u, &si);
+            if (upload_one(u, &si) == 0)
+                continue;
+            pthread_mutex_lock(&u->mu); /* being deleted: wait for upload_delete's kick */
+            while (!u->stop && u->deleting[0])
+                pthread_cond_wait(&u->cv, &u->mu);
+            pthread_mutex_unlock(&u->mu);
             continue;
         }
         if (u->enabled && u->next_attempt_ms > mono_ms())
             until = u->next_attempt_ms;
         pthread_mutex_lock(&u->mu);
+        if (u->enabled && u->held[0] && (!until || u->held_until_ms < until))
+            until = u->held_until_ms;
         if (!u->stop)
             wait_locked(u, until);
         pthread_mutex_unlock(&u->mu);
@@ -434,12 +495,23 @@ void upload_kick(uploader *u)
 
 int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name))
 {
+    int rc;
     pthread_mutex_lock(&u->mu);
     if (!strcmp(u->c.current, name)) {
         u->cancelled = 1;
         plat_cancel_fire(u->cancel);
+        pthread_mutex_unlock(&u->mu);
+        return -EBUSY;
     }
-    int rc = del(u->root, name);
+    snprintf(u->deleting, sizeof(u->deleting), "%s", name);
+    pthread_mutex_unlock(&u->mu);
+    rc = del(u->root, name);
+    pthread_mutex_lock(&u->mu);
+    u->deleting[0] = 0;
+    if (!strcmp(u->held, name))
+        u->held[0] = 0;
+    u->kicked = 1;
+    pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
     return rc;
 }
@@ -458,7 +530,7 @@ void upload_stop(uploader *u)
     pthread_mutex_lock(&u->mu);
     u->stop = 1;
     plat_cancel_fire(u->cancel);
-    pthread_cond_signal(&u->cv);
+    pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
     u->started = 0;
