@@ -19,6 +19,9 @@ failing (drop_oldest: usage stays inside max_disk and the loss counters
 match; reject_new: nothing dropped, everything stored once uploads work
 again).
 
+Counters in agent.status are rewritten once a second, after STATE: tests
+wait for them (wait_for), never read them once right after another signal.
+
 Usage: test_snapshot_upload.py BUILD_DIR REPO_ROOT
 """
 import hashlib
@@ -159,7 +162,8 @@ log:
     def seal(self):
         """Asks the agent for a snapshot the way an operator does."""
         r = embeddb("snapshot", self.store)
-        assert r.returncode == 0 and "asked embeddb-agent" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and "asked embeddb-agent" in r.stdout, (
+            f"{r.stdout}{r.stderr}agent exit {self.proc.poll()}:\n{self.log_text()[-3000:]}")
 
 
 def publish_n(port, n, start=0, topic="s/a", floats=256):
@@ -207,8 +211,8 @@ class UploadTest(unittest.TestCase):
 
     def wait_state(self, state, n=1, timeout=30):
         wait_for(lambda: sum(s["state"] == state for s in snapshots(self.agent.store)) >= n,
-                 timeout=timeout, what=f"{n} snapshot(s) {state}: {snapshots(self.agent.store)}"
-                 f"\n{self.agent.log_text()[-3000:]}")
+                 timeout=timeout, what=lambda: f"{n} snapshot(s) {state}: "
+                 f"{snapshots(self.agent.store)}\n{self.agent.log_text()[-3000:]}")
 
     def published_and_sealed(self, n):
         publish_n(self.broker.port, n)
@@ -229,7 +233,8 @@ class UploadTest(unittest.TestCase):
 
     def wait_counter(self, key, at_least, timeout=30):
         wait_for(lambda: self.agent.stat(key) >= at_least, timeout=timeout,
-                 what=f"{key} >= {at_least}")
+                 what=lambda: f"{key} >= {at_least}: {self.agent.status()}\n"
+                 f"{self.agent.log_text()[-3000:]}")
 
     # ---- HTTPS PUT ------------------------------------------------------------
 
@@ -277,7 +282,9 @@ class UploadTest(unittest.TestCase):
         wait_for(lambda: [s["state"] for s in snapshots(self.agent.store)] == ["uploaded"] and
                  snapshots(self.agent.store)[0]["name"] != snap["name"],
                  timeout=30, what="retention to keep one uploaded snapshot")
-        self.assertEqual(self.agent.stat("snapshots_uploaded"), 2)
+        # agent.status is rewritten once a second, after STATE: wait for it.
+        wait_for(lambda: self.agent.stat("snapshots_uploaded") == 2,
+                 what="the second upload counted")
         self.assertTrue(os.path.exists(obj))  # the server's copy is not ours to delete
         self.assertNotIn("t0ken", self.agent.log_text())
         self.assertEqual(self.agent.stop(), 0)
@@ -287,8 +294,8 @@ class UploadTest(unittest.TestCase):
         self.start_agent(upload=self.upload_conf(port))
         self.published_and_sealed(50)
         wait_for(lambda: self.agent.stat("upload_retries") >= 2, what="retries while down")
+        self.wait_state("sealed")  # between attempts (one may be running now)
         snap = snapshots(self.agent.store)[0]
-        self.assertEqual(snap["state"], "sealed")
         self.assertIn("localhost", snap["error"])
         web = self.nginx(port=port).start()
         self.wait_state("uploaded")
@@ -313,8 +320,8 @@ class UploadTest(unittest.TestCase):
         self.start_agent(upload=self.upload_conf(web.port))
         self.published_and_sealed(20)
         wait_for(lambda: self.agent.stat("upload_retries") >= 2, what="refused attempts")
+        self.wait_state("sealed")  # between attempts (one may be running now)
         snap = snapshots(self.agent.store)[0]
-        self.assertEqual(snap["state"], "sealed")
         self.assertRegex(snap["error"].lower(), "certificate|verif")
         self.assertEqual(os.listdir(web.root), [])
 
@@ -356,8 +363,8 @@ class UploadTest(unittest.TestCase):
         self.start_agent(upload=self.upload_conf(web.port, path="/fail500"))
         self.published_and_sealed(20)
         wait_for(lambda: self.agent.stat("upload_retries") >= 3, what="three retries")
+        self.wait_state("sealed")  # between attempts (one may be running now)
         snap = snapshots(self.agent.store)[0]
-        self.assertEqual(snap["state"], "sealed")
         self.assertIn("HTTP 500", snap["error"])
         self.assertIn("injected failure", snap["error"])
         delays = [int(m) for m in re.findall(r"retrying in (\d+) ms", self.agent.log_text())]

@@ -51,13 +51,16 @@ def free_port():
 
 
 def wait_for(pred, timeout=15.0, what="condition"):
-    """Polls pred() until it is true; AssertionError naming `what` after timeout s."""
+    """Polls pred() until it is true; AssertionError naming `what` after
+    timeout s (`what` may be a callable, called then: the state at the
+    time of failure, not at the start)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for "
+                         f"{what() if callable(what) else what}")
 
 
 def read_status(store):
