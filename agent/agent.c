@@ -213,6 +213,13 @@ static int delete_snapshot(const char *root, const char *name)
 static int drop(agent *a, const snap_info *v, int lost)
 {
     int rc = upload_delete(a->up, v->name, delete_snapshot);
+    if (rc == -EBUSY) {
+        /* Being uploaded: the worker lets go of it; the next tick tries again
+         * (and re-lists, its state may have changed). */
+        agent_log(LOG_LEVEL_DEBUG, "retention: %s is being uploaded; deleting it later",
+                  v->name);
+        return rc;
+    }
     if (rc) {
         agent_log(LOG_LEVEL_ERROR, "retention: deleting %s/%s: %s", a->root, v->name,
                   ts_strerror(rc));

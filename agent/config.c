@@ -101,6 +101,7 @@ static const opt upload_opts[] = {
     {"token_file", OPT_PATH, OFF(upload.token_file), 0, 0, 0, NULL},
     {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL},
     {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL},
+    {"response_timeout", OPT_DURATION, OFF(upload.response_timeout_ms), 0, 100, 3600000, NULL},
     {"retry", OPT_SECTION, 0, 0, 0, 0, retry_opts},
     {"s3", OPT_SECTION, 0, 0, 0, 0, s3_opts},
     END,
@@ -926,6 +927,7 @@ static void defaults(agent_config *cfg)
     cfg->snapshot.keep = 2;
     cfg->upload.connect_timeout_ms = 10000;
     cfg->upload.io_timeout_ms = 30000;
+    cfg->upload.response_timeout_ms = 60000;
     cfg->upload.retry_initial_ms = 1000;
     cfg->upload.retry_max_ms = 300000;
 }

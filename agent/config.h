@@ -87,7 +87,9 @@ typedef struct agent_config {
         char *region, *bucket, *access_key, *secret_file;
         char *secret;           /* s3: read from secret_file, never logged */
         int virtual_host;       /* s3 addressing: 1 = <bucket>.<host> */
-        uint64_t connect_timeout_ms, io_timeout_ms;
+        uint64_t connect_timeout_ms;  /* resolve + TCP connect + TLS handshake */
+        uint64_t io_timeout_ms;       /* any one wait for progress */
+        uint64_t response_timeout_ms; /* end of the body -> end of the response head */
         uint64_t retry_initial_ms, retry_max_ms;
     } upload;
     struct {

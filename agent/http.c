@@ -4,18 +4,31 @@
  * One connection per request: connect (plat_net), TLS handshake, request
  * head, body records straight from the caller's callback, response head.
  * mbedTLS talks to the socket through bio callbacks over plat_net's
- * poll-bounded send/recv, so every wait is bounded by io_timeout_ms; the
- * callbacks remember the OS error, so a failure is reported as "timed out"
- * or "connection reset" instead of mbedTLS's generic "send failed".
+ * poll-bounded send/recv; each callback waits at most io_timeout_ms, cut
+ * short by the current phase's deadline (connect_timeout over connect and
+ * handshake, response_timeout over the response) and by the caller's
+ * cancel flag. The callbacks remember the OS error, so a failure is
+ * reported as "timed out", "cancelled" or "connection reset" instead of
+ * mbedTLS's generic "send failed".
  *
- * Memory: the client owns one 16 KiB buffer, used first for the request
- * head, then as the plaintext of each body record, then for the response
- * head; mbedTLS adds its own record buffers per connection.
+ * While the body goes out, the response is read as it comes (a reader over
+ * the head buffer, fed without waiting): before each record, and whenever
+ * a wait for room ends because the server spoke. Interim 1xx responses are
+ * dropped and sending goes on; a final response, or the server closing,
+ * stops it. mbedTLS 2.28 allows reading while a record waits to be flushed
+ * (it only flushes first for DTLS), and an interrupted write is resumed by
+ * calling it again with the same data.
+ *
+ * Memory: the client owns two 16 KiB buffers: one for the request head,
+ * then the plaintext of each body record; one for the response head (which
+ * may arrive while a record is still pending). mbedTLS adds its own record
+ * buffers per connection.
  *
  * Not here: retries, request signing, logging (the caller logs err).
  */
 #include "http.h"
 
+#include "embeddb/plat.h"
 #include "embeddb/plat_net.h"
 
 #include <mbedtls/asn1.h>
@@ -37,8 +50,10 @@
 
 #define HTTP_RECORD 16384       /* body bytes per TLS record (the TLS maximum) */
 #define HTTP_RAW_BODY_MAX 4096  /* raw response body read for the log, bytes */
-#define HTTP_PEEK_EVERY 4       /* records between checks for an early response */
-_Static_assert(HTTP__HEAD_MAX >= HTTP_RECORD, "one buffer serves both");
+#define HTTP_INTERIM_WATCH 8    /* 1xx responses after which sending stops watching */
+#define HTTP_SPOKE 1            /* internal: a wait for room ended, the server spoke */
+_Static_assert(HTTP__HEAD_MAX >= HTTP_RECORD, "the request head fits the record buffer");
+_Static_assert(HTTP__HEAD_MAX >= HTTP_RAW_BODY_MAX, "the response body read fits the head buffer");
 
 struct http_client {
     mbedtls_x509_crt ca, cert;
@@ -47,18 +62,37 @@ struct http_client {
     mbedtls_ctr_drbg_context drbg;
     mbedtls_ssl_config conf;
     char ca_file[256];                 /* for "does not chain to ..." */
-    unsigned char io[HTTP__HEAD_MAX];  /* >= HTTP_RECORD */
+    unsigned char io[HTTP__HEAD_MAX];  /* request head, then body records */
+    unsigned char head[HTTP__HEAD_MAX];/* the response as it arrives */
 };
 
 /* What the bio callbacks see during one request. */
 typedef struct conn {
     int fd;
+    const plat_cancel *cancel;
     uint64_t io_timeout_ms;
-    int os_err;               /* last plat_net error (-ETIMEDOUT, -ECONNRESET ...) */
+    uint64_t deadline_ns;     /* the phase's deadline (mono; 0: none) ... */
+    uint64_t deadline_ms;     /* ... its length and name, for messages */
+    const char *deadline_name;
+    uint64_t send_by_ns;      /* body: next send progress due (0: io_timeout per call) */
+    int until_readable;       /* body: a wait for room also ends when the server speaks */
+    int no_wait;              /* recv: WANT_READ instead of waiting */
+    int spoke;                /* a wait for room ended because the server spoke */
+    int os_err;               /* last plat_net error (-ETIMEDOUT, -ECANCELED ...) */
+    int deadline_hit;         /* that -ETIMEDOUT was the phase deadline's */
     int eof;                  /* the peer closed its side */
     unsigned char ip[16];     /* the host as an address, when it is a literal */
     size_t ip_len;
 } conn;
+
+/* The response as it arrives, in client->head. */
+typedef struct reader {
+    size_t have;              /* bytes in head */
+    size_t head_len;          /* the final head's length, once final */
+    http__framing fr;
+    int final;                /* a final (>= 200) head is complete */
+    int eof;                  /* the server closed */
+} reader;
 
 const char *http_err_name(int code)
 {
@@ -67,6 +101,7 @@ const char *http_err_name(int code)
     case HTTP_EINVAL: return "EINVAL";
     case HTTP_ENOMEM: return "ENOMEM";
     case HTTP_ETIMEDOUT: return "ETIMEDOUT";
+    case HTTP_ECANCELED: return "ECANCELED";
     case HTTP_EIO: return "EIO";
     case HTTP_EPROTO: return "EPROTO";
     case HTTP_ECONNECT: return "ECONNECT";
@@ -211,15 +246,43 @@ void http_client_free(http_client *c)
 
 /* ---- the wire ---- */
 
+/* Mono time ms from now (saturating). */
+static uint64_t after_ms(uint64_t ms)
+{
+    uint64_t now = plat_mono_ns();
+    return ms > (UINT64_MAX - now) / 1000000u ? UINT64_MAX : now + ms * 1000000u;
+}
+
+/* How long one bio call may wait: io_timeout from now (or until by_ns),
+ * cut at the phase deadline; *limited = 1 when the deadline is what binds. */
+static uint64_t wait_ms(const conn *cn, uint64_t by_ns, int *limited)
+{
+    uint64_t now = plat_mono_ns(), end = by_ns ? by_ns : after_ms(cn->io_timeout_ms);
+    *limited = cn->deadline_ns && cn->deadline_ns < end;
+    if (*limited)
+        end = cn->deadline_ns;
+    return end > now ? (end - now + 999999u) / 1000000u : 0;
+}
+
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     conn *cn = ctx;
     size_t n = 0;
-    int rc = plat_sock_send(cn->fd, buf, len > INT_MAX ? INT_MAX : len, cn->io_timeout_ms, &n);
+    int limited, rc;
+    uint64_t ms = wait_ms(cn, cn->send_by_ns, &limited);
+    rc = plat_sock_send(cn->fd, buf, len > INT_MAX ? INT_MAX : len, ms,
+                        cn->until_readable ? PLAT_SEND_UNTIL_READABLE : 0, cn->cancel, &n);
+    if (rc == -EAGAIN) {
+        cn->spoke = 1;
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    }
     if (rc) {
         cn->os_err = rc;
+        cn->deadline_hit = rc == -ETIMEDOUT && limited;
         return rc == -ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_SEND_FAILED;
     }
+    if (cn->send_by_ns)
+        cn->send_by_ns = after_ms(cn->io_timeout_ms);
     return (int)n;
 }
 
@@ -227,14 +290,47 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     conn *cn = ctx;
     size_t n = 0;
-    int rc = plat_sock_recv(cn->fd, buf, len > INT_MAX ? INT_MAX : len, cn->io_timeout_ms, &n);
+    int limited = 0, rc;
+    uint64_t ms = cn->no_wait ? 0 : wait_ms(cn, 0, &limited);
+    rc = plat_sock_recv(cn->fd, buf, len > INT_MAX ? INT_MAX : len, ms, cn->cancel, &n);
+    if (rc == -ETIMEDOUT && cn->no_wait)
+        return MBEDTLS_ERR_SSL_WANT_READ;
     if (rc) {
         cn->os_err = rc;
+        cn->deadline_hit = rc == -ETIMEDOUT && limited;
         return rc == -ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_RECV_FAILED;
     }
     if (!n)
         cn->eof = 1;
     return (int)n;
+}
+
+/* Between two reads or writes: 0 while the phase may go on; else
+ * HTTP_ECANCELED or HTTP_ETIMEDOUT (the phase deadline), noted in cn the
+ * way a bio callback notes it. A peer that never makes us wait (a 1xx
+ * flood) is caught here, not in a poll(2). */
+static int check_phase(conn *cn)
+{
+    int rc = 0;
+    if (cn->cancel && plat_cancel_fired(cn->cancel)) {
+        cn->os_err = -ECANCELED;
+        rc = HTTP_ECANCELED;
+    } else if (cn->deadline_ns && plat_mono_ns() >= cn->deadline_ns) {
+        cn->os_err = -ETIMEDOUT;
+        cn->deadline_hit = 1;
+        rc = HTTP_ETIMEDOUT;
+    }
+    return rc;
+}
+
+/* Starts a phase bounded as a whole by ms (0: no deadline) named `name`. */
+static void set_phase(conn *cn, uint64_t ms, const char *name)
+{
+    cn->deadline_ns = ms ? after_ms(ms) : 0;
+    cn->deadline_ms = ms;
+    cn->deadline_name = name;
+    cn->deadline_hit = 0;
+    cn->os_err = 0;
 }
 
 /* mbedTLS 2.28 compares the host with DNS names only; when the host is an
@@ -253,31 +349,44 @@ static int verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
     return 0;
 }
 
-/* Writes all of buf as TLS records: 0 or the mbedTLS error. */
-static int tls_write_all(mbedtls_ssl_context *ssl, const unsigned char *buf, size_t len)
+/* Writes buf as TLS records. 0 when all of it went out (*done = len);
+ * HTTP_SPOKE when a wait for room ended because the server spoke (*done
+ * bytes went out: call again with the rest, as mbedTLS requires, once the
+ * server's bytes are read); else the mbedTLS error. */
+static int tls_write_all(mbedtls_ssl_context *ssl, conn *cn, const unsigned char *buf, size_t len,
+                         size_t *done)
 {
-    while (len) {
-        int n = mbedtls_ssl_write(ssl, buf, len);
+    *done = 0;
+    while (*done < len) {
+        cn->spoke = 0;
+        int n = mbedtls_ssl_write(ssl, buf + *done, len - *done);
+        if (n == MBEDTLS_ERR_SSL_WANT_WRITE && cn->spoke)
+            return HTTP_SPOKE;
         if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
             continue;
         if (n <= 0)
             return n ? n : MBEDTLS_ERR_SSL_INTERNAL_ERROR;
-        buf += n;
-        len -= (size_t)n;
+        *done += (size_t)n;
     }
     return 0;
 }
 
-/* Reads some plaintext: 0 with *got (0 = the server closed), or the error. */
-static int tls_read(mbedtls_ssl_context *ssl, unsigned char *buf, size_t len, size_t *got)
+/* Reads some plaintext: 0 with *got (0 = the server closed, or with
+ * cn->no_wait: nothing there yet), or the mbedTLS error. */
+static int tls_read(mbedtls_ssl_context *ssl, conn *cn, unsigned char *buf, size_t len,
+                    size_t *got)
 {
     *got = 0;
     for (;;) {
         int n = mbedtls_ssl_read(ssl, buf, len);
+        if ((n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE) && cn->no_wait)
+            return 0;
         if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
             continue;
-        if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_SSL_CONN_EOF)
+        if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_SSL_CONN_EOF) {
+            cn->eof = 1;
             return 0;
+        }
         if (n < 0)
             return n;
         *got = (size_t)n;
@@ -288,6 +397,15 @@ static int tls_read(mbedtls_ssl_context *ssl, unsigned char *buf, size_t len, si
 /* The class and words of a failed send/recv after the handshake. */
 static int io_failure(const conn *cn, int ret, char *why, size_t len)
 {
+    if (cn->os_err == -ECANCELED) {
+        snprintf(why, len, "cancelled");
+        return HTTP_ECANCELED;
+    }
+    if (cn->os_err == -ETIMEDOUT && cn->deadline_hit) {
+        snprintf(why, len, "the %s of %llu ms passed", cn->deadline_name,
+                 (unsigned long long)cn->deadline_ms);
+        return HTTP_ETIMEDOUT;
+    }
     if (cn->os_err == -ETIMEDOUT) {
         snprintf(why, len, "no progress for %llu ms", (unsigned long long)cn->io_timeout_ms);
         return HTTP_ETIMEDOUT;
@@ -415,17 +533,108 @@ out:
     return rc;
 }
 
-/* Sends the body in full records; stops early when the server has already
- * answered (the caller then reads that answer). */
-static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, const http_request *rq,
-                     http_response *rsp, const char *hp, char *err, size_t errlen)
+/* ---- the response ---- */
+
+/* Drops complete interim (1xx) heads from the front of c->head until a
+ * final head is complete or more bytes are needed. 0 or HTTP_EPROTO (also
+ * for 101: we asked for no protocol switch). */
+static int reader_parse(http_client *c, reader *r, http_response *rsp)
+{
+    int rc = 0;
+    while (!r->final) {
+        int prc = http__parse_head((const char *)c->head, r->have, rsp, &r->fr, &r->head_len);
+        if (prc == 1)
+            break;
+        if (prc != 0 || rsp->status == 101) {
+            rc = HTTP_EPROTO;
+            break;
+        }
+        if (rsp->status >= 200) {
+            r->final = 1;
+            break;
+        }
+        memmove(c->head, c->head + r->head_len, r->have - r->head_len);
+        r->have -= r->head_len;
+        rsp->interim++;
+        rsp->status = 0;
+        rsp->reason[0] = 0;
+    }
+    return rc;
+}
+
+/* Reads once into c->head (sets r->eof at end of stream). 0 or the
+ * mbedTLS error. */
+static int reader_fill(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
+                       size_t *got)
+{
+    int ret;
+    if (r->have >= sizeof(c->head)) { /* reader_parse refuses a full buffer first */
+        *got = 0;
+        return MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL;
+    }
+    ret = tls_read(ssl, cn, c->head + r->have, sizeof(c->head) - r->have, got);
+    r->have += *got;
+    if (cn->eof)
+        r->eof = 1;
+    return ret;
+}
+
+/* While sending: takes in what the server has sent so far, without
+ * waiting and at most one buffer's worth. 1 when sending must stop (a final
+ * head is complete, the server closed, or reading failed: read_response
+ * then reports which), 0 to go on. */
+static int pump(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
+                http_response *rsp)
+{
+    size_t got = 0, taken = 0;
+    int stop = 0;
+    cn->no_wait = 1;
+    for (;;) {
+        if (reader_parse(c, r, rsp) || r->final || r->eof) {
+            stop = 1;
+            break;
+        }
+        if (taken >= sizeof(c->head))
+            break;
+        if (reader_fill(c, ssl, cn, r, &got)) {
+            stop = 1;
+            break;
+        }
+        if (!got && !r->eof)
+            break;
+        taken += got;
+    }
+    cn->no_wait = 0;
+    cn->until_readable = rsp->interim < HTTP_INTERIM_WATCH;
+    return stop;
+}
+
+/* Sends the body in full records, watching for an answer: stops early
+ * when a final response (or the end of the connection) comes first. */
+static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
+                     const http_request *rq, http_response *rsp, const char *hp, char *err,
+                     size_t errlen)
 {
     uint64_t left = rq->content_length;
-    unsigned records = 0;
     char why[160];
     int rc = 0, ret;
+    cn->send_by_ns = after_ms(cn->io_timeout_ms);
+    cn->until_readable = 1;
     while (left) {
-        size_t want = left < HTTP_RECORD ? (size_t)left : HTTP_RECORD, have = 0, got;
+        size_t want = left < HTTP_RECORD ? (size_t)left : HTTP_RECORD, have = 0, got, off, done;
+        /* Before each record: a cancel, or an answer already there? A
+         * server that refuses (401, 413) or lies (a 2xx without the body)
+         * answers and reads no more: stop instead of pushing hundreds of
+         * MiB at it. One poll(2) per record is nothing next to encrypting it. */
+        int rd = plat_sock_readable(cn->fd, 0, cn->cancel);
+        if (rd == -ECANCELED) {
+            rc = HTTP_ECANCELED;
+            errf(err, errlen, "sending the body to %s after %llu of %llu bytes: cancelled", hp,
+                 (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length);
+            goto out;
+        }
+        if (rd == 1 && cn->until_readable && pump(c, ssl, cn, r, rsp))
+            goto out;
         while (have < want) {
             got = 0;
             if ((ret = rq->body(rq->body_ctx, c->io + have, want - have, &got)) ||
@@ -448,91 +657,95 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, const h
                  (unsigned long long)rq->content_length);
             goto out;
         }
-        if ((ret = tls_write_all(ssl, c->io, have))) {
-            rc = io_failure(cn, ret, why, sizeof(why));
-            errf(err, errlen, "sending the body to %s after %llu of %llu bytes: %s", hp,
-                 (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length,
-                 why);
-            goto out;
+        for (off = 0; off < have; off += done) {
+            ret = tls_write_all(ssl, cn, c->io + off, have - off, &done);
+            if (ret == HTTP_SPOKE && !pump(c, ssl, cn, r, rsp))
+                continue; /* interim 1xx or part of a head: resume the same write */
+            if (ret == HTTP_SPOKE) {
+                rsp->bytes_sent += off + done;
+                goto out;
+            }
+            if (ret) {
+                rc = io_failure(cn, ret, why, sizeof(why));
+                errf(err, errlen, "sending the body to %s after %llu of %llu bytes: %s", hp,
+                     (unsigned long long)(rsp->bytes_sent + off + done),
+                     (unsigned long long)rq->content_length, why);
+                rsp->bytes_sent += off + done;
+                goto out;
+            }
         }
         rsp->bytes_sent += have;
         left -= have;
-        /* A server that refuses (401, 413 ...) answers at once; do not push
-         * hundreds of MiB at it. One poll(2) per 64 KiB costs nothing. */
-        if (++records % HTTP_PEEK_EVERY == 0 && plat_sock_readable(cn->fd, 0) == 1)
-            break;
     }
 out:
+    cn->until_readable = 0;
+    cn->send_by_ns = 0;
     return rc;
 }
 
-/* Reads the response head (skipping 1xx) and the first body bytes. */
-static int read_response(http_client *c, mbedtls_ssl_context *ssl, conn *cn,
+/* Reads the response head (skipping 1xx) within the response timeout,
+ * then, best effort, the first body bytes. */
+static int read_response(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
                          const http_request *rq, http_response *rsp, const char *hp, char *err,
                          size_t errlen)
 {
-    size_t have = 0, head_len = 0, got, raw, want;
-    http__framing fr = {0, -1};
+    size_t got, raw, want;
     char why[160];
     int rc = 0, ret, done = 0;
+    set_phase(cn, rq->response_timeout_ms, "response timeout");
     for (;;) {
-        int prc = http__parse_head((const char *)c->io, have, rsp, &fr, &head_len);
-        if (prc == 0 && rsp->status != 101 && rsp->status >= 200)
-            break;
-        if (prc == 0 && rsp->status != 101) { /* interim 1xx: drop it */
-            memmove(c->io, c->io + head_len, have - head_len);
-            have -= head_len;
-            continue;
-        }
-        if (prc != 1) {
+        if (reader_parse(c, r, rsp)) {
             rc = HTTP_EPROTO;
             errf(err, errlen, "response from %s: malformed or oversized status line/headers "
                  "(limit %d bytes)", hp, HTTP__HEAD_MAX);
             goto out;
         }
-        if ((ret = tls_read(ssl, c->io + have, sizeof(c->io) - have, &got))) {
-            rc = io_failure(cn, ret, why, sizeof(why));
-            errf(err, errlen, "waiting for the response from %s (%llu of %llu body bytes "
-                 "sent): %s", hp, (unsigned long long)rsp->bytes_sent,
-                 (unsigned long long)rq->content_length, why);
-            goto out;
-        }
-        if (!got) {
-            rc = have ? HTTP_EPROTO : HTTP_EIO;
+        if (r->final)
+            break;
+        if (r->eof) {
+            rc = r->have ? HTTP_EPROTO : HTTP_EIO;
             errf(err, errlen, "%s closed the connection %s (%llu of %llu body bytes sent)", hp,
-                 have ? "inside the response head" : "without a response",
+                 r->have ? "inside the response head" : "without a response",
                  (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length);
             goto out;
         }
-        have += got;
+        if ((ret = check_phase(cn)) || (ret = reader_fill(c, ssl, cn, r, &got))) {
+            rc = io_failure(cn, ret, why, sizeof(why));
+            errf(err, errlen, "waiting for the response from %s (%llu of %llu body bytes "
+                 "sent, %u interim 1xx responses): %s", hp, (unsigned long long)rsp->bytes_sent,
+                 (unsigned long long)rq->content_length, rsp->interim, why);
+            goto out;
+        }
     }
-    /* Best effort from here: the body is only for the log. */
-    raw = have - head_len;
-    memmove(c->io, c->io + head_len, raw);
-    if (rsp->status == 204 || rsp->status == 304 || fr.content_length == 0)
+    /* Best effort from here, within the same deadline: the body is only
+     * for the log. */
+    raw = r->have - r->head_len;
+    memmove(c->head, c->head + r->head_len, raw);
+    if (rsp->status == 204 || rsp->status == 304 || r->fr.content_length == 0)
         want = 0;
-    else if (fr.chunked)
+    else if (r->fr.chunked)
         want = HTTP_RAW_BODY_MAX;
-    else if (fr.content_length > 0 && (uint64_t)fr.content_length < sizeof(rsp->body) - 1)
-        want = (size_t)fr.content_length;
+    else if (r->fr.content_length > 0 && (uint64_t)r->fr.content_length < sizeof(rsp->body) - 1)
+        want = (size_t)r->fr.content_length;
     else
         want = sizeof(rsp->body) - 1;
     while (raw < want) {
-        if (fr.chunked) {
-            http__dechunk((const char *)c->io, raw, rsp->body, sizeof(rsp->body) - 1, &done);
+        if (r->fr.chunked) {
+            http__dechunk((const char *)c->head, raw, rsp->body, sizeof(rsp->body) - 1, &done);
             if (done)
                 break;
         }
-        if (tls_read(ssl, c->io + raw, want - raw, &got) || !got)
+        if (check_phase(cn) || tls_read(ssl, cn, c->head + raw, want - raw, &got) || !got)
             break;
         raw += got;
     }
     raw = raw < want ? raw : want;
-    if (fr.chunked)
-        rsp->body_len = http__dechunk((const char *)c->io, raw, rsp->body, sizeof(rsp->body) - 1,
-                                      &done);
+    if (r->fr.chunked)
+        rsp->body_len = http__dechunk((const char *)c->head, raw, rsp->body,
+                                      sizeof(rsp->body) - 1, &done);
     else
-        memcpy(rsp->body, c->io, rsp->body_len = raw < sizeof(rsp->body) ? raw : sizeof(rsp->body) - 1);
+        memcpy(rsp->body, c->head,
+               rsp->body_len = raw < sizeof(rsp->body) ? raw : sizeof(rsp->body) - 1);
     rsp->body[rsp->body_len] = 0;
 out:
     return rc;
@@ -543,8 +756,9 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
 {
     mbedtls_ssl_context ssl;
     conn cn = {.fd = -1};
+    reader r = {.fr = {0, -1}};
     char hp[300], why[600];
-    size_t head_len = 0;
+    size_t head_len = 0, done = 0;
     int rc, ret, v6;
 
     mbedtls_ssl_init(&ssl);
@@ -555,20 +769,25 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
     v6 = strchr(rq->host, ':') != NULL;
     snprintf(hp, sizeof(hp), "%s%s%s:%d", v6 ? "[" : "", rq->host, v6 ? "]" : "", rq->port);
     cn.io_timeout_ms = rq->io_timeout_ms;
+    cn.cancel = rq->cancel;
     if (inet_pton(AF_INET, rq->host, cn.ip) == 1)
         cn.ip_len = 4;
     else if (inet_pton(AF_INET6, rq->host, cn.ip) == 1)
         cn.ip_len = 16;
 
-    if ((rc = plat_tcp_connect(rq->host, rq->port, rq->connect_timeout_ms, &cn.fd))) {
+    set_phase(&cn, rq->connect_timeout_ms, "connect timeout"); /* connect + handshake */
+    if ((rc = plat_tcp_connect(rq->host, rq->port, rq->connect_timeout_ms, rq->cancel, &cn.fd))) {
         if (rc == -ETIMEDOUT)
             errf(err, errlen, "connecting to %s: timed out after %llu ms", hp,
                  (unsigned long long)rq->connect_timeout_ms);
+        else if (rc == -ECANCELED)
+            errf(err, errlen, "connecting to %s: cancelled", hp);
         else if (rc == -ENOENT)
             errf(err, errlen, "connecting to %s: the host name does not resolve", hp);
         else
             errf(err, errlen, "connecting to %s: %s", hp, os_words(rc, why, sizeof(why)));
-        rc = rc == -ETIMEDOUT ? HTTP_ETIMEDOUT : rc == -ENOMEM ? HTTP_ENOMEM : HTTP_ECONNECT;
+        rc = rc == -ETIMEDOUT ? HTTP_ETIMEDOUT : rc == -ECANCELED ? HTTP_ECANCELED
+           : rc == -ENOMEM ? HTTP_ENOMEM : HTTP_ECONNECT;
         goto out;
     }
 
@@ -581,13 +800,21 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
         mbedtls_ssl_set_verify(&ssl, verify_ip, &cn);
     mbedtls_ssl_set_bio(&ssl, &cn, bio_send, bio_recv, NULL);
     while ((ret = mbedtls_ssl_handshake(&ssl))) {
-        if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+        if ((ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) &&
+            !check_phase(&cn))
             continue;
         rc = HTTP_ETLS;
         if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
             verify_words(c, rq->host, mbedtls_ssl_get_verify_result(&ssl), why, sizeof(why));
             errf(err, errlen, "TLS handshake with %s: certificate verification failed: %s", hp,
                  why);
+        } else if (cn.os_err == -ECANCELED) {
+            rc = HTTP_ECANCELED;
+            errf(err, errlen, "TLS handshake with %s: cancelled", hp);
+        } else if (cn.os_err == -ETIMEDOUT && cn.deadline_hit) {
+            rc = HTTP_ETIMEDOUT;
+            errf(err, errlen, "TLS handshake with %s: not finished within the connect timeout "
+                 "of %llu ms", hp, (unsigned long long)rq->connect_timeout_ms);
         } else if (cn.os_err == -ETIMEDOUT) {
             rc = HTTP_ETIMEDOUT;
             errf(err, errlen, "TLS handshake with %s: no answer for %llu ms", hp,
@@ -603,27 +830,35 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
         }
         goto out;
     }
+    set_phase(&cn, 0, NULL); /* the body: io_timeout per wait, no deadline as a whole */
 
-    if ((ret = tls_write_all(&ssl, c->io, head_len))) {
+    if ((ret = tls_write_all(&ssl, &cn, c->io, head_len, &done))) {
         rc = io_failure(&cn, ret, why, sizeof(why));
         errf(err, errlen, "sending the request to %s: %s", hp, why);
         goto out;
     }
-    rc = send_body(c, &ssl, &cn, rq, rsp, hp, err, errlen);
-    if (rc == HTTP_EBODY || rc == HTTP_ETIMEDOUT)
+    rc = send_body(c, &ssl, &cn, &r, rq, rsp, hp, err, errlen);
+    if (rc == HTTP_EBODY || rc == HTTP_ETIMEDOUT || rc == HTTP_ECANCELED)
         goto out;
     /* Also after a broken send: the server may have said why before closing. */
     {
         char err2[sizeof(why)];
-        int rrc = read_response(c, &ssl, &cn, rq, rsp, hp, err2, sizeof(err2));
-        if (rrc == 0 || rc == 0) {
+        int rrc = read_response(c, &ssl, &cn, &r, rq, rsp, hp, err2, sizeof(err2));
+        if (rrc == 0 || rc == 0 || rrc == HTTP_ECANCELED) {
             rc = rrc;
             if (rrc)
                 errf(err, errlen, "%s", err2);
         }
     }
-    if (rc == 0)
-        errf(err, errlen, "%s answered %d", hp, rsp->status);
+    if (rc == 0) {
+        rsp->early = rsp->bytes_sent < rq->content_length;
+        if (rsp->early)
+            errf(err, errlen, "%s answered %d before the whole body was sent (%llu of %llu "
+                 "bytes)", hp, rsp->status, (unsigned long long)rsp->bytes_sent,
+                 (unsigned long long)rq->content_length);
+        else
+            errf(err, errlen, "%s answered %d", hp, rsp->status);
+    }
 out:
     mbedtls_ssl_free(&ssl);
     if (cn.fd >= 0)

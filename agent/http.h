@@ -12,6 +12,21 @@
  * matching of an IP-literal host against the certificate's IP-address
  * subjectAltNames, so https://192.0.2.7/ works with an IP certificate.
  *
+ * Time: every wait is bounded by io_timeout_ms (no progress for that
+ * long fails the request), the connection as a whole (resolve, TCP
+ * connect, TLS handshake) by connect_timeout_ms, and the response as a
+ * whole (from the end of the body to the end of the final response head,
+ * interim 1xx responses included) by response_timeout_ms, so a server that
+ * trickles or floods 1xx lines cannot hold a request forever. A caller's
+ * cancel flag (plat_net.h) ends any wait at once.
+ *
+ * Honesty about the body: the client watches for an answer while it sends
+ * (before every record, and while it waits for room), because a server
+ * that answers early -- a refusal (401, 413) or a 2xx it has no right to
+ * give -- will not read the rest. It then stops sending and reports the
+ * answer with `early` set and bytes_sent < content_length. Whether that is
+ * a success is the caller's call; a 2xx is one only when !early.
+ *
  * Not here: retries, signing (the caller passes Authorization and friends
  * as extra headers), keep-alive, redirects, proxies or reading whole
  * response bodies. Nothing global: a client belongs to one thread at a time.
@@ -20,17 +35,21 @@
 #ifndef EMBEDDB_AGENT_HTTP_H
 #define EMBEDDB_AGENT_HTTP_H
 
+#include "embeddb/plat_net.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Every function returns 0 or one of these (mirroring -errno where one
  * exists). The classes tell a caller what to do next: ECONNECT, ETIMEDOUT,
- * EIO are worth a retry later; ETLS and EINVAL need an operator. */
+ * EIO are worth a retry later; ETLS and EINVAL need an operator; ECANCELED
+ * is the caller's own doing. */
 enum {
     HTTP_EINVAL = -EINVAL,       /* bad request or TLS setting (err says which) */
     HTTP_ENOMEM = -ENOMEM,
-    HTTP_ETIMEDOUT = -ETIMEDOUT, /* connect, or one send/recv, exceeded its timeout */
+    HTTP_ETIMEDOUT = -ETIMEDOUT, /* io, connect or response timeout passed (err says which) */
+    HTTP_ECANCELED = -ECANCELED, /* the request's cancel flag was raised */
     HTTP_EIO = -EIO,             /* connection broken before a response arrived */
     HTTP_EPROTO = -EPROTO,       /* malformed or oversized response head */
     HTTP_ECONNECT = -20001,      /* name did not resolve, refused, unreachable */
@@ -49,8 +68,9 @@ typedef struct http_tls {
     int insecure;           /* 1: skip server verification (the caller logs a warning) */
 } http_tls;
 
-/* Loaded CA, certificate and key plus a seeded CTR-DRBG, and the one record
- * buffer; reused across requests by one thread at a time. */
+/* Loaded CA, certificate and key plus a seeded CTR-DRBG, the record buffer
+ * and the response head buffer (16 KiB each); reused across requests by one
+ * thread at a time. */
 typedef struct http_client http_client;
 
 /* Loads the files and seeds the DRBG. 0, HTTP_EINVAL (err names the file
@@ -80,8 +100,11 @@ typedef struct http_request {
     uint64_t content_length;      /* exactly this many bytes come from body */
     http_body_fn body;            /* may be NULL when content_length is 0 */
     void *body_ctx;
-    uint64_t connect_timeout_ms;  /* resolve + TCP connect */
+    uint64_t connect_timeout_ms;  /* resolve + TCP connect + TLS handshake, as a whole */
     uint64_t io_timeout_ms;       /* max wait for any single send/recv progress */
+    uint64_t response_timeout_ms; /* end of the body -> end of the final response head,
+                                     1xx included (0: no limit but io_timeout) */
+    const plat_cancel *cancel;    /* optional: raised -> HTTP_ECANCELED at once */
 } http_request;
 
 typedef struct http_response {
@@ -89,17 +112,26 @@ typedef struct http_response {
     char reason[128];    /* the status line's reason phrase (truncated) */
     char body[512];      /* first bytes of the response body, NUL-terminated */
     size_t body_len;     /* bytes in body (the body may hold NULs) */
-    uint64_t bytes_sent; /* request body bytes handed to TLS */
+    uint64_t bytes_sent; /* request body bytes handed to TLS and the kernel */
+    int early;           /* 1: the final response came before the whole body was
+                            sent (then bytes_sent < content_length): the server
+                            answered without having the body */
+    unsigned interim;    /* interim 1xx responses skipped */
 } http_response;
 
 /*
  * Sends the request and reads the response head. Returns 0 when a complete
- * final status line and headers arrived, whatever the status; a server that
- * answers before the whole body is sent (401, 413 ...) still yields its
- * status, with bytes_sent < content_length. Otherwise a negative HTTP_E*
- * code; err (always written when errlen > 0) says what happened, naming
- * host:port, and never contains header values. Costs one TCP + TLS
- * handshake per call; the body is never held in memory beyond one record.
+ * final status line and headers arrived, whatever the status and however
+ * much of the body went out: a server that answers before the whole body is
+ * sent (401, 413, or a premature 2xx) still yields its status, with early
+ * set and bytes_sent < content_length. A caller must treat a 2xx as success
+ * only when !early. Otherwise a negative HTTP_E* code (bytes_sent still
+ * set); err (always written when errlen > 0) says what happened, naming
+ * host:port and which timeout passed, and never contains header values.
+ * Costs one TCP + TLS handshake per call; the body is never held in memory
+ * beyond one record. "Before the whole body" is judged at record
+ * boundaries: an answer that lands while the last record is being written
+ * counts as after it.
  */
 int http_request_do(http_client *c, const http_request *rq, http_response *rsp, char *err,
                     size_t errlen);

@@ -7,6 +7,19 @@
  * from the snapshot's files (tar.h), so memory stays at one buffer whatever
  * the snapshot's size; its length and SHA-256 were fixed at seal time, which
  * is what S3's x-amz-content-sha256 needs before the first byte is sent.
+ *
+ * Success is decided here, on two signals: the server answered 2xx AND
+ * every byte of the body went out before that answer (http.h's `early`).
+ * A 2xx that came first is a server confirming what it never received;
+ * believing it would let retention delete data the server does not have.
+ *
+ * Locking: `mu` guards memory only (counters, flags, the names below); no
+ * file or network I/O happens under it, so the main thread's status writes
+ * and retention never wait on the worker's fsyncs. The worker "claims" a
+ * snapshot by naming it in `c.current` (under mu) before it writes its
+ * STATE and keeps that name until its last write is done; upload_delete
+ * refuses (-EBUSY, cancelling the upload) a claimed snapshot, and names the
+ * one it is deleting in `deleting`, which the worker will not claim.
  */
 #include "upload.h"
 
@@ -15,17 +28,18 @@
 #include "sigv4.h"
 
 #include "embeddb/plat.h"
+#include "embeddb/plat_net.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define IDLE_WAIT_MS 30000  /* rescan now and then even without a kick */
+#define DELETE_HOLD_MS 10000 /* a snapshot upload_delete asked for: left alone this long */
 
 struct uploader {
     /* immutable after upload_new */
@@ -34,17 +48,21 @@ struct uploader {
     int enabled;
     int mode, virtual_host, insecure, port;
     char *host, *base_path, *prefix, *token, *region, *bucket, *access_key, *secret;
-    uint64_t connect_timeout_ms, io_timeout_ms, retry_initial_ms, retry_max_ms;
+    uint64_t connect_timeout_ms, io_timeout_ms, response_timeout_ms;
+    uint64_t retry_initial_ms, retry_max_ms;
     http_client *http;
+    plat_cancel *cancel;      /* raised (under mu) by upload_stop and upload_delete */
     /* shared, guarded by mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int kicked, stop;
-    int cancelled;            /* the snapshot in `c.current` was deleted */
-    upload_counters c;
+    int cancelled;            /* upload_delete wants `c.current` gone */
+    char deleting[SNAP_NAME_MAX]; /* upload_delete is deleting it: never claim it */
+    char held[SNAP_NAME_MAX]; /* cancelled for deletion: not claimed before ... */
+    uint64_t held_until_ms;   /* ... this mono time, unless deleted first */
+    upload_counters c;        /* c.current: the snapshot the worker has claimed */
     pthread_t thread;
     int started;
-    atomic_int abort_body;    /* read by the body callback, outside the lock */
     /* worker-only */
     uint64_t backoff_ms;      /* next delay (0: none running) */
     uint64_t next_attempt_ms; /* mono; 0 = now */
@@ -116,11 +134,12 @@ uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_
     u->secret = dup_or_null(cfg->upload.secret, &oom);
     u->connect_timeout_ms = cfg->upload.connect_timeout_ms;
     u->io_timeout_ms = cfg->upload.io_timeout_ms;
+    u->response_timeout_ms = cfg->upload.response_timeout_ms;
     u->retry_initial_ms = cfg->upload.retry_initial_ms;
     u->retry_max_ms = cfg->upload.retry_max_ms;
     u->rng = plat_mono_ns() | 1;
-    if (oom) {
-        snprintf(err, errlen, "out of memory");
+    if (oom || plat_cancel_new(&u->cancel)) {
+        snprintf(err, errlen, "out of memory (or descriptors)");
         upload_free(u);
         return NULL;
     }
@@ -139,19 +158,9 @@ uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_
 
 /* ---- one attempt --------------------------------------------------------- */
 
-typedef struct body_ctx {
-    uploader *u;
-    tar_stream *tar;
-} body_ctx;
-
 static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
 {
-    body_ctx *b = ctx;
-    if (atomic_load(&b->u->abort_body)) {
-        *got = 0;
-        return -ECANCELED;
-    }
-    return tar_stream_read(b->tar, buf, len, got);
+    return tar_stream_read(ctx, buf, len, got);
 }
 
 /* Uploads si. Returns the HTTP status (> 0) or a negative transport code;
@@ -228,12 +237,12 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
     if (u->insecure)
         agent_log(LOG_LEVEL_WARNING, "upload: connecting to %s:%d WITHOUT verifying its "
                   "certificate (upload.insecure is set)", host, u->port);
-    body_ctx bc = {u, tar};
     http_request rq = {.method = "PUT", .host = host, .port = u->port, .path = path,
                        .headers = headers, .n_headers = nh, .content_length = len,
-                       .body = body, .body_ctx = &bc,
+                       .body = body, .body_ctx = tar,
                        .connect_timeout_ms = u->connect_timeout_ms,
-                       .io_timeout_ms = u->io_timeout_ms};
+                       .io_timeout_ms = u->io_timeout_ms,
+                       .response_timeout_ms = u->response_timeout_ms, .cancel = u->cancel};
     char herr[512];
     rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
     memset(h_auth, 0, sizeof(h_auth));
@@ -242,6 +251,16 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
         rc = -EBADMSG;
     } else if (rc) {
         snprintf(msg, msglen, "PUT %.200s to %.100s:%d: %s", path, host, u->port, herr);
+    } else if (rsp.status >= 200 && rsp.status < 300 && (rsp.early || rsp.bytes_sent != len)) {
+        /* A confirmation of bytes the server never got: not an upload. */
+        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s before the whole body was "
+                 "sent (%" PRIu64 " of %" PRIu64 " bytes): not taken as uploaded", path, host,
+                 u->port, rsp.status, rsp.reason, rsp.bytes_sent, len);
+        agent_log(LOG_LEVEL_ERROR, "upload: %s: the server at %s:%d answered %d after only %"
+                  PRIu64 " of %" PRIu64 " body bytes; it cannot have stored the snapshot, so "
+                  "it is NOT counted as uploaded and will be sent again", si->name, host,
+                  u->port, rsp.status, rsp.bytes_sent, len);
+        rc = -EPROTO;
     } else {
         /* One line of the server's body, for the operator. */
         char first[200];
@@ -281,70 +300,94 @@ static void wait_locked(uploader *u, uint64_t until_ms)
     u->kicked = 0;
 }
 
-/* Records an attempt's outcome in STATE unless the snapshot was deleted. */
+/* Records an attempt's outcome: STATE first (the worker still holds its
+ * claim, so nothing deletes the snapshot meanwhile), then the counters, so
+ * a reader of the counters finds STATE already written; then releases the
+ * claim. A snapshot upload_delete asked for is left sealed (unless the
+ * server did confirm it) and held back from the next attempts for a while,
+ * so the main thread's next try can delete it. */
 static void settle(uploader *u, snap_info *si, int rc, const char *msg, uint64_t took_ms)
 {
-    int stopping;
+    int stopping, cancelled, ok = rc >= 200 && rc < 300, retry = 0, failed = 0, w;
+    uint64_t d = 0;
     pthread_mutex_lock(&u->mu);
     stopping = u->stop;
-    if (u->cancelled) {
-        agent_log(LOG_LEVEL_WARNING, "upload: %s was deleted by retention during its upload",
-                  si->name);
-    } else if (rc >= 200 && rc < 300) {
+    cancelled = u->cancelled;
+    pthread_mutex_unlock(&u->mu);
+
+    if (ok) {
         si->state = SNAP_UPLOADED;
         si->error[0] = 0;
-        u->c.uploaded++;
-        u->c.bytes_uploaded += si->tar_bytes;
         u->backoff_ms = 0;
         u->next_attempt_ms = 0;
         agent_log(LOG_LEVEL_NOTICE, "upload: %s uploaded (%" PRIu64 " bytes in %" PRIu64
                   " ms, attempt %" PRIu64 ")", si->name, si->tar_bytes, took_ms, si->attempts);
+    } else if (cancelled) {
+        si->state = SNAP_SEALED; /* wanted gone: no retry, no failure */
+        agent_log(LOG_LEVEL_INFO, "upload: %s: upload cancelled, the snapshot is to be deleted",
+                  si->name);
     } else if (stopping && rc < 0) {
         si->state = SNAP_SEALED; /* interrupted by our own stop: not a failure */
     } else if (upload_retryable(rc) && rc != -EBADMSG) {
         si->state = SNAP_SEALED;
         snprintf(si->error, sizeof(si->error), "%.255s", msg);
-        u->c.retries++;
+        retry = 1;
         u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : u->retry_initial_ms;
         if (u->backoff_ms > u->retry_max_ms)
             u->backoff_ms = u->retry_max_ms;
-        uint64_t d = jitter(u, u->backoff_ms);
+        d = jitter(u, u->backoff_ms);
         u->next_attempt_ms = mono_ms() + d;
         agent_log(LOG_LEVEL_WARNING, "upload: %s (attempt %" PRIu64 "); retrying in %" PRIu64
                   " ms", msg, si->attempts, d);
     } else {
         si->state = SNAP_FAILED;
         snprintf(si->error, sizeof(si->error), "%.255s", msg);
-        u->c.failed++;
+        failed = 1;
         u->backoff_ms = 0;
         u->next_attempt_ms = 0;
         agent_log(LOG_LEVEL_ERROR, "upload: %s failed for good: %s; kept for an operator "
                   "(embeddb snapshot retry)", si->name, msg);
     }
-    if (rc < 200 || rc >= 300)
+    si->updated_ns = plat_now_ns();
+    if ((w = snap_write_state(u->vfs, u->root, si)))
+        agent_log(LOG_LEVEL_ERROR, "upload: writing %s/%s/STATE: %s", u->root, si->name,
+                  ts_strerror(w));
+
+    pthread_mutex_lock(&u->mu);
+    if (ok) {
+        u->c.uploaded++;
+        u->c.bytes_uploaded += si->tar_bytes;
+    }
+    u->c.retries += (uint64_t)retry;
+    u->c.failed += (uint64_t)failed;
+    if (!ok && !cancelled && !(stopping && rc < 0))
         snprintf(u->c.last_error, sizeof(u->c.last_error), "%.255s", msg);
-    if (!u->cancelled) {
-        si->updated_ns = plat_now_ns();
-        int w = snap_write_state(u->vfs, u->root, si);
-        if (w)
-            agent_log(LOG_LEVEL_ERROR, "upload: writing %s/%s/STATE: %s", u->root, si->name,
-                      ts_strerror(w));
+    if (u->cancelled && !ok) { /* also when asked while STATE was being written */
+        snprintf(u->held, sizeof(u->held), "%s", si->name);
+        u->held_until_ms = mono_ms() + DELETE_HOLD_MS;
     }
     u->c.current[0] = 0;
     u->cancelled = 0;
-    atomic_store(&u->abort_body, u->stop);
     pthread_mutex_unlock(&u->mu);
 }
 
-/* The oldest snapshot waiting for upload; 0 when there is one. */
+/* The oldest snapshot waiting for upload, except one held back; 0 when
+ * there is one. */
 static int next_candidate(uploader *u, snap_info *out)
 {
+    char held[SNAP_NAME_MAX];
     snap_info *v = NULL;
     size_t n = 0;
     int found = -1;
+    pthread_mutex_lock(&u->mu);
+    if (u->held[0] && mono_ms() >= u->held_until_ms)
+        u->held[0] = 0;
+    snprintf(held, sizeof(held), "%s", u->held);
+    pthread_mutex_unlock(&u->mu);
     if (snap_list(u->vfs, u->root, &v, &n, NULL) == 0)
         for (size_t i = 0; i < n && found; i++)
-            if (v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) {
+            if ((v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) &&
+                strcmp(v[i].name, held)) {
                 *out = v[i];
                 found = 0;
             }
@@ -352,26 +395,44 @@ static int next_candidate(uploader *u, snap_info *out)
     return found;
 }
 
-static void upload_one(uploader *u, snap_info *si)
+/* Claims si (see the top of the file) and uploads it. 1 when it could not
+ * be claimed (being deleted, or stopping), else 0. */
+static int upload_one(uploader *u, snap_info *si)
 {
     char msg[1024];
+    snap_info fresh;
+    int w;
     pthread_mutex_lock(&u->mu);
+    if (u->stop || !strcmp(u->deleting, si->name)) {
+        pthread_mutex_unlock(&u->mu);
+        return 1;
+    }
     snprintf(u->c.current, sizeof(u->c.current), "%s", si->name);
     u->cancelled = 0;
-    atomic_store(&u->abort_body, u->stop);
+    plat_cancel_reset(u->cancel);
+    pthread_mutex_unlock(&u->mu);
+    /* Claimed: re-read it, the listing may predate a deletion or an
+     * operator's change. */
+    if (snap_read(u->vfs, u->root, si->name, &fresh) ||
+        (fresh.state != SNAP_SEALED && fresh.state != SNAP_UPLOADING)) {
+        pthread_mutex_lock(&u->mu);
+        u->c.current[0] = 0;
+        pthread_mutex_unlock(&u->mu);
+        return 0;
+    }
+    *si = fresh;
     si->state = SNAP_UPLOADING;
     si->attempts++;
     si->updated_ns = plat_now_ns();
-    int w = snap_write_state(u->vfs, u->root, si);
-    pthread_mutex_unlock(&u->mu);
-    if (w) {
+    if ((w = snap_write_state(u->vfs, u->root, si))) {
         snprintf(msg, sizeof(msg), "%s: writing STATE: %s", si->name, ts_strerror(w));
         settle(u, si, -EIO, msg, 0);
-        return;
+        return 0;
     }
     uint64_t t0 = mono_ms();
     int rc = attempt(u, si, msg, sizeof(msg));
     settle(u, si, rc, msg, mono_ms() - t0);
+    return 0;
 }
 
 static void *run(void *arg)
@@ -398,12 +459,19 @@ static void *run(void *arg)
         uint64_t until = 0;
         snap_info si;
         if (u->enabled && mono_ms() >= u->next_attempt_ms && next_candidate(u, &si) == 0) {
-            upload_one(u, &si);
+            if (upload_one(u, &si) == 0)
+                continue;
+            pthread_mutex_lock(&u->mu); /* being deleted: wait for upload_delete's kick */
+            while (!u->stop && u->deleting[0])
+                pthread_cond_wait(&u->cv, &u->mu);
+            pthread_mutex_unlock(&u->mu);
             continue;
         }
         if (u->enabled && u->next_attempt_ms > mono_ms())
             until = u->next_attempt_ms;
         pthread_mutex_lock(&u->mu);
+        if (u->enabled && u->held[0] && (!until || u->held_until_ms < until))
+            until = u->held_until_ms;
         if (!u->stop)
             wait_locked(u, until);
         pthread_mutex_unlock(&u->mu);
@@ -430,12 +498,23 @@ void upload_kick(uploader *u)
 
 int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name))
 {
+    int rc;
     pthread_mutex_lock(&u->mu);
     if (!strcmp(u->c.current, name)) {
         u->cancelled = 1;
-        atomic_store(&u->abort_body, 1);
+        plat_cancel_fire(u->cancel);
+        pthread_mutex_unlock(&u->mu);
+        return -EBUSY;
     }
-    int rc = del(u->root, name);
+    snprintf(u->deleting, sizeof(u->deleting), "%s", name);
+    pthread_mutex_unlock(&u->mu);
+    rc = del(u->root, name);
+    pthread_mutex_lock(&u->mu);
+    u->deleting[0] = 0;
+    if (!strcmp(u->held, name))
+        u->held[0] = 0;
+    u->kicked = 1;
+    pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
     return rc;
 }
@@ -453,8 +532,8 @@ void upload_stop(uploader *u)
         return;
     pthread_mutex_lock(&u->mu);
     u->stop = 1;
-    atomic_store(&u->abort_body, 1);
-    pthread_cond_signal(&u->cv);
+    plat_cancel_fire(u->cancel);
+    pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
     u->started = 0;
@@ -466,6 +545,7 @@ void upload_free(uploader *u)
         return;
     upload_stop(u);
     http_client_free(u->http);
+    plat_cancel_free(u->cancel);
     pthread_cond_destroy(&u->cv);
     pthread_mutex_destroy(&u->mu);
     char *strs[] = {u->root, u->device_id, u->host, u->base_path, u->prefix, u->region,

@@ -5,17 +5,27 @@
  * (http.h), with a bearer token (mode put) or AWS Signature V4 (mode s3).
  *
  * Outcomes per attempt, persisted in the snapshot's STATE (snapshot.h):
- *   2xx                        -> uploaded
- *   5xx, 408, 429, network/TLS -> sealed again; retried after a backoff
+ *   2xx after the whole body   -> uploaded
+ *   2xx before the whole body  -> sealed again, retried (the server
+ *                                 confirmed bytes it never got: logged as
+ *                                 an error, never taken as an upload)
+ *   5xx, 408, 429, network/TLS,
+ *   any timeout                -> sealed again; retried after a backoff
  *                                 doubling from upload.retry.initial to
  *                                 .max, with jitter (half to all of it)
  *   other statuses             -> failed, with the server's reason; left for
  *                                 an operator (`embeddb snapshot retry`)
+ *   our own stop               -> sealed, not counted (the next start retries)
  * Nothing is deleted here: retention is the main thread's (agent.c), which
- * calls upload_forget before it deletes a snapshot.
+ * deletes through upload_delete.
  *
- * Shared state -- the counters, the name being uploaded, the kick/stop
- * flags -- is guarded by one mutex inside upload.c.
+ * Threads and locks: one mutex inside upload.c guards memory only -- the
+ * counters, the name being uploaded, the kick/stop flags. No file or
+ * network I/O happens under it, so upload_counters_get and upload_delete
+ * never wait for the worker's fsyncs or the network. upload_stop and
+ * upload_delete end a request in flight through a cancel flag every wait
+ * of http.c watches, so the worker lets go within milliseconds, whatever
+ * the server does (connect, handshake, body or response).
  */
 #ifndef EMBEDDB_AGENT_UPLOAD_H
 #define EMBEDDB_AGENT_UPLOAD_H
@@ -47,13 +57,27 @@ int upload_start(uploader *u);
 /* Something changed (a seal began, a state was reset): look now, except
  * that a backoff in progress is honoured. */
 void upload_kick(uploader *u);
-/* Main thread, before deleting snapshot `name`: with the lock held, calls
- * del(root, name) after making sure the worker will not write to it again
- * (an upload of it in flight is abandoned). Returns del's result. */
+/*
+ * Main thread (one caller at a time), to delete snapshot `name`; never
+ * waits for the worker's disk or network I/O.
+ *  - The worker is not on `name`: calls del(root, name) without the lock
+ *    (the worker will not start on `name` until del returns) and returns
+ *    del's result.
+ *  - The worker is on `name` (uploading it, or writing its STATE): does NOT
+ *    call del; cancels that upload and returns -EBUSY. The worker lets go
+ *    within milliseconds, leaves the snapshot `sealed` (or `uploaded`, if
+ *    the server had already confirmed the whole body) and then keeps off it
+ *    for DELETE_HOLD_MS (10 s) unless it is deleted first. Call again
+ *    later, e.g. at the next retention tick: the snapshot is still there
+ *    and no byte of it was lost; re-list first, its state may have become
+ *    `uploaded`.
+ */
 int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name));
 void upload_counters_get(uploader *u, upload_counters *out);
-/* Asks the thread to stop (an upload in flight is abandoned and retried at
- * the next start) and joins it. Safe to call twice. */
+/* Asks the thread to stop (an upload in flight is cancelled at once,
+ * wherever it waits, and retried at the next start) and joins it. The
+ * join waits at most for a STATE write, or for the seal being finished
+ * (hashing). Safe to call twice. */
 void upload_stop(uploader *u);
 void upload_free(uploader *u);
 

@@ -1,10 +1,19 @@
 /*
- * plat_net.c -- TCP sockets with deadlines (contract in plat_net.h).
+ * plat_net.c -- TCP sockets with deadlines and cancellation (contract in
+ * plat_net.h).
  *
  * Every socket is non-blocking from birth; a call first tries the operation
  * and only polls when the kernel says EAGAIN, so a fast bulk upload costs
  * one send(2) per TLS record and no poll(2) at all. Waits are measured
- * against an absolute monotonic deadline, so EINTR never stretches them.
+ * against an absolute monotonic deadline, so EINTR never stretches them,
+ * and each poll(2) also watches the cancel flag's pipe.
+ *
+ * Name resolution: getaddrinfo(3) blocks for as long as the system
+ * resolver likes (several seconds per unreachable name server) and cannot
+ * be interrupted, so a name (not an address literal) is resolved on a
+ * detached helper thread that signals a pipe when done; the caller waits on
+ * that pipe like on a socket. A caller that gives up leaves the job to the
+ * thread, which frees it: the job is reference-counted (caller + thread).
  *
  * Not here: TLS, name caching, retries or logging.
  */
@@ -12,15 +21,22 @@
 #include "embeddb/plat_net.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+struct plat_cancel {
+    int rd, wr; /* a pipe: readable while the flag is up */
+};
 
 /* An absolute monotonic deadline timeout_ms from now (saturating). */
 static uint64_t deadline_after(uint64_t timeout_ms)
@@ -31,23 +47,31 @@ static uint64_t deadline_after(uint64_t timeout_ms)
     return now + timeout_ms * 1000000u;
 }
 
-/* Waits until fd has one of events or the deadline passes: 0 when ready,
- * -ETIMEDOUT, or -errno from poll. */
-static int wait_fd(int fd, short events, uint64_t deadline_ns)
+/* Waits until fd has one of events (*revents gets them) or the deadline
+ * passes: 0 when ready, -ETIMEDOUT, -ECANCELED (preferred when both are
+ * ready), or -errno from poll. */
+static int wait_fd(int fd, short events, uint64_t deadline_ns, const plat_cancel *cancel,
+                   short *revents)
 {
-    struct pollfd p = {.fd = fd, .events = events};
+    struct pollfd p[2] = {{.fd = fd, .events = events},
+                          {.fd = cancel ? cancel->rd : -1, .events = POLLIN}};
     int rc;
     for (;;) {
         uint64_t now = plat_mono_ns();
         uint64_t left_ms = now >= deadline_ns ? 0 : (deadline_ns - now + 999999u) / 1000000u;
-        int n = poll(&p, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        int n = poll(p, 2, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             rc = -errno;
             goto out;
         }
+        if (p[1].revents) {
+            rc = -ECANCELED;
+            goto out;
+        }
         if (n > 0) {  /* POLLERR/POLLHUP count: the next call reports them */
+            *revents = p[0].revents;
             rc = 0;
             goto out;
         }
@@ -60,11 +84,211 @@ out:
     return rc;
 }
 
+/* ---- the cancel flag ---- */
+
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+/* A non-blocking close-on-exec pipe in p. 0 or -errno. */
+static int make_pipe(int p[2])
+{
+    int rc = 0;
+    if (pipe(p))
+        return -errno;
+    if ((rc = set_flags(p[0])) || (rc = set_flags(p[1]))) {
+        close(p[0]);
+        close(p[1]);
+        p[0] = p[1] = -1;
+    }
+    return rc;
+}
+
+int plat_cancel_new(plat_cancel **out)
+{
+    plat_cancel *c = calloc(1, sizeof(*c));
+    int p[2], rc;
+    *out = NULL;
+    if (!c)
+        return -ENOMEM;
+    if ((rc = make_pipe(p))) {
+        free(c);
+        return rc;
+    }
+    c->rd = p[0];
+    c->wr = p[1];
+    *out = c;
+    return 0;
+}
+
+void plat_cancel_free(plat_cancel *c)
+{
+    if (!c)
+        return;
+    close(c->rd);
+    close(c->wr);
+    free(c);
+}
+
+void plat_cancel_fire(plat_cancel *c)
+{
+    int saved = errno; /* async-signal-safe: a handler must not change errno */
+    ssize_t n = write(c->wr, "!", 1); /* a full pipe is as good as a written byte */
+    (void)n;
+    errno = saved;
+}
+
+void plat_cancel_reset(plat_cancel *c)
+{
+    char buf[64];
+    while (read(c->rd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+int plat_cancel_fired(const plat_cancel *c)
+{
+    struct pollfd p = {.fd = c->rd, .events = POLLIN};
+    int n;
+    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR) {
+    }
+    return n > 0;
+}
+
+/* ---- name resolution ---- */
+
+static int gai_errno(int g, int sys_errno)
+{
+    return g == EAI_SYSTEM ? (sys_errno ? -sys_errno : -EIO) : g == EAI_MEMORY ? -ENOMEM : -ENOENT;
+}
+
+/* One name being resolved; freed by whichever of caller and thread lets go last. */
+typedef struct resolve_job {
+    pthread_mutex_t mu;
+    int refs;              /* 2: the caller and the thread */
+    int rc;                /* 0 or -errno, once done */
+    struct addrinfo *res;  /* the answer, until the caller takes it */
+    int done[2];           /* a pipe: the thread writes one byte when done */
+    char host[256];
+    char service[16];
+} resolve_job;
+
+static void job_release(resolve_job *j)
+{
+    int last;
+    pthread_mutex_lock(&j->mu);
+    last = --j->refs == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (!last)
+        return;
+    if (j->res)
+        freeaddrinfo(j->res);
+    close(j->done[0]);
+    close(j->done[1]);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+static void job_run(resolve_job *j)
+{
+    struct addrinfo hints, *res = NULL;
+    int g;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    g = getaddrinfo(j->host, j->service, &hints, &res);
+    pthread_mutex_lock(&j->mu);
+    j->rc = g ? gai_errno(g, errno) : 0;
+    j->res = g ? NULL : res;
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void *resolve_thread(void *arg)
+{
+    resolve_job *j = arg;
+    ssize_t n;
+    job_run(j);
+    n = write(j->done[1], "!", 1); /* wakes the caller, if it still waits */
+    (void)n;
+    job_release(j);
+    return NULL;
+}
+
+/* Resolves host:service into *res (freeaddrinfo) by the deadline. */
+static int resolve(const char *host, const char *service, uint64_t deadline_ns,
+                   const plat_cancel *cancel, struct addrinfo **res)
+{
+    struct addrinfo hints;
+    resolve_job *j = NULL;
+    pthread_attr_t attr;
+    pthread_t t;
+    short rev = 0;
+    int g, rc;
+
+    *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST; /* literals: no resolver, no thread */
+    g = getaddrinfo(host, service, &hints, res);
+    if (g != EAI_NONAME) {
+        rc = g ? gai_errno(g, errno) : 0;
+        goto out;
+    }
+    if (strlen(host) >= sizeof(j->host)) {
+        rc = -ENOENT; /* longer than any DNS name */
+        goto out;
+    }
+    if (!(j = calloc(1, sizeof(*j)))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = make_pipe(j->done))) {
+        free(j);
+        j = NULL;
+        goto out;
+    }
+    pthread_mutex_init(&j->mu, NULL);
+    snprintf(j->host, sizeof(j->host), "%s", host);
+    snprintf(j->service, sizeof(j->service), "%s", service);
+    j->refs = 2;
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&t, &attr, resolve_thread, j);
+        pthread_attr_destroy(&attr);
+    } else {
+        rc = EAGAIN;
+    }
+    if (rc) { /* no thread to spare: resolve here, unbounded, rather than fail */
+        j->refs = 1;
+        job_run(j);
+    } else if ((rc = wait_fd(j->done[0], POLLIN, deadline_ns, cancel, &rev))) {
+        goto out; /* timed out or cancelled: the thread finishes and frees */
+    }
+    pthread_mutex_lock(&j->mu);
+    rc = j->rc;
+    *res = j->res;
+    j->res = NULL;
+    pthread_mutex_unlock(&j->mu);
+out:
+    if (j)
+        job_release(j);
+    return rc;
+}
+
+/* ---- sockets ---- */
+
 /* One non-blocking connect to one address, finished within the deadline. */
-static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, int *fd_out)
+static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, const plat_cancel *cancel,
+                       int *fd_out)
 {
     int fd = -1, rc = 0, soerr = 0, one = 1;
     socklen_t sl = sizeof(soerr);
+    short rev = 0;
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         rc = -errno;
@@ -76,7 +300,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, int *fd_
             rc = -errno;
             goto out;
         }
-        if ((rc = wait_fd(fd, POLLOUT, deadline_ns)))
+        if ((rc = wait_fd(fd, POLLOUT, deadline_ns, cancel, &rev)))
             goto out;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
             rc = -errno;
@@ -100,12 +324,13 @@ out:
     return rc;
 }
 
-int plat_tcp_connect(const char *host, int port, uint64_t timeout_ms, int *fd_out)
+int plat_tcp_connect(const char *host, int port, uint64_t timeout_ms, const plat_cancel *cancel,
+                     int *fd_out)
 {
-    struct addrinfo hints, *res = NULL;
+    struct addrinfo *res = NULL;
     uint64_t deadline_ns = deadline_after(timeout_ms);
     char service[16];
-    int rc = -ENOENT, g;
+    int rc;
 
     *fd_out = -1;
     if (!host || !*host || port < 1 || port > 65535) {
@@ -113,18 +338,12 @@ int plat_tcp_connect(const char *host, int port, uint64_t timeout_ms, int *fd_ou
         goto out;
     }
     snprintf(service, sizeof(service), "%d", port);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    g = getaddrinfo(host, service, &hints, &res);
-    if (g) {
-        rc = g == EAI_SYSTEM ? (errno ? -errno : -EIO) : g == EAI_MEMORY ? -ENOMEM : -ENOENT;
+    if ((rc = resolve(host, service, deadline_ns, cancel, &res)))
         goto out;
-    }
+    rc = -ENOENT;
     for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        rc = connect_one(ai, deadline_ns, fd_out);
-        if (rc == 0 || rc == -ETIMEDOUT)
+        rc = connect_one(ai, deadline_ns, cancel, fd_out);
+        if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
             break;
     }
 out:
@@ -133,9 +352,11 @@ out:
     return rc;
 }
 
-int plat_sock_send(int fd, const void *buf, size_t len, uint64_t timeout_ms, size_t *sent)
+int plat_sock_send(int fd, const void *buf, size_t len, uint64_t timeout_ms, int flags,
+                   const plat_cancel *cancel, size_t *sent)
 {
     uint64_t deadline_ns = deadline_after(timeout_ms);
+    short events = POLLOUT | ((flags & PLAT_SEND_UNTIL_READABLE) ? POLLIN : 0), rev = 0;
     int rc = 0;
     *sent = 0;
     while (len) {
@@ -150,15 +371,21 @@ int plat_sock_send(int fd, const void *buf, size_t len, uint64_t timeout_ms, siz
             rc = -errno;
             break;
         }
-        if ((rc = wait_fd(fd, POLLOUT, deadline_ns)))
+        if ((rc = wait_fd(fd, events, deadline_ns, cancel, &rev)))
             break;
+        if ((flags & PLAT_SEND_UNTIL_READABLE) && (rev & POLLIN)) {
+            rc = -EAGAIN;
+            break;
+        }
     }
     return rc;
 }
 
-int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, size_t *got)
+int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, const plat_cancel *cancel,
+                   size_t *got)
 {
     uint64_t deadline_ns = deadline_after(timeout_ms);
+    short rev = 0;
     int rc = 0;
     *got = 0;
     while (len) {
@@ -173,15 +400,16 @@ int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, size_t *g
             rc = -errno;
             break;
         }
-        if ((rc = wait_fd(fd, POLLIN, deadline_ns)))
+        if ((rc = wait_fd(fd, POLLIN, deadline_ns, cancel, &rev)))
             break;
     }
     return rc;
 }
 
-int plat_sock_readable(int fd, uint64_t timeout_ms)
+int plat_sock_readable(int fd, uint64_t timeout_ms, const plat_cancel *cancel)
 {
-    int rc = wait_fd(fd, POLLIN, deadline_after(timeout_ms));
+    short rev = 0;
+    int rc = wait_fd(fd, POLLIN, deadline_after(timeout_ms), cancel, &rev);
     if (rc == 0)
         rc = 1;
     else if (rc == -ETIMEDOUT)

@@ -5,23 +5,36 @@
  *
  *   http_put --host H --port P --path /x (--ca FILE | --insecure)
  *            [--cert F --key F] [--header 'N: v']... [--connect-timeout-ms N]
- *            [--io-timeout-ms N] [--length N] --file FILE
+ *            [--io-timeout-ms N] [--response-timeout-ms N] [--length N] --file FILE
  *
- * stdout: "status=NNN", "bytes_sent=N", "reason=..." and "body=..." (the
- * first bytes of the response body on one line) when a response arrived; "error=ECLASS"
+ * stdout: "status=NNN", "bytes_sent=N", "early=0|1", "interim=N",
+ * "reason=..." and "body=..." (the first bytes of the response body on one
+ * line) when a response arrived; "error=ECLASS" and "bytes_sent=N"
  * otherwise, with the message on stderr. --length claims a Content-Length
- * other than the file's size (to exercise a short body source).
+ * other than the file's size (to exercise a short body source). SIGTERM
+ * raises the request's cancel flag (the request ends with ECANCELED), the
+ * way the agent's stop cancels an upload.
  *
  * Exit codes: 0 a response arrived (any status), 2 usage or TLS setting,
- * 3 ECONNECT, 4 ETIMEDOUT, 5 ETLS, 6 EIO, 7 EPROTO, 8 EBODY, 1 anything else.
+ * 3 ECONNECT, 4 ETIMEDOUT, 5 ETLS, 6 EIO, 7 EPROTO, 8 EBODY, 9 ECANCELED,
+ * 1 anything else.
  */
 #include "http.h"
 
 #include "embeddb/plat.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static plat_cancel *cancel;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    plat_cancel_fire(cancel);
+}
 
 typedef struct file_src {
     plat_vfs *vfs;
@@ -47,6 +60,7 @@ static int exit_code(int rc)
     case HTTP_EIO: return 6;
     case HTTP_EPROTO: return 7;
     case HTTP_EBODY: return 8;
+    case HTTP_ECANCELED: return 9;
     default: return 1;
     }
 }
@@ -55,7 +69,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: http_put --host H --port P --path /x (--ca FILE | --insecure) "
                     "[--cert F --key F] [--header 'N: v']... [--connect-timeout-ms N] "
-                    "[--io-timeout-ms N] [--length N] --file FILE\n");
+                    "[--io-timeout-ms N] [--response-timeout-ms N] [--length N] --file FILE\n");
     return 2;
 }
 
@@ -103,6 +117,8 @@ int main(int argc, char **argv)
             rq.connect_timeout_ms = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--io-timeout-ms"))
             rq.io_timeout_ms = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--response-timeout-ms"))
+            rq.response_timeout_ms = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--length"))
             length = v;
         else if (!strcmp(a, "--file"))
@@ -117,6 +133,18 @@ int main(int argc, char **argv)
         goto out;
     }
     rq.headers = headers;
+    if (plat_cancel_new(&cancel)) {
+        fprintf(stderr, "http_put: cannot make a cancel flag\n");
+        goto out;
+    }
+    rq.cancel = cancel;
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_term;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     if (src.vfs->open(src.vfs, file, PLAT_O_RDONLY, &src.fd) ||
         src.vfs->fstat(src.vfs, src.fd, &st)) {
         fprintf(stderr, "http_put: cannot read %s\n", file);
@@ -144,11 +172,14 @@ int main(int argc, char **argv)
             rsp.body[i] = ' ';
     while (rsp.body_len && rsp.body[rsp.body_len - 1] == ' ')
         rsp.body[--rsp.body_len] = 0;
-    printf("status=%d\nbytes_sent=%llu\nreason=%s\nbody=%s\n", rsp.status,
-           (unsigned long long)rsp.bytes_sent, rsp.reason, rsp.body);
+    printf("status=%d\nbytes_sent=%llu\nearly=%d\ninterim=%u\nreason=%s\nbody=%s\n",
+           rsp.status, (unsigned long long)rsp.bytes_sent, rsp.early, rsp.interim, rsp.reason,
+           rsp.body);
     rc = 0;
 out:
     http_client_free(c);
+    signal(SIGTERM, SIG_DFL);
+    plat_cancel_free(cancel);
     if (src.fd >= 0)
         src.vfs->close(src.vfs, src.fd);
     free(headers);

@@ -206,6 +206,7 @@ static void test_err_names(void **state)
     assert_string_equal(http_err_name(HTTP_ETLS), "ETLS");
     assert_string_equal(http_err_name(HTTP_ECONNECT), "ECONNECT");
     assert_string_equal(http_err_name(HTTP_ETIMEDOUT), "ETIMEDOUT");
+    assert_string_equal(http_err_name(HTTP_ECANCELED), "ECANCELED");
     assert_string_equal(http_err_name(12345), "unknown");
 }
 

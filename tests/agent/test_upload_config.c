@@ -107,10 +107,12 @@ static void test_upload_config_is_checked_whole(void **state)
     assert_int_equal(cfg.snapshot.interval_ms, 3600000);
     assert_int_equal(cfg.snapshot.keep, 2);
     assert_int_equal(cfg.storage.on_full, AGENT_ON_FULL_DROP_OLDEST);
+    assert_int_equal(cfg.upload.response_timeout_ms, 60000);
     agent_config_free(&cfg);
     snprintf(extra, sizeof(extra),
              "upload:\n  url: https://s3.local:9443/base/\n  mode: s3\n  ca_file: %s\n"
-             "  prefix: fleet\n  s3: {region: eu-1, bucket: b, access_key: AK, secret_file: %s, "
+             "  prefix: fleet\n  response_timeout: 90s\n"
+             "  s3: {region: eu-1, bucket: b, access_key: AK, secret_file: %s, "
              "addressing: virtual}\n",
              ca, sec);
     assert_int_equal(load(f, ", on_full: reject_new", extra, &cfg, err, sizeof(err)), 0);
@@ -120,6 +122,7 @@ static void test_upload_config_is_checked_whole(void **state)
     assert_string_equal(cfg.upload.base_path, "/base");
     assert_string_equal(cfg.upload.secret, "s3cr3t");
     assert_true(cfg.upload.virtual_host);
+    assert_int_equal(cfg.upload.response_timeout_ms, 90000);
     assert_int_equal(cfg.storage.on_full, AGENT_ON_FULL_REJECT_NEW);
     agent_config_free(&cfg);
     /* Each rule, with the key it is about in the message. */

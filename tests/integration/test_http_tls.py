@@ -4,11 +4,17 @@ driver) against real nginx on free loopback ports: uploads land byte for
 byte, and each way a connection can fail comes back as its own error class
 with words saying why -- refused, untrusted CA, wrong host name, missing
 client certificate, server errors, early refusals, stalls and short bodies.
+Against hostile servers (tls_servers.HostileServer): an answer given before
+the body arrived is reported as early; a 1xx flood, a trickled or a missing
+response end at the response timeout; a cancel (SIGTERM to http_put) ends a
+request stuck in connect, handshake, body or response at once.
 
 Usage: test_http_tls.py HTTP_PUT REPO_ROOT
 """
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,10 +22,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tls_servers import Nginx, StalledServer, make_pki  # noqa: E402
+from tls_servers import (FullBacklog, HostileServer, Nginx, StalledServer, make_pki,  # noqa: E402
+                         syn_sent_to, unbufferable_bytes, wait_for)
 
 HTTP_PUT = None
-EXIT = {"ECONNECT": 3, "ETIMEDOUT": 4, "ETLS": 5, "EIO": 6, "EPROTO": 7, "EBODY": 8}
+EXIT = {"ECONNECT": 3, "ETIMEDOUT": 4, "ETLS": 5, "EIO": 6, "EPROTO": 7, "EBODY": 8,
+        "ECANCELED": 9}
 SECRET = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101, Signature=0123secret4567"
 
 # Echoes what the server received, to check the request head on the wire.
@@ -53,6 +61,12 @@ class HttpTlsTest(unittest.TestCase):
         with open(cls.data, "wb") as f:
             f.write(os.urandom(3 * 1024 * 1024 + 4097))
         cls.size = os.path.getsize(cls.data)
+        # Larger than all the socket buffering between us and a server that
+        # stopped reading: such a body can only be cut short.
+        cls.big = os.path.join(cls.tmp, "big.bin")
+        with open(cls.big, "wb") as f:
+            f.write(os.urandom(max(16 << 20, unbufferable_bytes())))
+        cls.big_size = os.path.getsize(cls.big)
 
     @classmethod
     def tearDownClass(cls):
@@ -70,14 +84,18 @@ class HttpTlsTest(unittest.TestCase):
         self.servers.append(web)
         return web.start()
 
-    def put(self, port, path, host="localhost", ca=None, extra=(), data=None, timeout=60):
+    def args(self, port, path, host="localhost", ca=None, extra=(), data=None):
         args = [HTTP_PUT, "--host", host, "--port", str(port), "--path", path,
                 "--file", data or self.data, "--connect-timeout-ms", "5000",
                 "--io-timeout-ms", "10000", *extra]
         if "--insecure" not in extra:
             args += ["--ca", ca or self.pki.ca]
+        return args
+
+    def put(self, port, path, host="localhost", ca=None, extra=(), data=None, timeout=60):
         t0 = time.monotonic()
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(self.args(port, path, host, ca, extra, data), capture_output=True,
+                              text=True, timeout=timeout)
         return Result(proc, time.monotonic() - t0)
 
     def assert_status(self, r, status):
@@ -95,6 +113,10 @@ class HttpTlsTest(unittest.TestCase):
         with open(path, "rb") as a, open(self.data, "rb") as b:
             return a.read() == b.read()
 
+    def same_bytes(self, got):
+        with open(self.data, "rb") as b:
+            return got == b.read()
+
     # ---- success paths ----
 
     def test_upload_stores_exactly_the_bytes_sent(self):
@@ -102,6 +124,7 @@ class HttpTlsTest(unittest.TestCase):
         r = self.put(web.port, "/bucket/snap/0001.tar")
         self.assert_status(r, 201)
         self.assertEqual(int(r.fields["bytes_sent"]), self.size)
+        self.assertEqual(r.fields["early"], "0")
         self.assertTrue(self.same_as_data(web.object_path("/bucket/snap/0001.tar")))
         r = self.put(web.port, "/bucket/snap/0001.tar")  # replacing: 204
         self.assert_status(r, 204)
@@ -152,11 +175,119 @@ class HttpTlsTest(unittest.TestCase):
         self.assert_status(r, 403)
 
     def test_early_refusal_is_reported_without_sending_the_whole_body(self):
+        # nginx refuses a body over 1 KiB as soon as it has the head (413),
+        # then goes on reading to discard the body, so how much of it went
+        # out first is up to the scheduler: only the outcome is checked ...
         web = self.nginx()
         r = self.put(web.port, Nginx.SMALL + "big.bin")
         self.assert_status(r, 413)
-        self.assertLess(int(r.fields["bytes_sent"]), self.size)
         self.assertFalse(os.path.exists(web.object_path(Nginx.SMALL + "big.bin")))
+        # ... and against a refuser that reads nothing more, the client could
+        # never finish the body: it must stop and report the 413 as early.
+        with HostileServer(self.pki, "answer", after=0, status=413) as s:
+            r = self.put(s.port, "/x", data=self.big)
+        self.assert_status(r, 413)
+        self.assertEqual(r.fields["early"], "1", r)
+        self.assertLess(int(r.fields["bytes_sent"]), self.big_size)
+
+    # ---- servers that answer before they have the body ----
+
+    def test_2xx_before_any_body_byte_is_reported_as_early(self):
+        with HostileServer(self.pki, "answer", after=0, status=200) as s:
+            r = self.put(s.port, "/x", data=self.big)
+        self.assert_status(r, 200)
+        self.assertEqual(r.fields["early"], "1", r)
+        self.assertLess(int(r.fields["bytes_sent"]), self.big_size)
+
+    def test_2xx_after_256_KiB_of_a_large_body_is_reported_as_early(self):
+        with HostileServer(self.pki, "answer", after=256 << 10, status=201) as s:
+            r = self.put(s.port, "/x", data=self.big)
+            self.assertGreaterEqual(s.received, 256 << 10)
+        self.assert_status(r, 201)
+        self.assertEqual(r.fields["early"], "1", r)
+        self.assertLess(int(r.fields["bytes_sent"]), self.big_size)
+
+    def test_whole_body_then_2xx_is_not_early(self):
+        with HostileServer(self.pki, "honest") as s:
+            r = self.put(s.port, "/x", data=self.big)
+            self.assertEqual(len(s.bodies), 1)
+            self.assertEqual(len(s.bodies[0]), self.big_size)
+        self.assert_status(r, 201)
+        self.assertEqual(r.fields["early"], "0", r)
+        self.assertEqual(int(r.fields["bytes_sent"]), self.big_size)
+
+    def test_unasked_100_continue_does_not_stop_the_body(self):
+        with HostileServer(self.pki, "continue") as s:
+            r = self.put(s.port, "/x")
+            self.assertEqual(len(s.bodies), 1)
+            self.assertTrue(self.same_bytes(s.bodies[0]))
+        self.assert_status(r, 201)
+        self.assertEqual(r.fields["early"], "0", r)
+        self.assertEqual(r.fields["interim"], "1", r)
+        self.assertEqual(int(r.fields["bytes_sent"]), self.size)
+
+    # ---- servers that never finish answering: the response timeout ----
+
+    def test_endless_1xx_flood_ends_at_the_response_timeout(self):
+        with HostileServer(self.pki, "flood") as s:
+            r = self.put(s.port, "/x", extra=("--response-timeout-ms", "1500"))
+        self.assert_error(r, "ETIMEDOUT", "waiting for the response", "response timeout of 1500 ms")
+        self.assertGreater(int(re.search(r"(\d+) interim", r.err).group(1)), 0, r)
+
+    def test_response_trickled_within_io_timeout_ends_at_the_response_timeout(self):
+        with HostileServer(self.pki, "trickle", interval=0.05) as s:
+            r = self.put(s.port, "/x", extra=("--response-timeout-ms", "1500"))
+        self.assert_error(r, "ETIMEDOUT", "waiting for the response", "response timeout of 1500 ms")
+
+    def test_silent_server_ends_at_the_response_timeout_before_io_timeout(self):
+        with HostileServer(self.pki, "stall_response") as s:
+            r = self.put(s.port, "/x", extra=("--response-timeout-ms", "1500"))
+        self.assert_error(r, "ETIMEDOUT", "waiting for the response", "response timeout of 1500 ms")
+
+    # ---- a cancel ends a request wherever it waits ----
+
+    def test_cancel_ends_a_request_stuck_anywhere(self):
+        cases = [
+            ("connect", lambda: FullBacklog(), lambda s: syn_sent_to(s.port), "connecting"),
+            ("handshake", lambda: HostileServer(self.pki, "stall_handshake"),
+             lambda s: s.engaged.is_set(), "TLS handshake"),
+            ("body", lambda: HostileServer(self.pki, "stall_body", after=256 << 10),
+             lambda s: s.engaged.is_set(), "sending the body"),
+            ("response", lambda: HostileServer(self.pki, "stall_response"),
+             lambda s: s.engaged.is_set(), "waiting for the response"),
+            ("1xx flood", lambda: HostileServer(self.pki, "flood"),
+             lambda s: s.engaged.is_set(), "waiting for the response"),
+            ("trickle", lambda: HostileServer(self.pki, "trickle"),
+             lambda s: s.engaged.is_set(), "waiting for the response"),
+        ]
+        slow = ("--connect-timeout-ms", "120000", "--io-timeout-ms", "120000",
+                "--response-timeout-ms", "120000")
+        for name, make, engaged, words in cases:
+            with self.subTest(name):
+                srv = make().start()
+                self.servers.append(srv)
+                p = subprocess.Popen(self.args(srv.port, "/x", extra=slow, data=self.big),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    wait_for(lambda: engaged(srv) or p.poll() is not None, timeout=30,
+                             what=f"the request to reach its {name}")
+                    if p.poll() is not None:
+                        self.fail(f"http_put ended before the {name}: {p.communicate()}")
+                    t0 = time.monotonic()
+                    p.send_signal(signal.SIGTERM)
+                    out, err = p.communicate(timeout=20)
+                    took = time.monotonic() - t0
+                finally:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+                print(f"  cancel during {name}: request ended {took * 1000:.0f} ms after SIGTERM",
+                      file=sys.stderr)
+                self.assertEqual(p.returncode, EXIT["ECANCELED"], out + err)
+                self.assertIn("error=ECANCELED", out)
+                self.assertIn(words, err)
+                self.assertIn("cancelled", err)
+                self.assertLess(took, 10)  # vs 120 s timeouts: the cancel ended it
 
     # ---- TLS verification ----
 

@@ -10,9 +10,17 @@ reads; rolling retention of uploaded snapshots; a server that is down and
 comes back; a certificate from another CA and a wrong host name (refused);
 mutual TLS (accepted with our certificate, refused without); 500s retried
 with backoff; a stalled server hitting the I/O timeout; S3 mode against
-s3rver with the object read back; the flash budget with uploads failing
-(drop_oldest: usage stays inside max_disk and the loss counters match;
-reject_new: nothing dropped, everything stored once uploads work again).
+s3rver with the object read back; a server answering 2xx before it has the
+body (put and s3: retried, never marked uploaded nor deleted, then uploaded
+by an honest server); SIGTERM while an upload is stuck in connect,
+handshake, body, or a missing, flooded or trickled response (the agent
+exits 0 at once, the snapshot stays sealed); the flash budget with uploads
+failing (drop_oldest: usage stays inside max_disk and the loss counters
+match; reject_new: nothing dropped, everything stored once uploads work
+again).
+
+Counters in agent.status are rewritten once a second, after STATE: tests
+wait for them (wait_for), never read them once right after another signal.
 
 Usage: test_snapshot_upload.py BUILD_DIR REPO_ROOT
 """
@@ -37,7 +45,8 @@ import numpy as np
 import paho.mqtt.publish as publish
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tls_servers import Nginx, StalledServer, free_port, make_pki, read_status, wait_for  # noqa: E402
+from tls_servers import (FullBacklog, HostileServer, Nginx, StalledServer, free_port,  # noqa: E402
+                         make_pki, read_status, syn_sent_to, unbufferable_bytes, wait_for)
 from test_agent_mqtt import Broker  # noqa: E402
 
 BUILD = ROOT = None
@@ -118,6 +127,7 @@ mqtt:
   client_id: embeddb-upload-itest
   subscriptions:
     - {{topic: "s/+", qos: 1, format: raw, dtype: float32, shape: [256]}}
+    - {{topic: "big/+", qos: 1, format: raw, dtype: float32, shape: [4096]}}
 batch:
   max_tensors: 16
   max_bytes: 1MiB
@@ -139,9 +149,13 @@ log:
         assert self.proc.poll() is None, self.log_text()
 
     def stop(self):
+        """SIGTERM; the exit code (None if it was not running). stop_seconds:
+        from the signal to the exit."""
         if self.proc and self.proc.poll() is None:
+            t0 = time.monotonic()
             self.proc.send_signal(signal.SIGTERM)
             rc = self.proc.wait(timeout=60)
+            self.stop_seconds = time.monotonic() - t0
             self.logf.close()
             return rc
         return None
@@ -159,12 +173,13 @@ log:
     def seal(self):
         """Asks the agent for a snapshot the way an operator does."""
         r = embeddb("snapshot", self.store)
-        assert r.returncode == 0 and "asked embeddb-agent" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and "asked embeddb-agent" in r.stdout, (
+            f"{r.stdout}{r.stderr}agent exit {self.proc.poll()}:\n{self.log_text()[-3000:]}")
 
 
-def publish_n(port, n, start=0, topic="s/a"):
+def publish_n(port, n, start=0, topic="s/a", floats=256):
     msgs = [{"topic": topic, "qos": 1,
-             "payload": np.full(256, start + i, np.float32).tobytes()} for i in range(n)]
+             "payload": np.full(floats, start + i, np.float32).tobytes()} for i in range(n)]
     for i in range(0, n, 500):
         publish.multiple(msgs[i:i + 500], hostname="127.0.0.1", port=port)
 
@@ -193,9 +208,11 @@ class UploadTest(unittest.TestCase):
         self.servers.append(web)
         return web
 
-    def upload_conf(self, port, path="/up", extra="", ca=None):
+    def upload_conf(self, port, path="/up", extra="", ca=None, connect="2s", io="2s",
+                    response=None):
         return (f"upload:\n  url: https://localhost:{port}{path}\n  ca_file: {ca or self.pki.ca}\n"
-                f"  prefix: fleet\n  connect_timeout: 2s\n  io_timeout: 2s\n"
+                f"  prefix: fleet\n  connect_timeout: {connect}\n  io_timeout: {io}\n"
+                + (f"  response_timeout: {response}\n" if response else "") +
                 f"  retry: {{initial: 200ms, max: 1s}}\n{extra}")
 
     def start_agent(self, **kw):
@@ -205,13 +222,30 @@ class UploadTest(unittest.TestCase):
 
     def wait_state(self, state, n=1, timeout=30):
         wait_for(lambda: sum(s["state"] == state for s in snapshots(self.agent.store)) >= n,
-                 timeout=timeout, what=f"{n} snapshot(s) {state}: {snapshots(self.agent.store)}"
-                 f"\n{self.agent.log_text()[-3000:]}")
+                 timeout=timeout, what=lambda: f"{n} snapshot(s) {state}: "
+                 f"{snapshots(self.agent.store)}\n{self.agent.log_text()[-3000:]}")
 
     def published_and_sealed(self, n):
         publish_n(self.broker.port, n)
         wait_for(lambda: self.agent.stat("stored") >= n, what="the messages to be stored")
         self.agent.seal()
+
+    def big_snapshot_sealed(self):
+        """Seals one snapshot of 16 KiB tensors too large to vanish into
+        socket buffers (unbufferable_bytes): a server that stops reading
+        leaves its upload unfinished. Returns the tensor count."""
+        n = unbufferable_bytes() // (16 << 10) + 16
+        publish_n(self.broker.port, n, topic="big/a", floats=4096)
+        wait_for(lambda: self.agent.stat("stored") >= n, timeout=60,
+                 what="the big messages to be stored")
+        self.agent.seal()
+        wait_for(lambda: len(snapshots(self.agent.store)) == 1, what="the snapshot sealed")
+        return n
+
+    def wait_counter(self, key, at_least, timeout=30):
+        wait_for(lambda: self.agent.stat(key) >= at_least, timeout=timeout,
+                 what=lambda: f"{key} >= {at_least}: {self.agent.status()}\n"
+                 f"{self.agent.log_text()[-3000:]}")
 
     # ---- HTTPS PUT ------------------------------------------------------------
 
@@ -259,7 +293,9 @@ class UploadTest(unittest.TestCase):
         wait_for(lambda: [s["state"] for s in snapshots(self.agent.store)] == ["uploaded"] and
                  snapshots(self.agent.store)[0]["name"] != snap["name"],
                  timeout=30, what="retention to keep one uploaded snapshot")
-        self.assertEqual(self.agent.stat("snapshots_uploaded"), 2)
+        # agent.status is rewritten once a second, after STATE: wait for it.
+        wait_for(lambda: self.agent.stat("snapshots_uploaded") == 2,
+                 what="the second upload counted")
         self.assertTrue(os.path.exists(obj))  # the server's copy is not ours to delete
         self.assertNotIn("t0ken", self.agent.log_text())
         self.assertEqual(self.agent.stop(), 0)
@@ -269,8 +305,8 @@ class UploadTest(unittest.TestCase):
         self.start_agent(upload=self.upload_conf(port))
         self.published_and_sealed(50)
         wait_for(lambda: self.agent.stat("upload_retries") >= 2, what="retries while down")
+        self.wait_state("sealed")  # between attempts (one may be running now)
         snap = snapshots(self.agent.store)[0]
-        self.assertEqual(snap["state"], "sealed")
         self.assertIn("localhost", snap["error"])
         web = self.nginx(port=port).start()
         self.wait_state("uploaded")
@@ -295,8 +331,8 @@ class UploadTest(unittest.TestCase):
         self.start_agent(upload=self.upload_conf(web.port))
         self.published_and_sealed(20)
         wait_for(lambda: self.agent.stat("upload_retries") >= 2, what="refused attempts")
+        self.wait_state("sealed")  # between attempts (one may be running now)
         snap = snapshots(self.agent.store)[0]
-        self.assertEqual(snap["state"], "sealed")
         self.assertRegex(snap["error"].lower(), "certificate|verif")
         self.assertEqual(os.listdir(web.root), [])
 
@@ -338,8 +374,8 @@ class UploadTest(unittest.TestCase):
         self.start_agent(upload=self.upload_conf(web.port, path="/fail500"))
         self.published_and_sealed(20)
         wait_for(lambda: self.agent.stat("upload_retries") >= 3, what="three retries")
+        self.wait_state("sealed")  # between attempts (one may be running now)
         snap = snapshots(self.agent.store)[0]
-        self.assertEqual(snap["state"], "sealed")
         self.assertIn("HTTP 500", snap["error"])
         self.assertIn("injected failure", snap["error"])
         delays = [int(m) for m in re.findall(r"retrying in (\d+) ms", self.agent.log_text())]
@@ -365,15 +401,107 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(self.agent.stop(), 0)
         self.assertLess(time.monotonic() - t0, 10)
 
+    # ---- servers that lie or never finish ---------------------------------------
+
+    def early_2xx_is_never_an_upload(self, s3):
+        """A server that answers 200 after 0, then after 256 KiB of the body:
+        each attempt is a retry, the snapshot is never marked uploaded nor
+        deleted (keep: 0), and an honest server then gets it whole."""
+        bad = HostileServer(self.pki, "answer", after=0, status=200).start()
+        self.servers.append(bad)
+        conf = self.s3_conf(bad.port) if s3 else self.upload_conf(bad.port)
+        self.start_agent(snapshot="  keep: 0", upload=conf)
+        n = self.big_snapshot_sealed()
+        self.wait_counter("upload_retries", 1)
+        bad.after = 256 << 10
+        wait_for(lambda: any(a >= 256 << 10 for a in bad.answered_after),
+                 what="an answer after 256 KiB of the body")
+        k = next(i for i, a in enumerate(bad.answered_after) if a >= 256 << 10) + 1
+        self.wait_counter("upload_retries", k)
+        self.assertEqual(self.agent.stat("snapshots_uploaded"), 0)
+        snap = snapshots(self.agent.store)[0]
+        self.assertIn(snap["state"], ("sealed", "uploading"))
+        self.assertIn("before the whole body was sent", snap["error"])
+        self.assertIn("NOT counted as uploaded", self.agent.log_text())
+        with open(os.path.join(self.agent.store, "snapshots", snap["name"], "STATE")) as f:
+            want_sha = re.search(r"tar_sha256=([0-9a-f]{64})", f.read()).group(1)
+        # An honest server on the same port: uploaded whole, then (keep: 0) removed.
+        bad.stop()
+        key = f"fleet/{DEVICE}/{snap['name']}.tar"
+        if s3:
+            port = self.s3rver(port=bad.port)
+            self.wait_counter("snapshots_uploaded", 1)
+            body = self.s3_client(port).get_object(Bucket="snaps", Key=key)["Body"].read()
+            got_sha = hashlib.sha256(body).hexdigest()
+        else:
+            web = self.nginx(port=bad.port).start()
+            self.wait_counter("snapshots_uploaded", 1)
+            got_sha = sha256_file(web.object_path(f"/up/{key}"))
+        self.assertEqual(got_sha, want_sha)
+        wait_for(lambda: snapshots(self.agent.store) == [], what="keep: 0 removing it once uploaded")
+        self.assertEqual(self.agent.stat("tensors_dropped"), 0)
+        self.assertEqual(self.agent.stop(), 0)
+        self.assertEqual(store_count(self.agent.store), 0)  # all n went into the snapshot
+        self.assertGreater(n, 0)
+
+    def test_early_2xx_is_retried_and_never_marked_uploaded_put(self):
+        self.early_2xx_is_never_an_upload(s3=False)
+
+    def test_early_2xx_is_retried_and_never_marked_uploaded_s3(self):
+        self.early_2xx_is_never_an_upload(s3=True)
+
+    def test_sigterm_ends_the_agent_promptly_wherever_an_upload_is_stuck(self):
+        # Timeouts far beyond the unit's TimeoutStopSec (10 s): only the
+        # cancel can end these attempts in time.
+        port = free_port()
+        self.start_agent(upload=self.upload_conf(port, connect="120s", io="120s",
+                                                 response="120s"))
+        n = self.big_snapshot_sealed()
+        name = snapshots(self.agent.store)[0]["name"]
+        self.assertEqual(self.agent.stop(), 0)
+        cases = [
+            ("connect", lambda: FullBacklog(port), lambda s: syn_sent_to(port)),
+            ("handshake", lambda: HostileServer(self.pki, "stall_handshake"),
+             lambda s: s.engaged.is_set()),
+            ("body", lambda: HostileServer(self.pki, "stall_body", after=256 << 10),
+             lambda s: s.engaged.is_set()),
+            ("response", lambda: HostileServer(self.pki, "stall_response"),
+             lambda s: s.engaged.is_set()),
+            ("1xx flood", lambda: HostileServer(self.pki, "flood"), lambda s: s.engaged.is_set()),
+            ("trickle", lambda: HostileServer(self.pki, "trickle"), lambda s: s.engaged.is_set()),
+        ]
+        for what, make, engaged in cases:
+            with self.subTest(what):
+                srv = make()
+                srv.start() if isinstance(srv, FullBacklog) else srv.start(port=port)
+                try:
+                    self.agent.start()
+                    wait_for(lambda: engaged(srv), timeout=30,
+                             what=f"the upload to reach its {what}\n{self.agent.log_text()[-2000:]}")
+                    wait_for(lambda: self.agent.status().get("uploading") == name,
+                             what="agent.status to show the upload")
+                    self.assertEqual(self.agent.stop(), 0, self.agent.log_text()[-2000:])
+                finally:
+                    srv.stop()
+                print(f"  SIGTERM during {what}: exit 0 after {self.agent.stop_seconds * 1000:.0f} ms",
+                      file=sys.stderr)
+                self.assertLess(self.agent.stop_seconds, 5)  # unit: TimeoutStopSec=10
+                snaps = snapshots(self.agent.store)
+                self.assertEqual([(s["name"], s["state"], s["tensors"]) for s in snaps],
+                                 [(name, "sealed", str(n))])
+                st = self.agent.status()  # written at exit: no attempt ended as a retry or failure
+                self.assertEqual((st.get("upload_retries"), st.get("snapshots_failed")), ("0", "0"))
+
     # ---- S3 ----------------------------------------------------------------------
 
-    def s3rver(self, secret="S3RVER"):
-        """s3rver over plain HTTP behind S3Front (TLS + SigV4 checks); the
-        front's port. s3rver 3.7.1 checks V2 signatures only (its source:
-        "Signature version 4 calculation is unimplemeneted"), so the front
-        verifies every request with botocore's signer before passing it on."""
+    def s3rver(self, secret="S3RVER", port=0):
+        """s3rver over plain HTTP behind S3Front (TLS + SigV4 checks) on
+        `port` (0: a free one); the front's port. s3rver 3.7.1 checks V2
+        signatures only (its source: "Signature version 4 calculation is
+        unimplemeneted"), so the front verifies every request with
+        botocore's signer before passing it on."""
         back = self._s3rver_plain()
-        self.front = S3Front(self.pki, back, "S3RVER", secret)
+        self.front = S3Front(self.pki, back, "S3RVER", secret, port=port)
         self.servers.append(self.front)
         return self.front.port
 
@@ -554,10 +682,10 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(sorted(values), list(range(3000)))
 
 
-def tls_http_server(handler, pki):
-    """A threading HTTPS server on a free loopback port with the pki's
-    server certificate, serving in a daemon thread: (server, port)."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def tls_http_server(handler, pki, port=0):
+    """A threading HTTPS server on loopback `port` (0: a free one) with the
+    pki's server certificate, serving in a daemon thread: (server, port)."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(pki.server_cert, pki.server_key)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
@@ -571,7 +699,7 @@ class S3Front:
     hash against the body), answers 403 SignatureDoesNotMatch like S3 when
     either is wrong, else forwards the request and relays the answer."""
 
-    def __init__(self, pki, backend_port, access_key, secret):
+    def __init__(self, pki, backend_port, access_key, secret, port=0):
         import http.client
         from sigv4_botocore import botocore_authorization
         front = self
@@ -625,7 +753,7 @@ class S3Front:
             def log_message(self, *a):
                 pass
 
-        self.srv, self.port = tls_http_server(H, pki)
+        self.srv, self.port = tls_http_server(H, pki, port)
 
     def stop(self):
         self.srv.shutdown()

@@ -9,12 +9,16 @@ processes (or, for timeouts, a listener that never answers).
         ...PUT https://localhost:{web.port}/a/b...
         open(web.object_path("/a/b"), "rb")
 
+    with HostileServer(pki, "answer", after=0) as bad:   # 200 before the body
+        ...bad.engaged.wait(); bad.received...
+
 Every process started here is stopped when its context exits, on stop(),
 and at interpreter exit (atexit) as a last resort; nginx runs in its own
 process group so that even a hung master takes its workers with it.
 """
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,7 +28,8 @@ import threading
 import time
 
 __all__ = ["Pki", "make_pki", "free_port", "wait_for", "nginx_binary", "Nginx",
-           "StalledServer"]
+           "StalledServer", "HostileServer", "FullBacklog", "syn_sent_to",
+           "unbufferable_bytes"]
 
 _live = set()  # started servers not yet stopped
 
@@ -46,13 +51,16 @@ def free_port():
 
 
 def wait_for(pred, timeout=15.0, what="condition"):
-    """Polls pred() until it is true; AssertionError naming `what` after timeout s."""
+    """Polls pred() until it is true; AssertionError naming `what` after
+    timeout s (`what` may be a callable, called then: the state at the
+    time of failure, not at the start)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for "
+                         f"{what() if callable(what) else what}")
 
 
 def read_status(store):
@@ -317,6 +325,226 @@ class StalledServer:
         if self.sock:
             self.sock.close()
             self.sock = None
+        _live.discard(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class HostileServer:
+    """An HTTPS server on 127.0.0.1:port that breaks the rules the ways an
+    uploader must survive. Per connection it completes the TLS handshake,
+    reads the request head, then per `mode`:
+
+      "stall_handshake" no TLS at all: waits for the client's first bytes
+                        (its ClientHello), then says nothing
+      "answer"          reads `after` body bytes, sends a final `status`
+                        (Content-Length: 0), then reads nothing more and
+                        holds the connection open until stopped
+      "stall_body"      reads `after` body bytes, then nothing, ever
+      "stall_response"  reads the whole body (Content-Length), then says nothing
+      "flood"           reads the whole body, then sends "HTTP/1.1 100
+                        Continue" heads as fast as the client takes them
+      "trickle"         reads the whole body, then a 200 head one byte every
+                        `interval` seconds, never finishing it
+      "continue"        sends "100 Continue" before reading, then reads the
+                        whole body and answers 201 (legal, if unasked for)
+      "honest"          reads the whole body and answers 201
+
+    Its sockets have a small receive buffer (64 KiB, set before listen), so
+    the kernel cannot read on its behalf: once it stops reading, a client
+    cannot finish a body much larger than that plus its own send buffer (a
+    few MiB at most), and any answer it gets is one given before the server
+    had the body. `mode` may be changed between connections.
+
+    State for tests to wait on: `engaged` (an Event) is set once a
+    connection reached its mode's point (answered, stalled, flooding,
+    trickling, done); `received` is the body bytes read on the latest
+    connection, `connections` the count accepted, `answered_after` the body
+    bytes read before each "answer", `bodies` the complete bodies received
+    ("continue", "honest")."""
+
+    RCVBUF = 64 * 1024
+
+    def __init__(self, pki, mode, after=0, status=200, interval=0.05):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pki.server_cert, pki.server_key)
+        self.mode, self.after, self.status, self.interval = mode, after, status, interval
+        self.port = None
+        self.engaged = threading.Event()
+        self.received = 0
+        self.connections = 0
+        self.bodies = []
+        self.answered_after = []
+        self.stopping = threading.Event()
+        self.sock = None
+        self.lock = threading.Lock()
+        self.conns = []
+        self.threads = []
+
+    def start(self, port=None):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RCVBUF)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        t = threading.Thread(target=self._serve, daemon=True)
+        t.start()
+        self.threads.append(t)
+        _live.add(self)
+        return self
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                raw, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.connections += 1
+            t = threading.Thread(target=self._handle, args=(raw,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _handle(self, raw):
+        mode = self.mode
+        with self.lock:
+            self.conns.append(raw)
+        try:
+            raw.settimeout(30)
+            if mode == "stall_handshake":
+                raw.recv(1, socket.MSG_PEEK)
+                self.engaged.set()
+                self.stopping.wait()
+                return
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+            with self.lock:
+                self.conns.append(conn)
+            head, body = self._read_head(conn)
+            m = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+            length = int(m.group(1)) if m else 0
+            if mode == "continue":
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._read_body(conn, body, self.after if mode in ("answer", "stall_body") else length)
+            if mode == "answer":
+                self.answered_after.append(len(body))
+                conn.sendall(f"HTTP/1.1 {self.status} Whatever\r\nContent-Length: 0\r\n\r\n"
+                             .encode())
+            elif mode == "flood":
+                self.engaged.set()
+                while not self.stopping.is_set():
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 64)
+            elif mode == "trickle":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
+                self.engaged.set()
+                while not self.stopping.wait(self.interval):
+                    conn.sendall(b"a")
+            elif mode in ("continue", "honest"):
+                self.bodies.append(bytes(body))
+                conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+            self.engaged.set()
+            self.stopping.wait()  # hold the connection, reading nothing
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+
+    def _read_head(self, conn):
+        buf = bytearray()
+        while b"\r\n\r\n" not in buf:
+            chunk = conn.recv(4096)
+            if not chunk or len(buf) > 65536:
+                raise ValueError("no request head")
+            buf += chunk
+        end = buf.index(b"\r\n\r\n") + 4
+        self.received = len(buf) - end
+        return bytes(buf[:end]), bytearray(buf[end:])
+
+    def _read_body(self, conn, body, n):
+        while len(body) < n:
+            chunk = conn.recv(min(65536, n - len(body)))
+            if not chunk:
+                raise ValueError("the client closed")
+            body += chunk
+            self.received = len(body)
+
+    def stop(self):
+        self.stopping.set()
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns = []
+        for t in self.threads:
+            t.join(timeout=5)
+        self.threads = []
+        _live.discard(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def unbufferable_bytes():
+    """A body size no client can hand to the kernel in full while the
+    server (HostileServer) reads nothing: twice the most a sender's buffer
+    may autotune to (net.ipv4.tcp_wmem, 4 MiB by default) plus the server's
+    receive buffer. Kernel settings, not machine speed, decide it."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem = int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        wmem = 4 << 20
+    return 2 * (wmem + 4 * HostileServer.RCVBUF)
+
+
+def syn_sent_to(port):
+    """1 when some socket on this host is in SYN_SENT towards 127.0.0.1:port
+    (a connect the peer's kernel has not answered), from /proc/net/tcp."""
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            return any(l.split()[2] == want and l.split()[3] == "02" for l in list(f)[1:])
+    except OSError:
+        return False
+
+
+class FullBacklog:
+    """A listener on 127.0.0.1:port that never accepts, its accept queue
+    already full (backlog 0 and one connection waiting in it), so Linux
+    drops every further SYN: a client's connect hangs until its own
+    timeout, as behind a black-holing firewall."""
+
+    def __init__(self, port=None):
+        self.sock = None
+        self.filler = None
+        self.port = port
+
+    def start(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port or 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.filler = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        _live.add(self)
+        return self
+
+    def stop(self):
+        for s in (self.filler, self.sock):
+            if s:
+                s.close()
+        self.filler = self.sock = None
         _live.discard(self)
 
     def __enter__(self):
