@@ -72,6 +72,7 @@ struct ingest {
     size_t n_unsub;
     int resubscribe;          /* ingest_update asked for a new table */
     int pending_subacks;
+    int attempt_ok;           /* a CONNACK accepted the current connection */
     int stopping;             /* ingest_stop was called */
     /* settling: a message with need <= settled_gen is settled */
     char *settle_topic;
@@ -159,11 +160,12 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     if (rc) {
         agent_log(LOG_LEVEL_ERROR, "broker %s:%d refused the connection: %s", in->host, in->port,
                   mosquitto_connack_string(rc));
-        return;
+        return; /* counted when the loop gives up on it */
     }
     pthread_mutex_lock(&in->mu);
     in->c.connected = 1;
     in->c.connects++;
+    in->attempt_ok = 1;
     pthread_mutex_unlock(&in->mu);
     subscribe_all(in);
     agent_log(LOG_LEVEL_NOTICE, "connected to %s:%d, subscribing to %zu topic filter(s)",
@@ -469,6 +471,8 @@ static void *run(void *arg)
         if (rc != MOSQ_ERR_SUCCESS && !stopping) {
             /* Lost, refused or never made: try again after the backoff. */
             pthread_mutex_lock(&in->mu);
+            in->c.connect_failures += !in->attempt_ok;
+            in->attempt_ok = 0;
             settle_unproven(in);
             pthread_mutex_unlock(&in->mu);
             nap(in, backoff_ms);

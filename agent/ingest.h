@@ -51,6 +51,8 @@ typedef struct ingest_counters {
     uint64_t rejected[PAYLOAD_N_ERRS];   /* by reason (index PAYLOAD_OK unused) */
     uint64_t unmatched;                  /* no subscription matched the topic */
     uint64_t connects, disconnects;
+    uint64_t connect_failures;           /* connection attempts that failed or
+                                            were refused (TLS, CONNACK) */
     size_t queued;                       /* messages in the queue now */
     size_t held;                         /* read and not yet stored */
     uint64_t maybe_duplicated;           /* handed over without the broker's

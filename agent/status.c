@@ -44,11 +44,12 @@ void status_write(plat_vfs *vfs, const char *dir, const char *state, const char 
     uint64_t rejected = 0;
     put(&k, "state=%s\ndevice_id=%s\npid=%d\nconnected=%d\nsubscribed=%d\nreceived=%" PRIu64
         "\nstored=%" PRIu64 "\nbatches=%" PRIu64 "\nbytes_stored=%" PRIu64 "\npending=%zu"
-        "\ncommit_failures=%" PRIu64 "\nreconnects=%" PRIu64 "\nunmatched=%" PRIu64
-        "\nmaybe_duplicated=%" PRIu64 "\n",
+        "\ncommit_failures=%" PRIu64 "\nreconnects=%" PRIu64 "\nconnect_failures=%" PRIu64
+        "\nunmatched=%" PRIu64 "\nmaybe_duplicated=%" PRIu64 "\n",
         state, device_id, plat_getpid(), c->connected, c->subscribed, c->received, a->stored,
         a->batches, a->bytes_stored, c->held, a->commit_failures,
-        c->connects > 0 ? c->connects - 1 : 0, c->unmatched, c->maybe_duplicated);
+        c->connects > 0 ? c->connects - 1 : 0, c->connect_failures, c->unmatched,
+        c->maybe_duplicated);
     for (int e = 1; e < PAYLOAD_N_ERRS; e++) {
         put(&k, "rejected_%s=%" PRIu64 "\n", payload_err_name((payload_err)e), c->rejected[e]);
         rejected += c->rejected[e];

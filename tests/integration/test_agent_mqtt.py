@@ -349,8 +349,9 @@ class AgentTest(unittest.TestCase):
 """)
         self.agent.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "configuration reloaded: 2" in slurp(self.agent.log), what="reload")
-        time.sleep(0.3)
-        self.mosq_pub("new/csv", "7,8")
+        # Retained: delivered whenever the new subscription becomes active.
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.broker.port),
+                        "-q", "1", "-r", "-t", "new/csv", "-m", "7,8"], check=True, timeout=10)
         wait_for(lambda: self.agent.status().get("stored") == "1", what="new topic stored")
         self.assertEqual(self.agent.stop(), 0)
         self.assertEqual(self.rows("new/csv#")[0][3], "2")
@@ -421,7 +422,9 @@ class AgentTest(unittest.TestCase):
         env.pop("NOTIFY_SOCKET", None)
         proc = subprocess.Popen([os.path.join(BUILD, "agent", "embeddb-agent"), "-c",
                                  self.agent.conf], stderr=subprocess.PIPE, text=True, env=env)
-        time.sleep(2.5)
+        # Two attempts refused (the second after the 1 s backoff), never subscribed.
+        wait_for(lambda: int(self.agent.status().get("connect_failures", "0")) >= 2 and
+                 self.agent.status().get("pid") == str(proc.pid), what="two refused attempts")
         self.assertEqual(self.agent.status().get("subscribed"), "0")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
