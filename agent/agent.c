@@ -105,9 +105,10 @@ static int open_store(agent *a)
     o.memtable_max = a->cfg.storage.memtable_max;
     o.sync = a->cfg.storage.fsync;
     o.vfs = a->vfs;
-    if (ts_open(a->cfg.storage.dir, &o, &a->store, err, sizeof(err))) {
+    int rc = ts_open(a->cfg.storage.dir, &o, &a->store, err, sizeof(err));
+    if (rc) {
         agent_log(LOG_LEVEL_ERROR, "cannot open the store: %s", err);
-        return -1;
+        return rc;
     }
     if (ts_errmsg(a->store)[0])
         agent_log(LOG_LEVEL_WARNING, "store recovery: %s", ts_errmsg(a->store));
@@ -240,14 +241,16 @@ static int drop(agent *a, const snap_info *v, int lost)
 }
 
 /* Carries out budget actions: uploaded ones first, then lost ones, oldest
- * first; stops at the first deletion that fails. 0 when all went. */
+ * first; stops at the first deletion that fails. 0 when all went, else that
+ * deletion's code (-EBUSY: being uploaded, try again later). */
 static int apply(agent *a, const snap_info *v, const budget_action *act, size_t n)
 {
-    for (int lost = 0; lost < 2; lost++)
-        for (size_t i = 0; i < n; i++)
-            if (act[i] == (lost ? BUDGET_DROP_LOST : BUDGET_DROP) && drop(a, &v[i], lost))
-                return -1;
-    return 0;
+    int rc = 0;
+    for (int lost = 0; lost < 2 && !rc; lost++)
+        for (size_t i = 0; i < n && !rc; i++)
+            if (act[i] == (lost ? BUDGET_DROP_LOST : BUDGET_DROP))
+                rc = drop(a, &v[i], lost);
+    return rc;
 }
 
 /* Rolling retention: only snapshot.keep uploaded snapshots stay. */
@@ -268,7 +271,7 @@ static void retention_tick(agent *a)
 /*
  * Makes room for `need` more bytes within storage.max_disk and above
  * storage.min_free (budget_plan decides, this carries it out). 0 when the
- * bytes fit, -1 when the commit must wait: the batch stays, the queue
+ * bytes fit, -ENOSPC when the commit must wait: the batch stays, the queue
  * fills and the broker holds what follows.
  */
 static int make_room(agent *a, uint64_t need)
@@ -307,7 +310,7 @@ static int make_room(agent *a, uint64_t need)
                       a->cfg.storage.on_full == AGENT_ON_FULL_REJECT_NEW
                           ? "a snapshot is uploaded (storage.on_full: reject_new)"
                           : "space frees up (nothing left to drop)");
-    return -1;
+    return -ENOSPC;
 }
 
 /* Frees a message taken out of the batch unstored. */
@@ -362,7 +365,7 @@ static void committed(agent *a, size_t n, uint64_t bytes)
     ingest_done(a->in, n, bytes);
 }
 
-/* Commits the batch with one saveBatch. 0, or -1 when it is kept for a
+/* Commits the batch with one saveBatch. 0, or -EAGAIN when it is kept for a
  * retry (the caller waits RETRY_MS). */
 static int commit(agent *a)
 {
@@ -375,7 +378,7 @@ static int commit(agent *a)
     if (!a->store) {
         reopen_store(a);
         if (!a->store)
-            return -1;
+            return -EAGAIN;
     }
     for (;;) {
         rc = batch_view(&a->b, a->next_key, &t, &bad);
@@ -386,7 +389,7 @@ static int commit(agent *a)
         }
         if (rc) {
             agent_log(LOG_LEVEL_ERROR, "out of memory building a batch of %zu; retrying", a->b.n);
-            return -1;
+            return -EAGAIN;
         }
         if (!a->b.n)
             return 0;
@@ -400,10 +403,10 @@ static int commit(agent *a)
     if (st.disk_bytes > 4096 && st.disk_bytes + cost > a->cfg.snapshot.max_bytes) {
         seal(a, "size");
         if (!a->store)
-            return -1;
+            return -EAGAIN;
     }
     if (make_room(a, cost))
-        return -1;
+        return -EAGAIN;
     size_t n = a->b.n;
     uint64_t bytes = a->b.bytes;
     rc = ts_save_batch(a->store, t, n);
@@ -439,7 +442,7 @@ static int commit(agent *a)
          * disk, insert_only says so (TS_EEXIST) and already_stored sees it. */
         reopen_store(a);
     }
-    return -1;
+    return -EAGAIN;
 }
 
 static void reload(agent *a, const char *path)

@@ -182,7 +182,7 @@ static int fail(walker *w, const yaml_node_t *at, const char *fmt, ...)
     if (n >= 0 && (size_t)n < w->errlen)
         vsnprintf(w->err + n, w->errlen - (size_t)n, fmt, ap);
     va_end(ap);
-    return -1;
+    return -EINVAL;
 }
 
 static const char *scalar(const yaml_node_t *n)
@@ -313,11 +313,11 @@ static int split_number(const char *s, uint64_t *num, const char **unit)
     while (isspace((unsigned char)*s))
         s++;
     if (!isdigit((unsigned char)*s))
-        return -1;
+        return -EINVAL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno)
-        return -1;
+        return -EINVAL;
     while (isspace((unsigned char)*end))
         end++;
     *num = v;
@@ -328,7 +328,7 @@ static int split_number(const char *s, uint64_t *num, const char **unit)
 static int scale(uint64_t v, uint64_t mul, uint64_t *out)
 {
     if (mul && v > UINT64_MAX / mul)
-        return -1;
+        return -EINVAL;
     *out = v * mul;
     return 0;
 }
@@ -338,17 +338,17 @@ typedef struct unit {
     uint64_t mul;
 } unit;
 
-/* "<number><unit>" with the unit from table; 0 or -1. */
+/* "<number><unit>" with the unit from table; 0 or -EINVAL. */
 static int parse_units(const char *s, const unit *units, size_t n, uint64_t *out)
 {
     uint64_t v;
     const char *u;
     if (split_number(s, &v, &u))
-        return -1;
+        return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!strcmp(u, units[i].name))
             return scale(v, units[i].mul, out);
-    return -1;
+    return -EINVAL;
 }
 
 int config_parse_size(const char *s, uint64_t *out)
@@ -525,9 +525,9 @@ static int set_value(walker *w, const opt *o, const char *key, const yaml_node_t
         if (!*s)
             return fail(w, v, "%s: must not be empty", key);
         if (o->type == OPT_PATH && check_readable(w, v, key, s))
-            return -1;
+            return -EINVAL;
         if (check_string(w, key, v, s))
-            return -1;
+            return -EINVAL;
         char **dst = (char **)(void *)((char *)base + o->off);
         free(*dst);
         if (!(*dst = strdup(s)))
@@ -698,7 +698,7 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
             cfg->mqtt.n_subs = i + 1;
             snprintf(prefix, sizeof(prefix), "%s[%zu]", key, i);
             if (walk(w, item, sub_opts, prefix, sub, sub_special))
-                return -1;
+                return -EINVAL;
             if (sub->spec.format == PAYLOAD_RAW && (!sub->spec.dtype || !sub->spec.has_shape))
                 return fail(w, item, "%s: format raw needs dtype and shape", prefix);
             if (sub->spec.format == PAYLOAD_NPY && (sub->spec.dtype || sub->spec.has_shape)) {
@@ -775,7 +775,7 @@ static int read_secret(walker *w, const char *key, const char *path, int no_ctl,
     const yaml_node_t *at = node_at(w, key);
     const char *bad;
     size_t n = 0;
-    int rc = -1;
+    int rc = -EINVAL;
     if (read_named_file(w, at, key, path, buf, sizeof(buf), &n))
         goto out;
     int full = n == sizeof(buf);
@@ -811,14 +811,14 @@ static int read_secrets(walker *w)
     agent_config *cfg = w->cfg;
     if (cfg->mqtt.password_file &&
         read_secret(w, "mqtt.password_file", cfg->mqtt.password_file, 0, &cfg->mqtt.password))
-        return -1;
+        return -EINVAL;
     /* A bearer token goes into an HTTP header line. */
     if (cfg->upload.token_file &&
         read_secret(w, "upload.token_file", cfg->upload.token_file, 1, &cfg->upload.token))
-        return -1;
+        return -EINVAL;
     if (cfg->upload.secret_file &&
         read_secret(w, "upload.s3.secret_file", cfg->upload.secret_file, 0, &cfg->upload.secret))
-        return -1;
+        return -EINVAL;
     return 0;
 }
 
@@ -939,7 +939,7 @@ int config_parse_url(const char *url, char **host, int *port, char **path)
     long v = 443;
     *host = *path = NULL;
     if (url_problem(url))
-        return -1;
+        return -EINVAL;
     p = url + 8;
     slash = strchr(p, '/');
     if (!slash)
@@ -948,12 +948,12 @@ int config_parse_url(const char *url, char **host, int *port, char **path)
     const char *hend = colon ? colon : slash;
     if (hend == p || memchr(p, '@', (size_t)(slash - p)) || memchr(p, '?', strlen(p)) ||
         memchr(p, '#', strlen(p)))
-        return -1;
+        return -EINVAL;
     if (colon) {
         errno = 0;
         v = strtol(colon + 1, &end, 10);
         if (errno || end != slash || v < 1 || v > 65535 || !isdigit((unsigned char)colon[1]))
-            return -1;
+            return -EINVAL;
     }
     size_t plen = strlen(slash);
     while (plen && slash[plen - 1] == '/')
@@ -964,7 +964,7 @@ int config_parse_url(const char *url, char **host, int *port, char **path)
         free(*host);
         free(*path);
         *host = *path = NULL;
-        return -1;
+        return -EINVAL;
     }
     *port = (int)v;
     return 0;
@@ -977,11 +977,11 @@ int config_device_id_from_host(const char *hostname, char **out, char *err, size
         snprintf(err, errlen, "device_id: not set, and the host name '%.64s' can't stand in for "
                  "it (it must be 1-64 of A-Z a-z 0-9 . _ - and not localhost); set device_id, "
                  "unique per board", hostname);
-        return -1;
+        return -EINVAL;
     }
     if (!(*out = strdup(hostname))) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return -EINVAL;
     }
     return 0;
 }
@@ -992,7 +992,7 @@ static int check_upload(agent_config *cfg, const char *path, char *err, size_t e
     if (!snap_device_id_ok(cfg->device_id)) {
         snprintf(err, errlen, "%s: device_id: '%s' must be 1-64 of A-Z a-z 0-9 . _ - (it names "
                  "snapshot directories and uploaded objects)", path, cfg->device_id);
-        return -1;
+        return -EINVAL;
     }
     if (!cfg->upload.enabled)
         return 0;
@@ -1000,31 +1000,31 @@ static int check_upload(agent_config *cfg, const char *path, char *err, size_t e
                          &cfg->upload.base_path)) {
         snprintf(err, errlen, "%s: upload.url: expected https://HOST[:PORT][/PATH], got '%s' "
                  "(uploads always use TLS)", path, cfg->upload.url);
-        return -1;
+        return -EINVAL;
     }
     if (!cfg->upload.ca_file && !cfg->upload.insecure) {
         snprintf(err, errlen, "%s: upload: ca_file is required (the server's certificate is "
                  "verified against it; insecure: true turns that off)", path);
-        return -1;
+        return -EINVAL;
     }
     if (!cfg->upload.cert_file != !cfg->upload.key_file) {
         snprintf(err, errlen, "%s: upload: cert_file and key_file go together", path);
-        return -1;
+        return -EINVAL;
     }
     if (cfg->upload.retry_initial_ms > cfg->upload.retry_max_ms) {
         snprintf(err, errlen, "%s: upload.retry: initial must not exceed max", path);
-        return -1;
+        return -EINVAL;
     }
     int s3 = cfg->upload.mode == AGENT_UPLOAD_S3;
     if (s3 != (cfg->upload.bucket != NULL)) {
         snprintf(err, errlen, "%s: upload: %s", path,
                  s3 ? "mode s3 needs an s3 section (region, bucket, access_key, secret_file)"
                     : "an s3 section needs mode: s3");
-        return -1;
+        return -EINVAL;
     }
     if (s3 && cfg->upload.token_file) {
         snprintf(err, errlen, "%s: upload.token_file is for mode put (s3 signs requests)", path);
-        return -1;
+        return -EINVAL;
     }
     return 0;
 }
@@ -1059,7 +1059,7 @@ static void ev_path(const ev_frame *f, int depth, char *out, size_t cap)
 
 /* The shape of the stream before the document is built (libyaml's loader
  * is quadratic in nesting): at most AGENT_CONFIG_MAX_DEPTH levels and one
- * document. 0, or -1 with err set. */
+ * document. 0, or -EINVAL with err set. */
 static int check_events(const char *name, const char *text, size_t len, char *err,
                         size_t errlen)
 {
@@ -1075,7 +1075,7 @@ static int check_events(const char *name, const char *text, size_t len, char *er
                      parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                      parser.problem ? parser.problem : "error", parser.context ? " " : "",
                      parser.context ? parser.context : "");
-            rc = -1;
+            rc = -EINVAL;
             break;
         }
         int item_done = 0;
@@ -1085,7 +1085,7 @@ static int check_events(const char *name, const char *text, size_t len, char *er
                 snprintf(err, errlen, "%s:%zu:%zu: a second YAML document: the configuration "
                          "is one YAML document", name, ev.start_mark.line + 1,
                          ev.start_mark.column + 1);
-                rc = -1;
+                rc = -EINVAL;
             }
             break;
         case YAML_SEQUENCE_START_EVENT:
@@ -1096,7 +1096,7 @@ static int check_events(const char *name, const char *text, size_t len, char *er
                 snprintf(err, errlen, "%s:%zu:%zu: %s%snested deeper than %d levels", name,
                          ev.start_mark.line + 1, ev.start_mark.column + 1, path,
                          path[0] ? ": " : "", AGENT_CONFIG_MAX_DEPTH);
-                rc = -1;
+                rc = -EINVAL;
                 break;
             }
             f[depth] = (ev_frame){.map = ev.type == YAML_MAPPING_START_EVENT, .want_key = 1};
@@ -1146,7 +1146,7 @@ int agent_config_load_buffer(const char *name, const char *text, size_t len,
 {
     yaml_parser_t parser;
     yaml_document_t doc;
-    int have_doc = 0, rc = -1;
+    int have_doc = 0, rc = -EINVAL;
     walker w = {.file = name, .doc = &doc, .cfg = cfg, .env = env, .err = err, .errlen = errlen};
     memset(cfg, 0, sizeof(*cfg));
     defaults(cfg);
@@ -1230,7 +1230,7 @@ int agent_config_load_env(const char *path, const agent_config_env *env, agent_c
     FILE *fp = NULL;
     char *text = NULL;
     size_t len = 0;
-    int rc = -1;
+    int rc = -EINVAL;
     memset(cfg, 0, sizeof(*cfg)); /* freeable whatever happens */
     if (!(text = malloc(AGENT_CONFIG_MAX_BYTES + 1))) {
         snprintf(err, errlen, "out of memory");

@@ -119,7 +119,7 @@ typedef struct agent_config {
 } agent_config;
 
 /* Loads and validates path into *cfg (which the caller frees with
- * agent_config_free, also after a failure). Returns 0, or -1 with err
+ * agent_config_free, also after a failure). Returns 0, or -EINVAL (-ENOMEM) with err
  * holding "FILE:LINE:COL: key: what was expected". */
 int agent_config_load(const char *path, agent_config *cfg, char *err, size_t errlen);
 
@@ -147,14 +147,14 @@ void agent_config_free(agent_config *cfg);
 /* The device id when the file sets none: the host name, if it is a valid
  * id and not "localhost" (boards of one image left at that name would
  * collide: same MQTT client id, same upload object names). A malloc'ed copy
- * in *out and 0, or -1 with err saying why and what to do. */
+ * in *out and 0, or -EINVAL with err saying why and what to do. */
 int config_device_id_from_host(const char *hostname, char **out, char *err, size_t errlen);
 
-/* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -1. */
+/* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -EINVAL. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
 /* "https://host[:port][/path]" -> host, port (443), path ("" or "/p", no
- * trailing slash); host and path malloc'ed. 0 or -1 (not https, bad port,
+ * trailing slash); host and path malloc'ed. 0 or -EINVAL (not https, bad port,
  * credentials, query or fragment). */
 int config_parse_url(const char *url, char **host, int *port, char **path);
 

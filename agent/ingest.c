@@ -47,6 +47,7 @@
 
 #include "embeddb/plat.h"
 
+#include <errno.h>
 #include <mosquitto.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -263,8 +264,9 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         snprintf(why, sizeof(why), "a %zu-byte topic makes a %zu-byte key; the limit is %d", tl,
                  tl + INGEST_KEY_SUFFIX_LEN, TS_MAX_KEY_LEN);
     } else if (m && (m->topic = strdup(msg->topic))) {
-        e = payload_decode(&spec, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0),
-                           &m->t, why, sizeof(why));
+        e = payload_class(payload_decode(&spec, msg->payload,
+                                         (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0),
+                                         &m->t, why, sizeof(why)));
     } else {
         snprintf(why, sizeof(why), "out of memory");
     }
@@ -499,7 +501,7 @@ int ingest_start(ingest *in, char *err, size_t errlen)
                   mosquitto_strerror(rc));
     if ((rc = pthread_create(&in->thread, NULL, run, in))) {
         snprintf(err, errlen, "starting the MQTT thread: %s", strerror(rc));
-        return -1;
+        return -rc;
     }
     in->started = 1;
     return 0;
@@ -580,7 +582,7 @@ int ingest_update(ingest *in, const agent_config *cfg)
         if (fresh)
             subs_free(fresh, cfg->mqtt.n_subs);
         free(unsub);
-        return -1;
+        return -ENOMEM;
     }
     pthread_mutex_lock(&in->mu);
     for (size_t i = 0; i < in->n_subs; i++) {

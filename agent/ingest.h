@@ -65,7 +65,7 @@ typedef struct ingest_counters {
 ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, char *err,
                    size_t errlen);
 /* Connects (asynchronously; reconnects with exponential backoff forever)
- * and starts the network thread. 0 or -1 with err set. */
+ * and starts the network thread. 0 or -errno with err set. */
 int ingest_start(ingest *in, char *err, size_t errlen);
 /* Waits up to wait_ms for settled messages, then returns the oldest ones
  * queued (a list, oldest first), at most max_n of them and max_bytes

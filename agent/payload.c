@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,7 +41,7 @@ int payload_format_parse(const char *s, payload_format *out)
             *out = (payload_format)f;
             return 0;
         }
-    return -1;
+    return -EINVAL;
 }
 
 const char *payload_format_name(payload_format f)
@@ -942,8 +943,25 @@ static payload_err decode_csv(const payload_spec *spec, const uint8_t *buf, size
     return e;
 }
 
-payload_err payload_decode(const payload_spec *spec, const void *buf, size_t len,
-                           payload_tensor *out, char *why, size_t why_len)
+static const int err_codes[PAYLOAD_N_ERRS] = {
+    0, -EFBIG, -EBADMSG, -ENOTSUP, -EINVAL, -ENOMEM, -ENAMETOOLONG, -EDOM,
+};
+
+int payload_errno(payload_err e)
+{
+    return (unsigned)e < PAYLOAD_N_ERRS ? err_codes[e] : -EINVAL;
+}
+
+payload_err payload_class(int rc)
+{
+    for (int e = 0; e < PAYLOAD_N_ERRS; e++)
+        if (err_codes[e] == rc)
+            return (payload_err)e;
+    return PAYLOAD_MALFORMED;
+}
+
+static payload_err decode(const payload_spec *spec, const void *buf, size_t len,
+                          payload_tensor *out, char *why, size_t why_len)
 {
     payload_err e;
     memset(out, 0, sizeof(*out));
@@ -962,4 +980,10 @@ payload_err payload_decode(const payload_spec *spec, const void *buf, size_t len
     if (e != PAYLOAD_OK)
         payload_free(out);
     return e;
+}
+
+int payload_decode(const payload_spec *spec, const void *buf, size_t len, payload_tensor *out,
+                   char *why, size_t why_len)
+{
+    return payload_errno(decode(spec, buf, len, out, why, why_len));
 }

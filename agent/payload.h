@@ -98,15 +98,21 @@ typedef struct payload_tensor {
     size_t data_len;
 } payload_tensor;
 
-/* Parses "npy", "raw", "json", "csv". 0 or -1. */
+/* Parses "npy", "raw", "json", "csv". 0 or -EINVAL. */
 int payload_format_parse(const char *s, payload_format *out);
 const char *payload_format_name(payload_format f);
 
-/* Decodes buf[0..len) (borrowed). On PAYLOAD_OK *out owns a copy of the
- * data; otherwise *out is empty and why (always NUL-terminated) says what
- * was wrong. */
-payload_err payload_decode(const payload_spec *spec, const void *buf, size_t len,
-                           payload_tensor *out, char *why, size_t why_len);
+/* Decodes buf[0..len) (borrowed). 0: *out owns a copy of the data.
+ * Otherwise a negative code whose class payload_class tells (too_large
+ * -EFBIG, malformed -EBADMSG, unsupported -ENOTSUP, mismatch -EINVAL,
+ * no_memory -ENOMEM), *out is empty and why (always NUL-terminated) says
+ * what was wrong. */
+int payload_decode(const payload_spec *spec, const void *buf, size_t len, payload_tensor *out,
+                   char *why, size_t why_len);
+/* The class of a code from payload_decode (PAYLOAD_OK for 0), and back: the
+ * agent counts rejections per class. */
+payload_err payload_class(int rc);
+int payload_errno(payload_err e);
 
 void payload_free(payload_tensor *t);
 

@@ -74,9 +74,11 @@ static uint64_t mono_ms(void)
     return plat_mono_ns() / 1000000;
 }
 
-int upload_retryable(int status)
+int upload_retryable(int rc, int status)
 {
-    return status < 0 || status >= 500 || status == 408 || status == 429;
+    if (rc)
+        return rc != -EBADMSG; /* transport trouble, except a snapshot we cannot read */
+    return status >= 500 || status == 408 || status == 429;
 }
 
 int upload_object_key(const char *prefix, const char *device_id, const char *name, char *out,
@@ -163,9 +165,11 @@ static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
     return tar_stream_read(ctx, buf, len, got);
 }
 
-/* Uploads si. Returns the HTTP status (> 0) or a negative transport code;
- * msg says what happened. */
-static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
+/* Uploads si. 0 when a final answer came (*status: its HTTP status, a 2xx
+ * only for the whole body), else a negative code (transport, TLS, a
+ * snapshot that cannot be read, an answer before the body); msg says what
+ * happened. */
+static int attempt(uploader *u, const snap_info *si, int *status, char *msg, size_t msglen)
 {
     char key[1024], ekey[3072], path[4096], host[512], hosthdr[600], date[17], authz[1024];
     char h_date[64], h_sha[128], h_auth[1100], h_type[64];
@@ -176,6 +180,7 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
     tar_stream *tar = NULL;
     http_response rsp;
     int rc;
+    *status = 0;
     if ((rc = snap_members(u->vfs, u->root, si->name, &m, &n))) {
         snprintf(msg, msglen, "%s: cannot read its MANIFEST.json: %s", si->name, ts_strerror(rc));
         rc = -EBADMSG;
@@ -266,9 +271,9 @@ static int attempt(uploader *u, const snap_info *si, char *msg, size_t msglen)
         char first[200];
         snprintf(first, sizeof(first), "%.*s", (int)rsp.body_len, rsp.body);
         first[strcspn(first, "\r\n")] = 0;
-        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s%s%s", path, host, u->port, rsp.status,
-                 rsp.reason, first[0] ? ": " : "", first);
-        rc = rsp.status;
+        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s%s%s", path, host, u->port,
+                 rsp.status, rsp.reason, first[0] ? ": " : "", first);
+        *status = rsp.status;
     }
 out:
     tar_stream_free(tar);
@@ -306,9 +311,10 @@ static void wait_locked(uploader *u, uint64_t until_ms)
  * claim. A snapshot upload_delete asked for is left sealed (unless the
  * server did confirm it) and held back from the next attempts for a while,
  * so the main thread's next try can delete it. */
-static void settle(uploader *u, snap_info *si, int rc, const char *msg, uint64_t took_ms)
+static void settle(uploader *u, snap_info *si, int rc, int status, const char *msg,
+                   uint64_t took_ms)
 {
-    int stopping, cancelled, ok = rc >= 200 && rc < 300, retry = 0, failed = 0, w;
+    int stopping, cancelled, ok = !rc && status >= 200 && status < 300, retry = 0, failed = 0, w;
     uint64_t d = 0;
     pthread_mutex_lock(&u->mu);
     stopping = u->stop;
@@ -328,7 +334,7 @@ static void settle(uploader *u, snap_info *si, int rc, const char *msg, uint64_t
                   si->name);
     } else if (stopping && rc < 0) {
         si->state = SNAP_SEALED; /* interrupted by our own stop: not a failure */
-    } else if (upload_retryable(rc) && rc != -EBADMSG) {
+    } else if (upload_retryable(rc, status)) {
         si->state = SNAP_SEALED;
         snprintf(si->error, sizeof(si->error), "%.255s", msg);
         retry = 1;
@@ -426,12 +432,12 @@ static int upload_one(uploader *u, snap_info *si)
     si->updated_ns = plat_now_ns();
     if ((w = snap_write_state(u->vfs, u->root, si))) {
         snprintf(msg, sizeof(msg), "%s: writing STATE: %s", si->name, ts_strerror(w));
-        settle(u, si, -EIO, msg, 0);
+        settle(u, si, -EIO, 0, msg, 0);
         return 0;
     }
     uint64_t t0 = mono_ms();
-    int rc = attempt(u, si, msg, sizeof(msg));
-    settle(u, si, rc, msg, mono_ms() - t0);
+    int status = 0, rc = attempt(u, si, &status, msg, sizeof(msg));
+    settle(u, si, rc, status, msg, mono_ms() - t0);
     return 0;
 }
 

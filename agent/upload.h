@@ -82,8 +82,10 @@ void upload_stop(uploader *u);
 void upload_free(uploader *u);
 
 /* Pure helpers, exposed for the unit tests. */
-/* 1 when an HTTP status or transport error (status < 0) is worth a retry. */
-int upload_retryable(int status);
+/* 1 when an attempt is worth a retry: a transport error (rc < 0, except
+ * -EBADMSG, a snapshot that cannot be read), or a final answer (rc 0) of
+ * status 5xx, 408 or 429. */
+int upload_retryable(int rc, int status);
 /* Object key "<prefix>/<device>/<name>.tar" (prefix may be empty). */
 int upload_object_key(const char *prefix, const char *device_id, const char *name, char *out,
                       size_t len);

@@ -125,7 +125,7 @@ static void test_committed_example_loads(void **state)
     agent_config_free(&cfg);
     /* Where the host name cannot stand in for device_id, the file says so. */
     env.hostname = "localhost";
-    assert_int_equal(agent_config_load_env(AGENT_EXAMPLE, &env, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(agent_config_load_env(AGENT_EXAMPLE, &env, &cfg, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "device_id: not set, and the host name 'localhost'"));
     agent_config_free(&cfg);
 }
@@ -140,7 +140,7 @@ static void test_device_id_defaults_to_a_usable_host_name(void **state)
     static const char *const bad[] = {"localhost", "", "board 17", "bo/ard",
         "a-host-name-longer-than-sixty-four-characters-which-no-id-can-be-x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(config_device_id_from_host(bad[i], &id, err, sizeof(err)), -1);
+        assert_int_equal(config_device_id_from_host(bad[i], &id, err, sizeof(err)), -EINVAL);
         assert_null(id);
         assert_non_null(strstr(err, "set device_id, unique per board"));
     }
@@ -171,17 +171,17 @@ static void test_units(void **state)
     assert_int_equal(v, 1000000000);
     assert_int_equal(config_parse_size("4096", &v), 0);
     assert_int_equal(v, 4096);
-    assert_int_equal(config_parse_size("4 MB/s", &v), -1);
-    assert_int_equal(config_parse_size("-1", &v), -1);
-    assert_int_equal(config_parse_size("99999999999999GiB", &v), -1);
+    assert_int_equal(config_parse_size("4 MB/s", &v), -EINVAL);
+    assert_int_equal(config_parse_size("-1", &v), -EINVAL);
+    assert_int_equal(config_parse_size("99999999999999GiB", &v), -EINVAL);
     assert_int_equal(config_parse_duration_ms("200ms", &v), 0);
     assert_int_equal(v, 200);
     assert_int_equal(config_parse_duration_ms("5m", &v), 0);
     assert_int_equal(v, 300000);
     assert_int_equal(config_parse_duration_ms("2h", &v), 0);
     assert_int_equal(v, 7200000);
-    assert_int_equal(config_parse_duration_ms("200", &v), -1);
-    assert_int_equal(config_parse_duration_ms("fast", &v), -1);
+    assert_int_equal(config_parse_duration_ms("200", &v), -EINVAL);
+    assert_int_equal(config_parse_duration_ms("fast", &v), -EINVAL);
 }
 
 static void expect_error(const char *text, const char *where, const char *what)
@@ -233,7 +233,7 @@ static void test_errors_name_file_line_column_and_expectation(void **state)
     expect_error(text, ":10:14:", "mqtt.tls.ca_file: cannot read '/nonexistent/ca.pem'");
     agent_config cfg;
     char err[256];
-    assert_int_equal(agent_config_load("/nonexistent/agent.yaml", &cfg, err, sizeof(err)), -1);
+    assert_int_equal(agent_config_load("/nonexistent/agent.yaml", &cfg, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "/nonexistent/agent.yaml: cannot read"));
     agent_config_free(&cfg);
 }

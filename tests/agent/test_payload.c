@@ -29,7 +29,7 @@ static payload_err decode(payload_format f, const void *buf, size_t len, payload
                           char *why)
 {
     payload_spec spec = {.format = f, .max_payload = 1 << 20};
-    return payload_decode(&spec, buf, len, t, why, 256);
+    return payload_class(payload_decode(&spec, buf, len, t, why, 256));
 }
 
 /* A .npy image as NumPy writes it: header padded to 64 bytes, newline. */
@@ -158,15 +158,18 @@ static void test_raw_uses_configured_dtype_and_shape(void **state)
                          .shape = {3, 2}};
     payload_tensor t;
     char why[256];
-    assert_int_equal(payload_decode(&spec, v, sizeof(v), &t, why, sizeof(why)), PAYLOAD_OK);
+    assert_int_equal(payload_class(payload_decode(&spec, v, sizeof(v), &t, why, sizeof(why))),
+                     PAYLOAD_OK);
     assert_int_equal(t.dtype, TS_I16);
     assert_int_equal(t.shape[0], 3);
     assert_memory_equal(t.data, v, sizeof(v));
     payload_free(&t);
-    assert_int_equal(payload_decode(&spec, v, 10, &t, why, sizeof(why)), PAYLOAD_MISMATCH);
+    assert_int_equal(payload_class(payload_decode(&spec, v, 10, &t, why, sizeof(why))),
+                     PAYLOAD_MISMATCH);
     assert_non_null(strstr(why, "needs 12"));
     spec.has_shape = 0;
-    assert_int_equal(payload_decode(&spec, v, 12, &t, why, sizeof(why)), PAYLOAD_UNSUPPORTED);
+    assert_int_equal(payload_class(payload_decode(&spec, v, 12, &t, why, sizeof(why))),
+                     PAYLOAD_UNSUPPORTED);
 }
 
 static void test_json_object_and_flat_array(void **state)
@@ -221,11 +224,13 @@ static void test_csv_line_with_configured_shape(void **state)
     payload_free(&t);
     payload_spec spec = {.format = PAYLOAD_CSV, .dtype = TS_F64, .has_shape = 1, .ndim = 2,
                          .shape = {2, 2}};
-    assert_int_equal(payload_decode(&spec, "1,2,3,4", 7, &t, why, sizeof(why)), PAYLOAD_OK);
+    assert_int_equal(payload_class(payload_decode(&spec, "1,2,3,4", 7, &t, why, sizeof(why))),
+                     PAYLOAD_OK);
     assert_int_equal(t.dtype, TS_F64);
     assert_true(((double *)t.data)[3] == 4.0);
     payload_free(&t);
-    assert_int_equal(payload_decode(&spec, "1,2,3", 5, &t, why, sizeof(why)), PAYLOAD_MISMATCH);
+    assert_int_equal(payload_class(payload_decode(&spec, "1,2,3", 5, &t, why, sizeof(why))),
+                     PAYLOAD_MISMATCH);
     assert_int_equal(decode(PAYLOAD_CSV, "1,,2", 4, &t, why), PAYLOAD_MALFORMED);
     assert_int_equal(decode(PAYLOAD_CSV, "1;2", 3, &t, why), PAYLOAD_MALFORMED);
     assert_int_equal(decode(PAYLOAD_CSV, "", 0, &t, why), PAYLOAD_MALFORMED);
@@ -236,7 +241,7 @@ static payload_err decode_as(payload_format f, ts_dtype dt, const void *buf, siz
                              payload_tensor *t, char *why)
 {
     payload_spec spec = {.format = f, .dtype = dt, .max_payload = 1 << 20};
-    return payload_decode(&spec, buf, len, t, why, 256);
+    return payload_class(payload_decode(&spec, buf, len, t, why, 256));
 }
 
 /* A NUL (or another stray byte) is never read as a 0 or as the end of the
@@ -320,7 +325,7 @@ static void test_json_ragged_lists_are_refused_and_nesting_is_the_shape(void **s
     assert_int_equal(decode(PAYLOAD_JSON, m, strlen(m), &t, why), PAYLOAD_MISMATCH);
     assert_non_null(strstr(why, "(2, 3)"));
     payload_spec spec = {.format = PAYLOAD_JSON, .has_shape = 1, .ndim = 1, .shape = {4}};
-    assert_int_equal(payload_decode(&spec, "[[1,2],[3,4]]", 13, &t, why, sizeof(why)),
+    assert_int_equal(payload_class(payload_decode(&spec, "[[1,2],[3,4]]", 13, &t, why, sizeof(why))),
                      PAYLOAD_MISMATCH);
     /* Eight levels are a tensor; a ninth is more dimensions than the engine has. */
     m = "[[[[[[[[1]]]]]]]]";
@@ -606,10 +611,12 @@ static void test_bool_bytes_are_zero_or_one(void **state)
     assert_non_null(strstr(why, "0 or 1"));
     payload_spec spec = {.format = PAYLOAD_RAW, .dtype = TS_BOOL, .has_shape = 1, .ndim = 1,
                          .shape = {3}};
-    assert_int_equal(payload_decode(&spec, data, 3, &t, why, sizeof(why)), PAYLOAD_OK);
+    assert_int_equal(payload_class(payload_decode(&spec, data, 3, &t, why, sizeof(why))),
+                     PAYLOAD_OK);
     payload_free(&t);
     data[2] = 0xff;
-    assert_int_equal(payload_decode(&spec, data, 3, &t, why, sizeof(why)), PAYLOAD_MISMATCH);
+    assert_int_equal(payload_class(payload_decode(&spec, data, 3, &t, why, sizeof(why))),
+                     PAYLOAD_MISMATCH);
 }
 
 static void test_oversized_payload_is_too_large(void **state)
@@ -618,13 +625,14 @@ static void test_oversized_payload_is_too_large(void **state)
     payload_spec spec = {.format = PAYLOAD_CSV, .max_payload = 4};
     payload_tensor t;
     char why[256];
-    assert_int_equal(payload_decode(&spec, "1,2,3", 5, &t, why, sizeof(why)), PAYLOAD_TOO_LARGE);
+    assert_int_equal(payload_class(payload_decode(&spec, "1,2,3", 5, &t, why, sizeof(why))),
+                     PAYLOAD_TOO_LARGE);
     assert_non_null(strstr(why, "max_payload"));
     assert_string_equal(payload_err_name(PAYLOAD_TOO_LARGE), "too_large");
     payload_format f;
     assert_int_equal(payload_format_parse("npy", &f), 0);
     assert_int_equal(f, PAYLOAD_NPY);
-    assert_int_equal(payload_format_parse("xml", &f), -1);
+    assert_int_equal(payload_format_parse("xml", &f), -EINVAL);
 }
 
 int main(void)

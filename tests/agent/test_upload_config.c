@@ -51,15 +51,16 @@ static char *put(const char *dir, const char *name, const char *text)
 static void test_retry_classes_follow_the_status(void **state)
 {
     (void)state;
-    assert_true(upload_retryable(500));
-    assert_true(upload_retryable(503));
-    assert_true(upload_retryable(408));
-    assert_true(upload_retryable(429));
-    assert_true(upload_retryable(-110)); /* a transport error */
-    assert_false(upload_retryable(400));
-    assert_false(upload_retryable(403));
-    assert_false(upload_retryable(404));
-    assert_false(upload_retryable(301));
+    assert_true(upload_retryable(0, 500));
+    assert_true(upload_retryable(0, 503));
+    assert_true(upload_retryable(0, 408));
+    assert_true(upload_retryable(0, 429));
+    assert_true(upload_retryable(-110, 0)); /* a transport error */
+    assert_false(upload_retryable(-EBADMSG, 0)); /* a snapshot that cannot be read */
+    assert_false(upload_retryable(0, 400));
+    assert_false(upload_retryable(0, 403));
+    assert_false(upload_retryable(0, 404));
+    assert_false(upload_retryable(0, 301));
 }
 
 static void test_object_key_joins_prefix_device_and_name(void **state)
@@ -141,7 +142,7 @@ static void test_upload_config_is_checked_whole(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(extra, sizeof(extra), bad[i].extra, ca);
-        assert_int_equal(load(f, bad[i].storage, extra, &cfg, err, sizeof(err)), -1);
+        assert_int_equal(load(f, bad[i].storage, extra, &cfg, err, sizeof(err)), -EINVAL);
         if (!strstr(err, bad[i].says))
             fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].says);
         agent_config_free(&cfg);
@@ -152,7 +153,7 @@ static void test_upload_config_is_checked_whole(void **state)
     fprintf(fp, "device_id: a/b\nstorage: {dir: /tmp/x}\nmqtt: {host: h, subscriptions: "
                 "[{topic: t, format: npy}]}\n");
     fclose(fp);
-    assert_int_equal(agent_config_load(path, &cfg, err, sizeof(err)), -1);
+    assert_int_equal(agent_config_load(path, &cfg, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "device_id"));
     agent_config_free(&cfg);
     free(ca);
