@@ -676,6 +676,59 @@ static void test_directory_rename_across_parents(void **state)
     assert_int_equal(fsize(p(f, "Q/E")), -1);
 }
 
+/* A rename made durable by its old parent's dirsync takes its new name for
+ * good, even over durable entries the new parent still had there (a
+ * directory removed, one renamed away): those steps came first, so they are
+ * durable with it. */
+static void test_durable_rename_displaces_older_entries_at_its_name(void **state)
+{
+    fx *f = *state;
+    mkd(f, "P");
+    mkd(f, "Q");
+    dirsync(f);
+    mkd(f, "P/n");
+    mkd(f, "P/k");
+    mkd(f, "Q/m");
+    mkd(f, "Q/j");
+    put(f, "Q/m/f", "f", 1);
+    put(f, "Q/j/g", "gg", 1);
+    sync_sub(f, "Q/m");
+    sync_sub(f, "Q/j");
+    sync_sub(f, "P");
+    sync_sub(f, "Q");
+    assert_int_equal(f->v->rmdir(f->v, p(f, "P/n")), 0);
+    mv(f, "Q/m", "P/n");
+    mv(f, "P/k", "P/z");
+    mv(f, "Q/j", "P/k");
+    sync_sub(f, "Q");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "P/n/f")), 1);
+    assert_int_equal(fsize(p(f, "P/k/g")), 2);
+    assert_true(is_dir(f, "P/z"));
+    assert_int_equal(count_entries(p(f, "Q")), 0);
+}
+
+/* Y out of A, then A into Y, the second rename made durable: the first
+ * came before it, so it is durable too (a journal commits in order), and a
+ * crash must not try to put Y back inside A, i.e. inside itself. */
+static void test_durable_rename_into_a_former_child_keeps_the_tree_whole(void **state)
+{
+    fx *f = *state;
+    mkd(f, "A");
+    dirsync(f);
+    mkd(f, "A/Y");
+    put(f, "A/Y/y", "y", 1);
+    sync_sub(f, "A/Y");
+    sync_sub(f, "A");
+    mv(f, "A/Y", "Y");
+    mv(f, "A", "Y/A");
+    sync_sub(f, "Y");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "Y/y")), 1);
+    assert_true(is_dir(f, "Y/A"));
+    assert_int_equal(fsize(p(f, "A")), -1);
+}
+
 /* A directory removed comes back empty: what moved out of it before stays
  * moved out, wherever it went. */
 static void test_removed_directory_keeps_what_moved_out_of_it(void **state)
@@ -1140,6 +1193,8 @@ int main(void)
         T(test_crash_undoes_a_swap_of_directories),
         T(test_crash_undoes_rename_over_an_empty_directory),
         T(test_directory_rename_across_parents),
+        T(test_durable_rename_displaces_older_entries_at_its_name),
+        T(test_durable_rename_into_a_former_child_keeps_the_tree_whole),
         T(test_removed_directory_keeps_what_moved_out_of_it),
         T(test_revive_takes_new_directories_as_durable),
         T(test_crash_kills_open_handles),
