@@ -4,23 +4,41 @@
  *
  * State, all in one struct whose first member is the plat_vfs table, so the
  * table pointer every call receives is the state pointer:
- *   - files[]: per inode, the size the last fdatasync/fsync made durable. A
- *     file we create starts at 0; a file that existed before we first opened
- *     it counts as synced at the size it had then. Inodes we never opened
- *     are not tracked, and a crash leaves them alone.
- *   - dirs[]: per directory path, the name -> inode map that was durable at
- *     the last dirsync, captured from disk the first time the directory is
+ *   - files[]: per inode, the size the last fdatasync/fsync made durable,
+ *     sorted by inode. A file we create starts at 0; a file that existed
+ *     before we first opened it counts as synced at the size it had then.
+ *     Inodes we never opened are not tracked, and a crash leaves their
+ *     bytes alone.
+ *   - dirs[]: per directory inode, where it is now (its path as spelled,
+ *     rewritten when a rename moves it or a directory above it) and the
+ *     regular-file name -> inode map that was durable at its last dirsync,
+ *     sorted by name; captured from disk the first time the directory is
  *     touched (so whatever existed before counts as durable).
- *   - fds[]: descriptors opened through us, so a crash can kill them.
+ *   - places: for every directory found in a tracked directory, its
+ *     durable entry: the parent and name it had at that parent's last
+ *     dirsync, or those a rename gave it that the other parent's dirsync
+ *     made durable. Directory entries live here rather than in the parents'
+ *     maps because a directory has exactly one name: a rename is one step,
+ *     durable in both parents at once. One removed since keeps its place,
+ *     marked gone.
+ *   - moves: directories this vfs made or renamed since the last crash or
+ *     revive, and where it put each. A crash removes only these when they
+ *     have no durable place (a directory made behind our back is left
+ *     alone), and a dirsync that sees one leave learns from it where it went.
+ *   - fds[]: by descriptor number, whether it was opened through us, and
+ *     whether a crash killed it.
  * A name the durable map still needs, but that unlink or rename is about to
  * remove, keeps its inode alive through a hard link in the shadow directory
- * (named by inode number); a crash links it back.
+ * (named by inode number); a crash links it back. A directory cannot be
+ * linked: a crash moves a misplaced one back by rename (through the shadow
+ * dir, "dir-<inode>", so that swaps and removals cannot collide), and makes a
+ * removed one anew, empty.
  *
- * What it is not: a model of every file system. It covers regular files
- * only (directories are durable once made, never removed or restored by a
- * crash), truncation is durable at once, and overwrites inside the synced
- * size survive a crash; see the limits below. Not thread-safe; paths are
- * compared as spelled; test-only, never linked into shipped binaries.
+ * What it is not: a model of every file system. Truncation is durable at
+ * once, and overwrites inside the synced size survive a crash; see the
+ * limits in plat_fault.h. No fixed table sizes: memory grows with what is
+ * tracked. Not thread-safe; paths are compared as spelled; test-only, never
+ * linked into shipped binaries.
  */
 #include "embeddb/plat_fault.h"
 
@@ -34,11 +52,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Fixed limits; calls that would exceed them fail with -ENFILE. */
-#define MAX_FILES 1024 /* tracked inodes (forgotten when their last name goes) */
-#define MAX_DIRS 16    /* tracked directories */
-#define MAX_FDS 256    /* descriptors open through the fault vfs, dead ones included */
 #define PATH_LEN 4096
+#define STAGE "dir-" /* shadow-dir prefix of directories a crash is moving back */
 
 typedef struct ffile {
     uint64_t ino;
@@ -51,27 +66,44 @@ typedef struct fname {
 } fname;
 
 typedef struct fdir {
-    char path[PATH_LEN];
-    fname *durable; /* owned; grows as needed */
+    uint64_t ino;
+    int dropped;         /* no longer tracked; freed by dirs_compact */
+    char path[PATH_LEN]; /* where it is now */
+    fname *durable;      /* owned; regular files only, sorted by name */
     size_t n, cap;
 } fdir;
 
-typedef struct ffd {
-    int fd;   /* -1: free slot */
-    int dead; /* killed by a crash; the number is held by a placeholder */
-} ffd;
+/* A directory's entry: directory inode `ino` as `name` in directory `parent`. */
+typedef struct fspot {
+    uint64_t ino, parent;
+    char name[NAME_MAX + 1];
+    int gone;  /* places: removed since; a crash makes it anew, empty */
+    int stale; /* places: not (yet) seen by the capture of its parent */
+    int moved; /* places: parent or name changed since the last cycle check */
+} fspot;
+
+typedef struct fspots {
+    fspot *v; /* owned */
+    size_t n, cap;
+} fspots;
+
+enum { FD_NONE, FD_LIVE, FD_DEAD };
 
 typedef struct fault {
     plat_vfs vfs; /* first: the table pointer is the state pointer */
     plat_vfs *base;
     char shadow[PATH_LEN];
-    int made_shadow; /* we created the shadow dir, so free removes it */
+    uint64_t shadow_ino; /* never captured, moved or removed */
+    int made_shadow;     /* we created the shadow dir, so free removes it */
     uint64_t rng;
-    ffile files[MAX_FILES];
-    size_t n_files;
-    fdir dirs[MAX_DIRS];
-    size_t n_dirs;
-    ffd fds[MAX_FDS];
+    ffile *files; /* owned, sorted by inode */
+    size_t n_files, cap_files;
+    fdir **dirs; /* owned, each record too (pointers stay valid while tracked) */
+    size_t n_dirs, cap_dirs;
+    fspots places; /* durable entries of directories */
+    fspots moves;  /* where this vfs last put a directory */
+    unsigned char *fds; /* FD_* by descriptor number */
+    size_t cap_fds;
     unsigned fail_left[PLAT_FAULT_NOPS];
     int fail_err[PLAT_FAULT_NOPS];
     unsigned crash_left;
@@ -100,28 +132,66 @@ static uint64_t rnd(fault *f)
     return f->rng;
 }
 
+/* Room for element n of an array of `size`-byte elements with *cap slots:
+ * the array (moved, possibly), or NULL on OOM with the old one untouched. */
+static void *grow(void *v, size_t n, size_t *cap, size_t size)
+{
+    size_t c = *cap ? *cap * 2 : 32;
+    void *p = v;
+    if (n < *cap)
+        goto out;
+    p = c > SIZE_MAX / size ? NULL : realloc(v, c * size);
+    if (p)
+        *cap = c;
+out:
+    return p;
+}
+
+/* Keeps the first error of a sequence that goes on past failures. */
+static void first_err(int *rc, int r)
+{
+    if (r && !*rc)
+        *rc = r;
+}
+
 /* ---- files ------------------------------------------------------------ */
+
+/* Index of ino in files[], or where it would go. */
+static size_t file_index(const fault *f, uint64_t ino)
+{
+    size_t lo = 0, hi = f->n_files;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (f->files[mid].ino < ino)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 
 static ffile *file_find(fault *f, uint64_t ino)
 {
-    for (size_t i = 0; i < f->n_files; i++)
-        if (f->files[i].ino == ino)
-            return &f->files[i];
-    return NULL;
+    size_t i = file_index(f, ino);
+    return i < f->n_files && f->files[i].ino == ino ? &f->files[i] : NULL;
 }
 
 static int file_set(fault *f, uint64_t ino, uint64_t synced)
 {
-    ffile *fi = file_find(f, ino);
+    size_t i = file_index(f, ino);
+    ffile *v;
     int rc = 0;
-    if (!fi && f->n_files == MAX_FILES) {
-        rc = -ENFILE;
-        goto out;
+    if (i == f->n_files || f->files[i].ino != ino) {
+        if (!(v = grow(f->files, f->n_files, &f->cap_files, sizeof(*v)))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        f->files = v;
+        memmove(&v[i + 1], &v[i], (f->n_files - i) * sizeof(*v));
+        f->n_files++;
+        v[i].ino = ino;
     }
-    if (!fi)
-        fi = &f->files[f->n_files++];
-    fi->ino = ino;
-    fi->synced = synced;
+    f->files[i].synced = synced;
 out:
     return rc;
 }
@@ -130,9 +200,59 @@ out:
  * the recycled inode number outside our view does not inherit its size. */
 static void file_forget(fault *f, uint64_t ino)
 {
-    ffile *fi = file_find(f, ino);
-    if (fi)
-        *fi = f->files[--f->n_files];
+    size_t i = file_index(f, ino);
+    if (i < f->n_files && f->files[i].ino == ino) {
+        memmove(&f->files[i], &f->files[i + 1], (f->n_files - i - 1) * sizeof(f->files[0]));
+        f->n_files--;
+    }
+}
+
+/* ---- directory entries of directories ---------------------------------- */
+
+static fspot *spot_find(fspots *s, uint64_t ino)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].ino == ino && !s->v[i].gone)
+            return &s->v[i];
+    return NULL;
+}
+
+/* Directory ino is now `name` in `parent` (replacing its old spot). */
+static int spot_set(fspots *s, uint64_t ino, uint64_t parent, const char *name)
+{
+    fspot *sp = spot_find(s, ino), *v;
+    int rc = 0;
+    if (!sp) {
+        if (!(v = grow(s->v, s->n, &s->cap, sizeof(*v)))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        s->v = v;
+        sp = &v[s->n++];
+        memset(sp, 0, sizeof(*sp));
+        sp->ino = ino;
+        sp->moved = 1;
+    }
+    if (sp->parent != parent || strcmp(sp->name, name))
+        sp->moved = 1;
+    sp->parent = parent;
+    sp->stale = 0;
+    snprintf(sp->name, sizeof(sp->name), "%s", name);
+out:
+    return rc;
+}
+
+/* Removes *sp; the last spot takes its slot. */
+static void spot_drop(fspots *s, fspot *sp)
+{
+    *sp = s->v[--s->n];
+}
+
+static void spot_forget(fspots *s, uint64_t ino)
+{
+    fspot *sp = spot_find(s, ino);
+    if (sp)
+        spot_drop(s, sp);
 }
 
 /* ---- directories ------------------------------------------------------ */
@@ -160,56 +280,229 @@ out:
     return rc;
 }
 
+static fdir *dir_find(fault *f, uint64_t ino)
+{
+    for (size_t i = 0; i < f->n_dirs; i++)
+        if (f->dirs[i]->ino == ino && !f->dirs[i]->dropped)
+            return f->dirs[i];
+    return NULL;
+}
+
+/* 1 when the record's path still leads to its directory. */
+static int dir_here(const fdir *d)
+{
+    struct stat st;
+    return !d->dropped && !stat(d->path, &st) && (uint64_t)st.st_ino == d->ino;
+}
+
+/* 1 when spot sp names what is on disk (its parent is tracked). */
+static int spot_here(fault *f, const fspot *sp)
+{
+    fdir *d = dir_find(f, sp->parent);
+    char p[PATH_LEN + NAME_MAX + 2];
+    struct stat st;
+    if (!d)
+        return 0;
+    snprintf(p, sizeof(p), "%s/%s", d->path, sp->name);
+    return !lstat(p, &st) && S_ISDIR(st.st_mode) && (uint64_t)st.st_ino == sp->ino;
+}
+
+/* Frees dropped records. A directory no longer tracked takes the durable
+ * places of the directories in it along: nothing could restore them. */
+static void dirs_compact(fault *f)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < f->n_dirs; i++) {
+        fdir *d = f->dirs[i];
+        if (!d->dropped) {
+            f->dirs[kept++] = d;
+            continue;
+        }
+        for (size_t k = 0; k < f->places.n;)
+            if (f->places.v[k].parent == d->ino)
+                spot_drop(&f->places, &f->places.v[k]);
+            else
+                k++;
+        free(d->durable);
+        free(d);
+    }
+    f->n_dirs = kept;
+}
+
+/* A directory moved from `from` to `to`: records at or below it follow. A
+ * path grown past PATH_LEN names nothing any more; that record is dropped
+ * (the caller compacts). */
+static void dirs_follow(fault *f, const char *from, const char *to)
+{
+    size_t fl = strlen(from);
+    char p[PATH_LEN];
+    for (size_t i = 0; i < f->n_dirs; i++) {
+        fdir *d = f->dirs[i];
+        if (strncmp(d->path, from, fl) || (d->path[fl] && d->path[fl] != '/'))
+            continue;
+        if ((size_t)snprintf(p, sizeof(p), "%s%s", to, d->path + fl) >= sizeof(p))
+            d->dropped = 1;
+        else
+            memcpy(d->path, p, sizeof(p));
+    }
+}
+
 static int dir_add(fdir *d, const char *name, uint64_t ino)
 {
+    fname *v = grow(d->durable, d->n, &d->cap, sizeof(*v));
     int rc = 0;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 32;
-        fname *p = cap > SIZE_MAX / sizeof(*p) ? NULL : realloc(d->durable, cap * sizeof(*p));
-        if (!p) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        d->durable = p;
-        d->cap = cap;
+    if (!v) {
+        rc = -ENOMEM;
+        goto out;
     }
-    snprintf(d->durable[d->n].name, sizeof(d->durable[d->n].name), "%s", name);
-    d->durable[d->n++].ino = ino;
+    d->durable = v;
+    snprintf(v[d->n].name, sizeof(v[d->n].name), "%s", name);
+    v[d->n++].ino = ino;
 out:
     return rc;
 }
 
+static int name_order(const void *a, const void *b)
+{
+    return strcmp(((const fname *)a)->name, ((const fname *)b)->name);
+}
+
+static int name_key(const void *key, const void *elem)
+{
+    return strcmp(key, ((const fname *)elem)->name);
+}
+
 static int dir_has(const fdir *d, const char *name, uint64_t ino)
 {
-    for (size_t i = 0; i < d->n; i++)
-        if (d->durable[i].ino == ino && !strcmp(d->durable[i].name, name))
-            return 1;
+    const fname *hit = d->n ? bsearch(name, d->durable, d->n, sizeof(*hit), name_key) : NULL;
+    return hit && hit->ino == ino;
+}
+
+/*
+ * Settles the places marked stale: durable entries that are no longer on
+ * disk and were overtaken (their parent was synced, or removed and so was
+ * empty, or another directory's durable entry took their name). A directory
+ * this vfs moved is durable where it is now, as a rename is one step, and
+ * in turn displaces whatever had its durable entry at that name (which, by
+ * the same step, had left it). One removed, or moved behind our back, has
+ * no durable place any more. Every step makes one more place match the
+ * disk or drops one, so this ends.
+ */
+static void places_settle(fault *f)
+{
+    size_t i = 0;
+    while (i < f->places.n) {
+        fspot *pl = &f->places.v[i], *to = NULL;
+        int displaced = 0;
+        if (!pl->stale) {
+            i++;
+            continue;
+        }
+        pl->stale = 0;
+        if (!pl->gone)
+            to = spot_find(&f->moves, pl->ino);
+        if (!to || !spot_here(f, to)) {
+            spot_drop(&f->places, pl);
+            continue;
+        }
+        pl->parent = to->parent;
+        memcpy(pl->name, to->name, sizeof(pl->name));
+        pl->moved = 1;
+        for (size_t k = 0; k < f->places.n; k++) {
+            fspot *o = &f->places.v[k];
+            if (k != i && o->parent == pl->parent && !strcmp(o->name, pl->name))
+                displaced = o->stale = 1;
+        }
+        i = displaced ? 0 : i + 1;
+    }
+}
+
+/*
+ * Durable places must form a tree, but per-parent durability alone can make
+ * a cycle: Y renamed out of A (not durable), then A renamed into Y (durable
+ * by Y's dirsync) leaves Y durable in A and A in Y. A journal commits in
+ * order, so the later rename made the earlier one durable too. Finds one
+ * cycle (a new one passes through a place that moved) and marks its members
+ * the disk no longer shows stale, for places_settle to move them where the
+ * disk has them. 0 when there is none.
+ */
+static int cycle_mark(fault *f)
+{
+    for (size_t i = 0; i < f->places.n; i++) {
+        fspot *pl = &f->places.v[i], *q = pl;
+        size_t steps = 0;
+        int marked = 0;
+        if (!pl->moved)
+            continue;
+        do /* up the durable tree, at most once round */
+            q = spot_find(&f->places, q->parent);
+        while (q && q != pl && ++steps < f->places.n);
+        if (q != pl) {
+            pl->moved = 0;
+            continue;
+        }
+        do {
+            if (!spot_here(f, q))
+                marked = q->stale = 1;
+            q = spot_find(&f->places, q->parent);
+        } while (q != pl);
+        if (!marked) /* the disk holds no cycle, so this cannot be; still end */
+            spot_drop(&f->places, pl);
+        return 1;
+    }
     return 0;
 }
 
-/* Takes what is in the directory now as its durable map (regular files). */
-static int dir_capture(fdir *d)
+/* After places changed: settle the stale ones, then untangle cycles. */
+static void places_update(fault *f)
+{
+    places_settle(f);
+    while (cycle_mark(f))
+        places_settle(f);
+}
+
+/* Every durable entry in directory `parent` is overtaken (see above). */
+static void places_leave_all(fault *f, uint64_t parent)
+{
+    for (size_t i = 0; i < f->places.n; i++)
+        if (f->places.v[i].parent == parent)
+            f->places.v[i].stale = 1;
+}
+
+/*
+ * Takes what is in the directory now as durable: its regular files into its
+ * map, its directories into places (moving them here from wherever they were
+ * durable before: a rename is one step). Then those durable here before but
+ * here no more have left for good (places_update).
+ */
+static int dir_capture(fault *f, fdir *d)
 {
     DIR *dp = NULL;
     struct dirent *e;
     struct stat st;
     char p[PATH_LEN + NAME_MAX + 2];
     int rc = 0;
-    d->n = 0;
     dp = opendir(d->path);
     if (!dp) {
         rc = -errno;
         goto out;
     }
-    while ((e = readdir(dp))) {
+    d->n = 0;
+    places_leave_all(f, d->ino); /* until seen again below */
+    while (!rc && (e = readdir(dp))) {
         if (is_dot(e->d_name))
             continue;
         snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
-        if (lstat(p, &st) || !S_ISREG(st.st_mode))
+        if (lstat(p, &st))
             continue;
-        if ((rc = dir_add(d, e->d_name, (uint64_t)st.st_ino)))
-            goto out;
+        if (S_ISREG(st.st_mode))
+            rc = dir_add(d, e->d_name, (uint64_t)st.st_ino);
+        else if (S_ISDIR(st.st_mode) && (uint64_t)st.st_ino != f->shadow_ino)
+            rc = spot_set(&f->places, (uint64_t)st.st_ino, d->ino, e->d_name);
     }
+    if (d->n > 1)
+        qsort(d->durable, d->n, sizeof(d->durable[0]), name_order);
+    places_update(f);
 out:
     if (dp)
         closedir(dp);
@@ -221,45 +514,107 @@ out:
  * call about to run will report ENOENT itself. */
 static int dir_touch(fault *f, const char *path, fdir **out)
 {
-    fdir *d = NULL;
+    struct stat st;
+    fdir *d = NULL, **v;
     int rc = 0;
-    for (size_t i = 0; i < f->n_dirs && !d; i++)
-        if (!strcmp(f->dirs[i].path, path))
-            d = &f->dirs[i];
-    if (d)
-        goto out;
-    if (f->n_dirs == MAX_DIRS) {
-        rc = -ENFILE;
+    if (strlen(path) >= PATH_LEN) {
+        rc = -ENAMETOOLONG;
         goto out;
     }
-    d = &f->dirs[f->n_dirs];
+    if (stat(path, &st)) {
+        rc = errno == ENOENT ? 0 : -errno;
+        goto out;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        rc = -ENOTDIR;
+        goto out;
+    }
+    if ((d = dir_find(f, (uint64_t)st.st_ino))) {
+        if (strcmp(d->path, path) && !dir_here(d)) /* moved behind our back */
+            snprintf(d->path, sizeof(d->path), "%s", path);
+        goto out;
+    }
+    if (!(v = grow(f->dirs, f->n_dirs, &f->cap_dirs, sizeof(*v))) ||
+        !(d = calloc(1, sizeof(*d)))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    f->dirs = v;
+    d->ino = (uint64_t)st.st_ino;
     snprintf(d->path, sizeof(d->path), "%s", path);
-    rc = dir_capture(d);
-    if (rc) {
+    if ((rc = dir_capture(f, d))) {
+        free(d->durable);
+        free(d);
         d = NULL;
         if (rc == -ENOENT)
             rc = 0;
         goto out;
     }
-    f->n_dirs++;
+    f->dirs[f->n_dirs++] = d;
 out:
     *out = d;
     return rc;
 }
 
-static int touch_parent(fault *f, const char *path)
+/* The record of the directory holding path (NULL when that does not exist)
+ * and path's last component. */
+static int touch_parent(fault *f, const char *path, fdir **d, char name[NAME_MAX + 1])
 {
-    char dir[PATH_LEN], name[NAME_MAX + 1];
-    fdir *d;
+    char dir[PATH_LEN];
     int rc = split(path, dir, name);
+    *d = NULL;
     if (!rc)
-        rc = dir_touch(f, dir, &d);
+        rc = dir_touch(f, dir, d);
     return rc;
+}
+
+/* Notes that this vfs just put a directory at path (mkdir, rename). */
+static int dir_put(fault *f, const char *path)
+{
+    char name[NAME_MAX + 1];
+    struct stat st;
+    fdir *d;
+    int rc = touch_parent(f, path, &d, name);
+    if (rc || !d)
+        goto out;
+    if (lstat(path, &st)) {
+        rc = -errno;
+        goto out;
+    }
+    rc = spot_set(&f->moves, (uint64_t)st.st_ino, d->ino, name);
+out:
+    return rc;
+}
+
+/*
+ * Directory ino is no more (rmdir, or renamed over). Its durable place, if
+ * any, stays, marked gone: a crash makes it anew. It was empty, so whatever
+ * left it left for good (places_update); its record goes, so that a recycled
+ * inode number does not inherit its map.
+ */
+static void dir_removed(fault *f, uint64_t ino)
+{
+    fspot *pl = spot_find(&f->places, ino);
+    fdir *d = dir_find(f, ino);
+    if (pl)
+        pl->gone = 1;
+    places_leave_all(f, ino);
+    places_update(f);
+    spot_forget(&f->moves, ino);
+    if (d) {
+        d->dropped = 1;
+        dirs_compact(f);
+    }
 }
 
 static void shadow_path(fault *f, uint64_t ino, char *out, size_t len)
 {
     snprintf(out, len, "%s/%llu", f->shadow, (unsigned long long)ino);
+}
+
+static void stage_path(fault *f, uint64_t ino, char *out, size_t len)
+{
+    snprintf(out, len, "%s/" STAGE "%llu", f->shadow, (unsigned long long)ino);
 }
 
 /*
@@ -271,13 +626,13 @@ static void shadow_path(fault *f, uint64_t ino, char *out, size_t len)
  */
 static int protect(fault *f, const char *path, uint64_t *ino, int *last)
 {
-    char dir[PATH_LEN], name[NAME_MAX + 1], sh[PATH_LEN + 32];
+    char name[NAME_MAX + 1], sh[PATH_LEN + 32];
     fdir *d = NULL;
     struct stat st;
     int rc;
     *ino = 0;
     *last = 0;
-    if ((rc = split(path, dir, name)) || (rc = dir_touch(f, dir, &d)) || !d)
+    if ((rc = touch_parent(f, path, &d, name)) || !d)
         goto out;
     if (lstat(path, &st) || !S_ISREG(st.st_mode))
         goto out; /* the call itself will report what is wrong */
@@ -295,42 +650,42 @@ out:
 
 /* ---- descriptors and the gate ------------------------------------------ */
 
-static ffd *fd_find(fault *f, int fd)
+static int fd_state(const fault *f, int fd)
 {
-    for (size_t i = 0; i < MAX_FDS; i++)
-        if (f->fds[i].fd == fd)
-            return &f->fds[i];
-    return NULL;
+    return fd >= 0 && (size_t)fd < f->cap_fds ? f->fds[fd] : FD_NONE;
 }
 
 /* Registers a descriptor we just opened and its inode. `fresh`: this open
- * created or truncated the file, so none of its bytes are durable yet. */
+ * created or truncated the file, so none of its bytes are durable yet. An
+ * old entry for the number is stale (the kernel hands out free numbers
+ * only: the caller closed it behind our back) and is overwritten. */
 static int track(fault *f, int fd, int fresh)
 {
     struct stat st;
-    ffd *slot = NULL;
     int rc = 0;
     if (fstat(fd, &st)) {
         rc = -errno;
         goto out;
     }
-    /* An entry with this number is stale (the kernel hands out free numbers
-     * only): the caller closed it behind our back. Reuse it. */
-    slot = fd_find(f, fd);
-    if (!slot)
-        slot = fd_find(f, -1);
-    if (!slot) {
-        rc = -ENFILE;
-        goto out;
+    if ((size_t)fd >= f->cap_fds) {
+        size_t cap = f->cap_fds ? f->cap_fds : 64;
+        unsigned char *v;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        if (!(v = realloc(f->fds, cap))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        memset(v + f->cap_fds, FD_NONE, cap - f->cap_fds);
+        f->fds = v;
+        f->cap_fds = cap;
     }
     if (fresh)
         rc = file_set(f, (uint64_t)st.st_ino, 0);
     else if (!file_find(f, (uint64_t)st.st_ino))
         rc = file_set(f, (uint64_t)st.st_ino, (uint64_t)st.st_size);
-    if (rc)
-        goto out;
-    slot->fd = fd;
-    slot->dead = 0;
+    if (!rc)
+        f->fds[fd] = FD_LIVE;
 out:
     return rc;
 }
@@ -367,11 +722,11 @@ out:
 }
 
 /* gate() for a call on a descriptor: dead handles fail before anything is
- * counted. *e is the descriptor's entry, NULL when not opened through us. */
-static int fd_gate(fault *f, int fd, int op, int mutating, ffd **e)
+ * counted. *state is the descriptor's FD_* (FD_NONE: not opened through us). */
+static int fd_gate(fault *f, int fd, int op, int mutating, int *state)
 {
-    *e = fd_find(f, fd);
-    return *e && (*e)->dead ? -EIO : gate(f, op, mutating);
+    *state = fd_state(f, fd);
+    return *state == FD_DEAD ? -EIO : gate(f, op, mutating);
 }
 
 /* ---- the vfs ---------------------------------------------------------- */
@@ -380,10 +735,12 @@ static int f_open(plat_vfs *v, const char *path, int flags, int *fd_out)
 {
     fault *f = F(v);
     struct stat st;
+    char name[NAME_MAX + 1];
+    fdir *d;
     int existed = stat(path, &st) == 0;
     int fresh = ((flags & PLAT_O_CREAT) && !existed) || ((flags & PLAT_O_TRUNC) && existed);
     int fd = -1, rc;
-    if ((rc = gate(f, PLAT_FAULT_OPEN, fresh)) || (rc = touch_parent(f, path)))
+    if ((rc = gate(f, PLAT_FAULT_OPEN, fresh)) || (rc = touch_parent(f, path, &d, name)))
         goto out;
     if ((rc = f->base->open(f->base, path, flags, &fd)) || (rc = track(f, fd, fresh)))
         goto out;
@@ -398,14 +755,13 @@ out:
 static int f_close(plat_vfs *v, int fd)
 {
     fault *f = F(v);
-    ffd *e = fd_find(f, fd);
+    int state = fd_state(f, fd);
     /* Always release the number, even a dead handle's placeholder. */
     int rc = f->base->close(f->base, fd);
-    if (e) {
-        if (e->dead)
+    if (state != FD_NONE) {
+        if (state == FD_DEAD)
             rc = -EIO;
-        e->fd = -1;
-        e->dead = 0;
+        f->fds[fd] = FD_NONE;
     }
     return rc;
 }
@@ -413,8 +769,8 @@ static int f_close(plat_vfs *v, int fd)
 static int f_pread(plat_vfs *v, int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
     fault *f = F(v);
-    ffd *e;
-    int rc = fd_gate(f, fd, PLAT_FAULT_PREAD, 0, &e);
+    int state;
+    int rc = fd_gate(f, fd, PLAT_FAULT_PREAD, 0, &state);
     if (rc)
         *got = 0;
     else
@@ -425,8 +781,8 @@ static int f_pread(plat_vfs *v, int fd, void *buf, size_t len, uint64_t off, siz
 static int f_pwritev(plat_vfs *v, int fd, const struct iovec *iov, int iovcnt, uint64_t off)
 {
     fault *f = F(v);
-    ffd *e;
-    int rc = fd_gate(f, fd, PLAT_FAULT_PWRITEV, 1, &e);
+    int state;
+    int rc = fd_gate(f, fd, PLAT_FAULT_PWRITEV, 1, &state);
     if (!rc)
         rc = f->base->pwritev(f->base, fd, iov, iovcnt, off);
     return rc;
@@ -435,12 +791,12 @@ static int f_pwritev(plat_vfs *v, int fd, const struct iovec *iov, int iovcnt, u
 static int do_sync(fault *f, int fd, int full)
 {
     struct stat st;
-    ffd *e;
-    int rc = fd_gate(f, fd, PLAT_FAULT_FDATASYNC, 1, &e);
+    int state;
+    int rc = fd_gate(f, fd, PLAT_FAULT_FDATASYNC, 1, &state);
     if (rc)
         goto out;
     rc = full ? f->base->fsync(f->base, fd) : f->base->fdatasync(f->base, fd);
-    if (rc || !e)
+    if (rc || state == FD_NONE)
         goto out;
     if (fstat(fd, &st)) {
         rc = -errno;
@@ -466,9 +822,9 @@ static int f_ftruncate(plat_vfs *v, int fd, uint64_t len)
     fault *f = F(v);
     struct stat st;
     ffile *fi;
-    ffd *e;
-    int rc = fd_gate(f, fd, PLAT_FAULT_FTRUNCATE, 1, &e);
-    if (rc || (rc = f->base->ftruncate(f->base, fd, len)) || !e)
+    int state;
+    int rc = fd_gate(f, fd, PLAT_FAULT_FTRUNCATE, 1, &state);
+    if (rc || (rc = f->base->ftruncate(f->base, fd, len)) || state == FD_NONE)
         goto out;
     if (fstat(fd, &st)) {
         rc = -errno;
@@ -486,8 +842,8 @@ out:
 static int f_fstat(plat_vfs *v, int fd, plat_stat *st)
 {
     fault *f = F(v);
-    ffd *e;
-    int rc = fd_gate(f, fd, -1, 0, &e);
+    int state;
+    int rc = fd_gate(f, fd, -1, 0, &state);
     if (!rc)
         rc = f->base->fstat(f->base, fd, st);
     return rc;
@@ -502,17 +858,34 @@ static int f_stat(plat_vfs *v, const char *path, plat_stat *st)
     return rc;
 }
 
+/* A directory renamed keeps its own state (records follow it); one renamed
+ * over is removed. Either becomes durable as a directory entry once one of
+ * the two parents is synced. */
 static int f_rename(plat_vfs *v, const char *from, const char *to)
 {
     fault *f = F(v);
-    uint64_t from_ino, to_ino;
+    struct stat st;
+    uint64_t from_ino, to_ino, dir_ino = 0, over_ino = 0;
     int from_last, to_last, rc;
     if ((rc = gate(f, PLAT_FAULT_RENAME, 1)) || (rc = protect(f, from, &from_ino, &from_last)) ||
-        (rc = protect(f, to, &to_ino, &to_last)) || (rc = f->base->rename(f->base, from, to)))
+        (rc = protect(f, to, &to_ino, &to_last)))
+        goto out;
+    if (!lstat(from, &st) && S_ISDIR(st.st_mode))
+        dir_ino = (uint64_t)st.st_ino;
+    if (!lstat(to, &st) && S_ISDIR(st.st_mode))
+        over_ino = (uint64_t)st.st_ino;
+    if ((rc = f->base->rename(f->base, from, to)))
         goto out;
     /* The inode renamed over dies, unless both names were links to one. */
     if (to_ino && to_last && to_ino != from_ino)
         file_forget(f, to_ino);
+    if (dir_ino) {
+        if (over_ino && over_ino != dir_ino)
+            dir_removed(f, over_ino);
+        dirs_follow(f, from, to);
+        dirs_compact(f);
+        rc = dir_put(f, to);
+    }
 out:
     return rc;
 }
@@ -522,9 +895,11 @@ out:
 static int f_link(plat_vfs *v, const char *from, const char *to)
 {
     fault *f = F(v);
+    char name[NAME_MAX + 1];
+    fdir *d;
     int rc;
-    if ((rc = gate(f, PLAT_FAULT_LINK, 1)) || (rc = touch_parent(f, from)) ||
-        (rc = touch_parent(f, to)))
+    if ((rc = gate(f, PLAT_FAULT_LINK, 1)) || (rc = touch_parent(f, from, &d, name)) ||
+        (rc = touch_parent(f, to, &d, name)))
         goto out;
     rc = f->base->link(f->base, from, to);
 out:
@@ -545,24 +920,39 @@ out:
     return rc;
 }
 
+/* A new directory: gone after a crash, with all it holds, unless its parent
+ * was synced since. */
 static int f_mkdir(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
+    char name[NAME_MAX + 1];
+    fdir *d;
     int rc;
-    if ((rc = gate(f, PLAT_FAULT_MKDIR, 1)) || (rc = touch_parent(f, path)))
+    if ((rc = gate(f, PLAT_FAULT_MKDIR, 1)) || (rc = touch_parent(f, path, &d, name)) ||
+        (rc = f->base->mkdir(f->base, path)))
         goto out;
-    rc = f->base->mkdir(f->base, path);
+    rc = dir_put(f, path);
 out:
     return rc;
 }
 
-/* Directories are outside the crash model: removal is durable at once. */
+/* The parent is captured first, so a crash before its next dirsync can
+ * bring the directory back (empty). */
 static int f_rmdir(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
-    int rc = gate(f, PLAT_FAULT_RMDIR, 1);
-    if (!rc)
-        rc = f->base->rmdir(f->base, path);
+    char name[NAME_MAX + 1];
+    struct stat st;
+    fdir *d;
+    int is_dir, rc;
+    if ((rc = gate(f, PLAT_FAULT_RMDIR, 1)) || (rc = touch_parent(f, path, &d, name)))
+        goto out;
+    is_dir = !lstat(path, &st) && S_ISDIR(st.st_mode);
+    if ((rc = f->base->rmdir(f->base, path)))
+        goto out;
+    if (is_dir)
+        dir_removed(f, (uint64_t)st.st_ino);
+out:
     return rc;
 }
 
@@ -582,13 +972,10 @@ static int f_dirsync(plat_vfs *v, const char *path)
     fault *f = F(v);
     fdir *d = NULL;
     int rc;
-    if ((rc = gate(f, PLAT_FAULT_DIRSYNC, 1)) || (rc = f->base->dirsync(f->base, path)))
+    if ((rc = gate(f, PLAT_FAULT_DIRSYNC, 1)) || (rc = f->base->dirsync(f->base, path)) ||
+        (rc = dir_touch(f, path, &d)) || !d)
         goto out;
-    /* A first touch captures the present anyway; otherwise re-capture. */
-    for (size_t i = 0; i < f->n_dirs && !d; i++)
-        if (!strcmp(f->dirs[i].path, path))
-            d = &f->dirs[i];
-    rc = d ? dir_capture(d) : dir_touch(f, path, &d);
+    rc = dir_capture(f, d); /* after a first touch too: cheap, and simpler */
 out:
     return rc;
 }
@@ -608,9 +995,11 @@ static int f_lock(plat_vfs *v, const char *path, int *fd_out)
 {
     fault *f = F(v);
     struct stat st;
+    char name[NAME_MAX + 1];
+    fdir *d;
     int existed = stat(path, &st) == 0;
     int fd = -1, rc;
-    if ((rc = gate(f, -1, 0)) || (rc = touch_parent(f, path)) ||
+    if ((rc = gate(f, -1, 0)) || (rc = touch_parent(f, path, &d, name)) ||
         (rc = f->base->lock(f->base, path, &fd)) || (rc = track(f, fd, !existed)))
         goto out;
     *fd_out = fd;
@@ -634,55 +1023,105 @@ static int kill_fds(fault *f)
 {
     int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int rc = null_fd < 0 ? -errno : 0;
-    for (size_t i = 0; i < MAX_FDS; i++) {
-        ffd *e = &f->fds[i];
-        if (e->fd < 0 || e->dead)
+    for (size_t fd = 0; fd < f->cap_fds; fd++) {
+        if (f->fds[fd] != FD_LIVE)
             continue;
-        if (null_fd >= 0 && dup2(null_fd, e->fd) >= 0)
-            fcntl(e->fd, F_SETFD, FD_CLOEXEC);
+        if (null_fd >= 0 && dup2(null_fd, (int)fd) >= 0)
+            fcntl((int)fd, F_SETFD, FD_CLOEXEC);
         else
-            f->base->close(f->base, e->fd); /* second best: number may be reused */
-        e->dead = 1;
+            f->base->close(f->base, (int)fd); /* second best: number may be reused */
+        f->fds[fd] = FD_DEAD;
     }
     if (null_fd >= 0)
         close(null_fd);
     return rc;
 }
 
-/* Directory entries go back to the last dirsync: names made since (or now
- * naming another inode) go, durable names come back from the shadow dir. */
-static int rewind_names(fault *f, fdir *d)
+/* A directory, and everything below it, removed from our view as well as
+ * from the disk. */
+static void dir_forget(fault *f, uint64_t ino)
 {
-    DIR *dp = NULL;
-    struct dirent *e;
+    fdir *d = dir_find(f, ino);
+    if (d)
+        d->dropped = 1; /* the caller compacts */
+    spot_forget(&f->moves, ino);
+}
+
+/* rm -r path, forgetting the files and directories it held. `path` is a
+ * buffer of at least PATH_LEN bytes, extended in place on the way down and
+ * restored. The shadow dir is never removed. */
+static int remove_tree(fault *f, char *path)
+{
+    size_t len = strlen(path);
     struct stat st;
-    char p[PATH_LEN + NAME_MAX + 2], sh[PATH_LEN + 32];
+    struct dirent *e;
+    DIR *dp = NULL;
     int rc = 0;
-    dp = opendir(d->path);
-    if (!dp) {
-        rc = errno == ENOENT ? 0 : -errno;
+    if (lstat(path, &st)) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path))
+            rc = -errno;
+        else if (S_ISREG(st.st_mode) && st.st_nlink == 1)
+            file_forget(f, (uint64_t)st.st_ino);
+        goto out;
+    }
+    if ((uint64_t)st.st_ino == f->shadow_ino)
+        goto out;
+    if (!(dp = opendir(path))) {
+        rc = -errno;
         goto out;
     }
     while ((e = readdir(dp))) {
         if (is_dot(e->d_name))
             continue;
-        snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
-        if (lstat(p, &st) || !S_ISREG(st.st_mode) || dir_has(d, e->d_name, (uint64_t)st.st_ino))
-            continue;
-        if (unlink(p)) {
-            rc = rc ? rc : -errno;
+        if (len + 1 + strlen(e->d_name) >= PATH_LEN) {
+            first_err(&rc, -ENAMETOOLONG);
             continue;
         }
-        if (st.st_nlink == 1)
-            file_forget(f, (uint64_t)st.st_ino);
+        path[len] = '/';
+        strcpy(path + len + 1, e->d_name);
+        first_err(&rc, remove_tree(f, path));
+        path[len] = '\0';
     }
-    for (size_t i = 0; i < d->n; i++) {
-        snprintf(p, sizeof(p), "%s/%s", d->path, d->durable[i].name);
-        if (lstat(p, &st) == 0)
+    if (rmdir(path))
+        first_err(&rc, -errno);
+    dir_forget(f, (uint64_t)st.st_ino);
+out:
+    if (dp)
+        closedir(dp);
+    return rc;
+}
+
+/* Pass 1: every directory in d whose durable place is elsewhere (a rename
+ * that was not made durable) goes to the shadow dir for now, out of the way
+ * of the removals below and of each other (a swap). */
+static int stage_strays(fault *f, fdir *d)
+{
+    DIR *dp = NULL;
+    struct dirent *e;
+    struct stat st;
+    char p[PATH_LEN + NAME_MAX + 2], sp[PATH_LEN + 32];
+    int rc = 0;
+    if (!dir_here(d) || !(dp = opendir(d->path)))
+        goto out;
+    while ((e = readdir(dp))) {
+        fspot *pl;
+        if (is_dot(e->d_name))
             continue;
-        shadow_path(f, d->durable[i].ino, sh, sizeof(sh));
-        if (link(sh, p) && !rc)
-            rc = -errno;
+        snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
+        if (lstat(p, &st) || !S_ISDIR(st.st_mode) || (uint64_t)st.st_ino == f->shadow_ino)
+            continue;
+        pl = spot_find(&f->places, (uint64_t)st.st_ino);
+        if (!pl || (pl->parent == d->ino && !strcmp(pl->name, e->d_name)))
+            continue;
+        stage_path(f, pl->ino, sp, sizeof(sp));
+        if (rename(p, sp))
+            first_err(&rc, -errno);
+        else
+            dirs_follow(f, p, sp);
     }
 out:
     if (dp)
@@ -690,8 +1129,115 @@ out:
     return rc;
 }
 
-/* Cuts every tracked file in the directory to its synced size, or with
- * `torn` to a random point between that and its present size. */
+/* Pass 2: names made in d since its last dirsync go: regular files not in
+ * its map, and directories this vfs made or moved here that have no durable
+ * place, with all they hold. Directories made behind its back stay. */
+static int remove_new(fault *f, fdir *d)
+{
+    DIR *dp = NULL;
+    struct dirent *e;
+    struct stat st;
+    char p[PATH_LEN + NAME_MAX + 2];
+    int rc = 0;
+    if (!dir_here(d) || !(dp = opendir(d->path)))
+        goto out;
+    while ((e = readdir(dp))) {
+        if (is_dot(e->d_name))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
+        if (lstat(p, &st))
+            continue;
+        if (S_ISREG(st.st_mode) && !dir_has(d, e->d_name, (uint64_t)st.st_ino)) {
+            if (unlink(p))
+                first_err(&rc, -errno);
+            else if (st.st_nlink == 1)
+                file_forget(f, (uint64_t)st.st_ino);
+        } else if (S_ISDIR(st.st_mode) && !spot_find(&f->places, (uint64_t)st.st_ino) &&
+                   spot_find(&f->moves, (uint64_t)st.st_ino)) {
+            first_err(&rc, remove_tree(f, p));
+        }
+    }
+out:
+    if (dp)
+        closedir(dp);
+    return rc;
+}
+
+/* Pass 3: every durable directory whose parent is still tracked goes back
+ * to its place: from the shadow dir where pass 1 put it or, if it was
+ * removed since, as a new empty directory whose inode takes over the place. */
+static int restore_dirs(fault *f)
+{
+    char p[PATH_LEN + NAME_MAX + 2], sp[PATH_LEN + 32];
+    struct stat st;
+    int rc = 0;
+    for (size_t i = 0; i < f->places.n; i++) {
+        fspot *pl = &f->places.v[i];
+        fdir *d = dir_find(f, pl->parent);
+        if (!d || !dir_here(d) || (!pl->gone && spot_here(f, pl)))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", d->path, pl->name);
+        stage_path(f, pl->ino, sp, sizeof(sp));
+        if (!pl->gone && !rename(sp, p)) {
+            dirs_follow(f, sp, p);
+            continue;
+        }
+        if (!pl->gone && errno != ENOENT) {
+            first_err(&rc, -errno);
+            continue;
+        }
+        if (mkdir(p, 0755) || lstat(p, &st)) {
+            first_err(&rc, -errno);
+            continue;
+        }
+        pl->ino = (uint64_t)st.st_ino;
+        pl->gone = 0;
+    }
+    return rc;
+}
+
+/* Staged directories no durable place claimed (their parent went): gone. */
+static int remove_staged(fault *f)
+{
+    DIR *dp = opendir(f->shadow);
+    struct dirent *e;
+    char p[PATH_LEN + NAME_MAX + 2];
+    int rc = 0;
+    if (!dp)
+        goto out;
+    while ((e = readdir(dp)))
+        if (!strncmp(e->d_name, STAGE, strlen(STAGE))) {
+            snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
+            first_err(&rc, remove_tree(f, p));
+        }
+    closedir(dp);
+out:
+    return rc;
+}
+
+/* Pass 4: durable file names that were unlinked or renamed over come back
+ * from the shadow dir. */
+static int restore_files(fault *f, fdir *d)
+{
+    char p[PATH_LEN + NAME_MAX + 2], sh[PATH_LEN + 32];
+    struct stat st;
+    int rc = 0;
+    if (!dir_here(d))
+        goto out;
+    for (size_t i = 0; i < d->n; i++) {
+        snprintf(p, sizeof(p), "%s/%s", d->path, d->durable[i].name);
+        if (lstat(p, &st) == 0)
+            continue;
+        shadow_path(f, d->durable[i].ino, sh, sizeof(sh));
+        if (link(sh, p))
+            first_err(&rc, -errno);
+    }
+out:
+    return rc;
+}
+
+/* Pass 5: every tracked file in the directory is cut to its synced size,
+ * or with `torn` to a random point between that and its present size. */
 static int cut_files(fault *f, fdir *d, int torn)
 {
     DIR *dp = NULL;
@@ -699,11 +1245,8 @@ static int cut_files(fault *f, fdir *d, int torn)
     struct stat st;
     char p[PATH_LEN + NAME_MAX + 2];
     int rc = 0;
-    dp = opendir(d->path);
-    if (!dp) {
-        rc = errno == ENOENT ? 0 : -errno;
+    if (!dir_here(d) || !(dp = opendir(d->path)))
         goto out;
-    }
     while ((e = readdir(dp))) {
         ffile *fi;
         uint64_t keep;
@@ -718,8 +1261,8 @@ static int cut_files(fault *f, fdir *d, int torn)
         keep = fi->synced;
         if (torn)
             keep += rnd(f) % ((uint64_t)st.st_size - fi->synced + 1);
-        if (truncate(p, (off_t)keep) && !rc)
-            rc = -errno;
+        if (truncate(p, (off_t)keep))
+            first_err(&rc, -errno);
     }
 out:
     if (dp)
@@ -727,17 +1270,32 @@ out:
     return rc;
 }
 
+/*
+ * Directories first, so that every name below is where the durable state
+ * says (strays staged before anything is removed, so a removal never takes
+ * a durable directory along); then file names; then sizes, as a restored
+ * name may lead to a file to cut. Afterwards nothing is "made since" any
+ * more, and records whose directory went are dropped.
+ */
 int plat_fault_crash(plat_vfs *vfs, int torn)
 {
     fault *f = F(vfs);
-    int rc = kill_fds(f), r;
-    /* Names first, then sizes: a restored name may lead to a file to cut. */
+    int rc = kill_fds(f);
     for (size_t i = 0; i < f->n_dirs; i++)
-        if ((r = rewind_names(f, &f->dirs[i])) && !rc)
-            rc = r;
+        first_err(&rc, stage_strays(f, f->dirs[i]));
     for (size_t i = 0; i < f->n_dirs; i++)
-        if ((r = cut_files(f, &f->dirs[i], torn)) && !rc)
-            rc = r;
+        first_err(&rc, remove_new(f, f->dirs[i]));
+    first_err(&rc, restore_dirs(f));
+    first_err(&rc, remove_staged(f));
+    for (size_t i = 0; i < f->n_dirs; i++)
+        first_err(&rc, restore_files(f, f->dirs[i]));
+    for (size_t i = 0; i < f->n_dirs; i++)
+        first_err(&rc, cut_files(f, f->dirs[i], torn));
+    f->moves.n = 0;
+    for (size_t i = 0; i < f->n_dirs; i++)
+        if (!dir_here(f->dirs[i]))
+            f->dirs[i]->dropped = 1;
+    dirs_compact(f);
     return rc;
 }
 
@@ -754,7 +1312,7 @@ static void clear_shadow(fault *f)
         if (is_dot(e->d_name))
             continue;
         snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
-        unlink(p);
+        remove_tree(f, p);
     }
     closedir(dp);
 }
@@ -763,31 +1321,23 @@ void plat_fault_revive(plat_vfs *vfs)
 {
     fault *f = F(vfs);
     struct stat st;
-    size_t kept = 0;
     f->crashed = 0;
     f->crash_left = 0;
     /* What is on disk now is what the rebooted machine finds: all durable.
      * Known directories are re-captured now rather than on next touch, so
      * a write through a handle still open (revive without a crash) is
      * still cut by a later crash. */
-    for (size_t i = 0; i < f->n_dirs; i++) {
-        if (dir_capture(&f->dirs[i])) { /* gone: forget it */
-            free(f->dirs[i].durable);
-            memset(&f->dirs[i], 0, sizeof(f->dirs[i]));
-            continue;
-        }
-        if (i != kept) {
-            f->dirs[kept] = f->dirs[i];
-            memset(&f->dirs[i], 0, sizeof(f->dirs[i]));
-        }
-        kept++;
-    }
-    f->n_dirs = kept;
-    f->n_files = 0;
-    for (size_t i = 0; i < MAX_FDS; i++)
-        if (f->fds[i].fd >= 0 && !f->fds[i].dead && !fstat(f->fds[i].fd, &st))
-            file_set(f, (uint64_t)st.st_ino, (uint64_t)st.st_size);
     clear_shadow(f);
+    f->places.n = 0;
+    f->moves.n = 0;
+    for (size_t i = 0; i < f->n_dirs; i++)
+        if (!dir_here(f->dirs[i]) || dir_capture(f, f->dirs[i]))
+            f->dirs[i]->dropped = 1; /* gone: forget it */
+    dirs_compact(f);
+    f->n_files = 0;
+    for (size_t fd = 0; fd < f->cap_fds; fd++)
+        if (f->fds[fd] == FD_LIVE && !fstat((int)fd, &st))
+            file_set(f, (uint64_t)st.st_ino, (uint64_t)st.st_size);
 }
 
 void plat_fault_fail_nth(plat_vfs *vfs, plat_fault_op op, unsigned nth, int err)
@@ -825,6 +1375,7 @@ plat_vfs *plat_fault_new(plat_vfs *base, const char *shadow_dir, uint64_t seed)
 {
     fault *f = calloc(1, sizeof(*f));
     plat_vfs *out = NULL;
+    struct stat st;
     if (!f || strlen(shadow_dir) + 32 >= sizeof(f->shadow))
         goto out;
     f->vfs = (plat_vfs){
@@ -853,16 +1404,19 @@ plat_vfs *plat_fault_new(plat_vfs *base, const char *shadow_dir, uint64_t seed)
     f->rng = seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
     if (!f->rng)
         f->rng = 1;
-    for (size_t i = 0; i < MAX_FDS; i++)
-        f->fds[i].fd = -1;
     snprintf(f->shadow, sizeof(f->shadow), "%s", shadow_dir);
     if (mkdir(shadow_dir, 0755) == 0)
         f->made_shadow = 1;
     else if (errno != EEXIST)
         goto out;
+    if (stat(shadow_dir, &st) || !S_ISDIR(st.st_mode))
+        goto out;
+    f->shadow_ino = (uint64_t)st.st_ino;
     out = &f->vfs;
     f = NULL;
 out:
+    if (f && f->made_shadow)
+        rmdir(f->shadow);
     free(f);
     return out;
 }
@@ -877,8 +1431,14 @@ void plat_fault_free(plat_vfs *vfs)
     clear_shadow(f);
     if (f->made_shadow)
         rmdir(f->shadow);
-    /* All slots: one whose first capture failed may hold a buffer too. */
-    for (size_t i = 0; i < MAX_DIRS; i++)
-        free(f->dirs[i].durable);
+    for (size_t i = 0; i < f->n_dirs; i++) {
+        free(f->dirs[i]->durable);
+        free(f->dirs[i]);
+    }
+    free(f->dirs);
+    free(f->files);
+    free(f->places.v);
+    free(f->moves.v);
+    free(f->fds);
     free(f);
 }

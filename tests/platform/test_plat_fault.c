@@ -2,8 +2,11 @@
  * test_plat_fault.c -- the fault-injecting vfs (platform/src/plat_fault.c)
  * on real files in a mkdtemp directory under /tmp: its power-cut model
  * (unsynced bytes and undirsynced names are lost, synced ones survive,
- * renames and unlinks of durable names are undone, torn tails are prefixes),
- * dead handles, injected errors, and the automatic crash point.
+ * renames and unlinks of durable names are undone, torn tails are prefixes;
+ * directories made, renamed or removed since their parent's dirsync are
+ * undone too, and what a directory holds follows it through renames),
+ * dead handles, injected errors, the automatic crash point, and hundreds of
+ * directories, thousands of files and hundreds of open handles at once.
  * Files are inspected with plain POSIX calls, not through the vfs under test.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -123,6 +126,44 @@ static int open_rw(fx *f, const char *name)
     int fd = -1;
     assert_int_equal(f->v->open(f->v, p(f, name), PLAT_O_RDWR | PLAT_O_CREAT, &fd), 0);
     return fd;
+}
+
+/* Names in dir, "." and ".." aside; -1 if it cannot be read. */
+static int count_entries(const char *dir)
+{
+    struct dirent *e;
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+/* mkdir, dirsync and rename through the vfs, on names under the fixture dir. */
+static void mkd(fx *f, const char *name)
+{
+    assert_int_equal(f->v->mkdir(f->v, p(f, name)), 0);
+}
+
+static void sync_sub(fx *f, const char *name)
+{
+    assert_int_equal(f->v->dirsync(f->v, p(f, name)), 0);
+}
+
+static void mv(fx *f, const char *from, const char *to)
+{
+    const char *a = p(f, from), *b = p(f, to);
+    assert_int_equal(f->v->rename(f->v, a, b), 0);
+}
+
+/* 1 if dir/name is a directory (seen with plain POSIX calls). */
+static int is_dir(fx *f, const char *name)
+{
+    struct stat st;
+    return stat(p(f, name), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* ---- the power-cut model ------------------------------------------------ */
@@ -358,24 +399,372 @@ static void test_torn_cut_points_follow_the_seed(void **state)
     assert_memory_equal(sizes[0], sizes[1], sizeof(sizes[0]));
 }
 
-static void test_crash_leaves_directories_alone(void **state)
+/* Only what the vfs itself made or moved is rolled back: a directory made
+ * behind its back (a test's scratch, another fault vfs's shadow inside the
+ * tested dir) is left alone, and so is its own shadow. */
+static void test_crash_spares_directories_it_never_made(void **state)
 {
     fx *f = *state;
-    char inner[160];
+    char inner[160], own[160];
+    mkd(f, "sub");
     dirsync(f);
-    assert_int_equal(f->v->mkdir(f->v, p(f, "sub")), 0);
-    /* A shadow dir inside the tested dir (as some tests use) must survive too. */
     snprintf(inner, sizeof(inner), "%s/.shadow", f->dir);
     plat_vfs *v2 = plat_fault_new(plat_vfs_default(), inner, 1);
     assert_non_null(v2);
+    snprintf(own, sizeof(own), "%s/plain", f->dir);
+    assert_int_equal(mkdir(own, 0755), 0);
     assert_int_equal(plat_fault_crash(f->v, 0), 0);
     struct stat st;
-    assert_int_equal(stat(p(f, "sub"), &st), 0);
-    assert_true(S_ISDIR(st.st_mode));
+    assert_true(is_dir(f, "sub"));
     assert_int_equal(stat(inner, &st), 0);
+    assert_true(is_dir(f, "plain"));
+    assert_int_equal(stat(f->shadow, &st), 0);
     plat_fault_free(v2);
     /* plat_fault_free removes a shadow dir it created itself. */
     assert_int_equal(stat(inner, &st), -1);
+}
+
+/* ---- directories in the power-cut model --------------------------------- */
+
+static void test_crash_removes_directory_made_since_dirsync(void **state)
+{
+    fx *f = *state;
+    dirsync(f);
+    mkd(f, "new");
+    mkd(f, "new/inner");
+    put(f, "new/inner/x", "data", 1);
+    sync_sub(f, "new/inner");
+    sync_sub(f, "new");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    /* Its own contents were synced, its name in the parent was not. */
+    assert_int_equal(fsize(p(f, "new")), -1);
+    /* The name is free again, and the vfs goes on modelling it. */
+    mkd(f, "new");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "new")), -1);
+}
+
+static void test_dirsync_makes_new_directory_durable(void **state)
+{
+    fx *f = *state;
+    mkd(f, "a");
+    mkd(f, "b");
+    put(f, "a/x", "xxxx", 1);
+    sync_sub(f, "a");
+    dirsync(f);
+    mkd(f, "c"); /* after the dirsync: the contrast */
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_true(is_dir(f, "a"));
+    assert_true(is_dir(f, "b"));
+    assert_int_equal(fsize(p(f, "a/x")), 4);
+    assert_int_equal(fsize(p(f, "c")), -1);
+}
+
+static void test_crash_undoes_directory_rename_without_dirsync(void **state)
+{
+    fx *f = *state;
+    char buf[16];
+    mkd(f, "A");
+    put(f, "A/x", "xx", 1);
+    put(f, "A/y", "yyy", 1);
+    sync_sub(f, "A");
+    dirsync(f);
+    mv(f, "A", "B");
+    assert_true(is_dir(f, "B"));
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "B")), -1);
+    assert_int_equal(slurp(p(f, "A/x"), buf, sizeof(buf)), 2);
+    assert_string_equal(buf, "xx");
+    assert_int_equal(slurp(p(f, "A/y"), buf, sizeof(buf)), 3);
+    assert_string_equal(buf, "yyy");
+    assert_int_equal(count_entries(p(f, "A")), 2);
+}
+
+/* What the directory holds is its own business: names it made durable
+ * under A stay durable under B, names it never synced are lost. */
+static void test_directory_rename_made_durable_by_dirsync_survives(void **state)
+{
+    fx *f = *state;
+    mkd(f, "A");
+    put(f, "A/x", "xx", 1);
+    sync_sub(f, "A");
+    dirsync(f);
+    put(f, "A/u", "u", 1); /* data synced, name not */
+    mv(f, "A", "B");
+    dirsync(f);
+    put(f, "B/w", "w", 1); /* name not synced either */
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "A")), -1);
+    assert_int_equal(fsize(p(f, "B/x")), 2);
+    assert_int_equal(fsize(p(f, "B/u")), -1);
+    assert_int_equal(fsize(p(f, "B/w")), -1);
+    /* And under its new name it goes on as before. */
+    put(f, "B/z", "zzz", 1);
+    sync_sub(f, "B");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "B/z")), 3);
+    assert_int_equal(fsize(p(f, "B/x")), 2);
+}
+
+/* Files made and synced inside a renamed directory belong to the directory,
+ * not to the path: rolling the rename back takes them along, each one kept
+ * or lost by the directory's own dirsync. */
+static void test_crash_rolling_back_a_rename_keeps_what_the_directory_synced(void **state)
+{
+    fx *f = *state;
+    char buf[16];
+    int fd;
+    mkd(f, "A");
+    dirsync(f);
+    mv(f, "A", "B"); /* never made durable */
+    put(f, "B/x", "x1", 1);
+    fd = open_rw(f, "B/log");
+    assert_int_equal(plat_write_all(f->v, fd, "head", 4, 0), 0);
+    assert_int_equal(f->v->fdatasync(f->v, fd), 0);
+    sync_sub(f, "B");
+    assert_int_equal(plat_write_all(f->v, fd, "tail", 4, 4), 0);
+    put(f, "B/y", "y", 1); /* its name never synced */
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "B")), -1);
+    assert_int_equal(slurp(p(f, "A/x"), buf, sizeof(buf)), 2);
+    assert_string_equal(buf, "x1");
+    assert_int_equal(slurp(p(f, "A/log"), buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "head");
+    assert_int_equal(fsize(p(f, "A/y")), -1);
+    f->v->close(f->v, fd);
+}
+
+/* rmdir needs an empty directory, so the unlinks inside came first; the
+ * model keeps them (the directory comes back empty) and undoes the rmdir
+ * until the parent is synced. */
+static void test_crash_brings_removed_directory_back_empty(void **state)
+{
+    fx *f = *state;
+    mkd(f, "gone");
+    mkd(f, "back");
+    put(f, "back/x", "x", 1);
+    sync_sub(f, "back");
+    dirsync(f);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "gone")), 0);
+    dirsync(f);
+    assert_int_equal(f->v->unlink(f->v, p(f, "back/x")), 0);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "back")), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "gone")), -1);
+    assert_true(is_dir(f, "back"));
+    assert_int_equal(count_entries(p(f, "back")), 0);
+    /* Back for good: the directory is durable where the old one was, and
+     * tracked like any other. */
+    mkd(f, "back/new");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_true(is_dir(f, "back"));
+    assert_int_equal(count_entries(p(f, "back")), 0);
+}
+
+static void test_crash_brings_back_a_renamed_then_removed_directory(void **state)
+{
+    fx *f = *state;
+    mkd(f, "A");
+    put(f, "A/x", "x", 1);
+    sync_sub(f, "A");
+    dirsync(f);
+    mv(f, "A", "B");
+    assert_int_equal(f->v->unlink(f->v, p(f, "B/x")), 0);
+    assert_int_equal(f->v->rmdir(f->v, p(f, "B")), 0);
+    mkd(f, "B"); /* a new one under the name */
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_true(is_dir(f, "A"));
+    assert_int_equal(count_entries(p(f, "A")), 0);
+    assert_int_equal(fsize(p(f, "B")), -1);
+}
+
+static void test_nested_directories_roll_back_level_by_level(void **state)
+{
+    fx *f = *state;
+    /* A durable tree A/B/C/f. */
+    mkd(f, "A");
+    dirsync(f);
+    mkd(f, "A/B");
+    sync_sub(f, "A");
+    mkd(f, "A/B/C");
+    sync_sub(f, "A/B");
+    put(f, "A/B/C/f", "ffff", 1);
+    sync_sub(f, "A/B/C");
+    /* The inner rename made durable, the outer one not. */
+    mv(f, "A/B/C", "A/B/C2");
+    sync_sub(f, "A/B");
+    mv(f, "A", "Z");
+    /* A new subtree whose top was never synced in its parent. */
+    mkd(f, "Z/N");
+    mkd(f, "Z/N/M");
+    sync_sub(f, "Z/N");
+    put(f, "Z/N/M/g", "g", 1);
+    sync_sub(f, "Z/N/M");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "Z")), -1);
+    assert_int_equal(fsize(p(f, "A/B/C2/f")), 4);
+    assert_int_equal(fsize(p(f, "A/B/C")), -1);
+    assert_int_equal(fsize(p(f, "A/N")), -1);
+    assert_int_equal(count_entries(p(f, "A")), 1);
+}
+
+static void test_crash_undoes_a_swap_of_directories(void **state)
+{
+    fx *f = *state;
+    mkd(f, "A");
+    mkd(f, "B");
+    put(f, "A/a", "a", 1);
+    put(f, "B/b", "bb", 1);
+    sync_sub(f, "A");
+    sync_sub(f, "B");
+    dirsync(f);
+    mv(f, "A", "T");
+    mv(f, "B", "A");
+    mv(f, "T", "B");
+    assert_int_equal(fsize(p(f, "A/b")), 2);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "A/a")), 1);
+    assert_int_equal(fsize(p(f, "B/b")), 2);
+    assert_int_equal(fsize(p(f, "A/b")), -1);
+    assert_int_equal(fsize(p(f, "T")), -1);
+}
+
+/* The directory renamed over is destroyed; a crash brings it back empty. */
+static void test_crash_undoes_rename_over_an_empty_directory(void **state)
+{
+    fx *f = *state;
+    mkd(f, "A");
+    mkd(f, "B");
+    put(f, "A/x", "x", 1);
+    sync_sub(f, "A");
+    dirsync(f);
+    mv(f, "A", "B");
+    assert_int_equal(fsize(p(f, "B/x")), 1);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "A/x")), 1);
+    assert_true(is_dir(f, "B"));
+    assert_int_equal(count_entries(p(f, "B")), 0);
+}
+
+/* A rename is one step: a directory is in one place or the other, never
+ * both, never neither. Until either parent is synced it goes back. */
+static void test_directory_rename_across_parents(void **state)
+{
+    fx *f = *state;
+    mkd(f, "P");
+    mkd(f, "Q");
+    dirsync(f);
+    mkd(f, "P/D");
+    put(f, "P/D/f", "f", 1);
+    sync_sub(f, "P/D");
+    sync_sub(f, "P");
+    mv(f, "P/D", "Q/E");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "P/D/f")), 1);
+    assert_int_equal(fsize(p(f, "Q/E")), -1);
+    /* Made durable by the new parent's dirsync... */
+    mv(f, "P/D", "Q/E");
+    sync_sub(f, "Q");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "Q/E/f")), 1);
+    assert_int_equal(fsize(p(f, "P/D")), -1);
+    /* ...or by the old parent's. */
+    mv(f, "Q/E", "P/D");
+    sync_sub(f, "Q");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "P/D/f")), 1);
+    assert_int_equal(fsize(p(f, "Q/E")), -1);
+}
+
+/* A rename made durable by its old parent's dirsync takes its new name for
+ * good, even over durable entries the new parent still had there (a
+ * directory removed, one renamed away): those steps came first, so they are
+ * durable with it. */
+static void test_durable_rename_displaces_older_entries_at_its_name(void **state)
+{
+    fx *f = *state;
+    mkd(f, "P");
+    mkd(f, "Q");
+    dirsync(f);
+    mkd(f, "P/n");
+    mkd(f, "P/k");
+    mkd(f, "Q/m");
+    mkd(f, "Q/j");
+    put(f, "Q/m/f", "f", 1);
+    put(f, "Q/j/g", "gg", 1);
+    sync_sub(f, "Q/m");
+    sync_sub(f, "Q/j");
+    sync_sub(f, "P");
+    sync_sub(f, "Q");
+    assert_int_equal(f->v->rmdir(f->v, p(f, "P/n")), 0);
+    mv(f, "Q/m", "P/n");
+    mv(f, "P/k", "P/z");
+    mv(f, "Q/j", "P/k");
+    sync_sub(f, "Q");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "P/n/f")), 1);
+    assert_int_equal(fsize(p(f, "P/k/g")), 2);
+    assert_true(is_dir(f, "P/z"));
+    assert_int_equal(count_entries(p(f, "Q")), 0);
+}
+
+/* Y out of A, then A into Y, the second rename made durable: the first
+ * came before it, so it is durable too (a journal commits in order), and a
+ * crash must not try to put Y back inside A, i.e. inside itself. */
+static void test_durable_rename_into_a_former_child_keeps_the_tree_whole(void **state)
+{
+    fx *f = *state;
+    mkd(f, "A");
+    dirsync(f);
+    mkd(f, "A/Y");
+    put(f, "A/Y/y", "y", 1);
+    sync_sub(f, "A/Y");
+    sync_sub(f, "A");
+    mv(f, "A/Y", "Y");
+    mv(f, "A", "Y/A");
+    sync_sub(f, "Y");
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_int_equal(fsize(p(f, "Y/y")), 1);
+    assert_true(is_dir(f, "Y/A"));
+    assert_int_equal(fsize(p(f, "A")), -1);
+}
+
+/* A directory removed comes back empty: what moved out of it before stays
+ * moved out, wherever it went. */
+static void test_removed_directory_keeps_what_moved_out_of_it(void **state)
+{
+    fx *f = *state;
+    mkd(f, "P");
+    mkd(f, "Q");
+    dirsync(f);
+    mkd(f, "P/C");
+    put(f, "P/C/f", "f", 1);
+    sync_sub(f, "P/C");
+    sync_sub(f, "P");
+    mv(f, "P/C", "Q/C");
+    assert_int_equal(f->v->rmdir(f->v, p(f, "P")), 0);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_true(is_dir(f, "P"));
+    assert_int_equal(count_entries(p(f, "P")), 0);
+    assert_int_equal(fsize(p(f, "Q/C/f")), 1);
+}
+
+/* After revive what is on disk is durable: directories included. */
+static void test_revive_takes_new_directories_as_durable(void **state)
+{
+    fx *f = *state;
+    mkd(f, "A");
+    mkd(f, "B");
+    dirsync(f);
+    mkd(f, "new");
+    mv(f, "A", "A2");
+    assert_int_equal(f->v->rmdir(f->v, p(f, "B")), 0);
+    plat_fault_revive(f->v);
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    assert_true(is_dir(f, "new"));
+    assert_true(is_dir(f, "A2"));
+    assert_int_equal(fsize(p(f, "A")), -1);
+    assert_int_equal(fsize(p(f, "B")), -1);
 }
 
 /* ---- handles ------------------------------------------------------------ */
@@ -714,34 +1103,49 @@ static void test_statfs_reports_the_cap(void **state)
     assert_true(avail > 12345);
 }
 
-static void test_too_many_directories_is_enfile(void **state)
+/* No fixed table limits: a power-cut test tracks a directory per snapshot
+ * (hundreds), every SST it links (thousands of inodes) and the handles two
+ * stores keep open (hundreds). */
+static void test_hundreds_of_directories_and_thousands_of_files(void **state)
 {
+    enum { DIRS = 300, DURABLE = 200, FILES = 1500, OPEN = 400 };
     fx *f = *state;
-    char path[160];
-    int rc = 0, i, fd = -1;
-    for (i = 0; i < 64 && !rc; i++) {
-        snprintf(path, sizeof(path), "%s/d%02d", f->dir, i);
-        assert_int_equal(mkdir(path, 0755), 0);
-        snprintf(path, sizeof(path), "%s/d%02d/f", f->dir, i);
-        rc = f->v->open(f->v, path, PLAT_O_RDWR | PLAT_O_CREAT, &fd);
-        if (!rc)
-            f->v->close(f->v, fd);
+    char name[32];
+    int *fds = calloc(OPEN, sizeof(*fds));
+    assert_non_null(fds);
+    mkd(f, "many");
+    for (int i = 0; i < DIRS; i++) {
+        snprintf(name, sizeof(name), "s%03d", i);
+        mkd(f, name);
+        snprintf(name, sizeof(name), "s%03d/f", i);
+        put(f, name, "snap", 1);
+        snprintf(name, sizeof(name), "s%03d", i);
+        sync_sub(f, name);
+        if (i == DURABLE - 1)
+            dirsync(f);
     }
-    assert_int_equal(rc, -ENFILE);
-    assert_true(i > 4); /* the limit is a table size, not a tiny number */
-}
-
-static int count_entries(const char *dir)
-{
-    struct dirent *e;
-    int n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    while ((e = readdir(d)))
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
+    for (int i = 0; i < FILES; i++) {
+        snprintf(name, sizeof(name), "many/%04d", i);
+        put(f, name, "sst", 0); /* opened through the vfs: a tracked inode */
+    }
+    sync_sub(f, "many");
+    for (int i = 0; i < OPEN; i++) {
+        snprintf(name, sizeof(name), "many/%04d", i);
+        fds[i] = open_rw(f, name);
+    }
+    assert_int_equal(plat_fault_crash(f->v, 0), 0);
+    for (int i = 0; i < DIRS; i++) {
+        snprintf(name, sizeof(name), "s%03d/f", i);
+        assert_int_equal(fsize(p(f, name)), i < DURABLE ? 4 : -1);
+        snprintf(name, sizeof(name), "s%03d", i);
+        assert_int_equal(is_dir(f, name), i < DURABLE);
+    }
+    assert_int_equal(count_entries(p(f, "many")), FILES);
+    for (int i = 0; i < OPEN; i++) {
+        assert_int_equal(plat_write_all(f->v, fds[i], "x", 1, 0), -EIO);
+        assert_int_equal(f->v->close(f->v, fds[i]), -EIO);
+    }
+    free(fds);
 }
 
 static void test_free_removes_the_shadow_directory(void **state)
@@ -777,7 +1181,22 @@ int main(void)
         T(test_ftruncate_below_synced_size_is_durable),
         T(test_torn_crash_keeps_a_prefix_of_unsynced_bytes),
         T(test_torn_cut_points_follow_the_seed),
-        T(test_crash_leaves_directories_alone),
+        T(test_crash_spares_directories_it_never_made),
+        T(test_crash_removes_directory_made_since_dirsync),
+        T(test_dirsync_makes_new_directory_durable),
+        T(test_crash_undoes_directory_rename_without_dirsync),
+        T(test_directory_rename_made_durable_by_dirsync_survives),
+        T(test_crash_rolling_back_a_rename_keeps_what_the_directory_synced),
+        T(test_crash_brings_removed_directory_back_empty),
+        T(test_crash_brings_back_a_renamed_then_removed_directory),
+        T(test_nested_directories_roll_back_level_by_level),
+        T(test_crash_undoes_a_swap_of_directories),
+        T(test_crash_undoes_rename_over_an_empty_directory),
+        T(test_directory_rename_across_parents),
+        T(test_durable_rename_displaces_older_entries_at_its_name),
+        T(test_durable_rename_into_a_former_child_keeps_the_tree_whole),
+        T(test_removed_directory_keeps_what_moved_out_of_it),
+        T(test_revive_takes_new_directories_as_durable),
         T(test_crash_kills_open_handles),
         T(test_stale_handle_never_reaches_a_file_opened_after_crash),
         T(test_crash_releases_the_lock),
@@ -794,7 +1213,7 @@ int main(void)
         T(test_link_made_durable_survives_unlink_of_the_original),
         T(test_fail_nth_link_and_rmdir),
         T(test_statfs_reports_the_cap),
-        T(test_too_many_directories_is_enfile),
+        T(test_hundreds_of_directories_and_thousands_of_files),
         T(test_free_removes_the_shadow_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
