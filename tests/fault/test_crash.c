@@ -500,6 +500,11 @@ static unsigned long checkpoint_trial(unsigned crash_at)
     unsigned long before = plat_fault_mutations(r.fv);
     plat_fault_crash_at(r.fv, crash_at, 1);
     int ck_rc = ts_checkpoint(r.s, ckpt, &info);
+    /* The checkpoint's own name is the caller's to make durable (the
+     * agent renames it into place and syncs the parent): committed only
+     * once that sync returned. */
+    if (!ck_rc)
+        ck_rc = r.fv->dirsync(r.fv, r.base);
     int rel_rc = ck_rc ? -1 : ts_release(r.s, info.last_file);
     unsigned long used = plat_fault_mutations(r.fv) - before;
     if (!plat_fault_crashed(r.fv)) {
