@@ -27,6 +27,7 @@
  * Not here: retries, request signing, logging (the caller logs err).
  */
 #include "http.h"
+#include "tls_compat.h"
 
 #include "embeddb/plat.h"
 #include "embeddb/plat_net.h"
@@ -192,12 +193,12 @@ int http_client_new(const http_tls *tls, http_client **out, char *err, size_t er
                  ret < 0 ? tls_words(ret, why, sizeof(why)) : "an entry did not parse");
             goto out;
         }
-        if ((ret = mbedtls_pk_parse_keyfile(&c->key, tls->key_file, NULL))) {
+        if ((ret = tls_compat_parse_keyfile(&c->key, tls->key_file, &c->drbg))) {
             rc = HTTP_EINVAL;
             errf(err, errlen, "client key %s: %s", tls->key_file, tls_words(ret, why, sizeof(why)));
             goto out;
         }
-        if (mbedtls_pk_check_pair(&c->cert.pk, &c->key)) {
+        if (tls_compat_check_pair(&c->cert.pk, &c->key, &c->drbg)) {
             rc = HTTP_EINVAL;
             errf(err, errlen, "client key %s does not belong to certificate %s", tls->key_file,
                  tls->cert_file);
@@ -211,8 +212,7 @@ int http_client_new(const http_tls *tls, http_client **out, char *err, size_t er
         errf(err, errlen, "TLS configuration: %s", tls_words(ret, why, sizeof(why)));
         goto out;
     }
-    mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-                                 MBEDTLS_SSL_MINOR_VERSION_3); /* TLS 1.2 */
+    tls_compat_min_tls12(&c->conf); /* TLS 1.2 at least */
     mbedtls_ssl_conf_authmode(&c->conf, tls->insecure ? MBEDTLS_SSL_VERIFY_NONE
                                                       : MBEDTLS_SSL_VERIFY_REQUIRED);
     if (c->ca.version)
