@@ -17,15 +17,12 @@
 #ifndef EMBEDDB_AGENT_BUDGET_H
 #define EMBEDDB_AGENT_BUDGET_H
 
+#include "config.h" /* AGENT_SMALL_FILES_RESERVE: room kept for the small files */
+
 #include "embeddb/snapshot.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Room kept within max_disk for MANIFESTs, STATE files and agent.status. */
-#ifndef AGENT_SMALL_FILES_RESERVE
-#define AGENT_SMALL_FILES_RESERVE (64u << 10)
-#endif
 
 typedef enum budget_action {
     BUDGET_KEEP = 0,
