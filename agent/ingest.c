@@ -381,11 +381,11 @@ fail:
     return NULL;
 }
 
-/* Sleeps up to ms unless a stop comes; the caller holds nothing. */
-static void nap(ingest *in, uint64_t ms)
+/* The monotonic time ms from now, for the condition variables (which wait
+ * on CLOCK_MONOTONIC: a wall clock set back must not stretch a wait). */
+static struct timespec after_ms(uint64_t ms)
 {
     struct timespec ts;
-    pthread_mutex_lock(&in->mu);
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000;
@@ -393,6 +393,14 @@ static void nap(ingest *in, uint64_t ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000;
     }
+    return ts;
+}
+
+/* Sleeps up to ms unless a stop comes; the caller holds nothing. */
+static void nap(ingest *in, uint64_t ms)
+{
+    struct timespec ts = after_ms(ms);
+    pthread_mutex_lock(&in->mu);
     if (!in->stopping)
         pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
     pthread_mutex_unlock(&in->mu);
@@ -516,14 +524,7 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
     pthread_mutex_lock(&in->mu);
     if ((!in->head || (in->head->need > in->settled_gen && !in->waiting) || !max_n) && wait_ms &&
         !in->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(wait_ms / 1000);
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        struct timespec ts = after_ms(wait_ms);
         pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
     }
     /* A network thread waiting for room cannot read the barrier's answer:

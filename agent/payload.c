@@ -636,6 +636,16 @@ static void j_ws(jcur *c)
         c->p++;
 }
 
+/* After a list element: 1 past a ',' (another follows), 0 past the ']'
+ * that ends the list, else a failure. */
+static int j_next(jcur *c)
+{
+    j_ws(c);
+    if (c->p < c->end && (*c->p == ',' || *c->p == ']'))
+        return *c->p++ == ',';
+    return j_fail(c, PAYLOAD_MALFORMED, "expected ',' or ']'");
+}
+
 /* A string: printable ASCII, no escapes (keys and dtype names need none).
  * *s, *n point into the payload. */
 static int j_string(jcur *c, const char **s, size_t *n)
@@ -703,16 +713,11 @@ static int j_array(jcur *c, jdata *d, uint32_t level)
                 c->p += n;
             }
             count++;
-            j_ws(c);
-            if (c->p < c->end && *c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (c->p < c->end && *c->p == ']') {
-                c->p++;
+            int more = j_next(c);
+            if (more < 0)
+                return more;
+            if (!more)
                 break;
-            }
-            return j_fail(c, PAYLOAD_MALFORMED, "expected ',' or ']'");
         }
     if (!count) {
         if (!d->ndim)
@@ -754,16 +759,9 @@ static int j_shape(jcur *c, payload_tensor *out)
             return j_fail(c, PAYLOAD_UNSUPPORTED, "\"shape\" has more than 8 dimensions");
         out->shape[out->ndim++] = v;
         c->p += n;
-        j_ws(c);
-        if (c->p < c->end && *c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (c->p < c->end && *c->p == ']') {
-            c->p++;
-            return 0;
-        }
-        return j_fail(c, PAYLOAD_MALFORMED, "expected ',' or ']'");
+        int more = j_next(c);
+        if (more <= 0)
+            return more;
     }
 }
 

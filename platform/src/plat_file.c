@@ -17,7 +17,7 @@
 #define PATH_LEN 4096
 
 int plat_file_replace(plat_vfs *vfs, const char *dir, const char *name, const void *buf,
-                      size_t len)
+                      size_t len, int sync)
 {
     char path[PATH_LEN], tmp[PATH_LEN + 8];
     int fd = -1, rc;
@@ -26,7 +26,7 @@ int plat_file_replace(plat_vfs *vfs, const char *dir, const char *name, const vo
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if ((rc = vfs->open(vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd)))
         goto out;
-    if ((rc = plat_write_all(vfs, fd, buf, len, 0)) || (rc = vfs->fdatasync(vfs, fd)))
+    if ((rc = plat_write_all(vfs, fd, buf, len, 0)) || (sync && (rc = vfs->fdatasync(vfs, fd))))
         goto out;
     rc = vfs->rename(vfs, tmp, path);
 out:

@@ -12,16 +12,7 @@
 
 int agent_status_write(plat_vfs *vfs, const char *dir, const char *text, size_t len)
 {
-    char path[4096], tmp[4104];
-    int fd = -1, rc;
-    if ((rc = plat_path_join(path, sizeof(path), dir, AGENT_STATUS_NAME)))
-        return rc;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if ((rc = vfs->open(vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd)))
-        return rc;
-    rc = plat_write_all(vfs, fd, text, len, 0);
-    vfs->close(vfs, fd);
-    return rc ? rc : vfs->rename(vfs, tmp, path);
+    return plat_file_replace(vfs, dir, AGENT_STATUS_NAME, text, len, 0);
 }
 
 int agent_status_read(plat_vfs *vfs, const char *dir, char **text, size_t *len)

@@ -44,33 +44,37 @@
 #define FINISH_TRIES 5        /* transient failures before a seal is set aside */
 #define HASH_BUF (1u << 20)   /* the hashing pass reads the tar stream in these */
 
+/* The message of a failure into err (when given); returns rc. With first
+ * set (functions that go on past failures) only the first failure's code
+ * and message are kept. */
+static int vnote(int first, char *err, size_t errlen, int rc, const char *fmt, va_list ap)
+{
+    if (first)
+        return first;
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    return rc;
+}
+
 static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    rc = vnote(0, err, errlen, rc, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
-/* For functions that go on past failures: the first failure's code and
- * message are kept (returns first, or rc when first is 0). */
 static int note(int first, char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static int note(int first, char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     va_list ap;
-    if (first)
-        return first;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    rc = vnote(first, err, errlen, rc, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
@@ -187,21 +191,27 @@ int snap_begin(plat_vfs *vfs, ts_store *s, const char *root, const char *device_
 
 /* ---- recovery ------------------------------------------------------------ */
 
+/* A checkpoint (or a snapshot) opened as the read-only store it is. */
+static int open_ro(plat_vfs *vfs, const char *dir, ts_store **c, char *err, size_t errlen)
+{
+    ts_options o;
+    ts_options_init(&o);
+    o.read_only = 1;
+    o.vfs = vfs;
+    return ts_open(dir, &o, c, err, errlen);
+}
+
 /* Highest SST number in a checkpoint directory, after proving it whole
  * with a read-only open (every SST its MANIFEST names is there and sound). */
 static int checkpoint_last_file(plat_vfs *vfs, const char *dir, uint64_t *last, char *err,
                                 size_t errlen)
 {
-    ts_options o;
     ts_store *c = NULL;
     char **names = NULL;
     size_t n = 0;
     int rc;
     *last = 0;
-    ts_options_init(&o);
-    o.read_only = 1;
-    o.vfs = vfs;
-    if ((rc = ts_open(dir, &o, &c, err, errlen)))
+    if ((rc = open_ro(vfs, dir, &c, err, errlen)))
         return rc;
     ts_close(c);
     rc = plat_dir_list(vfs, dir, "sst_", &names, &n);
@@ -313,13 +323,9 @@ int snap_seq_floor(plat_vfs *vfs, const char *root, uint64_t *floor, char *err, 
         if (seq + 1 > *floor)
             *floor = seq + 1;
         if (sealing) {
-            ts_options o;
             ts_store *c = NULL;
             ts_stats st;
-            ts_options_init(&o);
-            o.read_only = 1;
-            o.vfs = vfs;
-            if (!join3(p, root, e, "") && ts_open(p, &o, &c, msg, sizeof(msg)) == 0) {
+            if (!join3(p, root, e, "") && open_ro(vfs, p, &c, msg, sizeof(msg)) == 0) {
                 ts_get_stats(c, &st);
                 if (st.next_seq > *floor)
                     *floor = st.next_seq;
@@ -484,7 +490,6 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
     snap_text js = {0}, sb = {0};
     size_t n = 0;
     ts_store *c = NULL;
-    ts_options o;
     snap_info si;
     sha256 tar_sha;
     uint8_t sum[32];
@@ -495,10 +500,7 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
         seterr(err, errlen, rc, "%s/%s: path too long", root, leaf);
         goto out;
     }
-    ts_options_init(&o);
-    o.read_only = 1;
-    o.vfs = vfs;
-    if ((rc = ts_open(dir, &o, &c, err, errlen)))
+    if ((rc = open_ro(vfs, dir, &c, err, errlen)))
         goto out;
     if ((rc = ts_scan_prefix(c, NULL, 0, on_entry, &ss))) {
         seterr(err, errlen, rc, "scanning %s: %s", dir, ts_errmsg(c)[0] ? ts_errmsg(c) : why(rc));
@@ -578,11 +580,11 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
         rc = seterr(err, errlen, -ENOMEM, "out of memory sealing %s", dir);
         goto out;
     }
-    if ((rc = plat_file_replace(vfs, dir, JSON_NAME, js.p, js.len))) {
+    if ((rc = plat_file_replace(vfs, dir, JSON_NAME, js.p, js.len, 1))) {
         seterr(err, errlen, rc, "writing %s/%s: %s", dir, JSON_NAME, why(rc));
         goto out;
     }
-    if ((rc = plat_file_replace(vfs, dir, STATE_NAME, sb.p, sb.len))) {
+    if ((rc = plat_file_replace(vfs, dir, STATE_NAME, sb.p, sb.len, 1))) {
         seterr(err, errlen, rc, "writing %s/%s: %s", dir, STATE_NAME, why(rc));
         goto out;
     }
@@ -632,7 +634,7 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
     if ((rc = join3(dir, root, leaf, "")) || (rc = join3(dst, root, name, "")))
         return rc;
     snap_state_text(&si, &b);
-    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len);
+    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
     snap_text_free(&b);
     if (!rc)
         rc = vfs->dirsync(vfs, dir);
@@ -662,7 +664,7 @@ static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf,
     si.updated_ns = plat_now_ns();
     snprintf(si.error, sizeof(si.error), "sealing: %s", msg);
     snap_state_text(&si, &b);
-    if (!b.oom && plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len) == 0)
+    if (!b.oom && plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1) == 0)
         vfs->dirsync(vfs, dir);
     snap_text_free(&b);
     return si.attempts;
@@ -803,7 +805,7 @@ int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si)
     if ((rc = join3(dir, root, si->name, "")))
         return rc;
     snap_state_text(si, &b);
-    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len);
+    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
     snap_text_free(&b);
     if (!rc)
         rc = vfs->dirsync(vfs, dir);

@@ -110,12 +110,14 @@ int plat_path_join(char *out, size_t out_len, const char *dir, const char *name)
 
 /* ---- whole files and directories (plat_file.c), over any vfs ---------- */
 
-/* Durably replaces dir/name with buf: writes dir/name.tmp, fdatasyncs it
- * and renames it over dir/name. The caller syncs dir (several replacements
- * may share one dirsync); until then a crash may leave the old file, or the
- * .tmp beside it. 0 or -errno. */
+/* Replaces dir/name with buf atomically: writes dir/name.tmp, fdatasyncs
+ * it when sync is set (durably replaced; without it a reader still never
+ * sees half a file, but a power cut may leave an empty one) and renames it
+ * over dir/name. The caller syncs dir (several replacements may share one
+ * dirsync); until then a crash may leave the old file, or the .tmp beside
+ * it. 0 or -errno. */
 int plat_file_replace(plat_vfs *vfs, const char *dir, const char *name, const void *buf,
-                      size_t len);
+                      size_t len, int sync);
 /* Reads the whole file at path, at most limit bytes (-EFBIG when larger),
  * into a NUL-terminated malloc'ed buffer *out (caller frees); *len its size. */
 int plat_file_read(plat_vfs *vfs, const char *path, size_t limit, char **out, size_t *len);
