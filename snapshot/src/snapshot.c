@@ -630,7 +630,7 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
     memset(&si, 0, sizeof(si));
     si.state = SNAP_FAILED;
     si.created_ns = si.updated_ns = plat_now_ns();
-    snprintf(si.error, sizeof(si.error), "sealing failed: %s", reason);
+    snprintf(si.error, sizeof(si.error), "sealing failed: %.230s", reason);
     if ((rc = join3(dir, root, leaf, "")) || (rc = join3(dst, root, name, "")))
         return rc;
     snap_state_text(&si, &b);
@@ -662,7 +662,7 @@ static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf,
     si.state = SNAP_SEALED;
     si.attempts++;
     si.updated_ns = plat_now_ns();
-    snprintf(si.error, sizeof(si.error), "sealing: %s", msg);
+    snprintf(si.error, sizeof(si.error), "sealing: %.240s", msg);
     snap_state_text(&si, &b);
     if (!b.oom && plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1) == 0)
         vfs->dirsync(vfs, dir);
