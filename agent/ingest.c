@@ -55,7 +55,6 @@
 #include <string.h>
 
 #define LOOP_MS 100           /* longest wait in one loop pass: a stop is seen this fast */
-#define SETTLE_GAP_NS 2000000ull /* at most one barrier per 2 ms */
 
 struct ingest {
     struct mosquitto *mosq;
@@ -79,7 +78,6 @@ struct ingest {
     char *settle_topic;
     uint64_t sent_gen, settled_gen, want_gen;
     int barrier_mid;          /* the UNSUBSCRIBE in flight, 0 when none */
-    uint64_t barrier_ns;      /* mono time it was sent */
     ingest_counters c;
     log_limit bad_log;
     char *host;
@@ -432,28 +430,29 @@ static void apply_update(ingest *in)
         subscribe_all(in); /* re-subscribing an existing filter updates its QoS */
 }
 
-/* Sends a settle barrier when messages wait for one and none is out, at
- * most one per SETTLE_GAP_NS (a busy stream costs a few hundred small
- * packets a second). Unthreaded mode: it is written at once, after every
- * PUBACK of the messages it covers. */
+/* Sends a settle barrier when messages wait for one and none is out: one
+ * barrier per round trip, covering every PUBACK written since the last one
+ * (a busy stream shares one; a broker sending one message per PUBACK,
+ * max_inflight_messages 1, costs one per message). No timer: mosquitto
+ * sends the next queued message only when it reads from us, so a pause
+ * before the barrier would cap such a broker at one message per pause.
+ * Unthreaded mode: it is written at once, after every PUBACK it covers. */
 static void settle_tick(ingest *in)
 {
     int mid = 0;
     pthread_mutex_lock(&in->mu);
-    int due = in->c.connected && !in->barrier_mid && in->want_gen > in->settled_gen &&
-              plat_mono_ns() - in->barrier_ns >= SETTLE_GAP_NS;
+    int due = in->c.connected && !in->barrier_mid && in->want_gen > in->settled_gen;
     pthread_mutex_unlock(&in->mu);
     if (!due || mosquitto_unsubscribe(in->mosq, &mid, in->settle_topic) != MOSQ_ERR_SUCCESS)
         return;
     pthread_mutex_lock(&in->mu);
     in->barrier_mid = mid;
     in->sent_gen++;
-    in->barrier_ns = plat_mono_ns();
     pthread_mutex_unlock(&in->mu);
 }
 
-/* The network thread: loop passes (short ones while a barrier is due),
- * reconnects with a backoff from 1 s to 30 s, and the stop. */
+/* The network thread: loop passes (a barrier that is due is sent before
+ * each), reconnects with a backoff from 1 s to 30 s, and the stop. */
 static void *run(void *arg)
 {
     ingest *in = arg;
@@ -466,12 +465,8 @@ static void *run(void *arg)
             rc = mosquitto_reconnect_async(in->mosq);
             need_connect = 0;
         } else {
-            pthread_mutex_lock(&in->mu);
-            int due = in->want_gen > in->settled_gen && !in->barrier_mid;
-            pthread_mutex_unlock(&in->mu);
-            rc = mosquitto_loop(in->mosq, due ? 2 : LOOP_MS, 1);
-            if (rc == MOSQ_ERR_SUCCESS)
-                settle_tick(in);
+            settle_tick(in);
+            rc = mosquitto_loop(in->mosq, LOOP_MS, 1);
         }
         pthread_mutex_lock(&in->mu);
         stopping = in->stopping;
