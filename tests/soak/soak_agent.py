@@ -51,10 +51,21 @@ times (the tensor timestamp is the agent's wall-clock receive time): the
 incarnation that acknowledged the lost message died between the two, so the
 kill is one whose death lies after the lower neighbour arrived, whose
 restart lies before the upper neighbour arrived, and that happened after the
-message was published. If several kills qualify (an incarnation that stored
-nothing at all) the first is taken and the loss is counted as ambiguous; if
-none does, the loss is "unexplained" (lost by the graceful stop, or
-overwritten under a reused key) and fails the run whatever the thresholds.
+message was published. The kills that qualify are consecutive; several
+qualify when an incarnation stored nothing at all (it acknowledged messages
+and died before its first commit), and then the gap alone cannot say how
+the loss splits between them. The broker can: it runs with log_type all,
+and each incarnation is one connection ("New client connected ... as
+embeddb-soak"), so the PUBACKs it logged on that connection are exactly the
+messages that incarnation acknowledged. A kill's lost count is that number
+minus the deliveries the incarnation stored whose PUBACK the broker took (a
+stored copy that was delivered again later was not taken). Those counts
+are what --max-lost-per-kill checks; they must add up to the lost ids, and
+the lost ids are then assigned to kills in that proportion (earliest
+deadline first over each id's candidate kills) for the windows and the
+table. If no kill qualifies, the loss is "unexplained" (lost by the
+graceful stop, or overwritten under a reused key) and fails the run
+whatever the thresholds.
 A kill's loss window is the span of publish times of the messages it lost
 (newest - oldest), i.e. how much of the sensor's timeline is missing; the
 table also shows how old the oldest lost message was at the kill.
@@ -75,8 +86,10 @@ flight (ctest runs both ways).
 
 Exit status 0 only when: duplicated <= --max-duplicates, every kill's lost
 count and window are within --max-lost-per-kill and --max-lost-window-ms
-(when given), nothing is foreign, reused, unexplained or damaged, every
-start was ready in time, and the graceful stop exited 0. 1 otherwise, 2 on
+(when given), nothing is foreign, reused, unexplained or damaged, the
+broker's PUBACK counts agree with the stored ids (one connection per start,
+the graceful stop lost nothing), every start was ready in time, and the
+graceful stop exited 0. 1 otherwise, 2 on
 bad usage. --keep-dir keeps the store, both logs and kills.tsv (each kill's
 times and lost / duplicated ids) for a post-mortem.
 
@@ -86,6 +99,7 @@ Usage: soak_agent.py [--build BUILD_DIR | --agent PATH --dump PATH]
 """
 import argparse
 import bisect
+import heapq
 import os
 import random
 import shutil
@@ -114,14 +128,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(pred, timeout, what, step=0.02):
+def wait_for(pred, timeout, what, step=0.02, progress=None):
+    """pred() true within timeout seconds; with progress (a function whose
+    value changes while work goes on), within timeout seconds of the last
+    change: a slow machine is not a failure, a stall is."""
     end = time.monotonic() + timeout
+    last = progress() if progress else None
     while True:
         v = pred()
         if v:
             return v
+        if progress:
+            now = progress()
+            if now != last:
+                last, end = now, time.monotonic() + timeout
         if time.monotonic() > end:
-            raise SoakError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise SoakError(f"timed out after {timeout:.0f} s "
+                            f"{'without progress ' if progress else ''}waiting for {what}")
         time.sleep(step)
 
 
@@ -151,7 +174,7 @@ class Broker:
     (clean_session false) keeps its queue while the agent is dead; no queue
     limit that a run can reach, so a drop is never the broker's."""
 
-    def __init__(self, tmp, exe, debug=False, max_inflight=None):
+    def __init__(self, tmp, exe, max_inflight=None):
         self.port = free_port()
         self.dir = os.path.join(tmp, "broker")
         os.makedirs(self.dir)
@@ -161,7 +184,8 @@ class Broker:
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                     f"persistence true\npersistence_location {self.dir}/\n"
                     "autosave_interval 1\nmax_queued_messages 100000000\n"
-                    + ("log_type all\nlog_timestamp_format %s.%N\n" if debug else "")
+                    # every PUBACK, counted per connection (acks_per_connection)
+                    + "log_type all\n"
                     + (f"max_inflight_messages {max_inflight}\n" if max_inflight is not None
                        else "")
                     # as root it would drop to user mosquitto, which cannot
@@ -183,6 +207,18 @@ class Broker:
             return True
         except OSError:
             return False
+
+    def acks_per_connection(self):
+        """The PUBACKs the broker logged from the agent, one count per
+        connection of the agent's client id, in connection order."""
+        conns = []
+        with open(self.log, errors="replace") as f:
+            for line in f:
+                if f"Received PUBACK from {CLIENT_ID} (" in line:
+                    conns[-1] += 1
+                elif "New client connected" in line and f" as {CLIENT_ID} (" in line:
+                    conns.append(0)
+        return conns
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -410,9 +446,44 @@ class Kill:
         self.restart_ns = None  # when the next incarnation was started
         self.lost = []          # ids
         self.dups = []          # ids stored again after this kill
+        self.n_lost = None      # acknowledged and not stored, counted by the broker
 
 
-def analyse(pub, kills, stored_rows, args):
+def assign_losses(spans, n_kills, cap):
+    """Lost ids to kills, each id (first, last, id) to one kill in
+    first..last, at most cap[n] to kill n (cap: a list, or one number for
+    every kill): earliest deadline first. None when impossible."""
+    caps = cap if isinstance(cap, list) else [cap] * n_kills
+    spans = sorted(spans)
+    out = [[] for _ in range(n_kills)]
+    heap, s = [], 0
+    for n in range(n_kills):
+        while s < len(spans) and spans[s][0] == n:
+            heapq.heappush(heap, (spans[s][1], spans[s][2]))
+            s += 1
+        while heap and len(out[n]) < caps[n]:
+            last, i = heapq.heappop(heap)
+            if last < n:
+                return None
+            out[n].append(i)
+        if heap and heap[0][0] <= n:
+            return None
+    return out if not heap else None
+
+
+def spread_losses(spans, n_kills):
+    """assign_losses with the smallest cap that works (binary search)."""
+    lo, hi = 0, len(spans)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if assign_losses(spans, n_kills, mid) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    return assign_losses(spans, n_kills, lo)
+
+
+def analyse(pub, kills, stored_rows, args, starts, acks):
     """Fills each Kill's lost ids; returns the counts for the summary."""
     sent = pub.pub_ns
     acked = {i for i, info in enumerate(pub.infos) if info.is_published()}
@@ -450,25 +521,58 @@ def analyse(pub, kills, stored_rows, args):
             else:
                 dup_unexplained.append(i)
     lost = sorted(acked - set(stored_ids))
-    unexplained, ambiguous = [], 0
+    unexplained, ambiguous, spans = [], 0, []
     for i in lost:
         j = bisect.bisect_left(stored_ids, i)
         lo = arrival[stored_ids[j - 1]] if j > 0 else -1
         hi = arrival[stored_ids[j]] if j < len(stored_ids) else float("inf")
-        cands = [k for k in kills
+        cands = [n for n, k in enumerate(kills)
                  if lo < k.dead_ns and k.restart_ns is not None and k.restart_ns <= hi
                  and sent[i] < k.dead_ns]
         if not cands:
             unexplained.append(i)
             continue
         ambiguous += len(cands) > 1
-        cands[0].lost.append(i)
+        spans.append((cands[0], cands[-1], i))
+    # What each incarnation (started at starts[n]) lost, from the broker's
+    # PUBACK count on its connection: acks - stored deliveries the broker
+    # took (a delivery stored again later was not taken).
+    taken = [0] * len(starts)
+    for i in stored_ids:
+        first_by_key = {}
+        for _, key, r in copies[i]:
+            first_by_key[key] = min(r, first_by_key.get(key, r))
+        last = max(first_by_key.values())
+        taken[bisect.bisect_right(starts, last) - 1] += 1
+    problems = []
+    n_lost = None
+    if len(acks) != len(starts):
+        problems.append(f"the broker logged {len(acks)} connection(s) of the agent for "
+                        f"{len(starts)} start(s): a reconnect, so per-kill counts are unknown")
+    else:
+        # the last incarnation also took the end marker and rejected it
+        n_lost = [a - t - (n == len(starts) - 1) for n, (a, t) in enumerate(zip(acks, taken))]
+        for n, k in enumerate(kills):
+            k.n_lost = n_lost[n]
+        if n_lost[-1]:
+            problems.append(f"the gracefully stopped agent acknowledged {acks[-1]} and its "
+                            f"stored and rejected messages account for "
+                            f"{acks[-1] - n_lost[-1]}")
+        if sum(n_lost) != len(lost) or min(n_lost) < 0:
+            problems.append(f"the broker's PUBACK counts give {sum(n_lost)} lost (per "
+                            f"incarnation {n_lost}), the stored ids {len(lost)}")
+    caps = n_lost[:len(kills)] if n_lost and not problems else None
+    assigned = assign_losses(spans, len(kills), caps) if caps else None
+    if caps and assigned is None:
+        problems.append("the lost ids cannot be assigned to kills in the broker's counts")
+    for n, ids in enumerate(assigned or spread_losses(spans, len(kills))):
+        kills[n].lost = sorted(ids)
     return dict(published=len(acked), sent=len(sent), unacked=len(sent) - len(acked),
                 stored=len(stored_ids), tensors=len(stored_rows), lost=len(lost),
                 redelivered=redelivered, same_key=same_key, duplicated=redelivered + same_key,
                 reused_keys=reused_keys, foreign=foreign, unexplained=unexplained,
                 dup_unexplained=dup_unexplained,
-                ambiguous=ambiguous,
+                ambiguous=ambiguous, problems=problems,
                 stored_unacked=len(set(stored_ids) - acked))
 
 
@@ -499,11 +603,12 @@ def run(args):
     kills = []
     problems = []
     try:
-        broker = Broker(tmp, args.mosquitto, args.broker_debug, args.broker_max_inflight)
+        broker = Broker(tmp, args.mosquitto, args.broker_max_inflight)
         broker.start()
         agent = Agent(tmp, args.agent, broker.port, n_elems, args)
         # The first start creates the persistent session before anything is
         # published: from here on the broker queues every message for it.
+        first_start_ns = time.time_ns()
         agent.start(args.ready_timeout)
         pub = Publisher(broker.port, args.rate, n_elems, args.topics)
         pub.start()
@@ -528,7 +633,7 @@ def run(args):
         pub.stop()
         pub.check()
         wait_for(lambda: pub.n_acked() == len(pub.infos), args.drain_timeout,
-                 "every PUBACK from mosquitto")
+                 "every PUBACK from mosquitto", progress=pub.n_acked)
         pub.end_marker()
         pid = str(agent.proc.pid)
 
@@ -541,7 +646,8 @@ def run(args):
                     int(st.get("stored", 0)) + rejected + int(st.get("unmatched", 0)) ==
                     int(st.get("received", -1)))
 
-        wait_for(drained, args.drain_timeout, "the agent to drain the broker's queue", 0.1)
+        wait_for(drained, args.drain_timeout, "the agent to drain the broker's queue", 0.1,
+                 progress=lambda: agent.status().get("received"))
         rc = agent.terminate(30)
         if rc != 0:
             problems.append(f"graceful stop (SIGTERM) exited {rc}, expected 0")
@@ -557,7 +663,9 @@ def run(args):
                 problems.append(f"{where}: {err}")
             n_snapshots += where != "live"
             stored_rows += [(where, r) for r in rows]
-        res = analyse(pub, kills, stored_rows, args)
+        starts = [first_start_ns] + [k.restart_ns for k in kills]
+        res = analyse(pub, kills, stored_rows, args, starts, broker.acks_per_connection())
+        problems += res["problems"]
         with open(os.path.join(tmp, "kills.tsv"), "w") as f:  # for --keep-dir post-mortems
             f.write("kill\tready_ns\tdead_ns\trestart_ns\tlost\tdups\n")
             for k in kills:
@@ -685,13 +793,12 @@ def main():
                     help="fail when a kill loses more messages (default: unchecked)")
     ap.add_argument("--max-duplicates", type=int, default=0, help="duplicates allowed (0)")
     ap.add_argument("--ready-timeout", type=float, default=30, help="seconds to READY=1")
-    ap.add_argument("--drain-timeout", type=float, default=120, help="seconds for the drain")
+    ap.add_argument("--drain-timeout", type=float, default=120,
+                    help="seconds the drain may go without progress (120)")
     ap.add_argument("--keep-dir", action="store_true",
                     help="keep the temp dir (path printed): store, logs, kills.tsv")
     ap.add_argument("--broker-max-inflight", type=int, default=None,
                     help="mosquitto's max_inflight_messages (default: its own, 20)")
-    ap.add_argument("--broker-debug", action="store_true",
-                    help="mosquitto logs every packet (large; for post-mortems with --keep-dir)")
     ap.add_argument("-v", "--verbose", action="store_true", help="per-kill table and details")
     args = ap.parse_args()
     if args.msg_bytes < 24 or args.msg_bytes % 8 or args.rounds < 1 or args.rate <= 0 \
