@@ -109,7 +109,8 @@ int plat_dir_list(plat_vfs *vfs, const char *dir, const char *prefix, char ***ou
     if (!rc) {
         /* One block: the pointers, then the strings they point at. */
         char *s = (char *)(v + l.n + 1);
-        qsort(l.v, l.n, sizeof(*l.v), cmp_str);
+        if (l.n)
+            qsort(l.v, l.n, sizeof(*l.v), cmp_str); /* l.v is NULL when empty */
         for (size_t i = 0; i < l.n; i++) {
             size_t k = strlen(l.v[i]) + 1;
             memcpy(s, l.v[i], k);
