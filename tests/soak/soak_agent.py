@@ -638,8 +638,11 @@ def run(args):
         pid = str(agent.proc.pid)
 
         def drained():
+            if not agent.alive():
+                raise SoakError(f"the agent exited by itself ({agent.proc.returncode}) "
+                                f"during the drain:\n{tail(agent.log)}")
             st = agent.status()
-            if st.get("pid") != pid or not agent.alive():
+            if st.get("pid") != pid:
                 return False
             rejected = sum(int(v) for k, v in st.items() if k.startswith("rejected_"))
             return (rejected >= 1 and st.get("pending") == "0" and
