@@ -1095,72 +1095,70 @@ out:
     return rc;
 }
 
-/* Pass 1: every directory in d whose durable place is elsewhere (a rename
- * that was not made durable) goes to the shadow dir for now, out of the way
- * of the removals below and of each other (a swap). */
-static int stage_strays(fault *f, fdir *d)
-{
-    DIR *dp = NULL;
-    struct dirent *e;
-    struct stat st;
-    char p[PATH_LEN + NAME_MAX + 2], sp[PATH_LEN + 32];
-    int rc = 0;
-    if (!dir_here(d) || !(dp = opendir(d->path)))
-        goto out;
-    while ((e = readdir(dp))) {
-        fspot *pl;
-        if (is_dot(e->d_name))
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
-        if (lstat(p, &st) || !S_ISDIR(st.st_mode) || (uint64_t)st.st_ino == f->shadow_ino)
-            continue;
-        pl = spot_find(&f->places, (uint64_t)st.st_ino);
-        if (!pl || (pl->parent == d->ino && !strcmp(pl->name, e->d_name)))
-            continue;
-        stage_path(f, pl->ino, sp, sizeof(sp));
-        if (rename(p, sp))
-            first_err(&rc, -errno);
-        else
-            dirs_follow(f, p, sp);
-    }
-out:
-    if (dp)
-        closedir(dp);
-    return rc;
-}
+/* fn for every entry of a tracked directory d that is still there: dots
+ * skipped, each lstat'ed (one that vanished skipped), its path in a buffer
+ * fn may extend (remove_tree). The first error of all is returned. */
+typedef int (*entry_fn)(fault *f, fdir *d, char *path, const char *name,
+                        const struct stat *st, void *arg);
 
-/* Pass 2: names made in d since its last dirsync go: regular files not in
- * its map, and directories this vfs made or moved here that have no durable
- * place, with all they hold. Directories made behind its back stay. */
-static int remove_new(fault *f, fdir *d)
+static int each_entry(fault *f, fdir *d, entry_fn fn, void *arg)
 {
-    DIR *dp = NULL;
+    DIR *dp;
     struct dirent *e;
     struct stat st;
     char p[PATH_LEN + NAME_MAX + 2];
     int rc = 0;
     if (!dir_here(d) || !(dp = opendir(d->path)))
-        goto out;
+        return 0;
     while ((e = readdir(dp))) {
         if (is_dot(e->d_name))
             continue;
         snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
-        if (lstat(p, &st))
-            continue;
-        if (S_ISREG(st.st_mode) && !dir_has(d, e->d_name, (uint64_t)st.st_ino)) {
-            if (unlink(p))
-                first_err(&rc, -errno);
-            else if (st.st_nlink == 1)
-                file_forget(f, (uint64_t)st.st_ino);
-        } else if (S_ISDIR(st.st_mode) && !spot_find(&f->places, (uint64_t)st.st_ino) &&
-                   spot_find(&f->moves, (uint64_t)st.st_ino)) {
-            first_err(&rc, remove_tree(f, p));
-        }
+        if (!lstat(p, &st))
+            first_err(&rc, fn(f, d, p, e->d_name, &st, arg));
     }
-out:
-    if (dp)
-        closedir(dp);
+    closedir(dp);
     return rc;
+}
+
+/* Pass 1: every directory in d whose durable place is elsewhere (a rename
+ * that was not made durable) goes to the shadow dir for now, out of the way
+ * of the removals below and of each other (a swap). */
+static int stage_stray(fault *f, fdir *d, char *p, const char *name, const struct stat *st,
+                       void *arg)
+{
+    char sp[PATH_LEN + 32];
+    fspot *pl;
+    (void)arg;
+    if (!S_ISDIR(st->st_mode) || (uint64_t)st->st_ino == f->shadow_ino)
+        return 0;
+    pl = spot_find(&f->places, (uint64_t)st->st_ino);
+    if (!pl || (pl->parent == d->ino && !strcmp(pl->name, name)))
+        return 0;
+    stage_path(f, pl->ino, sp, sizeof(sp));
+    if (rename(p, sp))
+        return -errno;
+    dirs_follow(f, p, sp);
+    return 0;
+}
+
+/* Pass 2: names made in d since its last dirsync go: regular files not in
+ * its map, and directories this vfs made or moved here that have no durable
+ * place, with all they hold. Directories made behind its back stay. */
+static int remove_new(fault *f, fdir *d, char *p, const char *name, const struct stat *st,
+                      void *arg)
+{
+    (void)arg;
+    if (S_ISREG(st->st_mode) && !dir_has(d, name, (uint64_t)st->st_ino)) {
+        if (unlink(p))
+            return -errno;
+        if (st->st_nlink == 1)
+            file_forget(f, (uint64_t)st->st_ino);
+    } else if (S_ISDIR(st->st_mode) && !spot_find(&f->places, (uint64_t)st->st_ino) &&
+               spot_find(&f->moves, (uint64_t)st->st_ino)) {
+        return remove_tree(f, p);
+    }
+    return 0;
 }
 
 /* Pass 3: every durable directory whose parent is still tracked goes back
@@ -1237,37 +1235,20 @@ out:
 }
 
 /* Pass 5: every tracked file in the directory is cut to its synced size,
- * or with `torn` to a random point between that and its present size. */
-static int cut_files(fault *f, fdir *d, int torn)
+ * or with *torn to a random point between that and its present size. */
+static int cut_file(fault *f, fdir *d, char *p, const char *name, const struct stat *st,
+                    void *torn)
 {
-    DIR *dp = NULL;
-    struct dirent *e;
-    struct stat st;
-    char p[PATH_LEN + NAME_MAX + 2];
-    int rc = 0;
-    if (!dir_here(d) || !(dp = opendir(d->path)))
-        goto out;
-    while ((e = readdir(dp))) {
-        ffile *fi;
-        uint64_t keep;
-        if (is_dot(e->d_name))
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", d->path, e->d_name);
-        if (lstat(p, &st) || !S_ISREG(st.st_mode))
-            continue;
-        fi = file_find(f, (uint64_t)st.st_ino);
-        if (!fi || (uint64_t)st.st_size <= fi->synced)
-            continue;
-        keep = fi->synced;
-        if (torn)
-            keep += rnd(f) % ((uint64_t)st.st_size - fi->synced + 1);
-        if (truncate(p, (off_t)keep))
-            first_err(&rc, -errno);
-    }
-out:
-    if (dp)
-        closedir(dp);
-    return rc;
+    ffile *fi = S_ISREG(st->st_mode) ? file_find(f, (uint64_t)st->st_ino) : NULL;
+    uint64_t keep;
+    (void)d;
+    (void)name;
+    if (!fi || (uint64_t)st->st_size <= fi->synced)
+        return 0;
+    keep = fi->synced;
+    if (*(const int *)torn)
+        keep += rnd(f) % ((uint64_t)st->st_size - fi->synced + 1);
+    return truncate(p, (off_t)keep) ? -errno : 0;
 }
 
 /*
@@ -1282,15 +1263,15 @@ int plat_fault_crash(plat_vfs *vfs, int torn)
     fault *f = F(vfs);
     int rc = kill_fds(f);
     for (size_t i = 0; i < f->n_dirs; i++)
-        first_err(&rc, stage_strays(f, f->dirs[i]));
+        first_err(&rc, each_entry(f, f->dirs[i], stage_stray, NULL));
     for (size_t i = 0; i < f->n_dirs; i++)
-        first_err(&rc, remove_new(f, f->dirs[i]));
+        first_err(&rc, each_entry(f, f->dirs[i], remove_new, NULL));
     first_err(&rc, restore_dirs(f));
     first_err(&rc, remove_staged(f));
     for (size_t i = 0; i < f->n_dirs; i++)
         first_err(&rc, restore_files(f, f->dirs[i]));
     for (size_t i = 0; i < f->n_dirs; i++)
-        first_err(&rc, cut_files(f, f->dirs[i], torn));
+        first_err(&rc, each_entry(f, f->dirs[i], cut_file, &torn));
     f->moves.n = 0;
     for (size_t i = 0; i < f->n_dirs; i++)
         if (!dir_here(f->dirs[i]))
