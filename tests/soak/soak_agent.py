@@ -446,14 +446,12 @@ class Kill:
         self.restart_ns = None  # when the next incarnation was started
         self.lost = []          # ids
         self.dups = []          # ids stored again after this kill
-        self.n_lost = None      # acknowledged and not stored, counted by the broker
 
 
-def assign_losses(spans, n_kills, cap):
+def assign_losses(spans, n_kills, caps):
     """Lost ids to kills, each id (first, last, id) to one kill in
-    first..last, at most cap[n] to kill n (cap: a list, or one number for
-    every kill): earliest deadline first. None when impossible."""
-    caps = cap if isinstance(cap, list) else [cap] * n_kills
+    first..last, at most caps[n] to kill n: earliest deadline first. None
+    when impossible."""
     spans = sorted(spans)
     out = [[] for _ in range(n_kills)]
     heap, s = [], 0
@@ -469,18 +467,6 @@ def assign_losses(spans, n_kills, cap):
         if heap and heap[0][0] <= n:
             return None
     return out if not heap else None
-
-
-def spread_losses(spans, n_kills):
-    """assign_losses with the smallest cap that works (binary search)."""
-    lo, hi = 0, len(spans)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if assign_losses(spans, n_kills, mid) is None:
-            lo = mid + 1
-        else:
-            hi = mid
-    return assign_losses(spans, n_kills, lo)
 
 
 def analyse(pub, kills, stored_rows, args, starts, acks):
@@ -552,8 +538,6 @@ def analyse(pub, kills, stored_rows, args, starts, acks):
     else:
         # the last incarnation also took the end marker and rejected it
         n_lost = [a - t - (n == len(starts) - 1) for n, (a, t) in enumerate(zip(acks, taken))]
-        for n, k in enumerate(kills):
-            k.n_lost = n_lost[n]
         if n_lost[-1]:
             problems.append(f"the gracefully stopped agent acknowledged {acks[-1]} and its "
                             f"stored and rejected messages account for "
@@ -561,11 +545,14 @@ def analyse(pub, kills, stored_rows, args, starts, acks):
         if sum(n_lost) != len(lost) or min(n_lost) < 0:
             problems.append(f"the broker's PUBACK counts give {sum(n_lost)} lost (per "
                             f"incarnation {n_lost}), the stored ids {len(lost)}")
-    caps = n_lost[:len(kills)] if n_lost and not problems else None
-    assigned = assign_losses(spans, len(kills), caps) if caps else None
-    if caps and assigned is None:
+    # Each kill gets as many lost ids as the broker counted.
+    counted = n_lost is not None and not problems
+    assigned = assign_losses(spans, len(kills), n_lost[:len(kills)]) if counted else None
+    if counted and assigned is None:
         problems.append("the lost ids cannot be assigned to kills in the broker's counts")
-    for n, ids in enumerate(assigned or spread_losses(spans, len(kills))):
+    if assigned is None:  # the run fails already: each id to its first candidate
+        assigned = assign_losses(spans, len(kills), [len(spans)] * len(kills))
+    for n, ids in enumerate(assigned):
         kills[n].lost = sorted(ids)
     return dict(published=len(acked), sent=len(sent), unacked=len(sent) - len(acked),
                 stored=len(stored_ids), tensors=len(stored_rows), lost=len(lost),
