@@ -274,25 +274,23 @@ static void retention_tick(agent *a)
  * bytes fit, -ENOSPC when the commit must wait: the batch stays, the queue
  * fills and the broker holds what follows.
  */
-static int make_room(agent *a, uint64_t need)
+static int make_room(agent *a, const ts_stats *st, uint64_t need)
 {
     uint64_t avail = UINT64_MAX, total = 0, pending = 0;
     size_t n = 0;
-    ts_stats st;
     int fits = 0;
-    ts_get_stats(a->store, &st);
     if (a->vfs->statfs(a->vfs, a->cfg.storage.dir, &avail, &total))
         avail = UINT64_MAX; /* cannot tell: only max_disk applies */
     budget_in in = {.max_disk = a->cfg.storage.max_disk, .min_free = a->cfg.storage.min_free,
                     .drop_oldest = a->cfg.storage.on_full == AGENT_ON_FULL_DROP_OLDEST,
                     .stopping = a->stopping, .avail = avail, .need = need};
     /* Cheap check first, from the cached snapshot bytes. */
-    in.used = st.disk_bytes + a->n.snap_bytes;
+    in.used = st->disk_bytes + a->n.snap_bytes;
     if (budget_plan(&in, NULL))
         return 0;
     snap_info *v = list_snapshots(a, &n, &pending);
     budget_action *act = calloc(n ? n : 1, sizeof(*act));
-    in.used = st.disk_bytes + pending;
+    in.used = st->disk_bytes + pending;
     in.snaps = v;
     in.n = n;
     if (act && (v || !n) && budget_plan(&in, act) && apply(a, v, act, n) == 0)
@@ -305,7 +303,7 @@ static int make_room(agent *a, uint64_t need)
     agent_log_limited(&a->budget_lim, 1, 10000, LOG_LEVEL_WARNING,
                       "storage full: %" PRIu64 " of storage.max_disk %" PRIu64 " bytes used, %"
                       PRIu64 " free (min_free %" PRIu64 "); new data waits until %s",
-                      st.disk_bytes + a->n.snap_bytes, a->cfg.storage.max_disk,
+                      st->disk_bytes + a->n.snap_bytes, a->cfg.storage.max_disk,
                       avail == UINT64_MAX ? 0 : avail, a->cfg.storage.min_free,
                       a->cfg.storage.on_full == AGENT_ON_FULL_REJECT_NEW
                           ? "a snapshot is uploaded (storage.on_full: reject_new)"
@@ -321,14 +319,16 @@ static void forget(agent *a, ingest_msg *m)
     ingest_msg_free(m);
 }
 
-/* Drops the members the store refuses (ts_validate) from the batch, each
- * counted and logged; 1 when one was dropped. Ingest refuses these already:
- * this is the last line, so that one tensor never holds up the others. */
+/* Drops the members the store refuses (ts_batch_cost, the engine's own
+ * check) from the batch, each counted and logged; 1 when one was dropped.
+ * Ingest refuses these already: this is the last line, so that one tensor
+ * never holds up the others. */
 static int drop_refused(agent *a, const ts_tensor *const *t)
 {
     int dropped = 0;
     for (size_t i = a->b.n; i-- > 0;) {
-        int v = ts_validate(t[i]);
+        uint64_t cost;
+        int v = ts_batch_cost(&t[i], 1, &cost);
         if (!v)
             continue;
         agent_log(LOG_LEVEL_ERROR, "the store refused a tensor on %.200s: %s; dropped",
@@ -404,8 +404,9 @@ static int commit(agent *a)
         seal(a, "size");
         if (!a->store)
             return -EAGAIN;
+        ts_get_stats(a->store, &st);
     }
-    if (make_room(a, cost))
+    if (make_room(a, &st, cost))
         return -EAGAIN;
     size_t n = a->b.n;
     uint64_t bytes = a->b.bytes;
@@ -414,8 +415,6 @@ static int commit(agent *a)
         committed(a, n, bytes);
         return 0;
     }
-    if ((rc == TS_EINVAL || rc == TS_ENAMETOOLONG || rc == TS_EOVERFLOW) && drop_refused(a, t))
-        return commit(a);
     if (rc == TS_EEXIST) {
         if (already_stored(a, t[0])) {
             agent_log(LOG_LEVEL_NOTICE, "a batch of %zu whose commit was reported failed is on "
@@ -552,12 +551,14 @@ int agent_run(const char *config_path)
             (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
             last_retry = commit(&a) ? mono_ms() : 0;
         }
-        ingest_counters c;
-        ingest_counters_get(a.in, &c);
-        if (!a.ready && c.subscribed) {
-            a.ready = 1;
-            plat_notify("READY=1");
-            agent_log(LOG_LEVEL_NOTICE, "ready: subscribed");
+        if (!a.ready) {
+            ingest_counters c;
+            ingest_counters_get(a.in, &c);
+            if (c.subscribed) {
+                a.ready = 1;
+                plat_notify("READY=1");
+                agent_log(LOG_LEVEL_NOTICE, "ready: subscribed");
+            }
         }
         uint64_t now_ms = mono_ms();
         if (now_ms - last_status >= STATUS_PERIOD_MS ||

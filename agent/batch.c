@@ -111,11 +111,7 @@ int batch_view(batch *b, uint64_t first_key, const ts_tensor *const **out, size_
             *bad = i;
             return -ENAMETOOLONG;
         }
-        b->t[i] = (ts_tensor){.key = (const uint8_t *)k, .key_len = (size_t)len,
-                              .name = m->topic, .dtype = m->t.dtype, .ndim = m->t.ndim,
-                              .timestamp_ns = m->recv_ns, .data = m->t.data,
-                              .data_len = m->t.data_len};
-        memcpy(b->t[i].shape, m->t.shape, sizeof(b->t[i].shape));
+        ingest_msg_tensor(m, (const uint8_t *)k, (size_t)len, &b->t[i]);
         b->ptrs[i] = &b->t[i];
     }
     *out = b->ptrs;

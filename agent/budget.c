@@ -31,9 +31,9 @@ int budget_plan(const budget_in *in, budget_action *act)
             break;
         for (size_t i = 0; i < in->n && over(in, usage, avail); i++) {
             snap_state st = in->snaps[i].state;
-            if (st == SNAP_SEALING || act[i] != BUDGET_KEEP)
+            if (st == SNAP_SEALING)
                 continue;
-            if ((pass == 0) != (st == SNAP_UPLOADED))
+            if ((pass == 0) != (st == SNAP_UPLOADED)) /* the passes take disjoint states */
                 continue;
             act[i] = pass == 0 ? BUDGET_DROP : BUDGET_DROP_LOST;
             uint64_t b = in->snaps[i].disk_bytes;

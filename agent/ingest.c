@@ -61,8 +61,6 @@ struct ingest {
     pthread_mutex_t mu;
     pthread_cond_t nonempty, space;
     ingest_msg *head, *tail;  /* read, not yet taken by the main thread */
-    size_t queued_n;
-    uint64_t queued_bytes;
     size_t held_n, hold_n;    /* read and not yet stored (ingest_done), and the bound */
     uint64_t held_bytes, hold_bytes;
     int waiting;              /* the callback waits for room: nothing is read */
@@ -106,6 +104,14 @@ static agent_sub *subs_copy(const agent_config *cfg)
         }
     }
     return s;
+}
+
+void ingest_msg_tensor(const ingest_msg *m, const uint8_t *key, size_t key_len, ts_tensor *out)
+{
+    *out = (ts_tensor){.key = key, .key_len = key_len, .name = m->topic, .dtype = m->t.dtype,
+                       .ndim = m->t.ndim, .timestamp_ns = m->recv_ns, .data = m->t.data,
+                       .data_len = m->t.data_len};
+    memcpy(out->shape, m->t.shape, sizeof(out->shape));
 }
 
 void ingest_msg_free(ingest_msg *m)
@@ -272,11 +278,11 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         /* What the engine would refuse is refused here, alone, so that it
          * never poisons a batch. */
         static const uint8_t probe_key[TS_MAX_KEY_LEN];
-        ts_tensor t = {.key = probe_key, .key_len = tl + INGEST_KEY_SUFFIX_LEN,
-                       .name = m->topic, .dtype = m->t.dtype, .ndim = m->t.ndim,
-                       .data = m->t.data, .data_len = m->t.data_len};
-        memcpy(t.shape, m->t.shape, sizeof(t.shape));
-        int v = ts_validate(&t);
+        ts_tensor t;
+        const ts_tensor *one = &t;
+        uint64_t cost;
+        ingest_msg_tensor(m, probe_key, tl + INGEST_KEY_SUFFIX_LEN, &t);
+        int v = ts_batch_cost(&one, 1, &cost);
         if (v) {
             e = PAYLOAD_INVALID;
             snprintf(why, sizeof(why), "the store refuses it: %s", ts_strerror(v));
@@ -299,8 +305,6 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     if (m->need > in->want_gen)
         in->want_gen = m->need;
     in->c.decoded++;
-    in->queued_n++;
-    in->queued_bytes += m->t.data_len;
     in->held_n++;
     in->held_bytes += m->t.data_len;
     if (in->tail)
@@ -544,8 +548,6 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
     }
     if (!in->head)
         in->tail = NULL;
-    in->queued_n -= n;
-    in->queued_bytes -= bytes;
     if (more)
         *more = in->head && in->head->need <= in->settled_gen;
     pthread_mutex_unlock(&in->mu);
@@ -607,7 +609,6 @@ void ingest_counters_get(ingest *in, ingest_counters *out)
 {
     pthread_mutex_lock(&in->mu);
     *out = in->c;
-    out->queued = in->queued_n;
     out->held = in->held_n;
     pthread_mutex_unlock(&in->mu);
 }

@@ -17,7 +17,8 @@
  *
  * Every message in the queue can be stored: a tensor the engine would
  * refuse (its key <topic>#<20 digits> or its name too long, or anything
- * ts_validate rejects) is refused here, alone, and counted by reason.
+ * ts_batch_cost rejects: ts_validate's checks and the record size limit)
+ * is refused here, alone, and counted by reason.
  *
  * Shared state (the queue, counters, the subscription table) is guarded by
  * one mutex inside ingest.c; nothing else is shared between the threads.
@@ -53,12 +54,14 @@ typedef struct ingest_counters {
     uint64_t connects, disconnects;
     uint64_t connect_failures;           /* connection attempts that failed or
                                             were refused (TLS, CONNACK) */
-    size_t queued;                       /* messages in the queue now */
     size_t held;                         /* read and not yet stored */
     uint64_t maybe_duplicated;           /* handed over without the broker's
                                             proof: it may send them again */
     int connected, subscribed;
 } ingest_counters;
+
+/* The engine's view of m stored under key (borrowed: m and key outlive it). */
+void ingest_msg_tensor(const ingest_msg *m, const uint8_t *key, size_t key_len, ts_tensor *out);
 
 /* Sets up the client from cfg (borrowed for the call), holding at most
  * hold_n messages / hold_bytes as above. NULL with err set. */
