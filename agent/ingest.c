@@ -36,9 +36,10 @@
  * DISCONNECT follows every PUBACK written, and the main thread stores what
  * is queued.
  *
- * Callbacks run on this thread and touch only the struct below under its
- * mutex; they never free what libmosquitto hands them. The main thread asks
- * for subscription changes through the struct (ingest_update).
+ * Callbacks run on this thread and touch the shared part of the struct
+ * below only under its mutex; they never free what libmosquitto hands
+ * them. The subscription table belongs to this thread: the main thread
+ * posts a new one (ingest_update) and this thread swaps it in.
  */
 #define _GNU_SOURCE 1
 #include "ingest.h"
@@ -64,11 +65,10 @@ struct ingest {
     size_t held_n, hold_n;    /* read and not yet stored (ingest_done), and the bound */
     uint64_t held_bytes, hold_bytes;
     int waiting;              /* the callback waits for room: nothing is read */
-    agent_sub *subs;          /* own copies of topic strings */
+    agent_sub *subs;          /* the network thread's own: no lock */
     size_t n_subs;
-    char **unsub;             /* filters to unsubscribe (ingest_update) */
-    size_t n_unsub;
-    int resubscribe;          /* ingest_update asked for a new table */
+    agent_sub *next_subs;     /* posted by ingest_update, NULL when none */
+    size_t n_next;
     int pending_subacks;
     int attempt_ok;           /* a CONNACK accepted the current connection */
     int stopping;             /* ingest_stop was called */
@@ -125,36 +125,23 @@ void ingest_msg_free(ingest_msg *m)
     }
 }
 
-/* Subscribes to everything in the table. Called without the mutex: no
- * libmosquitto call is made under it (libmosquitto holds its own locks when
- * it calls us, so the other order could deadlock). */
+/* Subscribes to everything in the table (network thread). No libmosquitto
+ * call is made under the mutex (libmosquitto holds its own locks when it
+ * calls us, so the other order could deadlock); the SUBACKs are read by
+ * this thread too, after this returns. */
 static void subscribe_all(ingest *in)
 {
-    char **topics = NULL;
-    int *qos = NULL;
-    size_t n = 0;
-    pthread_mutex_lock(&in->mu);
-    if ((topics = calloc(in->n_subs ? in->n_subs : 1, sizeof(*topics))) &&
-        (qos = calloc(in->n_subs ? in->n_subs : 1, sizeof(*qos))))
-        for (; n < in->n_subs && (topics[n] = strdup(in->subs[n].topic)); n++)
-            qos[n] = in->subs[n].qos;
-    in->pending_subacks = 0;
-    pthread_mutex_unlock(&in->mu);
-    if (n < in->n_subs)
-        agent_log(LOG_LEVEL_ERROR, "subscribing: out of memory; retried at the next connect");
     int sent = 0;
-    for (size_t i = 0; i < n; i++) {
-        int rc = mosquitto_subscribe(in->mosq, NULL, topics[i], qos[i]);
+    for (size_t i = 0; i < in->n_subs; i++) {
+        int rc = mosquitto_subscribe(in->mosq, NULL, in->subs[i].topic, in->subs[i].qos);
         if (rc == MOSQ_ERR_SUCCESS)
             sent++;
         else
-            agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", topics[i], mosquitto_strerror(rc));
-        free(topics[i]);
+            agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", in->subs[i].topic,
+                      mosquitto_strerror(rc));
     }
-    free(topics);
-    free(qos);
     pthread_mutex_lock(&in->mu);
-    in->pending_subacks += sent;
+    in->pending_subacks = sent;
     pthread_mutex_unlock(&in->mu);
 }
 
@@ -241,22 +228,20 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     ingest *in = obj;
     char why[256];
     const agent_sub *sub = NULL;
-    payload_spec spec;
     (void)mosq;
-    pthread_mutex_lock(&in->mu);
-    in->c.received++;
     for (size_t i = 0; i < in->n_subs && !sub; i++) {
         bool match = false;
         if (mosquitto_topic_matches_sub(in->subs[i].topic, msg->topic, &match) ==
                 MOSQ_ERR_SUCCESS && match)
             sub = &in->subs[i];
     }
+    pthread_mutex_lock(&in->mu);
+    in->c.received++;
     if (!sub) {
         in->c.unmatched++;
         pthread_mutex_unlock(&in->mu);
         return;
     }
-    spec = sub->spec;
     pthread_mutex_unlock(&in->mu);
 
     ingest_msg *m = calloc(1, sizeof(*m));
@@ -268,7 +253,7 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         snprintf(why, sizeof(why), "a %zu-byte topic makes a %zu-byte key; the limit is %d", tl,
                  tl + INGEST_KEY_SUFFIX_LEN, TS_MAX_KEY_LEN);
     } else if (m && (m->topic = strdup(msg->topic))) {
-        e = payload_class(payload_decode(&spec, msg->payload,
+        e = payload_class(payload_decode(&sub->spec, msg->payload,
                                          (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0),
                                          &m->t, why, sizeof(why)));
     } else {
@@ -293,7 +278,7 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         in->c.rejected[e]++;
         agent_log_limited(&in->bad_log, 10, 10000, LOG_LEVEL_WARNING,
                           "rejected a %s payload on %.200s%s (%s): %s",
-                          payload_format_name(spec.format), msg->topic, tl > 200 ? "..." : "",
+                          payload_format_name(sub->spec.format), msg->topic, tl > 200 ? "..." : "",
                           payload_err_name(e), why);
         pthread_mutex_unlock(&in->mu);
         ingest_msg_free(m);
@@ -408,30 +393,31 @@ static void nap(ingest *in, uint64_t ms)
     pthread_mutex_unlock(&in->mu);
 }
 
-/* Applies a subscription change asked for by ingest_update. */
+/* Swaps in a table posted by ingest_update: unsubscribes the filters it
+ * drops, then subscribes to all of it (re-subscribing an existing filter
+ * updates its QoS). */
 static void apply_update(ingest *in)
 {
-    char **unsub = NULL;
-    size_t n = 0;
-    int update = 0, connected = 0;
     pthread_mutex_lock(&in->mu);
-    if (in->resubscribe) {
-        in->resubscribe = 0;
-        update = 1;
-        unsub = in->unsub;
-        n = in->n_unsub;
-        in->unsub = NULL;
-        in->n_unsub = 0;
-        connected = in->c.connected;
-    }
+    agent_sub *fresh = in->next_subs;
+    size_t n_fresh = in->n_next;
+    int connected = in->c.connected;
+    in->next_subs = NULL;
     pthread_mutex_unlock(&in->mu);
-    for (size_t i = 0; i < n; i++) {
-        mosquitto_unsubscribe(in->mosq, NULL, unsub[i]);
-        free(unsub[i]);
+    if (!fresh)
+        return;
+    for (size_t i = 0; i < in->n_subs; i++) {
+        int kept = 0;
+        for (size_t j = 0; j < n_fresh && !kept; j++)
+            kept = !strcmp(in->subs[i].topic, fresh[j].topic);
+        if (!kept)
+            mosquitto_unsubscribe(in->mosq, NULL, in->subs[i].topic);
     }
-    free(unsub);
-    if (update && connected)
-        subscribe_all(in); /* re-subscribing an existing filter updates its QoS */
+    subs_free(in->subs, in->n_subs);
+    in->subs = fresh;
+    in->n_subs = n_fresh;
+    if (connected)
+        subscribe_all(in);
 }
 
 /* Sends a settle barrier when messages wait for one and none is out: one
@@ -574,33 +560,13 @@ void ingest_count_rejected(ingest *in, payload_err why)
 int ingest_update(ingest *in, const agent_config *cfg)
 {
     agent_sub *fresh = subs_copy(cfg);
-    char **unsub = calloc(in->n_subs ? in->n_subs : 1, sizeof(*unsub));
-    size_t n = 0;
-    if (!fresh || !unsub) {
-        if (fresh)
-            subs_free(fresh, cfg->mqtt.n_subs);
-        free(unsub);
+    if (!fresh)
         return -ENOMEM;
-    }
     pthread_mutex_lock(&in->mu);
-    for (size_t i = 0; i < in->n_subs; i++) {
-        int kept = 0;
-        for (size_t j = 0; j < cfg->mqtt.n_subs; j++)
-            kept |= !strcmp(in->subs[i].topic, fresh[j].topic);
-        if (!kept) {
-            unsub[n++] = in->subs[i].topic; /* ownership moves */
-            in->subs[i].topic = NULL;
-        }
-    }
-    for (size_t i = 0; i < in->n_unsub; i++)
-        free(in->unsub[i]);
-    free(in->unsub);
-    in->unsub = unsub;
-    in->n_unsub = n;
-    subs_free(in->subs, in->n_subs);
-    in->subs = fresh;
-    in->n_subs = cfg->mqtt.n_subs;
-    in->resubscribe = 1;
+    if (in->next_subs)
+        subs_free(in->next_subs, in->n_next);
+    in->next_subs = fresh;
+    in->n_next = cfg->mqtt.n_subs;
     pthread_mutex_unlock(&in->mu);
     return 0;
 }
@@ -640,9 +606,8 @@ void ingest_free(ingest *in)
     }
     ingest_msg_free(in->head);
     subs_free(in->subs, in->n_subs);
-    for (size_t i = 0; i < in->n_unsub; i++)
-        free(in->unsub[i]);
-    free(in->unsub);
+    if (in->next_subs)
+        subs_free(in->next_subs, in->n_next);
     free(in->host);
     free(in->settle_topic);
     free(in);

@@ -20,8 +20,9 @@
  * ts_batch_cost rejects: ts_validate's checks and the record size limit)
  * is refused here, alone, and counted by reason.
  *
- * Shared state (the queue, counters, the subscription table) is guarded by
- * one mutex inside ingest.c; nothing else is shared between the threads.
+ * Shared state (the queue, counters, a posted subscription table) is
+ * guarded by one mutex inside ingest.c; nothing else is shared between the
+ * threads (the table in use is the network thread's alone).
  */
 #ifndef EMBEDDB_AGENT_INGEST_H
 #define EMBEDDB_AGENT_INGEST_H
@@ -83,8 +84,10 @@ void ingest_done(ingest *in, size_t n, uint64_t bytes);
 /* Counts a tensor refused after it left the queue (the agent's commit). */
 void ingest_count_rejected(ingest *in, payload_err why);
 void ingest_msg_free(ingest_msg *m);
-/* Replaces the subscriptions (SIGHUP): unsubscribes what went away,
- * subscribes what is new, and decodes with the new specs from now on. */
+/* Replaces the subscriptions (SIGHUP): the network thread takes the new
+ * table at its next loop pass (within 100 ms, or once it may read again),
+ * unsubscribes what went away, subscribes to it and decodes with its specs
+ * from then on. 0 or -ENOMEM. */
 int ingest_update(ingest *in, const agent_config *cfg);
 void ingest_counters_get(ingest *in, ingest_counters *out);
 /* Disconnects and joins the network thread; queued messages stay poppable. */
