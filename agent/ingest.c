@@ -72,10 +72,12 @@ struct ingest {
     int pending_subacks;
     int attempt_ok;           /* a CONNACK accepted the current connection */
     int stopping;             /* ingest_stop was called */
-    /* settling: a message with need <= settled_gen is settled */
+    /* settling: barriers answered so far; a message with need <= settled_gen
+     * is settled (the barrier in flight answers settled_gen + 1) */
     char *settle_topic;
-    uint64_t sent_gen, settled_gen, want_gen;
+    uint64_t settled_gen;
     int barrier_mid;          /* the UNSUBSCRIBE in flight, 0 when none */
+    int unsettled;            /* a QoS 1 message came since the last barrier went */
     ingest_counters c;
     log_limit bad_log;
     char *host;
@@ -185,7 +187,7 @@ static void on_unsubscribe(struct mosquitto *mosq, void *obj, int mid)
     (void)mosq;
     pthread_mutex_lock(&in->mu);
     if (in->barrier_mid && mid == in->barrier_mid) {
-        in->settled_gen = in->sent_gen;
+        in->settled_gen++;
         in->barrier_mid = 0;
         pthread_cond_broadcast(&in->nonempty);
     }
@@ -202,8 +204,8 @@ static void settle_unproven(ingest *in)
             in->c.maybe_duplicated++;
             m->need = 0;
         }
-    in->barrier_mid = 0;
-    in->sent_gen = in->settled_gen = in->want_gen;
+    in->barrier_mid = 0; /* its answer, if any, is not awaited */
+    in->unsettled = 0;
     pthread_cond_broadcast(&in->nonempty);
 }
 
@@ -286,9 +288,8 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     }
     m->recv_ns = plat_now_ns();
     /* Its PUBACK went out before this call: the next barrier covers it. */
-    m->need = msg->qos == 1 ? in->sent_gen + 1 : 0;
-    if (m->need > in->want_gen)
-        in->want_gen = m->need;
+    m->need = msg->qos == 1 ? in->settled_gen + 1 + (in->barrier_mid != 0) : 0;
+    in->unsettled |= msg->qos == 1;
     in->c.decoded++;
     in->held_n++;
     in->held_bytes += m->t.data_len;
@@ -431,13 +432,13 @@ static void settle_tick(ingest *in)
 {
     int mid = 0;
     pthread_mutex_lock(&in->mu);
-    int due = in->c.connected && !in->barrier_mid && in->want_gen > in->settled_gen;
+    int due = in->c.connected && !in->barrier_mid && in->unsettled;
     pthread_mutex_unlock(&in->mu);
     if (!due || mosquitto_unsubscribe(in->mosq, &mid, in->settle_topic) != MOSQ_ERR_SUCCESS)
         return;
     pthread_mutex_lock(&in->mu);
     in->barrier_mid = mid;
-    in->sent_gen++;
+    in->unsettled = 0;
     pthread_mutex_unlock(&in->mu);
 }
 
