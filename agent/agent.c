@@ -205,15 +205,10 @@ static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending)
     return v;
 }
 
-static int delete_snapshot(const char *root, const char *name)
-{
-    return snap_delete(plat_vfs_default(), root, name);
-}
-
 /* Deletes snapshot v; `lost` when it was never uploaded. 0 when gone. */
 static int drop(agent *a, const snap_info *v, int lost)
 {
-    int rc = upload_delete(a->up, v->name, delete_snapshot);
+    int rc = upload_delete(a->up, v->name, snap_delete);
     if (rc == -EBUSY) {
         /* Being uploaded: the worker lets go of it; the next tick tries again
          * (and re-lists, its state may have changed). */
@@ -509,7 +504,7 @@ int agent_run(const char *config_path)
         open_store(&a))
         goto out;
     recover_snapshots(&a);
-    if (!(a.up = upload_new(&a.cfg, a.root, err, sizeof(err))) || upload_start(a.up)) {
+    if (!(a.up = upload_new(&a.cfg, a.vfs, a.root, err, sizeof(err))) || upload_start(a.up)) {
         agent_log(LOG_LEVEL_ERROR, "%s", a.up ? "cannot start the upload thread" : err);
         goto out;
     }

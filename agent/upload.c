@@ -104,7 +104,8 @@ static char *dup_or_null(const char *s, int *oom)
     return d;
 }
 
-uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_t errlen)
+uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, char *err,
+                     size_t errlen)
 {
     uploader *u = calloc(1, sizeof(*u));
     int oom = 0;
@@ -118,7 +119,7 @@ uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&u->cv, &ca);
     pthread_condattr_destroy(&ca);
-    u->vfs = plat_vfs_default();
+    u->vfs = vfs;
     u->root = dup_or_null(root, &oom);
     u->device_id = dup_or_null(cfg->device_id, &oom);
     u->enabled = cfg->upload.enabled;
@@ -502,7 +503,8 @@ void upload_kick(uploader *u)
     pthread_mutex_unlock(&u->mu);
 }
 
-int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name))
+int upload_delete(uploader *u, const char *name,
+                  int (*del)(plat_vfs *vfs, const char *root, const char *name))
 {
     int rc;
     pthread_mutex_lock(&u->mu);
@@ -514,7 +516,7 @@ int upload_delete(uploader *u, const char *name, int (*del)(const char *root, co
     }
     snprintf(u->deleting, sizeof(u->deleting), "%s", name);
     pthread_mutex_unlock(&u->mu);
-    rc = del(u->root, name);
+    rc = del(u->vfs, u->root, name);
     pthread_mutex_lock(&u->mu);
     u->deleting[0] = 0;
     if (!strcmp(u->held, name))

@@ -49,9 +49,11 @@ typedef struct upload_counters {
 } upload_counters;
 
 /* A worker for the snapshots under root (borrowed copy taken) with cfg's
- * device_id and upload section (copied). Loads the CA, certificate and key
- * when uploads are configured. NULL with err set on failure. */
-uploader *upload_new(const agent_config *cfg, const char *root, char *err, size_t errlen);
+ * device_id and upload section (copied); every snapshot file call goes
+ * through vfs (borrowed: it outlives the worker). Loads the CA, certificate
+ * and key when uploads are configured. NULL with err set on failure. */
+uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, char *err,
+                     size_t errlen);
 /* Starts the thread. 0 or -errno. */
 int upload_start(uploader *u);
 /* Something changed (a seal began, a state was reset): look now, except
@@ -72,7 +74,8 @@ void upload_kick(uploader *u);
  *    and no byte of it was lost; re-list first, its state may have become
  *    `uploaded`.
  */
-int upload_delete(uploader *u, const char *name, int (*del)(const char *root, const char *name));
+int upload_delete(uploader *u, const char *name,
+                  int (*del)(plat_vfs *vfs, const char *root, const char *name));
 void upload_counters_get(uploader *u, upload_counters *out);
 /* Asks the thread to stop (an upload in flight is cancelled at once,
  * wherever it waits, and retried at the next start) and joins it. The

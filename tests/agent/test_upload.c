@@ -83,7 +83,7 @@ static int setup(void **state)
     f->cfg.upload.response_timeout_ms = LONG_MS;
     f->cfg.upload.retry_initial_ms = 1000;
     f->cfg.upload.retry_max_ms = 1000;
-    assert_non_null(f->u = upload_new(&f->cfg, f->root, err, sizeof(err)));
+    assert_non_null(f->u = upload_new(&f->cfg, plat_vfs_default(), f->root, err, sizeof(err)));
     *state = f;
     return 0;
 }
@@ -134,7 +134,7 @@ static void *read_status(void *arg)
 
 /* The retention delete: while it runs, the main thread's status read
  * (another thread here) must not wait for it. */
-static int del(const char *root, const char *name)
+static int del(plat_vfs *vfs, const char *root, const char *name)
 {
     pthread_t t;
     uint64_t end = now_ms() + WAIT_MS;
@@ -142,7 +142,7 @@ static int del(const char *root, const char *name)
     assert_int_equal(pthread_create(&t, NULL, read_status, NULL), 0);
     while (!atomic_load(&status_answered_during_del) && now_ms() < end)
         usleep(1000);
-    int rc = snap_delete(plat_vfs_default(), root, name);
+    int rc = snap_delete(vfs, root, name);
     pthread_join(t, NULL);
     return rc;
 }
