@@ -68,11 +68,6 @@ typedef struct agent {
     int stopping;              /* graceful stop: max_disk yields to "lose nothing" */
 } agent;
 
-static uint64_t mono_ms(void)
-{
-    return plat_mono_ns() / 1000000;
-}
-
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
  * snapshot names never repeat even if the store's count were wrong. */
 static void apply_seq_floor(agent *a)
@@ -165,7 +160,7 @@ static void seal(agent *a, const char *why)
 {
     char err[1024], name[SNAP_NAME_MAX];
     ts_checkpoint_info info;
-    a->last_seal_ms = mono_ms();
+    a->last_seal_ms = plat_mono_ms();
     if (!a->store)
         return;
     int rc = snap_begin(a->vfs, a->store, a->root, a->cfg.device_id, name, sizeof(name), &info,
@@ -510,7 +505,7 @@ int agent_run(const char *config_path)
     }
     if (!a.cfg.upload.enabled)
         agent_log(LOG_LEVEL_NOTICE, "no upload section: snapshots stay on flash");
-    a.last_seal_ms = mono_ms();
+    a.last_seal_ms = plat_mono_ms();
     retention_tick(&a);
     /* Acknowledged and not yet stored: this batch and the next, plus room
      * for the broker's in-flight window ahead of a settle barrier's answer
@@ -532,19 +527,20 @@ int agent_run(const char *config_path)
             reload(&a, config_path);
         if (sig & PLAT_SIG_USR1)
             seal(&a, "SIGUSR1");
-        if (a.cfg.snapshot.interval_ms && mono_ms() - a.last_seal_ms >= a.cfg.snapshot.interval_ms)
+        if (a.cfg.snapshot.interval_ms &&
+            plat_mono_ms() - a.last_seal_ms >= a.cfg.snapshot.interval_ms)
             seal(&a, "interval");
         uint64_t now = plat_mono_ns(), wait = IDLE_WAIT_MS;
         if (a.b.n && batch_wait_ms(&a.b, now) < wait)
             wait = batch_wait_ms(&a.b, now);
         if (last_retry) {
-            uint64_t since = mono_ms() - last_retry;
+            uint64_t since = plat_mono_ms() - last_retry;
             wait = since >= RETRY_MS ? 0 : (RETRY_MS - since < wait ? RETRY_MS - since : wait);
         }
         fill(&a, wait);
         if (batch_due(&a.b, plat_mono_ns()) &&
-            (!last_retry || mono_ms() - last_retry >= RETRY_MS)) {
-            last_retry = commit(&a) ? mono_ms() : 0;
+            (!last_retry || plat_mono_ms() - last_retry >= RETRY_MS)) {
+            last_retry = commit(&a) ? plat_mono_ms() : 0;
         }
         if (!a.ready) {
             ingest_counters c;
@@ -555,7 +551,7 @@ int agent_run(const char *config_path)
                 agent_log(LOG_LEVEL_NOTICE, "ready: subscribed");
             }
         }
-        uint64_t now_ms = mono_ms();
+        uint64_t now_ms = plat_mono_ms();
         if (now_ms - last_status >= STATUS_PERIOD_MS ||
             (watchdog_ms && now_ms - last_status >= watchdog_ms / 2)) {
             last_status = now_ms;

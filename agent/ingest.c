@@ -329,11 +329,7 @@ ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, 
     in->hold_n = hold_n ? hold_n : 1;
     in->hold_bytes = hold_bytes;
     pthread_mutex_init(&in->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&in->nonempty, &ca);
-    pthread_condattr_destroy(&ca);
+    plat_cond_init_mono(&in->nonempty);
     pthread_cond_init(&in->space, NULL);
     mosquitto_lib_init();
     in->mosq = mosquitto_new(cfg->mqtt.client_id, cfg->mqtt.clean_session, in);
@@ -369,25 +365,10 @@ fail:
     return NULL;
 }
 
-/* The monotonic time ms from now, for the condition variables (which wait
- * on CLOCK_MONOTONIC: a wall clock set back must not stretch a wait). */
-static struct timespec after_ms(uint64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
-
 /* Sleeps up to ms unless a stop comes; the caller holds nothing. */
 static void nap(ingest *in, uint64_t ms)
 {
-    struct timespec ts = after_ms(ms);
+    struct timespec ts = plat_mono_after_ms(ms);
     pthread_mutex_lock(&in->mu);
     if (!in->stopping)
         pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
@@ -510,7 +491,7 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
     pthread_mutex_lock(&in->mu);
     if ((!in->head || (in->head->need > in->settled_gen && !in->waiting) || !max_n) && wait_ms &&
         !in->stopping) {
-        struct timespec ts = after_ms(wait_ms);
+        struct timespec ts = plat_mono_after_ms(wait_ms);
         pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
     }
     /* A network thread waiting for room cannot read the barrier's answer:

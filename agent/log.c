@@ -48,7 +48,7 @@ void agent_log_limited(log_limit *lim, unsigned burst, uint64_t interval_ms, log
                        const char *fmt, ...)
 {
     va_list ap;
-    uint64_t now = plat_mono_ns() / 1000000;
+    uint64_t now = plat_mono_ms();
     if (lv > level())
         return;
     if (now - lim->window_start_ms >= interval_ms) {

@@ -69,11 +69,6 @@ struct uploader {
     uint64_t rng;
 };
 
-static uint64_t mono_ms(void)
-{
-    return plat_mono_ns() / 1000000;
-}
-
 int upload_retryable(int rc, int status)
 {
     if (rc)
@@ -114,11 +109,7 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
         return NULL;
     }
     pthread_mutex_init(&u->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&u->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    plat_cond_init_mono(&u->cv);
     u->vfs = vfs;
     u->root = dup_or_null(root, &oom);
     u->device_id = dup_or_null(cfg->device_id, &oom);
@@ -296,12 +287,12 @@ static uint64_t jitter(uploader *u, uint64_t ms)
  * beyond IDLE_WAIT_MS). Called with mu held. */
 static void wait_locked(uploader *u, uint64_t until_ms)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = plat_mono_ms();
     uint64_t wake = now + IDLE_WAIT_MS;
     if (until_ms && until_ms < wake)
         wake = until_ms;
-    struct timespec ts = {(time_t)(wake / 1000), (long)(wake % 1000) * 1000000};
-    while (!u->kicked && !u->stop && mono_ms() < wake)
+    struct timespec ts = plat_mono_after_ms(wake - now);
+    while (!u->kicked && !u->stop && plat_mono_ms() < wake)
         pthread_cond_timedwait(&u->cv, &u->mu, &ts);
     u->kicked = 0;
 }
@@ -343,7 +334,7 @@ static void settle(uploader *u, snap_info *si, int rc, int status, const char *m
         if (u->backoff_ms > u->retry_max_ms)
             u->backoff_ms = u->retry_max_ms;
         d = jitter(u, u->backoff_ms);
-        u->next_attempt_ms = mono_ms() + d;
+        u->next_attempt_ms = plat_mono_ms() + d;
         agent_log(LOG_LEVEL_WARNING, "upload: %s (attempt %" PRIu64 "); retrying in %" PRIu64
                   " ms", msg, si->attempts, d);
     } else {
@@ -371,7 +362,7 @@ static void settle(uploader *u, snap_info *si, int rc, int status, const char *m
         snprintf(u->c.last_error, sizeof(u->c.last_error), "%.255s", msg);
     if (u->cancelled && !ok) { /* also when asked while STATE was being written */
         snprintf(u->held, sizeof(u->held), "%s", si->name);
-        u->held_until_ms = mono_ms() + DELETE_HOLD_MS;
+        u->held_until_ms = plat_mono_ms() + DELETE_HOLD_MS;
     }
     u->c.current[0] = 0;
     u->cancelled = 0;
@@ -387,7 +378,7 @@ static int next_candidate(uploader *u, snap_info *out)
     size_t n = 0;
     int found = -1;
     pthread_mutex_lock(&u->mu);
-    if (u->held[0] && mono_ms() >= u->held_until_ms)
+    if (u->held[0] && plat_mono_ms() >= u->held_until_ms)
         u->held[0] = 0;
     snprintf(held, sizeof(held), "%s", u->held);
     pthread_mutex_unlock(&u->mu);
@@ -436,9 +427,9 @@ static int upload_one(uploader *u, snap_info *si)
         settle(u, si, -EIO, 0, msg, 0);
         return 0;
     }
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = plat_mono_ms();
     int status = 0, rc = attempt(u, si, &status, msg, sizeof(msg));
-    settle(u, si, rc, status, msg, mono_ms() - t0);
+    settle(u, si, rc, status, msg, plat_mono_ms() - t0);
     return 0;
 }
 
@@ -465,7 +456,7 @@ static void *run(void *arg)
         }
         uint64_t until = 0;
         snap_info si;
-        if (u->enabled && mono_ms() >= u->next_attempt_ms && next_candidate(u, &si) == 0) {
+        if (u->enabled && plat_mono_ms() >= u->next_attempt_ms && next_candidate(u, &si) == 0) {
             if (upload_one(u, &si) == 0)
                 continue;
             pthread_mutex_lock(&u->mu); /* being deleted: wait for upload_delete's kick */
@@ -474,7 +465,7 @@ static void *run(void *arg)
             pthread_mutex_unlock(&u->mu);
             continue;
         }
-        if (u->enabled && u->next_attempt_ms > mono_ms())
+        if (u->enabled && u->next_attempt_ms > plat_mono_ms())
             until = u->next_attempt_ms;
         pthread_mutex_lock(&u->mu);
         if (u->enabled && u->held[0] && (!until || u->held_until_ms < until))

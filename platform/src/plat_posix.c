@@ -372,6 +372,34 @@ uint64_t plat_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t plat_mono_ms(void)
+{
+    return plat_mono_ns() / 1000000;
+}
+
+int plat_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (!rc && !(rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)))
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+struct timespec plat_mono_after_ms(uint64_t ms)
+{
+    struct timespec ts = {0, 0};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
 int plat_write_all(plat_vfs *vfs, int fd, const void *buf, size_t len, uint64_t off)
 {
     /* iov_base is not const in POSIX; pwritev only reads through it. */

@@ -19,6 +19,7 @@
 #ifndef EMBEDDB_PLAT_H
 #define EMBEDDB_PLAT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -97,8 +98,14 @@ plat_vfs *plat_vfs_default(void);
 
 /* Wall-clock time in nanoseconds since the Unix epoch. */
 int64_t plat_now_ns(void);
-/* Monotonic time in nanoseconds, for durations. */
+/* Monotonic time in nanoseconds, for durations; and in milliseconds. */
 uint64_t plat_mono_ns(void);
+uint64_t plat_mono_ms(void);
+/* A condition variable whose timed waits run on the monotonic clock (a
+ * wall clock set back must not stretch a wait), and the deadline ms from
+ * now to hand its pthread_cond_timedwait. 0 or an errno value. */
+int plat_cond_init_mono(pthread_cond_t *cv);
+struct timespec plat_mono_after_ms(uint64_t ms);
 
 /* Convenience wrappers over a vfs for whole-buffer I/O. */
 int plat_write_all(plat_vfs *vfs, int fd, const void *buf, size_t len, uint64_t off);
