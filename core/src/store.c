@@ -85,6 +85,15 @@ int store__fail(ts_store *s, int rc, const char *fmt, ...)
     return rc;
 }
 
+int store__check_writable(ts_store *s)
+{
+    if (s->opts.read_only)
+        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
+    if (s->failed)
+        return TS_EFAILED; /* keep the message of the failure itself */
+    return 0;
+}
+
 void store__join(const ts_store *s, const char *name, char *out)
 {
     snprintf(out, STORE_PATH_MAX, "%s/%s", s->dir, name);
@@ -642,12 +651,9 @@ static int raise_seq(ts_store *s, uint64_t floor)
 
 int ts_raise_seq(ts_store *s, uint64_t floor)
 {
-    if (s->opts.read_only)
-        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
-    if (s->failed)
-        return TS_EFAILED;
-    if (floor <= s->next_seq)
-        return 0;
+    int rc = store__check_writable(s);
+    if (rc || floor <= s->next_seq)
+        return rc;
     return raise_seq(s, floor);
 }
 
