@@ -1194,8 +1194,9 @@ static int restore_dirs(fault *f)
     return rc;
 }
 
-/* Staged directories no durable place claimed (their parent went): gone. */
-static int remove_staged(fault *f)
+/* Removes every entry of the shadow dir whose name starts with prefix
+ * ("": all), with all it holds. The first error is returned. */
+static int clear_shadow(fault *f, const char *prefix)
 {
     DIR *dp = opendir(f->shadow);
     struct dirent *e;
@@ -1203,11 +1204,12 @@ static int remove_staged(fault *f)
     int rc = 0;
     if (!dp)
         goto out;
-    while ((e = readdir(dp)))
-        if (!strncmp(e->d_name, STAGE, strlen(STAGE))) {
-            snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
-            first_err(&rc, remove_tree(f, p));
-        }
+    while ((e = readdir(dp))) {
+        if (is_dot(e->d_name) || strncmp(e->d_name, prefix, strlen(prefix)))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
+        first_err(&rc, remove_tree(f, p));
+    }
     closedir(dp);
 out:
     return rc;
@@ -1267,7 +1269,8 @@ int plat_fault_crash(plat_vfs *vfs, int torn)
     for (size_t i = 0; i < f->n_dirs; i++)
         first_err(&rc, each_entry(f, f->dirs[i], remove_new, NULL));
     first_err(&rc, restore_dirs(f));
-    first_err(&rc, remove_staged(f));
+    /* Staged directories no durable place claimed (their parent went): gone. */
+    first_err(&rc, clear_shadow(f, STAGE));
     for (size_t i = 0; i < f->n_dirs; i++)
         first_err(&rc, restore_files(f, f->dirs[i]));
     for (size_t i = 0; i < f->n_dirs; i++)
@@ -1282,22 +1285,6 @@ int plat_fault_crash(plat_vfs *vfs, int torn)
 
 /* ---- control ------------------------------------------------------------ */
 
-static void clear_shadow(fault *f)
-{
-    DIR *dp = opendir(f->shadow);
-    struct dirent *e;
-    char p[PATH_LEN + NAME_MAX + 2];
-    if (!dp)
-        return;
-    while ((e = readdir(dp))) {
-        if (is_dot(e->d_name))
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
-        remove_tree(f, p);
-    }
-    closedir(dp);
-}
-
 void plat_fault_revive(plat_vfs *vfs)
 {
     fault *f = F(vfs);
@@ -1308,7 +1295,7 @@ void plat_fault_revive(plat_vfs *vfs)
      * Known directories are re-captured now rather than on next touch, so
      * a write through a handle still open (revive without a crash) is
      * still cut by a later crash. */
-    clear_shadow(f);
+    clear_shadow(f, "");
     f->places.n = 0;
     f->moves.n = 0;
     for (size_t i = 0; i < f->n_dirs; i++)
@@ -1409,7 +1396,7 @@ void plat_fault_free(plat_vfs *vfs)
         return;
     /* Dead handles' placeholders are left open: their numbers still belong
      * to callers who will close them. */
-    clear_shadow(f);
+    clear_shadow(f, "");
     if (f->made_shadow)
         rmdir(f->shadow);
     for (size_t i = 0; i < f->n_dirs; i++) {
