@@ -621,24 +621,30 @@ static void stage_path(fault *f, uint64_t ino, char *out, size_t len)
  * Called before the name `path` goes away (unlink, either side of a rename).
  * If the durable map of its directory still holds that name with this inode,
  * hard-links the inode into the shadow directory so a crash can restore it.
- * *ino gets the regular file's inode (0 if none), *last 1 when this name is
- * its only link and nothing else keeps it, i.e. it dies with the name.
+ * *st gets what lstat found at path (all zero, so no file type, when there
+ * is nothing: a missing parent means a missing path), *ino the regular
+ * file's inode (0 if none), *last 1 when this name is its only link and
+ * nothing else keeps it, i.e. it dies with the name.
  */
-static int protect(fault *f, const char *path, uint64_t *ino, int *last)
+static int protect(fault *f, const char *path, struct stat *st, uint64_t *ino, int *last)
 {
     char name[NAME_MAX + 1], sh[PATH_LEN + 32];
     fdir *d = NULL;
-    struct stat st;
     int rc;
+    memset(st, 0, sizeof(*st));
     *ino = 0;
     *last = 0;
     if ((rc = touch_parent(f, path, &d, name)) || !d)
         goto out;
-    if (lstat(path, &st) || !S_ISREG(st.st_mode))
-        goto out; /* the call itself will report what is wrong */
-    *ino = (uint64_t)st.st_ino;
+    if (lstat(path, st)) {
+        memset(st, 0, sizeof(*st)); /* the call itself will report what is wrong */
+        goto out;
+    }
+    if (!S_ISREG(st->st_mode))
+        goto out;
+    *ino = (uint64_t)st->st_ino;
     if (!dir_has(d, name, *ino)) {
-        *last = st.st_nlink == 1;
+        *last = st->st_nlink == 1;
         goto out;
     }
     shadow_path(f, *ino, sh, sizeof(sh));
@@ -864,16 +870,15 @@ static int f_stat(plat_vfs *v, const char *path, plat_stat *st)
 static int f_rename(plat_vfs *v, const char *from, const char *to)
 {
     fault *f = F(v);
-    struct stat st;
-    uint64_t from_ino, to_ino, dir_ino = 0, over_ino = 0;
+    struct stat from_st, to_st;
+    uint64_t from_ino, to_ino, dir_ino, over_ino;
     int from_last, to_last, rc;
-    if ((rc = gate(f, PLAT_FAULT_RENAME, 1)) || (rc = protect(f, from, &from_ino, &from_last)) ||
-        (rc = protect(f, to, &to_ino, &to_last)))
+    if ((rc = gate(f, PLAT_FAULT_RENAME, 1)) ||
+        (rc = protect(f, from, &from_st, &from_ino, &from_last)) ||
+        (rc = protect(f, to, &to_st, &to_ino, &to_last)))
         goto out;
-    if (!lstat(from, &st) && S_ISDIR(st.st_mode))
-        dir_ino = (uint64_t)st.st_ino;
-    if (!lstat(to, &st) && S_ISDIR(st.st_mode))
-        over_ino = (uint64_t)st.st_ino;
+    dir_ino = S_ISDIR(from_st.st_mode) ? (uint64_t)from_st.st_ino : 0;
+    over_ino = S_ISDIR(to_st.st_mode) ? (uint64_t)to_st.st_ino : 0;
     if ((rc = f->base->rename(f->base, from, to)))
         goto out;
     /* The inode renamed over dies, unless both names were links to one. */
@@ -909,9 +914,10 @@ out:
 static int f_unlink(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
+    struct stat st;
     uint64_t ino;
     int last, rc;
-    if ((rc = gate(f, PLAT_FAULT_UNLINK, 1)) || (rc = protect(f, path, &ino, &last)) ||
+    if ((rc = gate(f, PLAT_FAULT_UNLINK, 1)) || (rc = protect(f, path, &st, &ino, &last)) ||
         (rc = f->base->unlink(f->base, path)))
         goto out;
     if (ino && last)
