@@ -556,9 +556,9 @@ out:
     return rc;
 }
 
-/* The record of the directory holding path (NULL when that does not exist)
- * and path's last component. */
-static int touch_parent(fault *f, const char *path, fdir **d, char name[NAME_MAX + 1])
+/* The record of the directory holding path (NULL when that does not exist;
+ * captured on first touch, see dir_touch) and path's last component. */
+static int parent_of(fault *f, const char *path, fdir **d, char name[NAME_MAX + 1])
 {
     char dir[PATH_LEN];
     int rc = split(path, dir, name);
@@ -568,13 +568,22 @@ static int touch_parent(fault *f, const char *path, fdir **d, char name[NAME_MAX
     return rc;
 }
 
+/* parent_of for a call that needs neither: the directory holding path is
+ * captured before the call changes it. */
+static int touch_parent(fault *f, const char *path)
+{
+    char name[NAME_MAX + 1];
+    fdir *d;
+    return parent_of(f, path, &d, name);
+}
+
 /* Notes that this vfs just put a directory at path (mkdir, rename). */
 static int dir_put(fault *f, const char *path)
 {
     char name[NAME_MAX + 1];
     struct stat st;
     fdir *d;
-    int rc = touch_parent(f, path, &d, name);
+    int rc = parent_of(f, path, &d, name);
     if (rc || !d)
         goto out;
     if (lstat(path, &st)) {
@@ -634,7 +643,7 @@ static int protect(fault *f, const char *path, struct stat *st, uint64_t *ino, i
     memset(st, 0, sizeof(*st));
     *ino = 0;
     *last = 0;
-    if ((rc = touch_parent(f, path, &d, name)) || !d)
+    if ((rc = parent_of(f, path, &d, name)) || !d)
         goto out;
     if (lstat(path, st)) {
         memset(st, 0, sizeof(*st)); /* the call itself will report what is wrong */
@@ -741,12 +750,10 @@ static int f_open(plat_vfs *v, const char *path, int flags, int *fd_out)
 {
     fault *f = F(v);
     struct stat st;
-    char name[NAME_MAX + 1];
-    fdir *d;
     int existed = stat(path, &st) == 0;
     int fresh = ((flags & PLAT_O_CREAT) && !existed) || ((flags & PLAT_O_TRUNC) && existed);
     int fd = -1, rc;
-    if ((rc = gate(f, PLAT_FAULT_OPEN, fresh)) || (rc = touch_parent(f, path, &d, name)))
+    if ((rc = gate(f, PLAT_FAULT_OPEN, fresh)) || (rc = touch_parent(f, path)))
         goto out;
     if ((rc = f->base->open(f->base, path, flags, &fd)) || (rc = track(f, fd, fresh)))
         goto out;
@@ -900,11 +907,9 @@ out:
 static int f_link(plat_vfs *v, const char *from, const char *to)
 {
     fault *f = F(v);
-    char name[NAME_MAX + 1];
-    fdir *d;
     int rc;
-    if ((rc = gate(f, PLAT_FAULT_LINK, 1)) || (rc = touch_parent(f, from, &d, name)) ||
-        (rc = touch_parent(f, to, &d, name)))
+    if ((rc = gate(f, PLAT_FAULT_LINK, 1)) || (rc = touch_parent(f, from)) ||
+        (rc = touch_parent(f, to)))
         goto out;
     rc = f->base->link(f->base, from, to);
 out:
@@ -931,10 +936,8 @@ out:
 static int f_mkdir(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
-    char name[NAME_MAX + 1];
-    fdir *d;
     int rc;
-    if ((rc = gate(f, PLAT_FAULT_MKDIR, 1)) || (rc = touch_parent(f, path, &d, name)) ||
+    if ((rc = gate(f, PLAT_FAULT_MKDIR, 1)) || (rc = touch_parent(f, path)) ||
         (rc = f->base->mkdir(f->base, path)))
         goto out;
     rc = dir_put(f, path);
@@ -947,11 +950,9 @@ out:
 static int f_rmdir(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
-    char name[NAME_MAX + 1];
     struct stat st;
-    fdir *d;
     int is_dir, rc;
-    if ((rc = gate(f, PLAT_FAULT_RMDIR, 1)) || (rc = touch_parent(f, path, &d, name)))
+    if ((rc = gate(f, PLAT_FAULT_RMDIR, 1)) || (rc = touch_parent(f, path)))
         goto out;
     is_dir = !lstat(path, &st) && S_ISDIR(st.st_mode);
     if ((rc = f->base->rmdir(f->base, path)))
@@ -1001,11 +1002,9 @@ static int f_lock(plat_vfs *v, const char *path, int *fd_out)
 {
     fault *f = F(v);
     struct stat st;
-    char name[NAME_MAX + 1];
-    fdir *d;
     int existed = stat(path, &st) == 0;
     int fd = -1, rc;
-    if ((rc = gate(f, -1, 0)) || (rc = touch_parent(f, path, &d, name)) ||
+    if ((rc = gate(f, -1, 0)) || (rc = touch_parent(f, path)) ||
         (rc = f->base->lock(f->base, path, &fd)) || (rc = track(f, fd, !existed)))
         goto out;
     *fd_out = fd;
