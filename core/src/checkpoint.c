@@ -112,11 +112,9 @@ int ts_release(ts_store *s, uint64_t last_file)
 {
     char path[STORE_PATH_MAX];
     size_t k = 0;
-    int rc;
-    if (s->opts.read_only)
-        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
-    if (s->failed)
-        return TS_EFAILED;
+    int rc = store__check_writable(s);
+    if (rc)
+        return rc;
     while (k < s->n_ssts && s->ssts[k].file_no <= last_file)
         k++;
     if (k == 0)

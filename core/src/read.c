@@ -57,32 +57,46 @@ static int in_range(const sst *t, const uint8_t *key, size_t key_len)
            mt_key_cmp(key, key_len, last.key, last.key_len) <= 0;
 }
 
+/* Where the newest version of a key is: in the MemTable (me), else in the
+ * newest SST whose index holds it (t, e). */
+typedef struct hit {
+    const mt_entry *me;
+    sst *t;
+    sst_entry e;
+} hit;
+
+/* Finds key without opening anything: 1 and *h when found, else 0. */
+static int find(ts_store *s, const uint8_t *key, size_t key_len, hit *h)
+{
+    h->me = mt_get(&s->mt, key, key_len);
+    h->t = NULL;
+    if (h->me)
+        return 1;
+    for (size_t i = s->n_ssts; i-- > 0;) {
+        if (in_range(&s->ssts[i], key, key_len) && sst_find(&s->ssts[i], key, key_len, &h->e)) {
+            h->t = &s->ssts[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int locate(ts_store *s, const uint8_t *key, size_t key_len, loc *l, char *path)
 {
-    const mt_entry *me = mt_get(&s->mt, key, key_len);
-    if (me) {
-        wal_loc(s, me, l, path);
+    hit h;
+    if (!find(s, key, key_len, &h))
+        return TS_ENOTFOUND;
+    if (h.me) {
+        wal_loc(s, h.me, l, path);
         return 0;
     }
-    for (size_t i = s->n_ssts; i-- > 0;) {
-        sst *t = &s->ssts[i];
-        sst_entry e;
-        if (in_range(t, key, key_len) && sst_find(t, key, key_len, &e))
-            return sst_loc(s, t, &e, l);
-    }
-    return TS_ENOTFOUND;
+    return sst_loc(s, h.t, &h.e, l);
 }
 
 int store__has_key(ts_store *s, const uint8_t *key, size_t key_len)
 {
-    if (mt_get(&s->mt, key, key_len))
-        return 1;
-    for (size_t i = s->n_ssts; i-- > 0;) {
-        sst_entry e;
-        if (in_range(&s->ssts[i], key, key_len) && sst_find(&s->ssts[i], key, key_len, &e))
-            return 1;
-    }
-    return 0;
+    hit h;
+    return find(s, key, key_len, &h);
 }
 
 /* Reads the record at l into a new tensor, returning at most max_data data

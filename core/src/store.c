@@ -85,6 +85,15 @@ int store__fail(ts_store *s, int rc, const char *fmt, ...)
     return rc;
 }
 
+int store__check_writable(ts_store *s)
+{
+    if (s->opts.read_only)
+        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
+    if (s->failed)
+        return TS_EFAILED; /* keep the message of the failure itself */
+    return 0;
+}
+
 void store__join(const ts_store *s, const char *name, char *out)
 {
     snprintf(out, STORE_PATH_MAX, "%s/%s", s->dir, name);
@@ -613,15 +622,14 @@ static int open_dir(ts_store *s, const char *dir)
     return 0;
 }
 
-/* A store written before sequence numbers were raised past adopted SSTs may
- * hold an open segment whose seqs continue below the SSTs' highest. A
- * segment's seqs must run on without gaps (FORMAT.md), so the segment is
- * sealed as it is and the next one starts at `floor`: its header is
- * rewritten and synced (a crash in between leaves a short segment, which
- * recovery treats as empty, and next_seq comes from the SSTs again). */
+/* Moves next_seq up to `floor`. A segment's seqs must run on without gaps
+ * (FORMAT.md), so the open segment is sealed as it is and the next one
+ * starts at floor: its header is rewritten and synced (a crash in between
+ * leaves a short segment, which recovery treats as empty, and next_seq
+ * comes from the SSTs again). A success leaves ts_errmsg as it was: why
+ * seqs were raised is the caller's to say. */
 static int raise_seq(ts_store *s, uint64_t floor)
 {
-    uint64_t was = s->next_seq;
     int rc = 0;
     if (s->mt.n && (rc = ts_flush(s, NULL, 0, NULL)))
         return rc;
@@ -634,20 +642,14 @@ static int raise_seq(ts_store *s, uint64_t floor)
     }
     s->next_seq = s->wal_base_seq = floor;
     s->wal_end = FMT_SEG_HDR_LEN;
-    /* Not an error: left in ts_errmsg so the caller can report it. */
-    store__err(s, 0, "%s: sequence numbers raised from %" PRIu64 " to %" PRIu64
-               " (the open segment continued below a sealed one)", s->dir, was, floor);
     return 0;
 }
 
 int ts_raise_seq(ts_store *s, uint64_t floor)
 {
-    if (s->opts.read_only)
-        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
-    if (s->failed)
-        return TS_EFAILED;
-    if (floor <= s->next_seq)
-        return 0;
+    int rc = store__check_writable(s);
+    if (rc || floor <= s->next_seq)
+        return rc;
     return raise_seq(s, floor);
 }
 
@@ -701,8 +703,16 @@ finish:
         if (!rc)
             rc = store__dirsync(s);
     }
-    if (!rc && s->next_seq < floor)
+    /* A store written before sequence numbers were raised past adopted SSTs
+     * may hold an open segment whose seqs continue below the SSTs' highest. */
+    if (!rc && s->next_seq < floor) {
+        uint64_t was = s->next_seq;
         rc = raise_seq(s, floor);
+        /* Not an error: left in ts_errmsg so the caller can report it. */
+        if (!rc)
+            store__err(s, 0, "%s: sequence numbers raised from %" PRIu64 " to %" PRIu64
+                       " (the open segment continued below a sealed one)", s->dir, was, floor);
+    }
 out:
     free(live);
     return rc;

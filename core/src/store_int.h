@@ -47,6 +47,9 @@ int store__err(ts_store *s, int rc, const char *fmt, ...)
  * may have dropped our data, so no later write may pretend otherwise. */
 int store__fail(ts_store *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 0 when the store may be written; TS_EROFS (with a message) when opened
+ * read-only, TS_EFAILED (the failure's own message kept) once poisoned. */
+int store__check_writable(ts_store *s);
 
 /* dir/<kind>_NNNNNN.<ext> for kind "wal" or "sst". */
 void store__file_path(const ts_store *s, const char *kind, uint64_t no, char *out);

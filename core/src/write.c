@@ -45,15 +45,6 @@ static void *scratch(ts_store *s, int slot, size_t len)
     return s->scratch[slot];
 }
 
-static int check_writable(ts_store *s)
-{
-    if (s->opts.read_only)
-        return store__err(s, TS_EROFS, "%s: store opened read-only", s->dir);
-    if (s->failed)
-        return TS_EFAILED; /* keep the message of the failure itself */
-    return 0;
-}
-
 static const char *why_invalid(const ts_tensor *t, int rc)
 {
     if (!t || !t->key || !t->name)
@@ -169,7 +160,7 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
     size_t n_jobs = 0, n_blocks = 0;
     uint64_t hbytes = FMT_BATCH_HDR_LEN, body = 0, keys = 0;
     size_t niov = 0;
-    int rc = check_writable(s);
+    int rc = store__check_writable(s);
     if (rc || n == 0)
         return rc;
     if (n > UINT32_MAX / 4)
@@ -278,7 +269,7 @@ int ts_flush(ts_store *s, char *sst_name, size_t sst_name_len, uint64_t *n_out)
     size_t n = 0, len = 0;
     int new_fd = -1;
     sst t = {.fd = -1};
-    int rc = check_writable(s);
+    int rc = store__check_writable(s);
     if (sst_name && sst_name_len)
         sst_name[0] = 0;
     if (n_out)

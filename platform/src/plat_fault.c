@@ -556,9 +556,9 @@ out:
     return rc;
 }
 
-/* The record of the directory holding path (NULL when that does not exist)
- * and path's last component. */
-static int touch_parent(fault *f, const char *path, fdir **d, char name[NAME_MAX + 1])
+/* The record of the directory holding path (NULL when that does not exist;
+ * captured on first touch, see dir_touch) and path's last component. */
+static int parent_of(fault *f, const char *path, fdir **d, char name[NAME_MAX + 1])
 {
     char dir[PATH_LEN];
     int rc = split(path, dir, name);
@@ -568,13 +568,22 @@ static int touch_parent(fault *f, const char *path, fdir **d, char name[NAME_MAX
     return rc;
 }
 
+/* parent_of for a call that needs neither: the directory holding path is
+ * captured before the call changes it. */
+static int touch_parent(fault *f, const char *path)
+{
+    char name[NAME_MAX + 1];
+    fdir *d;
+    return parent_of(f, path, &d, name);
+}
+
 /* Notes that this vfs just put a directory at path (mkdir, rename). */
 static int dir_put(fault *f, const char *path)
 {
     char name[NAME_MAX + 1];
     struct stat st;
     fdir *d;
-    int rc = touch_parent(f, path, &d, name);
+    int rc = parent_of(f, path, &d, name);
     if (rc || !d)
         goto out;
     if (lstat(path, &st)) {
@@ -621,24 +630,30 @@ static void stage_path(fault *f, uint64_t ino, char *out, size_t len)
  * Called before the name `path` goes away (unlink, either side of a rename).
  * If the durable map of its directory still holds that name with this inode,
  * hard-links the inode into the shadow directory so a crash can restore it.
- * *ino gets the regular file's inode (0 if none), *last 1 when this name is
- * its only link and nothing else keeps it, i.e. it dies with the name.
+ * *st gets what lstat found at path (all zero, so no file type, when there
+ * is nothing: a missing parent means a missing path), *ino the regular
+ * file's inode (0 if none), *last 1 when this name is its only link and
+ * nothing else keeps it, i.e. it dies with the name.
  */
-static int protect(fault *f, const char *path, uint64_t *ino, int *last)
+static int protect(fault *f, const char *path, struct stat *st, uint64_t *ino, int *last)
 {
     char name[NAME_MAX + 1], sh[PATH_LEN + 32];
     fdir *d = NULL;
-    struct stat st;
     int rc;
+    memset(st, 0, sizeof(*st));
     *ino = 0;
     *last = 0;
-    if ((rc = touch_parent(f, path, &d, name)) || !d)
+    if ((rc = parent_of(f, path, &d, name)) || !d)
         goto out;
-    if (lstat(path, &st) || !S_ISREG(st.st_mode))
-        goto out; /* the call itself will report what is wrong */
-    *ino = (uint64_t)st.st_ino;
+    if (lstat(path, st)) {
+        memset(st, 0, sizeof(*st)); /* the call itself will report what is wrong */
+        goto out;
+    }
+    if (!S_ISREG(st->st_mode))
+        goto out;
+    *ino = (uint64_t)st->st_ino;
     if (!dir_has(d, name, *ino)) {
-        *last = st.st_nlink == 1;
+        *last = st->st_nlink == 1;
         goto out;
     }
     shadow_path(f, *ino, sh, sizeof(sh));
@@ -735,12 +750,10 @@ static int f_open(plat_vfs *v, const char *path, int flags, int *fd_out)
 {
     fault *f = F(v);
     struct stat st;
-    char name[NAME_MAX + 1];
-    fdir *d;
     int existed = stat(path, &st) == 0;
     int fresh = ((flags & PLAT_O_CREAT) && !existed) || ((flags & PLAT_O_TRUNC) && existed);
     int fd = -1, rc;
-    if ((rc = gate(f, PLAT_FAULT_OPEN, fresh)) || (rc = touch_parent(f, path, &d, name)))
+    if ((rc = gate(f, PLAT_FAULT_OPEN, fresh)) || (rc = touch_parent(f, path)))
         goto out;
     if ((rc = f->base->open(f->base, path, flags, &fd)) || (rc = track(f, fd, fresh)))
         goto out;
@@ -864,16 +877,15 @@ static int f_stat(plat_vfs *v, const char *path, plat_stat *st)
 static int f_rename(plat_vfs *v, const char *from, const char *to)
 {
     fault *f = F(v);
-    struct stat st;
-    uint64_t from_ino, to_ino, dir_ino = 0, over_ino = 0;
+    struct stat from_st, to_st;
+    uint64_t from_ino, to_ino, dir_ino, over_ino;
     int from_last, to_last, rc;
-    if ((rc = gate(f, PLAT_FAULT_RENAME, 1)) || (rc = protect(f, from, &from_ino, &from_last)) ||
-        (rc = protect(f, to, &to_ino, &to_last)))
+    if ((rc = gate(f, PLAT_FAULT_RENAME, 1)) ||
+        (rc = protect(f, from, &from_st, &from_ino, &from_last)) ||
+        (rc = protect(f, to, &to_st, &to_ino, &to_last)))
         goto out;
-    if (!lstat(from, &st) && S_ISDIR(st.st_mode))
-        dir_ino = (uint64_t)st.st_ino;
-    if (!lstat(to, &st) && S_ISDIR(st.st_mode))
-        over_ino = (uint64_t)st.st_ino;
+    dir_ino = S_ISDIR(from_st.st_mode) ? (uint64_t)from_st.st_ino : 0;
+    over_ino = S_ISDIR(to_st.st_mode) ? (uint64_t)to_st.st_ino : 0;
     if ((rc = f->base->rename(f->base, from, to)))
         goto out;
     /* The inode renamed over dies, unless both names were links to one. */
@@ -895,11 +907,9 @@ out:
 static int f_link(plat_vfs *v, const char *from, const char *to)
 {
     fault *f = F(v);
-    char name[NAME_MAX + 1];
-    fdir *d;
     int rc;
-    if ((rc = gate(f, PLAT_FAULT_LINK, 1)) || (rc = touch_parent(f, from, &d, name)) ||
-        (rc = touch_parent(f, to, &d, name)))
+    if ((rc = gate(f, PLAT_FAULT_LINK, 1)) || (rc = touch_parent(f, from)) ||
+        (rc = touch_parent(f, to)))
         goto out;
     rc = f->base->link(f->base, from, to);
 out:
@@ -909,9 +919,10 @@ out:
 static int f_unlink(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
+    struct stat st;
     uint64_t ino;
     int last, rc;
-    if ((rc = gate(f, PLAT_FAULT_UNLINK, 1)) || (rc = protect(f, path, &ino, &last)) ||
+    if ((rc = gate(f, PLAT_FAULT_UNLINK, 1)) || (rc = protect(f, path, &st, &ino, &last)) ||
         (rc = f->base->unlink(f->base, path)))
         goto out;
     if (ino && last)
@@ -925,10 +936,8 @@ out:
 static int f_mkdir(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
-    char name[NAME_MAX + 1];
-    fdir *d;
     int rc;
-    if ((rc = gate(f, PLAT_FAULT_MKDIR, 1)) || (rc = touch_parent(f, path, &d, name)) ||
+    if ((rc = gate(f, PLAT_FAULT_MKDIR, 1)) || (rc = touch_parent(f, path)) ||
         (rc = f->base->mkdir(f->base, path)))
         goto out;
     rc = dir_put(f, path);
@@ -941,11 +950,9 @@ out:
 static int f_rmdir(plat_vfs *v, const char *path)
 {
     fault *f = F(v);
-    char name[NAME_MAX + 1];
     struct stat st;
-    fdir *d;
     int is_dir, rc;
-    if ((rc = gate(f, PLAT_FAULT_RMDIR, 1)) || (rc = touch_parent(f, path, &d, name)))
+    if ((rc = gate(f, PLAT_FAULT_RMDIR, 1)) || (rc = touch_parent(f, path)))
         goto out;
     is_dir = !lstat(path, &st) && S_ISDIR(st.st_mode);
     if ((rc = f->base->rmdir(f->base, path)))
@@ -995,11 +1002,9 @@ static int f_lock(plat_vfs *v, const char *path, int *fd_out)
 {
     fault *f = F(v);
     struct stat st;
-    char name[NAME_MAX + 1];
-    fdir *d;
     int existed = stat(path, &st) == 0;
     int fd = -1, rc;
-    if ((rc = gate(f, -1, 0)) || (rc = touch_parent(f, path, &d, name)) ||
+    if ((rc = gate(f, -1, 0)) || (rc = touch_parent(f, path)) ||
         (rc = f->base->lock(f->base, path, &fd)) || (rc = track(f, fd, !existed)))
         goto out;
     *fd_out = fd;
@@ -1194,8 +1199,9 @@ static int restore_dirs(fault *f)
     return rc;
 }
 
-/* Staged directories no durable place claimed (their parent went): gone. */
-static int remove_staged(fault *f)
+/* Removes every entry of the shadow dir whose name starts with prefix
+ * ("": all), with all it holds. The first error is returned. */
+static int clear_shadow(fault *f, const char *prefix)
 {
     DIR *dp = opendir(f->shadow);
     struct dirent *e;
@@ -1203,11 +1209,12 @@ static int remove_staged(fault *f)
     int rc = 0;
     if (!dp)
         goto out;
-    while ((e = readdir(dp)))
-        if (!strncmp(e->d_name, STAGE, strlen(STAGE))) {
-            snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
-            first_err(&rc, remove_tree(f, p));
-        }
+    while ((e = readdir(dp))) {
+        if (is_dot(e->d_name) || strncmp(e->d_name, prefix, strlen(prefix)))
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
+        first_err(&rc, remove_tree(f, p));
+    }
     closedir(dp);
 out:
     return rc;
@@ -1267,7 +1274,8 @@ int plat_fault_crash(plat_vfs *vfs, int torn)
     for (size_t i = 0; i < f->n_dirs; i++)
         first_err(&rc, each_entry(f, f->dirs[i], remove_new, NULL));
     first_err(&rc, restore_dirs(f));
-    first_err(&rc, remove_staged(f));
+    /* Staged directories no durable place claimed (their parent went): gone. */
+    first_err(&rc, clear_shadow(f, STAGE));
     for (size_t i = 0; i < f->n_dirs; i++)
         first_err(&rc, restore_files(f, f->dirs[i]));
     for (size_t i = 0; i < f->n_dirs; i++)
@@ -1282,22 +1290,6 @@ int plat_fault_crash(plat_vfs *vfs, int torn)
 
 /* ---- control ------------------------------------------------------------ */
 
-static void clear_shadow(fault *f)
-{
-    DIR *dp = opendir(f->shadow);
-    struct dirent *e;
-    char p[PATH_LEN + NAME_MAX + 2];
-    if (!dp)
-        return;
-    while ((e = readdir(dp))) {
-        if (is_dot(e->d_name))
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->shadow, e->d_name);
-        remove_tree(f, p);
-    }
-    closedir(dp);
-}
-
 void plat_fault_revive(plat_vfs *vfs)
 {
     fault *f = F(vfs);
@@ -1308,7 +1300,7 @@ void plat_fault_revive(plat_vfs *vfs)
      * Known directories are re-captured now rather than on next touch, so
      * a write through a handle still open (revive without a crash) is
      * still cut by a later crash. */
-    clear_shadow(f);
+    clear_shadow(f, "");
     f->places.n = 0;
     f->moves.n = 0;
     for (size_t i = 0; i < f->n_dirs; i++)
@@ -1409,7 +1401,7 @@ void plat_fault_free(plat_vfs *vfs)
         return;
     /* Dead handles' placeholders are left open: their numbers still belong
      * to callers who will close them. */
-    clear_shadow(f);
+    clear_shadow(f, "");
     if (f->made_shadow)
         rmdir(f->shadow);
     for (size_t i = 0; i < f->n_dirs; i++) {

@@ -10,6 +10,7 @@
 #include "embeddb/plat.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,28 +67,34 @@ out:
 }
 
 typedef struct listing {
-    char **v;
-    size_t n, cap;
+    char *names; /* owned: the matching names back to back, NULs included */
+    size_t len, cap;
+    size_t n;
     const char *prefix;
-    size_t bytes; /* of the names, NULs included */
 } listing;
 
 static int collect(void *ctx, const char *name)
 {
     listing *l = ctx;
+    size_t k;
     if (strncmp(name, l->prefix, strlen(l->prefix)))
         return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        char **v = realloc(l->v, cap * sizeof(*v));
-        if (!v)
+    k = strlen(name) + 1;
+    if (k > l->cap - l->len) {
+        size_t cap = l->cap ? l->cap : 256;
+        char *p;
+        while (k > cap - l->len) {
+            if (cap > SIZE_MAX / 2)
+                return -ENOMEM;
+            cap *= 2;
+        }
+        if (!(p = realloc(l->names, cap)))
             return -ENOMEM;
-        l->v = v;
+        l->names = p;
         l->cap = cap;
     }
-    if (!(l->v[l->n] = strdup(name)))
-        return -ENOMEM;
-    l->bytes += strlen(name) + 1;
+    memcpy(l->names + l->len, name, k);
+    l->len += k;
     l->n++;
     return 0;
 }
@@ -104,16 +111,22 @@ int plat_dir_list(plat_vfs *vfs, const char *dir, const char *prefix, char ***ou
     int rc = vfs->listdir(vfs, dir, collect, &l);
     *out = NULL;
     *n = 0;
-    if (!rc && !(v = malloc((l.n + 1) * sizeof(*v) + l.bytes)))
+    if (!rc && (l.n >= SIZE_MAX / sizeof(*v) || (l.n + 1) * sizeof(*v) > SIZE_MAX - l.len))
+        rc = -ENOMEM;
+    if (!rc && !(v = malloc((l.n + 1) * sizeof(*v) + l.len)))
         rc = -ENOMEM;
     if (!rc) {
-        /* One block: the pointers, then the strings they point at. */
-        char *s = (char *)(v + l.n + 1);
-        if (l.n)
-            qsort(l.v, l.n, sizeof(*l.v), cmp_str); /* l.v is NULL when empty */
+        /* One block: the pointers, then the strings they point at, in order.
+         * The pointers are sorted while they still lead into l.names. */
+        char *s = (char *)(v + l.n + 1), *name = l.names;
         for (size_t i = 0; i < l.n; i++) {
-            size_t k = strlen(l.v[i]) + 1;
-            memcpy(s, l.v[i], k);
+            v[i] = name;
+            name += strlen(name) + 1;
+        }
+        qsort(v, l.n, sizeof(*v), cmp_str); /* v is never NULL, even when l.n is 0 */
+        for (size_t i = 0; i < l.n; i++) {
+            size_t k = strlen(v[i]) + 1;
+            memcpy(s, v[i], k);
             v[i] = s;
             s += k;
         }
@@ -121,9 +134,7 @@ int plat_dir_list(plat_vfs *vfs, const char *dir, const char *prefix, char ***ou
         *out = v;
         *n = l.n;
     }
-    for (size_t i = 0; i < l.n; i++)
-        free(l.v[i]);
-    free(l.v);
+    free(l.names);
     return rc;
 }
 
