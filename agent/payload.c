@@ -504,11 +504,10 @@ static payload_err num_store(ts_dtype dt, uint8_t *dst, size_t i, const char *s,
     char tok[NUM_MAX_LEN + 1], shown_tok[48];
     const char *problem = "is out of range";
     int neg, nan;
-    shown(shown_tok, sizeof(shown_tok), s, n);
     if (word_exact(s, n, "true") || word_exact(s, n, "false")) {
         int rc = ts_dtype_set(dt, dst, i, s[0] == 't' ? 1.0 : 0.0);
         return rc ? fail(PAYLOAD_MISMATCH, why, why_len, "value %zu (%s) does not fit %s", i,
-                         shown_tok, ts_dtype_name(dt))
+                         shown(shown_tok, sizeof(shown_tok), s, n), ts_dtype_name(dt))
                   : PAYLOAD_OK;
     }
     if (is_float_dtype(dt)) {
@@ -556,9 +555,9 @@ static payload_err num_store(ts_dtype dt, uint8_t *dst, size_t i, const char *s,
     default: memcpy(p, &bits, 8); break;
     }
     return PAYLOAD_OK;
-refuse:
-    return fail(PAYLOAD_MISMATCH, why, why_len, "value %zu (%s) %s for %s", i, shown_tok,
-                problem, ts_dtype_name(dt));
+refuse: /* shown only when refused: every value of every message passes here */
+    return fail(PAYLOAD_MISMATCH, why, why_len, "value %zu (%s) %s for %s", i,
+                shown(shown_tok, sizeof(shown_tok), s, n), problem, ts_dtype_name(dt));
 }
 
 /* The shape a payload gets: the declared one (JSON "shape", else the
