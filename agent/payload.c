@@ -693,7 +693,8 @@ static int j_array(jcur *c, jdata *d, uint32_t level)
                     return -1;
             } else {
                 size_t n = num_span(c->p, c->end);
-                if (!n || num_valid(c->p, n, 1))
+                /* The second pass (dst set) walks what the first checked. */
+                if (!n || (!d->dst && num_valid(c->p, n, 1)))
                     return j_fail(c, PAYLOAD_MALFORMED,
                                   n > NUM_MAX_LEN ? "a number longer than 511 characters"
                                                   : "expected a number, true, false or a list");
@@ -892,7 +893,8 @@ static payload_err csv_walk(const char *p, const char *end, const char *base, ts
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
         size_t k = num_span(p, end);
-        if (!k || num_valid(p, k, 0))
+        /* The second pass (dst set) walks what the first checked. */
+        if (!k || (!dst && num_valid(p, k, 0)))
             return fail(PAYLOAD_MALFORMED, why, why_len, "csv at byte %zu: %s",
                         (size_t)(p - base),
                         k > NUM_MAX_LEN ? "a number longer than 511 characters"
