@@ -560,6 +560,18 @@ refuse: /* shown only when refused: every value of every message passes here */
                 shown(shown_tok, sizeof(shown_tok), s, n), problem, ts_dtype_name(dt));
 }
 
+/* The sizes of a shape as "2, 3, 4" in buf (cap bytes; 175 hold any
+ * TS_MAX_DIMS sizes). "" for no dimensions. */
+static const char *fmt_shape(char *buf, size_t cap, uint32_t ndim, const uint64_t *shape)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < ndim; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
+                              (unsigned long long)shape[i]);
+    return buf;
+}
+
 /* The shape a payload gets: the declared one (JSON "shape", else the
  * config's) if any, checked against what the data holds (`ndim`/`shape`
  * its nesting, n its values); else the nesting. */
@@ -579,15 +591,9 @@ static payload_err settle_shape(const payload_spec *spec, int declared, payload_
     } else if (ndim > 1 && (ndim != out->ndim ||
                             memcmp(shape, out->shape, ndim * sizeof(shape[0])))) {
         char got[200], want[200];
-        size_t g = 0, w = 0;
-        for (uint32_t i = 0; i < ndim; i++)
-            g += (size_t)snprintf(got + g, sizeof(got) - g, "%s%llu", i ? ", " : "",
-                                  (unsigned long long)shape[i]);
-        for (uint32_t i = 0; i < out->ndim; i++)
-            w += (size_t)snprintf(want + w, sizeof(want) - w, "%s%llu", i ? ", " : "",
-                                  (unsigned long long)out->shape[i]);
         return fail(PAYLOAD_MISMATCH, why, why_len, "data nested as (%s) but the shape is (%s)",
-                    got, want);
+                    fmt_shape(got, sizeof(got), ndim, shape),
+                    fmt_shape(want, sizeof(want), out->ndim, out->shape));
     }
     uint64_t want = numel(out->ndim, out->shape, ts_dtype_size(out->dtype), &bad);
     if (bad || want != n)
