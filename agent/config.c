@@ -839,15 +839,11 @@ static int check_limits(walker *w)
         if (!sp->has_shape)
             continue;
         snprintf(key, sizeof(key), "mqtt.subscriptions[%zu].shape", i);
-        uint64_t n = 1;
+        ts_tensor t = {.ndim = sp->ndim};
+        uint64_t n = 0;
         size_t es = ts_dtype_size(sp->dtype ? sp->dtype : TS_F32);
-        int over = 0;
-        for (uint32_t d = 0; d < sp->ndim; d++) {
-            if (sp->shape[d] && n > UINT64_MAX / sp->shape[d])
-                over = 1;
-            n *= sp->shape[d];
-        }
-        if (over || n > UINT64_MAX / es)
+        memcpy(t.shape, sp->shape, sizeof(t.shape));
+        if (ts_tensor_numel(&t, &n) || n > UINT64_MAX / es)
             return fail(w, sub_node(w, i, "shape"), "%s: the product of the sizes overflows",
                         key);
         if (sp->format == PAYLOAD_RAW && n * es > cfg->mqtt.max_payload)
