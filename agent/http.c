@@ -632,10 +632,9 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader 
          * MiB at it. One poll(2) per record is nothing next to encrypting it. */
         int rd = plat_sock_readable(cn->fd, 0, cn->cancel);
         if (rd == -ECANCELED) {
-            rc = HTTP_ECANCELED;
-            errf(err, errlen, "sending the body to %s after %llu of %llu bytes: cancelled", hp,
-                 (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length);
-            goto out;
+            cn->os_err = rd; /* as a bio callback notes it */
+            ret = 0;
+            goto broken;
         }
         if (rd == 1 && cn->until_readable && pump(c, ssl, cn, r, rsp))
             goto out;
@@ -670,17 +669,18 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader 
                 goto out;
             }
             if (ret) {
-                rc = io_failure(cn, ret, why, sizeof(why));
-                errf(err, errlen, "sending the body to %s after %llu of %llu bytes: %s", hp,
-                     (unsigned long long)(rsp->bytes_sent + off + done),
-                     (unsigned long long)rq->content_length, why);
                 rsp->bytes_sent += off + done;
-                goto out;
+                goto broken;
             }
         }
         rsp->bytes_sent += have;
         left -= have;
     }
+    goto out;
+broken: /* the connection failed or the caller cancelled */
+    rc = io_failure(cn, ret, why, sizeof(why));
+    errf(err, errlen, "sending the body to %s after %llu of %llu bytes: %s", hp,
+         (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length, why);
 out:
     cn->until_readable = 0;
     cn->send_by_ns = 0;
