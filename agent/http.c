@@ -86,13 +86,13 @@ typedef struct conn {
     size_t ip_len;
 } conn;
 
-/* The response as it arrives, in client->head. */
+/* The response as it arrives, in client->head (its end, the server
+ * closing, is conn's eof). */
 typedef struct reader {
     size_t have;              /* bytes in head */
     size_t head_len;          /* the final head's length, once final */
     http__framing fr;
     int final;                /* a final (>= 200) head is complete */
-    int eof;                  /* the server closed */
 } reader;
 
 const char *http_err_name(int code)
@@ -566,7 +566,7 @@ static int reader_parse(http_client *c, reader *r, http_response *rsp)
     return rc;
 }
 
-/* Reads once into c->head (sets r->eof at end of stream). 0 or the
+/* Reads once into c->head (cn->eof set at end of stream). 0 or the
  * mbedTLS error. */
 static int reader_fill(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
                        size_t *got)
@@ -578,8 +578,6 @@ static int reader_fill(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reade
     }
     ret = tls_read(ssl, cn, c->head + r->have, sizeof(c->head) - r->have, got);
     r->have += *got;
-    if (cn->eof)
-        r->eof = 1;
     return ret;
 }
 
@@ -594,7 +592,7 @@ static int pump(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
     int stop = 0;
     cn->no_wait = 1;
     for (;;) {
-        if (reader_parse(c, r, rsp) || r->final || r->eof) {
+        if (reader_parse(c, r, rsp) || r->final || cn->eof) {
             stop = 1;
             break;
         }
@@ -604,7 +602,7 @@ static int pump(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
             stop = 1;
             break;
         }
-        if (!got && !r->eof)
+        if (!got && !cn->eof)
             break;
         taken += got;
     }
@@ -706,7 +704,7 @@ static int read_response(http_client *c, mbedtls_ssl_context *ssl, conn *cn, rea
         }
         if (r->final)
             break;
-        if (r->eof) {
+        if (cn->eof) {
             rc = r->have ? HTTP_EPROTO : HTTP_EIO;
             errf(err, errlen, "%s closed the connection %s (%llu of %llu body bytes sent)", hp,
                  r->have ? "inside the response head" : "without a response",
