@@ -165,6 +165,18 @@ static int gai_errno(int g, int sys_errno)
     return g == EAI_SYSTEM ? (sys_errno ? -sys_errno : -EIO) : g == EAI_MEMORY ? -ENOMEM : -ENOENT;
 }
 
+/* getaddrinfo(3) for a TCP connection to a numeric port; `flags` adds to
+ * the hints' AI_NUMERICSERV. Its return value. */
+static int lookup(const char *host, const char *service, int flags, struct addrinfo **res)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | flags;
+    return getaddrinfo(host, service, &hints, res);
+}
+
 /* One name being resolved; freed by whichever of caller and thread lets go last. */
 typedef struct resolve_job {
     pthread_mutex_t mu;
@@ -194,13 +206,8 @@ static void job_release(resolve_job *j)
 
 static void job_run(resolve_job *j)
 {
-    struct addrinfo hints, *res = NULL;
-    int g;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    g = getaddrinfo(j->host, j->service, &hints, &res);
+    struct addrinfo *res = NULL;
+    int g = lookup(j->host, j->service, 0, &res);
     pthread_mutex_lock(&j->mu);
     j->rc = g ? gai_errno(g, errno) : 0;
     j->res = g ? NULL : res;
@@ -222,7 +229,6 @@ static void *resolve_thread(void *arg)
 static int resolve(const char *host, const char *service, uint64_t deadline_ns,
                    const plat_cancel *cancel, struct addrinfo **res)
 {
-    struct addrinfo hints;
     resolve_job *j = NULL;
     pthread_attr_t attr;
     pthread_t t;
@@ -230,11 +236,7 @@ static int resolve(const char *host, const char *service, uint64_t deadline_ns,
     int g, rc;
 
     *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST; /* literals: no resolver, no thread */
-    g = getaddrinfo(host, service, &hints, res);
+    g = lookup(host, service, AI_NUMERICHOST, res); /* literals: no resolver, no thread */
     if (g != EAI_NONAME) {
         rc = g ? gai_errno(g, errno) : 0;
         goto out;
