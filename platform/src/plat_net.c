@@ -17,6 +17,7 @@
  *
  * Not here: TLS, name caching, retries or logging.
  */
+#define _GNU_SOURCE 1 /* pipe2 */
 #include "embeddb/plat.h"
 #include "embeddb/plat_net.h"
 
@@ -86,28 +87,6 @@ out:
 
 /* ---- the cancel flag ---- */
 
-static int set_flags(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return -errno;
-    return 0;
-}
-
-/* A non-blocking close-on-exec pipe in p. 0 or -errno. */
-static int make_pipe(int p[2])
-{
-    int rc = 0;
-    if (pipe(p))
-        return -errno;
-    if ((rc = set_flags(p[0])) || (rc = set_flags(p[1]))) {
-        close(p[0]);
-        close(p[1]);
-        p[0] = p[1] = -1;
-    }
-    return rc;
-}
-
 int plat_cancel_new(plat_cancel **out)
 {
     plat_cancel *c = calloc(1, sizeof(*c));
@@ -115,7 +94,8 @@ int plat_cancel_new(plat_cancel **out)
     *out = NULL;
     if (!c)
         return -ENOMEM;
-    if ((rc = make_pipe(p))) {
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC)) {
+        rc = -errno;
         free(c);
         return rc;
     }
@@ -249,7 +229,8 @@ static int resolve(const char *host, const char *service, uint64_t deadline_ns,
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = make_pipe(j->done))) {
+    if (pipe2(j->done, O_NONBLOCK | O_CLOEXEC)) {
+        rc = -errno;
         free(j);
         j = NULL;
         goto out;
