@@ -48,9 +48,9 @@ static uint64_t deadline_after(uint64_t timeout_ms)
     return now + timeout_ms * 1000000u;
 }
 
-/* Waits until fd has one of events (*revents gets them) or the deadline
- * passes: 0 when ready, -ETIMEDOUT, -ECANCELED (preferred when both are
- * ready), or -errno from poll. */
+/* Waits until fd has one of events (*revents gets them, unless revents is
+ * NULL) or the deadline passes: 0 when ready, -ETIMEDOUT, -ECANCELED
+ * (preferred when both are ready), or -errno from poll. */
 static int wait_fd(int fd, short events, uint64_t deadline_ns, const plat_cancel *cancel,
                    short *revents)
 {
@@ -72,7 +72,8 @@ static int wait_fd(int fd, short events, uint64_t deadline_ns, const plat_cancel
             goto out;
         }
         if (n > 0) {  /* POLLERR/POLLHUP count: the next call reports them */
-            *revents = p[0].revents;
+            if (revents)
+                *revents = p[0].revents;
             rc = 0;
             goto out;
         }
@@ -212,7 +213,6 @@ static int resolve(const char *host, const char *service, uint64_t deadline_ns,
     resolve_job *j = NULL;
     pthread_attr_t attr;
     pthread_t t;
-    short rev = 0;
     int g, rc;
 
     *res = NULL;
@@ -249,7 +249,7 @@ static int resolve(const char *host, const char *service, uint64_t deadline_ns,
     if (rc) { /* no thread to spare: resolve here, unbounded, rather than fail */
         j->refs = 1;
         job_run(j);
-    } else if ((rc = wait_fd(j->done[0], POLLIN, deadline_ns, cancel, &rev))) {
+    } else if ((rc = wait_fd(j->done[0], POLLIN, deadline_ns, cancel, NULL))) {
         goto out; /* timed out or cancelled: the thread finishes and frees */
     }
     pthread_mutex_lock(&j->mu);
@@ -271,7 +271,6 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, const pl
 {
     int fd = -1, rc = 0, soerr = 0, one = 1;
     socklen_t sl = sizeof(soerr);
-    short rev = 0;
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         rc = -errno;
@@ -283,7 +282,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, const pl
             rc = -errno;
             goto out;
         }
-        if ((rc = wait_fd(fd, POLLOUT, deadline_ns, cancel, &rev)))
+        if ((rc = wait_fd(fd, POLLOUT, deadline_ns, cancel, NULL)))
             goto out;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
             rc = -errno;
@@ -368,7 +367,6 @@ int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, const pla
                    size_t *got)
 {
     uint64_t deadline_ns = deadline_after(timeout_ms);
-    short rev = 0;
     int rc = 0;
     *got = 0;
     while (len) {
@@ -383,7 +381,7 @@ int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, const pla
             rc = -errno;
             break;
         }
-        if ((rc = wait_fd(fd, POLLIN, deadline_ns, cancel, &rev)))
+        if ((rc = wait_fd(fd, POLLIN, deadline_ns, cancel, NULL)))
             break;
     }
     return rc;
@@ -391,8 +389,7 @@ int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, const pla
 
 int plat_sock_readable(int fd, uint64_t timeout_ms, const plat_cancel *cancel)
 {
-    short rev = 0;
-    int rc = wait_fd(fd, POLLIN, deadline_after(timeout_ms), cancel, &rev);
+    int rc = wait_fd(fd, POLLIN, deadline_after(timeout_ms), cancel, NULL);
     if (rc == 0)
         rc = 1;
     else if (rc == -ETIMEDOUT)
