@@ -2,11 +2,12 @@
  * config.c -- loading agent.yaml with libyaml (contract in config.h).
  *
  * The document is loaded whole (it is small), then mapping nodes are walked
- * against option tables. Each table row knows its type and where its value
- * goes (offsetof into agent_config or agent_sub); the walker reports unknown
- * keys, wrong types and missing required keys with the node's line and
- * column. Files named by the config (password, TLS) are checked readable
- * here so --check-config catches them.
+ * against option tables. Each table row knows its type, where its value
+ * goes (offsetof into agent_config or agent_sub) and, for a string with
+ * rules of its own (URL, host, topic...), the check it must pass; the
+ * walker reports unknown keys, wrong types and missing required keys with
+ * the node's line and column. Files named by the config (password, TLS)
+ * are checked readable here so --check-config catches them.
  *
  * Hostile input stays cheap and contained: the file is at most
  * AGENT_CONFIG_MAX_BYTES and a first event-level pass refuses nesting past
@@ -46,6 +47,13 @@ typedef enum opt_type {
     OPT_SPECIAL,   /* handled by the table's owner (subscriptions, enums) */
 } opt_type;
 
+typedef struct walker walker;
+
+/* A string value's own rule, beyond "not empty, no control characters":
+ * 0, or -EINVAL with the message (at v, naming key) set through fail(). */
+typedef int opt_check(walker *w, const char *key, const yaml_node_t *v, const char *s);
+static opt_check check_url, check_prefix, check_host, check_mqtt_len, check_topic;
+
 typedef struct opt {
     const char *name;
     opt_type type;
@@ -53,123 +61,125 @@ typedef struct opt {
     int required;
     int64_t lo, hi;
     const struct opt *sub;
+    opt_check *check;  /* OPT_STR: its rule, or NULL */
 } opt;
 
-#define END {NULL, OPT_STR, 0, 0, 0, 0, NULL}
+#define END {NULL, OPT_STR, 0, 0, 0, 0, NULL, NULL}
 #define OFF(f) offsetof(agent_config, f)
 
 static const opt storage_opts[] = {
-    {"dir", OPT_STR, OFF(storage.dir), 1, 0, 0, NULL},
-    {"memtable_max", OPT_SIZE, OFF(storage.memtable_max), 0, 4096, INT64_MAX, NULL},
-    {"fsync", OPT_BOOL, OFF(storage.fsync), 0, 0, 0, NULL},
-    {"max_disk", OPT_SIZE, OFF(storage.max_disk), 0, 0, INT64_MAX, NULL},
-    {"min_free", OPT_SIZE, OFF(storage.min_free), 0, 0, INT64_MAX, NULL},
-    {"on_full", OPT_SPECIAL, OFF(storage.on_full), 0, 0, 0, NULL},
+    {"dir", OPT_STR, OFF(storage.dir), 1, 0, 0, NULL, NULL},
+    {"memtable_max", OPT_SIZE, OFF(storage.memtable_max), 0, 4096, INT64_MAX, NULL, NULL},
+    {"fsync", OPT_BOOL, OFF(storage.fsync), 0, 0, 0, NULL, NULL},
+    {"max_disk", OPT_SIZE, OFF(storage.max_disk), 0, 0, INT64_MAX, NULL, NULL},
+    {"min_free", OPT_SIZE, OFF(storage.min_free), 0, 0, INT64_MAX, NULL, NULL},
+    {"on_full", OPT_SPECIAL, OFF(storage.on_full), 0, 0, 0, NULL, NULL},
     END,
 };
 
 static const opt snapshot_opts[] = {
-    {"max_bytes", OPT_SIZE, OFF(snapshot.max_bytes), 0, 4096, INT64_MAX, NULL},
-    {"interval", OPT_DURATION, OFF(snapshot.interval_ms), 0, 0, INT64_MAX, NULL},
-    {"keep", OPT_U64, OFF(snapshot.keep), 0, 0, 100000, NULL},
+    {"max_bytes", OPT_SIZE, OFF(snapshot.max_bytes), 0, 4096, INT64_MAX, NULL, NULL},
+    {"interval", OPT_DURATION, OFF(snapshot.interval_ms), 0, 0, INT64_MAX, NULL, NULL},
+    {"keep", OPT_U64, OFF(snapshot.keep), 0, 0, 100000, NULL, NULL},
     END,
 };
 
 static const opt retry_opts[] = {
-    {"initial", OPT_DURATION, OFF(upload.retry_initial_ms), 0, 10, 86400000, NULL},
-    {"max", OPT_DURATION, OFF(upload.retry_max_ms), 0, 10, 86400000, NULL},
+    {"initial", OPT_DURATION, OFF(upload.retry_initial_ms), 0, 10, 86400000, NULL, NULL},
+    {"max", OPT_DURATION, OFF(upload.retry_max_ms), 0, 10, 86400000, NULL, NULL},
     END,
 };
 
 static const opt s3_opts[] = {
-    {"region", OPT_STR, OFF(upload.region), 1, 0, 0, NULL},
-    {"bucket", OPT_STR, OFF(upload.bucket), 1, 0, 0, NULL},
-    {"access_key", OPT_STR, OFF(upload.access_key), 1, 0, 0, NULL},
-    {"secret_file", OPT_PATH, OFF(upload.secret_file), 1, 0, 0, NULL},
-    {"addressing", OPT_SPECIAL, OFF(upload.virtual_host), 0, 0, 0, NULL},
+    {"region", OPT_STR, OFF(upload.region), 1, 0, 0, NULL, NULL},
+    {"bucket", OPT_STR, OFF(upload.bucket), 1, 0, 0, NULL, NULL},
+    {"access_key", OPT_STR, OFF(upload.access_key), 1, 0, 0, NULL, NULL},
+    {"secret_file", OPT_PATH, OFF(upload.secret_file), 1, 0, 0, NULL, NULL},
+    {"addressing", OPT_SPECIAL, OFF(upload.virtual_host), 0, 0, 0, NULL, NULL},
     END,
 };
 
 static const opt upload_opts[] = {
-    {"url", OPT_STR, OFF(upload.url), 1, 0, 0, NULL},
-    {"mode", OPT_SPECIAL, OFF(upload.mode), 0, 0, 0, NULL},
-    {"prefix", OPT_STR, OFF(upload.prefix), 0, 0, 0, NULL},
-    {"ca_file", OPT_PATH, OFF(upload.ca_file), 0, 0, 0, NULL},
-    {"cert_file", OPT_PATH, OFF(upload.cert_file), 0, 0, 0, NULL},
-    {"key_file", OPT_PATH, OFF(upload.key_file), 0, 0, 0, NULL},
-    {"insecure", OPT_BOOL, OFF(upload.insecure), 0, 0, 0, NULL},
-    {"token_file", OPT_PATH, OFF(upload.token_file), 0, 0, 0, NULL},
-    {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL},
-    {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL},
-    {"response_timeout", OPT_DURATION, OFF(upload.response_timeout_ms), 0, 100, 3600000, NULL},
-    {"retry", OPT_SECTION, 0, 0, 0, 0, retry_opts},
-    {"s3", OPT_SECTION, 0, 0, 0, 0, s3_opts},
+    {"url", OPT_STR, OFF(upload.url), 1, 0, 0, NULL, check_url},
+    {"mode", OPT_SPECIAL, OFF(upload.mode), 0, 0, 0, NULL, NULL},
+    {"prefix", OPT_STR, OFF(upload.prefix), 0, 0, 0, NULL, check_prefix},
+    {"ca_file", OPT_PATH, OFF(upload.ca_file), 0, 0, 0, NULL, NULL},
+    {"cert_file", OPT_PATH, OFF(upload.cert_file), 0, 0, 0, NULL, NULL},
+    {"key_file", OPT_PATH, OFF(upload.key_file), 0, 0, 0, NULL, NULL},
+    {"insecure", OPT_BOOL, OFF(upload.insecure), 0, 0, 0, NULL, NULL},
+    {"token_file", OPT_PATH, OFF(upload.token_file), 0, 0, 0, NULL, NULL},
+    {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL, NULL},
+    {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL, NULL},
+    {"response_timeout", OPT_DURATION, OFF(upload.response_timeout_ms), 0, 100, 3600000,
+     NULL, NULL},
+    {"retry", OPT_SECTION, 0, 0, 0, 0, retry_opts, NULL},
+    {"s3", OPT_SECTION, 0, 0, 0, 0, s3_opts, NULL},
     END,
 };
 
 static const opt tls_opts[] = {
-    {"ca_file", OPT_PATH, OFF(mqtt.ca_file), 1, 0, 0, NULL},
-    {"cert_file", OPT_PATH, OFF(mqtt.cert_file), 0, 0, 0, NULL},
-    {"key_file", OPT_PATH, OFF(mqtt.key_file), 0, 0, 0, NULL},
+    {"ca_file", OPT_PATH, OFF(mqtt.ca_file), 1, 0, 0, NULL, NULL},
+    {"cert_file", OPT_PATH, OFF(mqtt.cert_file), 0, 0, 0, NULL, NULL},
+    {"key_file", OPT_PATH, OFF(mqtt.key_file), 0, 0, 0, NULL, NULL},
     END,
 };
 
 static const opt mqtt_opts[] = {
-    {"host", OPT_STR, OFF(mqtt.host), 1, 0, 0, NULL},
-    {"port", OPT_INT, OFF(mqtt.port), 0, 1, 65535, NULL},
-    {"client_id", OPT_STR, OFF(mqtt.client_id), 0, 0, 0, NULL},
-    {"keepalive", OPT_DURATION, OFF(mqtt.keepalive_ms), 0, 5000, 65535000, NULL},
-    {"clean_session", OPT_BOOL, OFF(mqtt.clean_session), 0, 0, 0, NULL},
-    {"protocol", OPT_SPECIAL, OFF(mqtt.protocol), 0, 0, 0, NULL},
-    {"username", OPT_STR, OFF(mqtt.username), 0, 0, 0, NULL},
-    {"password_file", OPT_PATH, OFF(mqtt.password_file), 0, 0, 0, NULL},
-    {"max_payload", OPT_SIZE, OFF(mqtt.max_payload), 0, 1, 256 << 20, NULL},
-    {"tls", OPT_SECTION, 0, 0, 0, 0, tls_opts},
-    {"subscriptions", OPT_SPECIAL, 0, 1, 0, 0, NULL},
+    {"host", OPT_STR, OFF(mqtt.host), 1, 0, 0, NULL, check_host},
+    {"port", OPT_INT, OFF(mqtt.port), 0, 1, 65535, NULL, NULL},
+    {"client_id", OPT_STR, OFF(mqtt.client_id), 0, 0, 0, NULL, check_mqtt_len},
+    {"keepalive", OPT_DURATION, OFF(mqtt.keepalive_ms), 0, 5000, 65535000, NULL, NULL},
+    {"clean_session", OPT_BOOL, OFF(mqtt.clean_session), 0, 0, 0, NULL, NULL},
+    {"protocol", OPT_SPECIAL, OFF(mqtt.protocol), 0, 0, 0, NULL, NULL},
+    {"username", OPT_STR, OFF(mqtt.username), 0, 0, 0, NULL, check_mqtt_len},
+    {"password_file", OPT_PATH, OFF(mqtt.password_file), 0, 0, 0, NULL, NULL},
+    {"max_payload", OPT_SIZE, OFF(mqtt.max_payload), 0, 1, 256 << 20, NULL, NULL},
+    {"tls", OPT_SECTION, 0, 0, 0, 0, tls_opts, NULL},
+    {"subscriptions", OPT_SPECIAL, 0, 1, 0, 0, NULL, NULL},
     END,
 };
 
 static const opt batch_opts[] = {
-    {"max_tensors", OPT_U64, OFF(batch.max_tensors), 0, 1, 65536, NULL},
-    {"max_bytes", OPT_SIZE, OFF(batch.max_bytes), 0, 1, 1ll << 30, NULL},
-    {"max_delay_ms", OPT_DURATION, OFF(batch.max_delay_ms), 0, 0, 3600000, NULL},
+    {"max_tensors", OPT_U64, OFF(batch.max_tensors), 0, 1, 65536, NULL, NULL},
+    {"max_bytes", OPT_SIZE, OFF(batch.max_bytes), 0, 1, 1ll << 30, NULL, NULL},
+    {"max_delay_ms", OPT_DURATION, OFF(batch.max_delay_ms), 0, 0, 3600000, NULL, NULL},
     END,
 };
 
 static const opt log_opts[] = {
-    {"level", OPT_SPECIAL, OFF(log.level), 0, 0, 0, NULL},
+    {"level", OPT_SPECIAL, OFF(log.level), 0, 0, 0, NULL, NULL},
     END,
 };
 
 static const opt top_opts[] = {
-    {"device_id", OPT_STR, OFF(device_id), 0, 0, 0, NULL},
-    {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts},
-    {"mqtt", OPT_SECTION, 0, 1, 0, 0, mqtt_opts},
-    {"batch", OPT_SECTION, 0, 0, 0, 0, batch_opts},
-    {"snapshot", OPT_SECTION, 0, 0, 0, 0, snapshot_opts},
-    {"upload", OPT_SPECIAL, 0, 0, 0, 0, NULL},
-    {"log", OPT_SECTION, 0, 0, 0, 0, log_opts},
+    {"device_id", OPT_STR, OFF(device_id), 0, 0, 0, NULL, NULL},
+    {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts, NULL},
+    {"mqtt", OPT_SECTION, 0, 1, 0, 0, mqtt_opts, NULL},
+    {"batch", OPT_SECTION, 0, 0, 0, 0, batch_opts, NULL},
+    {"snapshot", OPT_SECTION, 0, 0, 0, 0, snapshot_opts, NULL},
+    {"upload", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
+    {"log", OPT_SECTION, 0, 0, 0, 0, log_opts, NULL},
     END,
 };
 
 #define SOFF(f) offsetof(agent_sub, f)
 static const opt sub_opts[] = {
-    {"topic", OPT_STR, SOFF(topic), 1, 0, 0, NULL},
-    {"qos", OPT_INT, SOFF(qos), 0, 0, 2, NULL},
-    {"format", OPT_SPECIAL, 0, 1, 0, 0, NULL},
-    {"dtype", OPT_SPECIAL, 0, 0, 0, 0, NULL},
-    {"shape", OPT_SPECIAL, 0, 0, 0, 0, NULL},
+    {"topic", OPT_STR, SOFF(topic), 1, 0, 0, NULL, check_topic},
+    {"qos", OPT_INT, SOFF(qos), 0, 0, 2, NULL, NULL},
+    {"format", OPT_SPECIAL, 0, 1, 0, 0, NULL, NULL},
+    {"dtype", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
+    {"shape", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
     END,
 };
 
-typedef struct walker {
+struct walker {
     const char *file;
     yaml_document_t *doc;
     agent_config *cfg;
     const agent_config_env *env;
     char *err;
     size_t errlen;
-} walker;
+};
 
 static int fail(walker *w, const yaml_node_t *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -424,16 +434,27 @@ static const char *url_problem(const char *url)
     return NULL;
 }
 
+/* Why s cannot be an MQTT string (topic, client id, user name): longer
+ * than the protocol's 16-bit length prefix allows; or NULL. `tail` ends the
+ * message (" bytes" in a topic's, "" in a client id's or user name's). */
+static const char *mqtt_len_problem(const char *s, const char *tail, char *buf, size_t cap)
+{
+    size_t n = strlen(s);
+    if (n <= AGENT_MQTT_STRING_MAX)
+        return NULL;
+    snprintf(buf, cap, "%zu bytes: longer than MQTT's limit of %u%s", n, AGENT_MQTT_STRING_MAX,
+             tail);
+    return buf;
+}
+
 /* An MQTT topic filter the agent can store messages of: NULL, or why not
  * (in buf). */
 static const char *topic_problem(const char *t, char *buf, size_t cap)
 {
     size_t n = strlen(t), plus = 0;
-    if (n > AGENT_MQTT_STRING_MAX) {
-        snprintf(buf, cap, "%zu bytes: longer than MQTT's limit of %u bytes", n,
-                 AGENT_MQTT_STRING_MAX);
-        return buf;
-    }
+    const char *why = mqtt_len_problem(t, " bytes", buf, cap);
+    if (why)
+        return why;
     for (const char *lv = t;; ) {
         size_t k = strcspn(lv, "/");
         if (memchr(lv, '#', k) && (k != 1 || lv[k] == '/'))
@@ -484,32 +505,48 @@ static const char *prefix_problem(const char *p, char *buf, size_t cap)
     }
 }
 
-/* Checks of a string value beyond "not empty, no control characters". */
-static int check_string(walker *w, const char *key, const yaml_node_t *v, const char *s)
+/* The opt_check functions of the tables. */
+
+/* "KEY: why" at v when why is set; else 0. */
+static int refuse(walker *w, const char *key, const yaml_node_t *v, const char *why)
+{
+    return why ? fail(w, v, "%s: %s", key, why) : 0;
+}
+
+static int check_url(walker *w, const char *key, const yaml_node_t *v, const char *s)
+{
+    const char *why = url_problem(s);
+    return why ? fail(w, v, "%s: %s in '%s' (expected https://HOST[:PORT][/PATH])", key, why, s)
+               : 0;
+}
+
+static int check_prefix(walker *w, const char *key, const yaml_node_t *v, const char *s)
 {
     char buf[320];
-    const char *why = NULL;
+    return refuse(w, key, v, prefix_problem(s, buf, sizeof(buf)));
+}
+
+static int check_topic(walker *w, const char *key, const yaml_node_t *v, const char *s)
+{
+    char buf[320];
+    return refuse(w, key, v, topic_problem(s, buf, sizeof(buf)));
+}
+
+/* A DNS name, an IPv4 or a bare IPv6 address, as libmosquitto takes it. */
+static int check_host(walker *w, const char *key, const yaml_node_t *v, const char *s)
+{
     size_t n = strlen(s);
-    if (!strcmp(key, "upload.url")) {
-        if ((why = url_problem(s)))
-            return fail(w, v, "%s: %s in '%s' (expected https://HOST[:PORT][/PATH])", key, why, s);
-    } else if (!strcmp(key, "upload.prefix")) {
-        why = prefix_problem(s, buf, sizeof(buf));
-    } else if (!strncmp(key, "mqtt.subscriptions[", 19) && strstr(key, "].topic")) {
-        why = topic_problem(s, buf, sizeof(buf));
-    } else if (!strcmp(key, "mqtt.host")) {
-        /* A DNS name, an IPv4 or a bare IPv6 address, as libmosquitto takes it. */
-        if (n > 253 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                 "0123456789.-_:") != n)
-            why = "expected a host name or IP address (A-Z a-z 0-9 . - _, or an IPv6 address "
-                  "without brackets; at most 253 bytes)";
-    } else if ((!strcmp(key, "mqtt.client_id") || !strcmp(key, "mqtt.username")) &&
-               n > AGENT_MQTT_STRING_MAX) {
-        snprintf(buf, sizeof(buf), "%zu bytes: longer than MQTT's limit of %u", n,
-                 AGENT_MQTT_STRING_MAX);
-        why = buf;
-    }
-    return why ? fail(w, v, "%s: %s", key, why) : 0;
+    if (n > 253 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                             "0123456789.-_:") != n)
+        return refuse(w, key, v, "expected a host name or IP address (A-Z a-z 0-9 . - _, or "
+                      "an IPv6 address without brackets; at most 253 bytes)");
+    return 0;
+}
+
+static int check_mqtt_len(walker *w, const char *key, const yaml_node_t *v, const char *s)
+{
+    char buf[96];
+    return refuse(w, key, v, mqtt_len_problem(s, "", buf, sizeof(buf)));
 }
 
 static int set_value(walker *w, const opt *o, const char *key, const yaml_node_t *v, void *base)
@@ -526,7 +563,7 @@ static int set_value(walker *w, const opt *o, const char *key, const yaml_node_t
             return fail(w, v, "%s: must not be empty", key);
         if (o->type == OPT_PATH && check_readable(w, v, key, s))
             return -EINVAL;
-        if (check_string(w, key, v, s))
+        if (o->check && o->check(w, key, v, s))
             return -EINVAL;
         char **dst = (char **)(void *)((char *)base + o->off);
         free(*dst);
@@ -839,15 +876,11 @@ static int check_limits(walker *w)
         if (!sp->has_shape)
             continue;
         snprintf(key, sizeof(key), "mqtt.subscriptions[%zu].shape", i);
-        uint64_t n = 1;
+        ts_tensor t = {.ndim = sp->ndim};
+        uint64_t n = 0;
         size_t es = ts_dtype_size(sp->dtype ? sp->dtype : TS_F32);
-        int over = 0;
-        for (uint32_t d = 0; d < sp->ndim; d++) {
-            if (sp->shape[d] && n > UINT64_MAX / sp->shape[d])
-                over = 1;
-            n *= sp->shape[d];
-        }
-        if (over || n > UINT64_MAX / es)
+        memcpy(t.shape, sp->shape, sizeof(t.shape));
+        if (ts_tensor_numel(&t, &n) || n > UINT64_MAX / es)
             return fail(w, sub_node(w, i, "shape"), "%s: the product of the sizes overflows",
                         key);
         if (sp->format == PAYLOAD_RAW && n * es > cfg->mqtt.max_payload)
@@ -934,27 +967,15 @@ static void defaults(agent_config *cfg)
 
 int config_parse_url(const char *url, char **host, int *port, char **path)
 {
-    const char *p, *slash, *colon;
-    char *end = NULL;
-    long v = 443;
     *host = *path = NULL;
+    /* Checked in full here (host, port 1..65535, no credentials, query or
+     * fragment): what follows only splits. */
     if (url_problem(url))
         return -EINVAL;
-    p = url + 8;
-    slash = strchr(p, '/');
-    if (!slash)
-        slash = p + strlen(p);
-    colon = memchr(p, ':', (size_t)(slash - p));
+    const char *p = url + 8, *slash = p + strcspn(p, "/");
+    const char *colon = memchr(p, ':', (size_t)(slash - p));
     const char *hend = colon ? colon : slash;
-    if (hend == p || memchr(p, '@', (size_t)(slash - p)) || memchr(p, '?', strlen(p)) ||
-        memchr(p, '#', strlen(p)))
-        return -EINVAL;
-    if (colon) {
-        errno = 0;
-        v = strtol(colon + 1, &end, 10);
-        if (errno || end != slash || v < 1 || v > 65535 || !isdigit((unsigned char)colon[1]))
-            return -EINVAL;
-    }
+    long v = colon ? strtol(colon + 1, NULL, 10) : 443;
     size_t plen = strlen(slash);
     while (plen && slash[plen - 1] == '/')
         plen--;

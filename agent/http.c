@@ -86,13 +86,13 @@ typedef struct conn {
     size_t ip_len;
 } conn;
 
-/* The response as it arrives, in client->head. */
+/* The response as it arrives, in client->head (its end, the server
+ * closing, is conn's eof). */
 typedef struct reader {
     size_t have;              /* bytes in head */
     size_t head_len;          /* the final head's length, once final */
     http__framing fr;
     int final;                /* a final (>= 200) head is complete */
-    int eof;                  /* the server closed */
 } reader;
 
 const char *http_err_name(int code)
@@ -264,14 +264,20 @@ static uint64_t wait_ms(const conn *cn, uint64_t by_ns, int *limited)
     return end > now ? (end - now + 999999u) / 1000000u : 0;
 }
 
+/* Past the phase deadline the bio callbacks fail at once, as a wait that
+ * ran out would, even when the peer's bytes are ready: a peer that never
+ * makes us wait (a 1xx flood, a handshake fed byte by byte) cannot outlast
+ * the phase, and the loops that call mbedTLS need no clock of their own. */
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     conn *cn = ctx;
     size_t n = 0;
     int limited, rc;
     uint64_t ms = wait_ms(cn, cn->send_by_ns, &limited);
-    rc = plat_sock_send(cn->fd, buf, len > INT_MAX ? INT_MAX : len, ms,
-                        cn->until_readable ? PLAT_SEND_UNTIL_READABLE : 0, cn->cancel, &n);
+    rc = limited && !ms ? -ETIMEDOUT
+                        : plat_sock_send(cn->fd, buf, len > INT_MAX ? INT_MAX : len, ms,
+                                         cn->until_readable ? PLAT_SEND_UNTIL_READABLE : 0,
+                                         cn->cancel, &n);
     if (rc == -EAGAIN) {
         cn->spoke = 1;
         return MBEDTLS_ERR_SSL_WANT_WRITE;
@@ -292,7 +298,9 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     size_t n = 0;
     int limited = 0, rc;
     uint64_t ms = cn->no_wait ? 0 : wait_ms(cn, 0, &limited);
-    rc = plat_sock_recv(cn->fd, buf, len > INT_MAX ? INT_MAX : len, ms, cn->cancel, &n);
+    rc = limited && !ms ? -ETIMEDOUT
+                        : plat_sock_recv(cn->fd, buf, len > INT_MAX ? INT_MAX : len, ms,
+                                         cn->cancel, &n);
     if (rc == -ETIMEDOUT && cn->no_wait)
         return MBEDTLS_ERR_SSL_WANT_READ;
     if (rc) {
@@ -305,20 +313,16 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     return (int)n;
 }
 
-/* Between two reads or writes: 0 while the phase may go on; else
- * HTTP_ECANCELED or HTTP_ETIMEDOUT (the phase deadline), noted in cn the
- * way a bio callback notes it. A peer that never makes us wait (a 1xx
- * flood) is caught here, not in a poll(2). */
-static int check_phase(conn *cn)
+/* Between two reads or writes: 0, or HTTP_ECANCELED once the caller
+ * cancelled, noted in cn the way a bio callback notes it. mbedTLS may
+ * answer from what it has buffered without calling a bio callback, so a
+ * cancel is looked for here too. */
+static int check_cancel(conn *cn)
 {
     int rc = 0;
     if (cn->cancel && plat_cancel_fired(cn->cancel)) {
         cn->os_err = -ECANCELED;
         rc = HTTP_ECANCELED;
-    } else if (cn->deadline_ns && plat_mono_ns() >= cn->deadline_ns) {
-        cn->os_err = -ETIMEDOUT;
-        cn->deadline_hit = 1;
-        rc = HTTP_ETIMEDOUT;
     }
     return rc;
 }
@@ -562,7 +566,7 @@ static int reader_parse(http_client *c, reader *r, http_response *rsp)
     return rc;
 }
 
-/* Reads once into c->head (sets r->eof at end of stream). 0 or the
+/* Reads once into c->head (cn->eof set at end of stream). 0 or the
  * mbedTLS error. */
 static int reader_fill(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
                        size_t *got)
@@ -574,8 +578,6 @@ static int reader_fill(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reade
     }
     ret = tls_read(ssl, cn, c->head + r->have, sizeof(c->head) - r->have, got);
     r->have += *got;
-    if (cn->eof)
-        r->eof = 1;
     return ret;
 }
 
@@ -590,7 +592,7 @@ static int pump(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
     int stop = 0;
     cn->no_wait = 1;
     for (;;) {
-        if (reader_parse(c, r, rsp) || r->final || r->eof) {
+        if (reader_parse(c, r, rsp) || r->final || cn->eof) {
             stop = 1;
             break;
         }
@@ -600,7 +602,7 @@ static int pump(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
             stop = 1;
             break;
         }
-        if (!got && !r->eof)
+        if (!got && !cn->eof)
             break;
         taken += got;
     }
@@ -628,10 +630,9 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader 
          * MiB at it. One poll(2) per record is nothing next to encrypting it. */
         int rd = plat_sock_readable(cn->fd, 0, cn->cancel);
         if (rd == -ECANCELED) {
-            rc = HTTP_ECANCELED;
-            errf(err, errlen, "sending the body to %s after %llu of %llu bytes: cancelled", hp,
-                 (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length);
-            goto out;
+            cn->os_err = rd; /* as a bio callback notes it */
+            ret = 0;
+            goto broken;
         }
         if (rd == 1 && cn->until_readable && pump(c, ssl, cn, r, rsp))
             goto out;
@@ -666,17 +667,18 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader 
                 goto out;
             }
             if (ret) {
-                rc = io_failure(cn, ret, why, sizeof(why));
-                errf(err, errlen, "sending the body to %s after %llu of %llu bytes: %s", hp,
-                     (unsigned long long)(rsp->bytes_sent + off + done),
-                     (unsigned long long)rq->content_length, why);
                 rsp->bytes_sent += off + done;
-                goto out;
+                goto broken;
             }
         }
         rsp->bytes_sent += have;
         left -= have;
     }
+    goto out;
+broken: /* the connection failed or the caller cancelled */
+    rc = io_failure(cn, ret, why, sizeof(why));
+    errf(err, errlen, "sending the body to %s after %llu of %llu bytes: %s", hp,
+         (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length, why);
 out:
     cn->until_readable = 0;
     cn->send_by_ns = 0;
@@ -702,14 +704,14 @@ static int read_response(http_client *c, mbedtls_ssl_context *ssl, conn *cn, rea
         }
         if (r->final)
             break;
-        if (r->eof) {
+        if (cn->eof) {
             rc = r->have ? HTTP_EPROTO : HTTP_EIO;
             errf(err, errlen, "%s closed the connection %s (%llu of %llu body bytes sent)", hp,
                  r->have ? "inside the response head" : "without a response",
                  (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length);
             goto out;
         }
-        if ((ret = check_phase(cn)) || (ret = reader_fill(c, ssl, cn, r, &got))) {
+        if ((ret = check_cancel(cn)) || (ret = reader_fill(c, ssl, cn, r, &got))) {
             rc = io_failure(cn, ret, why, sizeof(why));
             errf(err, errlen, "waiting for the response from %s (%llu of %llu body bytes "
                  "sent, %u interim 1xx responses): %s", hp, (unsigned long long)rsp->bytes_sent,
@@ -735,7 +737,7 @@ static int read_response(http_client *c, mbedtls_ssl_context *ssl, conn *cn, rea
             if (done)
                 break;
         }
-        if (check_phase(cn) || tls_read(ssl, cn, c->head + raw, want - raw, &got) || !got)
+        if (check_cancel(cn) || tls_read(ssl, cn, c->head + raw, want - raw, &got) || !got)
             break;
         raw += got;
     }
@@ -801,7 +803,7 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
     mbedtls_ssl_set_bio(&ssl, &cn, bio_send, bio_recv, NULL);
     while ((ret = mbedtls_ssl_handshake(&ssl))) {
         if ((ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) &&
-            !check_phase(&cn))
+            !check_cancel(&cn))
             continue;
         rc = HTTP_ETLS;
         if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {

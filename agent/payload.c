@@ -504,11 +504,10 @@ static payload_err num_store(ts_dtype dt, uint8_t *dst, size_t i, const char *s,
     char tok[NUM_MAX_LEN + 1], shown_tok[48];
     const char *problem = "is out of range";
     int neg, nan;
-    shown(shown_tok, sizeof(shown_tok), s, n);
     if (word_exact(s, n, "true") || word_exact(s, n, "false")) {
         int rc = ts_dtype_set(dt, dst, i, s[0] == 't' ? 1.0 : 0.0);
         return rc ? fail(PAYLOAD_MISMATCH, why, why_len, "value %zu (%s) does not fit %s", i,
-                         shown_tok, ts_dtype_name(dt))
+                         shown(shown_tok, sizeof(shown_tok), s, n), ts_dtype_name(dt))
                   : PAYLOAD_OK;
     }
     if (is_float_dtype(dt)) {
@@ -556,9 +555,21 @@ static payload_err num_store(ts_dtype dt, uint8_t *dst, size_t i, const char *s,
     default: memcpy(p, &bits, 8); break;
     }
     return PAYLOAD_OK;
-refuse:
-    return fail(PAYLOAD_MISMATCH, why, why_len, "value %zu (%s) %s for %s", i, shown_tok,
-                problem, ts_dtype_name(dt));
+refuse: /* shown only when refused: every value of every message passes here */
+    return fail(PAYLOAD_MISMATCH, why, why_len, "value %zu (%s) %s for %s", i,
+                shown(shown_tok, sizeof(shown_tok), s, n), problem, ts_dtype_name(dt));
+}
+
+/* The sizes of a shape as "2, 3, 4" in buf (cap bytes; 175 hold any
+ * TS_MAX_DIMS sizes). "" for no dimensions. */
+static const char *fmt_shape(char *buf, size_t cap, uint32_t ndim, const uint64_t *shape)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < ndim; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
+                              (unsigned long long)shape[i]);
+    return buf;
 }
 
 /* The shape a payload gets: the declared one (JSON "shape", else the
@@ -580,15 +591,9 @@ static payload_err settle_shape(const payload_spec *spec, int declared, payload_
     } else if (ndim > 1 && (ndim != out->ndim ||
                             memcmp(shape, out->shape, ndim * sizeof(shape[0])))) {
         char got[200], want[200];
-        size_t g = 0, w = 0;
-        for (uint32_t i = 0; i < ndim; i++)
-            g += (size_t)snprintf(got + g, sizeof(got) - g, "%s%llu", i ? ", " : "",
-                                  (unsigned long long)shape[i]);
-        for (uint32_t i = 0; i < out->ndim; i++)
-            w += (size_t)snprintf(want + w, sizeof(want) - w, "%s%llu", i ? ", " : "",
-                                  (unsigned long long)out->shape[i]);
         return fail(PAYLOAD_MISMATCH, why, why_len, "data nested as (%s) but the shape is (%s)",
-                    got, want);
+                    fmt_shape(got, sizeof(got), ndim, shape),
+                    fmt_shape(want, sizeof(want), out->ndim, out->shape));
     }
     uint64_t want = numel(out->ndim, out->shape, ts_dtype_size(out->dtype), &bad);
     if (bad || want != n)
@@ -694,7 +699,8 @@ static int j_array(jcur *c, jdata *d, uint32_t level)
                     return -1;
             } else {
                 size_t n = num_span(c->p, c->end);
-                if (!n || num_valid(c->p, n, 1))
+                /* The second pass (dst set) walks what the first checked. */
+                if (!n || (!d->dst && num_valid(c->p, n, 1)))
                     return j_fail(c, PAYLOAD_MALFORMED,
                                   n > NUM_MAX_LEN ? "a number longer than 511 characters"
                                                   : "expected a number, true, false or a list");
@@ -893,7 +899,8 @@ static payload_err csv_walk(const char *p, const char *end, const char *base, ts
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
         size_t k = num_span(p, end);
-        if (!k || num_valid(p, k, 0))
+        /* The second pass (dst set) walks what the first checked. */
+        if (!k || (!dst && num_valid(p, k, 0)))
             return fail(PAYLOAD_MALFORMED, why, why_len, "csv at byte %zu: %s",
                         (size_t)(p - base),
                         k > NUM_MAX_LEN ? "a number longer than 511 characters"

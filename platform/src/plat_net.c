@@ -17,6 +17,7 @@
  *
  * Not here: TLS, name caching, retries or logging.
  */
+#define _GNU_SOURCE 1 /* pipe2 */
 #include "embeddb/plat.h"
 #include "embeddb/plat_net.h"
 
@@ -47,9 +48,9 @@ static uint64_t deadline_after(uint64_t timeout_ms)
     return now + timeout_ms * 1000000u;
 }
 
-/* Waits until fd has one of events (*revents gets them) or the deadline
- * passes: 0 when ready, -ETIMEDOUT, -ECANCELED (preferred when both are
- * ready), or -errno from poll. */
+/* Waits until fd has one of events (*revents gets them, unless revents is
+ * NULL) or the deadline passes: 0 when ready, -ETIMEDOUT, -ECANCELED
+ * (preferred when both are ready), or -errno from poll. */
 static int wait_fd(int fd, short events, uint64_t deadline_ns, const plat_cancel *cancel,
                    short *revents)
 {
@@ -71,7 +72,8 @@ static int wait_fd(int fd, short events, uint64_t deadline_ns, const plat_cancel
             goto out;
         }
         if (n > 0) {  /* POLLERR/POLLHUP count: the next call reports them */
-            *revents = p[0].revents;
+            if (revents)
+                *revents = p[0].revents;
             rc = 0;
             goto out;
         }
@@ -86,28 +88,6 @@ out:
 
 /* ---- the cancel flag ---- */
 
-static int set_flags(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return -errno;
-    return 0;
-}
-
-/* A non-blocking close-on-exec pipe in p. 0 or -errno. */
-static int make_pipe(int p[2])
-{
-    int rc = 0;
-    if (pipe(p))
-        return -errno;
-    if ((rc = set_flags(p[0])) || (rc = set_flags(p[1]))) {
-        close(p[0]);
-        close(p[1]);
-        p[0] = p[1] = -1;
-    }
-    return rc;
-}
-
 int plat_cancel_new(plat_cancel **out)
 {
     plat_cancel *c = calloc(1, sizeof(*c));
@@ -115,7 +95,8 @@ int plat_cancel_new(plat_cancel **out)
     *out = NULL;
     if (!c)
         return -ENOMEM;
-    if ((rc = make_pipe(p))) {
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC)) {
+        rc = -errno;
         free(c);
         return rc;
     }
@@ -165,6 +146,18 @@ static int gai_errno(int g, int sys_errno)
     return g == EAI_SYSTEM ? (sys_errno ? -sys_errno : -EIO) : g == EAI_MEMORY ? -ENOMEM : -ENOENT;
 }
 
+/* getaddrinfo(3) for a TCP connection to a numeric port; `flags` adds to
+ * the hints' AI_NUMERICSERV. Its return value. */
+static int lookup(const char *host, const char *service, int flags, struct addrinfo **res)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | flags;
+    return getaddrinfo(host, service, &hints, res);
+}
+
 /* One name being resolved; freed by whichever of caller and thread lets go last. */
 typedef struct resolve_job {
     pthread_mutex_t mu;
@@ -194,13 +187,8 @@ static void job_release(resolve_job *j)
 
 static void job_run(resolve_job *j)
 {
-    struct addrinfo hints, *res = NULL;
-    int g;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    g = getaddrinfo(j->host, j->service, &hints, &res);
+    struct addrinfo *res = NULL;
+    int g = lookup(j->host, j->service, 0, &res);
     pthread_mutex_lock(&j->mu);
     j->rc = g ? gai_errno(g, errno) : 0;
     j->res = g ? NULL : res;
@@ -222,19 +210,13 @@ static void *resolve_thread(void *arg)
 static int resolve(const char *host, const char *service, uint64_t deadline_ns,
                    const plat_cancel *cancel, struct addrinfo **res)
 {
-    struct addrinfo hints;
     resolve_job *j = NULL;
     pthread_attr_t attr;
     pthread_t t;
-    short rev = 0;
     int g, rc;
 
     *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST; /* literals: no resolver, no thread */
-    g = getaddrinfo(host, service, &hints, res);
+    g = lookup(host, service, AI_NUMERICHOST, res); /* literals: no resolver, no thread */
     if (g != EAI_NONAME) {
         rc = g ? gai_errno(g, errno) : 0;
         goto out;
@@ -247,7 +229,8 @@ static int resolve(const char *host, const char *service, uint64_t deadline_ns,
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = make_pipe(j->done))) {
+    if (pipe2(j->done, O_NONBLOCK | O_CLOEXEC)) {
+        rc = -errno;
         free(j);
         j = NULL;
         goto out;
@@ -266,7 +249,7 @@ static int resolve(const char *host, const char *service, uint64_t deadline_ns,
     if (rc) { /* no thread to spare: resolve here, unbounded, rather than fail */
         j->refs = 1;
         job_run(j);
-    } else if ((rc = wait_fd(j->done[0], POLLIN, deadline_ns, cancel, &rev))) {
+    } else if ((rc = wait_fd(j->done[0], POLLIN, deadline_ns, cancel, NULL))) {
         goto out; /* timed out or cancelled: the thread finishes and frees */
     }
     pthread_mutex_lock(&j->mu);
@@ -288,7 +271,6 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, const pl
 {
     int fd = -1, rc = 0, soerr = 0, one = 1;
     socklen_t sl = sizeof(soerr);
-    short rev = 0;
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         rc = -errno;
@@ -300,7 +282,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, const pl
             rc = -errno;
             goto out;
         }
-        if ((rc = wait_fd(fd, POLLOUT, deadline_ns, cancel, &rev)))
+        if ((rc = wait_fd(fd, POLLOUT, deadline_ns, cancel, NULL)))
             goto out;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
             rc = -errno;
@@ -385,7 +367,6 @@ int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, const pla
                    size_t *got)
 {
     uint64_t deadline_ns = deadline_after(timeout_ms);
-    short rev = 0;
     int rc = 0;
     *got = 0;
     while (len) {
@@ -400,7 +381,7 @@ int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, const pla
             rc = -errno;
             break;
         }
-        if ((rc = wait_fd(fd, POLLIN, deadline_ns, cancel, &rev)))
+        if ((rc = wait_fd(fd, POLLIN, deadline_ns, cancel, NULL)))
             break;
     }
     return rc;
@@ -408,8 +389,7 @@ int plat_sock_recv(int fd, void *buf, size_t len, uint64_t timeout_ms, const pla
 
 int plat_sock_readable(int fd, uint64_t timeout_ms, const plat_cancel *cancel)
 {
-    short rev = 0;
-    int rc = wait_fd(fd, POLLIN, deadline_after(timeout_ms), cancel, &rev);
+    int rc = wait_fd(fd, POLLIN, deadline_after(timeout_ms), cancel, NULL);
     if (rc == 0)
         rc = 1;
     else if (rc == -ETIMEDOUT)

@@ -324,6 +324,10 @@ static void test_json_ragged_lists_are_refused_and_nesting_is_the_shape(void **s
     m = "{\"shape\":[3,2],\"data\":[[1,2,3],[4,5,6]]}";
     assert_int_equal(decode(PAYLOAD_JSON, m, strlen(m), &t, why), PAYLOAD_MISMATCH);
     assert_non_null(strstr(why, "(2, 3)"));
+    /* A declared scalar is named "()" (the message once showed stack bytes). */
+    m = "{\"shape\":[],\"data\":[[1,2],[3,4]]}";
+    assert_int_equal(decode(PAYLOAD_JSON, m, strlen(m), &t, why), PAYLOAD_MISMATCH);
+    assert_non_null(strstr(why, "data nested as (2, 2) but the shape is ()"));
     payload_spec spec = {.format = PAYLOAD_JSON, .has_shape = 1, .ndim = 1, .shape = {4}};
     assert_int_equal(payload_class(payload_decode(&spec, "[[1,2],[3,4]]", 13, &t, why, sizeof(why))),
                      PAYLOAD_MISMATCH);
