@@ -248,9 +248,10 @@ static int attempt(uploader *u, const snap_info *si, int *status, char *msg, siz
         rc = -EBADMSG;
     } else if (rc) {
         snprintf(msg, msglen, "PUT %.200s to %.100s:%d: %s", path, host, u->port, herr);
-    } else if (rsp.status >= 200 && rsp.status < 300 && rsp.early) {
-        /* A confirmation of bytes the server never got (bytes_sent < len):
-         * not an upload. */
+    } else if (rsp.status >= 200 && rsp.status < 300 && rsp.bytes_sent != len) {
+        /* A confirmation of bytes the server never got: not an upload. The
+         * promise itself (every byte sent), checked where it is decided,
+         * not through http.c's early flag that follows from it. */
         snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s before the whole body was "
                  "sent (%" PRIu64 " of %" PRIu64 " bytes): not taken as uploaded", path, host,
                  u->port, rsp.status, rsp.reason, rsp.bytes_sent, len);
