@@ -264,26 +264,21 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
             }
             (*n_seals)++;
         } else if (snap_name_ok(e, NULL)) {
+            snap_info si;
             /* A STATE or MANIFEST.json write the power cut interrupted. */
             for (size_t k = 0; k < sizeof(tmps) / sizeof(tmps[0]); k++)
                 if (!join3(q, root, e, tmps[k]))
                     vfs->unlink(vfs, q);
+            /* An upload that was running when the process died starts over.
+             * An unreadable STATE is left alone: snap_list shows it failed. */
+            if (!snap_read(vfs, root, e, &si) && si.state == SNAP_UPLOADING) {
+                si.state = SNAP_SEALED;
+                if ((rc = snap_write_state(vfs, root, &si)))
+                    first = note(first, err, errlen, rc, "%s/%s/STATE: %s", root, e, why(rc));
+            }
         }
     }
     free(names);
-    /* An upload that was running when the process died starts over. */
-    snap_info *list = NULL;
-    size_t nl = 0;
-    if ((rc = snap_list(vfs, root, &list, &nl, NULL)))
-        first = note(first, err, errlen, rc, "listing %s: %s", root, why(rc));
-    for (size_t i = 0; i < nl; i++)
-        if (list[i].state == SNAP_UPLOADING) {
-            list[i].state = SNAP_SEALED;
-            if ((rc = snap_write_state(vfs, root, &list[i])))
-                first = note(first, err, errlen, rc, "%s/%s/STATE: %s", root, list[i].name,
-                             why(rc));
-        }
-    free(list);
     if ((rc = vfs->dirsync(vfs, root)))
         first = note(first, err, errlen, rc, "fsync(%s): %s", root, why(rc));
     return first;

@@ -210,6 +210,32 @@ static void test_recover_turns_uploading_back_into_sealed(void **state)
     assert_string_equal(si.error, "line one line two");
 }
 
+/* Recovery rewrites only a STATE it can read: an unreadable one stays as it
+ * is, for snap_list to show as failed and an operator to look at. */
+static void test_recover_leaves_an_unreadable_state_alone(void **state)
+{
+    fx *f = *state;
+    char name[SNAP_NAME_MAX], dir[2048], err[512], text[64] = {0};
+    size_t n_seals = 0;
+    fill(f, 1, 2, "t");
+    seal(f, name, sizeof(name));
+    snprintf(dir, sizeof(dir), "%s/%s", f->root, name);
+    free(put(dir, "STATE", "state=uploading\nnot a key value line\n"));
+    assert_int_equal(snap_recover(V, f->s, f->root, &n_seals, err, sizeof(err)), 0);
+    FILE *fp = fopen(tu_path(dir, "STATE"), "r");
+    assert_non_null(fp);
+    assert_true(fread(text, 1, sizeof(text) - 1, fp) > 0);
+    fclose(fp);
+    assert_string_equal(text, "state=uploading\nnot a key value line\n");
+    snap_info *v = NULL;
+    size_t n = 0;
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].state, SNAP_FAILED);
+    assert_non_null(strstr(v[0].error, "STATE unreadable"));
+    free(v);
+}
+
 static void test_list_is_oldest_first_and_delete_removes(void **state)
 {
     fx *f = *state;
@@ -564,6 +590,7 @@ int main(void)
         T(test_verify_names_a_damaged_file),
         T(test_recover_releases_a_committed_seal_and_drops_a_half_made_one),
         T(test_recover_turns_uploading_back_into_sealed),
+        T(test_recover_leaves_an_unreadable_state_alone),
         T(test_list_is_oldest_first_and_delete_removes),
         T(test_tar_stream_has_the_length_and_sha256_fixed_at_seal),
         cmocka_unit_test(test_tar_header_is_ustar_with_a_valid_checksum),
