@@ -117,7 +117,7 @@ static int list(const char *dir)
     size_t n = 0;
     uint64_t pending = 0;
     int rc;
-    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_list(plat_vfs_default(), root, &v, &n, &pending))) {
+    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_list(plat_vfs_default(), root, &v, &n, &pending, 1))) {
         fprintf(stderr, "embeddb: snapshot ls: %s: %s\n", root, cli_store_strerror(rc));
         return CLI_EXIT_STORE;
     }

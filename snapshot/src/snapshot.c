@@ -701,7 +701,10 @@ int snap_finish_all(plat_vfs *vfs, const char *root, const char *device_id, size
 
 /* ---- state and listing ----------------------------------------------------- */
 
-int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out)
+/* snap_read, and with sizes the bytes of NAME's files too: measured only
+ * once STATE was read (a STATE that cannot be read leaves them 0). */
+static int read_info(plat_vfs *vfs, const char *root, const char *name, int sizes,
+                     snap_info *out)
 {
     char dir[PATH_LEN], p[PATH_LEN], *text = NULL;
     size_t len = 0;
@@ -716,8 +719,14 @@ int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out)
         return rc == -EFBIG ? TS_ECORRUPT : rc;
     rc = snap_parse_state(text, len, out);
     free(text);
-    out->disk_bytes = plat_dir_bytes(vfs, dir);
+    if (sizes)
+        out->disk_bytes = plat_dir_bytes(vfs, dir);
     return rc;
+}
+
+int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out)
+{
+    return read_info(vfs, root, name, 0, out);
 }
 
 static int cmp_seq(const void *a, const void *b)
@@ -726,7 +735,8 @@ static int cmp_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes)
+int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes,
+              int sizes)
 {
     char **names = NULL, p[PATH_LEN];
     size_t nn = 0;
@@ -762,7 +772,7 @@ int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint6
             snprintf(si->name, sizeof(si->name), "%s", e + strlen(SEAL_PREFIX));
             si->seq = seq;
             si->state = SNAP_SEALING;
-            if (!join3(p, root, e, ""))
+            if (sizes && !join3(p, root, e, ""))
                 si->disk_bytes = plat_dir_bytes(vfs, p);
             continue;
         }
@@ -773,7 +783,7 @@ int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint6
         }
         if (!snap_name_ok(e, &seq))
             continue;
-        int r = snap_read(vfs, root, e, &v[*n]);
+        int r = read_info(vfs, root, e, sizes, &v[*n]);
         if (r == -ENOENT)
             continue; /* not a snapshot (no STATE) */
         if (r) {

@@ -185,7 +185,7 @@ static void workload(rig *r, model *m, uint64_t seed)
         } else if (op == 8) {
             snap_info *v = NULL;
             size_t n = 0;
-            if (snap_list(r->fv, r->root, &v, &n, NULL))
+            if (snap_list(r->fv, r->root, &v, &n, NULL, 1))
                 return;
             for (size_t i = 0; i < n; i++)
                 if (v[i].state == SNAP_SEALED) {
@@ -204,7 +204,7 @@ static void workload(rig *r, model *m, uint64_t seed)
         } else if (op == 9 || op == 10) {
             snap_info *v = NULL;
             size_t n = 0;
-            if (snap_list(r->fv, r->root, &v, &n, NULL))
+            if (snap_list(r->fv, r->root, &v, &n, NULL, 1))
                 return;
             for (size_t i = 0; i < n; i++)
                 if (v[i].state == SNAP_UPLOADED && snap_delete(r->fv, r->root, v[i].name))
@@ -275,7 +275,7 @@ static void check(rig *r, const model *m, unsigned crash_at)
     size_t n = 0;
     ts_store *snaps[MAX_SNAPS] = {0};
     uint64_t top = 0; /* highest seq anywhere */
-    assert_int_equal(snap_list(r->fv, r->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(r->fv, r->root, &v, &n, NULL, 1), 0);
     assert_true(n <= MAX_SNAPS);
     r->fv->listdir(r->fv, r->root, leftover, r->root);
     for (size_t i = 0; i < n; i++) {

@@ -184,7 +184,7 @@ static void test_recover_releases_a_committed_seal_and_drops_a_half_made_one(voi
     assert_int_equal(done, 1);
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].tensors, 3);
     free(v);
@@ -229,7 +229,7 @@ static void test_recover_leaves_an_unreadable_state_alone(void **state)
     assert_string_equal(text, "state=uploading\nnot a key value line\n");
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].state, SNAP_FAILED);
     assert_non_null(strstr(v[0].error, "STATE unreadable"));
@@ -246,7 +246,7 @@ static void test_list_is_oldest_first_and_delete_removes(void **state)
     seal(f, b, sizeof(b));
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].name, a);
     assert_string_equal(v[1].name, b);
@@ -255,7 +255,7 @@ static void test_list_is_oldest_first_and_delete_removes(void **state)
     assert_int_equal(snap_delete(V, f->root, a), 0);
     snprintf(dir, sizeof(dir), "%s/%s", f->root, a);
     assert_false(tu_exists(dir));
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 1);
     assert_string_equal(v[0].name, b);
     free(v);
@@ -498,7 +498,7 @@ static void test_a_damaged_seal_is_set_aside_and_never_blocks_the_next(void **st
     assert_int_equal(failed, 1);
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].name, a);
     assert_int_equal(v[0].state, SNAP_FAILED);
@@ -512,7 +512,7 @@ static void test_a_damaged_seal_is_set_aside_and_never_blocks_the_next(void **st
     snap_info si;
     assert_int_equal(snap_retry(V, f->root, a, &si), 0);
     assert_int_equal(si.state, SNAP_SEALING);
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(v[0].state, SNAP_SEALING);
     free(v);
 }
@@ -546,7 +546,7 @@ static void test_recover_goes_on_past_a_damaged_seal(void **state)
     assert_int_equal(done, 1);
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 2);
     assert_int_equal(v[0].state, SNAP_FAILED);
     assert_int_equal(v[1].state, SNAP_SEALED);
@@ -582,6 +582,35 @@ static void test_seq_floor_lies_above_every_snapshot(void **state)
     ts_tensor_free(t);
 }
 
+/* Sizes cost a stat of every file: measured only when asked for (the
+ * upload worker lists without them), the rest of the listing the same. */
+static void test_list_measures_sizes_only_when_asked(void **state)
+{
+    fx *f = *state;
+    char a[SNAP_NAME_MAX], b[SNAP_NAME_MAX];
+    snap_info *v = NULL, *w = NULL, si;
+    size_t n = 0, nw = 0;
+    fill(f, 1, 2, "t");
+    seal(f, a, sizeof(a));
+    fill(f, 3, 2, "t");
+    begin_seal(f, b, sizeof(b)); /* still .seal-NAME */
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
+    assert_int_equal(snap_list(V, f->root, &w, &nw, NULL, 0), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(nw, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(v[i].disk_bytes > 2 * 300 * 4);
+        assert_int_equal(w[i].disk_bytes, 0);
+        w[i].disk_bytes = v[i].disk_bytes;
+        assert_memory_equal(&v[i], &w[i], sizeof(v[i]));
+    }
+    assert_int_equal(w[1].state, SNAP_SEALING);
+    assert_int_equal(snap_read(V, f->root, a, &si), 0);
+    assert_int_equal(si.disk_bytes, 0);
+    free(v);
+    free(w);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -603,6 +632,7 @@ int main(void)
         T(test_a_damaged_seal_is_set_aside_and_never_blocks_the_next),
         T(test_recover_goes_on_past_a_damaged_seal),
         T(test_seq_floor_lies_above_every_snapshot),
+        T(test_list_measures_sizes_only_when_asked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
