@@ -410,64 +410,72 @@ static void scan_stats_free(scan_stats *ss)
     free(ss->k_max);
 }
 
+/* The hashing pass's data hook: one SHA-256 running over the current
+ * member's data, finished into files[i] at its end and started afresh. */
+typedef struct member_sha {
+    sha256 h;          /* always initialised: freed by the pass */
+    snap_file *files;
+    int failed;        /* a digest failed (out of memory) */
+} member_sha;
+
+static int on_member_data(void *ctx, size_t i, const uint8_t *data, size_t len)
+{
+    member_sha *ms = ctx;
+    uint8_t sum[32];
+    if (data) {
+        sha256_update(&ms->h, data, len);
+        return 0;
+    }
+    int rc = sha256_finish(&ms->h, sum);
+    sha256_free(&ms->h);
+    sha256_init(&ms->h); /* the next member's; a failure shows at its end */
+    if (rc) {
+        ms->failed = 1;
+        return rc;
+    }
+    sha256_hex(sum, sizeof(sum), ms->files[i].sha256);
+    return 0;
+}
+
 /*
- * The hashing pass: reads the tar stream of the member files (everything
- * but its two trailing zero blocks, which follow MANIFEST.json) once,
- * feeding every byte to the stream's SHA-256 and each member's data bytes to
- * that file's own. Member i's data starts TAR_BLOCK after the sum of the
- * earlier members' tar lengths. *tar_sha stays open for MANIFEST.json.
+ * The hashing pass: reads the tar stream of the member files once, to its
+ * end, feeding every byte before its trailer (the seal's stream goes on with
+ * MANIFEST.json there) to the stream's SHA-256, and through the stream's
+ * data hook each member's data to files[i].sha256. *tar_sha stays open for
+ * MANIFEST.json.
  */
 static int hash_members(plat_vfs *vfs, const char *name, const tar_member *m, snap_file *files,
                         size_t n, int64_t mtime, sha256 *tar_sha, char *err, size_t errlen)
 {
     tar_stream *t = NULL;
-    uint8_t *buf = malloc(HASH_BUF), sum[32];
-    sha256 *fh = calloc(n ? n : 1, sizeof(*fh));
-    uint64_t *start = calloc(n ? n : 1, sizeof(*start));
-    uint64_t pos = 0, end = tar_stream_len(m, n) - TAR_TRAILER_LEN, off = 0;
+    uint8_t *buf = malloc(HASH_BUF);
+    member_sha ms = {.files = files};
+    /* The trailer is the stream of no members. */
+    uint64_t body = tar_stream_len(m, n) - tar_stream_len(NULL, 0), pos = 0;
+    size_t got = 0;
     int rc = 0;
-    if (!buf || !fh || !start || !(t = tar_stream_new(vfs, name, m, n, mtime))) {
+    sha256_init(&ms.h);
+    if (!buf || !(t = tar_stream_new(vfs, name, m, n, mtime))) {
         rc = seterr(err, errlen, -ENOMEM, "out of memory hashing %s", name);
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        start[i] = off + TAR_BLOCK;
-        off += TAR_BLOCK + (m[i].size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
-        sha256_init(&fh[i]);
-    }
-    for (size_t i = 0; pos < end;) {
-        size_t want = end - pos < HASH_BUF ? (size_t)(end - pos) : HASH_BUF, got = 0;
-        if ((rc = tar_stream_read(t, buf, want, &got)) || got != want) {
-            rc = seterr(err, errlen, rc ? rc : -EIO, "reading %s: %s", name,
-                        tar_stream_error(t)[0] ? tar_stream_error(t) : why(rc ? rc : -EIO));
+    tar_stream_on_data(t, on_member_data, &ms);
+    do {
+        if ((rc = tar_stream_read(t, buf, HASH_BUF, &got))) {
+            if (ms.failed)
+                seterr(err, errlen, rc, "out of memory hashing %s", name);
+            else
+                seterr(err, errlen, rc, "reading %s: %s", name,
+                       tar_stream_error(t)[0] ? tar_stream_error(t) : why(rc));
             goto out;
         }
-        sha256_update(tar_sha, buf, got);
-        /* Each member's data bytes within [pos, pos + got). */
-        for (; i < n && start[i] < pos + got; i++) {
-            uint64_t a = start[i] > pos ? start[i] : pos;
-            uint64_t b = start[i] + m[i].size < pos + got ? start[i] + m[i].size : pos + got;
-            if (b > a)
-                sha256_update(&fh[i], buf + (a - pos), (size_t)(b - a));
-            if (start[i] + m[i].size > pos + got)
-                break; /* goes on in the next chunk */
-        }
+        if (pos < body)
+            sha256_update(tar_sha, buf, body - pos < got ? (size_t)(body - pos) : got);
         pos += got;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (sha256_finish(&fh[i], sum)) {
-            rc = seterr(err, errlen, -ENOMEM, "out of memory hashing %s", name);
-            goto out;
-        }
-        sha256_hex(sum, sizeof(sum), files[i].sha256);
-        files[i].bytes = m[i].size;
-    }
+    } while (got);
 out:
-    for (size_t i = 0; fh && i < n; i++)
-        sha256_free(&fh[i]);
+    sha256_free(&ms.h);
     tar_stream_free(t);
-    free(fh);
-    free(start);
     free(buf);
     return rc;
 }
@@ -508,7 +516,7 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
         seterr(err, errlen, rc, "listing %s: %s", dir, why(rc));
         goto out;
     }
-    files = calloc(n + 2, sizeof(*files));
+    files = calloc(n + 1, sizeof(*files));
     m = calloc(n + 2, sizeof(*m));
     paths = calloc(n + 1, sizeof(*paths));
     if (!files || !m || !paths) {
@@ -523,6 +531,7 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
             seterr(err, errlen, rc, "stat(%s/%s): %s", dir, files[i].name, why(rc));
             goto out;
         }
+        files[i].bytes = st.size;
         m[i] = (tar_member){.path = paths[i], .name = files[i].name, .size = st.size};
     }
     si.created_ns = plat_now_ns();

@@ -339,6 +339,93 @@ static void test_tar_stream_fails_on_a_file_shorter_than_declared(void **state)
     free(path);
 }
 
+/* What the data hook saw: each member's bytes, then its end. */
+typedef struct seen {
+    char data[4][1200];
+    size_t len[4];
+    int ended[4];
+    size_t calls_after_end;
+    size_t stop_at; /* member whose first data the hook refuses (4: none) */
+} seen;
+
+static int on_data(void *ctx, size_t i, const uint8_t *data, size_t len)
+{
+    seen *s = ctx;
+    assert_true(i < 4);
+    if (i == s->stop_at)
+        return -ECANCELED;
+    for (size_t j = i + 1; j < 4; j++)
+        s->calls_after_end += s->ended[j] || s->len[j]; /* members come in order */
+    if (!data) {
+        assert_int_equal(len, 0);
+        s->ended[i]++;
+        return 0;
+    }
+    s->calls_after_end += s->ended[i] != 0;
+    assert_true(s->len[i] + len <= sizeof(s->data[i]));
+    memcpy(s->data[i] + s->len[i], data, len);
+    s->len[i] += len;
+    return 0;
+}
+
+/* The hook sees every member's data once, in order, from files and memory
+ * alike, and every member's end -- an empty last one's too -- whatever the
+ * read sizes; the stream's bytes are the same as without it. */
+static void test_tar_stream_hands_each_members_data_to_its_hook(void **state)
+{
+    fx *f = *state;
+    char big[1001];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    char *p_big = put(f->base, "big", big), *p_empty = put(f->base, "empty", "");
+    const tar_member m[4] = {
+        {.name = "mem", .size = 5, .data = "hello"},
+        {.path = p_big, .name = "big", .size = 1000},
+        {.name = "nothing", .size = 0, .data = ""},
+        {.path = p_empty, .name = "empty", .size = 0},
+    };
+    const size_t reads[] = {1, 7, TAR_BLOCK, 4096};
+    uint8_t plain[8192], hooked[8192];
+    size_t n_plain = 0, got = 0;
+    tar_stream *t = tar_stream_new(V, "d", m, 4, 0);
+    do {
+        assert_int_equal(tar_stream_read(t, plain + n_plain, sizeof(plain) - n_plain, &got), 0);
+        n_plain += got;
+    } while (got);
+    tar_stream_free(t);
+    assert_int_equal(n_plain, tar_stream_len(m, 4));
+    for (size_t r = 0; r < sizeof(reads) / sizeof(reads[0]); r++) {
+        seen s = {.stop_at = 4};
+        size_t n_hooked = 0;
+        t = tar_stream_new(V, "d", m, 4, 0);
+        tar_stream_on_data(t, on_data, &s);
+        do {
+            size_t room = sizeof(hooked) - n_hooked, want = reads[r] < room ? reads[r] : room;
+            assert_int_equal(tar_stream_read(t, hooked + n_hooked, want, &got), 0);
+            n_hooked += got;
+        } while (got);
+        tar_stream_free(t);
+        assert_int_equal(n_hooked, n_plain);
+        assert_memory_equal(hooked, plain, n_plain);
+        assert_int_equal(s.calls_after_end, 0);
+        for (size_t i = 0; i < 4; i++) {
+            assert_int_equal(s.ended[i], 1);
+            assert_int_equal(s.len[i], m[i].size);
+        }
+        assert_memory_equal(s.data[0], "hello", 5);
+        assert_memory_equal(s.data[1], big, 1000);
+    }
+    /* A hook's refusal ends the read with its code. */
+    seen s = {.stop_at = 1};
+    t = tar_stream_new(V, "d", m, 4, 0);
+    tar_stream_on_data(t, on_data, &s);
+    assert_int_equal(tar_stream_read(t, hooked, sizeof(hooked), &got), -ECANCELED);
+    assert_int_equal(s.ended[0], 1);
+    tar_stream_free(t);
+    free(p_big);
+    free(p_empty);
+}
+
 /* ---- parsers ------------------------------------------------------------- */
 
 static void test_state_and_manifest_lines_parse_strictly(void **state)
@@ -624,6 +711,7 @@ int main(void)
         T(test_tar_stream_has_the_length_and_sha256_fixed_at_seal),
         cmocka_unit_test(test_tar_header_is_ustar_with_a_valid_checksum),
         T(test_tar_stream_fails_on_a_file_shorter_than_declared),
+        T(test_tar_stream_hands_each_members_data_to_its_hook),
         cmocka_unit_test(test_state_and_manifest_lines_parse_strictly),
         cmocka_unit_test(test_device_ids_that_cannot_name_files_are_refused),
         cmocka_unit_test(test_snapshot_names_must_match_exactly),
