@@ -622,6 +622,17 @@ static int transient(int rc)
            rc == -EINTR || rc == -EMFILE || rc == -ENFILE || rc == -EBUSY;
 }
 
+/* DIR/STATE from si, durably: temp file, fsync, rename, fsync of DIR. */
+static int put_state(plat_vfs *vfs, const char *dir, const snap_info *si)
+{
+    snap_text b = {0};
+    int rc;
+    snap_state_text(si, &b);
+    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
+    snap_text_free(&b);
+    return rc ? rc : vfs->dirsync(vfs, dir);
+}
+
 /* Publishes ROOT/LEAF (a .seal-NAME) as NAME in state failed with reason:
  * visible to snap_list and an operator, never uploaded, never blocking. */
 static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const char *reason)
@@ -629,7 +640,6 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
     char dir[PATH_LEN], dst[PATH_LEN];
     const char *name = leaf + strlen(SEAL_PREFIX);
     snap_info si;
-    snap_text b = {0};
     int rc;
     memset(&si, 0, sizeof(si));
     si.state = SNAP_FAILED;
@@ -637,11 +647,7 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
     snprintf(si.error, sizeof(si.error), "sealing failed: %.230s", reason);
     if ((rc = join3(dir, root, leaf, "")) || (rc = join3(dst, root, name, "")))
         return rc;
-    snap_state_text(&si, &b);
-    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
-    snap_text_free(&b);
-    if (!rc)
-        rc = vfs->dirsync(vfs, dir);
+    rc = put_state(vfs, dir, &si);
     if (!rc)
         rc = vfs->rename(vfs, dir, dst);
     if (!rc)
@@ -656,7 +662,6 @@ static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf,
     char dir[PATH_LEN], p[PATH_LEN], *text = NULL;
     size_t len = 0;
     snap_info si;
-    snap_text b = {0};
     memset(&si, 0, sizeof(si));
     if (join3(dir, root, leaf, "") || join3(p, root, leaf, STATE_NAME))
         return FINISH_TRIES;
@@ -667,10 +672,7 @@ static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf,
     si.attempts++;
     si.updated_ns = plat_now_ns();
     snprintf(si.error, sizeof(si.error), "sealing: %.240s", msg);
-    snap_state_text(&si, &b);
-    if (!b.oom && plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1) == 0)
-        vfs->dirsync(vfs, dir);
-    snap_text_free(&b);
+    put_state(vfs, dir, &si);
     return si.attempts;
 }
 
@@ -814,16 +816,8 @@ out:
 int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si)
 {
     char dir[PATH_LEN];
-    snap_text b = {0};
-    int rc;
-    if ((rc = join3(dir, root, si->name, "")))
-        return rc;
-    snap_state_text(si, &b);
-    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
-    snap_text_free(&b);
-    if (!rc)
-        rc = vfs->dirsync(vfs, dir);
-    return rc;
+    int rc = join3(dir, root, si->name, "");
+    return rc ? rc : put_state(vfs, dir, si);
 }
 
 int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si)
