@@ -712,19 +712,19 @@ int snap_finish_all(plat_vfs *vfs, const char *root, const char *device_id, size
 
 /* ---- state and listing ----------------------------------------------------- */
 
-/* snap_read, and with sizes the bytes of NAME's files too: measured only
- * once STATE was read (a STATE that cannot be read leaves them 0). */
-static int read_info(plat_vfs *vfs, const char *root, const char *name, int sizes,
+/* ROOT/LEAF/STATE into *out, zeroed first (the caller fills in name and
+ * seq). With sizes, also the bytes of LEAF's files, measured once STATE was
+ * read (a NAME whose STATE cannot be read is listed with 0 bytes). 0,
+ * -ENOENT when there is no STATE, TS_ECORRUPT when it is too long or does
+ * not parse, or another -errno. */
+static int read_info(plat_vfs *vfs, const char *root, const char *leaf, int sizes,
                      snap_info *out)
 {
     char dir[PATH_LEN], p[PATH_LEN], *text = NULL;
     size_t len = 0;
     int rc;
     memset(out, 0, sizeof(*out));
-    if (strlen(name) >= sizeof(out->name) || !snap_name_ok(name, &out->seq))
-        return -ENOENT;
-    snprintf(out->name, sizeof(out->name), "%s", name);
-    if ((rc = join3(dir, root, name, "")) || (rc = join3(p, root, name, STATE_NAME)))
+    if ((rc = join3(dir, root, leaf, "")) || (rc = join3(p, root, leaf, STATE_NAME)))
         return rc;
     if ((rc = plat_file_read(vfs, p, STATE_MAX, &text, &len)))
         return rc == -EFBIG ? TS_ECORRUPT : rc;
@@ -735,9 +735,20 @@ static int read_info(plat_vfs *vfs, const char *root, const char *name, int size
     return rc;
 }
 
+/* A name snap_name_ok accepts always fits snap_info.name. */
+_Static_assert(SNAP_DEVICE_ID_MAX + 21 < SNAP_NAME_MAX, "snapshot names fit snap_info.name");
+
 int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out)
 {
-    return read_info(vfs, root, name, 0, out);
+    uint64_t seq;
+    int rc;
+    memset(out, 0, sizeof(*out));
+    if (!snap_name_ok(name, &seq))
+        return -ENOENT;
+    rc = read_info(vfs, root, name, 0, out);
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    out->seq = seq;
+    return rc;
 }
 
 static int cmp_seq(const void *a, const void *b)
@@ -771,37 +782,33 @@ int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint6
     for (size_t i = 0; i < nn; i++) {
         uint64_t seq;
         const char *e = names[i];
-        if (!strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX)) &&
-            snap_name_ok(e + strlen(SEAL_PREFIX), &seq)) {
-            /* Waiting for its hashes; STATE, if any, tells a failed try. */
-            snap_info *si = &v[(*n)++];
-            char *text = NULL;
-            size_t len = 0;
-            if (!join3(p, root, e, STATE_NAME) && plat_file_read(vfs, p, STATE_MAX, &text, &len) == 0)
-                snap_parse_state(text, len, si);
-            free(text);
-            snprintf(si->name, sizeof(si->name), "%s", e + strlen(SEAL_PREFIX));
-            si->seq = seq;
-            si->state = SNAP_SEALING;
-            if (sizes && !join3(p, root, e, ""))
-                si->disk_bytes = plat_dir_bytes(vfs, p);
-            continue;
-        }
-        if (e[0] == '.') {
-            if (pending_bytes && !join3(p, root, e, ""))
+        int sealing = !strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX));
+        const char *name = sealing ? e + strlen(SEAL_PREFIX) : e;
+        snap_info *si = &v[*n];
+        if (!snap_name_ok(name, &seq)) {
+            /* .seal-new and .del-NAME: on their way in or out. */
+            if (e[0] == '.' && pending_bytes && !join3(p, root, e, ""))
                 *pending_bytes += plat_dir_bytes(vfs, p);
             continue;
         }
-        if (!snap_name_ok(e, &seq))
-            continue;
-        int r = read_info(vfs, root, e, sizes, &v[*n]);
-        if (r == -ENOENT)
-            continue; /* not a snapshot (no STATE) */
-        if (r) {
-            /* Shown, never silently skipped: an operator must see it. */
-            snprintf(v[*n].error, sizeof(v[*n].error), "STATE unreadable: %s", why(r));
-            v[*n].state = SNAP_FAILED;
+        if (sealing) {
+            /* Waiting for its hashes; STATE, if any, tells a failed try. */
+            read_info(vfs, root, e, 0, si);
+            si->state = SNAP_SEALING;
+            if (sizes && !join3(p, root, e, ""))
+                si->disk_bytes = plat_dir_bytes(vfs, p);
+        } else {
+            int r = read_info(vfs, root, e, sizes, si);
+            if (r == -ENOENT)
+                continue; /* not a snapshot (no STATE) */
+            if (r) {
+                /* Shown, never silently skipped: an operator must see it. */
+                snprintf(si->error, sizeof(si->error), "STATE unreadable: %s", why(r));
+                si->state = SNAP_FAILED;
+            }
         }
+        snprintf(si->name, sizeof(si->name), "%s", name);
+        si->seq = seq;
         (*n)++;
     }
     qsort(v, *n, sizeof(*v), cmp_seq);

@@ -698,6 +698,45 @@ static void test_list_measures_sizes_only_when_asked(void **state)
     free(w);
 }
 
+/* What snap_list shows of each kind of entry in ROOT: NAME with its STATE,
+ * .seal-NAME as sealing with a failed try's STATE, .seal-new and .del-*
+ * only in pending_bytes, and nothing for anything else. */
+static void test_list_shows_each_kind_of_entry(void **state)
+{
+    fx *f = *state;
+    char a[SNAP_NAME_MAX], b[SNAP_NAME_MAX], d[2048];
+    fill(f, 1, 2, "t");
+    seal(f, a, sizeof(a));
+    fill(f, 3, 2, "t");
+    begin_seal(f, b, sizeof(b));
+    snprintf(d, sizeof(d), "%s/.seal-%s", f->root, b);
+    free(put(d, "STATE", "state=sealed\nattempts=2\nerror=sealing: disk full\n"));
+    const char *other[] = {".seal-new", ".del-dev-1-00000000000000000009", "junk",
+                           "dev-1-00000000000000000007"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(d, sizeof(d), "%s/%s", f->root, other[i]);
+        assert_int_equal(mkdir(d, 0755), 0);
+        free(put(d, "x", "12345"));
+    }
+    snap_info *v = NULL;
+    size_t n = 0;
+    uint64_t pending = 0;
+    assert_int_equal(snap_list(V, f->root, &v, &n, &pending, 1), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(pending, 10);
+    assert_string_equal(v[0].name, a);
+    assert_int_equal(v[0].seq, 1);
+    assert_int_equal(v[0].state, SNAP_SEALED);
+    assert_int_equal(v[0].tensors, 2);
+    assert_string_equal(v[1].name, b);
+    assert_int_equal(v[1].seq, 3);
+    assert_int_equal(v[1].state, SNAP_SEALING);
+    assert_int_equal(v[1].attempts, 2);
+    assert_string_equal(v[1].error, "sealing: disk full");
+    assert_true(v[1].disk_bytes > 2 * 300 * 4);
+    free(v);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -721,6 +760,7 @@ int main(void)
         T(test_recover_goes_on_past_a_damaged_seal),
         T(test_seq_floor_lies_above_every_snapshot),
         T(test_list_measures_sizes_only_when_asked),
+        T(test_list_shows_each_kind_of_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
