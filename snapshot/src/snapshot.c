@@ -233,7 +233,7 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
     char **names = NULL, p[PATH_LEN], q[PATH_LEN], msg[512];
     size_t n = 0;
     plat_stat st;
-    int rc = 0, first = 0;
+    int rc = 0, first = 0, removed = 0;
     *n_seals = 0;
     if (vfs->stat(vfs, root, &st) == -ENOENT)
         return 0;
@@ -244,6 +244,7 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
         if (join3(p, root, e, ""))
             continue;
         if (!strcmp(e, SEAL_NEW) || !strncmp(e, DEL_PREFIX, strlen(DEL_PREFIX))) {
+            removed = 1;
             if ((rc = plat_dir_remove(vfs, p)))
                 first = note(first, err, errlen, rc, "removing %s: %s", p, why(rc));
         } else if (!strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX))) {
@@ -279,7 +280,10 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
         }
     }
     free(names);
-    if ((rc = vfs->dirsync(vfs, root)))
+    /* Only the removals change ROOT without a sync of their own: set_aside
+     * syncs ROOT itself, snap_write_state its NAME, ts_release the store,
+     * and the *.tmp unlinks are inside NAME. */
+    if (removed && (rc = vfs->dirsync(vfs, root)))
         first = note(first, err, errlen, rc, "fsync(%s): %s", root, why(rc));
     return first;
 }
