@@ -190,7 +190,7 @@ static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending)
     snap_info *v = NULL;
     *n = 0;
     *pending = 0;
-    if (snap_list(a->vfs, a->root, &v, n, pending)) {
+    if (snap_list(a->vfs, a->root, &v, n, pending, 1)) {
         agent_log(LOG_LEVEL_ERROR, "listing %s failed; retention skipped", a->root);
         return NULL;
     }

@@ -384,7 +384,7 @@ static int next_candidate(uploader *u, snap_info *out)
         u->held[0] = 0;
     snprintf(held, sizeof(held), "%s", u->held);
     pthread_mutex_unlock(&u->mu);
-    if (snap_list(u->vfs, u->root, &v, &n, NULL) == 0)
+    if (snap_list(u->vfs, u->root, &v, &n, NULL, 0) == 0)
         for (size_t i = 0; i < n && found; i++)
             if ((v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) &&
                 strcmp(v[i].name, held)) {

@@ -40,14 +40,17 @@ static const char snapshot_usage[] =
     "States: sealed (waiting for upload), uploading, uploaded (confirmed by the\n"
     "server), failed (refused by the server; see the error; `retry` after fixing).\n";
 
-/* key=value from DIR/agent.status into out ("" when absent). */
-static void status_value(const char *dir, const char *key, char *out, size_t len)
+/* The agent's device id and pid from one read of DIR/agent.status ("" when
+ * absent). */
+static void status_values(const char *dir, char *dev, size_t dev_len, char *pid, size_t pid_len)
 {
     char *text = NULL;
     size_t n = 0;
-    out[0] = 0;
-    if (agent_status_read(plat_vfs_default(), dir, &text, &n) == 0)
-        agent_status_get(text, key, out, len);
+    dev[0] = pid[0] = 0;
+    if (agent_status_read(plat_vfs_default(), dir, &text, &n) == 0) {
+        agent_status_get(text, "device_id", dev, dev_len);
+        agent_status_get(text, "pid", pid, pid_len);
+    }
     free(text);
 }
 
@@ -58,9 +61,9 @@ static int seal_now(const char *dir, const char *device_id)
     ts_store *s = NULL;
     ts_checkpoint_info info;
     size_t n = 0;
-    int ec = CLI_EXIT_STORE, rc;
-    if (!device_id) {
-        status_value(dir, "device_id", dev, sizeof(dev));
+    int ec = CLI_EXIT_STORE, rc, have_status = !device_id; /* read at most once */
+    if (have_status) {
+        status_values(dir, dev, sizeof(dev), pid, sizeof(pid));
         device_id = dev[0] ? dev : "embeddb";
     }
     if (!snap_device_id_ok(device_id)) {
@@ -72,7 +75,8 @@ static int seal_now(const char *dir, const char *device_id)
     err[0] = 0;
     rc = ts_open(dir, &o, &s, err, sizeof(err));
     if (rc == TS_EBUSY) {
-        status_value(dir, "pid", pid, sizeof(pid));
+        if (!have_status)
+            status_values(dir, dev, sizeof(dev), pid, sizeof(pid));
         int p = atoi(pid);
         if (p > 1 && (rc = plat_signal_usr1(p)) == 0) {
             printf("asked embeddb-agent (pid %d) to seal a snapshot of %s\n", p, dir);
@@ -117,7 +121,7 @@ static int list(const char *dir)
     size_t n = 0;
     uint64_t pending = 0;
     int rc;
-    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_list(plat_vfs_default(), root, &v, &n, &pending))) {
+    if ((rc = snap_root(dir, root, sizeof(root))) || (rc = snap_list(plat_vfs_default(), root, &v, &n, &pending, 1))) {
         fprintf(stderr, "embeddb: snapshot ls: %s: %s\n", root, cli_store_strerror(rc));
         return CLI_EXIT_STORE;
     }

@@ -233,7 +233,7 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
     char **names = NULL, p[PATH_LEN], q[PATH_LEN], msg[512];
     size_t n = 0;
     plat_stat st;
-    int rc = 0, first = 0;
+    int rc = 0, first = 0, removed = 0;
     *n_seals = 0;
     if (vfs->stat(vfs, root, &st) == -ENOENT)
         return 0;
@@ -244,6 +244,7 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
         if (join3(p, root, e, ""))
             continue;
         if (!strcmp(e, SEAL_NEW) || !strncmp(e, DEL_PREFIX, strlen(DEL_PREFIX))) {
+            removed = 1;
             if ((rc = plat_dir_remove(vfs, p)))
                 first = note(first, err, errlen, rc, "removing %s: %s", p, why(rc));
         } else if (!strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX))) {
@@ -264,27 +265,25 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
             }
             (*n_seals)++;
         } else if (snap_name_ok(e, NULL)) {
+            snap_info si;
             /* A STATE or MANIFEST.json write the power cut interrupted. */
             for (size_t k = 0; k < sizeof(tmps) / sizeof(tmps[0]); k++)
                 if (!join3(q, root, e, tmps[k]))
                     vfs->unlink(vfs, q);
+            /* An upload that was running when the process died starts over.
+             * An unreadable STATE is left alone: snap_list shows it failed. */
+            if (!snap_read(vfs, root, e, &si) && si.state == SNAP_UPLOADING) {
+                si.state = SNAP_SEALED;
+                if ((rc = snap_write_state(vfs, root, &si)))
+                    first = note(first, err, errlen, rc, "%s/%s/STATE: %s", root, e, why(rc));
+            }
         }
     }
     free(names);
-    /* An upload that was running when the process died starts over. */
-    snap_info *list = NULL;
-    size_t nl = 0;
-    if ((rc = snap_list(vfs, root, &list, &nl, NULL)))
-        first = note(first, err, errlen, rc, "listing %s: %s", root, why(rc));
-    for (size_t i = 0; i < nl; i++)
-        if (list[i].state == SNAP_UPLOADING) {
-            list[i].state = SNAP_SEALED;
-            if ((rc = snap_write_state(vfs, root, &list[i])))
-                first = note(first, err, errlen, rc, "%s/%s/STATE: %s", root, list[i].name,
-                             why(rc));
-        }
-    free(list);
-    if ((rc = vfs->dirsync(vfs, root)))
+    /* Only the removals change ROOT without a sync of their own: set_aside
+     * syncs ROOT itself, snap_write_state its NAME, ts_release the store,
+     * and the *.tmp unlinks are inside NAME. */
+    if (removed && (rc = vfs->dirsync(vfs, root)))
         first = note(first, err, errlen, rc, "fsync(%s): %s", root, why(rc));
     return first;
 }
@@ -415,64 +414,72 @@ static void scan_stats_free(scan_stats *ss)
     free(ss->k_max);
 }
 
+/* The hashing pass's data hook: one SHA-256 running over the current
+ * member's data, finished into files[i] at its end and started afresh. */
+typedef struct member_sha {
+    sha256 h;          /* always initialised: freed by the pass */
+    snap_file *files;
+    int failed;        /* a digest failed (out of memory) */
+} member_sha;
+
+static int on_member_data(void *ctx, size_t i, const uint8_t *data, size_t len)
+{
+    member_sha *ms = ctx;
+    uint8_t sum[32];
+    if (data) {
+        sha256_update(&ms->h, data, len);
+        return 0;
+    }
+    int rc = sha256_finish(&ms->h, sum);
+    sha256_free(&ms->h);
+    sha256_init(&ms->h); /* the next member's; a failure shows at its end */
+    if (rc) {
+        ms->failed = 1;
+        return rc;
+    }
+    sha256_hex(sum, sizeof(sum), ms->files[i].sha256);
+    return 0;
+}
+
 /*
- * The hashing pass: reads the tar stream of the member files (everything
- * but its two trailing zero blocks, which follow MANIFEST.json) once,
- * feeding every byte to the stream's SHA-256 and each member's data bytes to
- * that file's own. Member i's data starts TAR_BLOCK after the sum of the
- * earlier members' tar lengths. *tar_sha stays open for MANIFEST.json.
+ * The hashing pass: reads the tar stream of the member files once, to its
+ * end, feeding every byte before its trailer (the seal's stream goes on with
+ * MANIFEST.json there) to the stream's SHA-256, and through the stream's
+ * data hook each member's data to files[i].sha256. *tar_sha stays open for
+ * MANIFEST.json.
  */
 static int hash_members(plat_vfs *vfs, const char *name, const tar_member *m, snap_file *files,
                         size_t n, int64_t mtime, sha256 *tar_sha, char *err, size_t errlen)
 {
     tar_stream *t = NULL;
-    uint8_t *buf = malloc(HASH_BUF), sum[32];
-    sha256 *fh = calloc(n ? n : 1, sizeof(*fh));
-    uint64_t *start = calloc(n ? n : 1, sizeof(*start));
-    uint64_t pos = 0, end = tar_stream_len(m, n) - TAR_TRAILER_LEN, off = 0;
+    uint8_t *buf = malloc(HASH_BUF);
+    member_sha ms = {.files = files};
+    /* The trailer is the stream of no members. */
+    uint64_t body = tar_stream_len(m, n) - tar_stream_len(NULL, 0), pos = 0;
+    size_t got = 0;
     int rc = 0;
-    if (!buf || !fh || !start || !(t = tar_stream_new(vfs, name, m, n, mtime))) {
+    sha256_init(&ms.h);
+    if (!buf || !(t = tar_stream_new(vfs, name, m, n, mtime))) {
         rc = seterr(err, errlen, -ENOMEM, "out of memory hashing %s", name);
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        start[i] = off + TAR_BLOCK;
-        off += TAR_BLOCK + (m[i].size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
-        sha256_init(&fh[i]);
-    }
-    for (size_t i = 0; pos < end;) {
-        size_t want = end - pos < HASH_BUF ? (size_t)(end - pos) : HASH_BUF, got = 0;
-        if ((rc = tar_stream_read(t, buf, want, &got)) || got != want) {
-            rc = seterr(err, errlen, rc ? rc : -EIO, "reading %s: %s", name,
-                        tar_stream_error(t)[0] ? tar_stream_error(t) : why(rc ? rc : -EIO));
+    tar_stream_on_data(t, on_member_data, &ms);
+    do {
+        if ((rc = tar_stream_read(t, buf, HASH_BUF, &got))) {
+            if (ms.failed)
+                seterr(err, errlen, rc, "out of memory hashing %s", name);
+            else
+                seterr(err, errlen, rc, "reading %s: %s", name,
+                       tar_stream_error(t)[0] ? tar_stream_error(t) : why(rc));
             goto out;
         }
-        sha256_update(tar_sha, buf, got);
-        /* Each member's data bytes within [pos, pos + got). */
-        for (; i < n && start[i] < pos + got; i++) {
-            uint64_t a = start[i] > pos ? start[i] : pos;
-            uint64_t b = start[i] + m[i].size < pos + got ? start[i] + m[i].size : pos + got;
-            if (b > a)
-                sha256_update(&fh[i], buf + (a - pos), (size_t)(b - a));
-            if (start[i] + m[i].size > pos + got)
-                break; /* goes on in the next chunk */
-        }
+        if (pos < body)
+            sha256_update(tar_sha, buf, body - pos < got ? (size_t)(body - pos) : got);
         pos += got;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (sha256_finish(&fh[i], sum)) {
-            rc = seterr(err, errlen, -ENOMEM, "out of memory hashing %s", name);
-            goto out;
-        }
-        sha256_hex(sum, sizeof(sum), files[i].sha256);
-        files[i].bytes = m[i].size;
-    }
+    } while (got);
 out:
-    for (size_t i = 0; fh && i < n; i++)
-        sha256_free(&fh[i]);
+    sha256_free(&ms.h);
     tar_stream_free(t);
-    free(fh);
-    free(start);
     free(buf);
     return rc;
 }
@@ -513,7 +520,7 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
         seterr(err, errlen, rc, "listing %s: %s", dir, why(rc));
         goto out;
     }
-    files = calloc(n + 2, sizeof(*files));
+    files = calloc(n + 1, sizeof(*files));
     m = calloc(n + 2, sizeof(*m));
     paths = calloc(n + 1, sizeof(*paths));
     if (!files || !m || !paths) {
@@ -528,6 +535,7 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
             seterr(err, errlen, rc, "stat(%s/%s): %s", dir, files[i].name, why(rc));
             goto out;
         }
+        files[i].bytes = st.size;
         m[i] = (tar_member){.path = paths[i], .name = files[i].name, .size = st.size};
     }
     si.created_ns = plat_now_ns();
@@ -618,6 +626,17 @@ static int transient(int rc)
            rc == -EINTR || rc == -EMFILE || rc == -ENFILE || rc == -EBUSY;
 }
 
+/* DIR/STATE from si, durably: temp file, fsync, rename, fsync of DIR. */
+static int put_state(plat_vfs *vfs, const char *dir, const snap_info *si)
+{
+    snap_text b = {0};
+    int rc;
+    snap_state_text(si, &b);
+    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
+    snap_text_free(&b);
+    return rc ? rc : vfs->dirsync(vfs, dir);
+}
+
 /* Publishes ROOT/LEAF (a .seal-NAME) as NAME in state failed with reason:
  * visible to snap_list and an operator, never uploaded, never blocking. */
 static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const char *reason)
@@ -625,7 +644,6 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
     char dir[PATH_LEN], dst[PATH_LEN];
     const char *name = leaf + strlen(SEAL_PREFIX);
     snap_info si;
-    snap_text b = {0};
     int rc;
     memset(&si, 0, sizeof(si));
     si.state = SNAP_FAILED;
@@ -633,11 +651,7 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
     snprintf(si.error, sizeof(si.error), "sealing failed: %.230s", reason);
     if ((rc = join3(dir, root, leaf, "")) || (rc = join3(dst, root, name, "")))
         return rc;
-    snap_state_text(&si, &b);
-    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
-    snap_text_free(&b);
-    if (!rc)
-        rc = vfs->dirsync(vfs, dir);
+    rc = put_state(vfs, dir, &si);
     if (!rc)
         rc = vfs->rename(vfs, dir, dst);
     if (!rc)
@@ -652,7 +666,6 @@ static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf,
     char dir[PATH_LEN], p[PATH_LEN], *text = NULL;
     size_t len = 0;
     snap_info si;
-    snap_text b = {0};
     memset(&si, 0, sizeof(si));
     if (join3(dir, root, leaf, "") || join3(p, root, leaf, STATE_NAME))
         return FINISH_TRIES;
@@ -663,10 +676,7 @@ static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf,
     si.attempts++;
     si.updated_ns = plat_now_ns();
     snprintf(si.error, sizeof(si.error), "sealing: %.240s", msg);
-    snap_state_text(&si, &b);
-    if (!b.oom && plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1) == 0)
-        vfs->dirsync(vfs, dir);
-    snap_text_free(&b);
+    put_state(vfs, dir, &si);
     return si.attempts;
 }
 
@@ -706,22 +716,42 @@ int snap_finish_all(plat_vfs *vfs, const char *root, const char *device_id, size
 
 /* ---- state and listing ----------------------------------------------------- */
 
-int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out)
+/* ROOT/LEAF/STATE into *out, zeroed first (the caller fills in name and
+ * seq). With sizes, also the bytes of LEAF's files, measured once STATE was
+ * read (a NAME whose STATE cannot be read is listed with 0 bytes). 0,
+ * -ENOENT when there is no STATE, TS_ECORRUPT when it is too long or does
+ * not parse, or another -errno. */
+static int read_info(plat_vfs *vfs, const char *root, const char *leaf, int sizes,
+                     snap_info *out)
 {
     char dir[PATH_LEN], p[PATH_LEN], *text = NULL;
     size_t len = 0;
     int rc;
     memset(out, 0, sizeof(*out));
-    if (strlen(name) >= sizeof(out->name) || !snap_name_ok(name, &out->seq))
-        return -ENOENT;
-    snprintf(out->name, sizeof(out->name), "%s", name);
-    if ((rc = join3(dir, root, name, "")) || (rc = join3(p, root, name, STATE_NAME)))
+    if ((rc = join3(dir, root, leaf, "")) || (rc = join3(p, root, leaf, STATE_NAME)))
         return rc;
     if ((rc = plat_file_read(vfs, p, STATE_MAX, &text, &len)))
         return rc == -EFBIG ? TS_ECORRUPT : rc;
     rc = snap_parse_state(text, len, out);
     free(text);
-    out->disk_bytes = plat_dir_bytes(vfs, dir);
+    if (sizes)
+        out->disk_bytes = plat_dir_bytes(vfs, dir);
+    return rc;
+}
+
+/* A name snap_name_ok accepts always fits snap_info.name. */
+_Static_assert(SNAP_DEVICE_ID_MAX + 21 < SNAP_NAME_MAX, "snapshot names fit snap_info.name");
+
+int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out)
+{
+    uint64_t seq;
+    int rc;
+    memset(out, 0, sizeof(*out));
+    if (!snap_name_ok(name, &seq))
+        return -ENOENT;
+    rc = read_info(vfs, root, name, 0, out);
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    out->seq = seq;
     return rc;
 }
 
@@ -731,7 +761,8 @@ static int cmp_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes)
+int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes,
+              int sizes)
 {
     char **names = NULL, p[PATH_LEN];
     size_t nn = 0;
@@ -755,37 +786,33 @@ int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint6
     for (size_t i = 0; i < nn; i++) {
         uint64_t seq;
         const char *e = names[i];
-        if (!strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX)) &&
-            snap_name_ok(e + strlen(SEAL_PREFIX), &seq)) {
-            /* Waiting for its hashes; STATE, if any, tells a failed try. */
-            snap_info *si = &v[(*n)++];
-            char *text = NULL;
-            size_t len = 0;
-            if (!join3(p, root, e, STATE_NAME) && plat_file_read(vfs, p, STATE_MAX, &text, &len) == 0)
-                snap_parse_state(text, len, si);
-            free(text);
-            snprintf(si->name, sizeof(si->name), "%s", e + strlen(SEAL_PREFIX));
-            si->seq = seq;
-            si->state = SNAP_SEALING;
-            if (!join3(p, root, e, ""))
-                si->disk_bytes = plat_dir_bytes(vfs, p);
-            continue;
-        }
-        if (e[0] == '.') {
-            if (pending_bytes && !join3(p, root, e, ""))
+        int sealing = !strncmp(e, SEAL_PREFIX, strlen(SEAL_PREFIX));
+        const char *name = sealing ? e + strlen(SEAL_PREFIX) : e;
+        snap_info *si = &v[*n];
+        if (!snap_name_ok(name, &seq)) {
+            /* .seal-new and .del-NAME: on their way in or out. */
+            if (e[0] == '.' && pending_bytes && !join3(p, root, e, ""))
                 *pending_bytes += plat_dir_bytes(vfs, p);
             continue;
         }
-        if (!snap_name_ok(e, &seq))
-            continue;
-        int r = snap_read(vfs, root, e, &v[*n]);
-        if (r == -ENOENT)
-            continue; /* not a snapshot (no STATE) */
-        if (r) {
-            /* Shown, never silently skipped: an operator must see it. */
-            snprintf(v[*n].error, sizeof(v[*n].error), "STATE unreadable: %s", why(r));
-            v[*n].state = SNAP_FAILED;
+        if (sealing) {
+            /* Waiting for its hashes; STATE, if any, tells a failed try. */
+            read_info(vfs, root, e, 0, si);
+            si->state = SNAP_SEALING;
+            if (sizes && !join3(p, root, e, ""))
+                si->disk_bytes = plat_dir_bytes(vfs, p);
+        } else {
+            int r = read_info(vfs, root, e, sizes, si);
+            if (r == -ENOENT)
+                continue; /* not a snapshot (no STATE) */
+            if (r) {
+                /* Shown, never silently skipped: an operator must see it. */
+                snprintf(si->error, sizeof(si->error), "STATE unreadable: %s", why(r));
+                si->state = SNAP_FAILED;
+            }
         }
+        snprintf(si->name, sizeof(si->name), "%s", name);
+        si->seq = seq;
         (*n)++;
     }
     qsort(v, *n, sizeof(*v), cmp_seq);
@@ -800,16 +827,8 @@ out:
 int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si)
 {
     char dir[PATH_LEN];
-    snap_text b = {0};
-    int rc;
-    if ((rc = join3(dir, root, si->name, "")))
-        return rc;
-    snap_state_text(si, &b);
-    rc = b.oom ? -ENOMEM : plat_file_replace(vfs, dir, STATE_NAME, b.p, b.len, 1);
-    snap_text_free(&b);
-    if (!rc)
-        rc = vfs->dirsync(vfs, dir);
-    return rc;
+    int rc = join3(dir, root, si->name, "");
+    return rc ? rc : put_state(vfs, dir, si);
 }
 
 int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si)

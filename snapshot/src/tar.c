@@ -4,9 +4,9 @@
  * both read this stream.
  *
  * State machine over members: header block, then the file's bytes read
- * straight into the caller's buffer, then zero padding to 512, and after the
- * last member two zero blocks. One file is open at a time; memory use is one
- * 512-byte header.
+ * straight into the caller's buffer (and shown to the data hook there),
+ * then zero padding to 512, and after the last member two zero blocks. One
+ * file is open at a time; memory use is one 512-byte header.
  */
 #include "embeddb/tar.h"
 
@@ -83,6 +83,8 @@ struct tar_stream {
     int phase;         /* 0 header, 1 data, 2 pad */
     uint64_t pos;      /* bytes of the current phase already produced */
     int fd;
+    tar_data_fn on_data; /* optional hook, with its ctx */
+    void *on_data_ctx;
     uint8_t hdr[TAR_BLOCK];
     char err[512];
 };
@@ -109,6 +111,23 @@ void tar_stream_free(tar_stream *t)
 const char *tar_stream_error(const tar_stream *t)
 {
     return t->err;
+}
+
+void tar_stream_on_data(tar_stream *t, tar_data_fn fn, void *ctx)
+{
+    t->on_data = fn;
+    t->on_data_ctx = ctx;
+}
+
+/* The current member's data p[0..len) to the hook, then its end if done. */
+static int feed(tar_stream *t, const uint8_t *p, size_t len, int done)
+{
+    int rc = 0;
+    if (t->on_data && len)
+        rc = t->on_data(t->on_data_ctx, t->i, p, len);
+    if (t->on_data && done && !rc)
+        rc = t->on_data(t->on_data_ctx, t->i, NULL, 0);
+    return rc;
 }
 
 static size_t take(uint64_t left, size_t room)
@@ -147,8 +166,11 @@ int tar_stream_read(void *ctx, uint8_t *buf, size_t len, size_t *got)
         } else if (t->phase == 1 && m->data) {
             size_t k = take(m->size - t->pos, len - out);
             memcpy(buf + out, (const uint8_t *)m->data + t->pos, k);
+            int done = (t->pos += k) == m->size;
+            if ((rc = feed(t, buf + out, k, done)))
+                break;
             out += k;
-            if ((t->pos += k) == m->size) {
+            if (done) {
                 t->phase = 2;
                 t->pos = 0;
             }
@@ -168,6 +190,8 @@ int tar_stream_read(void *ctx, uint8_t *buf, size_t len, size_t *got)
                          m->path, m->size);
                 break;
             }
+            if ((rc = feed(t, buf + out, n, 0)))
+                break;
             out += n;
             if ((t->pos += n) == m->size) {
                 plat_stat st;
@@ -177,6 +201,8 @@ int tar_stream_read(void *ctx, uint8_t *buf, size_t len, size_t *got)
                              m->path, st.size);
                     break;
                 }
+                if ((rc = feed(t, NULL, 0, 1)))
+                    break;
                 t->vfs->close(t->vfs, t->fd);
                 t->fd = -1;
                 t->phase = 2;

@@ -23,6 +23,9 @@
  *     no .seal-new, .del-* or *.tmp is left;
  *   - the store and the snapshot root take new work (save, seal, finish).
  *
+ * A second test cuts the power again during that recovery and the first
+ * work after it, at every call, and checks the same after the next one.
+ *
  * EMBEDDB_SNAP_CRASH_SEEDS sets how many workloads are cut at every one of
  * their calls (default 3), EMBEDDB_CRASH_SEED the first (default 1).
  */
@@ -185,7 +188,7 @@ static void workload(rig *r, model *m, uint64_t seed)
         } else if (op == 8) {
             snap_info *v = NULL;
             size_t n = 0;
-            if (snap_list(r->fv, r->root, &v, &n, NULL))
+            if (snap_list(r->fv, r->root, &v, &n, NULL, 1))
                 return;
             for (size_t i = 0; i < n; i++)
                 if (v[i].state == SNAP_SEALED) {
@@ -204,7 +207,7 @@ static void workload(rig *r, model *m, uint64_t seed)
         } else if (op == 9 || op == 10) {
             snap_info *v = NULL;
             size_t n = 0;
-            if (snap_list(r->fv, r->root, &v, &n, NULL))
+            if (snap_list(r->fv, r->root, &v, &n, NULL, 1))
                 return;
             for (size_t i = 0; i < n; i++)
                 if (v[i].state == SNAP_UPLOADED && snap_delete(r->fv, r->root, v[i].name))
@@ -275,7 +278,7 @@ static void check(rig *r, const model *m, unsigned crash_at)
     size_t n = 0;
     ts_store *snaps[MAX_SNAPS] = {0};
     uint64_t top = 0; /* highest seq anywhere */
-    assert_int_equal(snap_list(r->fv, r->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(r->fv, r->root, &v, &n, NULL, 1), 0);
     assert_true(n <= MAX_SNAPS);
     r->fv->listdir(r->fv, r->root, leftover, r->root);
     for (size_t i = 0; i < n; i++) {
@@ -364,9 +367,35 @@ static void goes_on(rig *r, model *m, unsigned crash_at)
         fail_msg("crash at %u: finishing a new seal after recovery: %s", crash_at, err);
 }
 
-/* One workload cut at mutating call crash_at (0: not cut). Returns the
+/* Recovery and the first new work after it, as at the agent's start, with
+ * a power cut armed: stops at the first call that fails (the cut). */
+static void recover_and_go_on_until_cut(rig *r, model *m)
+{
+    char err[1024], name[SNAP_NAME_MAX];
+    size_t n_seals = 0, done = 0, failed = 0;
+    uint64_t floor = 0;
+    ts_checkpoint_info info;
+    if (rig_open(r, err, sizeof(err)) ||
+        snap_recover(r->fv, r->s, r->root, &n_seals, err, sizeof(err)) ||
+        snap_seq_floor(r->fv, r->root, &floor, err, sizeof(err)) || ts_raise_seq(r->s, floor) ||
+        snap_finish_all(r->fv, r->root, DEVICE, &done, &failed, err, sizeof(err)))
+        return;
+    if (next_seq(r->s) + 2 >= MAX_KEYS || save_batch(r, m, 100001, 2) ||
+        snap_begin(r->fv, r->s, r->root, DEVICE, name, sizeof(name), &info, err, sizeof(err)))
+        return;
+    for (uint64_t c = 1; c < m->next_key; c++)
+        if (m->state[c] == 1 && !m->snap[c][0])
+            snprintf(m->snap[c], SNAP_NAME_MAX, "%s", name);
+    snap_finish_all(r->fv, r->root, DEVICE, &done, &failed, err, sizeof(err));
+}
+
+/* One workload cut at mutating call crash_at (0: not cut). With
+ * recovery_cut, the recovery after it (and the new work after that) is cut
+ * too, at its mutating call recovery_cut, or right after it when it makes
+ * fewer; *recovery_used (optional) gets the number it made. Returns the
  * number of mutating calls the workload made. */
-static unsigned long trial(uint64_t seed, unsigned crash_at)
+static unsigned long trial_cut(uint64_t seed, unsigned crash_at, unsigned recovery_cut,
+                               unsigned long *recovery_used)
 {
     rig r;
     model *m = calloc(1, sizeof(*m));
@@ -381,13 +410,33 @@ static unsigned long trial(uint64_t seed, unsigned crash_at)
     ts_close(r.s);
     r.s = NULL;
     plat_fault_revive(r.fv);
+    if (recovery_cut) {
+        before = plat_fault_mutations(r.fv);
+        plat_fault_crash_at(r.fv, recovery_cut, (int)(seed >> 1 & 1));
+        recover_and_go_on_until_cut(&r, m);
+        if (recovery_used)
+            *recovery_used = plat_fault_mutations(r.fv) - before;
+        if (!plat_fault_crashed(r.fv))
+            assert_int_equal(plat_fault_crash(r.fv, (int)(seed >> 1 & 1)), 0);
+        ts_close(r.s);
+        r.s = NULL;
+        plat_fault_revive(r.fv);
+    }
     plat_fault_crash_at(r.fv, 0, 0);
-    recover(&r, crash_at);
-    check(&r, m, crash_at);
-    goes_on(&r, m, crash_at);
+    /* Failures name the cut: "crash at K", or K * 1000 + J when recovery
+     * was cut at its call J too (it makes far fewer than 1000). */
+    unsigned id = recovery_cut ? crash_at * 1000 + recovery_cut : crash_at;
+    recover(&r, id);
+    check(&r, m, id);
+    goes_on(&r, m, id);
     rig_free(&r);
     free(m);
     return used;
+}
+
+static unsigned long trial(uint64_t seed, unsigned crash_at)
+{
+    return trial_cut(seed, crash_at, 0, NULL);
 }
 
 static void test_power_cut_at_every_call_of_the_snapshot_lifecycle(void **state)
@@ -409,10 +458,47 @@ static void test_power_cut_at_every_call_of_the_snapshot_lifecycle(void **state)
                   seeds, points);
 }
 
+/* Recovery itself may be cut short, and so may the first work after it.
+ * Each workload is cut at RECOVERY_CUTS points picked from its seed
+ * (leaving .seal-new, .del-*, .seal-NAME, uploading STATEs and *.tmp files
+ * behind at one point or another); then the recovery after it, and a save,
+ * seal and finish after that, are cut at every one of their mutating calls
+ * and after all of them; the next recovery must still meet every invariant
+ * above. EMBEDDB_SNAP_RECOVERY_CUTS overrides RECOVERY_CUTS; "all" cuts
+ * each workload at every one of its calls (long: ~60 recoveries each). */
+#define RECOVERY_CUTS 4
+static void test_power_cut_during_recovery_and_the_work_after_it(void **state)
+{
+    (void)state;
+    const char *ns = getenv("EMBEDDB_SNAP_CRASH_SEEDS");
+    const char *sd = getenv("EMBEDDB_CRASH_SEED");
+    const char *nc = getenv("EMBEDDB_SNAP_RECOVERY_CUTS");
+    unsigned long seeds = ns ? strtoul(ns, NULL, 10) : 3;
+    unsigned long first = sd ? strtoul(sd, NULL, 10) : 1;
+    int all = nc && !strcmp(nc, "all");
+    unsigned long cuts = nc && !all ? strtoul(nc, NULL, 10) : RECOVERY_CUTS;
+    unsigned long points = 0;
+    for (unsigned long s = first; s < first + seeds; s++) {
+        unsigned long n = trial(s, 0);
+        uint64_t x = s * 0x2545f4914f6cdd1dull + 1;
+        for (unsigned long c = 0; c < (all ? n + 1 : cuts); c++) {
+            unsigned k = all ? (unsigned)c + 1 : 1 + (unsigned)(rnd(&x) % (n + 1));
+            unsigned long used = 0;
+            for (unsigned j = 1; j == 1 || j <= used + 1; j++) {
+                trial_cut(s, k, j, &used);
+                points++;
+            }
+        }
+    }
+    print_message("%lu seeds, %lu crash points in recovery and the work after it\n", seeds,
+                  points);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_power_cut_at_every_call_of_the_snapshot_lifecycle),
+        cmocka_unit_test(test_power_cut_during_recovery_and_the_work_after_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,7 +184,7 @@ static void test_recover_releases_a_committed_seal_and_drops_a_half_made_one(voi
     assert_int_equal(done, 1);
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].tensors, 3);
     free(v);
@@ -210,6 +210,32 @@ static void test_recover_turns_uploading_back_into_sealed(void **state)
     assert_string_equal(si.error, "line one line two");
 }
 
+/* Recovery rewrites only a STATE it can read: an unreadable one stays as it
+ * is, for snap_list to show as failed and an operator to look at. */
+static void test_recover_leaves_an_unreadable_state_alone(void **state)
+{
+    fx *f = *state;
+    char name[SNAP_NAME_MAX], dir[2048], err[512], text[64] = {0};
+    size_t n_seals = 0;
+    fill(f, 1, 2, "t");
+    seal(f, name, sizeof(name));
+    snprintf(dir, sizeof(dir), "%s/%s", f->root, name);
+    free(put(dir, "STATE", "state=uploading\nnot a key value line\n"));
+    assert_int_equal(snap_recover(V, f->s, f->root, &n_seals, err, sizeof(err)), 0);
+    FILE *fp = fopen(tu_path(dir, "STATE"), "r");
+    assert_non_null(fp);
+    assert_true(fread(text, 1, sizeof(text) - 1, fp) > 0);
+    fclose(fp);
+    assert_string_equal(text, "state=uploading\nnot a key value line\n");
+    snap_info *v = NULL;
+    size_t n = 0;
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].state, SNAP_FAILED);
+    assert_non_null(strstr(v[0].error, "STATE unreadable"));
+    free(v);
+}
+
 static void test_list_is_oldest_first_and_delete_removes(void **state)
 {
     fx *f = *state;
@@ -220,7 +246,7 @@ static void test_list_is_oldest_first_and_delete_removes(void **state)
     seal(f, b, sizeof(b));
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].name, a);
     assert_string_equal(v[1].name, b);
@@ -229,7 +255,7 @@ static void test_list_is_oldest_first_and_delete_removes(void **state)
     assert_int_equal(snap_delete(V, f->root, a), 0);
     snprintf(dir, sizeof(dir), "%s/%s", f->root, a);
     assert_false(tu_exists(dir));
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 1);
     assert_string_equal(v[0].name, b);
     free(v);
@@ -311,6 +337,93 @@ static void test_tar_stream_fails_on_a_file_shorter_than_declared(void **state)
     assert_non_null(strstr(tar_stream_error(t), "shorter"));
     tar_stream_free(t);
     free(path);
+}
+
+/* What the data hook saw: each member's bytes, then its end. */
+typedef struct seen {
+    char data[4][1200];
+    size_t len[4];
+    int ended[4];
+    size_t calls_after_end;
+    size_t stop_at; /* member whose first data the hook refuses (4: none) */
+} seen;
+
+static int on_data(void *ctx, size_t i, const uint8_t *data, size_t len)
+{
+    seen *s = ctx;
+    assert_true(i < 4);
+    if (i == s->stop_at)
+        return -ECANCELED;
+    for (size_t j = i + 1; j < 4; j++)
+        s->calls_after_end += s->ended[j] || s->len[j]; /* members come in order */
+    if (!data) {
+        assert_int_equal(len, 0);
+        s->ended[i]++;
+        return 0;
+    }
+    s->calls_after_end += s->ended[i] != 0;
+    assert_true(s->len[i] + len <= sizeof(s->data[i]));
+    memcpy(s->data[i] + s->len[i], data, len);
+    s->len[i] += len;
+    return 0;
+}
+
+/* The hook sees every member's data once, in order, from files and memory
+ * alike, and every member's end -- an empty last one's too -- whatever the
+ * read sizes; the stream's bytes are the same as without it. */
+static void test_tar_stream_hands_each_members_data_to_its_hook(void **state)
+{
+    fx *f = *state;
+    char big[1001];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    char *p_big = put(f->base, "big", big), *p_empty = put(f->base, "empty", "");
+    const tar_member m[4] = {
+        {.name = "mem", .size = 5, .data = "hello"},
+        {.path = p_big, .name = "big", .size = 1000},
+        {.name = "nothing", .size = 0, .data = ""},
+        {.path = p_empty, .name = "empty", .size = 0},
+    };
+    const size_t reads[] = {1, 7, TAR_BLOCK, 4096};
+    uint8_t plain[8192], hooked[8192];
+    size_t n_plain = 0, got = 0;
+    tar_stream *t = tar_stream_new(V, "d", m, 4, 0);
+    do {
+        assert_int_equal(tar_stream_read(t, plain + n_plain, sizeof(plain) - n_plain, &got), 0);
+        n_plain += got;
+    } while (got);
+    tar_stream_free(t);
+    assert_int_equal(n_plain, tar_stream_len(m, 4));
+    for (size_t r = 0; r < sizeof(reads) / sizeof(reads[0]); r++) {
+        seen s = {.stop_at = 4};
+        size_t n_hooked = 0;
+        t = tar_stream_new(V, "d", m, 4, 0);
+        tar_stream_on_data(t, on_data, &s);
+        do {
+            size_t room = sizeof(hooked) - n_hooked, want = reads[r] < room ? reads[r] : room;
+            assert_int_equal(tar_stream_read(t, hooked + n_hooked, want, &got), 0);
+            n_hooked += got;
+        } while (got);
+        tar_stream_free(t);
+        assert_int_equal(n_hooked, n_plain);
+        assert_memory_equal(hooked, plain, n_plain);
+        assert_int_equal(s.calls_after_end, 0);
+        for (size_t i = 0; i < 4; i++) {
+            assert_int_equal(s.ended[i], 1);
+            assert_int_equal(s.len[i], m[i].size);
+        }
+        assert_memory_equal(s.data[0], "hello", 5);
+        assert_memory_equal(s.data[1], big, 1000);
+    }
+    /* A hook's refusal ends the read with its code. */
+    seen s = {.stop_at = 1};
+    t = tar_stream_new(V, "d", m, 4, 0);
+    tar_stream_on_data(t, on_data, &s);
+    assert_int_equal(tar_stream_read(t, hooked, sizeof(hooked), &got), -ECANCELED);
+    assert_int_equal(s.ended[0], 1);
+    tar_stream_free(t);
+    free(p_big);
+    free(p_empty);
 }
 
 /* ---- parsers ------------------------------------------------------------- */
@@ -472,7 +585,7 @@ static void test_a_damaged_seal_is_set_aside_and_never_blocks_the_next(void **st
     assert_int_equal(failed, 1);
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].name, a);
     assert_int_equal(v[0].state, SNAP_FAILED);
@@ -486,7 +599,7 @@ static void test_a_damaged_seal_is_set_aside_and_never_blocks_the_next(void **st
     snap_info si;
     assert_int_equal(snap_retry(V, f->root, a, &si), 0);
     assert_int_equal(si.state, SNAP_SEALING);
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(v[0].state, SNAP_SEALING);
     free(v);
 }
@@ -520,7 +633,7 @@ static void test_recover_goes_on_past_a_damaged_seal(void **state)
     assert_int_equal(done, 1);
     snap_info *v = NULL;
     size_t n = 0;
-    assert_int_equal(snap_list(V, f->root, &v, &n, NULL), 0);
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
     assert_int_equal(n, 2);
     assert_int_equal(v[0].state, SNAP_FAILED);
     assert_int_equal(v[1].state, SNAP_SEALED);
@@ -556,6 +669,74 @@ static void test_seq_floor_lies_above_every_snapshot(void **state)
     ts_tensor_free(t);
 }
 
+/* Sizes cost a stat of every file: measured only when asked for (the
+ * upload worker lists without them), the rest of the listing the same. */
+static void test_list_measures_sizes_only_when_asked(void **state)
+{
+    fx *f = *state;
+    char a[SNAP_NAME_MAX], b[SNAP_NAME_MAX];
+    snap_info *v = NULL, *w = NULL, si;
+    size_t n = 0, nw = 0;
+    fill(f, 1, 2, "t");
+    seal(f, a, sizeof(a));
+    fill(f, 3, 2, "t");
+    begin_seal(f, b, sizeof(b)); /* still .seal-NAME */
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
+    assert_int_equal(snap_list(V, f->root, &w, &nw, NULL, 0), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(nw, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(v[i].disk_bytes > 2 * 300 * 4);
+        assert_int_equal(w[i].disk_bytes, 0);
+        w[i].disk_bytes = v[i].disk_bytes;
+        assert_memory_equal(&v[i], &w[i], sizeof(v[i]));
+    }
+    assert_int_equal(w[1].state, SNAP_SEALING);
+    assert_int_equal(snap_read(V, f->root, a, &si), 0);
+    assert_int_equal(si.disk_bytes, 0);
+    free(v);
+    free(w);
+}
+
+/* What snap_list shows of each kind of entry in ROOT: NAME with its STATE,
+ * .seal-NAME as sealing with a failed try's STATE, .seal-new and .del-*
+ * only in pending_bytes, and nothing for anything else. */
+static void test_list_shows_each_kind_of_entry(void **state)
+{
+    fx *f = *state;
+    char a[SNAP_NAME_MAX], b[SNAP_NAME_MAX], d[2048];
+    fill(f, 1, 2, "t");
+    seal(f, a, sizeof(a));
+    fill(f, 3, 2, "t");
+    begin_seal(f, b, sizeof(b));
+    snprintf(d, sizeof(d), "%s/.seal-%s", f->root, b);
+    free(put(d, "STATE", "state=sealed\nattempts=2\nerror=sealing: disk full\n"));
+    const char *other[] = {".seal-new", ".del-dev-1-00000000000000000009", "junk",
+                           "dev-1-00000000000000000007"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(d, sizeof(d), "%s/%s", f->root, other[i]);
+        assert_int_equal(mkdir(d, 0755), 0);
+        free(put(d, "x", "12345"));
+    }
+    snap_info *v = NULL;
+    size_t n = 0;
+    uint64_t pending = 0;
+    assert_int_equal(snap_list(V, f->root, &v, &n, &pending, 1), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(pending, 10);
+    assert_string_equal(v[0].name, a);
+    assert_int_equal(v[0].seq, 1);
+    assert_int_equal(v[0].state, SNAP_SEALED);
+    assert_int_equal(v[0].tensors, 2);
+    assert_string_equal(v[1].name, b);
+    assert_int_equal(v[1].seq, 3);
+    assert_int_equal(v[1].state, SNAP_SEALING);
+    assert_int_equal(v[1].attempts, 2);
+    assert_string_equal(v[1].error, "sealing: disk full");
+    assert_true(v[1].disk_bytes > 2 * 300 * 4);
+    free(v);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -564,10 +745,12 @@ int main(void)
         T(test_verify_names_a_damaged_file),
         T(test_recover_releases_a_committed_seal_and_drops_a_half_made_one),
         T(test_recover_turns_uploading_back_into_sealed),
+        T(test_recover_leaves_an_unreadable_state_alone),
         T(test_list_is_oldest_first_and_delete_removes),
         T(test_tar_stream_has_the_length_and_sha256_fixed_at_seal),
         cmocka_unit_test(test_tar_header_is_ustar_with_a_valid_checksum),
         T(test_tar_stream_fails_on_a_file_shorter_than_declared),
+        T(test_tar_stream_hands_each_members_data_to_its_hook),
         cmocka_unit_test(test_state_and_manifest_lines_parse_strictly),
         cmocka_unit_test(test_device_ids_that_cannot_name_files_are_refused),
         cmocka_unit_test(test_snapshot_names_must_match_exactly),
@@ -576,6 +759,8 @@ int main(void)
         T(test_a_damaged_seal_is_set_aside_and_never_blocks_the_next),
         T(test_recover_goes_on_past_a_damaged_seal),
         T(test_seq_floor_lies_above_every_snapshot),
+        T(test_list_measures_sizes_only_when_asked),
+        T(test_list_shows_each_kind_of_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,11 +133,15 @@ int snap_finish_all(plat_vfs *vfs, const char *root, const char *device_id, size
                     size_t *n_failed, char *err, size_t errlen);
 
 /* The snapshots in ROOT, oldest first (*out malloc'ed, caller frees): every
- * NAME, and every .seal-NAME as SNAP_SEALING. *pending_bytes (optional)
- * gets the bytes in other dot-directories (.seal-new, .del-*). */
-int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes);
-/* One snapshot's STATE and sizes. -ENOENT when it does not exist or name is
- * not a snapshot name (snap_name_ok). */
+ * NAME, and every .seal-NAME as SNAP_SEALING. With sizes set each one's
+ * disk_bytes is measured (a stat of every file: for budgets and listings;
+ * 0 otherwise). *pending_bytes (optional) gets the bytes in other
+ * dot-directories (.seal-new, .del-*). */
+int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint64_t *pending_bytes,
+              int sizes);
+/* One snapshot's STATE (disk_bytes stays 0: snap_list measures sizes).
+ * -ENOENT when it does not exist or name is not a snapshot name
+ * (snap_name_ok). */
 int snap_read(plat_vfs *vfs, const char *root, const char *name, snap_info *out);
 /* Rewrites NAME/STATE from si (atomically: temp, fsync, rename, dirsync). */
 int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si);

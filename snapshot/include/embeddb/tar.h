@@ -20,7 +20,6 @@
 #include <stdint.h>
 
 #define TAR_BLOCK 512
-#define TAR_TRAILER_LEN (2 * TAR_BLOCK) /* the two zero blocks that end a stream */
 
 typedef struct tar_member {
     const char *path;   /* file to read (borrowed, must outlive the stream) */
@@ -31,7 +30,7 @@ typedef struct tar_member {
 } tar_member;
 
 /* Bytes the stream of these members will have (headers, data padded to
- * 512, two zero blocks at the end). */
+ * 512, two zero blocks at the end; n = 0: the two blocks alone). */
 uint64_t tar_stream_len(const tar_member *m, size_t n);
 
 /* Encodes the ustar header of one member into out. 0, or -ENAMETOOLONG
@@ -55,5 +54,18 @@ void tar_stream_free(tar_stream *t);
  */
 int tar_stream_read(void *t, uint8_t *buf, size_t len, size_t *got);
 const char *tar_stream_error(const tar_stream *t);
+
+/*
+ * A hook on member data, for a reader that wants each member apart (the
+ * seal hashes every file while it hashes the stream). Called from
+ * tar_stream_read with each piece of member i's data as it is copied into
+ * the caller's buffer (data borrowed for the call), then once with data
+ * NULL and len 0 when member i's data is complete and checked -- for an
+ * empty member too, once the read has gone past its header. A non-zero
+ * return ends that read with this code (tar_stream_error then says
+ * nothing). fn NULL: no hook (the default).
+ */
+typedef int (*tar_data_fn)(void *ctx, size_t i, const uint8_t *data, size_t len);
+void tar_stream_on_data(tar_stream *t, tar_data_fn fn, void *ctx);
 
 #endif
