@@ -58,7 +58,7 @@ int man_decode(const uint8_t *buf, size_t len, uint64_t *wal_no, uint64_t **live
         *why = "MANIFEST checksum mismatch";
         goto out;
     }
-    if (get32(buf + 8) != FMT_VERSION) {
+    if (get32(buf + 8) != FMT_VERSION && get32(buf + 8) != FMT_VERSION_V1) {
         *why = "unsupported MANIFEST version";
         goto out;
     }

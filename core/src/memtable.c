@@ -119,8 +119,7 @@ static size_t find_slot(const memtable *mt, const uint8_t *key, size_t key_len)
     }
 }
 
-int mt_put(memtable *mt, const uint8_t *key, size_t key_len, uint64_t rec_off,
-           uint32_t rec_len, uint32_t hdr_len, uint64_t seq, uint8_t dtype)
+int mt_put(memtable *mt, const uint8_t *key, size_t key_len, const mt_entry *v)
 {
     int rc = mt_reserve(mt, 1, key_len);
     if (rc)
@@ -137,12 +136,10 @@ int mt_put(memtable *mt, const uint8_t *key, size_t key_len, uint64_t rec_off,
         mt->keys_len += key_len;
         mt->slots[s] = (uint32_t)++mt->n;
     }
-    e->rec_off = rec_off;
-    e->rec_len = rec_len;
-    e->hdr_len = hdr_len;
-    e->seq = seq;
-    e->dtype = dtype;
-    mt->bytes += rec_len;
+    uint64_t key_off = e->key_off;
+    *e = *v;
+    e->key_off = key_off;
+    e->key_len = (uint16_t)key_len;
     return 0;
 }
 

@@ -15,10 +15,13 @@
 
 typedef struct mt_entry {
     uint64_t key_off;   /* into the memtable's key arena */
-    uint64_t rec_off;   /* record offset in the WAL segment */
+    uint64_t rec_off;   /* record offset in the WAL segment; for a packed
+                           record (ord > 0) the offset of its frame */
     uint64_t seq;
-    uint32_t rec_len;
-    uint32_t hdr_len;
+    int64_t ts;         /* timestamp_ns: feeds the SST's time ranges */
+    uint32_t rec_len;   /* record length (packed: frame length) */
+    uint32_t hdr_len;   /* plain records only */
+    uint32_t ord;       /* 0: plain record; k + 1: record k of its frame */
     uint16_t key_len;
     uint8_t dtype;      /* lets a preview size its single read */
 } mt_entry;
@@ -30,7 +33,8 @@ typedef struct memtable {
     size_t n_slots;     /* power of two */
     uint8_t *keys;      /* key arena */
     size_t keys_len, keys_cap;
-    uint64_t bytes;     /* record bytes appended to the segment */
+    uint64_t bytes;     /* record bytes appended to the segment (kept by
+                           the store: mt_put does not count them) */
 } memtable;
 
 void mt_init(memtable *mt);
@@ -38,9 +42,14 @@ void mt_free(memtable *mt);
 /* Forgets every entry (after a flush); keeps the allocations. */
 void mt_clear(memtable *mt);
 
-/* Inserts or replaces key's entry. 0 or TS_ENOMEM (the table is unchanged). */
-int mt_put(memtable *mt, const uint8_t *key, size_t key_len, uint64_t rec_off,
-           uint32_t rec_len, uint32_t hdr_len, uint64_t seq, uint8_t dtype);
+/* Inserts or replaces key's entry with v's location fields (v->key_off and
+ * v->key_len are ignored). 0 or TS_ENOMEM (the table is unchanged). */
+int mt_put(memtable *mt, const uint8_t *key, size_t key_len, const mt_entry *v);
+/* RAM the index holds for its entries: what memtable_max also bounds. */
+static inline uint64_t mt_ram(const memtable *mt)
+{
+    return (uint64_t)mt->n * (sizeof(mt_entry) + 2 * sizeof(uint32_t)) + mt->keys_len;
+}
 /* Reserves room for n more puts so a batch cannot fail half-way. */
 int mt_reserve(memtable *mt, size_t n, size_t key_bytes);
 

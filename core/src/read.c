@@ -11,6 +11,7 @@
 #include "store_int.h"
 
 #include "format.h"
+#include "pack.h"
 #include "record.h"
 #include "seg.h"
 
@@ -26,6 +27,7 @@ typedef struct loc {
     uint64_t file_no;
     uint64_t rec_off;
     uint32_t rec_len, hdr_len;
+    uint32_t ord;       /* 0: plain record; k + 1: record k of the frame */
     uint8_t dtype;
     int in_mt;
 } loc;
@@ -34,7 +36,8 @@ static void wal_loc(ts_store *s, const mt_entry *e, loc *l, char *path)
 {
     store__file_path(s, "wal", s->wal_no, path);
     *l = (loc){.fd = s->wal_fd, .path = path, .file_no = s->wal_no, .rec_off = e->rec_off,
-               .rec_len = e->rec_len, .hdr_len = e->hdr_len, .dtype = e->dtype, .in_mt = 1};
+               .rec_len = e->rec_len, .hdr_len = e->hdr_len, .ord = e->ord, .dtype = e->dtype,
+               .in_mt = 1};
 }
 
 static int sst_loc(ts_store *s, sst *t, const sst_entry *e, loc *l)
@@ -42,19 +45,8 @@ static int sst_loc(ts_store *s, sst *t, const sst_entry *e, loc *l)
     int fd = -1;
     int rc = store__sst_fd(s, t, &fd);
     *l = (loc){.fd = fd, .path = t->path, .file_no = t->file_no, .rec_off = e->rec_off,
-               .rec_len = e->rec_len, .hdr_len = e->hdr_len, .dtype = e->dtype};
+               .rec_len = e->rec_len, .hdr_len = e->hdr_len, .ord = e->ord, .dtype = e->dtype};
     return rc;
-}
-
-static int in_range(const sst *t, const uint8_t *key, size_t key_len)
-{
-    sst_entry first, last;
-    if (!t->f.n_entries)
-        return 0;
-    sst_entry_at(t, 0, &first);
-    sst_entry_at(t, t->f.n_entries - 1, &last);
-    return mt_key_cmp(key, key_len, first.key, first.key_len) >= 0 &&
-           mt_key_cmp(key, key_len, last.key, last.key_len) <= 0;
 }
 
 /* Where the newest version of a key is: in the MemTable (me), else in the
@@ -73,7 +65,7 @@ static int find(ts_store *s, const uint8_t *key, size_t key_len, hit *h)
     if (h->me)
         return 1;
     for (size_t i = s->n_ssts; i-- > 0;) {
-        if (in_range(&s->ssts[i], key, key_len) && sst_find(&s->ssts[i], key, key_len, &h->e)) {
+        if (sst_in_range(&s->ssts[i], key, key_len) && sst_find(&s->ssts[i], key, key_len, &h->e)) {
             h->t = &s->ssts[i];
             return 1;
         }
@@ -99,15 +91,121 @@ int store__has_key(ts_store *s, const uint8_t *key, size_t key_len)
     return find(s, key, key_len, &h);
 }
 
-/* Reads the record at l into a new tensor, returning at most max_data data
- * bytes (whole blocks are read and checked). */
+/* Bytes of n elements of dtype (UINT64_MAX when that overflows). */
+static uint64_t elems_bytes(uint8_t dtype, uint64_t n)
+{
+    size_t es = ts_dtype_size((ts_dtype)dtype);
+    return es && n <= UINT64_MAX / es ? n * es : UINT64_MAX;
+}
+
+/* A packed record found in its frame: the decoder and the frame buffer it
+ * borrows (release with frame_done). */
+typedef struct framed {
+    uint8_t *buf;
+    pack_dec d;
+    pack_rec r;
+} framed;
+
+static void frame_done(framed *f)
+{
+    pack_close(&f->d);
+    free(f->buf);
+    f->buf = NULL;
+}
+
+/* Reads the frame at l and decodes it up to record l->ord - 1, checking the
+ * frame's checksum and that the record holds key (when given). */
+static int frame_read(ts_store *s, const loc *l, const uint8_t *key, size_t key_len, framed *f)
+{
+    const char *why = NULL;
+    uint32_t flen = 0;
+    int rc;
+    memset(f, 0, sizeof(*f));
+    if (!(f->buf = malloc(l->rec_len ? l->rec_len : 1)))
+        return store__err(s, TS_ENOMEM, "out of memory loading a %u-byte frame", l->rec_len);
+    rc = plat_read_exact(s->vfs, l->fd, f->buf, l->rec_len, l->rec_off);
+    if (rc == -ENODATA) {
+        why = "frame extends past the end of the file";
+        goto corrupt;
+    }
+    if (rc) {
+        store__err(s, rc, "pread(%s, offset %" PRIu64 "): %s", l->path, l->rec_off, strerror(-rc));
+        goto fail;
+    }
+    rc = pack_open(&f->d, f->buf, l->rec_len, &flen, &why);
+    if (rc == TS_ENOMEM) {
+        store__err(s, rc, "out of memory decoding a frame");
+        goto fail;
+    }
+    if (!rc && flen != l->rec_len) {
+        why = "frame length differs from the index";
+        rc = TS_ECORRUPT;
+    }
+    while (!rc && (rc = pack_next(&f->d, &f->r, &why)) == 0 && f->r.ord + 1 < l->ord)
+        ;
+    if (rc == 1)
+        why = "index points past the frame's last record";
+    if (rc)
+        goto corrupt;
+    if (key && (f->r.key_len != key_len || memcmp(f->r.key, key, key_len))) {
+        why = "index points at a record of another key";
+        goto corrupt;
+    }
+    return 0;
+corrupt:
+    rc = store__err(s, TS_ECORRUPT, "%s: frame at offset %" PRIu64 ": %s", l->path, l->rec_off,
+                    why);
+fail:
+    frame_done(f);
+    return rc;
+}
+
+/* Packed records: copies what the frame holds into one tensor allocation. */
+static int read_packed(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
+                       uint64_t max_elems, ts_tensor **out)
+{
+    framed f;
+    int rc = frame_read(s, l, key, key_len, &f);
+    if (rc)
+        return rc;
+    size_t head = (sizeof(ts_tensor) + 15) & ~(size_t)15;
+    uint64_t max_data = elems_bytes(f.r.dtype, max_elems);
+    size_t data_len = f.r.data_len < max_data ? f.r.data_len : (size_t)max_data;
+    uint8_t *mem = malloc(head + f.r.data_len + f.r.key_len + f.r.name_len + 1);
+    if (!mem) {
+        rc = store__err(s, TS_ENOMEM, "out of memory loading a tensor");
+        goto out;
+    }
+    ts_tensor *t = (ts_tensor *)(void *)mem;
+    uint8_t *data = mem + head, *k = data + f.r.data_len;
+    char *name = (char *)k + f.r.key_len;
+    memset(t, 0, sizeof(*t));
+    memcpy(data, f.r.data, f.r.data_len);
+    memcpy(k, f.r.key, f.r.key_len);
+    memcpy(name, f.r.name, f.r.name_len);
+    name[f.r.name_len] = 0;
+    *t = (ts_tensor){.key = k, .key_len = f.r.key_len, .name = name, .dtype = (ts_dtype)f.r.dtype,
+                     .ndim = f.r.ndim, .timestamp_ns = f.r.timestamp_ns, .data = data,
+                     .data_len = data_len, .seq = f.r.seq};
+    memcpy(t->shape, f.r.shape, sizeof(t->shape));
+    *out = t;
+out:
+    frame_done(&f);
+    return rc;
+}
+
+/* Reads the record at l into a new tensor, returning at most max_elems
+ * elements (a plain record's whole 4 KiB blocks are read and checked). */
 static int read_tensor(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
-                       uint64_t max_data, ts_tensor **out)
+                       uint64_t max_elems, ts_tensor **out)
 {
     rec_meta m;
     size_t need = 0;
     const char *why = NULL;
     uint64_t bad = 0;
+    if (l->ord)
+        return read_packed(s, l, key, key_len, max_elems, out);
+    uint64_t max_data = elems_bytes(l->dtype, max_elems);
     uint64_t data_room = l->rec_len - l->hdr_len;
     if (max_data < data_room) {
         uint64_t blocks = (max_data + FMT_BLOCK_LEN - 1) / FMT_BLOCK_LEN * FMT_BLOCK_LEN;
@@ -166,7 +264,8 @@ out:
     return rc;
 }
 
-static int load(ts_store *s, const void *key, size_t key_len, uint64_t max_data, ts_tensor **out)
+static int load(ts_store *s, const void *key, size_t key_len, uint64_t max_elems,
+                ts_tensor **out)
 {
     char path[STORE_PATH_MAX];
     loc l;
@@ -179,7 +278,7 @@ static int load(ts_store *s, const void *key, size_t key_len, uint64_t max_data,
         return store__err(s, rc, "no tensor under that key");
     if (rc)
         return rc;
-    return read_tensor(s, &l, key, key_len, max_data, out);
+    return read_tensor(s, &l, key, key_len, max_elems, out);
 }
 
 int ts_load(ts_store *s, const void *key, size_t key_len, ts_tensor **out)
@@ -189,55 +288,89 @@ int ts_load(ts_store *s, const void *key, size_t key_len, ts_tensor **out)
 
 int ts_load_preview(ts_store *s, const void *key, size_t key_len, uint64_t n, ts_tensor **out)
 {
-    char path[STORE_PATH_MAX];
-    loc l;
-    *out = NULL;
-    if (!key || key_len == 0 || key_len > TS_MAX_KEY_LEN)
-        return store__err(s, TS_EINVAL, "key must be 1..%d bytes", TS_MAX_KEY_LEN);
-    int rc = locate(s, key, key_len, &l, path);
-    if (rc == TS_ENOTFOUND)
-        return store__err(s, rc, "no tensor under that key");
-    if (rc)
-        return rc;
-    size_t es = ts_dtype_size((ts_dtype)l.dtype);
-    uint64_t max = es && n <= UINT64_MAX / es ? n * es : UINT64_MAX;
-    return read_tensor(s, &l, key, key_len, max, out);
+    return load(s, key, key_len, n, out);
 }
 
 /* ---- scans ------------------------------------------------------------ */
 
+/* A time window [from, to); on = 0 means every timestamp. */
+typedef struct window {
+    int on;
+    int64_t from, to;
+} window;
+
+static int overlaps(const window *w, int64_t lo, int64_t hi)
+{
+    return !w->on || (lo < w->to && hi >= w->from);
+}
+
 typedef struct source {
     int rank;               /* 0 = newest */
     sst *t;                 /* NULL for the MemTable */
+    sst_iter it;            /* SSTs */
     const uint32_t *order;  /* MemTable sorted view */
     size_t pos, end;
 } source;
 
-typedef struct cursor {
-    const uint8_t *key;
-    size_t key_len;
-} cursor;
+static int src_valid(const source *src)
+{
+    return src->t ? sst_iter_valid(&src->it) : src->pos < src->end;
+}
 
-static void src_key(const ts_store *s, const source *src, cursor *c)
+static void src_key(const ts_store *s, const source *src, const uint8_t **key, size_t *len)
 {
     if (src->t) {
-        sst_entry e;
-        sst_entry_at(src->t, (uint32_t)src->pos, &e);
-        c->key = e.key;
-        c->key_len = e.key_len;
+        *key = src->it.e.key;
+        *len = src->it.e.key_len;
     } else {
         const mt_entry *e = &s->mt.entries[src->order[src->pos]];
-        c->key = mt_key(&s->mt, e);
-        c->key_len = e->key_len;
+        *key = mt_key(&s->mt, e);
+        *len = e->key_len;
+    }
+}
+
+/* Moves a v2 SST source past restart blocks wholly outside the window. */
+static void src_skip(source *src, const window *w)
+{
+    const sst *t = src->t;
+    if (!w->on || !t || t->f.version == 1)
+        return;
+    while (sst_iter_valid(&src->it)) {
+        uint32_t b = src->it.i / FMT_IDX2_RESTART;
+        if (overlaps(w, t->ts_ranges[2 * b], t->ts_ranges[2 * b + 1]))
+            return;
+        if (b + 1 >= sst_n_restarts(t)) {
+            src->it.i = t->f.n_entries;
+            return;
+        }
+        sst_iter_block(&src->it, b + 1);
+    }
+}
+
+static void src_next(const ts_store *s, source *src, const window *w)
+{
+    if (src->t) {
+        sst_iter_next(&src->it);
+        if (src->it.i % FMT_IDX2_RESTART == 0)
+            src_skip(src, w);
+    } else {
+        src->pos++;
+        while (w->on && src->pos < src->end) {
+            const mt_entry *e = &s->mt.entries[src->order[src->pos]];
+            if (e->ts >= w->from && e->ts < w->to)
+                break;
+            src->pos++;
+        }
     }
 }
 
 static int heap_less(const ts_store *s, const source *a, const source *b)
 {
-    cursor x, y;
-    src_key(s, a, &x);
-    src_key(s, b, &y);
-    int c = mt_key_cmp(x.key, x.key_len, y.key, y.key_len);
+    const uint8_t *x, *y;
+    size_t xl, yl;
+    src_key(s, a, &x, &xl);
+    src_key(s, b, &y, &yl);
+    int c = mt_key_cmp(x, xl, y, yl);
     return c < 0 || (c == 0 && a->rank < b->rank);
 }
 
@@ -258,94 +391,149 @@ static void sift_down(const ts_store *s, source **h, size_t n, size_t i)
     }
 }
 
-static int emit(ts_store *s, const source *src, ts_scan_fn fn, void *ctx)
+static void src_loc(ts_store *s, const source *src, loc *l, char *path, int *rc)
 {
-    char path[STORE_PATH_MAX];
-    loc l;
-    int rc;
-    if (src->t) {
-        sst_entry e;
-        sst_entry_at(src->t, (uint32_t)src->pos, &e);
-        if ((rc = sst_loc(s, src->t, &e, &l)))
-            return rc;
-    } else {
-        wal_loc(s, &s->mt.entries[src->order[src->pos]], &l, path);
-    }
-    uint8_t *h = malloc(l.hdr_len);
+    if (src->t)
+        *rc = sst_loc(s, src->t, &src->it.e, l);
+    else
+        wal_loc(s, &s->mt.entries[src->order[src->pos]], l, path);
+}
+
+/* The metadata of the record at l (read from its header or its frame). */
+static int read_entry(ts_store *s, const loc *l, ts_entry *e, char *name, uint8_t *key)
+{
     rec_meta m;
     size_t need;
     const char *why = NULL;
+    int rc;
+    if (l->ord) {
+        framed f;
+        if ((rc = frame_read(s, l, NULL, 0, &f)))
+            return rc;
+        memcpy(name, f.r.name, f.r.name_len);
+        name[f.r.name_len] = 0;
+        memcpy(key, f.r.key, f.r.key_len);
+        *e = (ts_entry){.key = key, .key_len = f.r.key_len, .name = name,
+                        .dtype = (ts_dtype)f.r.dtype, .ndim = f.r.ndim,
+                        .timestamp_ns = f.r.timestamp_ns, .data_len = f.r.data_len,
+                        .seq = f.r.seq, .file_no = l->file_no, .in_memtable = l->in_mt};
+        memcpy(e->shape, f.r.shape, sizeof(e->shape));
+        frame_done(&f);
+        return 0;
+    }
+    uint8_t *h = malloc(l->hdr_len);
     if (!h)
         return store__err(s, TS_ENOMEM, "out of memory");
-    rc = plat_read_exact(s->vfs, l.fd, h, l.hdr_len, l.rec_off);
-    if (rc == -ENODATA || (!rc && rec_parse(h, l.hdr_len, &m, &need, &why))) {
-        rc = store__err(s, TS_ECORRUPT, "%s: record at offset %" PRIu64 ": %s", l.path, l.rec_off,
+    rc = plat_read_exact(s->vfs, l->fd, h, l->hdr_len, l->rec_off);
+    if (rc == -ENODATA || (!rc && rec_parse(h, l->hdr_len, &m, &need, &why))) {
+        rc = store__err(s, TS_ECORRUPT, "%s: record at offset %" PRIu64 ": %s", l->path, l->rec_off,
                         why ? why : "record extends past the end of the file");
     } else if (rc) {
-        store__err(s, rc, "pread(%s): %s", l.path, strerror(-rc));
+        store__err(s, rc, "pread(%s): %s", l->path, strerror(-rc));
     } else {
-        char name[TS_MAX_NAME_LEN + 1];
         memcpy(name, m.name, m.name_len);
         name[m.name_len] = 0;
-        ts_entry e = {.key = m.key, .key_len = m.key_len, .name = name, .dtype = (ts_dtype)m.dtype,
-                      .ndim = m.ndim, .timestamp_ns = m.timestamp_ns, .data_len = m.data_len,
-                      .seq = m.seq, .file_no = l.file_no, .in_memtable = l.in_mt};
-        memcpy(e.shape, m.shape, sizeof(e.shape));
-        rc = fn(ctx, &e);
+        memcpy(key, m.key, m.key_len);
+        *e = (ts_entry){.key = key, .key_len = m.key_len, .name = name, .dtype = (ts_dtype)m.dtype,
+                        .ndim = m.ndim, .timestamp_ns = m.timestamp_ns, .data_len = m.data_len,
+                        .seq = m.seq, .file_no = l->file_no, .in_memtable = l->in_mt};
+        memcpy(e->shape, m.shape, sizeof(e->shape));
     }
     free(h);
     return rc;
 }
 
-int ts_scan_range(ts_store *s, const void *lo, size_t lo_len, const void *hi, size_t hi_len,
-                  ts_scan_fn fn, void *ctx)
+/* 1 when l is where the newest version of key lives. A windowed scan skips
+ * blocks, so a newer version may sit in one it never looked at. */
+static int is_newest(ts_store *s, const uint8_t *key, size_t key_len, const loc *l)
+{
+    hit h;
+    if (!find(s, key, key_len, &h))
+        return 0;
+    if (h.me)
+        return l->in_mt && h.me->rec_off == l->rec_off && h.me->ord == l->ord;
+    return !l->in_mt && h.t->file_no == l->file_no && h.e.rec_off == l->rec_off &&
+           h.e.ord == l->ord;
+}
+
+static int emit(ts_store *s, const source *src, const window *w, ts_scan_fn fn, void *ctx)
+{
+    char path[STORE_PATH_MAX], name[TS_MAX_NAME_LEN + 1];
+    uint8_t key[TS_MAX_KEY_LEN];
+    ts_entry e;
+    loc l;
+    int rc = 0;
+    src_loc(s, src, &l, path, &rc);
+    if (!rc)
+        rc = read_entry(s, &l, &e, name, key);
+    if (rc)
+        return rc;
+    if (w->on && (e.timestamp_ns < w->from || e.timestamp_ns >= w->to ||
+                  !is_newest(s, e.key, e.key_len, &l)))
+        return 0;
+    return fn(ctx, &e);
+}
+
+static int scan(ts_store *s, const void *lo, size_t lo_len, const void *hi, size_t hi_len,
+                const window *w, ts_scan_fn fn, void *ctx)
 {
     size_t n_src = 0, n_heap = 0, n_mt = 0;
     uint32_t *order = mt_sorted(&s->mt, &n_mt);
     source *src = calloc(s->n_ssts + 1, sizeof(*src));
     source **heap = calloc(s->n_ssts + 1, sizeof(*heap));
-    cursor last = {0}, c;
-    int rc = 0;
-    if (!src || !heap || (s->mt.n && !order)) {
+    uint8_t *last = malloc(TS_MAX_KEY_LEN);
+    size_t last_len = 0;
+    int rc = 0, have_last = 0;
+    if (!src || !heap || !last || (s->mt.n && !order)) {
         rc = store__err(s, TS_ENOMEM, "out of memory starting a scan");
         goto out;
     }
     if (n_mt) {
         source *m = &src[n_src++];
+        const uint8_t *k;
+        size_t kl;
         m->order = order;
         m->end = n_mt;
-        if (lo) {
-            while (m->pos < m->end) {
-                src_key(s, m, &c);
-                if (mt_key_cmp(c.key, c.key_len, lo, lo_len) >= 0)
-                    break;
-                m->pos++;
-            }
+        m->pos = (size_t)-1;
+        src_next(s, m, w);
+        while (lo && m->pos < m->end) {
+            src_key(s, m, &k, &kl);
+            if (mt_key_cmp(k, kl, lo, lo_len) >= 0)
+                break;
+            src_next(s, m, w);
         }
     }
     for (size_t i = s->n_ssts; i-- > 0;) {
-        source *t = &src[n_src++];
-        t->t = &s->ssts[i];
-        t->rank = (int)(n_src - 1);
-        t->end = s->ssts[i].f.n_entries;
-        t->pos = lo ? sst_lower_bound(t->t, lo, lo_len) : 0;
+        sst *t = &s->ssts[i];
+        if (!overlaps(w, t->min_ts, t->max_ts))
+            continue;
+        source *x = &src[n_src++];
+        x->t = t;
+        x->rank = (int)(n_src - 1);
+        sst_iter_seek(&x->it, t, lo, lo_len);
+        src_skip(x, w);
     }
     for (size_t i = 0; i < n_src; i++)
-        if (src[i].pos < src[i].end)
+        if (src_valid(&src[i]))
             heap[n_heap++] = &src[i];
     for (size_t i = n_heap / 2; i-- > 0;)
         sift_down(s, heap, n_heap, i);
     while (n_heap) {
         source *top = heap[0];
-        src_key(s, top, &c);
-        if (hi && mt_key_cmp(c.key, c.key_len, hi, hi_len) >= 0)
+        const uint8_t *k;
+        size_t kl;
+        src_key(s, top, &k, &kl);
+        if (hi && mt_key_cmp(k, kl, hi, hi_len) >= 0)
             break;
-        if (!last.key || mt_key_cmp(c.key, c.key_len, last.key, last.key_len) != 0) {
-            last = c;
-            if ((rc = emit(s, top, fn, ctx)))
+        if (!have_last || mt_key_cmp(k, kl, last, last_len) != 0) {
+            memcpy(last, k, kl);
+            last_len = kl;
+            have_last = 1;
+            if ((rc = emit(s, top, w, fn, ctx)))
                 goto out;
         }
-        if (++top->pos >= top->end)
+        src_next(s, top, w);
+        if (!src_valid(top))
             heap[0] = heap[--n_heap];
         sift_down(s, heap, n_heap, 0);
     }
@@ -353,25 +541,113 @@ out:
     free(order);
     free(src);
     free(heap);
+    free(last);
     return rc;
+}
+
+int ts_scan_range(ts_store *s, const void *lo, size_t lo_len, const void *hi, size_t hi_len,
+                  ts_scan_fn fn, void *ctx)
+{
+    window w = {0};
+    return scan(s, lo, lo_len, hi, hi_len, &w, fn, ctx);
+}
+
+/* [prefix, hi) bounds every key starting with prefix: hi is the prefix
+ * with its last byte that is not 0xff bumped, and what follows dropped
+ * (*hi_len 0: no upper bound). */
+static int prefix_bounds(ts_store *s, const void *prefix, size_t prefix_len, uint8_t *hi,
+                         size_t *hi_len)
+{
+    if (prefix_len > TS_MAX_KEY_LEN)
+        return store__err(s, TS_EINVAL, "prefix longer than a key can be");
+    if (prefix_len)
+        memcpy(hi, prefix, prefix_len);
+    *hi_len = prefix_len;
+    while (*hi_len && hi[*hi_len - 1] == 0xff)
+        (*hi_len)--;
+    if (*hi_len)
+        hi[*hi_len - 1]++;
+    return 0;
 }
 
 int ts_scan_prefix(ts_store *s, const void *prefix, size_t prefix_len, ts_scan_fn fn, void *ctx)
 {
+    return ts_scan_time(s, prefix, prefix_len, INT64_MIN, INT64_MAX, fn, ctx);
+}
+
+int ts_scan_time(ts_store *s, const void *prefix, size_t prefix_len, int64_t from_ns,
+                 int64_t to_ns, ts_scan_fn fn, void *ctx)
+{
     uint8_t hi[TS_MAX_KEY_LEN];
-    size_t hi_len = prefix_len;
-    if (prefix_len == 0)
-        return ts_scan_range(s, NULL, 0, NULL, 0, fn, ctx);
-    if (prefix_len > TS_MAX_KEY_LEN)
-        return store__err(s, TS_EINVAL, "prefix longer than a key can be");
-    /* The first key after every key with this prefix: bump the last byte
-     * that is not 0xff and drop what follows it. */
-    memcpy(hi, prefix, prefix_len);
-    while (hi_len && hi[hi_len - 1] == 0xff)
-        hi_len--;
-    if (hi_len)
-        hi[hi_len - 1]++;
-    return ts_scan_range(s, prefix, prefix_len, hi_len ? hi : NULL, hi_len, fn, ctx);
+    size_t hi_len = 0;
+    window w = {.on = from_ns != INT64_MIN || to_ns != INT64_MAX, .from = from_ns, .to = to_ns};
+    int rc = prefix_bounds(s, prefix, prefix_len, hi, &hi_len);
+    if (rc)
+        return rc;
+    if (w.on && from_ns >= to_ns)
+        return 0;
+    return scan(s, prefix_len ? prefix : NULL, prefix_len, hi_len ? hi : NULL, hi_len, &w, fn,
+                ctx);
+}
+
+/* The position of an entry in commit order inside one file: records and
+ * frames lie in seq order, and so do the records of a frame. */
+static int later(uint64_t off_a, uint32_t ord_a, uint64_t off_b, uint32_t ord_b)
+{
+    return off_a > off_b || (off_a == off_b && ord_a > ord_b);
+}
+
+int ts_latest(ts_store *s, const void *prefix, size_t prefix_len, ts_tensor **out)
+{
+    uint8_t hi[TS_MAX_KEY_LEN], *key = NULL;
+    char path[STORE_PATH_MAX];
+    size_t hi_len = 0;
+    sst_iter *it = NULL;
+    loc l = {0};
+    int rc, found = 0;
+    *out = NULL;
+    if ((rc = prefix_bounds(s, prefix, prefix_len, hi, &hi_len)))
+        return rc;
+    if (!(key = malloc(TS_MAX_KEY_LEN)) || !(it = malloc(sizeof(*it)))) {
+        rc = store__err(s, TS_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Every MemTable seq is above every SST's, and newer SSTs hold higher
+     * seqs: the first source holding the prefix holds the answer, and no
+     * newer version of that key can exist in a source checked before. */
+    const mt_entry *best = NULL;
+    for (size_t i = 0; i < s->mt.n; i++) {
+        const mt_entry *e = &s->mt.entries[i];
+        if (e->key_len >= prefix_len && !memcmp(mt_key(&s->mt, e), prefix, prefix_len) &&
+            (!best || e->seq > best->seq))
+            best = e;
+    }
+    if (best) {
+        memcpy(key, mt_key(&s->mt, best), best->key_len);
+        wal_loc(s, best, &l, path);
+        found = best->key_len;
+    }
+    for (size_t i = s->n_ssts; !found && i-- > 0;) {
+        sst *t = &s->ssts[i];
+        for (sst_iter_seek(it, t, prefix_len ? prefix : NULL, prefix_len);
+             sst_iter_valid(it) && (!hi_len || mt_key_cmp(it->e.key, it->e.key_len, hi, hi_len) < 0);
+             sst_iter_next(it)) {
+            if (!found || later(it->e.rec_off, it->e.ord, l.rec_off, l.ord)) {
+                if ((rc = sst_loc(s, t, &it->e, &l)))
+                    goto out;
+                memcpy(key, it->e.key, it->e.key_len);
+                found = it->e.key_len;
+            }
+        }
+    }
+    if (!found)
+        rc = store__err(s, TS_ENOTFOUND, "no tensor under that prefix");
+    else
+        rc = read_tensor(s, &l, key, (size_t)found, UINT64_MAX, out);
+out:
+    free(key);
+    free(it);
+    return rc;
 }
 
 /* ---- verify ----------------------------------------------------------- */
@@ -402,7 +678,7 @@ static int verify_segment(vctx *v, int fd, const char *path, uint64_t end)
     uint64_t no, base;
     seg_result res;
     int rc = plat_read_exact(v->s->vfs, fd, hdr, sizeof(hdr), 0);
-    if (rc == -ENODATA || (!rc && seg_hdr_parse(hdr, &no, &base))) {
+    if (rc == -ENODATA || (!rc && seg_hdr_parse(hdr, &no, &base, NULL))) {
         report(v, "%s: offset 0: bad segment header", path);
         return 0;
     }
@@ -431,14 +707,18 @@ int ts_verify(ts_store *s, ts_verify_fn fn, void *ctx, uint64_t *n_bad)
             break;
         /* Every index entry must lead to an intact record of its key (when
          * the records themselves were damaged that is already reported). */
-        for (uint32_t j = 0; v.bad == bad_before && j < t->f.n_entries; j++) {
-            sst_entry e;
+        sst_iter *it = malloc(sizeof(*it));
+        if (!it) {
+            rc = store__err(s, TS_ENOMEM, "out of memory");
+            break;
+        }
+        for (sst_iter_seek(it, t, NULL, 0); v.bad == bad_before && sst_iter_valid(it);
+             sst_iter_next(it)) {
             loc l;
             ts_tensor *tt = NULL;
-            sst_entry_at(t, j, &e);
-            if ((rc = sst_loc(s, t, &e, &l)))
+            if ((rc = sst_loc(s, t, &it->e, &l)))
                 break;
-            rc = read_tensor(s, &l, e.key, e.key_len, UINT64_MAX, &tt);
+            rc = read_tensor(s, &l, it->e.key, it->e.key_len, UINT64_MAX, &tt);
             ts_tensor_free(tt);
             if (rc == TS_ECORRUPT) {
                 report(&v, "%s", s->err);
@@ -447,6 +727,7 @@ int ts_verify(ts_store *s, ts_verify_fn fn, void *ctx, uint64_t *n_bad)
             if (rc)
                 break;
         }
+        free(it);
     }
     if (!rc && s->wal_fd >= 0) {
         store__file_path(s, "wal", s->wal_no, path);

@@ -186,6 +186,7 @@ void rec_batch_encode(const batch_hdr *b, uint8_t out[32])
     put32(out + 4, b->n_records);
     put64(out + 8, b->body_len);
     put64(out + 16, b->first_seq);
+    put32(out + 24, b->kind);
     put32(out + 28, crc32c(out, 28));
 }
 
@@ -196,7 +197,10 @@ int rec_batch_parse(const uint8_t in[32], batch_hdr *b)
     b->n_records = get32(in + 4);
     b->body_len = get64(in + 8);
     b->first_seq = get64(in + 16);
-    if (b->n_records == 0 || b->body_len < (uint64_t)b->n_records * FMT_REC_FIXED_LEN)
+    b->kind = get32(in + 24);
+    if (b->n_records == 0 || b->kind > FMT_BATCH_PACKED || b->body_len % FMT_ALIGN ||
+        (b->kind == FMT_BATCH_PLAIN && b->body_len < (uint64_t)b->n_records * FMT_REC_FIXED_LEN) ||
+        (b->kind == FMT_BATCH_PACKED && b->body_len < (uint64_t)b->n_records * 2))
         return TS_ECORRUPT;
     return 0;
 }
@@ -211,12 +215,15 @@ void seg_hdr_encode(uint64_t file_no, uint64_t base_seq, uint8_t out[32])
     put32(out + 28, crc32c(out, 28));
 }
 
-int seg_hdr_parse(const uint8_t in[32], uint64_t *file_no, uint64_t *base_seq)
+int seg_hdr_parse(const uint8_t in[32], uint64_t *file_no, uint64_t *base_seq, uint32_t *version)
 {
+    uint32_t v = get32(in + 24);
     if (memcmp(in, FMT_SEG_MAGIC, 8) || crc32c(in, 28) != get32(in + 28) ||
-        get32(in + 24) != FMT_VERSION)
+        (v != FMT_VERSION && v != FMT_VERSION_V1))
         return TS_ECORRUPT;
     *file_no = get64(in + 8);
     *base_seq = get64(in + 16);
+    if (version)
+        *version = v;
     return 0;
 }

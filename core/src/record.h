@@ -63,14 +63,16 @@ typedef struct batch_hdr {
     uint32_t n_records;
     uint64_t body_len;
     uint64_t first_seq;
+    uint32_t kind;         /* FMT_BATCH_PLAIN or FMT_BATCH_PACKED */
 } batch_hdr;
 
 void rec_batch_encode(const batch_hdr *b, uint8_t out[32]);
-/* 0 or TS_ECORRUPT (bad magic or checksum). */
+/* 0 or TS_ECORRUPT (bad magic, checksum or fields). */
 int rec_batch_parse(const uint8_t in[32], batch_hdr *b);
 
 /* Segment file header: its number and the seq its first record will get. */
 void seg_hdr_encode(uint64_t file_no, uint64_t base_seq, uint8_t out[32]);
-int seg_hdr_parse(const uint8_t in[32], uint64_t *file_no, uint64_t *base_seq);
+/* Accepts format versions 1 and 2; *version (may be NULL) says which. */
+int seg_hdr_parse(const uint8_t in[32], uint64_t *file_no, uint64_t *base_seq, uint32_t *version);
 
 #endif

@@ -4,6 +4,7 @@
 #include "seg.h"
 
 #include "format.h"
+#include "pack.h"
 #include "record.h"
 
 #include "embeddb/tensor_store.h"
@@ -148,6 +149,112 @@ static int check_record(scanner *sc, uint64_t off, uint64_t body_end, uint64_t f
     return 0;
 }
 
+static int add_key(scanner *sc, size_t *n_keys, const uint8_t *key, size_t len)
+{
+    int rc = grow((void **)&sc->keys, &sc->keys_cap, *n_keys + len, 1);
+    if (!rc) {
+        memcpy(sc->keys + *n_keys, key, len);
+        *n_keys += len;
+    }
+    return rc;
+}
+
+/* Verifies the plain records of the batch at [r, body_end). 0, a negative
+ * error, or 1 with *why (and *incomplete). */
+static int check_plain(scanner *sc, uint64_t r, uint64_t body_end, uint64_t end,
+                       const batch_hdr *b, size_t *n_keys, const char **why, int *incomplete)
+{
+    for (uint32_t i = 0; i < b->n_records; i++) {
+        rec_meta m;
+        if (r >= body_end) {
+            *why = "batch holds fewer records than it says";
+            return 1;
+        }
+        int rc = check_record(sc, r, body_end, end, b->first_seq + i, &m, why, incomplete);
+        if (rc)
+            return rc;
+        sc->recs[i] = (seg_rec){.off = r, .seq = m.seq, .ts = m.timestamp_ns,
+                                .rec_len = (uint32_t)m.rec_len, .hdr_len = m.hdr_len,
+                                .key_off = *n_keys, .key_len = m.key_len, .dtype = m.dtype};
+        if ((rc = add_key(sc, n_keys, m.key, m.key_len)))
+            return rc;
+        r += m.rec_len;
+    }
+    if (r != body_end) {
+        *why = "batch length does not match its records";
+        return 1;
+    }
+    return 0;
+}
+
+/* Verifies the frames of a packed batch at [r, body_end): each frame's
+ * checksum, records numbered on from the batch's first_seq, exactly
+ * n_records of them, then zero padding. Same results as check_plain. */
+static int check_packed(scanner *sc, uint64_t r, uint64_t body_end, const batch_hdr *b,
+                        size_t *n_keys, const char **why)
+{
+    uint32_t n = 0;
+    int rc = 0;
+    while (r < body_end && body_end - r >= FMT_ALIGN && n < b->n_records) {
+        /* Frames are mostly about 4 KiB: read 8 KiB, and more only when the
+         * length field (bounded first) asks for it. */
+        size_t got = 0, want = 2 * FMT_FRAME_TARGET;
+        uint32_t flen = 0;
+        pack_dec d;
+        pack_rec pr;
+        if (want > body_end - r)
+            want = (size_t)(body_end - r);
+        if ((rc = grow((void **)&sc->hdr, &sc->hdr_cap, FMT_FRAME_MAX_LEN, 1)) ||
+            (rc = rd(sc, sc->hdr, want, r, &got)))
+            return rc;
+        if (got >= 4) {
+            uint64_t need = (uint64_t)get32(sc->hdr) + 4;
+            if (need > got && need <= FMT_FRAME_MAX_LEN && need <= body_end - r &&
+                (rc = rd(sc, sc->hdr, (size_t)need, r, &got)))
+                return rc;
+        }
+        rc = pack_open(&d, sc->hdr, got, &flen, why);
+        while (!rc && (rc = pack_next(&d, &pr, why)) == 0) {
+            if (n >= b->n_records || pr.seq != b->first_seq + n) {
+                *why = n >= b->n_records ? "batch holds more records than it says"
+                                         : "record sequence number out of order";
+                rc = TS_ECORRUPT;
+                break;
+            }
+            sc->recs[n++] = (seg_rec){.off = r, .seq = pr.seq, .ts = pr.timestamp_ns,
+                                      .rec_len = flen, .ord = pr.ord + 1, .key_off = *n_keys,
+                                      .key_len = pr.key_len, .dtype = pr.dtype};
+            if ((rc = add_key(sc, n_keys, pr.key, pr.key_len)))
+                break;
+        }
+        pack_close(&d);
+        if (rc == TS_ECORRUPT)
+            return 1;
+        if (rc != 1)
+            return rc;
+        r += flen;
+    }
+    if (n != b->n_records) {
+        *why = "batch holds fewer records than it says";
+        return 1;
+    }
+    /* What is left is the zero padding to a multiple of 8. */
+    uint8_t pad[FMT_ALIGN];
+    size_t got = 0;
+    if (body_end - r >= FMT_ALIGN) {
+        *why = "batch length does not match its records";
+        return 1;
+    }
+    if ((rc = rd(sc, pad, (size_t)(body_end - r), r, &got)))
+        return rc;
+    for (size_t i = 0; i < got; i++)
+        if (pad[i]) {
+            *why = "nonzero padding after the last frame";
+            return 1;
+        }
+    return 0;
+}
+
 int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_seq,
              seg_batch_fn fn, void *ctx, seg_result *res)
 {
@@ -188,28 +295,13 @@ int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_s
             uint64_t r = off + FMT_BATCH_HDR_LEN, body_end = r + b.body_len;
             if ((rc = grow((void **)&sc.recs, &sc.recs_cap, b.n_records, sizeof(seg_rec))))
                 goto out;
-            for (uint32_t i = 0; i < b.n_records && !why; i++) {
-                rec_meta m;
-                if (r >= body_end) {
-                    why = "batch holds fewer records than it says";
-                    break;
-                }
-                rc = check_record(&sc, r, body_end, end, b.first_seq + i, &m, &why, &incomplete);
-                if (rc < 0)
-                    goto out;
-                if (rc > 0)
-                    break;
-                if ((rc = grow((void **)&sc.keys, &sc.keys_cap, n_keys + m.key_len, 1)))
-                    goto out;
-                memcpy(sc.keys + n_keys, m.key, m.key_len);
-                sc.recs[i] = (seg_rec){.off = r, .seq = m.seq, .rec_len = (uint32_t)m.rec_len,
-                                       .hdr_len = m.hdr_len, .key_off = n_keys, .key_len = m.key_len};
-                n_keys += m.key_len;
-                r += m.rec_len;
-            }
+            if (b.kind == FMT_BATCH_PACKED)
+                rc = check_packed(&sc, r, body_end, &b, &n_keys, &why);
+            else
+                rc = check_plain(&sc, r, body_end, end, &b, &n_keys, &why, &incomplete);
+            if (rc < 0)
+                goto out;
             rc = 0;
-            if (!why && r != body_end)
-                why = "batch length does not match its records";
         }
         if (why) {
             int found = 0;

@@ -6,7 +6,8 @@
  * batch that is incomplete or damaged with nothing valid after it is a torn
  * tail (the writer died mid-write; cut it); a damaged batch followed by a
  * valid batch header is corruption (report file and offset). Memory use is
- * bounded by one record header plus one 1 MiB data window.
+ * bounded by one record header (or one packed frame) plus one 1 MiB data
+ * window, plus the keys of one batch.
  */
 #ifndef EMBEDDB_SEG_H
 #define EMBEDDB_SEG_H
@@ -17,12 +18,15 @@
 #include <stdint.h>
 
 typedef struct seg_rec {
-    uint64_t off;
+    uint64_t off;        /* record offset; packed: its frame's offset */
     uint64_t seq;
-    uint32_t rec_len;
-    uint32_t hdr_len;
+    int64_t ts;
+    uint32_t rec_len;    /* packed: the frame's length */
+    uint32_t hdr_len;    /* plain records */
+    uint32_t ord;        /* 0: plain; k + 1: record k of its frame */
     size_t key_off;      /* into the keys buffer handed to the callback */
     uint16_t key_len;
+    uint8_t dtype;
 } seg_rec;
 
 /* Called once per complete, verified batch. Return 0 to go on; any other

@@ -226,6 +226,8 @@ int store__add_sst(ts_store *s, sst *t)
     }
     s->ssts[i] = *t;
     s->n_ssts++;
+    t->ts_ranges = NULL;
+    t->bounds = NULL;
     /* Sequence numbers never go back: an SST adopted by recovery (a flush
      * sealed it, then the power went before the MANIFEST named it) holds
      * seqs above every SST the MANIFEST lists. */
@@ -400,25 +402,15 @@ static int open_sst(ts_store *s, uint64_t no, int *dirty)
     return rc;
 }
 
-typedef struct replay_ctx {
-    ts_store *s;
-    int fd;
-} replay_ctx;
-
 static int replay_batch(void *ctx, const seg_rec *recs, size_t n, const uint8_t *keys)
 {
-    replay_ctx *rc = ctx;
-    ts_store *s = rc->s;
-    uint8_t h[FMT_REC_FIXED_LEN];
+    ts_store *s = ctx;
     for (size_t i = 0; i < n; i++) {
-        /* The dtype byte feeds previews; the scan already checked the CRC. */
-        int e = plat_read_exact(s->vfs, rc->fd, h, sizeof(h), recs[i].off);
-        if (e)
-            return store__err(s, e, "pread(wal_%06" PRIu64 ".log): %s", s->wal_no, strerror(-e));
-        e = mt_put(&s->mt, keys + recs[i].key_off, recs[i].key_len, recs[i].off, recs[i].rec_len,
-                   recs[i].hdr_len, recs[i].seq, h[36]);
-        if (e)
-            return store__err(s, e, "out of memory replaying the WAL");
+        mt_entry e = {.rec_off = recs[i].off, .seq = recs[i].seq, .ts = recs[i].ts,
+                      .rec_len = recs[i].rec_len, .hdr_len = recs[i].hdr_len,
+                      .ord = recs[i].ord, .dtype = recs[i].dtype};
+        if (mt_put(&s->mt, keys + recs[i].key_off, recs[i].key_len, &e))
+            return store__err(s, TS_ENOMEM, "out of memory replaying the WAL");
     }
     return 0;
 }
@@ -503,7 +495,7 @@ static int open_wal(ts_store *s, int *dirty)
     rc = plat_read_exact(s->vfs, s->wal_fd, hdr, sizeof(hdr), 0);
     if (rc)
         return store__err(s, rc, "pread(%s): %s", path, strerror(-rc));
-    if (seg_hdr_parse(hdr, &file_no, &base_seq) || file_no != s->wal_no) {
+    if (seg_hdr_parse(hdr, &file_no, &base_seq, &s->wal_version) || file_no != s->wal_no) {
         /* A flush creates the next segment without syncing its header: the
          * first batch's fdatasync makes it durable. A bad header with no
          * batch after it therefore held nothing acknowledged. */
@@ -518,11 +510,11 @@ static int open_wal(ts_store *s, int *dirty)
         goto fresh;
     }
     s->wal_base_seq = base_seq;
-    replay_ctx ctx = {s, s->wal_fd};
-    rc = seg_scan(s->vfs, s->wal_fd, FMT_SEG_HDR_LEN, st.size, base_seq, replay_batch, &ctx, &res);
+    rc = seg_scan(s->vfs, s->wal_fd, FMT_SEG_HDR_LEN, st.size, base_seq, replay_batch, s, &res);
     if (rc)
         return store__err(s, rc, "%s: replay failed: %s", path, s->err[0] ? s->err : ts_strerror(rc));
     s->wal_end = res.good_end;
+    s->mt.bytes = res.good_end - FMT_SEG_HDR_LEN;
     s->next_seq = res.last_seq + 1; /* recover() checks it against the SSTs */
     if (res.status == SEG_CORRUPT && !s->opts.salvage)
         return store__err(s, TS_ECORRUPT,
@@ -549,6 +541,7 @@ static int open_wal(ts_store *s, int *dirty)
 fresh:
     s->wal_base_seq = s->next_seq;
     s->wal_end = FMT_SEG_HDR_LEN;
+    s->wal_version = FMT_VERSION;
     if (s->opts.read_only)
         return 0;
     rc = store__create_wal(s, s->wal_no, s->next_seq, 1, &s->wal_fd);
@@ -642,6 +635,8 @@ static int raise_seq(ts_store *s, uint64_t floor)
     }
     s->next_seq = s->wal_base_seq = floor;
     s->wal_end = FMT_SEG_HDR_LEN;
+    s->wal_version = FMT_VERSION;
+    s->mt.bytes = 0;
     return 0;
 }
 
@@ -713,6 +708,11 @@ finish:
             store__err(s, 0, "%s: sequence numbers raised from %" PRIu64 " to %" PRIu64
                        " (the open segment continued below a sealed one)", s->dir, was, floor);
     }
+    /* A store written in format version 1: its open segment may only hold
+     * plain batches, so it is sealed (with a version 2 index) and the next
+     * one is written in version 2. An empty one is just started again. */
+    if (!rc && s->wal_version == FMT_VERSION_V1)
+        rc = raise_seq(s, s->next_seq);
 out:
     free(live);
     return rc;

@@ -27,6 +27,7 @@ struct ts_store {
     uint64_t wal_no;
     uint64_t wal_base_seq;  /* seq of the segment's first record */
     uint64_t wal_end;       /* append offset = end of the last valid batch */
+    uint32_t wal_version;   /* format version of the open segment's header */
     memtable mt;
     sst *ssts;              /* live SSTs, ascending file number */
     size_t n_ssts, cap_ssts;
@@ -35,8 +36,8 @@ struct ts_store {
     uint64_t next_seq;
     int failed;             /* poisoned by a failed fsync/write/rename */
     ts_stats st;            /* counters; contents fields filled on demand */
-    void *scratch[6];       /* per-batch work buffers, reused (write.c) */
-    size_t scratch_cap[6];
+    void *scratch[8];       /* per-batch work buffers, reused (write.c) */
+    size_t scratch_cap[8];
     char err[1024];
 };
 

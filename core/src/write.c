@@ -2,10 +2,14 @@
  * write.c -- the write path: ts_save_batch appends one batch frame to the
  * WAL and makes it durable; ts_flush seals the segment into an SST.
  *
- * The hot path copies no tensor bytes: the frame goes out as one pwritev
- * whose iovecs point at the caller's data between the encoded headers, and
- * the MemTable only remembers offsets. Checksumming is the only pass over
- * the data (crc32c_blocks, about 30 GB/s with the CPU's CRC instruction).
+ * Two batch kinds (FORMAT.md). A batch whose tensors all hold at most
+ * FMT_PACK_MAX_DATA bytes is packed: its records are encoded into frames in
+ * one buffer (small tensors are copied once, into it) and go out as one
+ * pwrite. Any other batch is plain, and copies no tensor bytes: it goes out
+ * as one pwritev whose iovecs point at the caller's data between the
+ * encoded headers, checksummed in the only pass over the data (crc32c_jobs,
+ * about 30 GB/s with the CPU's CRC instruction). Either way the MemTable
+ * only remembers offsets.
  *
  * Failure policy: a write that fails before the fdatasync is cut back off
  * the file and reported (ENOSPC stays ENOSPC and the store stays usable);
@@ -16,6 +20,7 @@
 #include "store_int.h"
 
 #include "format.h"
+#include "pack.h"
 #include "record.h"
 
 #include <inttypes.h>
@@ -65,21 +70,38 @@ static const char *why_invalid(const ts_tensor *t, int rc)
     return "data length does not match shape x dtype size";
 }
 
+/* Upper bound of a key's share of a sealed index: the key in full (prefix
+ * compression is not counted on), its varints, the restart and time tables,
+ * and a frame table entry for each key (more than there are frames). */
+#define INDEX_COST_PER_KEY (24u + FMT_IDX2_FRAME_LEN)
+
 int ts_batch_cost(const ts_tensor *const *tensors, size_t n, uint64_t *bytes)
 {
-    uint64_t total = n ? FMT_BATCH_HDR_LEN : 0;
+    uint64_t total = n ? FMT_BATCH_HDR_LEN : 0, body = 0;
+    int64_t *ts = NULL;
+    int rc = 0;
     *bytes = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t hlen;
         uint64_t rec_len;
-        int rc = rec_size(tensors[i], &hlen, &rec_len);
+        if ((rc = rec_size(tensors[i], &hlen, &rec_len)))
+            return rc;
+        body += rec_len;
+        total += tensors[i]->key_len + INDEX_COST_PER_KEY;
+    }
+    if (pack_eligible(tensors, n)) {
+        /* Timestamp deltas take at most 10 bytes each: measure with the
+         * worst ones so the bound holds whatever the clock says. */
+        if (!(ts = malloc(n * sizeof(*ts))))
+            return TS_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            ts[i] = i % 2 ? 0 : INT64_MIN;
+        rc = pack_encode(tensors, ts, n, UINT64_MAX - n, NULL, &body, NULL);
+        free(ts);
         if (rc)
             return rc;
-        /* The record, then at seal an index entry and the key in its heap
-         * (padded to 8 at the end of the heap: counted per key, generously). */
-        total += rec_len + FMT_IDX_ENTRY_LEN + fmt_align8(tensors[i]->key_len);
     }
-    *bytes = total;
+    *bytes = total + body;
     return 0;
 }
 
@@ -150,29 +172,95 @@ int ts_save(ts_store *s, const ts_tensor *t)
     return ts_save_batch(s, &t, 1);
 }
 
+/* Encodes a packed batch (header + frames) into scratch: one iovec. */
+static int encode_packed(ts_store *s, const ts_tensor *const *tensors, size_t n,
+                         const int64_t *ts, pack_loc *locs, struct iovec *iov, uint64_t *body)
+{
+    uint8_t *buf;
+    int rc = pack_encode(tensors, ts, n, s->next_seq, NULL, body, NULL);
+    if (rc || *body > SIZE_MAX - FMT_BATCH_HDR_LEN)
+        return store__err(s, TS_EOVERFLOW, "batch too large");
+    if (!(buf = scratch(s, 3, (size_t)(FMT_BATCH_HDR_LEN + *body))))
+        return store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
+    batch_hdr bh = {.n_records = (uint32_t)n, .body_len = *body, .first_seq = s->next_seq,
+                    .kind = FMT_BATCH_PACKED};
+    rec_batch_encode(&bh, buf);
+    pack_encode(tensors, ts, n, s->next_seq, buf + FMT_BATCH_HDR_LEN, body, locs);
+    *iov = (struct iovec){buf, (size_t)(FMT_BATCH_HDR_LEN + *body)};
+    return 0;
+}
+
+/* Encodes a plain batch: iovecs for the headers, the caller's data and the
+ * padding; the data checksums run here. hlen[] from rec_size. */
+static int encode_plain(ts_store *s, const ts_tensor *const *tensors, size_t n,
+                        const int64_t *ts, const uint32_t *hlen, uint64_t body,
+                        struct iovec *iov, size_t *niov)
+{
+    uint64_t hbytes = FMT_BATCH_HDR_LEN;
+    size_t n_blocks = 0, n_jobs = 0;
+    for (size_t i = 0; i < n; i++) {
+        hbytes += hlen[i];
+        n_blocks += rec_n_blocks(tensors[i]->data_len);
+    }
+    if (hbytes > SIZE_MAX / 2)
+        return store__err(s, TS_EOVERFLOW, "batch too large");
+    uint8_t *hbuf = scratch(s, 3, (size_t)hbytes);
+    crc32c_job *jobs = scratch(s, 4, (n_blocks + 1) * sizeof(*jobs));
+    if (!hbuf || !jobs)
+        return store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
+    batch_hdr bh = {.n_records = (uint32_t)n, .body_len = body, .first_seq = s->next_seq,
+                    .kind = FMT_BATCH_PLAIN};
+    rec_batch_encode(&bh, hbuf);
+    *niov = 0;
+    iov[(*niov)++] = (struct iovec){hbuf, FMT_BATCH_HDR_LEN};
+    uint8_t *h = hbuf + FMT_BATCH_HDR_LEN;
+    for (size_t i = 0; i < n; i++) {
+        const ts_tensor *t = tensors[i];
+        rec_encode_begin(t, s->next_seq + i, ts[i], h, hlen[i], jobs, &n_jobs);
+        /* Merge each header into the previous iovec when contiguous. */
+        if (i == 0)
+            iov[0].iov_len += hlen[0];
+        else
+            iov[(*niov)++] = (struct iovec){h, hlen[i]};
+        if (t->data_len)
+            iov[(*niov)++] = (struct iovec){(void *)t->data, t->data_len};
+        if (t->data_len % FMT_ALIGN)
+            iov[(*niov)++] = (struct iovec){(void *)zeros, FMT_ALIGN - t->data_len % FMT_ALIGN};
+        h += hlen[i];
+    }
+    /* The only pass over the tensor bytes before the kernel copies them. */
+    crc32c_jobs(jobs, n_jobs);
+    h = hbuf + FMT_BATCH_HDR_LEN;
+    for (size_t i = 0; i < n; i++) {
+        rec_encode_finish(h, hlen[i]);
+        h += hlen[i];
+    }
+    return 0;
+}
+
 int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
 {
-    uint8_t *hbuf = NULL;
     struct iovec *iov = NULL;
-    size_t *hoff = NULL;
     uint32_t *hlen = NULL;
-    crc32c_job *jobs = NULL;
-    size_t n_jobs = 0, n_blocks = 0;
-    uint64_t hbytes = FMT_BATCH_HDR_LEN, body = 0, keys = 0;
-    size_t niov = 0;
+    int64_t *ts = NULL;
+    pack_loc *locs = NULL;
+    uint64_t body = 0, keys = 0;
+    size_t niov = 1;
     int rc = store__check_writable(s);
     if (rc || n == 0)
         return rc;
     if (n > UINT32_MAX / 4)
         return store__err(s, TS_EINVAL, "batch of %zu tensors is too large", n);
-    hoff = scratch(s, 0, n * sizeof(*hoff));
     hlen = scratch(s, 1, n * sizeof(*hlen));
     iov = scratch(s, 2, (3 * n + 1) * sizeof(*iov)); /* header, data, pad each */
-    if (!hoff || !hlen || !iov) {
+    ts = scratch(s, 6, n * sizeof(*ts));
+    locs = scratch(s, 7, n * sizeof(*locs));
+    if (!hlen || !iov || !ts || !locs) {
         rc = store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
         goto out;
     }
     /* Validate everything before writing anything. */
+    int64_t now = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t rec_len;
         rc = rec_size(tensors[i], &hlen[i], &rec_len);
@@ -180,15 +268,15 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
             store__err(s, rc, "tensor %zu of the batch rejected: %s", i, why_invalid(tensors[i], rc));
             goto out;
         }
-        hoff[i] = (size_t)hbytes;
-        hbytes += hlen[i];
         body += rec_len;
         keys += tensors[i]->key_len;
-        n_blocks += rec_n_blocks(tensors[i]->data_len);
-        if (body > (UINT64_MAX >> 2) || hbytes > SIZE_MAX / 2) {
+        if (body > (UINT64_MAX >> 2)) {
             rc = store__err(s, TS_EOVERFLOW, "batch too large");
             goto out;
         }
+        ts[i] = tensors[i]->timestamp_ns;
+        if (!ts[i])
+            ts[i] = now ? now : (now = plat_now_ns());
     }
     if (s->opts.insert_only && (rc = check_new_keys(s, tensors, n)))
         goto out;
@@ -196,36 +284,13 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
         store__err(s, rc, "out of memory indexing a batch of %zu", n);
         goto out;
     }
-    hbuf = scratch(s, 3, (size_t)hbytes);
-    jobs = scratch(s, 4, (n_blocks + 1) * sizeof(*jobs));
-    if (!hbuf || !jobs) {
-        rc = store__err(s, TS_ENOMEM, "out of memory for a batch of %zu", n);
+    int packed = pack_eligible(tensors, n);
+    if (packed)
+        rc = encode_packed(s, tensors, n, ts, locs, iov, &body);
+    else
+        rc = encode_plain(s, tensors, n, ts, hlen, body, iov, &niov);
+    if (rc)
         goto out;
-    }
-    int64_t now = 0;
-    batch_hdr bh = {.n_records = (uint32_t)n, .body_len = body, .first_seq = s->next_seq};
-    rec_batch_encode(&bh, hbuf);
-    iov[niov++] = (struct iovec){hbuf, FMT_BATCH_HDR_LEN};
-    for (size_t i = 0; i < n; i++) {
-        const ts_tensor *t = tensors[i];
-        int64_t ts = t->timestamp_ns;
-        if (!ts)
-            ts = now ? now : (now = plat_now_ns());
-        rec_encode_begin(t, s->next_seq + i, ts, hbuf + hoff[i], hlen[i], jobs, &n_jobs);
-        /* Merge each header into the previous iovec when contiguous. */
-        if (i == 0)
-            iov[0].iov_len += hlen[0];
-        else
-            iov[niov++] = (struct iovec){hbuf + hoff[i], hlen[i]};
-        if (t->data_len)
-            iov[niov++] = (struct iovec){(void *)t->data, t->data_len};
-        if (t->data_len % FMT_ALIGN)
-            iov[niov++] = (struct iovec){(void *)zeros, FMT_ALIGN - t->data_len % FMT_ALIGN};
-    }
-    /* The only pass over the tensor bytes before the kernel copies them. */
-    crc32c_jobs(jobs, n_jobs);
-    for (size_t i = 0; i < n; i++)
-        rec_encode_finish(hbuf + hoff[i], hlen[i]);
     rc = write_iov(s, iov, niov, s->wal_end);
     if (rc) {
         cut_back(s, rc, "pwritev");
@@ -242,17 +307,26 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
     uint64_t off = s->wal_end + FMT_BATCH_HDR_LEN;
     for (size_t i = 0; i < n; i++) {
         const ts_tensor *t = tensors[i];
-        uint32_t rec_len = (uint32_t)(hlen[i] + fmt_align8(t->data_len));
-        mt_put(&s->mt, t->key, t->key_len, off, rec_len, hlen[i], s->next_seq + i,
-               (uint8_t)t->dtype);
-        off += rec_len;
+        mt_entry e = {.seq = s->next_seq + i, .ts = ts[i], .dtype = (uint8_t)t->dtype};
+        if (packed) {
+            e.rec_off = off + locs[i].frame_off;
+            e.rec_len = locs[i].frame_len;
+            e.ord = locs[i].ord + 1;
+        } else {
+            e.rec_off = off;
+            e.rec_len = (uint32_t)(hlen[i] + fmt_align8(t->data_len));
+            e.hdr_len = hlen[i];
+            off += e.rec_len;
+        }
+        mt_put(&s->mt, t->key, t->key_len, &e);
         s->st.payload_bytes += t->data_len;
     }
-    s->wal_end = off;
+    s->wal_end += FMT_BATCH_HDR_LEN + body;
+    s->mt.bytes += FMT_BATCH_HDR_LEN + body;
     s->next_seq += n;
     s->st.batches++;
     s->st.tensors_saved += n;
-    if (s->mt.bytes >= s->opts.memtable_max) {
+    if (s->mt.bytes >= s->opts.memtable_max || mt_ram(&s->mt) >= s->opts.memtable_max / 4) {
         /* The batch is durable whatever happens here; a failed flush leaves
          * its message in ts_errmsg and is retried after the next batch. */
         ts_flush(s, NULL, 0, NULL);
@@ -316,6 +390,13 @@ int ts_flush(ts_store *s, char *sst_name, size_t sst_name_len, uint64_t *n_out)
         goto out;
     }
     buf = NULL;
+    const char *why = NULL;
+    if ((rc = sst_adopt(&t, &why))) {
+        /* A corrupt index here is a bug of sst_build: the file is durable
+         * and reopening reports it; nothing more may be written. */
+        rc = store__fail(s, rc, "%s: %s", path, why);
+        goto out;
+    }
     if ((rc = store__add_sst(s, &t))) {
         s->failed = 1;
         goto out;
@@ -334,6 +415,7 @@ int ts_flush(ts_store *s, char *sst_name, size_t sst_name_len, uint64_t *n_out)
     s->wal_no++;
     s->wal_base_seq = s->next_seq;
     s->wal_end = FMT_SEG_HDR_LEN;
+    s->wal_version = FMT_VERSION;
     mt_clear(&s->mt);
     s->st.flushes++;
 out:
@@ -343,6 +425,8 @@ out:
         s->vfs->close(s->vfs, t.fd);
     free(t.path);
     free(t.index);
+    free(t.ts_ranges);
+    free(t.bounds);
     free(buf);
     free(order);
     return rc;

@@ -102,24 +102,42 @@ static void test_batch_header_detects_damage(void **state)
 {
     (void)state;
     uint8_t h[32];
-    batch_hdr b = {.n_records = 3, .body_len = 9000, .first_seq = 41}, out;
+    batch_hdr b = {.n_records = 3, .body_len = 9004, .first_seq = 41}, out;
+    /* Bodies are whole multiples of 8. */
+    rec_batch_encode(&b, h);
+    assert_int_equal(rec_batch_parse(h, &out), TS_ECORRUPT);
+    b.body_len = 9008;
     rec_batch_encode(&b, h);
     assert_int_equal(rec_batch_parse(h, &out), 0);
     assert_int_equal(out.n_records, 3);
-    assert_int_equal(out.body_len, 9000);
+    assert_int_equal(out.body_len, 9008);
+    assert_int_equal(out.kind, FMT_BATCH_PLAIN);
     assert_int_equal(out.first_seq, 41);
     for (int i = 0; i < 32; i++) {
         h[i] ^= 0x01;
         assert_int_equal(rec_batch_parse(h, &out), TS_ECORRUPT);
         h[i] ^= 0x01;
     }
+    /* A packed batch's records may be as short as 2 bytes; no kind past 1. */
+    b = (batch_hdr){.n_records = 8, .body_len = 16, .first_seq = 1, .kind = FMT_BATCH_PACKED};
+    rec_batch_encode(&b, h);
+    assert_int_equal(rec_batch_parse(h, &out), 0);
+    assert_int_equal(out.kind, FMT_BATCH_PACKED);
+    b.n_records = 9;
+    rec_batch_encode(&b, h);
+    assert_int_equal(rec_batch_parse(h, &out), TS_ECORRUPT);
+    b = (batch_hdr){.n_records = 1, .body_len = 64, .first_seq = 1, .kind = 2};
+    rec_batch_encode(&b, h);
+    assert_int_equal(rec_batch_parse(h, &out), TS_ECORRUPT);
     uint64_t no = 0, base = 0;
+    uint32_t version = 0;
     seg_hdr_encode(12, 99, h);
-    assert_int_equal(seg_hdr_parse(h, &no, &base), 0);
+    assert_int_equal(seg_hdr_parse(h, &no, &base, &version), 0);
     assert_int_equal(no, 12);
     assert_int_equal(base, 99);
+    assert_int_equal(version, FMT_VERSION);
     h[9] ^= 1;
-    assert_int_equal(seg_hdr_parse(h, &no, &base), TS_ECORRUPT);
+    assert_int_equal(seg_hdr_parse(h, &no, &base, NULL), TS_ECORRUPT);
 }
 
 static void test_manifest_stores_ranges_and_rejects_damage(void **state)
@@ -160,9 +178,12 @@ static void test_memtable_sorted_view_and_overwrite(void **state)
     char key[16];
     for (int i = 999; i >= 0; i--) {
         int len = snprintf(key, sizeof(key), "k%03d", (i * 7) % 1000);
-        assert_int_equal(mt_put(&mt, (uint8_t *)key, (size_t)len, (uint64_t)i, 10, 8, (uint64_t)i, 3), 0);
+        mt_entry v = {.rec_off = (uint64_t)i, .rec_len = 10, .hdr_len = 8, .seq = (uint64_t)i,
+                      .dtype = 3};
+        assert_int_equal(mt_put(&mt, (uint8_t *)key, (size_t)len, &v), 0);
     }
-    assert_int_equal(mt_put(&mt, (const uint8_t *)"k005", 4, 5555, 10, 8, 2000, 3), 0);
+    mt_entry v = {.rec_off = 5555, .rec_len = 10, .hdr_len = 8, .seq = 2000, .dtype = 3};
+    assert_int_equal(mt_put(&mt, (const uint8_t *)"k005", 4, &v), 0);
     assert_int_equal(mt.n, 1000);
     const mt_entry *e = mt_get(&mt, (const uint8_t *)"k005", 4);
     assert_non_null(e);

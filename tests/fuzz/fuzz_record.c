@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         batch_hdr b;
         uint64_t no, base;
         rec_batch_parse(data, &b);
-        seg_hdr_parse(data, &no, &base);
+        seg_hdr_parse(data, &no, &base, NULL);
     }
     if (size >= 64) {
         sst_footer f;

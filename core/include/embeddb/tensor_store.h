@@ -268,6 +268,25 @@ int ts_scan_range(ts_store *s, const void *lo, size_t lo_len, const void *hi,
 int ts_scan_prefix(ts_store *s, const void *prefix, size_t prefix_len,
                    ts_scan_fn fn, void *ctx);
 
+/*
+ * Visits, in key order, every key starting with prefix whose newest
+ * version has a timestamp in [from_ns, to_ns). It reads only the records
+ * of index blocks (16 keys) whose time range meets the window, and skips
+ * SSTs whose time range misses it, so its cost follows the window, not the
+ * store (SSTs written by format version 1 carry no time ranges and are
+ * read whole). from_ns = INT64_MIN and to_ns = INT64_MAX: no window.
+ */
+int ts_scan_time(ts_store *s, const void *prefix, size_t prefix_len, int64_t from_ns,
+                 int64_t to_ns, ts_scan_fn fn, void *ctx);
+
+/*
+ * Loads the most recently saved tensor (highest seq) among the keys
+ * starting with prefix: what a dashboard shows for a topic. Checks the
+ * MemTable, then SSTs newest first, stopping at the first that holds the
+ * prefix. TS_ENOTFOUND when no key has it. *out as for ts_load.
+ */
+int ts_latest(ts_store *s, const void *prefix, size_t prefix_len, ts_tensor **out);
+
 /* ---- statistics and verification ------------------------------------ */
 typedef struct ts_stats {
     /* store contents */
