@@ -12,8 +12,12 @@
  * ts_flush (or reaching memtable_max bytes) seals the segment in place by
  * appending a sorted index and a footer and renaming it to an SST.
  *
+ * Small tensors (up to 1 KiB) are written packed: a few bytes of metadata
+ * each, in frames of about 4 KiB with one checksum (FORMAT.md, version 2).
+ *
  * Reads: ts_load returns the newest version of a key (MemTable first, then
- * SSTs newest first), verifying CRC32C; a point load costs one pread.
+ * SSTs newest first), verifying CRC32C; a point load costs one pread (of
+ * the record, or of the frame holding a small one).
  *
  * Errors: every function returns 0 or a negative TS_E* code (mirroring -errno
  * where one exists). ts_errmsg() describes the last failure on a store in
@@ -126,7 +130,10 @@ typedef struct ts_store ts_store;
 
 typedef struct ts_options {
     uint64_t memtable_max;   /* flush when the open segment holds this many
-                                record bytes (default 64 MiB; 0 = default) */
+                                record bytes, or when the MemTable's own
+                                index RAM (about 64 bytes + the key per
+                                tensor) reaches a quarter of it (default
+                                64 MiB; 0 = default) */
     int sync;                /* 1 (default): fdatasync every batch. 0: only
                                 at flush/close (a power cut may lose the
                                 batches since) */
@@ -169,9 +176,11 @@ int ts_validate(const ts_tensor *t);
 
 /* Bytes saving these n tensors as one batch adds to the store's files: the
  * batch frame and records in the WAL (headers, block checksums, padding,
- * data) plus their index entries when the segment is sealed. What a
- * caller budgeting flash should reserve; exact for the WAL part. 0, or the
- * ts_validate error of the first bad tensor. */
+ * data; or packed frames) plus their index entries when the segment is
+ * sealed. What a caller budgeting flash should reserve: an upper bound,
+ * exact for the WAL part of a plain batch (a packed one is measured with
+ * the longest timestamp deltas). 0, or the ts_validate error of the first
+ * bad tensor (TS_ENOMEM when measuring a packed batch finds no memory). */
 int ts_batch_cost(const ts_tensor *const *tensors, size_t n, uint64_t *bytes);
 
 /* Saves one tensor (a batch of one). */
