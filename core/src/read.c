@@ -98,100 +98,139 @@ static uint64_t elems_bytes(uint8_t dtype, uint64_t n)
     return es && n <= UINT64_MAX / es ? n * es : UINT64_MAX;
 }
 
-/* A packed record found in its frame: the decoder and the frame buffer it
- * borrows (release with frame_done). */
-typedef struct framed {
+/* The frame last read, with its decoder left after the record last asked
+ * for: a scan asks for the records of a frame mostly in order, so it reads
+ * each frame once and decodes it once. Only SST frames are kept (immutable;
+ * file numbers are never reused); a WAL frame is used once and dropped,
+ * since a cut-back append may rewrite its offset. */
+struct frame_cache {
+    uint64_t file_no, off;
+    uint32_t len;
+    int keep;               /* may serve the next request */
+    int open;               /* d is open over buf */
     uint8_t *buf;
+    size_t cap;
     pack_dec d;
-    pack_rec r;
-} framed;
+    pack_rec r;             /* the record d decoded last */
+};
 
-static void frame_done(framed *f)
+void store__frame_cache_free(ts_store *s)
 {
-    pack_close(&f->d);
-    free(f->buf);
-    f->buf = NULL;
+    if (s->fc) {
+        if (s->fc->open)
+            pack_close(&s->fc->d);
+        free(s->fc->buf);
+        free(s->fc);
+        s->fc = NULL;
+    }
 }
 
-/* Reads the frame at l and decodes it up to record l->ord - 1, checking the
- * frame's checksum and that the record holds key (when given). */
-static int frame_read(ts_store *s, const loc *l, const uint8_t *key, size_t key_len, framed *f)
+/* Reads the frame at l (or finds it cached) and decodes it up to record
+ * l->ord - 1, checking the frame's checksum and that the record holds key
+ * (when given). *r borrows the cache until the next call. */
+static int frame_read(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
+                      const pack_rec **r)
 {
+    struct frame_cache *c = s->fc;
     const char *why = NULL;
     uint32_t flen = 0;
-    int rc;
-    memset(f, 0, sizeof(*f));
-    if (!(f->buf = malloc(l->rec_len ? l->rec_len : 1)))
-        return store__err(s, TS_ENOMEM, "out of memory loading a %u-byte frame", l->rec_len);
-    rc = plat_read_exact(s->vfs, l->fd, f->buf, l->rec_len, l->rec_off);
-    if (rc == -ENODATA) {
-        why = "frame extends past the end of the file";
-        goto corrupt;
+    int rc = 0;
+    if (!c && !(c = s->fc = calloc(1, sizeof(*c))))
+        return store__err(s, TS_ENOMEM, "out of memory decoding a frame");
+    int cached = c->keep && c->open && c->file_no == l->file_no && c->off == l->rec_off &&
+                 c->len == l->rec_len;
+    c->keep = 0;
+    if (!cached) {
+        if (c->open)
+            pack_close(&c->d);
+        c->open = 0;
+        if (l->rec_len > c->cap) {
+            uint8_t *b = realloc(c->buf, l->rec_len);
+            if (!b)
+                return store__err(s, TS_ENOMEM, "out of memory loading a %u-byte frame",
+                                  l->rec_len);
+            c->buf = b;
+            c->cap = l->rec_len;
+        }
+        rc = plat_read_exact(s->vfs, l->fd, c->buf, l->rec_len, l->rec_off);
+        if (rc == -ENODATA) {
+            why = "frame extends past the end of the file";
+            goto corrupt;
+        }
+        if (rc)
+            return store__err(s, rc, "pread(%s, offset %" PRIu64 "): %s", l->path, l->rec_off,
+                              strerror(-rc));
     }
-    if (rc) {
-        store__err(s, rc, "pread(%s, offset %" PRIu64 "): %s", l->path, l->rec_off, strerror(-rc));
-        goto fail;
+    if (!cached || c->r.ord + 1 > l->ord) {
+        /* Not cached, or past the record wanted: decode from the start. */
+        if (c->open)
+            pack_close(&c->d);
+        c->open = 0;
+        rc = pack_open(&c->d, c->buf, l->rec_len, &flen, &why);
+        if (rc == TS_ENOMEM)
+            return store__err(s, rc, "out of memory decoding a frame");
+        if (rc)
+            goto corrupt;
+        c->open = 1;
+        if (flen != l->rec_len) {
+            why = "frame length differs from the index";
+            goto corrupt;
+        }
+        c->r.ord = UINT32_MAX;
     }
-    rc = pack_open(&f->d, f->buf, l->rec_len, &flen, &why);
-    if (rc == TS_ENOMEM) {
-        store__err(s, rc, "out of memory decoding a frame");
-        goto fail;
-    }
-    if (!rc && flen != l->rec_len) {
-        why = "frame length differs from the index";
-        rc = TS_ECORRUPT;
-    }
-    while (!rc && (rc = pack_next(&f->d, &f->r, &why)) == 0 && f->r.ord + 1 < l->ord)
+    while ((c->r.ord == UINT32_MAX || c->r.ord + 1 < l->ord) &&
+           (rc = pack_next(&c->d, &c->r, &why)) == 0)
         ;
     if (rc == 1)
         why = "index points past the frame's last record";
     if (rc)
         goto corrupt;
-    if (key && (f->r.key_len != key_len || memcmp(f->r.key, key, key_len))) {
+    if (key && (c->r.key_len != key_len || memcmp(c->r.key, key, key_len))) {
         why = "index points at a record of another key";
         goto corrupt;
     }
+    c->file_no = l->file_no;
+    c->off = l->rec_off;
+    c->len = l->rec_len;
+    c->keep = !l->in_mt;
+    *r = &c->r;
     return 0;
 corrupt:
-    rc = store__err(s, TS_ECORRUPT, "%s: frame at offset %" PRIu64 ": %s", l->path, l->rec_off,
-                    why);
-fail:
-    frame_done(f);
-    return rc;
+    if (c->open)
+        pack_close(&c->d);
+    c->open = 0;
+    return store__err(s, TS_ECORRUPT, "%s: frame at offset %" PRIu64 ": %s", l->path, l->rec_off,
+                      why);
 }
 
 /* Packed records: copies what the frame holds into one tensor allocation. */
 static int read_packed(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
                        uint64_t max_elems, ts_tensor **out)
 {
-    framed f;
-    int rc = frame_read(s, l, key, key_len, &f);
+    const pack_rec *r = NULL;
+    int rc = frame_read(s, l, key, key_len, &r);
     if (rc)
         return rc;
     size_t head = (sizeof(ts_tensor) + 15) & ~(size_t)15;
-    uint64_t max_data = elems_bytes(f.r.dtype, max_elems);
-    size_t data_len = f.r.data_len < max_data ? f.r.data_len : (size_t)max_data;
-    uint8_t *mem = malloc(head + f.r.data_len + f.r.key_len + f.r.name_len + 1);
-    if (!mem) {
-        rc = store__err(s, TS_ENOMEM, "out of memory loading a tensor");
-        goto out;
-    }
+    uint64_t max_data = elems_bytes(r->dtype, max_elems);
+    size_t data_len = r->data_len < max_data ? r->data_len : (size_t)max_data;
+    uint8_t *mem = malloc(head + r->data_len + r->key_len + r->name_len + 1);
+    if (!mem)
+        return store__err(s, TS_ENOMEM, "out of memory loading a tensor");
     ts_tensor *t = (ts_tensor *)(void *)mem;
-    uint8_t *data = mem + head, *k = data + f.r.data_len;
-    char *name = (char *)k + f.r.key_len;
-    memset(t, 0, sizeof(*t));
-    memcpy(data, f.r.data, f.r.data_len);
-    memcpy(k, f.r.key, f.r.key_len);
-    memcpy(name, f.r.name, f.r.name_len);
-    name[f.r.name_len] = 0;
-    *t = (ts_tensor){.key = k, .key_len = f.r.key_len, .name = name, .dtype = (ts_dtype)f.r.dtype,
-                     .ndim = f.r.ndim, .timestamp_ns = f.r.timestamp_ns, .data = data,
-                     .data_len = data_len, .seq = f.r.seq};
-    memcpy(t->shape, f.r.shape, sizeof(t->shape));
+    uint8_t *data = mem + head, *k = data + r->data_len;
+    char *name = (char *)k + r->key_len;
+    if (r->data_len)
+        memcpy(data, r->data, r->data_len);
+    memcpy(k, r->key, r->key_len);
+    memcpy(name, r->name, r->name_len);
+    name[r->name_len] = 0;
+    *t = (ts_tensor){.key = k, .key_len = r->key_len, .name = name, .dtype = (ts_dtype)r->dtype,
+                     .ndim = r->ndim, .timestamp_ns = r->timestamp_ns, .data = data,
+                     .data_len = data_len, .seq = r->seq};
+    memcpy(t->shape, r->shape, sizeof(t->shape));
     *out = t;
-out:
-    frame_done(&f);
-    return rc;
+    return 0;
 }
 
 /* Reads the record at l into a new tensor, returning at most max_elems
@@ -407,18 +446,17 @@ static int read_entry(ts_store *s, const loc *l, ts_entry *e, char *name, uint8_
     const char *why = NULL;
     int rc;
     if (l->ord) {
-        framed f;
-        if ((rc = frame_read(s, l, NULL, 0, &f)))
+        const pack_rec *r = NULL;
+        if ((rc = frame_read(s, l, NULL, 0, &r)))
             return rc;
-        memcpy(name, f.r.name, f.r.name_len);
-        name[f.r.name_len] = 0;
-        memcpy(key, f.r.key, f.r.key_len);
-        *e = (ts_entry){.key = key, .key_len = f.r.key_len, .name = name,
-                        .dtype = (ts_dtype)f.r.dtype, .ndim = f.r.ndim,
-                        .timestamp_ns = f.r.timestamp_ns, .data_len = f.r.data_len,
-                        .seq = f.r.seq, .file_no = l->file_no, .in_memtable = l->in_mt};
-        memcpy(e->shape, f.r.shape, sizeof(e->shape));
-        frame_done(&f);
+        memcpy(name, r->name, r->name_len);
+        name[r->name_len] = 0;
+        memcpy(key, r->key, r->key_len);
+        *e = (ts_entry){.key = key, .key_len = r->key_len, .name = name,
+                        .dtype = (ts_dtype)r->dtype, .ndim = r->ndim,
+                        .timestamp_ns = r->timestamp_ns, .data_len = r->data_len,
+                        .seq = r->seq, .file_no = l->file_no, .in_memtable = l->in_mt};
+        memcpy(e->shape, r->shape, sizeof(e->shape));
         return 0;
     }
     uint8_t *h = malloc(l->hdr_len);

@@ -770,6 +770,7 @@ int ts_close(ts_store *s)
     if (s->lock_fd >= 0)
         s->vfs->close(s->vfs, s->lock_fd);
     mt_free(&s->mt);
+    store__frame_cache_free(s);
     for (size_t i = 0; i < sizeof(s->scratch) / sizeof(s->scratch[0]); i++)
         free(s->scratch[i]);
     free(s->dir);

@@ -38,6 +38,7 @@ struct ts_store {
     ts_stats st;            /* counters; contents fields filled on demand */
     void *scratch[8];       /* per-batch work buffers, reused (write.c) */
     size_t scratch_cap[8];
+    struct frame_cache *fc; /* the last packed frame read (read.c) */
     char err[1024];
 };
 
@@ -69,6 +70,9 @@ int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int sync, int
 /* Writes MANIFEST.tmp (live SSTs except the first `skip` + wal_no), syncs
  * it and renames it over MANIFEST; the caller syncs the directory. */
 int store__write_manifest(ts_store *s, uint64_t wal_no, size_t skip);
+
+/* Frees the frame cache (read.c); at close. */
+void store__frame_cache_free(ts_store *s);
 
 /* 1 when key is in the MemTable or a live SST (read.c). */
 int store__has_key(ts_store *s, const uint8_t *key, size_t key_len);
