@@ -18,10 +18,12 @@
  * EMBEDDB_CRASH_SEED the first seed (default 1).
  */
 #include "../core/test_util.h"
+#include "../core/v1_fixture.h"
 
 #include "embeddb/plat_fault.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -456,6 +458,125 @@ static unsigned long raise_trial(unsigned crash_at)
     return used;
 }
 
+/* Copies the regular files of directory from into directory to. */
+static void copy_files(const char *from, const char *to)
+{
+    struct dirent *e;
+    char a[4400], b[4400], buf[65536];
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "README.md"))
+            continue;
+        snprintf(a, sizeof(a), "%s/%s", from, e->d_name);
+        snprintf(b, sizeof(b), "%s/%s", to, e->d_name);
+        FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+        assert_non_null(in);
+        assert_non_null(out);
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+            assert_int_equal(fwrite(buf, 1, n, out), n);
+        fclose(in);
+        assert_int_equal(fclose(out), 0);
+    }
+    closedir(d);
+}
+
+/* The format version in the header of dir's open WAL segment (-1: none). */
+static int wal_version(const char *dir)
+{
+    struct dirent *e;
+    char path[4400];
+    unsigned char h[32];
+    int v = -1;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, "wal_", 4) && strstr(e->d_name, ".log")) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            FILE *f = fopen(path, "rb");
+            assert_non_null(f);
+            if (fread(h, 1, sizeof(h), f) == sizeof(h))
+                v = h[24] | h[25] << 8;
+            fclose(f);
+        }
+    closedir(d);
+    return v;
+}
+
+/* A writable open of a format-1 store (tests/core/fixtures/v1/store: three
+ * SSTs and a WAL segment holding 11 tensors) seals its version-1 segment
+ * and starts a version-2 one (FORMAT.md recovery step 8). The power is cut
+ * at mutating call `crash_at` of that open (0: after it). Whatever the cut,
+ * the next open holds every fixture tensor with its bytes and its seq, is
+ * clean, hands out seqs above all of them and takes new (packed and plain)
+ * batches. Returns the number of mutating calls the open made. */
+static unsigned long upgrade_trial(unsigned crash_at)
+{
+    rig r;
+    char err[1024];
+    rig_init(&r, crash_at + 300);
+    assert_int_equal(mkdir(r.store, 0755), 0);
+    copy_files(V1_FIXTURES_DIR "/store", r.store);
+    unsigned long before = plat_fault_mutations(r.fv);
+    plat_fault_crash_at(r.fv, crash_at, 1);
+    int rc = rig_open(&r, 0, err, sizeof(err));
+    unsigned long used = plat_fault_mutations(r.fv) - before;
+    if (!plat_fault_crashed(r.fv)) {
+        if (rc)
+            fail_msg("upgrade open failed: %s", err);
+        assert_int_equal(plat_fault_crash(r.fv, 1), 0);
+    }
+    ts_close(r.s);
+    r.s = NULL;
+    plat_fault_revive(r.fv);
+    plat_fault_crash_at(r.fv, 0, 0);
+    if (rig_open(&r, 0, err, sizeof(err)))
+        fail_msg("crash at %u: reopen failed: %s", crash_at, err);
+    for (size_t i = 0; i < V1_N_WRITES; i++) {
+        v1_write w;
+        ts_tensor *t = NULL;
+        if (!v1_is_newest(i, V1_N_WRITES))
+            continue;
+        assert_int_equal(v1_write_make(i, &w), 0);
+        if (ts_load(r.s, w.t.key, w.t.key_len, &t))
+            fail_msg("crash at %u: fixture write %zu lost: %s", crash_at, i, ts_errmsg(r.s));
+        if (t->seq != v1_seq(i) || t->data_len != w.t.data_len ||
+            (w.t.data_len && memcmp(t->data, w.data, w.t.data_len)) ||
+            strcmp(t->name, w.t.name) || t->timestamp_ns != w.t.timestamp_ns)
+            fail_msg("crash at %u: fixture write %zu comes back changed", crash_at, i);
+        ts_tensor_free(t);
+        v1_write_free(&w);
+    }
+    uint64_t n_bad = 0;
+    if (ts_verify(r.s, NULL, NULL, &n_bad))
+        fail_msg("crash at %u: verify found %llu damaged items: %s", crash_at,
+                 (unsigned long long)n_bad, ts_errmsg(r.s));
+    if (next_seq(r.s) <= v1_seq(V1_N_WRITES - 1))
+        fail_msg("crash at %u: next_seq %llu does not rise above the fixture's", crash_at,
+                 (unsigned long long)next_seq(r.s));
+    if (wal_version(r.store) != 2)
+        fail_msg("crash at %u: the open segment is still version %d", crash_at,
+                 wal_version(r.store));
+    save_keyed_by_next_seq(r.s, "after upgrade");
+    assert_int_equal(save_batch(r.s, 2), 0); /* packed */
+    assert_int_equal(save_batch(r.s, 3), 0); /* mostly plain */
+    assert_int_equal(present(r.s, 2, 0), 1);
+    assert_int_equal(present(r.s, 3, 0), 1);
+    rig_free(&r);
+    return used;
+}
+
+static void test_power_cut_while_a_v1_store_is_upgraded_loses_nothing(void **state)
+{
+    (void)state;
+    unsigned long n = upgrade_trial(0);
+    assert_true(n >= 4);
+    for (unsigned k = 1; k <= n + 1; k++)
+        upgrade_trial(k);
+    print_message("%lu crash points through a v1 store's upgrade\n", n);
+}
+
 static void test_power_cut_during_seq_raise_never_reuses_seqs(void **state)
 {
     (void)state;
@@ -567,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_failed_rename_in_flush_recovers_on_reopen),
         cmocka_unit_test(test_power_cut_during_flush_keeps_sequence_numbers_rising),
         cmocka_unit_test(test_power_cut_during_seq_raise_never_reuses_seqs),
+        cmocka_unit_test(test_power_cut_while_a_v1_store_is_upgraded_loses_nothing),
         cmocka_unit_test(test_power_cut_at_random_points_keeps_acknowledged_prefix),
         cmocka_unit_test(test_power_cut_during_checkpoint_and_release_loses_nothing),
     };
