@@ -20,12 +20,14 @@
  * raw one write() of the batch's data bytes (payload only) + fdatasync() to
  * one file. LevelDB, LMDB and SQLite store the key and a value holding
  * what an EmbedDb record holds: name, dtype, shape, timestamp, then the data.
- * Only the save calls are timed (not generating the batch, open, flush or
- * close): tensors/s, and its ratio to raw.
+ * Only the save calls are timed (not generating the batch, open, the final
+ * flush or close; work an engine does inside a save, such as EmbedDb's
+ * flush at memtable_max, counts): tensors/s, and its ratio to raw.
  *
- * Bytes written per payload byte: the /proc/self/io write_bytes delta (pages
- * this process dirtied, all threads, so LevelDB's background compactions
- * count) from before open to after close -- what each engine writes by
+ * Bytes written per payload byte: the /proc/self/io write_bytes delta (page
+ * cache pages this process dirtied, 4 KiB each, all threads, so LevelDB's
+ * background compactions count; a page re-dirtied after each fdatasync
+ * counts each time, which is why raw exceeds 1 for small batches) from before open to after close -- what each engine writes by
  * itself until closed; nothing forces a compaction. For EmbedDb, which is
  * flushed before close so its data sits in SSTs, also its own count
  * (ts_stats.bytes_written: records, indexes, footers, MANIFESTs). Disk
