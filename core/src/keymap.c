@@ -131,16 +131,15 @@ static int put(keymap *m, const sst *ssts, const uint8_t *key, size_t key_len, u
     return 0;
 }
 
-/* Maps the entries of ssts[j] from entry `from` on (base[j] set). 0, or 1
- * with *stop at the first entry that did not fit. */
-static int put_sst(keymap *m, const sst *ssts, size_t j, uint32_t from, uint32_t *stop)
+/* Maps the entries of ssts[j] (base[j] set), in order with a cursor (an
+ * entry decoded on its own may cost a restart block). 0, or 1 with *stop
+ * at the first entry that did not fit. */
+static int put_sst(keymap *m, const sst *ssts, size_t j, uint32_t *stop)
 {
-    const sst *t = &ssts[j];
-    sst_entry e;
-    for (uint32_t i = from; i < t->f.n_entries; i++) {
-        sst_entry_at(t, i, &e);
-        if (put(m, ssts, e.key, e.key_len, m->base[j] + i)) {
-            *stop = i;
+    sst_iter it;
+    for (sst_iter_seek(&it, &ssts[j], NULL, 0); sst_iter_valid(&it); sst_iter_next(&it)) {
+        if (put(m, ssts, it.e.key, it.e.key_len, m->base[j] + it.i)) {
+            *stop = it.i;
             return 1;
         }
     }
@@ -209,7 +208,7 @@ static void build(keymap *m, const sst *ssts, size_t n, size_t keys)
             goto fail;
         m->n_slots = n_slots;
         size_t j = 0;
-        while (j < n && !put_sst(m, ssts, j, 0, &stop))
+        while (j < n && !put_sst(m, ssts, j, &stop))
             j++;
         if (j == n)
             return;
@@ -249,7 +248,7 @@ void keymap_add(keymap *m, const sst *ssts, size_t n)
         give_up(m);
         return;
     }
-    if (m->n_slots && !put_sst(m, ssts, n - 1, 0, &stop))
+    if (m->n_slots && !put_sst(m, ssts, n - 1, &stop))
         return;
     /* The table is missing or full: rebuild it bigger, sized for what is
      * mapped plus the entries not placed yet (an upper bound). */

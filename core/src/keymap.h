@@ -10,7 +10,10 @@
  * key's newest index entry, numbered across the live SSTs in list order
  * (ssts[j]'s entry i is base[j] + i). A tag match is confirmed by comparing
  * the key itself with that entry, so a collision costs a key compare and
- * never a wrong answer. Lookups need no binary search inside an SST.
+ * never a wrong answer. A lookup hashes, probes (about 1.5 slots on
+ * average at load 0.6 for a hit, 3.6 for a miss), finds the SST by a binary
+ * search of base[] and decodes the one entry named (index v2: from its
+ * restart point, at most 16 entries): no SST is searched.
  *
  * RAM: open addressing with linear probing in a power-of-two table kept at
  * most 0.6 full, so 8 / load bytes per live key: 13.3 B just before the
