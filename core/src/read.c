@@ -1,8 +1,9 @@
 /*
  * read.c -- the read path: point loads, previews, ordered scans, verify.
  *
- * A key is looked up in the MemTable, then in the SSTs newest first (each
- * skipped when the key falls outside its first..last key). The record is
+ * A key is looked up in the MemTable, then in the key map of every live SST
+ * (keymap.h; without one, the SSTs newest first, each skipped when the key
+ * falls outside its first..last key). The record is
  * then read with one pread straight into the allocation handed to the
  * caller, and checked: header checksum, the key itself, and the 4 KiB block
  * checksums of every data byte returned. Scans merge the MemTable and every
@@ -64,6 +65,14 @@ static int find(ts_store *s, const uint8_t *key, size_t key_len, hit *h)
     h->t = NULL;
     if (h->me)
         return 1;
+    size_t j;
+    int found = keymap_find(&s->km, s->ssts, s->n_ssts, key, key_len, &j, &h->e);
+    if (found >= 0) {
+        h->t = found ? &s->ssts[j] : NULL;
+        return found;
+    }
+    /* The map ran out of memory: search the SSTs newest first. */
+    s->st.keymap_fallbacks++;
     for (size_t i = s->n_ssts; i-- > 0;) {
         if (sst_in_range(&s->ssts[i], key, key_len) && sst_find(&s->ssts[i], key, key_len, &h->e)) {
             h->t = &s->ssts[i];

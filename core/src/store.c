@@ -26,6 +26,7 @@
 #include "record.h"
 #include "seg.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -218,16 +219,22 @@ int store__add_sst(ts_store *s, sst *t)
         s->ssts = n;
         s->cap_ssts = cap;
     }
-    /* Keep ascending file order (adoption during recovery may come last). */
+    /* Keep ascending file order. Every caller appends (store_int.h), which
+     * the key map relies on; were that ever broken it is rebuilt. */
     size_t i = s->n_ssts;
     while (i > 0 && s->ssts[i - 1].file_no > t->file_no) {
         s->ssts[i] = s->ssts[i - 1];
         i--;
     }
+    assert(i == s->n_ssts);
     s->ssts[i] = *t;
     s->n_ssts++;
     t->ts_ranges = NULL;
     t->bounds = NULL;
+    if (i == s->n_ssts - 1)
+        keymap_add(&s->km, s->ssts, s->n_ssts);
+    else
+        keymap_rebuild(&s->km, s->ssts, s->n_ssts);
     /* Sequence numbers never go back: an SST adopted by recovery (a flush
      * sealed it, then the power went before the MANIFEST named it) holds
      * seqs above every SST the MANIFEST lists. */
@@ -732,6 +739,7 @@ int ts_open(const char *dir, const ts_options *opts, ts_store **out, char *errbu
     s->lock_fd = -1;
     s->wal_fd = -1;
     mt_init(&s->mt);
+    keymap_init(&s->km);
     if (opts)
         s->opts = *opts;
     else
@@ -765,6 +773,7 @@ int ts_close(ts_store *s)
     for (size_t i = 0; i < s->n_ssts; i++)
         sst_close(s->vfs, &s->ssts[i]);
     free(s->ssts);
+    keymap_free(&s->km);
     if (s->wal_fd >= 0)
         s->vfs->close(s->vfs, s->wal_fd);
     if (s->lock_fd >= 0)

@@ -6,6 +6,7 @@
 #ifndef EMBEDDB_STORE_INT_H
 #define EMBEDDB_STORE_INT_H
 
+#include "keymap.h"
 #include "memtable.h"
 #include "sst.h"
 
@@ -31,6 +32,7 @@ struct ts_store {
     memtable mt;
     sst *ssts;              /* live SSTs, ascending file number */
     size_t n_ssts, cap_ssts;
+    keymap km;              /* every SST key -> its newest entry (keymap.h) */
     size_t n_open;          /* SST fds currently open */
     uint64_t clock;         /* LRU clock for the fd cache */
     uint64_t next_seq;
@@ -77,7 +79,9 @@ void store__frame_cache_free(ts_store *s);
 /* 1 when key is in the MemTable or a live SST (read.c). */
 int store__has_key(ts_store *s, const uint8_t *key, size_t key_len);
 
-/* Appends an SST to the live list (takes ownership of *t's contents). */
+/* Appends an SST to the live list (takes ownership of *t's contents) and
+ * maps its keys. SSTs come in ascending file number (the MANIFEST lists
+ * them so, and an adopted or flushed segment is numbered above them all). */
 int store__add_sst(ts_store *s, sst *t);
 /* An open fd for t (opening it, and closing the least recently used one
  * when STORE_MAX_OPEN_SSTS are open). */

@@ -315,6 +315,8 @@ typedef struct ts_stats {
     uint64_t flushes;
     uint64_t next_seq;
     uint64_t recovery_cut_bytes; /* torn WAL tail cut off by this open */
+    uint64_t keymap_fallbacks; /* point lookups that searched every SST
+                                  because the key map lacked memory */
 } ts_stats;
 
 void ts_get_stats(const ts_store *s, ts_stats *st);
