@@ -42,7 +42,7 @@
 #define FMT_SST_MAGIC "EDBSST01" /* footer of a v1 index */
 #define FMT_SST2_MAGIC "EDBSST02" /* footer of a v2 (compact) index */
 #define FMT_IDX2_HDR_LEN 16u
-#define FMT_IDX2_RESTART 16u     /* v2 index: a full key every 16 entries */
+#define FMT_IDX2_RESTART 64u     /* v2 index: a full key every 64 entries */
 #define FMT_IDX2_FRAME_LEN 12u   /* v2 frame table entry: u64 off, u32 len */
 
 /* MANIFEST */

@@ -13,7 +13,7 @@
  * never a wrong answer. A lookup hashes, probes (about 1.5 slots on
  * average at load 0.6 for a hit, 3.6 for a miss), finds the SST by a binary
  * search of base[] and decodes the one entry named (index v2: from its
- * restart point, at most 16 entries): no SST is searched.
+ * restart point, at most 64 entries): no SST is searched.
  *
  * RAM: open addressing with linear probing in a power-of-two table kept at
  * most 0.6 full, so 8 / load bytes per live key: 13.3 B just before the

@@ -40,7 +40,7 @@ typedef struct sst {
     /* v2: views into index, set by sst_open / sst_adopt */
     const uint8_t *ent;   /* prefix-compressed entries */
     size_t ent_len;
-    const uint8_t *restarts; /* u32 offset in ent of every 16th entry */
+    const uint8_t *restarts; /* u32 offset in ent of every 64th entry */
     int64_t *ts_ranges;   /* owned: {min, max} timestamp of each restart
                              block, decoded from the index's time table */
     const uint8_t *frames; /* frame table */
@@ -103,14 +103,14 @@ typedef struct sst_iter {
 } sst_iter;
 
 /* Positions it at the first entry with key >= key (key NULL: the first):
- * a binary search of the restart points, then at most 16 entries decoded. */
+ * a binary search of the restart points, then at most 64 entries decoded. */
 void sst_iter_seek(sst_iter *it, const sst *t, const uint8_t *key, size_t key_len);
 void sst_iter_next(sst_iter *it);
 /* Positions it (already seeked on a v2 SST) at restart block b's first entry. */
 void sst_iter_block(sst_iter *it, uint32_t b);
 static inline int sst_iter_valid(const sst_iter *it) { return it->i < it->t->f.n_entries; }
 
-/* Entry i (< n_entries): O(1) in v1, up to 16 entries decoded in v2. */
+/* Entry i (< n_entries): O(1) in v1, up to 64 entries decoded in v2. */
 void sst_entry_at(const sst *s, uint32_t i, sst_entry *e);
 /* 1 and *e when key is in the index. */
 int sst_find(const sst *s, const uint8_t *key, size_t key_len, sst_entry *e);

@@ -280,7 +280,7 @@ int ts_scan_prefix(ts_store *s, const void *prefix, size_t prefix_len,
 /*
  * Visits, in key order, every key starting with prefix whose newest
  * version has a timestamp in [from_ns, to_ns). It reads only the records
- * of index blocks (16 keys) whose time range meets the window, and skips
+ * of index blocks (64 keys) whose time range meets the window, and skips
  * SSTs whose time range misses it, so its cost follows the window, not the
  * store (SSTs written by format version 1 carry no time ranges and are
  * read whole). from_ns = INT64_MIN and to_ns = INT64_MAX: no window.
