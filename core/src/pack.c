@@ -276,6 +276,11 @@ int pack_next(pack_dec *d, pack_rec *r, const char **why)
     d->ts = (int64_t)((uint64_t)d->ts + (uint64_t)fmt_unzigzag(dts));
     sc->last_key_len = (uint16_t)key_len;
     d->cur_schema = (int)s;
+    if (!r) {
+        d->p = p + sc->data_len;
+        d->next++;
+        return 0;
+    }
     *r = (pack_rec){.ord = d->next, .seq = d->first_seq + d->next, .timestamp_ns = d->ts,
                     .key = d->keys[s], .key_len = (uint16_t)key_len, .name = sc->name,
                     .name_len = sc->name_len, .dtype = sc->dtype, .ndim = sc->ndim,

@@ -87,8 +87,9 @@ typedef struct pack_dec {
  * bytes the frame occupies) as soon as it is readable, even on error. */
 int pack_open(pack_dec *d, const uint8_t *frame, size_t avail, uint32_t *frame_len,
               const char **why);
-/* Decodes the next record: 0 and *r, 1 at the end of the frame (then the
- * frame has been checked to end exactly there), TS_ECORRUPT with *why. */
+/* Decodes the next record: 0 and *r (r NULL: skips it, checked all the
+ * same), 1 at the end of the frame (then the frame has been checked to end
+ * exactly there), TS_ECORRUPT with *why. d->next counts the records done. */
 int pack_next(pack_dec *d, pack_rec *r, const char **why);
 void pack_close(pack_dec *d);
 

@@ -170,7 +170,7 @@ static int frame_read(ts_store *s, const loc *l, const uint8_t *key, size_t key_
             return store__err(s, rc, "pread(%s, offset %" PRIu64 "): %s", l->path, l->rec_off,
                               strerror(-rc));
     }
-    if (!cached || c->r.ord + 1 > l->ord) {
+    if (!cached || c->d.next > l->ord) {
         /* Not cached, or past the record wanted: decode from the start. */
         if (c->open)
             pack_close(&c->d);
@@ -185,11 +185,12 @@ static int frame_read(ts_store *s, const loc *l, const uint8_t *key, size_t key_
             why = "frame length differs from the index";
             goto corrupt;
         }
-        c->r.ord = UINT32_MAX;
     }
-    while ((c->r.ord == UINT32_MAX || c->r.ord + 1 < l->ord) &&
-           (rc = pack_next(&c->d, &c->r, &why)) == 0)
+    /* Records before the one wanted are checked but not copied out. */
+    while (c->d.next + 1 < l->ord && (rc = pack_next(&c->d, NULL, &why)) == 0)
         ;
+    if (!rc && c->d.next < l->ord)
+        rc = pack_next(&c->d, &c->r, &why);
     if (rc == 1)
         why = "index points past the frame's last record";
     if (rc)
