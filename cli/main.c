@@ -21,9 +21,14 @@ static const char usage[] =
     "                                     (e.g. embeddb 500000 32 1 20000)\n"
     "\n"
     "Inspection (opens the store read-only, so it works beside a running writer):\n"
-    "  ls DIR [PREFIX]                    one line per tensor, tab separated\n"
+    "  ls DIR [PREFIX] [--from T] [--to T]\n"
+    "                                     one line per tensor, tab separated; --from\n"
+    "                                     and --to keep timestamps in [from, to): T is\n"
+    "                                     ns since the epoch, 2026-11-30T15:04:05Z or\n"
+    "                                     an age -10s, -5m, -2h, -1d\n"
     "  get DIR KEY -o FILE.npy            export a tensor as NumPy .npy (-o - = stdout)\n"
     "  preview DIR KEY [-n N]             summary with the first N values (default 8)\n"
+    "  latest DIR PREFIX [-n N]           the newest tensor (highest seq) of a prefix\n"
     "  stats DIR                          store statistics and distinct keys\n"
     "  verify DIR                         check every checksum and index entry\n"
     "\n"
@@ -55,7 +60,7 @@ static const char usage[] =
     "  0  ok\n"
     "  1  usage error (bad command line or bad input file)\n"
     "  2  store or I/O error (cannot open, read or write)\n"
-    "  3  not found (no tensor under that key)\n"
+    "  3  not found (no tensor under that key, or that prefix for latest)\n"
     "  4  corruption found (by verify, or data failing its checksum on get/preview)\n";
 
 int main(int argc, char **argv)
@@ -67,7 +72,8 @@ int main(int argc, char **argv)
         {"--tensor-dryrun", cmd_dryrun}, {"--tensor-train", cmd_train},
         {"--tensor-ingest", cmd_ingest}, {"ls", cmd_ls},
         {"get", cmd_get},                {"preview", cmd_preview},
-        {"stats", cmd_stats},            {"verify", cmd_verify},
+        {"latest", cmd_latest},          {"stats", cmd_stats},
+        {"verify", cmd_verify},
         {"bench", cmd_bench},            {"snapshot", cmd_snapshot},
     };
     int ec = -1;
