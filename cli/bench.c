@@ -24,6 +24,7 @@
  */
 #include "cli.h"
 
+#include "bench_util.h"
 #include "cli_args.h"
 #include "cli_store.h"
 
@@ -40,86 +41,7 @@
 
 #define FRAME_FLOATS 1024 /* 32x32 */
 #define FRAME_BYTES (FRAME_FLOATS * sizeof(float))
-#define MAX_RUNS 99
 #define POINT_LOADS 20000
-#define MiB (1024.0 * 1024.0)
-
-static double secs_since(uint64_t t0)
-{
-    return (double)(plat_mono_ns() - t0) / 1e9;
-}
-
-/* a * b as a size_t, or TS_EOVERFLOW (size_t is 32 bits on the ARM targets). */
-static int mul_size(uint64_t a, uint64_t b, size_t *out)
-{
-    int rc = 0;
-    if (b && a > SIZE_MAX / b)
-        rc = TS_EOVERFLOW;
-    else
-        *out = (size_t)(a * b);
-    return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of v[0..n-1] (sorts v). */
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* write_bytes of /proc/self/io: bytes this process sent toward the block
- * layer. 0 where the file does not exist (the figure is then reported 0). */
-static uint64_t io_write_bytes(void)
-{
-    FILE *fp = fopen("/proc/self/io", "r");
-    char line[128];
-    unsigned long long v = 0;
-    if (!fp)
-        goto out;
-    while (fgets(line, sizeof(line), fp))
-        if (sscanf(line, "write_bytes: %llu", &v) == 1)
-            break;
-    fclose(fp);
-out:
-    return v;
-}
-
-/* Lets the file system finish what earlier runs left behind (journal
- * commits, the discards of deleted files on a "discard" mount) before a
- * timed run starts, so that no run pays for its predecessor. */
-static void settle(void)
-{
-    sync();
-}
-
-/* ---- a vfs that counts preads ---------------------------------------- */
-
-typedef struct count_vfs {
-    plat_vfs vfs; /* first: the engine hands &vfs back to us as self */
-    plat_vfs *real;
-    uint64_t preads;
-} count_vfs;
-
-static int count_pread(plat_vfs *self, int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-    count_vfs *c = (count_vfs *)self;
-    c->preads++;
-    return c->real->pread(c->real, fd, buf, len, off, got);
-}
-
-static void count_vfs_init(count_vfs *c)
-{
-    c->real = plat_vfs_default();
-    c->vfs = *c->real;
-    c->vfs.pread = count_pread;
-    c->preads = 0;
-}
 
 /* ---- `embeddb bench` -------------------------------------------------- */
 
@@ -191,25 +113,6 @@ static int bench_store(const bench_cfg *c, ts_store **s)
     return rc;
 }
 
-/* write() all of buf, retrying short writes. 0 or -errno. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    int rc = 0;
-    while (len && !rc) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-        } else {
-            p += w;
-            len -= (size_t)w;
-        }
-    }
-    return rc;
-}
-
 /* The bound: n_batches x (fill, write() of len bytes, fdatasync()) to a
  * fresh file. Sets *mbps to payload MB/s (payload = the frames' bytes, even
  * when len is longer) and *io to the /proc/self/io write_bytes delta. */
@@ -225,17 +128,17 @@ static int run_raw(const bench_cfg *c, frames *f, size_t len, uint64_t n_batches
         rc = -errno;
         goto out;
     }
-    settle();
-    io0 = io_write_bytes();
+    bench_util_settle();
+    io0 = bench_util_io_write_bytes();
     t0 = plat_mono_ns();
     for (uint64_t b = 0; b < n_batches && !rc; b++) {
         frames_fill(f, b);
-        if (!(rc = write_all(fd, f->buf, len)) && fdatasync(fd))
+        if (!(rc = bench_util_write_all(fd, f->buf, len)) && fdatasync(fd))
             rc = -errno;
     }
     if (!rc) {
-        *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / secs_since(t0) / 1e6;
-        *io = io_write_bytes() - io0;
+        *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / bench_util_secs_since(t0) / 1e6;
+        *io = bench_util_io_write_bytes() - io0;
     }
 out:
     if (rc)
@@ -257,8 +160,8 @@ static int run_engine(const bench_cfg *c, frames *f, uint64_t n_batches, double 
     int rc;
     if ((rc = bench_store(c, &s)))
         goto out;
-    settle();
-    io0 = io_write_bytes();
+    bench_util_settle();
+    io0 = bench_util_io_write_bytes();
     t0 = plat_mono_ns();
     for (uint64_t b = 0; b < n_batches && !rc; b++) {
         frames_fill(f, b);
@@ -270,8 +173,8 @@ static int run_engine(const bench_cfg *c, frames *f, uint64_t n_batches, double 
         cli_store_report("bench", s, rc);
         goto out;
     }
-    *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / secs_since(t0) / 1e6;
-    *io = io_write_bytes() - io0;
+    *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / bench_util_secs_since(t0) / 1e6;
+    *io = bench_util_io_write_bytes() - io0;
     ts_get_stats(s, st);
 out:
     ts_close(s);
@@ -296,11 +199,11 @@ static int run_paired(const bench_cfg *c, frames *f, uint64_t n_batches, double 
         fprintf(stderr, "embeddb: bench: %s: %s\n", path, strerror(errno));
         goto out;
     }
-    settle();
+    bench_util_settle();
     for (uint64_t b = 0; b < n_batches && !rc; b++) {
         frames_fill(f, b);
         t0 = plat_mono_ns();
-        if (!(rc = write_all(fd, f->buf, len)) && fdatasync(fd))
+        if (!(rc = bench_util_write_all(fd, f->buf, len)) && fdatasync(fd))
             rc = -errno;
         raw_ns += plat_mono_ns() - t0;
         if (rc) {
@@ -337,13 +240,13 @@ static int point_loads(const bench_cfg *c, uint64_t n_tensors, double *preads_pe
                        double *loads_per_s)
 {
     char path[4096];
-    count_vfs cv;
+    bench_util_count_vfs cv;
     ts_options o;
     ts_store *s = NULL;
     uint64_t x = 88172645463325252ull, before, t0;
     int rc;
     snprintf(path, sizeof(path), "%s/store", c->work);
-    count_vfs_init(&cv);
+    bench_util_count_vfs_init(&cv);
     ts_options_init(&o);
     o.read_only = 1;
     o.vfs = &cv.vfs;
@@ -363,7 +266,7 @@ static int point_loads(const bench_cfg *c, uint64_t n_tensors, double *preads_pe
         ts_tensor_free(t);
     }
     if (!rc) {
-        *loads_per_s = POINT_LOADS / secs_since(t0);
+        *loads_per_s = POINT_LOADS / bench_util_secs_since(t0);
         *preads_per_load = (double)(cv.preads - before) / POINT_LOADS;
     }
 out:
@@ -426,10 +329,10 @@ static const char bench_usage[] =
 static void bench_report(const bench_cfg *c, bench_run *runs, double preads, double loads_s,
                          int loads_ok)
 {
-    double v[7][MAX_RUNS];
+    double v[7][BENCH_MAX_RUNS];
     size_t n = (size_t)c->runs;
     struct rusage ru;
-    double rss_mib, bound_mib = (double)c->memtable_max / MiB + 4;
+    double rss_mib, bound_mib = (double)c->memtable_max / BENCH_MiB + 4;
     for (size_t i = 0; i < n; i++) {
         v[0][i] = runs[i].raw;
         v[1][i] = runs[i].eng;
@@ -446,17 +349,17 @@ static void bench_report(const bench_cfg *c, bench_run *runs, double preads, dou
                "%.0f MB/s\n", preads, preads == 1.0 ? "" : "s", POINT_LOADS, loads_s,
                loads_s * FRAME_BYTES / 1e6);
     printf("\nmedians of %" PRIu64 " runs:\n", c->runs);
-    printf("raw_write_fdatasync_MBps=%.0f\n", median(v[0], n));
-    printf("engine_MBps=%.0f\n", median(v[1], n));
-    printf("ratio_ingest=%.3f (goal >= 0.90; whole runs alternated)\n", median(v[2], n));
+    printf("raw_write_fdatasync_MBps=%.0f\n", bench_util_median(v[0], n));
+    printf("engine_MBps=%.0f\n", bench_util_median(v[1], n));
+    printf("ratio_ingest=%.3f (goal >= 0.90; whole runs alternated)\n", bench_util_median(v[2], n));
     printf("ratio_ingest_paired=%.3f (batch-by-batch alternation, the steadier figure)\n",
-           median(v[3], n));
+           bench_util_median(v[3], n));
     printf("ratio_ingest_vs_same_stream=%.3f (raw write of the engine's own byte stream)\n",
-           median(v[4], n));
+           bench_util_median(v[4], n));
     printf("bytes_written_per_payload=%.4f (goal <= 1.10; ts_stats, flushes included)\n",
-           median(v[5], n));
+           bench_util_median(v[5], n));
     printf("io_write_bytes_per_payload=%.3f (/proc/self/io write_bytes delta per run)\n",
-           median(v[6], n));
+           bench_util_median(v[6], n));
     printf("peak_rss_MiB=%.1f (goal <= memtable_max + 4 MiB = %.1f)\n", rss_mib, bound_mib);
     if (loads_ok) {
         printf("point_load_preads=%g (goal 1)\n", preads);
@@ -487,13 +390,13 @@ int cmd_bench(int argc, char **argv)
     }
     if (cli_args_u64("--batch", batch_s, 1, 65536, &c.batch) ||
         cli_args_u64("--tensors", tensors_s, c.batch, UINT64_C(1) << 32, &c.tensors) ||
-        cli_args_u64("--runs", runs_s, 1, MAX_RUNS, &c.runs) ||
+        cli_args_u64("--runs", runs_s, 1, BENCH_MAX_RUNS, &c.runs) ||
         cli_args_u64("--memtable-max", mt_s, 1, UINT64_C(1) << 40, &c.memtable_max))
         goto out;
     ec = CLI_EXIT_STORE;
     n_batches = c.tensors / c.batch;
     /* Room for a batch of frames plus the engine's headers (same-stream). */
-    if (mul_size(c.batch, FRAME_BYTES + 256, &buf_len) || buf_len > SIZE_MAX - 65536 ||
+    if (bench_util_mul_size(c.batch, FRAME_BYTES + 256, &buf_len) || buf_len > SIZE_MAX - 65536 ||
         frames_new(&f, c.batch, buf_len + 65536) ||
         !(runs = calloc((size_t)c.runs, sizeof(*runs)))) {
         fprintf(stderr, "embeddb: bench: out of memory\n");
@@ -561,7 +464,8 @@ static int numeric_save(ts_store *s, const char *dir, const numeric_cfg *c)
     const ts_tensor **ptrs = NULL;
     uint8_t (*keys)[TS_KEY_U64_LEN] = NULL;
     int rc = TS_ENOMEM;
-    if (mul_size(c->dim, sizeof(float), &row_len) || mul_size(c->batch, row_len, &data_len))
+    if (bench_util_mul_size(c->dim, sizeof(float), &row_len) ||
+        bench_util_mul_size(c->batch, row_len, &data_len))
         goto out;
     data = malloc(data_len);
     t = calloc((size_t)c->batch, sizeof(*t));
@@ -604,7 +508,8 @@ static int numeric_load(ts_store *s, const char *dir, const numeric_cfg *c)
     float *want = NULL;
     size_t row_len = 0;
     int rc = TS_ENOMEM;
-    if (mul_size(c->dim, sizeof(float), &row_len) || !(want = malloc(row_len ? row_len : 1)))
+    if (bench_util_mul_size(c->dim, sizeof(float), &row_len) ||
+        !(want = malloc(row_len ? row_len : 1)))
         goto out;
     rc = 0;
     for (uint64_t i = 0; i < c->n && !rc; i++) {
@@ -670,7 +575,7 @@ int cmd_numeric_bench(int argc, char **argv)
     t0 = plat_mono_ns();
     if ((rc = numeric_save(s, dir, &c)))
         goto out;
-    save_s = secs_since(t0);
+    save_s = bench_util_secs_since(t0);
     ts_get_stats(s, &st);
     printf("saved %" PRIu64 " tensors: %.0f saves/s, %.1f MB/s of payload\n", c.n,
            (double)c.n / save_s, (double)st.payload_bytes / save_s / 1e6);
@@ -680,7 +585,7 @@ int cmd_numeric_bench(int argc, char **argv)
     t0 = plat_mono_ns();
     if ((rc = numeric_load(s, dir, &c)))
         goto out;
-    load_s = secs_since(t0);
+    load_s = bench_util_secs_since(t0);
     printf("loaded and checked %" PRIu64 " tensors: %.0f loads/s\n", c.n, (double)c.n / load_s);
     ec = CLI_EXIT_OK;
 out:
