@@ -1,18 +1,24 @@
 /*
- * bench.c -- the benchmarks. Each reports figures and ratios; none fails on a
- * goal (they are measurements, not tests).
+ * bench.c -- the benchmarks' command and the 4 KiB ingest benchmark. Each
+ * benchmark reports figures and ratios; none fails on a goal (they are
+ * measurements, not tests).
  *
- * `embeddb bench`: durable ingest of 4 KiB tensors (32x32 float32) in
- * batches, one durable commit per batch, measured against its physical
+ * `embeddb bench [ingest]`: durable ingest of 4 KiB tensors (32x32 float32)
+ * in batches, one durable commit per batch, measured against its physical
  * bound: plain write() + fdatasync() of the same payload bytes per batch to a
  * fresh file, in the same process and the same directory. Raw and engine
  * runs alternate R times, which goes first swapping every run so neither
  * always meets the disk right after the other's deletes, and the medians are
  * reported (these VMs are noisy: raw runs here swing between about 480 and
  * 850 MB/s). A batch-by-batch paired run and a raw run of the engine's own
- * byte stream give two steadier comparisons. Also: bytes written per payload byte (the engine's count and
- * /proc/self/io), peak RSS against memtable_max + 4 MiB, and preads per point
- * load from an SST, counted by a vfs that wraps the platform's.
+ * byte stream give two steadier comparisons. Also: bytes written per payload
+ * byte (the engine's count and /proc/self/io), peak RSS against
+ * memtable_max + 4 MiB, and preads per point load from an SST, counted by a
+ * vfs that wraps the platform's.
+ *
+ * `embeddb bench small|reads|all`: the agent-style workloads, in
+ * bench_small.c and bench_reads.c (bench.h); cmd_bench parses the options for
+ * all of them.
  *
  * The raw baseline deliberately uses open/write/fdatasync directly instead of
  * the platform layer: it is the bound the engine is measured against, so
@@ -24,6 +30,8 @@
  */
 #include "cli.h"
 
+#include "bench.h"
+#include "bench_feed.h"
 #include "bench_util.h"
 #include "cli_args.h"
 #include "cli_store.h"
@@ -312,19 +320,38 @@ out:
 }
 
 static const char bench_usage[] =
-    "usage: embeddb bench [--dir DIR] [--tensors N] [--batch B] [--runs R]\n"
-    "                     [--memtable-max BYTES]\n"
-    "The durable-ingest benchmark: N tensors of 4 KiB (32x32 float32; default\n"
-    "65536 = 256 MiB a run) saved in batches of B (64) with one durable commit\n"
+    "usage: embeddb bench [ingest|small|reads|all] [--dir DIR] [--runs R]\n"
+    "                     [--tensors N] [--batch B] [--memtable-max BYTES]\n"
+    "                     [--topics T] [--samples S] [--max-ssts M]\n"
+    "Benchmarks in a scratch directory under DIR (default: the current directory;\n"
+    "removed afterwards). Each reports figures and ratios; none fails on a goal.\n"
+    "\n"
+    "ingest (the default): N tensors of 4 KiB (32x32 float32; default 65536 =\n"
+    "256 MiB a run) saved in batches of B (64) with one durable commit\n"
     "(fdatasync) per batch, flushes included (memtable_max, default 64 MiB, so\n"
     "flushes happen inside a run), against plain write() + fdatasync() of the same\n"
-    "payload bytes per batch to a fresh file, in this process and in a scratch\n"
-    "directory under DIR (default: the current directory; removed afterwards).\n"
+    "payload bytes per batch to a fresh file, in this process.\n"
     "Raw and engine runs alternate R times (5); medians are reported: MB/s and\n"
     "their ratio (goal >= 0.90), bytes written per payload byte (goal <= 1.10)\n"
     "from the engine's count and from /proc/self/io, peak RSS (goal <=\n"
     "memtable_max + 4 MiB), preads per point load from an SST (goal 1) and the\n"
-    "rate of random point loads. It reports; it does not fail on a goal.\n";
+    "rate of random point loads.\n"
+    "\n"
+    "small: the same durable ingest with an agent's keys (sensors/imu0#<20-digit\n"
+    "counter>, name = topic, 1 ms apart; --topics T interleaves T topics, default\n"
+    "1) at 12 B (f32[3]), 128 B (f32[32]) and 4 KiB (f32[1024]); N (default 32768)\n"
+    "tensors per size, batches of B, R alternated runs against write() +\n"
+    "fdatasync() of the same payload per batch. Medians: tensors/s, the ratio,\n"
+    "bytes written per payload byte (ts_stats, final flush included) and\n"
+    "/proc/self/io per payload byte (whole dirtied pages) for engine and raw.\n"
+    "\n"
+    "reads: T topics (default 20) x S samples (default 100000: 100 s at 1 kHz) of\n"
+    "12 bytes, split into 10, 100 and 1000 SSTs (up to M, default 1000); on each:\n"
+    "random point loads/s, a 10-second window of one topic (ts_scan_time: ms per\n"
+    "query and records returned, next to a scan of the whole topic) and ts_latest\n"
+    "of a topic, each with preads counted.\n"
+    "\n"
+    "all: ingest, small and reads in turn (options apply to each that takes them).\n";
 
 static void bench_report(const bench_cfg *c, bench_run *runs, double preads, double loads_s,
                          int loads_ok)
@@ -367,50 +394,31 @@ static void bench_report(const bench_cfg *c, bench_run *runs, double preads, dou
     }
 }
 
-int cmd_bench(int argc, char **argv)
+/* The 4 KiB durable-ingest benchmark (`embeddb bench` / `bench ingest`). */
+static int bench_ingest(bench_cfg *c)
 {
-    const char *dir = ".", *tensors_s = "65536", *batch_s = "64", *runs_s = "5";
-    const char *mt_s = "67108864";
-    const cli_opt opts[] = {{"--dir", &dir},   {"--tensors", &tensors_s}, {"--batch", &batch_s},
-                            {"--runs", &runs_s}, {"--memtable-max", &mt_s}};
-    bench_cfg c;
-    cli_args a;
     frames f;
     bench_run *runs = NULL;
-    char *work = NULL;
     uint64_t n_batches;
     double preads = 0, loads_s = 0;
     size_t buf_len;
-    int ec = CLI_EXIT_USAGE, rc = 0;
+    int rc = 0;
     memset(&f, 0, sizeof(f));
-    memset(&c, 0, sizeof(c));
-    if (cli_args_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), 0, 0, &a) || a.help) {
-        ec = cli_args_usage(bench_usage, a.help);
-        goto out;
-    }
-    if (cli_args_u64("--batch", batch_s, 1, 65536, &c.batch) ||
-        cli_args_u64("--tensors", tensors_s, c.batch, UINT64_C(1) << 32, &c.tensors) ||
-        cli_args_u64("--runs", runs_s, 1, BENCH_MAX_RUNS, &c.runs) ||
-        cli_args_u64("--memtable-max", mt_s, 1, UINT64_C(1) << 40, &c.memtable_max))
-        goto out;
-    ec = CLI_EXIT_STORE;
-    n_batches = c.tensors / c.batch;
+    n_batches = c->tensors / c->batch;
     /* Room for a batch of frames plus the engine's headers (same-stream). */
-    if (bench_util_mul_size(c.batch, FRAME_BYTES + 256, &buf_len) || buf_len > SIZE_MAX - 65536 ||
-        frames_new(&f, c.batch, buf_len + 65536) ||
-        !(runs = calloc((size_t)c.runs, sizeof(*runs)))) {
+    if (bench_util_mul_size(c->batch, FRAME_BYTES + 256, &buf_len) ||
+        buf_len > SIZE_MAX - 65536 || frames_new(&f, c->batch, buf_len + 65536) ||
+        !(runs = calloc((size_t)c->runs, sizeof(*runs)))) {
         fprintf(stderr, "embeddb: bench: out of memory\n");
+        rc = TS_ENOMEM;
         goto out;
     }
-    if (cli_store_scratch(dir, "bench", &work))
-        goto out;
-    c.work = work;
     printf("bench: %" PRIu64 " tensors of 4096 bytes (32x32 float32) in batches of %" PRIu64
            ", one fdatasync per batch, memtable_max %" PRIu64 ", %" PRIu64 " runs, in %s\n",
-           n_batches * c.batch, c.batch, c.memtable_max, c.runs, work);
-    for (uint64_t r = 0; r < c.runs; r++) {
+           n_batches * c->batch, c->batch, c->memtable_max, c->runs, c->work);
+    for (uint64_t r = 0; r < c->runs; r++) {
         bench_run *br = &runs[r];
-        if ((rc = bench_once(&c, &f, n_batches, br, (int)(r % 2)))) {
+        if ((rc = bench_once(c, &f, n_batches, br, (int)(r % 2)))) {
             fprintf(stderr, "embeddb: bench: run %" PRIu64 " failed\n", r + 1);
             goto out;
         }
@@ -422,15 +430,93 @@ int cmd_bench(int argc, char **argv)
                br->st.fsyncs, br->st.flushes);
         fflush(stdout);
     }
-    rc = point_loads(&c, n_batches * c.batch, &preads, &loads_s);
-    bench_report(&c, runs, preads, loads_s, rc == 0);
+    rc = point_loads(c, n_batches * c->batch, &preads, &loads_s);
+    bench_report(c, runs, preads, loads_s, rc == 0);
     rc = 0;
+out:
+    free(runs);
+    frames_free(&f);
+    return rc;
+}
+
+/* Parses s (NULL: absent) as a whole number in [lo, hi], else takes def. */
+static int opt_u64(const char *what, const char *s, uint64_t def, uint64_t lo, uint64_t hi,
+                   uint64_t *out)
+{
+    *out = def;
+    return s ? cli_args_u64(what, s, lo, hi, out) : 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *dir = ".", *tensors_s = NULL, *batch_s = "64", *runs_s = "5";
+    const char *mt_s = "67108864", *topics_s = NULL, *samples_s = "100000";
+    const char *max_ssts_s = "1000", *what = "ingest";
+    const cli_opt opts[] = {{"--dir", &dir},         {"--tensors", &tensors_s},
+                            {"--batch", &batch_s},   {"--runs", &runs_s},
+                            {"--memtable-max", &mt_s}, {"--topics", &topics_s},
+                            {"--samples", &samples_s}, {"--max-ssts", &max_ssts_s}};
+    bench_cfg c;
+    bench_opts o;
+    cli_args a;
+    char *work = NULL;
+    uint64_t tensors = 0, topics = 0;
+    int ec = CLI_EXIT_USAGE, rc = 0, ingest, small, reads;
+    memset(&c, 0, sizeof(c));
+    memset(&o, 0, sizeof(o));
+    if (cli_args_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), 0, 1, &a) || a.help) {
+        ec = cli_args_usage(bench_usage, a.help);
+        goto out;
+    }
+    if (a.n_pos)
+        what = a.pos[0];
+    ingest = !strcmp(what, "ingest") || !strcmp(what, "all");
+    small = !strcmp(what, "small") || !strcmp(what, "all");
+    reads = !strcmp(what, "reads") || !strcmp(what, "all");
+    if (!ingest && !small && !reads) {
+        fprintf(stderr, "embeddb: bench: unknown benchmark '%s' (ingest, small, reads or all)\n",
+                what);
+        goto out;
+    }
+    /* Every option given is checked, whichever benchmarks take it; the
+     * defaults of --tensors and --topics differ between them. */
+    if (cli_args_u64("--batch", batch_s, 1, 65536, &c.batch) ||
+        cli_args_u64("--runs", runs_s, 1, BENCH_MAX_RUNS, &c.runs) ||
+        cli_args_u64("--memtable-max", mt_s, 1, UINT64_C(1) << 40, &c.memtable_max) ||
+        opt_u64("--tensors", tensors_s, 0, c.batch, UINT64_C(1) << 32, &tensors) ||
+        opt_u64("--topics", topics_s, 0, 1, BENCH_FEED_MAX_TOPICS, &topics) ||
+        cli_args_u64("--samples", samples_s, 1, UINT64_C(1) << 28, &o.samples) ||
+        cli_args_u64("--max-ssts", max_ssts_s, 10, 1000, &o.max_ssts))
+        goto out;
+    c.tensors = tensors_s ? tensors : 65536;
+    o.tensors = tensors_s ? tensors : 32768;
+    ec = CLI_EXIT_STORE;
+    if (cli_store_scratch(dir, "bench", &work))
+        goto out;
+    c.work = o.work = work;
+    o.runs = c.runs;
+    o.batch = c.batch;
+    o.memtable_max = c.memtable_max;
+    if (ingest && (rc = bench_ingest(&c)))
+        goto out;
+    if (small) {
+        if (ingest)
+            printf("\n");
+        o.topics = topics_s ? topics : 1;
+        if ((rc = bench_small_run(&o)))
+            goto out;
+    }
+    if (reads) {
+        if (ingest || small)
+            printf("\n");
+        o.topics = topics_s ? topics : 20;
+        if ((rc = bench_reads_run(&o)))
+            goto out;
+    }
     ec = CLI_EXIT_OK;
 out:
     cli_store_rmtree(work);
     free(work);
-    free(runs);
-    frames_free(&f);
     return ec;
 }
 

@@ -1,7 +1,8 @@
 /*
  * main.c -- the embeddb command: picks the command from argv[1], prints the
  * top-level help, and is the only place the process exits. No store logic
- * lives here; the commands are in cmd_inspect.c, cmd_demo.c and bench.c.
+ * lives here; the commands are in cmd_inspect.c, cmd_demo.c, cmd_snapshot.c
+ * and bench.c.
  */
 #include "cli.h"
 
@@ -41,6 +42,11 @@ static const char usage[] =
     "Benchmark:\n"
     "  bench [--dir DIR] [--tensors N] [--batch B] [--runs R] [--memtable-max BYTES]\n"
     "                                     durable ingest vs plain write()+fdatasync()\n"
+    "  bench small [--topics T] [...]     the same for agent-style 12 B/128 B/4 KiB tensors\n"
+    "  bench reads [--topics T] [--samples S] [--max-ssts M]\n"
+    "                                     point loads, a time-window query and latest\n"
+    "                                     on stores of 10, 100 and 1000 SSTs\n"
+    "  bench all                          ingest, small and reads in turn\n"
     "\n"
     "Keys on the command line:\n"
     "  101        all digits: a numeric key (8 bytes big-endian, as the engine's\n"
