@@ -43,9 +43,9 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertIn("3 topics interleaved", out)
         for size in (12, 128, 4096):
             self.assertRegex(out, rf"(?m)^ *{size} B run 1: raw \d+ tensors/s, engine \d+ "
-                                  rf"tensors/s \(ratio [\d.]+\); bytes written/payload [\d.]+ "
-                                  rf"\(io [\d.]+, raw io [\d.]+\)")
-        header = ("size_B  shape    raw_tensors_per_s  engine_tensors_per_s  ratio  "
+                                  rf"tensors/s \(ratio [\d.]+; paired [\d.]+\); "
+                                  rf"bytes written/payload [\d.]+ \(io [\d.]+, raw io [\d.]+\)")
+        header = ("size_B  shape    raw_tensors_per_s  engine_tensors_per_s  ratio  ratio_paired  "
                   "bytes_written_per_payload  io_per_payload  raw_io_per_payload")
         lines = out.splitlines()
         at = lines.index(header)
