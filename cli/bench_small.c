@@ -15,9 +15,11 @@
  * costs on top of the sync.
  *
  * Bytes written per payload byte: ts_stats.bytes_written (the final flush
- * included) over the tensors' data bytes. For a 12-byte tensor the record's
- * header, key and name outweigh the data, so this is far above 1 and says
- * what a small sample costs in flash. /proc/self/io is reported too, for the
+ * included) over the tensors' data bytes. For a 12-byte tensor the
+ * metadata stored with it (key, name, timestamp, checksums; packed and
+ * prefix-compressed by format v2) is as large as the data, so this says what
+ * a small sample costs in flash; interleaving topics (--topics) shares fewer
+ * key prefixes and costs more. /proc/self/io is reported too, for the
  * engine and for the raw baseline: it counts whole pages as they are dirtied
  * (bench_util.h), so every commit re-counts the WAL's last page.
  */
@@ -259,7 +261,8 @@ int bench_small_run(const bench_opts *o)
            "  ratio_paired: the two alternating batch by batch (the steadier figure).\n"
            "bytes_written_per_payload: ts_stats.bytes_written (final flush included) / tensor "
            "data bytes;\n"
-           "  record header, key and name cost more than a 12-byte sample itself.\n"
+           "  a 12-byte sample carries about as many bytes of key, name, timestamp and "
+           "checksums.\n"
            "io_per_payload: /proc/self/io write_bytes / payload. Linux counts a whole page "
            "each time a clean\n"
            "  page is dirtied, so every commit re-counts the WAL's last page: with small "

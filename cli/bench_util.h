@@ -34,8 +34,7 @@ double bench_util_median(double *v, size_t n);
  * (a whole 4 KiB page each time), not when bytes reach the disk: a 768-byte
  * append followed by fdatasync counts 4096 (or 8192 when it straddles a
  * page), and the next append re-dirties the same page and counts it again.
- * The file system's journal (written by its own kernel thread) is not
- * included. 0 where the file does not exist (the figure is then reported 0).
+ * 0 where the file does not exist (the figure is then reported 0).
  */
 uint64_t bench_util_io_write_bytes(void);
 
