@@ -61,10 +61,11 @@ class BenchSmokeTest(unittest.TestCase):
         at = next(i for i, l in enumerate(lines) if l.startswith("ssts  point_loads_per_s"))
         row = lines[at + 1].split()
         self.assertEqual(row[0], "10")
-        self.assertEqual(row[2], "1.00")  # one pread per point load
+        # At most one pread per point load or latest (a cached frame needs none).
+        self.assertLessEqual(float(row[2]), 1.0)
         self.assertEqual(row[4], "600")   # the window (10 s > 600 ms) holds the whole topic
         self.assertEqual(row[7], "600")   # and so does the topic scan
-        self.assertEqual(row[9], "1.00")  # ts_latest: one pread
+        self.assertLessEqual(float(row[9]), 1.0)
         self.assertFalse(lines[at + 2].strip()[:1].isdigit())  # --max-ssts 10: one row
 
     def test_all_runs_ingest_small_and_reads(self):
