@@ -1,18 +1,24 @@
 /*
- * bench.c -- the benchmarks. Each reports figures and ratios; none fails on a
- * goal (they are measurements, not tests).
+ * bench.c -- the benchmarks' command and the 4 KiB ingest benchmark. Each
+ * benchmark reports figures and ratios; none fails on a goal (they are
+ * measurements, not tests).
  *
- * `embeddb bench`: durable ingest of 4 KiB tensors (32x32 float32) in
- * batches, one durable commit per batch, measured against its physical
+ * `embeddb bench [ingest]`: durable ingest of 4 KiB tensors (32x32 float32)
+ * in batches, one durable commit per batch, measured against its physical
  * bound: plain write() + fdatasync() of the same payload bytes per batch to a
  * fresh file, in the same process and the same directory. Raw and engine
  * runs alternate R times, which goes first swapping every run so neither
  * always meets the disk right after the other's deletes, and the medians are
  * reported (these VMs are noisy: raw runs here swing between about 480 and
  * 850 MB/s). A batch-by-batch paired run and a raw run of the engine's own
- * byte stream give two steadier comparisons. Also: bytes written per payload byte (the engine's count and
- * /proc/self/io), peak RSS against memtable_max + 4 MiB, and preads per point
- * load from an SST, counted by a vfs that wraps the platform's.
+ * byte stream give two steadier comparisons. Also: bytes written per payload
+ * byte (the engine's count and /proc/self/io), peak RSS against
+ * memtable_max + 4 MiB, and preads per point load from an SST, counted by a
+ * vfs that wraps the platform's.
+ *
+ * `embeddb bench small|reads|all`: the agent-style workloads, in
+ * bench_small.c and bench_reads.c (bench.h); cmd_bench parses the options for
+ * all of them.
  *
  * The raw baseline deliberately uses open/write/fdatasync directly instead of
  * the platform layer: it is the bound the engine is measured against, so
@@ -24,6 +30,9 @@
  */
 #include "cli.h"
 
+#include "bench.h"
+#include "bench_feed.h"
+#include "bench_util.h"
 #include "cli_args.h"
 #include "cli_store.h"
 
@@ -40,86 +49,7 @@
 
 #define FRAME_FLOATS 1024 /* 32x32 */
 #define FRAME_BYTES (FRAME_FLOATS * sizeof(float))
-#define MAX_RUNS 99
 #define POINT_LOADS 20000
-#define MiB (1024.0 * 1024.0)
-
-static double secs_since(uint64_t t0)
-{
-    return (double)(plat_mono_ns() - t0) / 1e9;
-}
-
-/* a * b as a size_t, or TS_EOVERFLOW (size_t is 32 bits on the ARM targets). */
-static int mul_size(uint64_t a, uint64_t b, size_t *out)
-{
-    int rc = 0;
-    if (b && a > SIZE_MAX / b)
-        rc = TS_EOVERFLOW;
-    else
-        *out = (size_t)(a * b);
-    return rc;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of v[0..n-1] (sorts v). */
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* write_bytes of /proc/self/io: bytes this process sent toward the block
- * layer. 0 where the file does not exist (the figure is then reported 0). */
-static uint64_t io_write_bytes(void)
-{
-    FILE *fp = fopen("/proc/self/io", "r");
-    char line[128];
-    unsigned long long v = 0;
-    if (!fp)
-        goto out;
-    while (fgets(line, sizeof(line), fp))
-        if (sscanf(line, "write_bytes: %llu", &v) == 1)
-            break;
-    fclose(fp);
-out:
-    return v;
-}
-
-/* Lets the file system finish what earlier runs left behind (journal
- * commits, the discards of deleted files on a "discard" mount) before a
- * timed run starts, so that no run pays for its predecessor. */
-static void settle(void)
-{
-    sync();
-}
-
-/* ---- a vfs that counts preads ---------------------------------------- */
-
-typedef struct count_vfs {
-    plat_vfs vfs; /* first: the engine hands &vfs back to us as self */
-    plat_vfs *real;
-    uint64_t preads;
-} count_vfs;
-
-static int count_pread(plat_vfs *self, int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-    count_vfs *c = (count_vfs *)self;
-    c->preads++;
-    return c->real->pread(c->real, fd, buf, len, off, got);
-}
-
-static void count_vfs_init(count_vfs *c)
-{
-    c->real = plat_vfs_default();
-    c->vfs = *c->real;
-    c->vfs.pread = count_pread;
-    c->preads = 0;
-}
 
 /* ---- `embeddb bench` -------------------------------------------------- */
 
@@ -191,25 +121,6 @@ static int bench_store(const bench_cfg *c, ts_store **s)
     return rc;
 }
 
-/* write() all of buf, retrying short writes. 0 or -errno. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    int rc = 0;
-    while (len && !rc) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-        } else {
-            p += w;
-            len -= (size_t)w;
-        }
-    }
-    return rc;
-}
-
 /* The bound: n_batches x (fill, write() of len bytes, fdatasync()) to a
  * fresh file. Sets *mbps to payload MB/s (payload = the frames' bytes, even
  * when len is longer) and *io to the /proc/self/io write_bytes delta. */
@@ -225,17 +136,17 @@ static int run_raw(const bench_cfg *c, frames *f, size_t len, uint64_t n_batches
         rc = -errno;
         goto out;
     }
-    settle();
-    io0 = io_write_bytes();
+    bench_util_settle();
+    io0 = bench_util_io_write_bytes();
     t0 = plat_mono_ns();
     for (uint64_t b = 0; b < n_batches && !rc; b++) {
         frames_fill(f, b);
-        if (!(rc = write_all(fd, f->buf, len)) && fdatasync(fd))
+        if (!(rc = bench_util_write_all(fd, f->buf, len)) && fdatasync(fd))
             rc = -errno;
     }
     if (!rc) {
-        *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / secs_since(t0) / 1e6;
-        *io = io_write_bytes() - io0;
+        *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / bench_util_secs_since(t0) / 1e6;
+        *io = bench_util_io_write_bytes() - io0;
     }
 out:
     if (rc)
@@ -257,8 +168,8 @@ static int run_engine(const bench_cfg *c, frames *f, uint64_t n_batches, double 
     int rc;
     if ((rc = bench_store(c, &s)))
         goto out;
-    settle();
-    io0 = io_write_bytes();
+    bench_util_settle();
+    io0 = bench_util_io_write_bytes();
     t0 = plat_mono_ns();
     for (uint64_t b = 0; b < n_batches && !rc; b++) {
         frames_fill(f, b);
@@ -270,8 +181,8 @@ static int run_engine(const bench_cfg *c, frames *f, uint64_t n_batches, double 
         cli_store_report("bench", s, rc);
         goto out;
     }
-    *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / secs_since(t0) / 1e6;
-    *io = io_write_bytes() - io0;
+    *mbps = (double)(f->n * FRAME_BYTES) * (double)n_batches / bench_util_secs_since(t0) / 1e6;
+    *io = bench_util_io_write_bytes() - io0;
     ts_get_stats(s, st);
 out:
     ts_close(s);
@@ -296,11 +207,11 @@ static int run_paired(const bench_cfg *c, frames *f, uint64_t n_batches, double 
         fprintf(stderr, "embeddb: bench: %s: %s\n", path, strerror(errno));
         goto out;
     }
-    settle();
+    bench_util_settle();
     for (uint64_t b = 0; b < n_batches && !rc; b++) {
         frames_fill(f, b);
         t0 = plat_mono_ns();
-        if (!(rc = write_all(fd, f->buf, len)) && fdatasync(fd))
+        if (!(rc = bench_util_write_all(fd, f->buf, len)) && fdatasync(fd))
             rc = -errno;
         raw_ns += plat_mono_ns() - t0;
         if (rc) {
@@ -337,13 +248,13 @@ static int point_loads(const bench_cfg *c, uint64_t n_tensors, double *preads_pe
                        double *loads_per_s)
 {
     char path[4096];
-    count_vfs cv;
+    bench_util_count_vfs cv;
     ts_options o;
     ts_store *s = NULL;
     uint64_t x = 88172645463325252ull, before, t0;
     int rc;
     snprintf(path, sizeof(path), "%s/store", c->work);
-    count_vfs_init(&cv);
+    bench_util_count_vfs_init(&cv);
     ts_options_init(&o);
     o.read_only = 1;
     o.vfs = &cv.vfs;
@@ -363,7 +274,7 @@ static int point_loads(const bench_cfg *c, uint64_t n_tensors, double *preads_pe
         ts_tensor_free(t);
     }
     if (!rc) {
-        *loads_per_s = POINT_LOADS / secs_since(t0);
+        *loads_per_s = POINT_LOADS / bench_util_secs_since(t0);
         *preads_per_load = (double)(cv.preads - before) / POINT_LOADS;
     }
 out:
@@ -409,27 +320,46 @@ out:
 }
 
 static const char bench_usage[] =
-    "usage: embeddb bench [--dir DIR] [--tensors N] [--batch B] [--runs R]\n"
-    "                     [--memtable-max BYTES]\n"
-    "The durable-ingest benchmark: N tensors of 4 KiB (32x32 float32; default\n"
-    "65536 = 256 MiB a run) saved in batches of B (64) with one durable commit\n"
+    "usage: embeddb bench [ingest|small|reads|all] [--dir DIR] [--runs R]\n"
+    "                     [--tensors N] [--batch B] [--memtable-max BYTES]\n"
+    "                     [--topics T] [--samples S] [--max-ssts M]\n"
+    "Benchmarks in a scratch directory under DIR (default: the current directory;\n"
+    "removed afterwards). Each reports figures and ratios; none fails on a goal.\n"
+    "\n"
+    "ingest (the default): N tensors of 4 KiB (32x32 float32; default 65536 =\n"
+    "256 MiB a run) saved in batches of B (64) with one durable commit\n"
     "(fdatasync) per batch, flushes included (memtable_max, default 64 MiB, so\n"
     "flushes happen inside a run), against plain write() + fdatasync() of the same\n"
-    "payload bytes per batch to a fresh file, in this process and in a scratch\n"
-    "directory under DIR (default: the current directory; removed afterwards).\n"
+    "payload bytes per batch to a fresh file, in this process.\n"
     "Raw and engine runs alternate R times (5); medians are reported: MB/s and\n"
     "their ratio (goal >= 0.90), bytes written per payload byte (goal <= 1.10)\n"
     "from the engine's count and from /proc/self/io, peak RSS (goal <=\n"
     "memtable_max + 4 MiB), preads per point load from an SST (goal 1) and the\n"
-    "rate of random point loads. It reports; it does not fail on a goal.\n";
+    "rate of random point loads.\n"
+    "\n"
+    "small: the same durable ingest with an agent's keys (sensors/imu0#<20-digit\n"
+    "counter>, name = topic, 1 ms apart; --topics T interleaves T topics, default\n"
+    "1) at 12 B (f32[3]), 128 B (f32[32]) and 4 KiB (f32[1024]); N (default 32768)\n"
+    "tensors per size, batches of B, R alternated runs against write() +\n"
+    "fdatasync() of the same payload per batch. Medians: tensors/s, the ratio,\n"
+    "bytes written per payload byte (ts_stats, final flush included) and\n"
+    "/proc/self/io per payload byte (whole dirtied pages) for engine and raw.\n"
+    "\n"
+    "reads: T topics (default 20) x S samples (default 100000: 100 s at 1 kHz) of\n"
+    "12 bytes, split into 10, 100 and 1000 SSTs (up to M, default 1000); on each:\n"
+    "random point loads/s, a 10-second window of one topic (ts_scan_time: ms per\n"
+    "query and records returned, next to a scan of the whole topic) and ts_latest\n"
+    "of a topic, each with preads counted.\n"
+    "\n"
+    "all: ingest, small and reads in turn (options apply to each that takes them).\n";
 
 static void bench_report(const bench_cfg *c, bench_run *runs, double preads, double loads_s,
                          int loads_ok)
 {
-    double v[7][MAX_RUNS];
+    double v[7][BENCH_MAX_RUNS];
     size_t n = (size_t)c->runs;
     struct rusage ru;
-    double rss_mib, bound_mib = (double)c->memtable_max / MiB + 4;
+    double rss_mib, bound_mib = (double)c->memtable_max / BENCH_MiB + 4;
     for (size_t i = 0; i < n; i++) {
         v[0][i] = runs[i].raw;
         v[1][i] = runs[i].eng;
@@ -446,17 +376,17 @@ static void bench_report(const bench_cfg *c, bench_run *runs, double preads, dou
                "%.0f MB/s\n", preads, preads == 1.0 ? "" : "s", POINT_LOADS, loads_s,
                loads_s * FRAME_BYTES / 1e6);
     printf("\nmedians of %" PRIu64 " runs:\n", c->runs);
-    printf("raw_write_fdatasync_MBps=%.0f\n", median(v[0], n));
-    printf("engine_MBps=%.0f\n", median(v[1], n));
-    printf("ratio_ingest=%.3f (goal >= 0.90; whole runs alternated)\n", median(v[2], n));
+    printf("raw_write_fdatasync_MBps=%.0f\n", bench_util_median(v[0], n));
+    printf("engine_MBps=%.0f\n", bench_util_median(v[1], n));
+    printf("ratio_ingest=%.3f (goal >= 0.90; whole runs alternated)\n", bench_util_median(v[2], n));
     printf("ratio_ingest_paired=%.3f (batch-by-batch alternation, the steadier figure)\n",
-           median(v[3], n));
+           bench_util_median(v[3], n));
     printf("ratio_ingest_vs_same_stream=%.3f (raw write of the engine's own byte stream)\n",
-           median(v[4], n));
+           bench_util_median(v[4], n));
     printf("bytes_written_per_payload=%.4f (goal <= 1.10; ts_stats, flushes included)\n",
-           median(v[5], n));
+           bench_util_median(v[5], n));
     printf("io_write_bytes_per_payload=%.3f (/proc/self/io write_bytes delta per run)\n",
-           median(v[6], n));
+           bench_util_median(v[6], n));
     printf("peak_rss_MiB=%.1f (goal <= memtable_max + 4 MiB = %.1f)\n", rss_mib, bound_mib);
     if (loads_ok) {
         printf("point_load_preads=%g (goal 1)\n", preads);
@@ -464,50 +394,31 @@ static void bench_report(const bench_cfg *c, bench_run *runs, double preads, dou
     }
 }
 
-int cmd_bench(int argc, char **argv)
+/* The 4 KiB durable-ingest benchmark (`embeddb bench` / `bench ingest`). */
+static int bench_ingest(bench_cfg *c)
 {
-    const char *dir = ".", *tensors_s = "65536", *batch_s = "64", *runs_s = "5";
-    const char *mt_s = "67108864";
-    const cli_opt opts[] = {{"--dir", &dir},   {"--tensors", &tensors_s}, {"--batch", &batch_s},
-                            {"--runs", &runs_s}, {"--memtable-max", &mt_s}};
-    bench_cfg c;
-    cli_args a;
     frames f;
     bench_run *runs = NULL;
-    char *work = NULL;
     uint64_t n_batches;
     double preads = 0, loads_s = 0;
     size_t buf_len;
-    int ec = CLI_EXIT_USAGE, rc = 0;
+    int rc = 0;
     memset(&f, 0, sizeof(f));
-    memset(&c, 0, sizeof(c));
-    if (cli_args_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), 0, 0, &a) || a.help) {
-        ec = cli_args_usage(bench_usage, a.help);
-        goto out;
-    }
-    if (cli_args_u64("--batch", batch_s, 1, 65536, &c.batch) ||
-        cli_args_u64("--tensors", tensors_s, c.batch, UINT64_C(1) << 32, &c.tensors) ||
-        cli_args_u64("--runs", runs_s, 1, MAX_RUNS, &c.runs) ||
-        cli_args_u64("--memtable-max", mt_s, 1, UINT64_C(1) << 40, &c.memtable_max))
-        goto out;
-    ec = CLI_EXIT_STORE;
-    n_batches = c.tensors / c.batch;
+    n_batches = c->tensors / c->batch;
     /* Room for a batch of frames plus the engine's headers (same-stream). */
-    if (mul_size(c.batch, FRAME_BYTES + 256, &buf_len) || buf_len > SIZE_MAX - 65536 ||
-        frames_new(&f, c.batch, buf_len + 65536) ||
-        !(runs = calloc((size_t)c.runs, sizeof(*runs)))) {
+    if (bench_util_mul_size(c->batch, FRAME_BYTES + 256, &buf_len) ||
+        buf_len > SIZE_MAX - 65536 || frames_new(&f, c->batch, buf_len + 65536) ||
+        !(runs = calloc((size_t)c->runs, sizeof(*runs)))) {
         fprintf(stderr, "embeddb: bench: out of memory\n");
+        rc = TS_ENOMEM;
         goto out;
     }
-    if (cli_store_scratch(dir, "bench", &work))
-        goto out;
-    c.work = work;
     printf("bench: %" PRIu64 " tensors of 4096 bytes (32x32 float32) in batches of %" PRIu64
            ", one fdatasync per batch, memtable_max %" PRIu64 ", %" PRIu64 " runs, in %s\n",
-           n_batches * c.batch, c.batch, c.memtable_max, c.runs, work);
-    for (uint64_t r = 0; r < c.runs; r++) {
+           n_batches * c->batch, c->batch, c->memtable_max, c->runs, c->work);
+    for (uint64_t r = 0; r < c->runs; r++) {
         bench_run *br = &runs[r];
-        if ((rc = bench_once(&c, &f, n_batches, br, (int)(r % 2)))) {
+        if ((rc = bench_once(c, &f, n_batches, br, (int)(r % 2)))) {
             fprintf(stderr, "embeddb: bench: run %" PRIu64 " failed\n", r + 1);
             goto out;
         }
@@ -519,15 +430,93 @@ int cmd_bench(int argc, char **argv)
                br->st.fsyncs, br->st.flushes);
         fflush(stdout);
     }
-    rc = point_loads(&c, n_batches * c.batch, &preads, &loads_s);
-    bench_report(&c, runs, preads, loads_s, rc == 0);
+    rc = point_loads(c, n_batches * c->batch, &preads, &loads_s);
+    bench_report(c, runs, preads, loads_s, rc == 0);
     rc = 0;
+out:
+    free(runs);
+    frames_free(&f);
+    return rc;
+}
+
+/* Parses s (NULL: absent) as a whole number in [lo, hi], else takes def. */
+static int opt_u64(const char *what, const char *s, uint64_t def, uint64_t lo, uint64_t hi,
+                   uint64_t *out)
+{
+    *out = def;
+    return s ? cli_args_u64(what, s, lo, hi, out) : 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *dir = ".", *tensors_s = NULL, *batch_s = "64", *runs_s = "5";
+    const char *mt_s = "67108864", *topics_s = NULL, *samples_s = "100000";
+    const char *max_ssts_s = "1000", *what = "ingest";
+    const cli_opt opts[] = {{"--dir", &dir},         {"--tensors", &tensors_s},
+                            {"--batch", &batch_s},   {"--runs", &runs_s},
+                            {"--memtable-max", &mt_s}, {"--topics", &topics_s},
+                            {"--samples", &samples_s}, {"--max-ssts", &max_ssts_s}};
+    bench_cfg c;
+    bench_opts o;
+    cli_args a;
+    char *work = NULL;
+    uint64_t tensors = 0, topics = 0;
+    int ec = CLI_EXIT_USAGE, rc = 0, ingest, small, reads;
+    memset(&c, 0, sizeof(c));
+    memset(&o, 0, sizeof(o));
+    if (cli_args_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), 0, 1, &a) || a.help) {
+        ec = cli_args_usage(bench_usage, a.help);
+        goto out;
+    }
+    if (a.n_pos)
+        what = a.pos[0];
+    ingest = !strcmp(what, "ingest") || !strcmp(what, "all");
+    small = !strcmp(what, "small") || !strcmp(what, "all");
+    reads = !strcmp(what, "reads") || !strcmp(what, "all");
+    if (!ingest && !small && !reads) {
+        fprintf(stderr, "embeddb: bench: unknown benchmark '%s' (ingest, small, reads or all)\n",
+                what);
+        goto out;
+    }
+    /* Every option given is checked, whichever benchmarks take it; the
+     * defaults of --tensors and --topics differ between them. */
+    if (cli_args_u64("--batch", batch_s, 1, 65536, &c.batch) ||
+        cli_args_u64("--runs", runs_s, 1, BENCH_MAX_RUNS, &c.runs) ||
+        cli_args_u64("--memtable-max", mt_s, 1, UINT64_C(1) << 40, &c.memtable_max) ||
+        opt_u64("--tensors", tensors_s, 0, c.batch, UINT64_C(1) << 32, &tensors) ||
+        opt_u64("--topics", topics_s, 0, 1, BENCH_FEED_MAX_TOPICS, &topics) ||
+        cli_args_u64("--samples", samples_s, 1, UINT64_C(1) << 28, &o.samples) ||
+        cli_args_u64("--max-ssts", max_ssts_s, 10, 1000, &o.max_ssts))
+        goto out;
+    c.tensors = tensors_s ? tensors : 65536;
+    o.tensors = tensors_s ? tensors : 32768;
+    ec = CLI_EXIT_STORE;
+    if (cli_store_scratch(dir, "bench", &work))
+        goto out;
+    c.work = o.work = work;
+    o.runs = c.runs;
+    o.batch = c.batch;
+    o.memtable_max = c.memtable_max;
+    if (ingest && (rc = bench_ingest(&c)))
+        goto out;
+    if (small) {
+        if (ingest)
+            printf("\n");
+        o.topics = topics_s ? topics : 1;
+        if ((rc = bench_small_run(&o)))
+            goto out;
+    }
+    if (reads) {
+        if (ingest || small)
+            printf("\n");
+        o.topics = topics_s ? topics : 20;
+        if ((rc = bench_reads_run(&o)))
+            goto out;
+    }
     ec = CLI_EXIT_OK;
 out:
     cli_store_rmtree(work);
     free(work);
-    free(runs);
-    frames_free(&f);
     return ec;
 }
 
@@ -561,7 +550,8 @@ static int numeric_save(ts_store *s, const char *dir, const numeric_cfg *c)
     const ts_tensor **ptrs = NULL;
     uint8_t (*keys)[TS_KEY_U64_LEN] = NULL;
     int rc = TS_ENOMEM;
-    if (mul_size(c->dim, sizeof(float), &row_len) || mul_size(c->batch, row_len, &data_len))
+    if (bench_util_mul_size(c->dim, sizeof(float), &row_len) ||
+        bench_util_mul_size(c->batch, row_len, &data_len))
         goto out;
     data = malloc(data_len);
     t = calloc((size_t)c->batch, sizeof(*t));
@@ -604,7 +594,8 @@ static int numeric_load(ts_store *s, const char *dir, const numeric_cfg *c)
     float *want = NULL;
     size_t row_len = 0;
     int rc = TS_ENOMEM;
-    if (mul_size(c->dim, sizeof(float), &row_len) || !(want = malloc(row_len ? row_len : 1)))
+    if (bench_util_mul_size(c->dim, sizeof(float), &row_len) ||
+        !(want = malloc(row_len ? row_len : 1)))
         goto out;
     rc = 0;
     for (uint64_t i = 0; i < c->n && !rc; i++) {
@@ -670,7 +661,7 @@ int cmd_numeric_bench(int argc, char **argv)
     t0 = plat_mono_ns();
     if ((rc = numeric_save(s, dir, &c)))
         goto out;
-    save_s = secs_since(t0);
+    save_s = bench_util_secs_since(t0);
     ts_get_stats(s, &st);
     printf("saved %" PRIu64 " tensors: %.0f saves/s, %.1f MB/s of payload\n", c.n,
            (double)c.n / save_s, (double)st.payload_bytes / save_s / 1e6);
@@ -680,7 +671,7 @@ int cmd_numeric_bench(int argc, char **argv)
     t0 = plat_mono_ns();
     if ((rc = numeric_load(s, dir, &c)))
         goto out;
-    load_s = secs_since(t0);
+    load_s = bench_util_secs_since(t0);
     printf("loaded and checked %" PRIu64 " tensors: %.0f loads/s\n", c.n, (double)c.n / load_s);
     ec = CLI_EXIT_OK;
 out:

@@ -25,6 +25,7 @@ enum {
 int cmd_ls(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
+int cmd_latest(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 

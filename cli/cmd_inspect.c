@@ -1,5 +1,6 @@
 /*
- * cmd_inspect.c -- the inspection commands: ls, get, preview, stats, verify.
+ * cmd_inspect.c -- the inspection commands: ls, get, preview, latest, stats,
+ * verify.
  *
  * They open stores read-only (no lock, no recovery writes), so they can run
  * beside the daemon that is writing the store and never change it; what they
@@ -9,11 +10,13 @@
 #include "cli.h"
 
 #include "embeddb/agent_status.h"
+#include "embeddb/plat.h"
 
 #include "cli_args.h"
 #include "cli_fmt.h"
 #include "cli_key.h"
 #include "cli_store.h"
+#include "cli_time.h"
 #include "npy.h"
 
 #include <inttypes.h>
@@ -24,11 +27,21 @@
 /* ---- ls --------------------------------------------------------------- */
 
 static const char ls_usage[] =
-    "usage: embeddb ls DIR [PREFIX]\n"
+    "usage: embeddb ls DIR [PREFIX] [--from T] [--to T]\n"
     "Lists the newest version of every tensor in key order, one per line, tab\n"
     "separated after a header line: key, name, dtype, shape (32x32, or scalar),\n"
     "timestamp_ns, bytes. PREFIX limits the list to keys starting with it, in the\n"
-    "key syntax of `embeddb --help` (cam/ for text keys, x:00 for raw bytes).\n";
+    "key syntax of `embeddb --help` (cam/ for text keys, x:00 for raw bytes).\n"
+    "--from/--to keep the keys whose newest version has a timestamp in [from, to)\n"
+    "(either may be left out), reading only the index blocks and SSTs whose time\n"
+    "range meets that window. A key whose newest version lies outside the window\n"
+    "is not listed, even when an older version lies inside. T is one of:\n"
+    "  1796051045000000000          ns since the Unix epoch\n"
+    "  2026-11-30T15:04:05Z         RFC 3339; a fraction of up to 9 digits and an\n"
+    "  2026-11-30T16:04:05.5+01:00  offset (+HH:MM, -HH:MM) instead of Z may be given\n"
+    "  -10s  -5m  -2h  -1d          that long before now\n"
+    "--from at or after --to is an empty window: the header alone, exit 0 (a note\n"
+    "on stderr says so).\n";
 
 static int ls_line(void *ctx, const ts_entry *e)
 {
@@ -43,14 +56,28 @@ static int ls_line(void *ctx, const ts_entry *e)
     return 0;
 }
 
+/* Parses --from/--to value s (NULL: absent, *out keeps its default). 0, or
+ * TS_EINVAL after printing why. */
+static int ls_time(const char *opt, const char *s, int64_t now_ns, int64_t *out)
+{
+    char why[256];
+    int rc = 0;
+    if (s && (rc = cli_time_parse(s, now_ns, out, why, sizeof(why))))
+        fprintf(stderr, "embeddb: ls: %s '%s': %s\n", opt, s, why);
+    return rc;
+}
+
 int cmd_ls(int argc, char **argv)
 {
     uint8_t prefix[TS_MAX_KEY_LEN];
+    const char *from_s = NULL, *to_s = NULL;
+    const cli_opt opts[] = {{"--from", &from_s}, {"--to", &to_s}};
+    int64_t now_ns = plat_now_ns(), from = INT64_MIN, to = INT64_MAX;
     size_t plen = 0;
     cli_args a;
     ts_store *s = NULL;
     int ec = CLI_EXIT_USAGE, rc = 0;
-    if (cli_args_parse(argc, argv, NULL, 0, 1, 2, &a) || a.help) {
+    if (cli_args_parse(argc, argv, opts, 2, 1, 2, &a) || a.help) {
         ec = cli_args_usage(ls_usage, a.help);
         goto out;
     }
@@ -58,10 +85,20 @@ int cmd_ls(int argc, char **argv)
         fprintf(stderr, "embeddb: ls: bad prefix '%s'\n", a.pos[1]);
         goto out;
     }
+    /* One "now" for both ends, so -1h..-0s is exactly an hour. */
+    if (ls_time("--from", from_s, now_ns, &from) || ls_time("--to", to_s, now_ns, &to))
+        goto out;
+    if ((from_s || to_s) && from >= to)
+        fprintf(stderr, "embeddb: ls: note: --from is not before --to: the window is empty\n");
     if ((rc = cli_store_open(a.pos[0], NULL, &s)))
         goto out;
     printf("key\tname\tdtype\tshape\ttimestamp_ns\tbytes\n");
-    if ((rc = ts_scan_prefix(s, prefix, plen, ls_line, NULL)))
+    /* Without a window, exactly the prefix scan ls always made. */
+    if (from_s || to_s)
+        rc = ts_scan_time(s, prefix, plen, from, to, ls_line, NULL);
+    else
+        rc = ts_scan_prefix(s, prefix, plen, ls_line, NULL);
+    if (rc)
         cli_store_report(a.pos[0], s, rc);
     else
         ec = CLI_EXIT_OK;
@@ -157,6 +194,23 @@ static const char preview_usage[] =
     "Prints the tensor's summary line with its first N values (default 8),\n"
     "reading only the 4 KiB blocks that hold them: name (shape) -> v0, v1, ...\n";
 
+/* Prints the seed's summary line of t with its first n values. 0 or
+ * TS_ENOMEM (printed). */
+static int print_summary(const ts_tensor *t, uint64_t n)
+{
+    char *line = NULL;
+    int need = ts_summarize(t, (size_t)n, NULL, 0), rc = 0;
+    if (need < 0 || !(line = malloc((size_t)need + 1))) {
+        fprintf(stderr, "embeddb: out of memory\n");
+        rc = TS_ENOMEM;
+    } else {
+        ts_summarize(t, (size_t)n, line, (size_t)need + 1);
+        printf("%s\n", line);
+    }
+    free(line);
+    return rc;
+}
+
 int cmd_preview(int argc, char **argv)
 {
     const char *n_s = "8";
@@ -164,8 +218,7 @@ int cmd_preview(int argc, char **argv)
     cli_args a;
     ts_tensor *t = NULL;
     uint64_t n = 0;
-    char *line = NULL;
-    int ec = CLI_EXIT_USAGE, rc = 0, need;
+    int ec = CLI_EXIT_USAGE, rc = 0;
     if (cli_args_parse(argc, argv, opts, 1, 2, 2, &a) || a.help) {
         ec = cli_args_usage(preview_usage, a.help);
         goto out;
@@ -173,24 +226,79 @@ int cmd_preview(int argc, char **argv)
     /* The bound keeps the printed line (about 14 bytes a value) under 2^31. */
     if (cli_args_u64("-n", n_s, 0, 10000000, &n))
         goto out;
-    if ((rc = load_one(a.pos[0], a.pos[1], n, &t)))
+    if ((rc = load_one(a.pos[0], a.pos[1], n, &t)) || (rc = print_summary(t, n)))
         goto out;
-    need = ts_summarize(t, (size_t)n, NULL, 0);
-    if (need < 0 || !(line = malloc((size_t)need + 1))) {
-        fprintf(stderr, "embeddb: out of memory\n");
-        rc = TS_ENOMEM;
-        goto out;
-    }
-    ts_summarize(t, (size_t)n, line, (size_t)need + 1);
-    printf("%s\n", line);
     ec = CLI_EXIT_OK;
 out:
     if (rc == TS_EINVAL)
         ec = CLI_EXIT_USAGE;
     else if (rc)
         ec = cli_store_exit(rc);
-    free(line);
     ts_tensor_free(t);
+    return ec;
+}
+
+/* ---- latest ----------------------------------------------------------- */
+
+static const char latest_usage[] =
+    "usage: embeddb latest DIR PREFIX [-n N]\n"
+    "Prints the most recently saved tensor (highest seq) among the keys starting\n"
+    "with PREFIX -- for an agent's store, a topic's newest message -- as the\n"
+    "summary line with its first N values (default 8), then its key, seq and\n"
+    "timestamp (ns and RFC 3339 UTC):\n"
+    "  sensors/imu0 (3) -> 0.1, 0.2, 0.3\n"
+    "  key           sensors/imu0#00000000000000001234\n"
+    "  seq           1234\n"
+    "  timestamp_ns  1796051045000000000 (2026-11-30T15:04:05Z)\n"
+    "PREFIX is in the key syntax of `embeddb --help`. Exit 3 when no key starts\n"
+    "with it. It reads the MemTable, then SSTs newest first up to the first that\n"
+    "holds the prefix.\n";
+
+int cmd_latest(int argc, char **argv)
+{
+    uint8_t prefix[TS_MAX_KEY_LEN];
+    char key[CLI_KEY_TEXT_MAX], when[CLI_TIME_TEXT_MAX];
+    const char *n_s = "8";
+    const cli_opt opts[] = {{"-n", &n_s}};
+    size_t plen = 0;
+    uint64_t n = 0;
+    cli_args a;
+    ts_store *s = NULL;
+    ts_tensor *t = NULL;
+    int ec = CLI_EXIT_USAGE, rc = 0;
+    if (cli_args_parse(argc, argv, opts, 1, 2, 2, &a) || a.help) {
+        ec = cli_args_usage(latest_usage, a.help);
+        goto out;
+    }
+    if (cli_args_u64("-n", n_s, 0, 10000000, &n))
+        goto out;
+    if (cli_key_parse(a.pos[1], prefix, sizeof(prefix), &plen)) {
+        fprintf(stderr, "embeddb: latest: bad prefix '%s'\n", a.pos[1]);
+        goto out;
+    }
+    if ((rc = cli_store_open(a.pos[0], NULL, &s)))
+        goto out;
+    if ((rc = ts_latest(s, prefix, plen, &t))) {
+        if (rc == TS_ENOTFOUND)
+            fprintf(stderr, "embeddb: %s: no tensor under a key starting with %s\n", a.pos[0],
+                    a.pos[1]);
+        else
+            cli_store_report(a.pos[0], s, rc);
+        goto out;
+    }
+    if ((rc = print_summary(t, n)))
+        goto out;
+    cli_key_format(t->key, t->key_len, key, sizeof(key));
+    cli_time_format(t->timestamp_ns, when, sizeof(when));
+    printf("key           %s\n", key);
+    printf("seq           %" PRIu64 "\n", t->seq);
+    printf("timestamp_ns  %" PRId64 " (%s)\n", t->timestamp_ns, when);
+    ec = CLI_EXIT_OK;
+out:
+    if (rc)
+        ec = cli_store_exit(rc);
+    ts_tensor_free(t);
+    ts_close(s);
     return ec;
 }
 

@@ -1,7 +1,8 @@
 /*
  * main.c -- the embeddb command: picks the command from argv[1], prints the
  * top-level help, and is the only place the process exits. No store logic
- * lives here; the commands are in cmd_inspect.c, cmd_demo.c and bench.c.
+ * lives here; the commands are in cmd_inspect.c, cmd_demo.c, cmd_snapshot.c
+ * and bench.c.
  */
 #include "cli.h"
 
@@ -21,9 +22,14 @@ static const char usage[] =
     "                                     (e.g. embeddb 500000 32 1 20000)\n"
     "\n"
     "Inspection (opens the store read-only, so it works beside a running writer):\n"
-    "  ls DIR [PREFIX]                    one line per tensor, tab separated\n"
+    "  ls DIR [PREFIX] [--from T] [--to T]\n"
+    "                                     one line per tensor, tab separated; --from\n"
+    "                                     and --to keep timestamps in [from, to): T is\n"
+    "                                     ns since the epoch, 2026-11-30T15:04:05Z or\n"
+    "                                     an age -10s, -5m, -2h, -1d\n"
     "  get DIR KEY -o FILE.npy            export a tensor as NumPy .npy (-o - = stdout)\n"
     "  preview DIR KEY [-n N]             summary with the first N values (default 8)\n"
+    "  latest DIR PREFIX [-n N]           the newest tensor (highest seq) of a prefix\n"
     "  stats DIR                          store statistics and distinct keys\n"
     "  verify DIR                         check every checksum and index entry\n"
     "\n"
@@ -36,6 +42,11 @@ static const char usage[] =
     "Benchmark:\n"
     "  bench [--dir DIR] [--tensors N] [--batch B] [--runs R] [--memtable-max BYTES]\n"
     "                                     durable ingest vs plain write()+fdatasync()\n"
+    "  bench small [--topics T] [...]     the same for agent-style 12 B/128 B/4 KiB tensors\n"
+    "  bench reads [--topics T] [--samples S] [--max-ssts M]\n"
+    "                                     point loads, a time-window query and latest\n"
+    "                                     on stores of 10, 100 and 1000 SSTs\n"
+    "  bench all                          ingest, small and reads in turn\n"
     "\n"
     "Keys on the command line:\n"
     "  101        all digits: a numeric key (8 bytes big-endian, as the engine's\n"
@@ -55,7 +66,7 @@ static const char usage[] =
     "  0  ok\n"
     "  1  usage error (bad command line or bad input file)\n"
     "  2  store or I/O error (cannot open, read or write)\n"
-    "  3  not found (no tensor under that key)\n"
+    "  3  not found (no tensor under that key, or that prefix for latest)\n"
     "  4  corruption found (by verify, or data failing its checksum on get/preview)\n";
 
 int main(int argc, char **argv)
@@ -67,7 +78,8 @@ int main(int argc, char **argv)
         {"--tensor-dryrun", cmd_dryrun}, {"--tensor-train", cmd_train},
         {"--tensor-ingest", cmd_ingest}, {"ls", cmd_ls},
         {"get", cmd_get},                {"preview", cmd_preview},
-        {"stats", cmd_stats},            {"verify", cmd_verify},
+        {"latest", cmd_latest},          {"stats", cmd_stats},
+        {"verify", cmd_verify},
         {"bench", cmd_bench},            {"snapshot", cmd_snapshot},
     };
     int ec = -1;

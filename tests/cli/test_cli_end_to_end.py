@@ -326,7 +326,7 @@ class CliTest(unittest.TestCase):
         for text in ("Exit codes:", "0  ok", "1  usage error", "2  store or I/O error",
                      "3  not found", "4  corruption found", "s:TEXT", "x:HEX"):
             self.assertIn(text, r.stdout)
-        for cmd in (["ls", "--help"], ["get", "--help"], ["preview", "-h"], ["stats", "--help"],
+        for cmd in (["ls", "--help"], ["get", "--help"], ["preview", "-h"], ["latest", "--help"], ["stats", "--help"],
                     ["verify", "--help"], ["bench", "--help"], ["--tensor-dryrun", "--help"],
                     ["--tensor-train", "--help"], ["--tensor-ingest", "--help"],
                     ["1", "--help"]):
