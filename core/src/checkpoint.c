@@ -141,7 +141,8 @@ int ts_release(ts_store *s, uint64_t last_file)
     s->n_ssts -= k;
     /* Entry numbers shift: remap the SSTs left (O(their entries); freeing
      * the table when none are). */
-    keymap_rebuild(&s->km, s->ssts, s->n_ssts);
+    if (s->km_on)
+        keymap_rebuild(&s->km, s->ssts, s->n_ssts);
 out:
     return rc;
 }

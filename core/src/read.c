@@ -66,6 +66,10 @@ static int find(ts_store *s, const uint8_t *key, size_t key_len, hit *h)
     if (h->me)
         return 1;
     size_t j;
+    if (!s->km_on) {
+        keymap_rebuild(&s->km, s->ssts, s->n_ssts);
+        s->km_on = 1;
+    }
     int found = keymap_find(&s->km, s->ssts, s->n_ssts, key, key_len, &j, &h->e);
     if (found >= 0) {
         h->t = found ? &s->ssts[j] : NULL;

@@ -231,10 +231,8 @@ int store__add_sst(ts_store *s, sst *t)
     s->n_ssts++;
     t->ts_ranges = NULL;
     t->bounds = NULL;
-    if (i == s->n_ssts - 1)
+    if (s->km_on)
         keymap_add(&s->km, s->ssts, s->n_ssts);
-    else
-        keymap_rebuild(&s->km, s->ssts, s->n_ssts);
     /* Sequence numbers never go back: an SST adopted by recovery (a flush
      * sealed it, then the power went before the MANIFEST named it) holds
      * seqs above every SST the MANIFEST lists. */

@@ -33,6 +33,9 @@ struct ts_store {
     sst *ssts;              /* live SSTs, ascending file number */
     size_t n_ssts, cap_ssts;
     keymap km;              /* every SST key -> its newest entry (keymap.h) */
+    int km_on;              /* km is kept: built by the first point lookup
+                               (a read-only inspection that only scans
+                               never pays for it) */
     size_t n_open;          /* SST fds currently open */
     uint64_t clock;         /* LRU clock for the fd cache */
     uint64_t next_seq;
