@@ -197,7 +197,7 @@ int pack_open(pack_dec *d, const uint8_t *frame, size_t avail, uint32_t *flen, c
         fmt_get_varint(&p, end, &n_sch))
         return bad(why, "frame header truncated");
     if (n == 0 || n > len || n_sch == 0 || n_sch > FMT_FRAME_MAX_SCHEMAS || n_sch > n ||
-        seq > UINT64_MAX - n)
+        seq > UINT64_MAX - (n - 1))
         return bad(why, "frame header fields out of range");
     d->n_records = (uint32_t)n;
     d->first_seq = seq;
