@@ -110,7 +110,15 @@ typedef struct frame_info {
     uint32_t n_records, n_schemas;
     uint64_t content;       /* schema table + records */
     uint64_t last_rec;      /* encoded size of its last record */
+    uint64_t planned;       /* content with every timestamp delta at 10 bytes */
+    uint64_t last_planned;  /* the same for its last record */
 } frame_info;
+
+/* Bytes of the varint coding the delta from prev to ts. */
+static uint64_t dts_len(int64_t ts, int64_t prev)
+{
+    return fmt_varint_len(fmt_zigzag((int64_t)((uint64_t)ts - (uint64_t)prev)));
+}
 
 /* Encodes b (measure first, then write), decodes every frame and checks
  * every record, every loc, the padding, and that exactly body_len bytes
@@ -149,6 +157,8 @@ static size_t roundtrip(tb *b, uint64_t first_seq, frame_info *fi, size_t fi_cap
                 f.content += fmt_varint_len(d->schemas[s].shape[k]);
         size_t first = i;
         const uint8_t *before = d->p;
+        int64_t prev_ts = 0;
+        f.planned = f.content - (uint64_t)(d->end - d->p);
         while ((rc = pack_next(d, &r, &why)) == 0) {
             assert_true(i < b->n);
             check_rec(&r, b->p[i], b->ts[i], first_seq + i);
@@ -157,6 +167,9 @@ static size_t roundtrip(tb *b, uint64_t first_seq, frame_info *fi, size_t fi_cap
             assert_int_equal(locs[i].frame_len, flen);
             assert_int_equal(locs[i].ord, i - first);
             f.last_rec = (uint64_t)(d->p - before);
+            f.last_planned = f.last_rec - dts_len(r.timestamp_ns, prev_ts) + FMT_VARINT_MAX;
+            f.planned += f.last_planned;
+            prev_ts = r.timestamp_ns;
             before = d->p;
             i++;
         }
@@ -280,7 +293,7 @@ static void test_64_schemas_fit_one_frame_and_a_65th_starts_the_next(void **stat
     assert_int_equal(fi[1].n_schemas, 2);
     /* Reused schemas do not count twice toward the 64. */
     tb *c = tb_new();
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < 128; i++) {
         snprintf(key, sizeof(key), "k%04d", i);
         snprintf(name, sizeof(name), "schema%02d", i % 64);
         tb_add_s(c, key, name, TS_U8, 0, NULL, i);
@@ -290,9 +303,10 @@ static void test_64_schemas_fit_one_frame_and_a_65th_starts_the_next(void **stat
     tb_free(b);
 }
 
-/* A frame closes with the record that takes its schema table + records to
- * FMT_FRAME_TARGET bytes or more: never earlier (no frame but the last
- * is under 4 KiB), never later (without its last record it was under). */
+/* A frame closes with the record that takes its schema table + records,
+ * each timestamp delta counted at 10 bytes, to FMT_FRAME_TARGET bytes or
+ * more: never earlier (no frame but the last is under 4 KiB so counted),
+ * never later (without its last record it was under). */
 static void test_frames_close_once_they_reach_4_kib(void **state)
 {
     (void)state;
@@ -310,14 +324,64 @@ static void test_frames_close_once_they_reach_4_kib(void **state)
         assert_true(frames < 64);
         for (size_t f = 0; f < frames; f++) {
             if (f + 1 < frames)
-                assert_true(fi[f].content >= FMT_FRAME_TARGET);
-            assert_true(fi[f].content - fi[f].last_rec < FMT_FRAME_TARGET);
-            exact += fi[f].content == FMT_FRAME_TARGET;
+                assert_true(fi[f].planned >= FMT_FRAME_TARGET);
+            assert_true(fi[f].planned - fi[f].last_planned < FMT_FRAME_TARGET);
+            assert_true(fi[f].content <= fi[f].planned);
+            exact += fi[f].planned == FMT_FRAME_TARGET;
         }
         tb_free(b);
     }
     /* The sweep hits a frame of exactly 4096 bytes: closed at, not past. */
     assert_true(exact > 0);
+}
+
+/* Where frames end depends on the tensors only, not on their timestamps:
+ * so a body measured with worst-case timestamps (ts_batch_cost) is at
+ * least the body of any timestamps. */
+static void test_frames_split_the_same_whatever_the_timestamps(void **state)
+{
+    (void)state;
+    static const int64_t pat[][2] = {{INT64_MIN, 0}, {1, 1}, {1000, 1001}, {-1, 1},
+                                     {1700000000000000000ll, 1700000000000000007ll},
+                                     {INT64_MAX, INT64_MIN}};
+    static char big[TS_MAX_NAME_LEN + 1];
+    memset(big, 'N', TS_MAX_NAME_LEN);
+    char key[400];
+    for (int shape = 0; shape < 40; shape++) {
+        tb *b = tb_new();
+        uint64_t s1024[1] = {1024}, sd[1] = {(uint64_t)(shape * 23 % 1000 + 1)};
+        for (int i = 0; i < 60; i++) {
+            size_t kl = (size_t)(20 + (shape * 7 + i) % 340);
+            memset(key, 'a' + i % 26, kl);
+            snprintf(key, 8, "%03d", i);
+            key[3] = '/';
+            if (i % 5 == 3)
+                tb_add(b, key, kl, big, TS_U8, 0, NULL, 0); /* 1 KiB schema names */
+            else
+                tb_add(b, key, kl, i % 2 ? "a" : "b", TS_U8, 1, i % 3 ? sd : s1024, 0);
+        }
+        pack_loc *ref = calloc(b->n, sizeof(*ref)), *locs = calloc(b->n, sizeof(*locs));
+        uint64_t worst = 0, len = 0;
+        for (size_t p = 0; p < sizeof(pat) / sizeof(pat[0]); p++) {
+            for (size_t i = 0; i < b->n; i++)
+                b->ts[i] = pat[p][i % 2] + (p == 2 ? (int64_t)i * 997 : 0);
+            assert_int_equal(pack_encode(b->p, b->ts, b->n, p ? 1 : UINT64_MAX - b->n, NULL, &len,
+                                         p ? locs : ref), 0);
+            if (!p) {
+                worst = len;
+                continue;
+            }
+            assert_true(len <= worst);
+            for (size_t i = 0; i < b->n; i++) {
+                assert_int_equal(locs[i].ord, ref[i].ord);
+                assert_int_equal(locs[i].ord == 0, ref[i].ord == 0);
+            }
+            roundtrip(b, 1, NULL, 0);
+        }
+        free(ref);
+        free(locs);
+        tb_free(b);
+    }
 }
 
 static void test_keys_of_1_and_1024_bytes_and_prefix_keys_round_trip(void **state)
@@ -870,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_interleaved_topics_round_trip_each_key_coded_against_its_own_topic),
         cmocka_unit_test(test_64_schemas_fit_one_frame_and_a_65th_starts_the_next),
         cmocka_unit_test(test_frames_close_once_they_reach_4_kib),
+        cmocka_unit_test(test_frames_split_the_same_whatever_the_timestamps),
         cmocka_unit_test(test_keys_of_1_and_1024_bytes_and_prefix_keys_round_trip),
         cmocka_unit_test(test_scalars_empty_tensors_and_1024_byte_tensors_round_trip),
         cmocka_unit_test(test_extreme_timestamps_round_trip_through_wrapping_deltas),
