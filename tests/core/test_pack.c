@@ -72,7 +72,8 @@ static ts_tensor *tb_add(tb *b, const void *key, size_t key_len, const char *nam
         data[j] = (uint8_t)(i * 31 + j * 7 + 1);
     *t = (ts_tensor){.key = k, .key_len = key_len, .name = nm, .dtype = dt, .ndim = ndim,
                      .timestamp_ns = ts, .data = data, .data_len = len};
-    memcpy(t->shape, shape, ndim * sizeof(*shape));
+    if (ndim)
+        memcpy(t->shape, shape, ndim * sizeof(*shape));
     assert_int_equal(ts_validate(t), 0);
     b->p[i] = t;
     b->ts[i] = ts;
