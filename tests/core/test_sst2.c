@@ -281,13 +281,14 @@ static void check_probe(fx *f, const uint8_t *key, size_t len)
 static void check_fixture(fx *f)
 {
     sst *s = &f->s;
-    uint32_t n_rs = (uint32_t)((f->n + 15) / 16);
+    uint32_t n_rs = (uint32_t)((f->n + FMT_IDX2_RESTART - 1) / FMT_IDX2_RESTART);
     assert_int_equal(sst_n_restarts(s), n_rs);
     /* time ranges per block, and overall */
     int64_t all_lo = INT64_MAX, all_hi = INT64_MIN;
     for (uint32_t b = 0; b < n_rs; b++) {
         int64_t lo = INT64_MAX, hi = INT64_MIN;
-        for (size_t i = 16 * (size_t)b; i < f->n && i < 16 * (size_t)b + 16; i++) {
+        size_t first = FMT_IDX2_RESTART * (size_t)b;
+        for (size_t i = first; i < f->n && i < first + FMT_IDX2_RESTART; i++) {
             lo = f->e[i].ts < lo ? f->e[i].ts : lo;
             hi = f->e[i].ts > hi ? f->e[i].ts : hi;
         }
@@ -319,8 +320,8 @@ static void check_fixture(fx *f)
     for (uint32_t b = 0; b < n_rs; b++) {
         sst_iter_seek(it, s, NULL, 0);
         sst_iter_block(it, b);
-        assert_int_equal(it->i, 16 * b);
-        check_entry(&it->e, &f->e[16 * b]);
+        assert_int_equal(it->i, FMT_IDX2_RESTART * b);
+        check_entry(&it->e, &f->e[FMT_IDX2_RESTART * b]);
     }
     free(e);
     free(it);
@@ -352,7 +353,7 @@ static void check_fixture(fx *f)
 static void test_built_index_answers_every_lookup_like_the_model(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {0, 1, 2, 15, 16, 17, 31, 32, 33, 100, 1000};
+    static const size_t sizes[] = {0, 1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 129, 1000};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         for (uint64_t seed = 1; seed <= (sizes[i] < 100 ? 6u : 2u); seed++) {
             fx *f = fx_new(sizes[i], seed * 100 + i);
@@ -591,7 +592,7 @@ static uint8_t *xb_finish(xb *x, size_t *len)
 static void test_sst_build_writes_exactly_the_documented_layout(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {0, 1, 16, 17, 100, 1000};
+    static const size_t sizes[] = {0, 1, 16, 17, 64, 65, 100, 1000};
     for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
         fx *f = fx_new(sizes[z], 77 + z);
         xb *x = calloc(1, sizeof(*x));
@@ -630,9 +631,9 @@ static void test_sst_build_writes_exactly_the_documented_layout(void **state)
             } else {
                 xb_plain(x, e->hdr_len, e->rec_off, e->rec_len, e->dtype);
             }
-            if (i % 16 == 15 || i + 1 == f->n) {
+            if (i % FMT_IDX2_RESTART == FMT_IDX2_RESTART - 1 || i + 1 == f->n) {
                 int64_t lo = INT64_MAX, hi = INT64_MIN;
-                for (size_t k = i - i % 16; k <= i; k++) {
+                for (size_t k = i - i % FMT_IDX2_RESTART; k <= i; k++) {
                     lo = f->e[k].ts < lo ? f->e[k].ts : lo;
                     hi = f->e[k].ts > hi ? f->e[k].ts : hi;
                 }
@@ -651,8 +652,10 @@ static void test_sst_build_writes_exactly_the_documented_layout(void **state)
     }
 }
 
-/* A small valid index: 20 entries (two restart blocks), plain and packed
- * (two frames), each entry keyed "key%02d". The knobs break one thing. */
+/* A small valid index: FMT_IDX2_RESTART + 4 entries (two restart blocks),
+ * plain and packed (two frames), each entry keyed "key%03d". The knobs
+ * break one thing. */
+#define KN ((int)FMT_IDX2_RESTART + 4)
 typedef struct knobs {
     int restart_shift;      /* added to the second restart offset */
     int swap_keys;          /* entries 4 and 5 swap keys */
@@ -660,7 +663,7 @@ typedef struct knobs {
     int frame_ref;          /* entry 6 refers to frame 2 (of 2) */
     int frame_neg;          /* entry 6 refers to frame -1 */
     int cont_after_plain;   /* entry 3 (after a plain entry) continues */
-    int cont_at_restart;    /* entry 16 (a restart) continues */
+    int cont_at_restart;    /* the second block's first entry continues */
     int cut_entries;        /* header ent_len cut by this many bytes */
     int extra_entry_bytes;  /* bytes after the last entry */
     int pad_byte;           /* a nonzero padding byte */
@@ -703,13 +706,13 @@ static uint8_t *knob_index(const knobs *k, size_t *len, uint32_t *n)
         xb_frame(x, 2000, FMT_FRAME_MAX_LEN + 1);
     else
         xb_frame(x, 2000, 700);
-    for (int i = 0; i < 20; i++) {
+    for (int i = 0; i < KN; i++) {
         int ki = i;
         if (k->swap_keys && (i == 4 || i == 5))
             ki = 9 - i;
         if (k->dup_key && i == 5)
             ki = 4;
-        snprintf(key, sizeof(key), "key%02d", ki);
+        snprintf(key, sizeof(key), "key%03d", ki);
         if (i == 2 && k->key_empty) {
             xb_key_raw(x, 0, 0, "", 0);
             memcpy(x->pk, "", 0), x->pk_len = 0;
@@ -717,9 +720,9 @@ static uint8_t *knob_index(const knobs *k, size_t *len, uint32_t *n)
             memset(key, 'z', TS_MAX_KEY_LEN + 1);
             xb_key_raw(x, (uint64_t)(TS_MAX_KEY_LEN + 1) << 1, 0, key, TS_MAX_KEY_LEN + 1);
         } else if (i == 2 && k->shared_past) {
-            xb_key_raw(x, 1 << 1, 6, "x", 1);
+            xb_key_raw(x, 1 << 1, 7, "x", 1);
         } else if (i == 2 && k->same_len_past) {
-            xb_key_raw(x, 6 << 1 | 1, 0, "key02x", 6);
+            xb_key_raw(x, 7 << 1 | 1, 0, "key002x", 7);
         } else {
             xb_key(x, key, strlen(key));
         }
@@ -733,7 +736,7 @@ static uint8_t *knob_index(const knobs *k, size_t *len, uint32_t *n)
             xb_plain(x, hdr, off, rl, TS_F32);
         } else if (i == 3 && k->cont_after_plain) {
             xb_cont(x);
-        } else if (i == 16 && k->cont_at_restart) {
+        } else if (i == KN - 4 && k->cont_at_restart) {
             xb_cont(x);
         } else if (i == 6 && k->frame_ref) {
             xb_packed(x, 4, 2 - (int64_t)x->pframe);
@@ -797,8 +800,8 @@ static const char *knob_adopt(const knobs *k)
     if (!rc) {
         /* accepted: the lookups agree with what was built */
         sst_entry e;
-        assert_int_equal(sst_find(&s, (const uint8_t *)"key05", 5, &e), 1);
-        assert_int_equal(sst_find(&s, (const uint8_t *)"key17", 5, &e), 1);
+        assert_int_equal(sst_find(&s, (const uint8_t *)"key005", 6, &e), 1);
+        assert_int_equal(sst_find(&s, (const uint8_t *)"key017", 6, &e), 1);
         assert_int_equal(e.ord, 8);
         assert_true(e.rec_off == 2000);
     }
@@ -832,11 +835,11 @@ static void test_hand_built_index_is_accepted_and_reads_back(void **state)
     assert_int_equal(adopt(&s, b, len, n, IDX_OFF, &why), 0);
     assert_true(s.ts_ranges[0] == -50 && s.ts_ranges[1] == 70);
     assert_true(s.ts_ranges[2] == INT64_MIN && s.ts_ranges[3] == INT64_MAX);
-    assert_int_equal(sst_find(&s, (const uint8_t *)"key01", 5, &e), 1);
+    assert_int_equal(sst_find(&s, (const uint8_t *)"key001", 6, &e), 1);
     assert_int_equal(e.ord, 0);
     assert_int_equal(e.hdr_len, 48);
     assert_true(e.rec_off == 3100);
-    assert_int_equal(sst_find(&s, (const uint8_t *)"key09", 5, &e), 1);
+    assert_int_equal(sst_find(&s, (const uint8_t *)"key009", 6, &e), 1);
     assert_int_equal(e.ord, 7);
     assert_true(e.rec_off == 1000 && e.rec_len == 500);
     sst_close(plat_vfs_default(), &s);

