@@ -97,6 +97,7 @@ static void walk(const ts_tensor *const *t, const int64_t *ts, size_t end, plan 
     const ts_tensor *last[FMT_FRAME_MAX_SCHEMAS] = {0};
     uint32_t cur = UINT32_MAX;
     int64_t prev_ts = 0;
+    uint64_t planned = 0;
     if (plan_only) {
         pl->n_sch = 0;
         pl->sch_bytes = pl->rec_bytes = 0;
@@ -114,12 +115,19 @@ static void walk(const ts_tensor *const *t, const int64_t *ts, size_t end, plan 
             pl->sch_bytes += schema_put(t[j], NULL);
         }
         uint64_t len = record_put(t[j], ts[j], s, s == cur, last[s], prev_ts, plan_only ? NULL : p);
+        size_t dts_len = fmt_varint_len(fmt_zigzag((int64_t)((uint64_t)ts[j] - (uint64_t)prev_ts)));
         last[s] = t[j];
         cur = s;
         prev_ts = ts[j];
         if (plan_only) {
             pl->rec_bytes += len;
-            if (pl->sch_bytes + pl->rec_bytes >= FMT_FRAME_TARGET) {
+            /* The frame ends on a size that does not depend on the
+             * timestamps (each delta counted at its longest): given tensors
+             * always split the same way, so measuring them with worst-case
+             * timestamps bounds the body whatever the clock says
+             * (ts_batch_cost). */
+            planned += len - dts_len + FMT_VARINT_MAX;
+            if (pl->sch_bytes + planned >= FMT_FRAME_TARGET) {
                 j++;
                 break;
             }
@@ -197,7 +205,7 @@ int pack_open(pack_dec *d, const uint8_t *frame, size_t avail, uint32_t *flen, c
         fmt_get_varint(&p, end, &n_sch))
         return bad(why, "frame header truncated");
     if (n == 0 || n > len || n_sch == 0 || n_sch > FMT_FRAME_MAX_SCHEMAS || n_sch > n ||
-        seq > UINT64_MAX - n)
+        seq > UINT64_MAX - (n - 1))
         return bad(why, "frame header fields out of range");
     d->n_records = (uint32_t)n;
     d->first_seq = seq;

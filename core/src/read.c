@@ -670,7 +670,8 @@ int ts_latest(ts_store *s, const void *prefix, size_t prefix_len, ts_tensor **ou
     const mt_entry *best = NULL;
     for (size_t i = 0; i < s->mt.n; i++) {
         const mt_entry *e = &s->mt.entries[i];
-        if (e->key_len >= prefix_len && !memcmp(mt_key(&s->mt, e), prefix, prefix_len) &&
+        if (e->key_len >= prefix_len &&
+            (!prefix_len || !memcmp(mt_key(&s->mt, e), prefix, prefix_len)) &&
             (!best || e->seq > best->seq))
             best = e;
     }

@@ -302,7 +302,7 @@ static const char *v2_decode(const sst *s, size_t *pos, uint32_t i, sst_entry *e
     if (v & 1) {
         uint64_t x = v >> 1, d;
         if (x == 0) {
-            if (!e->ord)
+            if (!e->ord || e->ord == UINT32_MAX)
                 return "index entry continues no packed record";
             e->ord++;
         } else {
