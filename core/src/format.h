@@ -25,7 +25,7 @@
 /* Packed frames (format version 2). A batch is packed when every tensor's
  * data is at most FMT_PACK_MAX_DATA bytes; a frame is closed once it holds
  * FMT_FRAME_TARGET bytes (its schema table and records, each timestamp
- * delta counted at 10 bytes) or FMT_FRAME_MAX_SCHEMAS schemas, so a reader
+ * delta counted as 1 byte) or FMT_FRAME_MAX_SCHEMAS schemas, so a reader
  * needs at most FMT_FRAME_MAX_LEN bytes (and that many key buffers). */
 #define FMT_PACK_MAX_DATA 1024u
 #define FMT_FRAME_TARGET 4096u

@@ -122,11 +122,12 @@ static void walk(const ts_tensor *const *t, const int64_t *ts, size_t end, plan 
         if (plan_only) {
             pl->rec_bytes += len;
             /* The frame ends on a size that does not depend on the
-             * timestamps (each delta counted at its longest): given tensors
+             * timestamps (each delta counted as 1 byte): given tensors
              * always split the same way, so measuring them with worst-case
              * timestamps bounds the body whatever the clock says
-             * (ts_batch_cost). */
-            planned += len - dts_len + FMT_VARINT_MAX;
+             * (ts_batch_cost). A frame may run past the target by up to 9
+             * bytes a record, far below FMT_FRAME_MAX_LEN. */
+            planned += len - dts_len + 1;
             if (pl->sch_bytes + planned >= FMT_FRAME_TARGET) {
                 j++;
                 break;
