@@ -282,8 +282,17 @@ static int read_tensor(ts_store *s, const loc *l, const uint8_t *key, size_t key
         store__err(s, rc, "pread(%s, offset %" PRIu64 "): %s", l->path, l->rec_off, strerror(-rc));
         goto out;
     }
-    if (rec_parse(rec, read_len, &m, &need, &why))
+    if (rec_parse(rec, read_len, &m, &need, &why)) {
+        if (!why) /* REC_SHORT: the header runs past what the index said */
+            why = "record header longer than its index entry says";
         goto corrupt;
+    }
+    /* data_room and read_len came from the index: they bound the data only
+     * if the record's own header agrees. */
+    if (m.hdr_len != l->hdr_len || m.rec_len != l->rec_len) {
+        why = "index lengths differ from the record's header";
+        goto corrupt;
+    }
     if (m.key_len != key_len || memcmp(m.key, key, key_len)) {
         why = "index points at a record of another key";
         goto corrupt;

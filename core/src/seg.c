@@ -31,8 +31,13 @@ static int grow(void **p, size_t *cap, size_t want, size_t elem)
     if (want <= *cap)
         return 0;
     size_t c = *cap ? *cap : 16;
-    while (c < want)
+    while (c < want) {
+        if (c > SIZE_MAX / 2)
+            return TS_ENOMEM;
         c *= 2;
+    }
+    if (c > SIZE_MAX / elem)
+        return TS_ENOMEM; /* a 32-bit size_t would wrap */
     void *q = realloc(*p, c * elem);
     if (!q)
         return TS_ENOMEM;
@@ -173,6 +178,8 @@ static int check_plain(scanner *sc, uint64_t r, uint64_t body_end, uint64_t end,
         int rc = check_record(sc, r, body_end, end, b->first_seq + i, &m, why, incomplete);
         if (rc)
             return rc;
+        if ((rc = grow((void **)&sc->recs, &sc->recs_cap, (size_t)i + 1, sizeof(seg_rec))))
+            return rc;
         sc->recs[i] = (seg_rec){.off = r, .seq = m.seq, .ts = m.timestamp_ns,
                                 .rec_len = (uint32_t)m.rec_len, .hdr_len = m.hdr_len,
                                 .key_off = *n_keys, .key_len = m.key_len, .dtype = m.dtype};
@@ -221,6 +228,8 @@ static int check_packed(scanner *sc, uint64_t r, uint64_t body_end, const batch_
                 rc = TS_ECORRUPT;
                 break;
             }
+            if ((rc = grow((void **)&sc->recs, &sc->recs_cap, (size_t)n + 1, sizeof(seg_rec))))
+                break;
             sc->recs[n++] = (seg_rec){.off = r, .seq = pr.seq, .ts = pr.timestamp_ns,
                                       .rec_len = flen, .ord = pr.ord + 1, .key_off = *n_keys,
                                       .key_len = pr.key_len, .dtype = pr.dtype};
@@ -292,9 +301,9 @@ int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_s
         }
         size_t n_keys = 0;
         if (!why) {
+            /* The record table grows as records verify: n_records is only
+             * a claim until then. */
             uint64_t r = off + FMT_BATCH_HDR_LEN, body_end = r + b.body_len;
-            if ((rc = grow((void **)&sc.recs, &sc.recs_cap, b.n_records, sizeof(seg_rec))))
-                goto out;
             if (b.kind == FMT_BATCH_PACKED)
                 rc = check_packed(&sc, r, body_end, &b, &n_keys, &why);
             else

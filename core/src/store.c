@@ -622,27 +622,56 @@ static int open_dir(ts_store *s, const char *dir)
 
 /* Moves next_seq up to `floor`. A segment's seqs must run on without gaps
  * (FORMAT.md), so the open segment is sealed as it is and the next one
- * starts at floor: its header is rewritten and synced (a crash in between
- * leaves a short segment, which recovery treats as empty, and next_seq
- * comes from the SSTs again). A success leaves ts_errmsg as it was: why
+ * starts at floor: its header is replaced durably (a crash leaves the old
+ * header or the new one). A success leaves ts_errmsg as it was: why
  * seqs were raised is the caller's to say. */
 static int raise_seq(ts_store *s, uint64_t floor)
 {
-    int rc = 0;
+    char tmp[STORE_PATH_MAX], path[STORE_PATH_MAX];
+    uint8_t hdr[FMT_SEG_HDR_LEN];
+    struct iovec iov = {hdr, sizeof(hdr)};
+    int rc = 0, fd = -1;
     if (s->mt.n && (rc = ts_flush(s, NULL, 0, NULL)))
         return rc;
+    /* The empty segment's header may be all that remembers its base_seq
+     * (SSTs released, or seqs raised before): truncating it in place could
+     * leave an empty file, which recovery takes as holding nothing. The new
+     * header goes to wal_{N+1} (a name recovery removes as a leftover),
+     * synced, then is renamed over wal_N: a crash leaves one or the other. */
+    store__file_path(s, "wal", s->wal_no + 1, tmp);
+    store__file_path(s, "wal", s->wal_no, path);
+    seg_hdr_encode(s->wal_no, floor, hdr);
+    if ((rc = s->vfs->open(s->vfs, tmp, PLAT_O_RDWR | PLAT_O_CREAT | PLAT_O_TRUNC, &fd))) {
+        store__err(s, rc, "open(%s): %s", tmp, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = store__write(s, fd, &iov, 1, 0))) {
+        store__err(s, rc, "write(%s): %s", tmp, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = store__sync(s, fd))) {
+        store__err(s, rc, "fdatasync(%s): %s", tmp, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = s->vfs->rename(s->vfs, tmp, path))) {
+        store__err(s, rc, "rename(%s, %s): %s", tmp, path, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = store__dirsync(s)))
+        goto fail;
     if (s->wal_fd >= 0)
         s->vfs->close(s->vfs, s->wal_fd);
-    s->wal_fd = -1;
-    if ((rc = store__create_wal(s, s->wal_no, floor, 1, &s->wal_fd))) {
-        s->failed = 1; /* no open segment: reopen (recovery) before writing */
-        return rc;
-    }
+    s->wal_fd = fd;
     s->next_seq = s->wal_base_seq = floor;
     s->wal_end = FMT_SEG_HDR_LEN;
     s->wal_version = FMT_VERSION;
     s->mt.bytes = 0;
     return 0;
+fail:
+    if (fd >= 0)
+        s->vfs->close(s->vfs, fd);
+    s->failed = 1; /* the segment's state is unknown: reopen (recovery) before writing */
+    return rc;
 }
 
 int ts_raise_seq(ts_store *s, uint64_t floor)

@@ -386,6 +386,59 @@ static void test_segment_below_an_sst_gets_seqs_raised_past_it(void **state)
     assert_int_equal(ts_verify(f->s, NULL, NULL, &bad), 0);
 }
 
+static uint32_t crc32c_bitwise(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    while (n--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* A last batch whose (CRC-valid) header claims 2^30 packed records in
+ * a 2 GiB body of zeros (a sparse file): replay must not size anything by
+ * that claim before the frames bear it out. It is a torn tail like any
+ * damaged last batch: cut, and the batches before it kept. (Sizing the
+ * record table by the claim asked for 60 GB here; on a 32-bit size_t the
+ * product wraps and the table came out too small.) */
+static void test_batch_header_claiming_a_billion_records_is_cut_not_allocated(void **state)
+{
+    fx *f = *state;
+    char err[512];
+    uint8_t h[32] = {0};
+    assert_int_equal(tu_save(f->s, 1, 100, 1), 0);
+    assert_int_equal(tu_save(f->s, 2, 100, 2), 0);
+    long good = tu_file_size(wal0(f));
+    ts_close(f->s);
+    f->s = NULL;
+    uint64_t n = 1u << 30, body = 1ull << 31, seq = 3;
+    h[0] = 0x45, h[1] = 0x42, h[2] = 0x41, h[3] = 0x54; /* "EBAT" */
+    for (int i = 0; i < 4; i++)
+        h[4 + i] = (uint8_t)(n >> (8 * i));
+    for (int i = 0; i < 8; i++) {
+        h[8 + i] = (uint8_t)(body >> (8 * i));
+        h[16 + i] = (uint8_t)(seq >> (8 * i));
+    }
+    h[24] = 1; /* packed */
+    uint32_t c = crc32c_bitwise(h, 28);
+    for (int i = 0; i < 4; i++)
+        h[28 + i] = (uint8_t)(c >> (8 * i));
+    int fd = open(wal0(f), O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, h, sizeof(h), good), (ssize_t)sizeof(h));
+    assert_int_equal(ftruncate(fd, (off_t)(good + 32 + (long)body)), 0);
+    close(fd);
+    int rc = try_open(f, 0, err, sizeof(err));
+    if (rc)
+        fail_msg("open failed: %s", err);
+    assert_non_null(strstr(ts_errmsg(f->s), "cut "));
+    assert_true(tu_check(f->s, 1, 100, 1));
+    assert_true(tu_check(f->s, 2, 100, 2));
+    assert_int_equal(tu_file_size(wal0(f)), good);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +459,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_with_unsynced_header_and_no_batch_is_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_wal_header_with_batches_fails_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_below_an_sst_gets_seqs_raised_past_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_header_claiming_a_billion_records_is_cut_not_allocated,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,9 +7,12 @@
  * points, key order, frame references, truncation, padding, the time
  * table), which check_v2 must refuse although their CRC would be valid.
  */
+#include "../core/test_util.h" /* first: it sets _GNU_SOURCE */
+
 #include "crc32c.h"
 #include "format.h"
 #include "memtable.h"
+#include "record.h"
 #include "sst.h"
 
 #include "embeddb/plat.h"
@@ -966,6 +969,85 @@ static void test_check_v2_refuses_every_other_index_length(void **state)
     free(b);
 }
 
+/* Replaces sst_000000's index with one entry for key whose plain-record
+ * fields are hdr_len and rec_len (rec_off 64: the first record of the
+ * first batch), CRCs valid: an index that disagrees with its record. */
+static void forge_plain_index(const char *dir, const uint8_t *key, size_t key_len,
+                              uint32_t hdr_len, uint32_t rec_len)
+{
+    char path[4096];
+    uint8_t ft[64];
+    sst_footer f;
+    memtable mt;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/sst_000000.sst", dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    long size = tu_file_size(path);
+    assert_int_equal(pread(fd, ft, 64, size - 64), 64);
+    assert_int_equal(sst_footer_parse(ft, &f), 0);
+    mt_init(&mt);
+    mt_entry e = {.rec_off = 64, .seq = f.min_seq, .ts = 5, .rec_len = rec_len,
+                  .hdr_len = hdr_len, .dtype = TS_F32};
+    assert_int_equal(mt_put(&mt, key, key_len, &e), 0);
+    uint32_t order = 0;
+    assert_int_equal(sst_build(&mt, &order, 1, f.index_off, 0, f.min_seq, f.max_seq, &buf, &len),
+                     0);
+    assert_int_equal(pwrite(fd, buf, len, (off_t)f.index_off), (ssize_t)len);
+    assert_int_equal(ftruncate(fd, (off_t)(f.index_off + len)), 0);
+    close(fd);
+    free(buf);
+    mt_free(&mt);
+}
+
+/* A plain record's index entry gives its header and record lengths; a
+ * load must find them equal to the record's own (CRC-checked) header, or
+ * it would return data cut short (index hdr_len too large) or checksum
+ * and copy out bytes past what it read (too small). */
+static void test_load_refuses_a_plain_index_entry_whose_lengths_differ_from_the_record(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("forge");
+    ts_store *st = tu_open(dir, NULL);
+    assert_non_null(st);
+    uint8_t key[TS_MAX_KEY_LEN];
+    char name[TS_MAX_NAME_LEN + 1];
+    float data[512]; /* 2 KiB: written plain */
+    memset(key, 'k', sizeof(key));
+    memset(name, 'n', TS_MAX_NAME_LEN);
+    name[TS_MAX_NAME_LEN] = 0;
+    for (int i = 0; i < 512; i++)
+        data[i] = (float)i;
+    ts_tensor t = {.key = key, .key_len = sizeof(key), .name = name, .dtype = TS_F32, .ndim = 1,
+                   .shape = {512}, .timestamp_ns = 5, .data = data, .data_len = sizeof(data)};
+    uint32_t hlen = 0;
+    uint64_t rlen = 0;
+    assert_int_equal(rec_size(&t, &hlen, &rlen), 0);
+    assert_int_equal(ts_save(st, &t), 0);
+    assert_int_equal(ts_flush(st, NULL, 0, NULL), 0);
+    ts_close(st);
+    st = NULL;
+    const uint32_t bad[][2] = {
+        {hlen + 8, (uint32_t)rlen},                  /* header said longer: data cut short */
+        {FMT_REC_FIXED_LEN, (uint32_t)sizeof(data) + FMT_REC_FIXED_LEN}, /* shorter */
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        ts_tensor *got = NULL;
+        forge_plain_index(dir, key, sizeof(key), bad[k][0], bad[k][1]);
+        ts_store *s = tu_open(dir, NULL);
+        assert_non_null(s);
+        int rc = ts_load(s, key, sizeof(key), &got);
+        if (rc == 0)
+            fail_msg("forged index %zu (hdr_len %u, rec_len %u): load returned %zu data bytes "
+                     "of %zu", k, bad[k][0], bad[k][1], got->data_len, sizeof(data));
+        assert_int_equal(rc, TS_ECORRUPT);
+        ts_close(s);
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_check_v2_refuses_plain_entries_outside_the_record_area),
         cmocka_unit_test(test_check_v2_refuses_keys_out_of_bounds),
         cmocka_unit_test(test_check_v2_refuses_every_other_index_length),
+        cmocka_unit_test(test_load_refuses_a_plain_index_entry_whose_lengths_differ_from_the_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -587,6 +587,93 @@ static void test_power_cut_during_seq_raise_never_reuses_seqs(void **state)
     print_message("%lu crash points through a seq raise\n", n);
 }
 
+/* CRC-32C, bitwise (the test patches a segment header by hand). */
+static uint32_t crc32c_bitwise(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    while (n--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* Rewrites the header of segment file path as format version 1. */
+static void make_segment_v1(const char *path)
+{
+    uint8_t h[32];
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    h[24] = 1;
+    h[25] = h[26] = h[27] = 0;
+    uint32_t c = crc32c_bitwise(h, 28);
+    for (int i = 0; i < 4; i++)
+        h[28 + i] = (uint8_t)(c >> (8 * i));
+    assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+}
+
+/* A format-1 store whose open segment is empty and whose seqs were raised
+ * to 1000 above its one SST (a checkpoint moved seqs up to 999 out): only
+ * that segment's header remembers 1000. Its writable open rewrites the
+ * header in version 2 (recovery step 8); the power is cut at mutating call
+ * `crash_at` of that open. The next open must still hand out seqs from
+ * 1000 on. Returns the number of mutating calls the open made. */
+static unsigned long empty_upgrade_trial(unsigned crash_at)
+{
+    rig r;
+    char err[1024];
+    rig_init(&r, crash_at + 1300);
+    assert_int_equal(rig_open(&r, 0, err, sizeof(err)), 0);
+    tu_tensor x;
+    tu_tensor_init(&x, 16, 8, 0);
+    assert_int_equal(ts_save(r.s, &x.t), 0);
+    tu_tensor_free(&x);
+    assert_int_equal(ts_raise_seq(r.s, 1000), 0);
+    assert_int_equal(next_seq(r.s), 1000);
+    ts_close(r.s);
+    r.s = NULL;
+    make_segment_v1(tu_path(r.store, "wal_000001.log"));
+    assert_int_equal(wal_version(r.store), 1);
+    plat_fault_revive(r.fv); /* what is on disk now is durable */
+    unsigned long before = plat_fault_mutations(r.fv);
+    plat_fault_crash_at(r.fv, crash_at, 1);
+    int rc = rig_open(&r, 0, err, sizeof(err));
+    unsigned long used = plat_fault_mutations(r.fv) - before;
+    if (!plat_fault_crashed(r.fv)) {
+        if (rc)
+            fail_msg("upgrade open failed: %s", err);
+        assert_int_equal(plat_fault_crash(r.fv, 1), 0);
+    }
+    ts_close(r.s);
+    r.s = NULL;
+    plat_fault_revive(r.fv);
+    plat_fault_crash_at(r.fv, 0, 0);
+    if (rig_open(&r, 0, err, sizeof(err)))
+        fail_msg("crash at %u: reopen failed: %s", crash_at, err);
+    if (next_seq(r.s) < 1000)
+        fail_msg("crash at %u of an empty v1 segment's upgrade: next_seq fell from 1000 to %llu",
+                 crash_at, (unsigned long long)next_seq(r.s));
+    if (wal_version(r.store) != 2)
+        fail_msg("crash at %u: the open segment is still version %d", crash_at,
+                 wal_version(r.store));
+    save_keyed_by_next_seq(r.s, "after an empty segment's upgrade");
+    rig_free(&r);
+    return used;
+}
+
+static void test_power_cut_while_an_empty_v1_segment_is_upgraded_keeps_raised_seqs(void **state)
+{
+    (void)state;
+    unsigned long n = empty_upgrade_trial(0);
+    assert_true(n >= 2);
+    for (unsigned k = 1; k <= n + 1; k++)
+        empty_upgrade_trial(k);
+    print_message("%lu crash points through an empty v1 segment's upgrade\n", n);
+}
+
 /* Counts sst_ files in dir. */
 static int count_ssts(const char *dir)
 {
@@ -689,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_power_cut_during_flush_keeps_sequence_numbers_rising),
         cmocka_unit_test(test_power_cut_during_seq_raise_never_reuses_seqs),
         cmocka_unit_test(test_power_cut_while_a_v1_store_is_upgraded_loses_nothing),
+        cmocka_unit_test(test_power_cut_while_an_empty_v1_segment_is_upgraded_keeps_raised_seqs),
         cmocka_unit_test(test_power_cut_at_random_points_keeps_acknowledged_prefix),
         cmocka_unit_test(test_power_cut_during_checkpoint_and_release_loses_nothing),
     };
