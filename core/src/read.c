@@ -265,8 +265,11 @@ static int read_tensor(ts_store *s, const loc *l, const uint8_t *key, size_t key
         if (blocks < data_room)
             data_room = blocks;
     }
-    size_t read_len = (size_t)(l->hdr_len + data_room);
     size_t head = (sizeof(ts_tensor) + 15) & ~(size_t)15;
+    if (l->hdr_len + data_room > SIZE_MAX - head - TS_MAX_NAME_LEN - 1)
+        return store__err(s, TS_EOVERFLOW, "%s: record at offset %" PRIu64 " is too large to load "
+                          "here", l->path, l->rec_off);
+    size_t read_len = (size_t)(l->hdr_len + data_room);
     uint8_t *mem = malloc(head + read_len + TS_MAX_NAME_LEN + 1);
     int rc;
     if (!mem)
@@ -738,15 +741,16 @@ static int verify_segment(vctx *v, int fd, const char *path, uint64_t end)
 {
     uint8_t hdr[FMT_SEG_HDR_LEN];
     uint64_t no, base;
+    uint32_t version = 0;
     seg_result res;
     int rc = plat_read_exact(v->s->vfs, fd, hdr, sizeof(hdr), 0);
-    if (rc == -ENODATA || (!rc && seg_hdr_parse(hdr, &no, &base, NULL))) {
+    if (rc == -ENODATA || (!rc && seg_hdr_parse(hdr, &no, &base, &version))) {
         report(v, "%s: offset 0: bad segment header", path);
         return 0;
     }
     if (rc)
         return store__err(v->s, rc, "pread(%s): %s", path, strerror(-rc));
-    rc = seg_scan(v->s->vfs, fd, FMT_SEG_HDR_LEN, end, base, NULL, NULL, &res);
+    rc = seg_scan(v->s->vfs, fd, version, FMT_SEG_HDR_LEN, end, base, NULL, NULL, &res);
     if (rc)
         return store__err(v->s, rc, "reading %s: %s", path, ts_strerror(rc));
     if (res.status != SEG_CLEAN)

@@ -264,8 +264,8 @@ static int check_packed(scanner *sc, uint64_t r, uint64_t body_end, const batch_
     return 0;
 }
 
-int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_seq,
-             seg_batch_fn fn, void *ctx, seg_result *res)
+int seg_scan(plat_vfs *vfs, int fd, uint32_t version, uint64_t start, uint64_t end,
+             uint64_t min_seq, seg_batch_fn fn, void *ctx, seg_result *res)
 {
     scanner sc = {.vfs = vfs, .fd = fd};
     uint64_t off = start;
@@ -292,6 +292,8 @@ int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_s
                 goto out;
             if (rec_batch_parse(h, &b))
                 why = "bad batch header";
+            else if (b.kind == FMT_BATCH_PACKED && version == FMT_VERSION_V1)
+                why = "packed batch in a version 1 segment";
             else if (b.first_seq != res->last_seq + 1)
                 why = "batch sequence number out of order";
             else if (b.body_len > end - off - FMT_BATCH_HDR_LEN) {

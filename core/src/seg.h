@@ -44,11 +44,12 @@ typedef struct seg_result {
     uint64_t n_batches, n_records;
 } seg_result;
 
-/* Scans [start, end) of fd. Sequence numbers must start above min_seq - 1
- * and rise by one per record. Returns 0 with *res filled, or a negative
- * error (I/O, ENOMEM, or the callback's value). */
-int seg_scan(plat_vfs *vfs, int fd, uint64_t start, uint64_t end, uint64_t min_seq,
-             seg_batch_fn fn, void *ctx, seg_result *res);
+/* Scans [start, end) of fd, a segment of format `version` (a packed batch
+ * in a version 1 segment is damage). Sequence numbers must start above
+ * min_seq - 1 and rise by one per record. Returns 0 with *res filled, or a
+ * negative error (I/O, ENOMEM, or the callback's value). */
+int seg_scan(plat_vfs *vfs, int fd, uint32_t version, uint64_t start, uint64_t end,
+             uint64_t min_seq, seg_batch_fn fn, void *ctx, seg_result *res);
 
 /* *found = 1 when a valid batch header lies anywhere in [from, end): tells
  * a segment whose header never became durable (nothing acknowledged) from

@@ -222,6 +222,7 @@ int sst_probe(plat_vfs *vfs, int fd, uint64_t size, sst_footer *f)
         return rc;
     if (f->index_off < FMT_SEG_HDR_LEN || f->index_off > size ||
         f->index_len != size - FMT_FOOTER_LEN - f->index_off ||
+        f->index_len > SIZE_MAX / 2 || /* held in RAM whole: 32-bit size_t */
         (f->version == 1 && f->index_len < (uint64_t)f->n_entries * FMT_IDX_ENTRY_LEN) ||
         (f->version == 2 && f->index_len < FMT_IDX2_HDR_LEN))
         return TS_ECORRUPT;
@@ -257,7 +258,7 @@ static const char *check_v1(const sst *s)
             return "index key out of bounds";
         v1_entry_at(s, i, &e);
         if (e.rec_off < FMT_SEG_HDR_LEN || e.rec_len < e.hdr_len ||
-            e.rec_off + e.rec_len > s->f.index_off)
+            e.rec_off > s->f.index_off || e.rec_len > s->f.index_off - e.rec_off)
             return "index entry points outside the record area";
         if (i && mt_key_cmp(pk, pk_len, e.key, e.key_len) >= 0)
             return "index keys not strictly ascending";

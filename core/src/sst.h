@@ -115,7 +115,7 @@ void sst_entry_at(const sst *s, uint32_t i, sst_entry *e);
 /* 1 and *e when key is in the index. */
 int sst_find(const sst *s, const uint8_t *key, size_t key_len, sst_entry *e);
 /* Number of restart blocks (v2; 0 for v1). Block b holds entries
- * [16 b, 16 b + 16); its timestamps lie in ts_ranges[2b..2b+1]. */
+ * [64 b, 64 b + 64); its timestamps lie in ts_ranges[2b..2b+1]. */
 uint32_t sst_n_restarts(const sst *s);
 
 #endif

@@ -515,7 +515,8 @@ static int open_wal(ts_store *s, int *dirty)
         goto fresh;
     }
     s->wal_base_seq = base_seq;
-    rc = seg_scan(s->vfs, s->wal_fd, FMT_SEG_HDR_LEN, st.size, base_seq, replay_batch, s, &res);
+    rc = seg_scan(s->vfs, s->wal_fd, s->wal_version, FMT_SEG_HDR_LEN, st.size, base_seq,
+                  replay_batch, s, &res);
     if (rc)
         return store__err(s, rc, "%s: replay failed: %s", path, s->err[0] ? s->err : ts_strerror(rc));
     s->wal_end = res.good_end;

@@ -249,7 +249,8 @@ int ts_save_batch(ts_store *s, const ts_tensor *const *tensors, size_t n)
     int rc = store__check_writable(s);
     if (rc || n == 0)
         return rc;
-    if (n > UINT32_MAX / 4)
+    /* Scratch sizes below stay in range on 32-bit size_t too. */
+    if (n > UINT32_MAX / 4 || n > SIZE_MAX / (4 * sizeof(struct iovec)))
         return store__err(s, TS_EINVAL, "batch of %zu tensors is too large", n);
     hlen = scratch(s, 1, n * sizeof(*hlen));
     iov = scratch(s, 2, (3 * n + 1) * sizeof(*iov)); /* header, data, pad each */
