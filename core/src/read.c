@@ -364,9 +364,16 @@ typedef struct window {
     int64_t from, to;
 } window;
 
+/* to_ns = INT64_MAX means no upper bound (so a timestamp of INT64_MAX is
+ * inside [from, INT64_MAX)); from_ns = INT64_MIN is no lower bound anyway. */
+static int below_to(const window *w, int64_t ts)
+{
+    return ts < w->to || w->to == INT64_MAX;
+}
+
 static int overlaps(const window *w, int64_t lo, int64_t hi)
 {
-    return !w->on || (lo < w->to && hi >= w->from);
+    return !w->on || (below_to(w, lo) && hi >= w->from);
 }
 
 typedef struct source {
@@ -422,7 +429,7 @@ static void src_next(const ts_store *s, source *src, const window *w)
         src->pos++;
         while (w->on && src->pos < src->end) {
             const mt_entry *e = &s->mt.entries[src->order[src->pos]];
-            if (e->ts >= w->from && e->ts < w->to)
+            if (e->ts >= w->from && below_to(w, e->ts))
                 break;
             src->pos++;
         }
@@ -532,7 +539,7 @@ static int emit(ts_store *s, const source *src, const window *w, ts_scan_fn fn, 
         rc = read_entry(s, &l, &e, name, key);
     if (rc)
         return rc;
-    if (w->on && (e.timestamp_ns < w->from || e.timestamp_ns >= w->to ||
+    if (w->on && (e.timestamp_ns < w->from || !below_to(w, e.timestamp_ns) ||
                   !is_newest(s, e.key, e.key_len, &l)))
         return 0;
     return fn(ctx, &e);
@@ -648,7 +655,7 @@ int ts_scan_time(ts_store *s, const void *prefix, size_t prefix_len, int64_t fro
     int rc = prefix_bounds(s, prefix, prefix_len, hi, &hi_len);
     if (rc)
         return rc;
-    if (w.on && from_ns >= to_ns)
+    if (w.on && from_ns >= to_ns && to_ns != INT64_MAX)
         return 0;
     return scan(s, prefix_len ? prefix : NULL, prefix_len, hi_len ? hi : NULL, hi_len, &w, fn,
                 ctx);

@@ -339,7 +339,7 @@ static void check_window(ws *w, got *g, const char *prefix, int64_t from, int64_
     for (int t = 0; t < TOPICS; t++)
         for (int c = 0; c < MAXC; c++) {
             const mkey *k = &w->m->k[t][c];
-            if (!k->present || (!all && (k->ts < from || k->ts >= to)))
+            if (!k->present || (!all && (k->ts < from || (k->ts >= to && to != INT64_MAX))))
                 continue;
             key_of(t, c, want[n].key, &want[n].len);
             if (want[n].len < plen || memcmp(want[n].key, prefix, plen))
@@ -542,6 +542,47 @@ static void check_latest_all(ws *w)
     check_latest(w, "zzz", 3);
     check_latest(w, "\xff\xff", 2);
     check_latest(w, "a", 1);
+}
+
+static int count_entry(void *ctx, const ts_entry *e)
+{
+    (void)e;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int count_window(ts_store *s, int64_t from, int64_t to)
+{
+    int n = 0;
+    assert_int_equal(ts_scan_time(s, "t#", 2, from, to, count_entry, &n), 0);
+    return n;
+}
+
+/* to = INT64_MAX is no upper bound: a tensor stamped INT64_MAX is in
+ * [from, INT64_MAX), even [INT64_MAX, INT64_MAX); other windows stay
+ * half-open. In the MemTable and in an SST alike. */
+static void test_scan_time_to_int64_max_is_unbounded(void **state)
+{
+    ws *w = *state;
+    static const int64_t stamps[3] = {INT64_MIN, 5, INT64_MAX};
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3; i++) {
+            char key[16];
+            float v = (float)i;
+            snprintf(key, sizeof(key), "t#%d", i);
+            ts_tensor t = {.key = (const uint8_t *)key, .key_len = strlen(key), .name = "t",
+                           .dtype = TS_F32, .ndim = 1, .shape = {1}, .data = &v,
+                           .data_len = sizeof(v), .timestamp_ns = stamps[i]};
+            assert_int_equal(ts_save(w->s, &t), 0);
+        }
+        assert_int_equal(count_window(w->s, INT64_MIN, INT64_MAX), 3);
+        assert_int_equal(count_window(w->s, 0, INT64_MAX), 2);
+        assert_int_equal(count_window(w->s, INT64_MAX, INT64_MAX), 1);
+        assert_int_equal(count_window(w->s, INT64_MIN, 5), 1);
+        assert_int_equal(count_window(w->s, 5, 6), 1);
+        assert_int_equal(count_window(w->s, 6, 5), 0);
+        assert_int_equal(ts_flush(w->s, NULL, 0, NULL), 0); /* round 2: from an SST */
+    }
 }
 
 static void test_latest_returns_the_highest_seq_of_a_prefix_across_memtable_and_ssts(void **state)
@@ -827,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_latest_returns_the_highest_seq_of_a_prefix_across_memtable_and_ssts, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_scan_time_to_int64_max_is_unbounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_with_one_tensor_over_1_kib_is_written_plain,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

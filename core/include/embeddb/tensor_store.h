@@ -283,7 +283,8 @@ int ts_scan_prefix(ts_store *s, const void *prefix, size_t prefix_len,
  * of index blocks (64 keys) whose time range meets the window, and skips
  * SSTs whose time range misses it, so its cost follows the window, not the
  * store (SSTs written by format version 1 carry no time ranges and are
- * read whole). from_ns = INT64_MIN and to_ns = INT64_MAX: no window.
+ * read whole). from_ns = INT64_MIN: no lower bound; to_ns = INT64_MAX: no
+ * upper bound (a timestamp of INT64_MAX is then included).
  */
 int ts_scan_time(ts_store *s, const void *prefix, size_t prefix_len, int64_t from_ns,
                  int64_t to_ns, ts_scan_fn fn, void *ctx);
