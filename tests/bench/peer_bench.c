@@ -48,6 +48,8 @@
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 
+#include "bench_util.h"
+
 #include "embeddb/plat.h"
 #include "embeddb/tensor_store.h"
 
@@ -249,18 +251,7 @@ out:
 static int raw_save(void *db, batch *b)
 {
     raw_db *r = db;
-    const char *p = (const char *)b->data;
-    size_t len = b->n * b->tensor_len;
-    int rc = 0;
-    while (len && !rc) {
-        ssize_t w = write(r->fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            rc = w < 0 ? -errno : -EIO;
-        else
-            p += w, len -= (size_t)w;
-    }
+    int rc = bench_util_write_all(r->fd, b->data, b->n * b->tensor_len);
     if (!rc && fdatasync(r->fd))
         rc = -errno;
     return rc;
@@ -617,22 +608,6 @@ typedef struct sample {
     double tps, loads_s, io_amp, eng_amp, disk_amp;
 } sample;
 
-/* write_bytes of /proc/self/io (0 where it is missing). */
-static uint64_t io_write_bytes(void)
-{
-    FILE *fp = fopen("/proc/self/io", "r");
-    char line[128];
-    unsigned long long v = 0;
-    if (!fp)
-        goto out;
-    while (fgets(line, sizeof(line), fp))
-        if (sscanf(line, "write_bytes: %llu", &v) == 1)
-            break;
-    fclose(fp);
-out:
-    return v;
-}
-
 static void loadavg(char *buf, size_t len)
 {
     FILE *fp = fopen("/proc/loadavg", "r");
@@ -719,7 +694,7 @@ static int run_one(const cfg *c, const peer *p, batch *b, uint64_t n, sample *s)
         goto out;
     }
     sync(); /* no run pays for its predecessor's writeback */
-    io0 = io_write_bytes();
+    io0 = bench_util_io_write_bytes();
     if ((rc = p->open(path, n, b->tensor_len, &db)))
         goto out;
     for (uint64_t i = 0; i < n && !rc; i += BATCH) {
@@ -738,7 +713,7 @@ static int run_one(const cfg *c, const peer *p, batch *b, uint64_t n, sample *s)
     if (rc)
         goto out;
     s->tps = (double)n / ((double)ns / 1e9);
-    s->io_amp = (double)(io_write_bytes() - io0) / payload;
+    s->io_amp = (double)(bench_util_io_write_bytes() - io0) / payload;
     s->eng_amp = (double)eng_bytes / payload;
     s->disk_amp = (double)du(path) / payload;
     if (p->load && c->loads) {
@@ -753,20 +728,13 @@ out:
     return rc;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median of field `off` of samples s[0..n-1]. */
 static double median(const sample *s, size_t n, size_t off)
 {
     double v[MAX_ROUNDS];
     for (size_t i = 0; i < n; i++)
         memcpy(&v[i], (const char *)&s[i] + off, sizeof(double));
-    qsort(v, n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return bench_util_median(v, n);
 }
 
 /* Every engine, every round, one size; prints one line per engine. */
