@@ -504,6 +504,30 @@ static int wal_version(const char *dir)
     return v;
 }
 
+/* Opens r's store with the power cut at mutating call `crash_at` of that
+ * open (0: cut right after it), then reopens it whole. Returns the number
+ * of mutating calls the first open made. */
+static unsigned long open_cut_reopen(rig *r, unsigned crash_at)
+{
+    char err[1024];
+    unsigned long before = plat_fault_mutations(r->fv);
+    plat_fault_crash_at(r->fv, crash_at, 1);
+    int rc = rig_open(r, 0, err, sizeof(err));
+    unsigned long used = plat_fault_mutations(r->fv) - before;
+    if (!plat_fault_crashed(r->fv)) {
+        if (rc)
+            fail_msg("upgrade open failed: %s", err);
+        assert_int_equal(plat_fault_crash(r->fv, 1), 0);
+    }
+    ts_close(r->s);
+    r->s = NULL;
+    plat_fault_revive(r->fv);
+    plat_fault_crash_at(r->fv, 0, 0);
+    if (rig_open(r, 0, err, sizeof(err)))
+        fail_msg("crash at %u: reopen failed: %s", crash_at, err);
+    return used;
+}
+
 /* A writable open of a format-1 store (tests/core/fixtures/v1/store: three
  * SSTs and a WAL segment holding 11 tensors) seals its version-1 segment
  * and starts a version-2 one (FORMAT.md recovery step 8). The power is cut
@@ -514,25 +538,10 @@ static int wal_version(const char *dir)
 static unsigned long upgrade_trial(unsigned crash_at)
 {
     rig r;
-    char err[1024];
     rig_init(&r, crash_at + 300);
     assert_int_equal(mkdir(r.store, 0755), 0);
     copy_files(V1_FIXTURES_DIR "/store", r.store);
-    unsigned long before = plat_fault_mutations(r.fv);
-    plat_fault_crash_at(r.fv, crash_at, 1);
-    int rc = rig_open(&r, 0, err, sizeof(err));
-    unsigned long used = plat_fault_mutations(r.fv) - before;
-    if (!plat_fault_crashed(r.fv)) {
-        if (rc)
-            fail_msg("upgrade open failed: %s", err);
-        assert_int_equal(plat_fault_crash(r.fv, 1), 0);
-    }
-    ts_close(r.s);
-    r.s = NULL;
-    plat_fault_revive(r.fv);
-    plat_fault_crash_at(r.fv, 0, 0);
-    if (rig_open(&r, 0, err, sizeof(err)))
-        fail_msg("crash at %u: reopen failed: %s", crash_at, err);
+    unsigned long used = open_cut_reopen(&r, crash_at);
     for (size_t i = 0; i < V1_N_WRITES; i++) {
         v1_write w;
         ts_tensor *t = NULL;
@@ -638,21 +647,7 @@ static unsigned long empty_upgrade_trial(unsigned crash_at)
     make_segment_v1(tu_path(r.store, "wal_000001.log"));
     assert_int_equal(wal_version(r.store), 1);
     plat_fault_revive(r.fv); /* what is on disk now is durable */
-    unsigned long before = plat_fault_mutations(r.fv);
-    plat_fault_crash_at(r.fv, crash_at, 1);
-    int rc = rig_open(&r, 0, err, sizeof(err));
-    unsigned long used = plat_fault_mutations(r.fv) - before;
-    if (!plat_fault_crashed(r.fv)) {
-        if (rc)
-            fail_msg("upgrade open failed: %s", err);
-        assert_int_equal(plat_fault_crash(r.fv, 1), 0);
-    }
-    ts_close(r.s);
-    r.s = NULL;
-    plat_fault_revive(r.fv);
-    plat_fault_crash_at(r.fv, 0, 0);
-    if (rig_open(&r, 0, err, sizeof(err)))
-        fail_msg("crash at %u: reopen failed: %s", crash_at, err);
+    unsigned long used = open_cut_reopen(&r, crash_at);
     if (next_seq(r.s) < 1000)
         fail_msg("crash at %u of an empty v1 segment's upgrade: next_seq fell from 1000 to %llu",
                  crash_at, (unsigned long long)next_seq(r.s));
