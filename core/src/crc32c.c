@@ -8,6 +8,7 @@
  */
 #include "crc32c.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__aarch64__) && defined(__linux__)
@@ -90,12 +91,64 @@ static const char hw_name[] = "armv8-crc";
 #endif
 
 #ifdef HW_CRC
+/* One buffer as three interleaved streams: the CRC instruction has a
+ * latency of about three cycles and a throughput of one per cycle, so one
+ * serial chain runs at a third of the unit's speed (a 4 KiB block's check
+ * was a sixth of a point load's time). Each round checksums three adjacent
+ * SPAN-byte pieces at once, then joins them: the register after A||B is
+ * the register after A run through |B| zero bytes, XOR the register of B
+ * from zero (the CRC is linear), and "run through SPAN zero bytes" is a
+ * fixed linear map, applied by four table lookups (Mark Adler's crc32c.c
+ * does the same with longer spans). */
+#define SPAN 256
+static uint32_t span_tab[4][256];
+static pthread_once_t span_once = PTHREAD_ONCE_INIT;
+
+static void span_init(void)
+{
+    uint32_t basis[32];
+    for (int b = 0; b < 32; b++) {
+        uint32_t c = 1u << b;
+        for (int z = 0; z < 8 * SPAN; z++)
+            c = (c & 1) ? (c >> 1) ^ POLY : c >> 1;
+        basis[b] = c;
+    }
+    for (int k = 0; k < 4; k++)
+        for (uint32_t n = 0; n < 256; n++) {
+            uint32_t c = 0;
+            for (int b = 0; b < 8; b++)
+                if (n >> b & 1)
+                    c ^= basis[8 * k + b];
+            span_tab[k][n] = c;
+        }
+}
+
+static uint32_t span_shift(uint32_t c)
+{
+    return span_tab[0][c & 0xff] ^ span_tab[1][(c >> 8) & 0xff] ^ span_tab[2][(c >> 16) & 0xff] ^
+           span_tab[3][c >> 24];
+}
+
 HW_ATTR static uint32_t hw_extend(uint32_t crc, const uint8_t *p, size_t len)
 {
     crc = ~crc;
     while (len && ((uintptr_t)p & 7)) {
         crc = HW_U8(crc, *p++);
         len--;
+    }
+    if (len >= 3 * SPAN) {
+        pthread_once(&span_once, span_init);
+        do {
+            uint32_t c1 = 0, c2 = 0;
+            for (const uint8_t *end = p + SPAN; p < end; p += 8) {
+                crc = HW_U64(crc, load64(p));
+                c1 = HW_U64(c1, load64(p + SPAN));
+                c2 = HW_U64(c2, load64(p + 2 * SPAN));
+            }
+            crc = span_shift(span_shift(crc) ^ c1) ^ c2;
+            p += 2 * SPAN;
+            len -= 3 * SPAN;
+        } while (len >= 3 * SPAN);
     }
     while (len >= 8) {
         crc = HW_U64(crc, load64(p));
