@@ -134,6 +134,8 @@ int ts_release(ts_store *s, uint64_t last_file)
         snprintf(path, sizeof(path), "%s", s->ssts[i].path);
         if (s->ssts[i].fd >= 0)
             s->n_open--;
+        if (s->ssts[i].map)
+            s->mapped -= s->ssts[i].file_size;
         sst_close(s->vfs, &s->ssts[i]);
         s->vfs->unlink(s->vfs, path);
     }

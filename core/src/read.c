@@ -24,6 +24,8 @@
 
 typedef struct loc {
     int fd;
+    const uint8_t *map;  /* the whole file when mapped (then fd is -1) */
+    uint64_t map_len;
     const char *path;
     uint64_t file_no;
     uint64_t rec_off;
@@ -41,13 +43,43 @@ static void wal_loc(ts_store *s, const mt_entry *e, loc *l, char *path)
                .in_mt = 1};
 }
 
-static int sst_loc(ts_store *s, sst *t, const sst_entry *e, loc *l)
+/* Maps t whole when the budget has room (once: a refusal is final). A
+ * failed mmap is no error: reads go on with pread. */
+static void sst_try_map(ts_store *s, sst *t)
 {
     int fd = -1;
-    int rc = store__sst_fd(s, t, &fd);
-    *l = (loc){.fd = fd, .path = t->path, .file_no = t->file_no, .rec_off = e->rec_off,
-               .rec_len = e->rec_len, .hdr_len = e->hdr_len, .ord = e->ord, .dtype = e->dtype};
+    const void *addr = NULL;
+    t->map_tried = 1;
+    if (!s->vfs->map || t->file_size > s->opts.mmap_bytes - s->mapped ||
+        store__sst_fd(s, t, &fd) || s->vfs->map(s->vfs, fd, t->file_size, &addr))
+        return;
+    t->map = addr;
+    s->mapped += t->file_size;
+}
+
+static int sst_loc(ts_store *s, sst *t, const sst_entry *e, loc *l)
+{
+    int fd = -1, rc = 0;
+    if (!t->map && !t->map_tried && s->opts.mmap_bytes)
+        sst_try_map(s, t);
+    if (!t->map)
+        rc = store__sst_fd(s, t, &fd);
+    *l = (loc){.fd = fd, .map = t->map, .map_len = t->file_size, .path = t->path,
+               .file_no = t->file_no, .rec_off = e->rec_off, .rec_len = e->rec_len,
+               .hdr_len = e->hdr_len, .ord = e->ord, .dtype = e->dtype};
     return rc;
+}
+
+/* len bytes at off of l's file: copied from the mapping, or one pread.
+ * -ENODATA when the file ends first. */
+static int read_at(ts_store *s, const loc *l, void *buf, size_t len, uint64_t off)
+{
+    if (!l->map)
+        return plat_read_exact(s->vfs, l->fd, buf, len, off);
+    if (off > l->map_len || len > l->map_len - off)
+        return -ENODATA;
+    memcpy(buf, l->map + off, len);
+    return 0;
 }
 
 /* Where the newest version of a key is: in the MemTable (me), else in the
@@ -165,7 +197,9 @@ static int frame_read(ts_store *s, const loc *l, const uint8_t *key, size_t key_
             c->buf = b;
             c->cap = l->rec_len;
         }
-        rc = plat_read_exact(s->vfs, l->fd, c->buf, l->rec_len, l->rec_off);
+        /* Copied even from a mapping: the checksum covers the bytes then
+         * decoded, which a page re-read from flash could not change. */
+        rc = read_at(s, l, c->buf, l->rec_len, l->rec_off);
         if (rc == -ENODATA) {
             why = "frame extends past the end of the file";
             goto corrupt;
@@ -276,7 +310,7 @@ static int read_tensor(ts_store *s, const loc *l, const uint8_t *key, size_t key
         return store__err(s, TS_ENOMEM, "out of memory loading %zu bytes", read_len);
     ts_tensor *t = (ts_tensor *)(void *)mem;
     uint8_t *rec = mem + head;
-    rc = plat_read_exact(s->vfs, l->fd, rec, read_len, l->rec_off);
+    rc = read_at(s, l, rec, read_len, l->rec_off);
     if (rc == -ENODATA) {
         why = "record extends past the end of the file";
         goto corrupt;
@@ -495,7 +529,7 @@ static int read_entry(ts_store *s, const loc *l, ts_entry *e, char *name, uint8_
     uint8_t *h = malloc(l->hdr_len);
     if (!h)
         return store__err(s, TS_ENOMEM, "out of memory");
-    rc = plat_read_exact(s->vfs, l->fd, h, l->hdr_len, l->rec_off);
+    rc = read_at(s, l, h, l->hdr_len, l->rec_off);
     if (rc == -ENODATA || (!rc && rec_parse(h, l->hdr_len, &m, &need, &why))) {
         rc = store__err(s, TS_ECORRUPT, "%s: record at offset %" PRIu64 ": %s", l->path, l->rec_off,
                         why ? why : "record extends past the end of the file");

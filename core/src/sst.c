@@ -268,6 +268,21 @@ static const char *check_v1(const sst *s)
     return NULL;
 }
 
+/* A varint from bytes checked before (the index at open). */
+static inline uint64_t varint_trusted(const uint8_t **p)
+{
+    uint64_t v = *(*p)++;
+    if (v < 0x80)
+        return v;
+    v &= 0x7f;
+    for (unsigned shift = 7;; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80 || shift >= 63)
+            return v;
+    }
+}
+
 /* Decodes v2 entry i at *pos after entry i-1 (whose key is in e->kbuf and
  * frame in *frame). Every length is bounded, so a damaged index is caught
  * at open; afterwards the same decoder runs on trusted bytes. */
@@ -539,6 +554,10 @@ void sst_close(plat_vfs *vfs, sst *s)
     if (s->fd >= 0)
         vfs->close(vfs, s->fd);
     s->fd = -1;
+    if (s->map && vfs->unmap)
+        vfs->unmap(vfs, s->map, s->file_size);
+    s->map = NULL;
+    s->map_tried = 0;
     free(s->index);
     free(s->path);
     free(s->ts_ranges);
@@ -620,11 +639,37 @@ void sst_entry_at(const sst *s, uint32_t i, sst_entry *e)
         v1_entry_at(s, i, e);
         return;
     }
-    sst_iter it = {.t = s};
-    sst_iter_block(&it, i / FMT_IDX2_RESTART);
-    while (it.i < i)
-        sst_iter_next(&it);
-    *e = it.e;
+    /* Decoded in place: an sst_entry carries a 1 KiB key buffer, and a
+     * point load should not copy it. The entries before i are skipped by
+     * a lean copy of v2_decode (key bytes, frame and ordinal only): the
+     * index was checked whole when the SST was opened and is held in RAM,
+     * so its bounds checks would only repeat. */
+    uint32_t k = i / FMT_IDX2_RESTART * FMT_IDX2_RESTART;
+    const uint8_t *p = s->ent + get32(s->restarts + 4 * (size_t)(i / FMT_IDX2_RESTART));
+    uint64_t frame = 0;
+    size_t key_len = 0;
+    uint32_t ord = 0;
+    for (; k < i; k++) {
+        uint64_t a = varint_trusted(&p), unshared = a >> 1;
+        size_t shared = (a & 1) ? key_len - (size_t)unshared : (size_t)varint_trusted(&p);
+        memcpy(e->kbuf + shared, p, (size_t)unshared);
+        p += unshared;
+        key_len = shared + (size_t)unshared;
+        uint64_t v = varint_trusted(&p);
+        if (!(v & 1)) {
+            varint_trusted(&p), varint_trusted(&p), p++; /* offset, length, dtype */
+            ord = 0;
+        } else if (v >> 1 == 0) {
+            ord++;
+        } else {
+            ord = (uint32_t)(v >> 1);
+            frame += (uint64_t)fmt_unzigzag(varint_trusted(&p));
+        }
+    }
+    size_t pos = (size_t)(p - s->ent);
+    e->key_len = (uint16_t)key_len;
+    e->ord = ord;
+    v2_decode(s, &pos, i, e, &frame);
     e->key = e->kbuf;
 }
 

@@ -46,6 +46,9 @@ typedef struct sst {
     const uint8_t *frames; /* frame table */
     uint32_t n_frames;
     int64_t min_ts, max_ts; /* over every entry; v1: INT64_MIN, INT64_MAX */
+    const uint8_t *map;   /* the whole file mapped (ts_options.mmap_bytes),
+                             or NULL: reads use pread on fd */
+    int map_tried;        /* mapping attempted (and maybe refused) */
     uint8_t *bounds;      /* owned: the first key, then the last */
     uint16_t first_len, last_len;
 } sst;
@@ -74,7 +77,7 @@ int sst_open(plat_vfs *vfs, const char *path, uint64_t file_no, sst *s, char *er
  * flush does with the index it just wrote) usable: checks the index and
  * sets the views. 0 or TS_ECORRUPT with *why. */
 int sst_adopt(sst *s, const char **why);
-/* Releases the index and closes the file. */
+/* Releases the index, the mapping and the file. */
 void sst_close(plat_vfs *vfs, sst *s);
 
 /* Checks that the last 64 bytes of an open file are a valid footer. */

@@ -828,4 +828,5 @@ void ts_get_stats(const ts_store *s, ts_stats *st)
         st->disk_bytes += s->ssts[i].file_size;
     }
     st->next_seq = s->next_seq;
+    st->mapped_bytes = s->mapped;
 }

@@ -37,6 +37,7 @@ struct ts_store {
                                (a read-only inspection that only scans
                                never pays for it) */
     size_t n_open;          /* SST fds currently open */
+    uint64_t mapped;        /* SST bytes mapped (<= opts.mmap_bytes) */
     uint64_t clock;         /* LRU clock for the fd cache */
     uint64_t next_seq;
     int failed;             /* poisoned by a failed fsync/write/rename */

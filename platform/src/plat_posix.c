@@ -18,7 +18,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -331,6 +333,26 @@ out:
     return rc;
 }
 
+static int posix_map(plat_vfs *self, int fd, uint64_t len, const void **addr)
+{
+    (void)self;
+    *addr = NULL;
+    if (len == 0 || len > SIZE_MAX)
+        return -EOVERFLOW;
+    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    *addr = p;
+    return 0;
+}
+
+static void posix_unmap(plat_vfs *self, const void *addr, uint64_t len)
+{
+    (void)self;
+    if (addr)
+        munmap((void *)(uintptr_t)addr, (size_t)len);
+}
+
 static plat_vfs posix_vfs = {
     .open = posix_open,
     .close = posix_close,
@@ -350,6 +372,8 @@ static plat_vfs posix_vfs = {
     .listdir = posix_listdir,
     .lock = posix_lock,
     .statfs = posix_statfs,
+    .map = posix_map,
+    .unmap = posix_unmap,
 };
 
 plat_vfs *plat_vfs_default(void)

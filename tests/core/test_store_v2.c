@@ -815,6 +815,153 @@ static void test_verify_finds_a_flipped_byte_in_a_packed_frame_of_an_sst_and_of_
     }
 }
 
+/* ---- reads through memory mappings (ts_options.mmap_bytes) ----------- */
+
+static uint64_t sst_file_bytes(const char *dir, uint64_t *smallest)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    uint64_t sum = 0;
+    *smallest = UINT64_MAX;
+    assert_non_null(d);
+    while ((de = readdir(d)))
+        if (!strncmp(de->d_name, "sst_", 4)) {
+            uint64_t n = (uint64_t)tu_file_size(tu_path(dir, de->d_name));
+            sum += n;
+            if (n < *smallest)
+                *smallest = n;
+        }
+    closedir(d);
+    return sum;
+}
+
+static int count_any(void *ctx, const ts_entry *e)
+{
+    (void)e;
+    ++*(uint64_t *)ctx;
+    return 0;
+}
+
+#define BIG_LEN 5000 /* a plain record: over the packed limit, two blocks */
+
+static void big_fill(uint8_t *d)
+{
+    for (size_t i = 0; i < BIG_LEN; i++)
+        d[i] = (uint8_t)(i * 7 + 3) ^ (uint8_t)(i >> 8);
+}
+
+static void check_big(ts_store *s, int want_rc)
+{
+    static uint8_t want[BIG_LEN];
+    ts_tensor *x = NULL;
+    big_fill(want);
+    assert_int_equal(ts_load(s, "big/plain", 9, &x), want_rc);
+    if (!want_rc) {
+        assert_int_equal(x->data_len, BIG_LEN);
+        assert_memory_equal(x->data, want, BIG_LEN);
+    }
+    ts_tensor_free(x);
+}
+
+/* Every read through a mapping returns what pread returns: loads of packed
+ * and plain records, scans, verify. The budget is a bound on the bytes
+ * mapped, tested on both sides: exactly the SSTs' bytes maps them all, one
+ * byte less leaves at least one to pread, and a budget below the smallest
+ * SST maps none. A released SST gives its mapping back. */
+static void test_mmap_reads_return_what_pread_returns_within_the_budget(void **state)
+{
+    ws *w = *state;
+    static uint8_t big[BIG_LEN];
+    big_fill(big);
+    ts_tensor bt = {.key = (const uint8_t *)"big/plain", .key_len = 9, .name = "big",
+                    .dtype = TS_U8, .ndim = 1, .shape = {BIG_LEN}, .data = big,
+                    .data_len = BIG_LEN, .timestamp_ns = 7};
+    assert_int_equal(ts_save(w->s, &bt), 0);
+    agent_workload(w);
+    uint64_t want_n = 0, smallest;
+    assert_int_equal(ts_scan_prefix(w->s, "", 0, count_any, &want_n), 0);
+    ts_close(w->s);
+    w->s = NULL;
+    uint64_t total = sst_file_bytes(w->dir, &smallest);
+    const uint64_t budgets[] = {total, total - 1, smallest, smallest - 1};
+    for (size_t b = 0; b < 4; b++) {
+        ts_options o;
+        ts_options_init(&o);
+        o.mmap_bytes = budgets[b];
+        w->s = tu_open(w->dir, &o);
+        assert_non_null(w->s);
+        check_all(w->s, w->m);
+        check_big(w->s, 0);
+        uint64_t n = 0, bad = 9;
+        assert_int_equal(ts_scan_prefix(w->s, "", 0, count_any, &n), 0);
+        assert_true(n == want_n);
+        assert_int_equal(ts_verify(w->s, NULL, NULL, &bad), 0);
+        ts_stats st;
+        ts_get_stats(w->s, &st);
+        assert_true(st.mapped_bytes <= budgets[b]);
+        if (b == 0)
+            assert_true(st.mapped_bytes == total);
+        if (b == 1)
+            assert_true(st.mapped_bytes < total && st.mapped_bytes > 0);
+        if (b == 2)
+            assert_true(st.mapped_bytes > 0);
+        if (b == 3)
+            assert_true(st.mapped_bytes == 0);
+        if (b == 0) {
+            /* damage under the mapping is caught: the plain record's data,
+             * then a packed frame's records */
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/sst_000000.sst", w->dir);
+            FILE *fp = fopen(path, "rb");
+            static uint8_t file[1 << 20];
+            size_t len = fread(file, 1, sizeof(file), fp);
+            fclose(fp);
+            uint8_t *at = memmem(file, len, big + 4096, 64);
+            assert_non_null(at);
+            tu_flip(path, (long)(at - file) + 10);
+            check_big(w->s, TS_ECORRUPT);
+            assert_non_null(strstr(ts_errmsg(w->s), "checksum"));
+            tu_flip(path, (long)(at - file) + 10);
+            check_big(w->s, 0);
+            snprintf(path, sizeof(path), "%s/sst_000001.sst", w->dir);
+            tu_flip(path, 64 + 300);
+            load_corrupt_or_intact(w, 0, 0);
+            load_corrupt_or_intact(w, 1, 0);
+            tu_flip(path, 64 + 300);
+            check_all(w->s, w->m);
+            /* release every SST: the mappings go with them */
+            char dest[4096];
+            ts_checkpoint_info ci;
+            snprintf(dest, sizeof(dest), "%s/ckpt", w->dir);
+            assert_int_equal(ts_checkpoint(w->s, dest, &ci), 0);
+            check_big(w->s, 0);
+            ts_get_stats(w->s, &st);
+            assert_true(st.mapped_bytes <= budgets[b]);
+            assert_int_equal(ts_release(w->s, ci.last_file), 0);
+            ts_get_stats(w->s, &st);
+            assert_true(st.mapped_bytes == 0);
+            check_big(w->s, TS_ENOTFOUND);
+            tu_rmtree(dest);
+            ts_close(w->s);
+            w->s = NULL;
+            /* put the store back as it was for the next budget */
+            teardown(state);
+            setup(state);
+            w = *state;
+            assert_int_equal(ts_save(w->s, &bt), 0);
+            agent_workload(w);
+            ts_close(w->s);
+            w->s = NULL;
+            uint64_t again = sst_file_bytes(w->dir, &smallest);
+            assert_true(again == total);
+            continue;
+        }
+        ts_close(w->s);
+        w->s = NULL;
+    }
+    w->s = tu_open(w->dir, NULL);
+}
+
 /* A flipped byte in a v2 index: the store will not open the SST. */
 static void test_open_refuses_an_sst_whose_v2_index_has_a_flipped_byte(void **state)
 {
@@ -876,6 +1023,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_verify_finds_a_flipped_byte_in_a_packed_frame_of_an_sst_and_of_the_wal, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_mmap_reads_return_what_pread_returns_within_the_budget,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_an_sst_whose_v2_index_has_a_flipped_byte,
                                         setup, teardown),
     };

@@ -149,6 +149,19 @@ typedef struct ts_options {
                                 instead of a silent replacement. Costs one
                                 index lookup per key (MemTable, then each
                                 live SST whose key range holds it). */
+    uint64_t mmap_bytes;     /* read SSTs through memory mappings, up to
+                                this many file bytes mapped at once (each
+                                SST whole, first come; the rest use pread).
+                                Point loads skip a system call and a copy,
+                                and scans decode frames in place; checksums
+                                are checked all the same. The cost: a page
+                                that cannot be read (a flash media error, a
+                                file cut short by another process) raises
+                                SIGBUS instead of returning TS_EIO, as in
+                                LevelDB and LMDB, which map by default.
+                                Mapped pages count in the RSS while they
+                                stay in the page cache. 0 (default): pread
+                                only */
     struct plat_vfs *vfs;    /* NULL = plat_vfs_default(); borrowed, must
                                 outlive the store */
 } ts_options;
@@ -318,6 +331,7 @@ typedef struct ts_stats {
     uint64_t recovery_cut_bytes; /* torn WAL tail cut off by this open */
     uint64_t keymap_fallbacks; /* point lookups that searched every SST
                                   because the key map lacked memory */
+    uint64_t mapped_bytes;     /* SST bytes mapped now (<= mmap_bytes) */
 } ts_stats;
 
 void ts_get_stats(const ts_store *s, ts_stats *st);

@@ -91,6 +91,13 @@ struct plat_vfs {
     /* Space on the file system holding path: bytes an unprivileged writer
      * may still use (statvfs f_bavail) and its total size. */
     int (*statfs)(plat_vfs *self, const char *path, uint64_t *avail, uint64_t *total);
+    /* Optional (NULL: this vfs has none; readers then use pread). Maps the
+     * first len bytes of fd read-only and shared into *addr; the mapping
+     * outlives fd. Only for files nobody truncates or rewrites while
+     * mapped: a page that cannot be read (a media error, a file cut short
+     * by someone else) raises SIGBUS on access instead of returning -EIO. */
+    int (*map)(plat_vfs *self, int fd, uint64_t len, const void **addr);
+    void (*unmap)(plat_vfs *self, const void *addr, uint64_t len);
 };
 
 /* The real POSIX implementation. Static storage; never freed. */
