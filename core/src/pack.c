@@ -188,7 +188,14 @@ static int bad(const char **why, const char *reason)
 int pack_open(pack_dec *d, const uint8_t *frame, size_t avail, uint32_t *flen, const char **why)
 {
     uint64_t n, seq, n_sch;
-    memset(d, 0, sizeof(*d));
+    /* Not a memset of the whole decoder: its 64 schema slots are 5.6 KiB,
+     * and a point load opens a frame for one record. Slots past
+     * n_schemas are never read. */
+    d->p = d->end = NULL;
+    d->n_records = d->next = d->n_schemas = 0;
+    d->first_seq = 0;
+    d->ts = 0;
+    d->keys = NULL;
     d->cur_schema = -1;
     *flen = 0;
     if (avail < 4)
@@ -214,6 +221,8 @@ int pack_open(pack_dec *d, const uint8_t *frame, size_t avail, uint32_t *flen, c
     for (uint32_t s = 0; s < d->n_schemas; s++) {
         pack_schema *sc = &d->schemas[s];
         uint64_t name_len, dim, numel = 1;
+        sc->last_key_len = 0;
+        memset(sc->shape, 0, sizeof(sc->shape));
         if (fmt_get_varint(&p, end, &name_len) || name_len > TS_MAX_NAME_LEN ||
             name_len + 2 > (uint64_t)(end - p))
             return bad(why, "frame schema out of range");
