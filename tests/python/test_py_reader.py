@@ -1,0 +1,452 @@
+#!/usr/bin/python3
+"""Cross-implementation tests of the Python reader (python/embeddb) against
+data the real C programs write, read back by the real C `embeddb` tool.
+
+gen_py_store (tests/python/gen_py_store.c, the engine and snapshot library)
+writes a store (every dtype, 0-d to 8-d, empty tensors, 1024-byte and binary
+keys, overwritten keys, plain and packed batches, several SSTs and an open
+WAL), a snapshot sealed from it and that snapshot's object (.tar); zstd and
+gzip make the .tar.zst and .tar.gz the agent will upload. For each source --
+store, snapshot directory, each object by path and as a non-seekable pipe,
+and the v1 fixtures -- every tensor Python yields must equal, bit for bit,
+what `embeddb get -o -` writes for it, `embeddb ls`'s lines must come out
+the same, and `summarize` must equal `embeddb preview` for every key.
+
+Then damage: byte flips over whole segments compared with `embeddb verify`
+(wherever C reports damage Python raises or reports it, and Python never
+returns a tensor that differs from the original); WAL torn tails and
+mid-WAL corruption; MANIFEST damage; truncated, lying and damaged objects.
+
+Usage: test_py_reader.py GEN_PY_STORE EMBEDDB REPO_ROOT
+"""
+import glob
+import gzip
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+GEN = EMBEDDB = ROOT = None
+embeddb = None
+
+
+def cli(*args, check=True):
+    r = subprocess.run([EMBEDDB, *map(str, args)], capture_output=True, timeout=120)
+    if check and r.returncode:
+        raise AssertionError("embeddb %s: %s" % (args, r.stderr.decode()))
+    return r
+
+
+def c_tensors(d):
+    """{key bytes: (dtype str, shape, data bytes)} of every tensor `embeddb ls`
+    lists in d, each through `embeddb get -o -`; and ls's lines."""
+    lines = cli("ls", d).stdout.decode("utf-8", "surrogateescape").splitlines()
+    out = {}
+    for line in lines[1:]:
+        ktext = line.split("\t")[0]
+        a = np.load(io.BytesIO(cli("get", d, ktext, "-o", "-").stdout), allow_pickle=False)
+        out[embeddb.parse_key(ktext)] = (a.dtype.str, a.shape, a.tobytes())
+    return out, lines
+
+
+def py_lines(r):
+    from embeddb.text import name_text, shape_text
+    rows = ["key\tname\tdtype\tshape\ttimestamp_ns\tbytes"]
+    for t in r.tensors(load=False):
+        rows.append("\t".join([embeddb.key_text(t.key), name_text(t.name_bytes), t.dtype,
+                               shape_text(t.shape), str(t.timestamp_ns), str(t.nbytes)]))
+    return rows
+
+
+class Pipe:
+    """A non-seekable stream of a file's bytes (read() only), like an S3 body."""
+
+    def __init__(self, path):
+        self.p = subprocess.Popen(["cat", path], stdout=subprocess.PIPE)
+
+    def read(self, n=-1):
+        return self.p.stdout.read(n)
+
+    def close(self):
+        self.p.stdout.close()
+        self.p.wait()
+
+
+class CrossImplementation(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pyreader-")
+        subprocess.run([GEN, cls.tmp, "1"], check=True, timeout=120)
+        cls.store = os.path.join(cls.tmp, "store")
+        cls.snap = glob.glob(os.path.join(cls.store, "snapshots", "pydev-*"))[0]
+        cls.tar = glob.glob(os.path.join(cls.tmp, "*.tar"))[0]
+        subprocess.run(["zstd", "-q", "-k", cls.tar], check=True)
+        with open(cls.tar, "rb") as f, open(cls.tar + ".gz", "wb") as g:
+            subprocess.run(["gzip", "-c"], stdin=f, stdout=g, check=True)
+        cls.unpacked = os.path.join(cls.tmp, "unpacked")
+        os.mkdir(cls.unpacked)
+        subprocess.run(["tar", "-xf", cls.tar, "-C", cls.unpacked], check=True)
+        name = os.path.basename(cls.tar)[:-4]
+        cls.c_store = c_tensors(cls.store)
+        cls.c_snap = c_tensors(os.path.join(cls.unpacked, name))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def same(self, r, c):
+        want, lines = c
+        self.assertEqual(py_lines(r), lines)
+        got = {}
+        for t in r:
+            a = t.array
+            got[t.key] = (a.dtype.str, a.shape, a.tobytes())
+            self.assertEqual(a.shape, t.shape)
+        self.assertEqual(len(got), len(want))
+        for k, v in want.items():
+            self.assertEqual(got[k], v, k)
+
+    def test_store_with_ssts_and_open_wal_matches_c(self):
+        with embeddb.open(self.store) as r:
+            self.assertEqual(r.kind, "store")
+            self.assertIsNotNone(r._wal)
+            self.assertGreaterEqual(len(r._ssts), 2)
+            self.same(r, self.c_store)
+            self.assertEqual(r.verify(), [])
+
+    def test_snapshot_directory_matches_c(self):
+        with embeddb.open(self.snap) as r:
+            self.assertEqual(r.kind, "snapshot")
+            self.assertEqual(r.state["state"], "sealed")
+            self.assertEqual(r.manifest_json["tensors"], len(r))
+            self.same(r, self.c_snap)
+            self.assertEqual(r.verify(), [])
+
+    def test_objects_by_path_and_stream_match_c(self):
+        for path in (self.tar, self.tar + ".zst", self.tar + ".gz"):
+            with self.subTest(path=path), embeddb.open(path) as r:
+                self.assertEqual(r.kind, "object")
+                self.same(r, self.c_snap)
+                self.assertEqual(r.verify(), [])
+            with self.subTest(stream=path):
+                p = Pipe(path)
+                try:
+                    with embeddb.open(p) as r:
+                        self.same(r, self.c_snap)
+                        self.assertEqual(r.verify(), [])
+                finally:
+                    p.close()
+
+    def test_v1_fixtures_match_c(self):
+        for d in ("store", "checkpoint"):
+            path = os.path.join(ROOT, "tests", "core", "fixtures", "v1", d)
+            with self.subTest(d=d), embeddb.open(path) as r:
+                self.same(r, c_tensors(path))
+                self.assertEqual(r.verify(), [])
+
+    def test_summarize_equals_embeddb_preview(self):
+        with embeddb.open(self.snap) as r:
+            for i, k in enumerate(r.keys()):
+                n = (0, 1, 3, 8, 100)[i % 5]
+                want = cli("preview", self.snap, embeddb.key_text(k), "-n", n).stdout
+                self.assertEqual(r.summarize(k, n).encode("utf-8", "surrogateescape") + b"\n",
+                                 want, k)
+
+    def test_store_sst_data_is_memory_mapped_not_copied(self):
+        with embeddb.open(self.store) as r:
+            t = r.get(b"over/a")  # rewritten in the WAL: a copy is fine there
+            big = [x for x in embeddb.open(self.snap) if x.key.startswith(b"big/")]
+            self.assertEqual(len(big), 4)
+            for x in big:
+                self.assertFalse(x.array.flags.owndata)
+                self.assertFalse(x.array.flags.writeable)
+                base = x.array
+                while isinstance(base, np.ndarray):
+                    base = base.base
+                self.assertIsInstance(base, memoryview)  # of the mmap
+            self.assertEqual(t.key, b"over/a")
+
+    def test_filters(self):
+        with embeddb.open(self.tar) as r:
+            allt = list(r.tensors(load=False))
+            by = lambda f: [t.key for t in allt if f(t)]  # noqa: E731
+            self.assertEqual([t.key for t in r.tensors(prefix="topic1#", load=False)],
+                             by(lambda t: t.key.startswith(b"topic1#")))
+            self.assertEqual(len(by(lambda t: t.name == "topic2")), 200)
+            self.assertEqual([t.key for t in r.tensors(topic="topic2", load=False)],
+                             by(lambda t: t.name == "topic2"))
+            self.assertEqual([t.key for t in r.tensors(topic=["topic0", "big"], load=False)],
+                             by(lambda t: t.name in ("topic0", "big")))
+            stamps = sorted(t.timestamp_ns for t in allt)
+            lo, hi = stamps[100], stamps[400]
+            got = [t.key for t in r.tensors(start_ns=lo, end_ns=hi, load=False)]
+            self.assertEqual(got, by(lambda t: lo <= t.timestamp_ns < hi))
+            self.assertEqual([t.key for t in r.tensors(start_ns=stamps[-1], load=False)],
+                             by(lambda t: t.timestamp_ns == stamps[-1]))
+            self.assertEqual(list(r.tensors(end_ns=stamps[0], load=False)), [])
+            for d in ("f16", "float16", np.float16, "bf16", "bool", "c128"):
+                want = {"float16": "f16", np.float16: "f16"}.get(d, d)
+                self.assertEqual([t.key for t in r.tensors(dtype=d, load=False)],
+                                 by(lambda t: t.dtype == want), d)
+            self.assertEqual([t.key for t in r.tensors(dtype=["i8", "u8"], load=False)],
+                             by(lambda t: t.dtype in ("i8", "u8")))
+            with self.assertRaises(ValueError):
+                list(r.tensors(dtype="f128"))
+            self.assertEqual(r.keys(b"dt15/"), by(lambda t: t.key.startswith(b"dt15/")))
+            self.assertEqual(r.topics()["topic0"], 200)
+            self.assertEqual(r.manifest_json["topics"], r.topics())
+            self.assertEqual(r.manifest_json["key_range"], [r.keys()[0], r.keys()[-1]])
+
+    def test_load_preview_and_missing_key(self):
+        with embeddb.open(self.store) as r:
+            k = r.keys()[0]
+            a = r.load(k)
+            self.assertTrue(np.array_equal(r.preview(k, 2).view(np.uint8),
+                                           a.reshape(-1)[:2].view(np.uint8)))
+            self.assertEqual(len(r.preview(k, 10 ** 9)), a.size)
+            self.assertEqual(len(r.preview(k, 0)), 0)
+            with self.assertRaises(KeyError):
+                r.load(b"no such key")
+
+    def test_crc32c_fallback_agrees(self):
+        from embeddb._crc import crc32c, crc32c_py
+        self.assertEqual(crc32c_py(b"123456789"), 0xE3069283)
+        rnd = random.Random(3)
+        for n in (0, 1, 7, 4096, 10000):
+            b = bytes(rnd.getrandbits(8) for _ in range(n))
+            self.assertEqual(crc32c_py(b), crc32c(b))
+            self.assertEqual(crc32c_py(b[n // 2:], crc32c_py(b[:n // 2])), crc32c(b))
+
+
+class Damage(unittest.TestCase):
+    """Bad bytes: an exception naming file and offset, never wrong data."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pyreader-dmg-")
+        subprocess.run([GEN, cls.tmp, "2", "120"], check=True, timeout=120)
+        cls.store = os.path.join(cls.tmp, "store")
+        cls.snap = glob.glob(os.path.join(cls.store, "snapshots", "pydev-*"))[0]
+        cls.tar = glob.glob(os.path.join(cls.tmp, "*.tar"))[0]
+        with embeddb.open(cls.snap) as r:
+            cls.truth = {t.key: t.array.tobytes() for t in r}
+        with embeddb.open(cls.store) as r:
+            cls.store_truth = {t.key: t.array.tobytes() for t in r}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def copy(self, src):
+        d = tempfile.mkdtemp(dir=self.tmp)
+        dst = os.path.join(d, "s")
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("snapshots"))
+        return dst
+
+    def read_all(self, path, truth):
+        """Everything Python gives for path: problems found (strings) and
+        the tensors it returned, each checked against truth."""
+        problems = []
+        try:
+            r = embeddb.open(path, on_damage="skip")
+        except embeddb.CorruptError as e:
+            return [str(e)]
+        with r:
+            problems += [str(e) for e in r.damage]
+            for t in r.tensors(on_damage="skip"):
+                self.assertEqual(t.array.tobytes(), truth[t.key], "wrong data for %r" % t.key)
+            problems += [str(e) for e in r.damage]
+            problems += r.verify()
+        return problems
+
+    def test_byte_flips_over_every_sst_match_c_verify(self):
+        rnd = random.Random(16)
+        ssts = sorted(glob.glob(os.path.join(self.snap, "sst_*.sst")))
+        flips = 0
+        for sst in ssts:
+            size = os.path.getsize(sst)
+            offs = set(rnd.sample(range(size), min(size, 40)))
+            offs |= {0, 8, 24, 28, 32, 36, 60, size - 64, size - 60, size - 44, size - 12,
+                     size - 8, size - 1}
+            for off in sorted(offs):
+                d = self.copy(self.snap)
+                p = os.path.join(d, os.path.basename(sst))
+                with open(p, "r+b") as f:
+                    f.seek(off)
+                    b = f.read(1)
+                    f.seek(off)
+                    f.write(bytes([b[0] ^ 0x40]))
+                c_bad = cli("verify", d, check=False).returncode != 0
+                problems = self.read_all(d, self.truth)
+                if c_bad:
+                    self.assertTrue(problems, "C reports damage at %s+%d, Python none" % (p, off))
+                for msg in problems:
+                    self.assertIn(os.path.dirname(p), msg)
+                    self.assertRegex(msg, r"offset \d+|missing|MANIFEST")
+                flips += 1
+                shutil.rmtree(os.path.dirname(d))
+        self.assertGreater(flips, 100)
+
+    def test_flip_in_one_record_leaves_the_rest_readable(self):
+        d = self.copy(self.snap)
+        with embeddb.open(d) as r:
+            t = r.info(b"big/2")
+            off = t._rec.data_off + 5000
+        with open(t.source, "r+b") as f:
+            f.seek(off)
+            f.write(b"\xff\xfe")
+        with embeddb.open(d) as r:
+            with self.assertRaises(embeddb.CorruptError) as cm:
+                r.load(b"big/2")
+            self.assertEqual(cm.exception.file, t.source)
+            self.assertEqual(cm.exception.offset, t._rec.data_off + 4096)
+            self.assertIn("data block 1 checksum", str(cm.exception))
+            self.assertEqual(len(r.preview(b"big/2", 1000)), 1000)  # block 0 is intact
+            n = 0
+            for x in r.tensors(on_damage="skip"):
+                self.assertEqual(x.array.tobytes(), self.truth[x.key])
+                n += 1
+            self.assertEqual(n, len(self.truth) - 1)
+            self.assertEqual(len(r.damage), 1)
+            self.assertTrue(any("data block 1" in p for p in r.verify()))
+        self.assertNotEqual(cli("verify", d, check=False).returncode, 0)
+
+    def test_damaged_sst_index_fails_open_or_is_skipped(self):
+        d = self.copy(self.snap)
+        sst = sorted(glob.glob(os.path.join(d, "sst_*.sst")))[0]
+        with open(sst, "rb") as f:
+            data = bytearray(f.read())
+        index_off = int.from_bytes(data[-64:-56], "little")
+        data[index_off + 20] ^= 1
+        with open(sst, "wb") as f:
+            f.write(data)
+        with self.assertRaises(embeddb.CorruptError) as cm:
+            embeddb.open(d)
+        self.assertEqual((cm.exception.file, cm.exception.offset), (sst, index_off))
+        with embeddb.open(d, on_damage="skip") as r:
+            self.assertEqual(len(r.damage), 1)
+            self.assertGreater(len(r), 0)
+            for t in r:
+                self.assertEqual(t.array.tobytes(), self.truth[t.key])
+        self.assertNotEqual(cli("ls", d, check=False).returncode, 0)
+
+    def test_wal_torn_tail_is_left_out_like_c(self):
+        wal = glob.glob(os.path.join(self.store, "wal_*.log"))[0]
+        size = os.path.getsize(wal)
+        for cut in (size - 1, size - 37, 33, 32, 20):
+            d = self.copy(self.store)
+            os.truncate(os.path.join(d, os.path.basename(wal)), cut)
+            with embeddb.open(d) as r:
+                got = {t.key: t.array.tobytes() for t in r}
+                if cut > 32:
+                    self.assertIsNotNone(r.wal_cut)
+                    self.assertEqual(r.wal_cut[0], os.path.join(d, os.path.basename(wal)))
+            want, _ = c_tensors(d)
+            self.assertEqual(set(got), set(want), cut)
+            for k, v in got.items():
+                self.assertEqual(v, want[k][2])
+
+    def test_wal_corruption_before_a_valid_batch_fails_like_c(self):
+        d = self.copy(self.store)
+        wal = glob.glob(os.path.join(d, "wal_*.log"))[0]
+        with open(wal, "r+b") as f:
+            f.seek(32 + 40)  # inside the first batch's first record
+            f.write(b"\x00\x01\x02")
+        with self.assertRaises(embeddb.CorruptError) as cm:
+            embeddb.open(d)
+        self.assertEqual((cm.exception.file, cm.exception.offset), (wal, 64))  # its record
+        self.assertNotEqual(cli("ls", d, check=False).returncode, 0)
+        with embeddb.open(d, on_damage="skip") as r:
+            self.assertEqual(len(r.damage), 1)
+            # The batches after the bad one are served; every older version
+            # (the bad batch may have replaced it) raises instead.
+            got = [t for t in r.tensors(on_damage="skip")]
+            self.assertGreaterEqual(len(got), 80)
+            for t in got:
+                self.assertEqual(t.array.tobytes(), self.store_truth[t.key])
+            with self.assertRaisesRegex(embeddb.CorruptError, "newer version may be"):
+                r.load(b"over/a")
+
+    def test_damaged_or_missing_manifest(self):
+        d = self.copy(self.store)
+        man = os.path.join(d, "MANIFEST")
+        with open(man, "r+b") as f:
+            f.seek(17)
+            f.write(b"\x7f")
+        with self.assertRaises(embeddb.CorruptError) as cm:
+            embeddb.open(d)
+        self.assertEqual(cm.exception.file, man)
+        os.unlink(man)
+        with self.assertRaises(FileNotFoundError):
+            embeddb.open(d)
+
+    def test_truncated_objects_raise_naming_the_offset(self):
+        with open(self.tar, "rb") as f:
+            data = f.read()
+        zst = subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True).stdout
+        gz = gzip.compress(data)
+        for blob, name in ((data, "t.tar"), (zst, "t.tar.zst"), (gz, "t.tar.gz")):
+            for cut in (1, 511, 512, 513, len(blob) // 2, len(blob) - 1024, len(blob) - 513,
+                        len(blob) - 1):
+                p = os.path.join(self.tmp, name)
+                with open(p, "wb") as f:
+                    f.write(blob[:cut])
+                with self.subTest(name=name, cut=cut):
+                    with self.assertRaises(embeddb.CorruptError) as cm:
+                        embeddb.open(p)
+                    self.assertEqual(cm.exception.file, p)
+                    self.assertIsNotNone(cm.exception.offset)
+                    with self.assertRaises(embeddb.CorruptError):
+                        embeddb.open(io.BufferedReader(io.BytesIO(blob[:cut])))
+
+    def test_lying_and_damaged_tar_headers(self):
+        with open(self.tar, "rb") as f:
+            data = bytearray(f.read())
+        p = os.path.join(self.tmp, "bad.tar")
+        bad = bytearray(data)
+        bad[124:136] = b"77777777777\0"  # size far past the end, checksum fixed below
+        bad[148:156] = b"        "
+        bad[148:156] = b"%06o\0 " % sum(bad[:512])
+        with open(p, "wb") as f:
+            f.write(bad)
+        with self.assertRaisesRegex(embeddb.CorruptError, "runs past|truncated") as cm:
+            embeddb.open(p)
+        self.assertEqual(cm.exception.offset, 0)
+        with self.assertRaises(embeddb.CorruptError):
+            embeddb.open(io.BytesIO(bytes(bad)))
+        bad = bytearray(data)
+        bad[0] ^= 1  # name changed, checksum not
+        with open(p, "wb") as f:
+            f.write(bad)
+        with self.assertRaisesRegex(embeddb.CorruptError, "tar header checksum") as cm:
+            embeddb.open(p)
+        self.assertEqual((cm.exception.file, cm.exception.offset), (p, 0))
+        # A flipped data byte in an object: verify names the member.
+        bad = bytearray(data)
+        bad[512 + 100] ^= 1
+        with open(p, "wb") as f:
+            f.write(bad)
+        problems = self.read_all(p, self.truth)
+        self.assertTrue(any(p + ":" in m for m in problems), problems)
+        self.assertTrue(any("SHA-256" in m for m in problems), problems)
+        # Damaged compressed stream.
+        zst = bytearray(subprocess.run(["zstd", "-q", "-c"], input=bytes(data),
+                                       capture_output=True).stdout)
+        zst[len(zst) // 2] ^= 0xFF
+        with self.assertRaises(embeddb.CorruptError):
+            embeddb.open(io.BytesIO(bytes(zst)))
+
+
+if __name__ == "__main__":
+    GEN = os.path.abspath(sys.argv.pop(1))
+    EMBEDDB = os.path.abspath(sys.argv.pop(1))
+    ROOT = os.path.abspath(sys.argv.pop(1))
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    import embeddb  # noqa: E402,F811
+    unittest.main(verbosity=2)
