@@ -224,6 +224,142 @@ class CrossImplementation(unittest.TestCase):
             self.assertEqual(crc32c_py(b[n // 2:], crc32c_py(b[:n // 2])), crc32c(b))
 
 
+def pym(*args, stdin=None):
+    """python3 -m embeddb ARGS: (exit code, stdout bytes, stderr text)."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    r = subprocess.run([sys.executable, "-m", "embeddb", *map(str, args)], capture_output=True,
+                       stdin=stdin, env=env, timeout=300)
+    return r.returncode, r.stdout, r.stderr.decode()
+
+
+class CommandLine(unittest.TestCase):
+    """python3 -m embeddb ls|cat|verify|export against the C tool's output
+    and the tensors read back from .npz, Zarr and HDF5."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pyreader-cli-")
+        subprocess.run([GEN, cls.tmp, "3", "300"], check=True, timeout=120)
+        cls.store = os.path.join(cls.tmp, "store")
+        cls.tar = glob.glob(os.path.join(cls.tmp, "*.tar"))[0]
+        cls.snap = glob.glob(os.path.join(cls.store, "snapshots", "pydev-*"))[0]
+        subprocess.run(["zstd", "-q", "-k", cls.tar], check=True)
+        with embeddb.open(cls.tar) as r:
+            cls.truth = {t.key: (t.array.copy(), t) for t in r}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def test_ls_and_cat_equal_the_c_tool(self):
+        for src, cdir in ((self.store, self.store), (self.tar, self.snap)):
+            rc, out, err = pym("ls", src)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out, cli("ls", cdir).stdout)
+            rc, out, err = pym("ls", src, "topic1#", "--from", "1796043628000100000")
+            self.assertEqual(out, cli("ls", cdir, "topic1#", "--from", "1796043628000100000").stdout)
+        for k in (b"big/3", b"\x00\xff\n", (101).to_bytes(8, "big"), b"12345"):
+            rc, out, err = pym("cat", self.tar, embeddb.key_text(k), "-o", "-")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out, cli("get", self.snap, embeddb.key_text(k), "-o", "-").stdout)
+            rc, out, err = pym("cat", self.tar, embeddb.key_text(k), "-n", "3")
+            self.assertEqual(out.splitlines()[0] + b"\n",
+                             cli("preview", self.snap, embeddb.key_text(k), "-n", "3").stdout)
+        self.assertEqual(pym("cat", self.tar, "s:no such key")[0], 3)
+        self.assertEqual(pym("ls", os.path.join(self.tmp, "missing"))[0], 2)
+
+    def test_verify_exit_codes(self):
+        rc, out, err = pym("verify", self.tar)
+        self.assertEqual((rc, out.startswith(b"ok: ")), (0, True), out + err.encode())
+        d = os.path.join(self.tmp, "bad")
+        shutil.copytree(self.snap, d)
+        sst = sorted(glob.glob(os.path.join(d, "sst_*.sst")))[-1]
+        with open(sst, "r+b") as f:
+            f.seek(100)
+            b = f.read(1)
+            f.seek(100)
+            f.write(bytes([b[0] ^ 1]))
+        rc, out, err = pym("verify", d)
+        self.assertEqual(rc, 1)
+        self.assertIn(sst.encode(), out)
+        self.assertIn(b"SHA-256", out)
+        with open(self.tar + ".zst", "rb") as f:
+            rc, out, err = pym("verify", "-", stdin=f)
+        self.assertEqual(rc, 0, err)
+
+    def check_tensor(self, a, attrs, key):
+        want, t = self.truth[key]
+        self.assertEqual(a.dtype, want.dtype)
+        self.assertEqual(a.shape, want.shape)
+        self.assertEqual(a.tobytes(), want.tobytes(), key)
+        if attrs is not None:
+            self.assertEqual((attrs["timestamp_ns"], attrs["seq"], attrs["dtype"]),
+                             (t.timestamp_ns, t.seq, t.dtype))
+
+    def read_back(self, path):
+        """{array path: (array, attrs or None)} of an export."""
+        out = {}
+        if path.endswith(".npz"):
+            with np.load(path) as z:
+                return {k: (z[k], None) for k in z.files}
+        if path.endswith(".zarr"):
+            import zarr
+            g = zarr.open_group(path, mode="r")
+            g.visititems(lambda k, v: out.__setitem__(k, (v[...], v.attrs.asdict()))
+                         if isinstance(v, zarr.Array) else None)
+            return out
+        import h5py
+        with h5py.File(path, "r") as h:
+            h.visititems(lambda k, v: out.__setitem__(k, (v[()], dict(v.attrs)))
+                         if isinstance(v, h5py.Dataset) else None)
+        return out
+
+    def test_export_per_tensor_round_trips(self):
+        for ext in ("npz", "zarr", "h5"):
+            path = os.path.join(self.tmp, "all." + ext)
+            rc, out, err = pym("export", self.tar + ".zst", "--to", path)
+            self.assertEqual(rc, 0, err)
+            got = self.read_back(path)
+            keys = [embeddb.parse_key(k.decode()) for k in got["index/key"][0]]
+            self.assertEqual(keys, sorted(self.truth))
+            n = 0
+            for name, (a, attrs) in got.items():
+                if name.startswith("tensors/"):
+                    key = embeddb.parse_key(attrs["key"]) if attrs else keys[n]
+                    self.check_tensor(a, attrs, key)
+                    n += 1
+            self.assertEqual(n, len(self.truth), ext)
+            ts = got["index/timestamp_ns"][0]
+            self.assertEqual(list(ts), [self.truth[k][1].timestamp_ns for k in keys])
+
+    def test_export_stacked_by_topic_along_time(self):
+        for ext in ("npz", "zarr", "h5"):
+            path = os.path.join(self.tmp, "stack." + ext)
+            rc, out, err = pym("export", self.tar, "--to", path, "--stack", "--topic", "topic1",
+                               "--topic", "topic0", "--topic", "topic2")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("topic 'topic0': dtypes or shapes differ", err)
+            got = self.read_back(path)
+            for topic in ("topic1", "topic2"):
+                data = got["topics/%s/data" % topic][0]
+                keys = [embeddb.parse_key(k.decode()) for k in got["topics/%s/key" % topic][0]]
+                ts = got["topics/%s/timestamp_ns" % topic][0]
+                self.assertEqual(len(keys), 100)
+                self.assertEqual(data.shape[0], 100)
+                self.assertEqual(list(ts), sorted(ts))
+                for i, k in enumerate(keys):
+                    self.assertEqual(ts[i], self.truth[k][1].timestamp_ns)
+                    self.check_tensor(data[i], None, k)
+            self.assertFalse(any(k.startswith("topics/big") for k in got))
+            per = [k for k in got if k.startswith("topics/topic0/tensors/")]
+            self.assertEqual(len(per), 100)
+
+    def test_export_refuses_an_unknown_format(self):
+        rc, out, err = pym("export", self.tar, "--to", os.path.join(self.tmp, "x.csv"))
+        self.assertEqual(rc, 2)
+        self.assertIn(".npz, .zarr or .h5", err)
+
+
 class Damage(unittest.TestCase):
     """Bad bytes: an exception naming file and offset, never wrong data."""
 
