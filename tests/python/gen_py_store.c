@@ -15,6 +15,14 @@
  * agent-style tensors ("topic<t>#<20 digits>", 4..64 bytes each, in
  * batches of 50: packed; topic0's shapes vary, topic1's and topic2's not). Data bytes are random, so floats include NaNs
  * with payloads, infinities and subnormals: the comparison is bitwise.
+ *
+ * usage: gen_py_store live DIR STOPFILE
+ *   A writer that does not stop until STOPFILE exists, for the reader's
+ *   beside-a-live-writer test: batches of 5 tensors, key "live#<c as 20
+ *   digits>" for c = 0, 1, 2, ..., name "live", f32[3] = {c, c + 0.5,
+ *   c + 0.25} (packed) or, every 4th batch, f32[300] = c + i (plain),
+ *   timestamp 1e18 + c; a flush every 10 batches and whenever the 64 KiB
+ *   MemTable fills. Durable batches (sync on).
  * Exit 0, or 1 with the reason on stderr.
  */
 #include "embeddb/snapshot.h"
@@ -117,6 +125,50 @@ out:
     return rc;
 }
 
+static int live(const char *dir, const char *stop)
+{
+    char err[512] = "";
+    ts_options o;
+    ts_store *s = NULL;
+    static float vals[5][300];
+    static char keys[5][64];
+    ts_tensor t[5];
+    const ts_tensor *p[5];
+    int rc = 0;
+    ts_options_init(&o);
+    o.create_if_missing = 1;
+    o.memtable_max = 64 << 10;
+    if ((rc = ts_open(dir, &o, &s, err, sizeof(err))))
+        goto out;
+    for (uint64_t b = 0, c = 0; !rc; b++) {
+        FILE *f = fopen(stop, "r");
+        if (f) {
+            fclose(f);
+            break;
+        }
+        uint64_t n = b % 4 == 3 ? 300 : 3;
+        for (int i = 0; i < 5; i++, c++) {
+            snprintf(keys[i], sizeof(keys[i]), "live#%020" PRIu64, c);
+            for (uint64_t k = 0; k < n; k++)
+                vals[i][k] = n == 3 ? (float)c + (k == 1 ? 0.5f : k == 2 ? 0.25f : 0.f)
+                                    : (float)(c + k);
+            t[i] = (ts_tensor){.key = (const uint8_t *)keys[i], .key_len = strlen(keys[i]),
+                               .name = "live", .dtype = TS_F32, .ndim = 1, .shape = {n},
+                               .timestamp_ns = 1000000000000000000 + (int64_t)c,
+                               .data = vals[i], .data_len = n * 4};
+            p[i] = &t[i];
+        }
+        rc = ts_save_batch(s, p, 5);
+        if (!rc && b % 10 == 9)
+            rc = ts_flush(s, NULL, 0, NULL);
+    }
+out:
+    if (rc)
+        fprintf(stderr, "gen_py_store live: failed (%d): %s\n", rc, err[0] ? err : ts_errmsg(s));
+    ts_close(s);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[512] = "", dir[4096], root[4096], name[256], path[4096];
@@ -126,6 +178,8 @@ int main(int argc, char **argv)
     uint64_t tiny = 600;
     int64_t ts = 1796043628000000000;
     int rc = 0;
+    if (argc == 4 && !strcmp(argv[1], "live"))
+        return live(argv[2], argv[3]);
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "usage: gen_py_store OUT SEED [TINY]\n");
         return 1;

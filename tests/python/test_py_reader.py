@@ -224,6 +224,45 @@ class CrossImplementation(unittest.TestCase):
             self.assertEqual(crc32c_py(b[n // 2:], crc32c_py(b[:n // 2])), crc32c(b))
 
 
+class BesideALiveWriter(unittest.TestCase):
+    """Opens a store again and again while the C engine writes and flushes
+    it: each open sees whole batches, a prefix of what was written, with the
+    right values, never less than the open before."""
+
+    def test_reads_beside_a_running_writer(self):
+        tmp = tempfile.mkdtemp(prefix="pyreader-live-")
+        store, stop = os.path.join(tmp, "store"), os.path.join(tmp, "stop")
+        w = subprocess.Popen([GEN, "live", store, stop])
+        try:
+            seen, opens, flushed = 0, 0, set()
+            while opens < 40 or seen < 300 or len(flushed) < 3:
+                self.assertIsNone(w.poll(), "the writer died")
+                try:
+                    r = embeddb.open(store)
+                except FileNotFoundError:
+                    continue  # not created yet
+                with r:
+                    keys = r.keys()
+                    self.assertEqual(len(keys) % 5, 0)
+                    self.assertEqual(keys, [b"live#%020d" % c for c in range(len(keys))])
+                    self.assertGreaterEqual(len(keys), seen)
+                    for t in r:
+                        c = int(t.key[5:])
+                        n = t.shape[0]
+                        want = (np.array([c, c + 0.5, c + 0.25], np.float32) if n == 3 else
+                                np.arange(c, c + 300, dtype=np.float32))
+                        self.assertTrue(np.array_equal(t.array, want), t.key)
+                    seen = len(keys)
+                    flushed |= {s.footer["file_no"] for s in r._ssts}
+                opens += 1
+        finally:
+            open(stop, "w").close()
+            self.assertEqual(w.wait(timeout=60), 0)
+        with embeddb.open(store) as r:  # after the writer: the C tool agrees
+            self.assertEqual(py_lines(r), cli("ls", store).stdout.decode().splitlines())
+        shutil.rmtree(tmp)
+
+
 def pym(*args, stdin=None):
     """python3 -m embeddb ARGS: (exit code, stdout bytes, stderr text)."""
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
