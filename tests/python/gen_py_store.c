@@ -7,9 +7,9 @@
  * tar the agent uploads), from the library's own tar encoder. A test
  * fixture, not a tool: it is not installed.
  *
- * usage: gen_py_store OUT SEED [TINY]
+ * usage: gen_py_store OUT SEED [TINY [DEVICE]]
  *   OUT/store                  the store (SSTs + open WAL)
- *   OUT/store/snapshots/NAME   the snapshot (device "pydev")
+ *   OUT/store/snapshots/NAME   the snapshot (device DEVICE, default "pydev")
  *   OUT/NAME.tar               its object
  * SEED picks the data (xorshift); TINY (default 600) the number of small
  * agent-style tensors ("topic<t>#<20 digits>", 4..64 bytes each, in
@@ -177,16 +177,21 @@ int main(int argc, char **argv)
     item *v = NULL;
     uint64_t tiny = 600;
     int64_t ts = 1796043628000000000;
+    const char *device = "pydev";
     int rc = 0;
     if (argc == 4 && !strcmp(argv[1], "live"))
         return live(argv[2], argv[3]);
-    if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: gen_py_store OUT SEED [TINY]\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: gen_py_store OUT SEED [TINY [DEVICE]]\n");
         return 1;
     }
     rng ^= strtoull(argv[2], NULL, 10) * 0x9E3779B97F4A7C15ull;
-    if (argc == 4)
+    if (argc >= 4)
         tiny = strtoull(argv[3], NULL, 10);
+    if (argc == 5)
+        device = argv[4];
+    /* Devices' clocks differ: their tensors interleave in time. */
+    ts += (int64_t)(strtoull(argv[2], NULL, 10) % 7) * 333;
     if (!(v = calloc(64, sizeof(*v))))
         return 1;
     snprintf(dir, sizeof(dir), "%s/store", argv[1]);
@@ -273,9 +278,9 @@ int main(int argc, char **argv)
         ts_checkpoint_info info;
         size_t done = 0;
         if ((rc = snap_root(dir, root, sizeof(root))) ||
-            (rc = snap_begin(plat_vfs_default(), s, root, "pydev", name, sizeof(name), &info, err,
+            (rc = snap_begin(plat_vfs_default(), s, root, device, name, sizeof(name), &info, err,
                              sizeof(err))) ||
-            (rc = snap_finish_all(plat_vfs_default(), root, "pydev", &done, NULL, err,
+            (rc = snap_finish_all(plat_vfs_default(), root, device, &done, NULL, err,
                                   sizeof(err))))
             goto out;
         snprintf(path, sizeof(path), "%s/%s.tar", argv[1], name);
