@@ -21,6 +21,9 @@ class CorruptError(EmbedDbError):
         where = self.file if offset is None else "%s: offset %d" % (self.file, offset)
         super().__init__("%s: %s" % (where, reason))
 
+    def __reduce__(self):  # pickles whole: Dask hands a worker's error back
+        return (CorruptError, (self.file, self.offset, self.reason))
+
 
 class FormatError(Exception):
     """Internal: a decoder's complaint before the caller adds file and offset."""

@@ -23,6 +23,11 @@
  *   c + 0.25} (packed) or, every 4th batch, f32[300] = c + i (plain),
  *   timestamp 1e18 + c; a flush every 10 batches and whenever the 64 KiB
  *   MemTable fills. Durable batches (sync on).
+ *
+ * usage: gen_py_store bench OUT DEVICE N SIZE
+ *   The benchmarks' object (python/bench): N random f32 tensors of SIZE
+ *   bytes in 4 topics "bench/t<i % 4>", sealed into a snapshot of DEVICE,
+ *   object OUT/NAME.tar.
  * Exit 0, or 1 with the reason on stderr.
  */
 #include "embeddb/snapshot.h"
@@ -125,6 +130,65 @@ out:
     return rc;
 }
 
+/* Seals everything in s into a snapshot of device and writes its object
+ * to OUT/NAME.tar. 0 or -1 (err says why). */
+static int seal_and_write(ts_store *s, const char *dir, const char *device, const char *out,
+                          char *err, size_t errlen)
+{
+    char root[4096], name[256], path[4096];
+    ts_checkpoint_info info;
+    size_t done = 0;
+    if (snap_root(dir, root, sizeof(root)) ||
+        snap_begin(plat_vfs_default(), s, root, device, name, sizeof(name), &info, err, errlen) ||
+        snap_finish_all(plat_vfs_default(), root, device, &done, NULL, err, errlen))
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s.tar", out, name);
+    if (write_object(root, name, path)) {
+        snprintf(err, errlen, "writing the object failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* The benchmark's object: n tensors of size bytes (f32, random), keys
+ * "bench/t<i % 4>#<i as 20 digits>", batches of 16, timestamps 1 ms apart. */
+static int bench(const char *out, const char *device, uint64_t n, uint64_t size)
+{
+    char err[512] = "", dir[4096];
+    ts_options o;
+    ts_store *s = NULL;
+    item *v = calloc(16, sizeof(*v));
+    int rc = v ? 0 : -1;
+    snprintf(dir, sizeof(dir), "%s/store", out);
+    ts_options_init(&o);
+    o.create_if_missing = 1;
+    o.sync = 0;
+    if (!rc)
+        rc = ts_open(dir, &o, &s, err, sizeof(err));
+    fixed_dim = size / 4 ? size / 4 : 1;
+    for (uint64_t c = 0; c < n && !rc; c += 16) {
+        size_t k = 0;
+        for (uint64_t j = c; j < c + 16 && j < n && !rc; j++, k++) {
+            char key[64], nm[32];
+            snprintf(nm, sizeof(nm), "bench/t%d", (int)(j % 4));
+            snprintf(key, sizeof(key), "%s#%020" PRIu64, nm, j);
+            rc = make(&v[k], (const uint8_t *)key, strlen(key), nm, TS_F32, 1, 1, 0,
+                      1796043628000000000 + (int64_t)j * 1000000);
+        }
+        rc = rc ? rc : save_all(s, v, k);
+    }
+    fixed_dim = 0;
+    if (!rc)
+        rc = seal_and_write(s, dir, device, out, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "gen_py_store bench: failed (%d): %s\n", rc, err[0] ? err : ts_errmsg(s));
+    ts_close(s);
+    for (int i = 0; v && i < 16; i++)
+        free(v[i].data);
+    free(v);
+    return rc ? 1 : 0;
+}
+
 static int live(const char *dir, const char *stop)
 {
     char err[512] = "";
@@ -171,7 +235,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    char err[512] = "", dir[4096], root[4096], name[256], path[4096];
+    char err[512] = "", dir[4096];
     ts_options o;
     ts_store *s = NULL;
     item *v = NULL;
@@ -181,6 +245,8 @@ int main(int argc, char **argv)
     int rc = 0;
     if (argc == 4 && !strcmp(argv[1], "live"))
         return live(argv[2], argv[3]);
+    if (argc == 6 && !strcmp(argv[1], "bench"))
+        return bench(argv[2], argv[3], strtoull(argv[4], NULL, 10), strtoull(argv[5], NULL, 10));
     if (argc < 3 || argc > 5) {
         fprintf(stderr, "usage: gen_py_store OUT SEED [TINY [DEVICE]]\n");
         return 1;
@@ -274,22 +340,8 @@ int main(int argc, char **argv)
     if (!rc)
         rc = ts_flush(s, NULL, 0, NULL);
     /* 5. The snapshot of everything so far, and its object. */
-    if (!rc) {
-        ts_checkpoint_info info;
-        size_t done = 0;
-        if ((rc = snap_root(dir, root, sizeof(root))) ||
-            (rc = snap_begin(plat_vfs_default(), s, root, device, name, sizeof(name), &info, err,
-                             sizeof(err))) ||
-            (rc = snap_finish_all(plat_vfs_default(), root, device, &done, NULL, err,
-                                  sizeof(err))))
-            goto out;
-        snprintf(path, sizeof(path), "%s/%s.tar", argv[1], name);
-        if (write_object(root, name, path)) {
-            snprintf(err, sizeof(err), "writing the object failed");
-            rc = -1;
-            goto out;
-        }
-    }
+    if (!rc && seal_and_write(s, dir, device, argv[1], err, sizeof(err)))
+        rc = -1;
     /* 6. After the snapshot: overwrites across an SST and the WAL (a key
      * rewritten with another dtype and shape, plain over packed and back),
      * more tiny tensors; the last batches stay in the open WAL. */
