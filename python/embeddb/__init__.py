@@ -18,11 +18,7 @@ from .errors import CorruptError, EmbedDbError
 from .reader import Reader, Tensor, open
 from .text import key_text, parse_key
 
-__version__ = "0.0.0"
-try:
-    from ._version import __version__  # noqa: F811 -- written by the build
-except ImportError:
-    pass
+from ._version import __version__
 
 __all__ = ["open", "Reader", "Tensor", "CorruptError", "EmbedDbError", "crc32c", "CRC_BACKEND",
            "key_text", "parse_key", "__version__"]
