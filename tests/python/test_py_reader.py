@@ -150,6 +150,40 @@ class CrossImplementation(unittest.TestCase):
                 self.same(r, c_tensors(path))
                 self.assertEqual(r.verify(), [])
 
+    def test_object_is_the_tar_snapshot_format_describes(self):
+        """Every header field of the C-written object as snapshot/FORMAT.md's
+        table gives it, members in its order, two zero blocks at the end."""
+        with open(self.tar, "rb") as f:
+            data = f.read()
+        name = os.path.basename(self.tar)[:-4]
+        with embeddb.open(self.snap) as r:
+            files = [x["name"] for x in r.manifest_json["files"]] + ["MANIFEST.json"]
+            mtime = r.manifest_json["created_ns"] // 10 ** 9
+        off = 0
+        for member in files:
+            h = data[off:off + 512]
+            size = os.path.getsize(os.path.join(self.snap, member))
+            self.assertEqual(h[0:100].rstrip(b"\0"), member.encode())
+            self.assertEqual(h[100:108], b"0000644\0")
+            self.assertEqual((h[108:116], h[116:124]), (b"0000000\0", b"0000000\0"))
+            self.assertEqual(h[124:136], b"%011o\0" % size)
+            self.assertEqual(h[136:148], b"%011o\0" % mtime)
+            chk = sum(h[:148]) + 8 * 32 + sum(h[156:])
+            self.assertEqual(h[148:156], b"%06o\0 " % chk)
+            self.assertEqual(h[156:157], b"0")
+            self.assertEqual((h[257:263], h[263:265]), (b"ustar\0", b"00"))
+            self.assertEqual((h[265:297].rstrip(b"\0"), h[297:329].rstrip(b"\0")),
+                             (b"root", b"root"))
+            self.assertEqual(h[345:500].rstrip(b"\0"), name.encode())
+            rest = bytearray(h)
+            for a, b in ((0, 100), (100, 157), (257, 329), (345, 500)):
+                rest[a:b] = bytes(b - a)
+            self.assertFalse(any(rest), "a field the format leaves zero is not")
+            with open(os.path.join(self.snap, member), "rb") as f:
+                self.assertEqual(data[off + 512:off + 512 + size], f.read())
+            off += 512 + (size + 511) // 512 * 512
+        self.assertEqual(data[off:], bytes(1024))
+
     def test_summarize_equals_embeddb_preview(self):
         with embeddb.open(self.snap) as r:
             for i, k in enumerate(r.keys()):
@@ -467,6 +501,51 @@ class Damage(unittest.TestCase):
                 flips += 1
                 shutil.rmtree(os.path.dirname(d))
         self.assertGreater(flips, 100)
+
+    def test_sst_truncations_match_c_verify(self):
+        sst = sorted(glob.glob(os.path.join(self.snap, "sst_*.sst")))[-1]
+        size = os.path.getsize(sst)
+        for cut in (0, 1, 31, 32, 33, 100, size // 2, size - 65, size - 64, size - 63, size - 1):
+            d = self.copy(self.snap)
+            os.truncate(os.path.join(d, os.path.basename(sst)), cut)
+            self.assertNotEqual(cli("verify", d, check=False).returncode, 0, cut)
+            problems = self.read_all(d, self.truth)
+            self.assertTrue(problems, "C reports a cut at %d, Python nothing" % cut)
+            shutil.rmtree(os.path.dirname(d))
+
+    def test_wal_byte_flips_match_c(self):
+        """A flip in the open WAL: where C's read-only open fails Python's
+        does too; where C cuts a torn tail Python shows the same tensors."""
+        wal = glob.glob(os.path.join(self.store, "wal_*.log"))[0]
+        size = os.path.getsize(wal)
+        rnd = random.Random(61)
+        for off in sorted(set(rnd.sample(range(size), min(size, 30))) | {0, 8, 28, 32, 40, 60}):
+            d = self.copy(self.store)
+            p = os.path.join(d, os.path.basename(wal))
+            with open(p, "r+b") as f:
+                f.seek(off)
+                b = f.read(1)
+                f.seek(off)
+                f.write(bytes([b[0] ^ 0x08]))
+            c = cli("ls", d, check=False)
+            try:
+                with embeddb.open(d) as r:
+                    got = {t.key: t.array.tobytes() for t in r}
+                py_err = None
+            except embeddb.CorruptError as e:
+                py_err = e
+            if c.returncode:
+                self.assertIsNotNone(py_err, "C fails the open at %s+%d, Python reads" % (p, off))
+                self.assertEqual(py_err.file, p)
+            else:
+                self.assertIsNone(py_err, "C reads %s+%d, Python says %s" % (p, off, py_err))
+                want = {embeddb.parse_key(line.split("\t")[0])
+                        for line in c.stdout.decode().splitlines()[1:]}
+                self.assertEqual(set(got), want, off)
+                for k, v in got.items():
+                    self.assertEqual(v, self.store_truth.get(k, v) if k.startswith(b"wal/")
+                                     else v)
+            shutil.rmtree(os.path.dirname(d))
 
     def test_flip_in_one_record_leaves_the_rest_readable(self):
         d = self.copy(self.snap)
