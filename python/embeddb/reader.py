@@ -250,16 +250,20 @@ class Reader:
 
     def _replay(self, blob, n):
         """The committed batches of the open WAL segment."""
+        recs, off = [], seg.SEG_HEADER_LEN
         try:
-            _, base, ver = seg.check_header(blob, n)
+            _, expect, ver = seg.check_header(blob, n)
         except CorruptError as e:
             # Recovery step 4: a header never synced is an empty segment,
-            # unless valid batches follow it.
-            if blob.size >= seg.SEG_HEADER_LEN and _later_batch(blob, seg.SEG_HEADER_LEN, None):
-                self._damaged(e)
-                self._wal = [("gap", e)]
-            return
-        recs, off, expect = [], seg.SEG_HEADER_LEN, base
+            # unless valid batches follow it: then it is corruption, and
+            # on_damage="skip" goes on from the first of them.
+            later = _later_batch(blob, seg.SEG_HEADER_LEN, None) if blob.size >= off else None
+            if later is None:
+                self._wal = []
+                return
+            self._damaged(e)
+            recs.append(("gap", e))
+            (off, expect), ver = later, 2
         while off < blob.size:
             try:
                 got = seg.parse_batch(blob, off, blob.size, ver, expect)
