@@ -471,11 +471,11 @@ class Reader:
 def _close_blob(blob):
     keep = blob.keep
     if isinstance(keep, mmap.mmap):
-        blob.buf.release() if hasattr(blob.buf, "release") else None
         try:
+            blob.buf.release()
             keep.close()
         except BufferError:
-            pass  # numpy arrays still view it
+            pass  # numpy arrays still view it: the map goes with the last of them
 
 
 class _Salvaged:

@@ -345,6 +345,14 @@ int main(int argc, char **argv)
     /* 6. After the snapshot: overwrites across an SST and the WAL (a key
      * rewritten with another dtype and shape, plain over packed and back),
      * more tiny tensors; the last batches stay in the open WAL. */
+    /* A key twice in one segment, far apart in time: the index's block
+     * time range covers only the newest (core/FORMAT.md, index v2). */
+    rc = rc ? rc : make(&v[0], (const uint8_t *)"dup/k", 5, "dup", TS_U8, 1, 4, 0,
+                        INT64_C(-7000000000000000000));
+    rc = rc ? rc : save_all(s, v, 1);
+    rc = rc ? rc : make(&v[0], (const uint8_t *)"dup/k", 5, "dup", TS_U8, 1, 4, 0,
+                        INT64_C(7000000000000000000));
+    rc = rc ? rc : save_all(s, v, 1);
     for (int round = 0; round < 3 && !rc; round++) {
         size_t n = 0;
         char key[64];
