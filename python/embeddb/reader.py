@@ -201,9 +201,26 @@ class Reader:
         self._ssts, self._wal, self.damage, self.wal_cut = [], None, [], None
         self._salvaged = []
         self._seen = (wal_no, ranges)
-        live = [n for lo, hi in ranges for n in range(lo, hi + 1)]
-        for n in live:
-            self._open_sst(n, live_required=True)
+        # The ranges are only enumerated as far as segment files exist: a
+        # MANIFEST naming 2^63 SSTs costs what the directory holds.
+        present = set()
+        for name in f.names():
+            m = _SEG_RE.match(name)
+            if m and m.group(1) + m.group(3) in ("sstsst", "wallog"):
+                present.add(int(m.group(2)))
+        for lo, hi in ranges:
+            inside = sorted(n for n in present if lo <= n <= hi)
+            if len(inside) != hi - lo + 1:
+                # Raises, or retries a race; with on_damage="skip" notes the
+                # first and the last missing SST: whatever is older than a
+                # missing one may be stale and is not served.
+                first = next(n for n in range(lo, hi + 1) if n not in present)
+                last = next(n for n in range(hi, lo - 1, -1) if n not in present)
+                self._open_sst(first, live_required=True)
+                if last != first:
+                    self._salvaged.append((last, _Salvaged([], False, self.damage[-1])))
+            for n in inside:
+                self._open_sst(n, live_required=True)
         # The open segment: sealed and renamed, sealed not yet renamed, or a WAL.
         sst_name, wal_name = "sst_%06d.sst" % wal_no, "wal_%06d.log" % wal_no
         if f.exists(sst_name):
@@ -231,8 +248,10 @@ class Reader:
                 again = f.get("MANIFEST", mapped=False)
                 if again is not None and seg.parse_manifest(again)[1:] != self._seen:
                     raise _Raced()  # a writer released it meanwhile
-            self._damaged(CorruptError(os.path.join(f.name, "sst_%06d.sst" % n), None,
-                                       "live SST named by the MANIFEST is missing"))
+            e = CorruptError(os.path.join(f.name, "sst_%06d.sst" % n), None,
+                             "live SST named by the MANIFEST is missing")
+            self._damaged(e)
+            self._salvaged.append((n, _Salvaged([], False, e)))
             return
         self._add_sst(blob, n)
 

@@ -25,6 +25,7 @@ import io
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,10 @@ import numpy as np
 
 GEN = EMBEDDB = ROOT = None
 embeddb = None
+# Under the sanitizer build every `embeddb` run is slow: CMake sets
+# EMBEDDB_PY_SAMPLE=N there and the per-key comparisons with the C tool take
+# every Nth key (ls, verify and all of Python's own reads stay whole).
+SAMPLE = int(os.environ.get("EMBEDDB_PY_SAMPLE", "1"))
 
 
 def cli(*args, check=True):
@@ -48,7 +53,7 @@ def c_tensors(d):
     lists in d, each through `embeddb get -o -`; and ls's lines."""
     lines = cli("ls", d).stdout.decode("utf-8", "surrogateescape").splitlines()
     out = {}
-    for line in lines[1:]:
+    for line in lines[1::SAMPLE]:
         ktext = line.split("\t")[0]
         a = np.load(io.BytesIO(cli("get", d, ktext, "-o", "-").stdout), allow_pickle=False)
         out[embeddb.parse_key(ktext)] = (a.dtype.str, a.shape, a.tobytes())
@@ -82,7 +87,7 @@ class CrossImplementation(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="pyreader-")
-        subprocess.run([GEN, cls.tmp, "1"], check=True, timeout=120)
+        subprocess.run([GEN, cls.tmp, "1", "300"], check=True, timeout=120)
         cls.store = os.path.join(cls.tmp, "store")
         cls.snap = glob.glob(os.path.join(cls.store, "snapshots", "pydev-*"))[0]
         cls.tar = glob.glob(os.path.join(cls.tmp, "*.tar"))[0]
@@ -108,7 +113,8 @@ class CrossImplementation(unittest.TestCase):
             a = t.array
             got[t.key] = (a.dtype.str, a.shape, a.tobytes())
             self.assertEqual(a.shape, t.shape)
-        self.assertEqual(len(got), len(want))
+        self.assertEqual(len(got), len(lines) - 1)
+        self.assertEqual(len(want), len(lines[1::SAMPLE]))
         for k, v in want.items():
             self.assertEqual(got[k], v, k)
 
@@ -212,7 +218,9 @@ class CrossImplementation(unittest.TestCase):
     def test_summarize_equals_embeddb_preview(self):
         with embeddb.open(self.snap) as r:
             for i, k in enumerate(r.keys()):
-                n = (0, 1, 3, 8, 100)[i % 5]
+                if i % SAMPLE:
+                    continue
+                n = (0, 1, 3, 8, 100)[i // SAMPLE % 5]
                 want = cli("preview", self.snap, embeddb.key_text(k), "-n", n).stdout
                 self.assertEqual(r.summarize(k, n).encode("utf-8", "surrogateescape") + b"\n",
                                  want, k)
@@ -237,7 +245,7 @@ class CrossImplementation(unittest.TestCase):
             by = lambda f: [t.key for t in allt if f(t)]  # noqa: E731
             self.assertEqual([t.key for t in r.tensors(prefix="topic1#", load=False)],
                              by(lambda t: t.key.startswith(b"topic1#")))
-            self.assertEqual(len(by(lambda t: t.name == "topic2")), 200)
+            self.assertEqual(len(by(lambda t: t.name == "topic2")), 100)
             self.assertEqual([t.key for t in r.tensors(topic="topic2", load=False)],
                              by(lambda t: t.name == "topic2"))
             self.assertEqual([t.key for t in r.tensors(topic=["topic0", "big"], load=False)],
@@ -258,7 +266,7 @@ class CrossImplementation(unittest.TestCase):
             with self.assertRaises(ValueError):
                 list(r.tensors(dtype="f128"))
             self.assertEqual(r.keys(b"dt15/"), by(lambda t: t.key.startswith(b"dt15/")))
-            self.assertEqual(r.topics()["topic0"], 200)
+            self.assertEqual(r.topics()["topic0"], 100)
             self.assertEqual(r.manifest_json["topics"], r.topics())
             self.assertEqual(r.manifest_json["key_range"], [r.keys()[0], r.keys()[-1]])
 
@@ -464,7 +472,7 @@ class Damage(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="pyreader-dmg-")
-        subprocess.run([GEN, cls.tmp, "2", "120"], check=True, timeout=120)
+        subprocess.run([GEN, cls.tmp, "2", "400"], check=True, timeout=120)
         cls.store = os.path.join(cls.tmp, "store")
         cls.snap = glob.glob(os.path.join(cls.store, "snapshots", "pydev-*"))[0]
         cls.tar = glob.glob(os.path.join(cls.tmp, "*.tar"))[0]
@@ -505,7 +513,7 @@ class Damage(unittest.TestCase):
         flips = 0
         for sst in ssts:
             size = os.path.getsize(sst)
-            offs = set(rnd.sample(range(size), min(size, 40)))
+            offs = set(rnd.sample(range(size), min(size, 40 // SAMPLE)))
             offs |= {0, 8, 24, 28, 32, 36, 60, size - 64, size - 60, size - 44, size - 12,
                      size - 8, size - 1}
             for off in sorted(offs):
@@ -525,7 +533,7 @@ class Damage(unittest.TestCase):
                     self.assertRegex(msg, r"offset \d+|missing|MANIFEST")
                 flips += 1
                 shutil.rmtree(os.path.dirname(d))
-        self.assertGreater(flips, 100)
+        self.assertGreater(flips, 100 // SAMPLE)
 
     def test_sst_truncations_match_c_verify(self):
         sst = sorted(glob.glob(os.path.join(self.snap, "sst_*.sst")))[-1]
@@ -544,7 +552,8 @@ class Damage(unittest.TestCase):
         wal = glob.glob(os.path.join(self.store, "wal_*.log"))[0]
         size = os.path.getsize(wal)
         rnd = random.Random(61)
-        for off in sorted(set(rnd.sample(range(size), min(size, 30))) | {0, 8, 28, 32, 40, 60}):
+        for off in sorted(set(rnd.sample(range(size), min(size, 30 // SAMPLE))) |
+                          {0, 8, 28, 32, 40, 60}):
             d = self.copy(self.store)
             p = os.path.join(d, os.path.basename(wal))
             with open(p, "r+b") as f:
@@ -626,10 +635,10 @@ class Damage(unittest.TestCase):
                 if cut > 32:
                     self.assertIsNotNone(r.wal_cut)
                     self.assertEqual(r.wal_cut[0], os.path.join(d, os.path.basename(wal)))
-            want, _ = c_tensors(d)
-            self.assertEqual(set(got), set(want), cut)
-            for k, v in got.items():
-                self.assertEqual(v, want[k][2])
+            want, lines = c_tensors(d)
+            self.assertEqual(py_lines(embeddb.open(d)), lines, cut)
+            for k, v in want.items():
+                self.assertEqual(got[k], v[2])
 
     def test_wal_corruption_before_a_valid_batch_fails_like_c(self):
         d = self.copy(self.store)
@@ -651,6 +660,36 @@ class Damage(unittest.TestCase):
                 self.assertEqual(t.array.tobytes(), self.store_truth[t.key])
             with self.assertRaisesRegex(embeddb.CorruptError, "newer version may be"):
                 r.load(b"over/a")
+
+    def test_missing_live_sst_and_a_lying_manifest(self):
+        d = self.copy(self.snap)
+        ssts = sorted(glob.glob(os.path.join(d, "sst_*.sst")))
+        self.assertEqual(len(ssts), 3)
+        os.unlink(ssts[1])
+        with self.assertRaisesRegex(embeddb.CorruptError, "live SST named by the MANIFEST is "
+                                    "missing") as cm:
+            embeddb.open(d)
+        self.assertEqual(cm.exception.file, ssts[1])
+        self.assertNotEqual(cli("ls", d, check=False).returncode, 0)
+        with embeddb.open(d, on_damage="skip") as r:
+            # What the newer SSTs hold is served; nothing older than the
+            # missing file (it may have held a newer version).
+            served = list(r.tensors(on_damage="skip"))
+            self.assertTrue(served)
+            for t in served:
+                self.assertEqual(t.array.tobytes(), self.truth[t.key])
+                self.assertGreater(int(t.source.rsplit("_", 1)[1][:6]),
+                                   int(ssts[1].rsplit("_", 1)[1][:6]))
+        # A MANIFEST (checksum right) naming SSTs 0..2^62: refused at once,
+        # without counting to 2^62.
+        body = b"EDBMAN01" + struct.pack("<IIQ", 2, 1, 1 << 62) + struct.pack("<QQ", 0,
+                                                                              (1 << 62) - 1)
+        with open(os.path.join(d, "MANIFEST"), "wb") as f:
+            f.write(body + struct.pack("<I", embeddb.crc32c(body)))
+        with self.assertRaisesRegex(embeddb.CorruptError, "missing"):
+            embeddb.open(d)
+        with embeddb.open(d, on_damage="skip") as r:
+            self.assertEqual(list(r.tensors(on_damage="skip")), [])
 
     def test_damaged_or_missing_manifest(self):
         d = self.copy(self.store)
