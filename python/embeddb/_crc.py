@@ -42,4 +42,4 @@ def crc32c_py(data, crc=0):
 
 
 if _fast is None:
-    crc32c = crc32c_py
+    crc32c = crc32c_py  # noqa: F811 -- the fallback

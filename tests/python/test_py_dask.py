@@ -16,7 +16,6 @@ import sys
 import tempfile
 import unittest
 
-import numpy as np
 
 GEN = ROOT = None
 
