@@ -466,6 +466,58 @@ class CommandLine(unittest.TestCase):
         self.assertIn(".npz, .zarr or .h5", err)
 
 
+class Mutations(unittest.TestCase):
+    """Random damage (byte changes, 8-byte garbage, cuts; fixed seed) to a
+    store file, a snapshot file or an object: the reader raises
+    CorruptError (or FileNotFoundError for a gone MANIFEST) and nothing
+    else, and every tensor it does return is the original's."""
+
+    def test_random_mutations_give_corrupt_error_or_right_data(self):
+        tmp = tempfile.mkdtemp(prefix="pyreader-mut-")
+        subprocess.run([GEN, tmp, "4", "100"], check=True, timeout=120)
+        snap = glob.glob(os.path.join(tmp, "store", "snapshots", "*"))[0]
+        with open(glob.glob(os.path.join(tmp, "*.tar"))[0], "rb") as f:
+            tar = f.read()
+        with embeddb.open(snap) as r:
+            truth = {t.key: t.array.tobytes() for t in r}
+        rnd = random.Random(1616)
+        errors = 0
+        for i in range(1000 // SAMPLE):
+            obj = rnd.random() < 0.4
+            d = os.path.join(tmp, "m%d" % i)
+            if obj:
+                data = bytearray(tar)
+            else:
+                shutil.copytree(snap, d)
+                target = os.path.join(d, rnd.choice(sorted(os.listdir(d))))
+                with open(target, "rb") as f:
+                    data = bytearray(f.read())
+            for _ in range(rnd.choice((1, 1, 2, 5, 20))):
+                if not data:
+                    break
+                at, op = rnd.randrange(len(data)), rnd.random()
+                if op < 0.6:
+                    data[at] = rnd.randrange(256)
+                elif op < 0.8:
+                    del data[at:]
+                else:
+                    data[at:at + 8] = rnd.randbytes(8)
+            if not obj:
+                with open(target, "wb") as f:
+                    f.write(data)
+            try:
+                with embeddb.open(io.BytesIO(bytes(data)) if obj else d,
+                                  on_damage=rnd.choice(("raise", "skip"))) as r:
+                    for t in r.tensors(on_damage="skip"):
+                        self.assertEqual(t.array.tobytes(), truth[t.key], (i, t.key))
+                    r.verify()
+            except (embeddb.CorruptError, FileNotFoundError):
+                errors += 1
+            shutil.rmtree(d, ignore_errors=True)
+        self.assertGreater(errors, 0)
+        shutil.rmtree(tmp)
+
+
 class Damage(unittest.TestCase):
     """Bad bytes: an exception naming file and offset, never wrong data."""
 
