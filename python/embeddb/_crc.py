@@ -2,7 +2,7 @@
 
 Uses Debian's python3-crc32c (hardware CRC instructions where the CPU has
 them) and falls back to a table-driven pure-Python version, which gives the
-same values about a thousand times slower; `BACKEND` says which one runs.
+same values about 200 times slower; `BACKEND` says which one runs.
 crc32c(b"123456789") == 0xe3069283.
 """
 
