@@ -174,6 +174,32 @@ class CrossImplementation(unittest.TestCase):
             self.assertEqual(out.stdout.split(), [str(len(r)),
                                                   str(sum(t.array.nbytes for t in r))])
 
+    def test_stores_the_cli_writes_match_c(self):
+        """Stores written by the `embeddb` tool's own modes: the seed's dry
+        run and training demo, a CSV ingest (f16, bf16, bool, c128, a binary
+        key) and the numeric benchmark (400 tensors over a dozen SSTs and a
+        WAL)."""
+        d = os.path.join(self.tmp, "cli")
+        os.mkdir(d)
+        csv = os.path.join(d, "p.csv")
+        with open(csv, "w") as f:
+            f.write("a,t1,f16,2x2,1,2,3,4\nb,t2,bf16,3,1.5,2.5,-3\nc,t3,bool,scalar,1\n"
+                    "x:00ff,t4,c128,2,(1+2j),3j\ns:77,t5,u64,1,18446744073709551615\n")
+        runs = {"dry": ["--tensor-dryrun"], "train": ["--tensor-train", "--epochs", "3"],
+                "ingest": ["--tensor-ingest", csv], "num": ["400", "8", "4", "3000"]}
+        for name, args in runs.items():
+            store = os.path.join(d, name)
+            if name == "train":
+                cli(args[0], store, *args[1:])
+            else:
+                cli(*args, store)
+            with self.subTest(name=name), embeddb.open(store) as r:
+                self.same(r, c_tensors(store))
+                self.assertEqual(r.verify(), [])
+                if name == "num":
+                    self.assertGreater(len(r._ssts), 10)
+                    self.assertIsNotNone(r._wal)
+
     def test_v1_fixtures_match_c(self):
         for d in ("store", "checkpoint"):
             path = os.path.join(ROOT, "tests", "core", "fixtures", "v1", d)
