@@ -149,6 +149,30 @@ class CrossImplementation(unittest.TestCase):
                 finally:
                     p.close()
 
+    def test_object_from_an_http_response(self):
+        """An HTTP response body (urllib, chunked or not) is a stream like
+        any other: served by a local http.server."""
+        import functools
+        import http.server
+        import threading
+        import urllib.request
+        h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=self.tmp)
+        h.log_message = lambda *a: None
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        try:
+            for suffix in (".zst", ".gz", ""):
+                url = "http://127.0.0.1:%d/%s%s" % (srv.server_address[1],
+                                                    os.path.basename(self.tar), suffix)
+                with self.subTest(suffix=suffix), urllib.request.urlopen(url, timeout=60) as resp:
+                    with embeddb.open(resp) as r:
+                        self.same(r, self.c_snap)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+            th.join()
+
     def test_objects_repacked_by_gnu_tar_still_open(self):
         """An object unpacked and packed again by GNU tar (gnu and pax
         formats, with a directory entry) reads the same."""
