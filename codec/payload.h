@@ -1,5 +1,6 @@
 /*
- * payload.h -- decoding MQTT message payloads into tensors for the agent.
+ * payload.h -- decoding MQTT message payloads into tensors for the agent
+ * (and HTTP request bodies for the console, with the same rules).
  *
  * Formats (chosen per subscription in the config):
  *   npy   NumPy .npy format 1.0, 2.0 or 3.0, little-endian, C order, every
