@@ -269,6 +269,26 @@ static const console_file *static_file(const char *url)
     return NULL;
 }
 
+/* 1 when the client takes gzip: "gzip" in Accept-Encoding, not refused with
+ * q=0 (every browser sends it). */
+static int accepts_gzip(struct MHD_Connection *conn)
+{
+    const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    const char *g = ae ? strstr(ae, "gzip") : NULL;
+    if (!g)
+        return 0;
+    g += 4;
+    while (*g == ' ')
+        g++;
+    if (*g == ';') {
+        const char *q = strstr(g, "q=");
+        if (q && strtod(q + 2, NULL) <= 0)
+            return 0;
+    }
+    return 1;
+}
+
 static enum MHD_Result send_buf(struct MHD_Connection *conn, unsigned status, const char *ctype,
                                 console_buf *b)
 {
@@ -409,11 +429,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             const console_file *f = NULL;
             if (!known && (!strcmp(method, "GET") || !strcmp(method, "HEAD")) &&
                 (f = static_file(url))) {
+                if (!accepts_gzip(conn))
+                    return send_error(conn, r, MHD_HTTP_NOT_ACCEPTABLE, "gzip",
+                                      "the page is served gzip-compressed: open it in a browser "
+                                      "(or curl --compressed)");
                 struct MHD_Response *resp = MHD_create_response_from_buffer(
                     f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
                 if (!resp)
                     return MHD_NO;
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->ctype);
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
                 MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
                 enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, resp);
                 MHD_destroy_response(resp);

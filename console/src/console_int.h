@@ -66,7 +66,7 @@ void console__error(console_req *r, unsigned status, const char *code, const cha
 typedef struct console_file {
     const char *path;          /* "/index.html" */
     const char *ctype;
-    const unsigned char *data;
+    const unsigned char *data; /* gzip-compressed */
     size_t len;
 } console_file;
 extern const console_file console__files[];

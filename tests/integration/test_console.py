@@ -8,6 +8,7 @@ metrics` on /metrics.
 
 Usage: test_console.py BUILD_DIR REPO_ROOT
 """
+import gzip
 import http.client
 import io
 import json
@@ -44,10 +45,12 @@ class Client:
         self.token = token
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
-    def req(self, method, path, body=None, ctype=None, token=None, **args):
+    def req(self, method, path, body=None, ctype=None, token=None, accept_gzip=None, **args):
         if args:
             path += "?" + urllib.parse.urlencode(args)
         h = {}
+        if accept_gzip:
+            h["Accept-Encoding"] = "gzip" if accept_gzip is True else accept_gzip
         if ctype:
             h["Content-Type"] = ctype
         tok = token if token is not None else self.token
@@ -329,15 +332,19 @@ class ServeTest(unittest.TestCase):
     def test_static_files_are_the_embedded_page(self):
         for path, ctype in (("/", "text/html"), ("/index.html", "text/html"),
                             ("/app.js", "text/javascript"), ("/styles.css", "text/css")):
-            st, h, body = self.c.req("GET", path)
+            st, h, body = self.c.req("GET", path, accept_gzip=True)
             self.assertEqual(st, 200, path)
             self.assertTrue(h["Content-Type"].startswith(ctype), path)
+            self.assertEqual(h["Content-Encoding"], "gzip")
             name = "index.html" if path == "/" else path[1:]
             with open(os.path.join(ROOT, "web", name), "rb") as f:
-                self.assertEqual(body, f.read())
+                self.assertEqual(gzip.decompress(body), f.read())
+            # the page is only sent compressed: a client that cannot take it is told why
+            self.c.error("GET", path, status=406, code="gzip")
+            self.c.error("GET", path, status=406, code="gzip", accept_gzip="gzip;q=0")
         for path in ("/web/index.html", "/index.html/", "/%2e%2e/CMakeLists.txt",
                      "/CMakeLists.txt"):
-            self.assertEqual(self.c.req("GET", path)[0], 404, path)
+            self.assertEqual(self.c.req("GET", path, accept_gzip=True)[0], 404, path)
 
 
 class ServeOptionsTest(unittest.TestCase):
