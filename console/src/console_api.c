@@ -299,26 +299,129 @@ static void put_name(console_buf *b, const char *name)
     console_buf_json_str(b, name, strlen(name));
 }
 
-/* Element i exactly: 64-bit integers from their bytes, floats in as many
- * digits as round-trip their dtype, non-finite as null. */
+/* Decimal digits of v into out (no NUL); returns their count. */
+static size_t fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+}
+
+/* x, a finite value of a float32 (or float16, bfloat16), in 9 significant
+ * digits -- enough for float32 to read back exactly -- without printf: a
+ * 32x32 frame is 1024 of these per load. The digits are x scaled by a power
+ * of ten in double (exact for float32's range up to a few ulps of double,
+ * far below the 9th digit) and rounded; trailing zeros dropped. Plain
+ * notation for exponents -5..8, else d.ddde[+-]X. Returns the length (at
+ * most 16). */
+static size_t fmt_f32(char *out, double x)
+{
+    size_t n = 0;
+    if (x == 0) { /* "-0.0": a JSON reader keeps the sign of a float, not of "-0" */
+        memcpy(out, signbit(x) ? "-0.0" : "0", signbit(x) ? 4 : 1);
+        return signbit(x) ? 4 : 1;
+    }
+    if (x < 0) {
+        out[n++] = '-';
+        x = -x;
+    }
+    /* float32 spans 1.4e-45..3.4e38: k = 8 - e stays within -31..54 */
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+                                 1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
+                                 1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38, 1e39,
+                                 1e40, 1e41, 1e42, 1e43, 1e44, 1e45, 1e46, 1e47, 1e48, 1e49,
+                                 1e50, 1e51, 1e52, 1e53, 1e54, 1e55, 1e56};
+    int e = (int)floor(log10(x));
+    uint64_t m = 0;
+    for (int tries = 0; tries < 3; tries++) { /* log10 may be off by one */
+        int k = 8 - e;
+        if (k > 56 || k < -56)
+            break; /* not a float32 value; callers pass only those */
+        double y = k >= 0 ? x * p10[k] : x / p10[-k];
+        m = (uint64_t)llround(y);
+        if (m >= 1000000000u)
+            e++;
+        else if (m < 100000000u)
+            e--;
+        else
+            break;
+    }
+    char d[9];
+    int nd = 9;
+    for (int i = 8; i >= 0; i--, m /= 10)
+        d[i] = (char)('0' + m % 10);
+    while (nd > 1 && d[nd - 1] == '0')
+        nd--;
+    if (e >= 0 && e <= 8) {
+        for (int i = 0; i <= e; i++)
+            out[n++] = i < nd ? d[i] : '0';
+        if (nd > e + 1) {
+            out[n++] = '.';
+            for (int i = e + 1; i < nd; i++)
+                out[n++] = d[i];
+        }
+    } else if (e < 0 && e >= -5) {
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int i = 0; i < -e - 1; i++)
+            out[n++] = '0';
+        for (int i = 0; i < nd; i++)
+            out[n++] = d[i];
+    } else {
+        out[n++] = d[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            for (int i = 1; i < nd; i++)
+                out[n++] = d[i];
+        }
+        out[n++] = 'e';
+        n += fmt_i64(out + n, e);
+    }
+    return n;
+}
+
+/* Element i exactly: integers from their bytes, floats in as many digits as
+ * round-trip their dtype, non-finite as null. */
 static void put_value(console_buf *b, ts_dtype dt, const void *data, size_t i)
 {
-    if (dt == TS_I64 || dt == TS_U64) {
-        uint64_t u;
-        memcpy(&u, (const uint8_t *)data + 8 * i, 8);
-        if (dt == TS_I64)
-            console_buf_printf(b, "%" PRId64, (int64_t)u);
+    char s[40];
+    size_t n;
+    const uint8_t *p = data;
+    switch (dt) {
+    case TS_I8: n = fmt_i64(s, ((const int8_t *)p)[i]); break;
+    case TS_U8: case TS_BOOL: n = fmt_u64(s, p[i]); break;
+    case TS_I16: { int16_t v; memcpy(&v, p + 2 * i, 2); n = fmt_i64(s, v); break; }
+    case TS_U16: { uint16_t v; memcpy(&v, p + 2 * i, 2); n = fmt_u64(s, v); break; }
+    case TS_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); n = fmt_i64(s, v); break; }
+    case TS_U32: { uint32_t v; memcpy(&v, p + 4 * i, 4); n = fmt_u64(s, v); break; }
+    case TS_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); n = fmt_i64(s, v); break; }
+    case TS_U64: { uint64_t v; memcpy(&v, p + 8 * i, 8); n = fmt_u64(s, v); break; }
+    default: {
+        double v = ts_dtype_get(dt, data, i);
+        if (!isfinite(v))
+            n = (size_t)snprintf(s, sizeof(s), "null");
+        else if ((dt == TS_F64 || dt == TS_C128) && v != 0)
+            n = (size_t)snprintf(s, sizeof(s), "%.17g", v);
         else
-            console_buf_printf(b, "%" PRIu64, u);
-        return;
+            n = fmt_f32(s, v);
     }
-    double v = ts_dtype_get(dt, data, i);
-    if (!isfinite(v))
-        console_buf_put(b, "null", 4);
-    else if (dt == TS_F64 || dt == TS_C128)
-        console_buf_printf(b, "%.17g", v);
-    else
-        console_buf_printf(b, "%.9g", v);
+    }
+    console_buf_put(b, s, n);
 }
 
 static const char *file_name(char *buf, size_t len, int wal, uint64_t no)

@@ -184,6 +184,21 @@ class ServeTest(unittest.TestCase):
             self.assertEqual(back.dtype, a.dtype, k)
             self.assertEqual(back.shape, a.shape, k)
             self.assertEqual(back.tobytes(), a.tobytes(), k)
+        # JSON values read back exactly as their dtype, whatever their magnitude
+        wide = np.concatenate([
+            rng.standard_normal(2000).astype(np.float32) * np.float32(10) ** rng.integers(
+                -38, 38, 2000).astype(np.float32),
+            np.array([1.4e-45, 1e-45 * 3, 3.4028235e38, 1e-5, 9.999999e-6, 1e9, 99999999,
+                      123456789, 0.1, 1 / 3, 5e-324 * 0, -0.0, 2 ** 24 + 2, 1e-38, 1.17549435e-38],
+                     np.float32)]).astype(np.float32)
+        wide = wide[np.isfinite(wide)]
+        for dt in (np.float32, np.float16, np.float64, np.int8, np.uint16, np.int32, np.uint32):
+            a = wide.astype(dt) if dt != np.float16 else wide.clip(-6e4, 6e4).astype(dt)
+            self.c.json("POST", "/api/tensors/store", npy_bytes(a), ctype="application/x-npy",
+                        key="wide/" + np.dtype(dt).name)
+            got = self.c.json("GET", "/api/tensors/load", key="wide/" + np.dtype(dt).name)
+            back = np.array(got["values"], dtype=np.float64).astype(dt)
+            self.assertEqual(back.tobytes(), a.tobytes(), np.dtype(dt).name)
         t = self.c.json("GET", "/api/tensors/load", key="npy/f32", preview=3)
         self.assertIsNone(t["values"][0])  # NaN is null in JSON
         self.assertEqual(t["values"][1], 0)
