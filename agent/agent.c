@@ -723,7 +723,7 @@ int agent_run(const char *config_path)
             last_retry = commit(&a) ? plat_mono_ms() : 0;
         }
         if (a.web)
-            console_serve(a.web, a.store, a.vfs, &a.hooks, 0);
+            console_serve(a.web, &a.store, a.vfs, &a.hooks, 0);
         if (!a.ready) {
             ingest_counters c;
             ingest_counters_get(a.in, &c);

@@ -115,7 +115,7 @@ int cmd_serve(int argc, char **argv)
         fflush(stdout);
     }
     while (!(plat_signals_take() & PLAT_SIG_STOP))
-        console_serve(c, s, NULL, NULL, 100);
+        console_serve(c, &s, NULL, NULL, 100);
     ec = CLI_EXIT_OK;
 out:
     console_free(c);

@@ -523,7 +523,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- the owner's side --------------------------------------------------- */
 
-size_t console_serve(console *c, ts_store *s, plat_vfs *vfs, const console_hooks *h,
+size_t console_serve(console *c, ts_store *const *s, plat_vfs *vfs, const console_hooks *h,
                      uint64_t wait_ms)
 {
     size_t n = 0;
@@ -543,7 +543,7 @@ size_t console_serve(console *c, ts_store *s, plat_vfs *vfs, const console_hooks
             c->tail = &c->head;
         r->state = REQ_RUNNING;
         pthread_mutex_unlock(&c->mu);
-        console__run(r, s, vfs, h, &c->env);
+        console__run(r, *s, vfs, h, &c->env);
         n++;
         pthread_mutex_lock(&c->mu);
         r->state = REQ_DONE;

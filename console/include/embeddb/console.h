@@ -100,9 +100,11 @@ uint16_t console_port(const console *c);
 void console_set_wake(console *c, void (*fn)(void *ctx), void *ctx);
 
 /* On the store's owner: runs the requests waiting for the store, waiting
- * up to wait_ms for the first when none waits. s may be NULL (the store
- * is closed for a reopen: they get 503). Returns how many were run. */
-size_t console_serve(console *c, ts_store *s, plat_vfs *vfs, const console_hooks *h,
+ * up to wait_ms for the first when none waits. *s is read before each
+ * request, since a hook may replace the store (the agent reopens it after
+ * a failed fsync); it may be NULL (closed: they get 503). vfs NULL =
+ * plat_vfs_default(). Returns how many were run. */
+size_t console_serve(console *c, ts_store *const *s, plat_vfs *vfs, const console_hooks *h,
                      uint64_t wait_ms);
 
 /* Stops listening, answers queued requests with 503, joins the thread and
