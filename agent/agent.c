@@ -624,6 +624,11 @@ static void reload(agent *a, const char *path)
     if (strcmp(fresh.storage.dir, a->cfg.storage.dir) || strcmp(fresh.mqtt.host, a->cfg.mqtt.host) ||
         fresh.mqtt.port != a->cfg.mqtt.port)
         agent_log(LOG_LEVEL_NOTICE, "reload: storage and broker changes take a restart");
+    if (fresh.http.enabled != a->cfg.http.enabled ||
+        (fresh.http.enabled && (strcmp(fresh.http.listen, a->cfg.http.listen) ||
+                                !fresh.http.token != !a->cfg.http.token ||
+                                (fresh.http.token && strcmp(fresh.http.token, a->cfg.http.token)))))
+        agent_log(LOG_LEVEL_NOTICE, "reload: http changes take a restart");
     if (ingest_update(a->in, &fresh)) {
         agent_log(LOG_LEVEL_ERROR, "reload: out of memory; keeping the running configuration");
         agent_config_free(&fresh);
