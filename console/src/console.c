@@ -226,6 +226,14 @@ static void req_free(console_req *r)
 {
     if (!r)
         return;
+    for (size_t i = 0; i < r->n_keys; i++)
+        free(r->keys[i]);
+    for (size_t i = 0; i < r->n_names; i++)
+        free(r->names[i]);
+    free(r->keys);
+    free(r->names);
+    free(r->key_lens);
+    free(r->name_lens);
     for (int i = 0; i < N_ARGS; i++)
         free(r->args[i]);
     free(r->body);
@@ -350,8 +358,55 @@ static int check_token(const console *c, struct MHD_Connection *conn, const char
     return 0;
 }
 
+/* Appends one value to a list of a store request's arguments. */
+static int push_arg(char ***v, size_t **lens, size_t *n, const char *val, size_t len)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+    if (!nv)
+        return -1;
+    *v = nv;
+    size_t *nl = realloc(*lens, (*n + 1) * sizeof(**lens));
+    if (!nl)
+        return -1;
+    *lens = nl;
+    if (!(nv[*n] = malloc(len + 1)))
+        return -1;
+    memcpy(nv[*n], val, len);
+    nv[*n][len] = 0;
+    nl[(*n)++] = len;
+    return 0;
+}
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    console_req *r = cls;
+    (void)kind;
+    int is_key = key_size == 3 && !memcmp(key, "key", 3);
+    int is_name = key_size == 4 && !memcmp(key, "name", 4);
+    if (!is_key && !is_name)
+        return MHD_YES;
+    if (!value)
+        value = "";
+    if (r->n_keys + r->n_names >= 2 * 4096 || memchr(value, 0, value_size)) {
+        r->too_many_args = 1;
+        return MHD_NO;
+    }
+    if (is_key ? push_arg(&r->keys, &r->key_lens, &r->n_keys, value, value_size)
+               : push_arg(&r->names, &r->name_lens, &r->n_names, value, value_size)) {
+        r->too_many_args = 2;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 static int copy_args(console_req *r, struct MHD_Connection *conn)
 {
+    if (r->route == ROUTE_STORE_TENSOR) {
+        MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, collect_arg, r);
+        if (r->too_many_args)
+            return r->too_many_args == 2 ? -ENOMEM : -EINVAL;
+    }
     for (int i = 0; i < N_ARGS; i++) {
         const char *v = NULL;
         size_t vl = 0;
@@ -472,7 +527,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return send_error(conn, r, rc == -ENOMEM ? 500 : MHD_HTTP_BAD_REQUEST,
                               rc == -ENOMEM ? "no_memory" : "bad_argument",
                               rc == -ENOMEM ? "out of memory"
-                                            : "a query argument holds a NUL byte");
+                                            : "a query argument holds a NUL byte (or there are "
+                                              "more than 4096 keys)");
         return MHD_YES;
     }
     if (*upload_data_size) {

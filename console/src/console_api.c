@@ -476,16 +476,39 @@ static void api_store_tensor(console_req *r, ts_store *s, const console_hooks *h
         goto out;
     }
     if (r->body_npy) {
-        if (!(in = calloc(1, sizeof(*in))))
-            goto nomem;
-        n = 1;
-        if (take_key_name(r, in, r->args[ARG_KEY], r->arg_len[ARG_KEY], r->args[ARG_NAME],
-                          r->arg_len[ARG_NAME]))
+        /* One .npy file per key= (in order), each named by the name= at its
+         * place (or its key): several make one batch. */
+        size_t nk = r->n_keys ? r->n_keys : 1, off = 0;
+        if (r->n_names && r->n_names != r->n_keys) {
+            console__error(r, 400, "bad_name", "%zu name= for %zu key=: give one per key or "
+                           "none", r->n_names, r->n_keys);
             goto out;
-        payload_spec spec = {.format = PAYLOAD_NPY, .max_payload = env->max_body};
-        int rc = payload_decode(&spec, r->body, r->body_len, &in->pt, why, sizeof(why));
-        if (rc) {
-            decode_error(r, rc, why);
+        }
+        if (!(in = calloc(nk, sizeof(*in))))
+            goto nomem;
+        for (; n < nk; n++) {
+            size_t flen = 0;
+            int rc = take_key_name(r, &in[n], r->n_keys ? r->keys[n] : NULL,
+                                   r->n_keys ? r->key_lens[n] : 0,
+                                   r->n_names ? r->names[n] : NULL,
+                                   r->n_names ? r->name_lens[n] : 0);
+            if (rc)
+                goto out;
+            rc = payload_npy_length(r->body + off, r->body_len - off, &flen, why, sizeof(why));
+            payload_spec spec = {.format = PAYLOAD_NPY, .max_payload = env->max_body};
+            if (!rc)
+                rc = payload_decode(&spec, r->body + off, flen, &in[n].pt, why, sizeof(why));
+            if (rc) {
+                char w2[1100];
+                snprintf(w2, sizeof(w2), ".npy file %zu of %zu: %s", n + 1, nk, why);
+                decode_error(r, rc, w2);
+                goto out;
+            }
+            off += flen;
+        }
+        if (off != r->body_len) {
+            console__error(r, 400, "mismatch", "%zu bytes follow the %zu .npy file(s) named by "
+                           "key= (one key= per file)", r->body_len - off, nk);
             goto out;
         }
     } else {

@@ -34,6 +34,12 @@ typedef struct console_req {
     console_route route;
     char *args[N_ARGS];        /* NULL when absent; owned */
     size_t arg_len[N_ARGS];
+    /* every key= and name= of a store request, in order (the batch form
+     * of .npy bodies); owned */
+    char **keys, **names;
+    size_t *key_lens, *name_lens;
+    size_t n_keys, n_names;
+    int too_many_args;
     int body_npy;              /* Content-Type application/x-npy or
                                   application/octet-stream */
     uint8_t *body;             /* owned */

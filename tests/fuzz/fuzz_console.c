@@ -1,7 +1,8 @@
 /*
  * fuzz_console.c -- libFuzzer entry point for the HTTP console's request
  * parsing (console/API.md): the bytes are the body of POST
- * /api/tensors/store, as JSON and as .npy, and the key argument of a load
+ * /api/tensors/store, as JSON and as .npy (one file, or two of the batch
+ * form), and the key argument of a load
  * and the after/prefix arguments of a listing. No store is open, so every
  * request is decoded and validated whole and then answered 503; the answer
  * must be a JSON error with a 4xx/5xx status, never a crash, a read past
@@ -35,9 +36,13 @@ static void run(console_route route, const uint8_t *data, size_t size, int npy, 
             return;
         memcpy(r.body, data, size);
         r.body_len = size;
-        if (npy) {
-            r.args[ARG_KEY] = strdup("k");
-            r.arg_len[ARG_KEY] = 1;
+        if (npy) { /* two key= and name=: the batch form takes as many files */
+            static char k1[] = "k1", k2[] = "k2";
+            static char *keys[] = {k1, k2};
+            static size_t lens[] = {2, 2};
+            r.keys = r.names = keys;
+            r.key_lens = r.name_lens = lens;
+            r.n_keys = r.n_names = 1 + (size > 0 && data[0] % 2);
         }
     } else {
         /* a query argument: as MHD hands it over, without NUL bytes */

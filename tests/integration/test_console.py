@@ -47,7 +47,7 @@ class Client:
 
     def req(self, method, path, body=None, ctype=None, token=None, accept_gzip=None, **args):
         if args:
-            path += "?" + urllib.parse.urlencode(args)
+            path += "?" + urllib.parse.urlencode(args, doseq=True)
         h = {}
         if accept_gzip:
             h["Accept-Encoding"] = "gzip" if accept_gzip is True else accept_gzip
@@ -211,6 +211,29 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(r["last_seq"] - r["first_seq"], 19)
         self.assertEqual([t["seq"] for t in r["tensors"]],
                          list(range(r["first_seq"], r["last_seq"] + 1)))
+        # .npy files one after another, one key= (and name=) each: one commit
+        arrs = [np.arange(6, dtype=np.int16).reshape(2, 3), np.ones(4, np.float64),
+                np.array(True)]
+        body = b"".join(npy_bytes(a) for a in arrs)
+        r = self.c.json("POST", "/api/tensors/store", body, ctype="application/x-npy",
+                        key=["n/1", "n/2", "n/3"], name=["a", "b", "c"])
+        self.assertEqual((r["stored"], r["fsyncs"]), (3, 1))
+        self.assertEqual([t["name"] for t in r["tensors"]], ["a", "b", "c"])
+        for k, a in zip(("n/1", "n/2", "n/3"), arrs):
+            body2 = self.c.req("GET", "/api/tensors/load", key=k, format="npy")[2]
+            self.assertEqual(np.load(io.BytesIO(body2)).tobytes(), a.tobytes())
+        e = self.c.error
+        e("POST", "/api/tensors/store", body, 400, "mismatch", ctype="application/x-npy",
+          key=["o/1", "o/2"])  # a file left over
+        e("POST", "/api/tensors/store", body, 400, "malformed", ctype="application/x-npy",
+          key=["o/1", "o/2", "o/3", "o/4"])  # a key without a file
+        e("POST", "/api/tensors/store", body + b"\0", 400, "mismatch",
+          ctype="application/x-npy", key=["o/1", "o/2", "o/3"])
+        e("POST", "/api/tensors/store", body[:-1], 400, "mismatch",
+          ctype="application/x-npy", key=["o/1", "o/2", "o/3"])
+        e("POST", "/api/tensors/store", body, 400, "bad_name", ctype="application/x-npy",
+          key=["o/1", "o/2", "o/3"], name=["x"])
+        self.c.error("GET", "/api/tensors/load", status=404, code="not_found", key="o/1")
         # One bad member refuses the whole batch; nothing of it is stored.
         bad = [{"key": "c/1", "data": [1]}, {"key": "c/2", "dtype": "uint8", "data": [300]}]
         self.c.error("POST", "/api/tensors/store", bad, 400, "mismatch")
