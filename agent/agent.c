@@ -35,6 +35,7 @@
 #include "status.h"
 #include "upload.h"
 
+#include "embeddb/console.h"
 #include "embeddb/snapshot.h"
 
 #include "embeddb/plat.h"
@@ -66,6 +67,10 @@ typedef struct agent {
     uint64_t last_seal_ms;
     log_limit budget_lim;
     int stopping;              /* graceful stop: max_disk yields to "lose nothing" */
+    char last_snap[SNAP_NAME_MAX]; /* the last seal's name, or why it failed */
+    char last_err[1024];
+    console *web;              /* the HTTP console (http: section), or NULL */
+    console_hooks hooks;
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -155,26 +160,30 @@ static void reopen_store(agent *a)
 }
 
 /* Seals a snapshot of everything stored so far and wakes the worker, which
- * hashes and uploads it. `why` names the trigger in the log. */
-static void seal(agent *a, const char *why)
+ * hashes and uploads it. `why` names the trigger in the log. 0 (its name in
+ * last_snap), TS_ENOTFOUND when nothing was stored since the last one, or
+ * another code (why in last_err). */
+static int seal(agent *a, const char *why)
 {
-    char err[1024], name[SNAP_NAME_MAX];
+    char *err = a->last_err, *name = a->last_snap;
     ts_checkpoint_info info;
     a->last_seal_ms = plat_mono_ms();
-    if (!a->store)
-        return;
-    int rc = snap_begin(a->vfs, a->store, a->root, a->cfg.device_id, name, sizeof(name), &info,
-                        err, sizeof(err));
+    if (!a->store) {
+        snprintf(err, sizeof(a->last_err), "the store is closed");
+        return -EAGAIN;
+    }
+    int rc = snap_begin(a->vfs, a->store, a->root, a->cfg.device_id, name,
+                        sizeof(a->last_snap), &info, err, sizeof(a->last_err));
     if (rc == TS_ENOTFOUND) {
         agent_log(LOG_LEVEL_INFO, "snapshot (%s): nothing stored since the last one", why);
         upload_kick(a->up); /* an operator's request also means "look again" */
-        return;
+        return rc;
     }
     if (rc) {
         agent_log(LOG_LEVEL_ERROR, "snapshot (%s) failed: %s; the data stays in the store", why,
                   err);
         reopen_store(a);
-        return;
+        return rc;
     }
     a->n.snapshots_sealed++;
     a->n.snap_bytes += info.bytes;
@@ -182,6 +191,7 @@ static void seal(agent *a, const char *why)
               " bytes, seq %" PRIu64 "..%" PRIu64, name, why, info.n_files, info.bytes,
               info.min_seq, info.max_seq);
     upload_kick(a->up);
+    return 0;
 }
 
 /* The snapshots on flash, oldest first; refreshes the cached byte count. */
@@ -434,6 +444,174 @@ static int commit(agent *a)
     return -EAGAIN;
 }
 
+/* ---- the HTTP console's hooks (console.h): run on this thread ---------- */
+
+static void web_wake(void *ctx)
+{
+    ingest_wake(ctx);
+}
+
+static int web_snapshot(void *ctx, char *name, size_t name_len, char *err, size_t errlen)
+{
+    agent *a = ctx;
+    int rc = seal(a, "http");
+    if (!rc)
+        snprintf(name, name_len, "%s", a->last_snap);
+    else
+        snprintf(err, errlen, "%s", a->last_err);
+    return rc;
+}
+
+/* A batch stored over HTTP goes through the flash budget like MQTT's. */
+static int web_save(void *ctx, ts_store *s, const ts_tensor *const *t, size_t n)
+{
+    agent *a = ctx;
+    uint64_t cost = 0, bytes = 0;
+    ts_stats st;
+    int rc = ts_batch_cost(t, n, &cost);
+    if (rc)
+        return rc;
+    ts_get_stats(s, &st);
+    if (make_room(a, &st, cost))
+        return TS_ENOSPC;
+    rc = ts_save_batch(s, t, n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        bytes += t[i]->data_len;
+    a->n.http_stored += n;
+    a->n.http_bytes += bytes;
+    return 0;
+}
+
+static void prom(console_buf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+    console_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+                       name, v);
+}
+
+static void web_metrics(void *ctx, console_buf *b)
+{
+    agent *a = ctx;
+    ingest_counters c;
+    upload_counters u;
+    memset(&u, 0, sizeof(u));
+    ingest_counters_get(a->in, &c);
+    if (a->up)
+        upload_counters_get(a->up, &u);
+    uint64_t store_bytes = 0;
+    if (a->store) {
+        ts_stats st;
+        ts_get_stats(a->store, &st);
+        store_bytes = st.disk_bytes;
+    }
+    prom(b, "embeddb_agent_received_total", "counter", "MQTT messages delivered to the agent.",
+         c.received);
+    prom(b, "embeddb_agent_stored_total", "counter", "Tensors from MQTT stored durably.",
+         a->n.stored);
+    prom(b, "embeddb_agent_stored_bytes_total", "counter",
+         "Tensor data bytes from MQTT stored durably.", a->n.bytes_stored);
+    prom(b, "embeddb_agent_http_stored_total", "counter",
+         "Tensors stored through the HTTP API.", a->n.http_stored);
+    prom(b, "embeddb_agent_batches_total", "counter", "Batches committed from MQTT.",
+         a->n.batches);
+    prom(b, "embeddb_agent_commit_failures_total", "counter",
+         "Batch commits that failed and were retried.", a->n.commit_failures);
+    console_buf_printf(b, "# HELP embeddb_agent_rejected_total Payloads rejected, by reason.\n"
+                       "# TYPE embeddb_agent_rejected_total counter\n");
+    for (int e = 1; e < PAYLOAD_N_ERRS; e++)
+        console_buf_printf(b, "embeddb_agent_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+                           payload_err_name((payload_err)e), c.rejected[e]);
+    prom(b, "embeddb_agent_unmatched_total", "counter",
+         "Messages on a topic no subscription matched.", c.unmatched);
+    prom(b, "embeddb_agent_queue_depth", "gauge",
+         "Messages read from the broker and not yet stored.", (uint64_t)c.held);
+    prom(b, "embeddb_agent_connected", "gauge", "1 while connected to the broker.",
+         (uint64_t)c.connected);
+    prom(b, "embeddb_agent_reconnects_total", "counter", "Reconnections to the broker.",
+         c.connects > 0 ? c.connects - 1 : 0);
+    prom(b, "embeddb_agent_snapshots_sealed_total", "counter", "Snapshots sealed.",
+         a->n.snapshots_sealed);
+    prom(b, "embeddb_agent_snapshots_dropped_total", "counter",
+         "Snapshots deleted before upload to make room.", a->n.snapshots_dropped);
+    prom(b, "embeddb_agent_upload_bytes_total", "counter", "Tar bytes of confirmed uploads.",
+         u.bytes_uploaded);
+    prom(b, "embeddb_agent_uploads_total", "counter", "Snapshots the server confirmed.",
+         u.uploaded);
+    prom(b, "embeddb_agent_upload_failures_total", "counter",
+         "Snapshots the server refused (4xx).", u.failed);
+    prom(b, "embeddb_agent_upload_retries_total", "counter",
+         "Upload attempts that will be retried.", u.retries);
+    prom(b, "embeddb_agent_budget_used_bytes", "gauge",
+         "Bytes the flash budget counts: live store and snapshots.",
+         store_bytes + a->n.snap_bytes);
+    prom(b, "embeddb_agent_budget_limit_bytes", "gauge",
+         "storage.max_disk (0: no budget).", a->cfg.storage.max_disk);
+    prom(b, "embeddb_agent_budget_refusals_total", "counter",
+         "Commits that waited for room in the budget.", a->n.budget_refusals);
+}
+
+static void web_status(void *ctx, console_buf *b)
+{
+    agent *a = ctx;
+    ingest_counters c;
+    upload_counters u;
+    memset(&u, 0, sizeof(u));
+    ingest_counters_get(a->in, &c);
+    if (a->up)
+        upload_counters_get(a->up, &u);
+    uint64_t store_bytes = 0;
+    if (a->store) {
+        ts_stats st;
+        ts_get_stats(a->store, &st);
+        store_bytes = st.disk_bytes;
+    }
+    console_buf_printf(b, "{\"device_id\":");
+    console_buf_json_str(b, a->cfg.device_id, strlen(a->cfg.device_id));
+    console_buf_printf(b, ",\"connected\":%s,\"subscribed\":%s,\"received\":%" PRIu64
+                       ",\"stored\":%" PRIu64 ",\"http_stored\":%" PRIu64 ",\"batches\":%" PRIu64
+                       ",\"pending\":%zu,\"rejected\":{",
+                       c.connected ? "true" : "false", c.subscribed ? "true" : "false",
+                       c.received, a->n.stored, a->n.http_stored, a->n.batches, c.held);
+    for (int e = 1; e < PAYLOAD_N_ERRS; e++)
+        console_buf_printf(b, "%s\"%s\":%" PRIu64, e > 1 ? "," : "",
+                           payload_err_name((payload_err)e), c.rejected[e]);
+    console_buf_printf(b, "},\"budget\":{\"used\":%" PRIu64 ",\"max_disk\":%" PRIu64
+                       ",\"min_free\":%" PRIu64 ",\"refusals\":%" PRIu64 "}"
+                       ",\"upload\":{\"enabled\":%s,\"uploaded\":%" PRIu64 ",\"failed\":%" PRIu64
+                       ",\"retries\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"current\":",
+                       store_bytes + a->n.snap_bytes, a->cfg.storage.max_disk,
+                       a->cfg.storage.min_free, a->n.budget_refusals,
+                       a->cfg.upload.enabled ? "true" : "false", u.uploaded, u.failed, u.retries,
+                       u.bytes_uploaded);
+    console_buf_json_str(b, u.current, strlen(u.current));
+    console_buf_printf(b, ",\"last_error\":");
+    console_buf_json_str(b, u.last_error, strlen(u.last_error));
+    console_buf_put(b, "}}", 2);
+}
+
+/* Starts the console when the config has an http section. */
+static int start_web(agent *a)
+{
+    char err[1024];
+    if (!a->cfg.http.enabled)
+        return 0;
+    console_config cc = {.listen = a->cfg.http.listen, .token = a->cfg.http.token,
+                         .store_dir = a->cfg.storage.dir, .demo_dir = a->cfg.http.demo_dir,
+                         .role = "agent", .max_body = (size_t)a->cfg.mqtt.max_payload};
+    a->hooks = (console_hooks){.ctx = a, .metrics = web_metrics, .status = web_status,
+                               .snapshot = web_snapshot, .save = web_save};
+    if (console_start(&cc, &a->web, err, sizeof(err))) {
+        agent_log(LOG_LEVEL_ERROR, "http: %s", err);
+        return -1;
+    }
+    console_set_wake(a->web, web_wake, a->in);
+    agent_log(LOG_LEVEL_NOTICE, "http: console on port %u (%s)%s",
+              (unsigned)console_port(a->web), a->cfg.http.listen,
+              a->cfg.http.token ? "; writes need the token" : "");
+    return 0;
+}
+
 static void reload(agent *a, const char *path)
 {
     agent_config fresh;
@@ -446,6 +624,11 @@ static void reload(agent *a, const char *path)
     if (strcmp(fresh.storage.dir, a->cfg.storage.dir) || strcmp(fresh.mqtt.host, a->cfg.mqtt.host) ||
         fresh.mqtt.port != a->cfg.mqtt.port)
         agent_log(LOG_LEVEL_NOTICE, "reload: storage and broker changes take a restart");
+    if (fresh.http.enabled != a->cfg.http.enabled ||
+        (fresh.http.enabled && (strcmp(fresh.http.listen, a->cfg.http.listen) ||
+                                !fresh.http.token != !a->cfg.http.token ||
+                                (fresh.http.token && strcmp(fresh.http.token, a->cfg.http.token)))))
+        agent_log(LOG_LEVEL_NOTICE, "reload: http changes take a restart");
     if (ingest_update(a->in, &fresh)) {
         agent_log(LOG_LEVEL_ERROR, "reload: out of memory; keeping the running configuration");
         agent_config_free(&fresh);
@@ -516,6 +699,8 @@ int agent_run(const char *config_path)
         agent_log(LOG_LEVEL_ERROR, "%s", err);
         goto out;
     }
+    if (start_web(&a))
+        goto out;
     agent_log(LOG_LEVEL_INFO, "device_id %s; storing into %s; broker %s:%d", a.cfg.device_id,
               a.cfg.storage.dir, a.cfg.mqtt.host, a.cfg.mqtt.port);
     uint64_t watchdog_ms = plat_watchdog_ms(), last_status = 0, last_retry = 0;
@@ -542,6 +727,8 @@ int agent_run(const char *config_path)
             (!last_retry || plat_mono_ms() - last_retry >= RETRY_MS)) {
             last_retry = commit(&a) ? plat_mono_ms() : 0;
         }
+        if (a.web)
+            console_serve(a.web, &a.store, a.vfs, &a.hooks, 0);
         if (!a.ready) {
             ingest_counters c;
             ingest_counters_get(a.in, &c);
@@ -565,6 +752,8 @@ int agent_run(const char *config_path)
     /* Graceful stop: no new messages; commit what the broker handed over
      * (the batch and the queue: at most two batches), then seal it. */
     plat_notify("STOPPING=1");
+    console_free(a.web); /* waiting requests get 503 */
+    a.web = NULL;
     ingest_stop(a.in);
     /* What the broker already handed us is stored even past max_disk (the
      * file system's min_free still holds): a stop must not lose it. */
@@ -596,6 +785,7 @@ int agent_run(const char *config_path)
               a.n.stored, a.n.batches);
     rc = 0;
 out:
+    console_free(a.web);
     upload_free(a.up);
     ingest_free(a.in);
     batch_free(&a.b);

@@ -21,6 +21,7 @@
  */
 #include "config.h"
 
+#include "embeddb/console.h"
 #include "embeddb/snapshot.h"
 
 #include "embeddb/plat.h"
@@ -52,7 +53,7 @@ typedef struct walker walker;
 /* A string value's own rule, beyond "not empty, no control characters":
  * 0, or -EINVAL with the message (at v, naming key) set through fail(). */
 typedef int opt_check(walker *w, const char *key, const yaml_node_t *v, const char *s);
-static opt_check check_url, check_prefix, check_host, check_mqtt_len, check_topic;
+static opt_check check_url, check_prefix, check_host, check_mqtt_len, check_topic, check_listen;
 
 typedef struct opt {
     const char *name;
@@ -151,6 +152,13 @@ static const opt log_opts[] = {
     END,
 };
 
+static const opt http_opts[] = {
+    {"listen", OPT_STR, OFF(http.listen), 0, 0, 0, NULL, check_listen},
+    {"token_file", OPT_PATH, OFF(http.token_file), 0, 0, 0, NULL, NULL},
+    {"demo_dir", OPT_STR, OFF(http.demo_dir), 0, 0, 0, NULL, NULL},
+    END,
+};
+
 static const opt top_opts[] = {
     {"device_id", OPT_STR, OFF(device_id), 0, 0, 0, NULL, NULL},
     {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts, NULL},
@@ -159,6 +167,7 @@ static const opt top_opts[] = {
     {"snapshot", OPT_SECTION, 0, 0, 0, 0, snapshot_opts, NULL},
     {"upload", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
     {"log", OPT_SECTION, 0, 0, 0, 0, log_opts, NULL},
+    {"http", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
     END,
 };
 
@@ -520,6 +529,17 @@ static int check_url(walker *w, const char *key, const yaml_node_t *v, const cha
                : 0;
 }
 
+static int check_listen(walker *w, const char *key, const yaml_node_t *v, const char *s)
+{
+    unsigned char ss[128];
+    size_t sl;
+    int loopback;
+    char why[256];
+    if (console_parse_listen(s, ss, &sl, &loopback, why, sizeof(why)))
+        return fail(w, v, "%s: %s", key, why);
+    return 0;
+}
+
 static int check_prefix(walker *w, const char *key, const yaml_node_t *v, const char *s)
 {
     char buf[320];
@@ -750,6 +770,10 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
         cfg->upload.enabled = 1;
         return walk(w, v, upload_opts, key, cfg, top_special);
     }
+    if (!strcmp(key, "http")) {
+        cfg->http.enabled = 1;
+        return walk(w, v, http_opts, key, cfg, top_special);
+    }
     if (!s)
         return fail(w, v, "%s: expected a single value", key);
     if (!strcmp(key, "storage.on_full")) {
@@ -855,6 +879,9 @@ static int read_secrets(walker *w)
         return -EINVAL;
     if (cfg->upload.secret_file &&
         read_secret(w, "upload.s3.secret_file", cfg->upload.secret_file, 0, &cfg->upload.secret))
+        return -EINVAL;
+    if (cfg->http.token_file &&
+        read_secret(w, "http.token_file", cfg->http.token_file, 1, &cfg->http.token))
         return -EINVAL;
     return 0;
 }
@@ -1235,6 +1262,21 @@ int agent_config_load_buffer(const char *name, const char *text, size_t len,
     }
     if (check_upload(cfg, name, err, errlen))
         goto out;
+    if (cfg->http.enabled) {
+        unsigned char ss[128];
+        size_t sl;
+        int loopback = 0;
+        if (!cfg->http.listen && !(cfg->http.listen = strdup(AGENT_HTTP_DEFAULT_LISTEN))) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        console_parse_listen(cfg->http.listen, ss, &sl, &loopback, err, errlen);
+        if (!loopback && !cfg->http.token_file) {
+            fail(&w, node_at(&w, "http.listen"), "http.listen: %s is not a loopback address: "
+                 "give http.token_file so that writes need a token", cfg->http.listen);
+            goto out;
+        }
+    }
     if (check_limits(&w) || read_secrets(&w))
         goto out;
     rc = 0;
@@ -1300,8 +1342,8 @@ void agent_config_free(agent_config *cfg)
     free(cfg->mqtt.ca_file);
     free(cfg->mqtt.cert_file);
     free(cfg->mqtt.key_file);
-    char *secrets[] = {cfg->upload.token, cfg->upload.secret};
-    for (size_t i = 0; i < 2; i++)
+    char *secrets[] = {cfg->upload.token, cfg->upload.secret, cfg->http.token};
+    for (size_t i = 0; i < 3; i++)
         if (secrets[i]) {
             memset(secrets[i], 0, strlen(secrets[i]));
             free(secrets[i]);
@@ -1309,7 +1351,8 @@ void agent_config_free(agent_config *cfg)
     char **strs[] = {&cfg->upload.url, &cfg->upload.host, &cfg->upload.base_path,
                      &cfg->upload.prefix, &cfg->upload.ca_file, &cfg->upload.cert_file,
                      &cfg->upload.key_file, &cfg->upload.token_file, &cfg->upload.region,
-                     &cfg->upload.bucket, &cfg->upload.access_key, &cfg->upload.secret_file};
+                     &cfg->upload.bucket, &cfg->upload.access_key, &cfg->upload.secret_file,
+                     &cfg->http.listen, &cfg->http.token_file, &cfg->http.demo_dir};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     memset(cfg, 0, sizeof(*cfg));

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #define AGENT_DEFAULT_CONFIG "/etc/embeddb/agent.yaml"
+#define AGENT_HTTP_DEFAULT_LISTEN "127.0.0.1:8080"
 
 /* Limits the loader enforces (conf/agent.yaml documents them). */
 #define AGENT_CONFIG_MAX_BYTES (1u << 20) /* a larger file is not a configuration */
@@ -116,6 +117,13 @@ typedef struct agent_config {
     struct {
         log_level level;
     } log;
+    struct {
+        int enabled;            /* an http section is present */
+        char *listen;           /* ADDR:PORT (default 127.0.0.1:8080) */
+        char *token_file;       /* bearer token for writes */
+        char *token;            /* read from token_file; never logged */
+        char *demo_dir;         /* the Python demo's files; NULL = none */
+    } http;
 } agent_config;
 
 /* Loads and validates path into *cfg (which the caller frees with

@@ -61,6 +61,7 @@ struct ingest {
     struct mosquitto *mosq;
     pthread_mutex_t mu;
     pthread_cond_t nonempty, space;
+    int woken;                  /* ingest_wake since the last pop */
     ingest_msg *head, *tail;  /* read, not yet taken by the main thread */
     size_t held_n, hold_n;    /* read and not yet stored (ingest_done), and the bound */
     uint64_t held_bytes, hold_bytes;
@@ -490,10 +491,11 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
     uint64_t bytes = 0;
     pthread_mutex_lock(&in->mu);
     if ((!in->head || (in->head->need > in->settled_gen && !in->waiting) || !max_n) && wait_ms &&
-        !in->stopping) {
+        !in->stopping && !in->woken) {
         struct timespec ts = plat_mono_after_ms(wait_ms);
         pthread_cond_timedwait(&in->nonempty, &in->mu, &ts);
     }
+    in->woken = 0;
     /* A network thread waiting for room cannot read the barrier's answer:
      * take the oldest unsettled messages unproven rather than wait forever. */
     if (in->waiting) {
@@ -520,6 +522,14 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
         *more = in->head && in->head->need <= in->settled_gen;
     pthread_mutex_unlock(&in->mu);
     return list;
+}
+
+void ingest_wake(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    in->woken = 1;
+    pthread_cond_broadcast(&in->nonempty);
+    pthread_mutex_unlock(&in->mu);
 }
 
 void ingest_done(ingest *in, size_t n, uint64_t bytes)

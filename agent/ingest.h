@@ -81,6 +81,9 @@ ingest_msg *ingest_pop(ingest *in, uint64_t wait_ms, size_t max_n, uint64_t max_
 /* The caller stored (or gave up on) n popped messages of `bytes` tensor
  * bytes: they no longer count against the hold bound. */
 void ingest_done(ingest *in, size_t n, uint64_t bytes);
+/* Ends a wait in ingest_pop now (it returns what is there, maybe nothing):
+ * the HTTP console queued a request for the main thread. Any thread. */
+void ingest_wake(ingest *in);
 /* Counts a tensor refused after it left the queue (the agent's commit). */
 void ingest_count_rejected(ingest *in, payload_err why);
 void ingest_msg_free(ingest_msg *m);

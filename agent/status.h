@@ -21,6 +21,7 @@ typedef struct agent_counts {
     uint64_t snap_bytes;       /* bytes under snapshots/ */
     uint64_t snapshots_sealed, snapshots_dropped, tensors_dropped, bytes_dropped;
     uint64_t budget_refusals;
+    uint64_t http_stored, http_bytes; /* stored through the HTTP console */
 } agent_counts;
 
 /* Writes DIR/agent.status from the counters (st and u may be NULL: a store

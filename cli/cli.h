@@ -37,6 +37,9 @@ int cmd_dryrun(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 
+/* cmd_serve.c: the HTTP console on a store (embeddb serve). */
+int cmd_serve(int argc, char **argv);
+
 /* bench.c: benchmarks. argv[0] of cmd_numeric_bench is N itself. */
 int cmd_bench(int argc, char **argv);
 int cmd_numeric_bench(int argc, char **argv);

@@ -1,8 +1,8 @@
 /*
  * main.c -- the embeddb command: picks the command from argv[1], prints the
  * top-level help, and is the only place the process exits. No store logic
- * lives here; the commands are in cmd_inspect.c, cmd_demo.c, cmd_snapshot.c
- * and bench.c.
+ * lives here; the commands are in cmd_inspect.c, cmd_demo.c, cmd_snapshot.c,
+ * cmd_serve.c and bench.c.
  */
 #include "cli.h"
 
@@ -32,6 +32,10 @@ static const char usage[] =
     "  latest DIR PREFIX [-n N]           the newest tensor (highest seq) of a prefix\n"
     "  stats DIR                          store statistics and distinct keys\n"
     "  verify DIR                         check every checksum and index entry\n"
+    "\n"
+    "The console (a web page and a JSON API over HTTP; console/API.md):\n"
+    "  serve DIR [--listen ADDR:PORT]     open DIR and serve it (default\n"
+    "                                     127.0.0.1:8080); see serve --help\n"
     "\n"
     "Snapshots (DIR/snapshots/<device>-<seq>/, each a read-only store):\n"
     "  snapshot DIR                       seal one now (asks a running agent)\n"
@@ -81,6 +85,7 @@ int main(int argc, char **argv)
         {"latest", cmd_latest},          {"stats", cmd_stats},
         {"verify", cmd_verify},
         {"bench", cmd_bench},            {"snapshot", cmd_snapshot},
+        {"serve", cmd_serve},
     };
     int ec = -1;
     if (argc < 2) {

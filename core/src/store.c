@@ -830,3 +830,32 @@ void ts_get_stats(const ts_store *s, ts_stats *st)
     st->next_seq = s->next_seq;
     st->mapped_bytes = s->mapped;
 }
+
+int ts_list_files(const ts_store *s, ts_file_fn fn, void *ctx)
+{
+    int rc = 0;
+    if (s->wal_fd >= 0) {
+        ts_file_info w = {.file_no = s->wal_no, .is_wal = 1, .bytes = s->wal_end,
+                          .n_entries = s->mt.n};
+        rc = fn(ctx, &w);
+    }
+    for (size_t i = 0; i < s->n_ssts && !rc; i++) {
+        const sst *t = &s->ssts[i];
+        ts_file_info f = {.file_no = t->file_no, .bytes = t->file_size,
+                          .n_entries = t->f.n_entries, .min_seq = t->f.min_seq,
+                          .max_seq = t->f.max_seq};
+        if (t->bounds) {
+            f.first_key = t->bounds;
+            f.first_len = t->first_len;
+            f.last_key = t->bounds + t->first_len;
+            f.last_len = t->last_len;
+        }
+        rc = fn(ctx, &f);
+    }
+    return rc;
+}
+
+uint64_t ts_memtable_max(const ts_store *s)
+{
+    return s->opts.memtable_max;
+}

@@ -150,6 +150,34 @@ static void test_npy_damage_is_malformed_or_mismatch(void **state)
     assert_int_equal(decode(PAYLOAD_NPY, img, n, &t, why), PAYLOAD_UNSUPPORTED);
 }
 
+static void test_npy_length_finds_each_file_of_a_concatenation(void **state)
+{
+    (void)state;
+    uint8_t img[1024], data[24] = {0};
+    char why[256];
+    size_t len = 0;
+    size_t a = make_npy(img, 1, "<f4", "False", "(2, 3)", data, 24);
+    size_t b = make_npy(img + a, 2, "|u1", "False", "(5,)", data, 5);
+    /* the first file ends at its data's end, whatever follows */
+    assert_int_equal(payload_npy_length(img, a + b, &len, why, sizeof(why)), 0);
+    assert_int_equal(len, a);
+    assert_int_equal(payload_npy_length(img, a, &len, why, sizeof(why)), 0);
+    assert_int_equal(len, a);
+    assert_int_equal(payload_npy_length(img + a, b, &len, why, sizeof(why)), 0);
+    assert_int_equal(len, b);
+    /* one byte short is cut short; the header's refusals are decode's */
+    assert_int_equal(payload_class(payload_npy_length(img, a - 1, &len, why, sizeof(why))),
+                     PAYLOAD_MISMATCH);
+    assert_int_equal(payload_class(payload_npy_length(img, 9, &len, why, sizeof(why))),
+                     PAYLOAD_MALFORMED);
+    size_t c = make_npy(img, 1, ">f4", "False", "(2, 3)", data, 24);
+    assert_int_equal(payload_class(payload_npy_length(img, c, &len, why, sizeof(why))),
+                     PAYLOAD_UNSUPPORTED);
+    c = make_npy(img, 1, "<f4", "False", "(99999999999, 99999999999, 99999999999)", data, 24);
+    assert_int_equal(payload_class(payload_npy_length(img, c, &len, why, sizeof(why))),
+                     PAYLOAD_MISMATCH);
+}
+
 static void test_raw_uses_configured_dtype_and_shape(void **state)
 {
     (void)state;
@@ -646,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_npy_big_endian_and_fortran_are_refused_with_reason),
         cmocka_unit_test(test_npy_every_dtype_v1_and_v2),
         cmocka_unit_test(test_npy_damage_is_malformed_or_mismatch),
+        cmocka_unit_test(test_npy_length_finds_each_file_of_a_concatenation),
         cmocka_unit_test(test_raw_uses_configured_dtype_and_shape),
         cmocka_unit_test(test_json_object_and_flat_array),
         cmocka_unit_test(test_csv_line_with_configured_shape),

@@ -711,11 +711,67 @@ static void test_open_removes_released_sst_left_behind(void **state)
     tu_rmtree(ck);
 }
 
+typedef struct files_seen {
+    ts_file_info f[4];
+    uint8_t first[4][TS_KEY_U64_LEN], last[4][TS_KEY_U64_LEN];
+    size_t n;
+} files_seen;
+
+static int see_file(void *ctx, const ts_file_info *fi)
+{
+    files_seen *v = ctx;
+    if (v->n == 4)
+        return 7;
+    v->f[v->n] = *fi;
+    if (fi->first_key && fi->first_len == TS_KEY_U64_LEN)
+        memcpy(v->first[v->n], fi->first_key, TS_KEY_U64_LEN);
+    if (fi->last_key && fi->last_len == TS_KEY_U64_LEN)
+        memcpy(v->last[v->n], fi->last_key, TS_KEY_U64_LEN);
+    v->n++;
+    return 0;
+}
+
+static void test_list_files_reports_wal_then_ssts_with_key_ranges(void **state)
+{
+    fx *f = *state;
+    files_seen v = {.n = 0};
+    uint8_t k101[TS_KEY_U64_LEN], k202[TS_KEY_U64_LEN];
+    ts_key_from_u64(101, k101);
+    ts_key_from_u64(202, k202);
+    assert_int_equal(ts_memtable_max(f->s), 64u << 20); /* the default */
+    assert_int_equal(tu_save(f->s, 202, 16, 1), 0);
+    assert_int_equal(tu_save(f->s, 101, 16, 2), 0);
+    assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    assert_int_equal(tu_save(f->s, 303, 16, 3), 0);
+    assert_int_equal(ts_list_files(f->s, see_file, &v), 0);
+    assert_int_equal(v.n, 2);
+    /* the open WAL first: its append offset is its size, its one tensor */
+    assert_true(v.f[0].is_wal);
+    assert_int_equal(v.f[0].file_no, 1);
+    assert_int_equal(v.f[0].n_entries, 1);
+    assert_int_equal(v.f[0].bytes, tu_file_size(tu_path(f->dir, "wal_000001.log")));
+    assert_null(v.f[0].first_key);
+    /* then the SST: its size, records, seqs and key range */
+    assert_false(v.f[1].is_wal);
+    assert_int_equal(v.f[1].file_no, 0);
+    assert_int_equal(v.f[1].n_entries, 2);
+    assert_int_equal(v.f[1].bytes, tu_file_size(tu_path(f->dir, "sst_000000.sst")));
+    assert_int_equal(v.f[1].min_seq, 1);
+    assert_int_equal(v.f[1].max_seq, 2);
+    assert_memory_equal(v.first[1], k101, TS_KEY_U64_LEN);
+    assert_memory_equal(v.last[1], k202, TS_KEY_U64_LEN);
+    /* a callback's non-zero return stops the walk and is returned */
+    v.n = 4;
+    assert_int_equal(ts_list_files(f->s, see_file, &v), 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_save_load_roundtrip_every_dtype, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scalar_and_empty_tensors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_files_reports_wal_then_ssts_with_key_ranges,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_timestamp_is_stamped_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_costs_one_fdatasync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_cost_matches_the_bytes_written, setup, teardown),

@@ -336,6 +336,32 @@ typedef struct ts_stats {
 
 void ts_get_stats(const ts_store *s, ts_stats *st);
 
+/* One live file of the store, as ts_list_files reports it. Pointers are
+ * borrowed for the duration of the callback. */
+typedef struct ts_file_info {
+    uint64_t file_no;          /* wal_NNNNNN.log / sst_NNNNNN.sst */
+    int is_wal;                /* 1: the open WAL segment (the MemTable's) */
+    uint64_t bytes;            /* WAL: the append offset; SST: file size */
+    uint64_t n_entries;        /* records (WAL: MemTable entries) */
+    uint64_t min_seq, max_seq; /* SST: from its footer; WAL: 0, 0 */
+    const uint8_t *first_key;  /* SST: its lowest and highest key (NULL, 0
+                                  for the WAL, which is not sorted) */
+    size_t first_len;
+    const uint8_t *last_key;
+    size_t last_len;
+} ts_file_info;
+
+/* Return 0 to continue, non-zero to stop (that value is returned). */
+typedef int (*ts_file_fn)(void *ctx, const ts_file_info *f);
+/* Visits the open WAL segment (when there is one), then every live SST in
+ * ascending file number. Costs nothing beyond the calls: it reads what the
+ * store holds in memory (a live view for a console, polled often). */
+int ts_list_files(const ts_store *s, ts_file_fn fn, void *ctx);
+
+/* The open store's MemTable limit in bytes (ts_options.memtable_max as
+ * resolved at open). */
+uint64_t ts_memtable_max(const ts_store *s);
+
 /* Called for every damaged item verify finds; msg names file and offset. */
 typedef void (*ts_verify_fn)(void *ctx, const char *msg);
 /* Reads every record of every live file and checks every CRC and the

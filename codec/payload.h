@@ -1,5 +1,6 @@
 /*
- * payload.h -- decoding MQTT message payloads into tensors for the agent.
+ * payload.h -- decoding MQTT message payloads into tensors for the agent
+ * (and HTTP request bodies for the console, with the same rules).
  *
  * Formats (chosen per subscription in the config):
  *   npy   NumPy .npy format 1.0, 2.0 or 3.0, little-endian, C order, every
@@ -115,5 +116,12 @@ payload_err payload_class(int rc);
 int payload_errno(payload_err e);
 
 void payload_free(payload_tensor *t);
+
+/* The length of the .npy file at the start of buf[0..len), for bodies that
+ * hold several one after another (the console's batch form): its header
+ * checked exactly as payload_decode checks it, plus shape x dtype bytes of
+ * data. 0 and *file_len (<= len), or payload_decode's codes with why set
+ * (mismatch when the data is cut short). */
+int payload_npy_length(const void *buf, size_t len, size_t *file_len, char *why, size_t why_len);
 
 #endif

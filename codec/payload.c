@@ -213,13 +213,13 @@ static payload_err check_bools(const uint8_t *p, size_t n, char *why, size_t why
     return PAYLOAD_OK;
 }
 
-static payload_err decode_npy(const payload_spec *spec, const uint8_t *buf, size_t len,
-                              payload_tensor *out, char *why, size_t why_len)
+/* The header of the .npy file at buf: dtype and shape into out, the
+ * offset of its data into *data_off. Every check but the data's length. */
+static payload_err npy_head(const uint8_t *buf, size_t len, payload_tensor *out,
+                            size_t *data_off, char *why, size_t why_len)
 {
     char key[32], descr[32];
     int have_descr = 0, have_order = 0, have_shape = 0, fortran = 0, big = 0, unstated = 0;
-    int bad = 0;
-    (void)spec;
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6))
         return fail(PAYLOAD_MALFORMED, why, why_len, "not a .npy file (bad magic)");
     uint8_t major = buf[6], minor = buf[7];
@@ -315,9 +315,22 @@ static payload_err decode_npy(const payload_spec *spec, const uint8_t *buf, size
     if (fortran && out->ndim > 1)
         return fail(PAYLOAD_UNSUPPORTED, why, why_len,
                     "Fortran-order .npy refused: send C order (numpy.ascontiguousarray)");
+    *data_off = hoff + hlen;
+    return PAYLOAD_OK;
+}
+
+static payload_err decode_npy(const payload_spec *spec, const uint8_t *buf, size_t len,
+                              payload_tensor *out, char *why, size_t why_len)
+{
+    size_t off = 0;
+    int bad = 0;
+    (void)spec;
+    payload_err e = npy_head(buf, len, out, &off, why, why_len);
+    if (e != PAYLOAD_OK)
+        return e;
     size_t es = ts_dtype_size(out->dtype);
     uint64_t n = numel(out->ndim, out->shape, es, &bad);
-    size_t body = len - hoff - hlen;
+    size_t body = len - off;
     if (bad)
         return fail(PAYLOAD_MISMATCH, why, why_len, ".npy shape x dtype overflows (data is %zu bytes)",
                     body);
@@ -326,11 +339,31 @@ static payload_err decode_npy(const payload_spec *spec, const uint8_t *buf, size
                     ".npy data is %zu bytes but shape x dtype needs %llu", body,
                     (unsigned long long)(n * es));
     if (out->dtype == TS_BOOL) {
-        payload_err e = check_bools(buf + hoff + hlen, body, why, why_len);
+        e = check_bools(buf + off, body, why, why_len);
         if (e != PAYLOAD_OK)
             return e;
     }
-    return take_bytes(out, buf + hoff + hlen, body, why, why_len);
+    return take_bytes(out, buf + off, body, why, why_len);
+}
+
+int payload_npy_length(const void *buf, size_t len, size_t *file_len, char *why, size_t why_len)
+{
+    payload_tensor t;
+    size_t off = 0;
+    int bad = 0;
+    memset(&t, 0, sizeof(t));
+    payload_err e = npy_head(buf, len, &t, &off, why, why_len);
+    if (e != PAYLOAD_OK)
+        return payload_errno(e);
+    size_t es = ts_dtype_size(t.dtype);
+    uint64_t n = numel(t.ndim, t.shape, es, &bad);
+    if (bad || n * es > len - off) {
+        fail(PAYLOAD_MISMATCH, why, why_len, ".npy data is cut short: %zu bytes follow its "
+             "header, shape x dtype needs more", len - off);
+        return payload_errno(PAYLOAD_MISMATCH);
+    }
+    *file_len = off + (size_t)(n * es);
+    return 0;
 }
 
 /* ---- raw -------------------------------------------------------------- */
