@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include "embeddb/snapshot.h"
+#include "embeddb/wire.h"
 
 #include "embeddb/plat.h"
 
@@ -108,6 +109,8 @@ static const opt upload_opts[] = {
     {"key_file", OPT_PATH, OFF(upload.key_file), 0, 0, 0, NULL, NULL},
     {"insecure", OPT_BOOL, OFF(upload.insecure), 0, 0, 0, NULL, NULL},
     {"token_file", OPT_PATH, OFF(upload.token_file), 0, 0, 0, NULL, NULL},
+    {"compression", OPT_SPECIAL, OFF(upload.compression), 0, 0, 0, NULL, NULL},
+    {"level", OPT_INT, OFF(upload.level), 0, 1, 19, NULL, NULL},
     {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"response_timeout", OPT_DURATION, OFF(upload.response_timeout_ms), 0, 100, 3600000,
@@ -770,6 +773,13 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
             return fail(w, v, "%s: expected put or s3, got '%s'", key, s);
         return 0;
     }
+    if (!strcmp(key, "upload.compression")) {
+        snap_codec c;
+        if (snap_codec_parse(s, &c))
+            return fail(w, v, "%s: expected zstd, gzip or none, got '%s'", key, s);
+        cfg->upload.compression = (int)c;
+        return 0;
+    }
     if (!strcmp(key, "upload.s3.addressing")) {
         if (!strcmp(s, "path"))
             cfg->upload.virtual_host = 0;
@@ -928,14 +938,25 @@ static int check_limits(walker *w)
                     cfg->snapshot.max_bytes, AGENT_MAX_SSTS_PER_SNAPSHOT,
                     cfg->storage.memtable_max, need);
     }
-    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar in the uploader's
-     * 1024-byte name buffer. */
+    if (cfg->upload.level) {
+        int lo, hi, dflt;
+        snap_codec c = (snap_codec)cfg->upload.compression;
+        snap_codec_levels(c, &lo, &hi, &dflt);
+        if (c == SNAP_CODEC_NONE)
+            return fail(w, node_at(w, "upload.level"), "upload.level: only with "
+                        "upload.compression zstd or gzip (compression is none)");
+        if (cfg->upload.level < lo || cfg->upload.level > hi)
+            return fail(w, node_at(w, "upload.level"), "upload.level: %s takes %d..%d, got %d",
+                        snap_codec_name(c), lo, hi, cfg->upload.level);
+    }
+    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar.zst (the longest
+     * suffix) in the uploader's 1024-byte name buffer. */
     if (cfg->upload.prefix && cfg->device_id) {
-        size_t fixed = 2 * strlen(cfg->device_id) + 27, n = strlen(cfg->upload.prefix);
+        size_t fixed = 2 * strlen(cfg->device_id) + 31, n = strlen(cfg->upload.prefix);
         size_t most = fixed < 1023 ? 1023 - fixed : 0;
         if (n > most)
             return fail(w, node_at(w, "upload.prefix"), "upload.prefix: %zu bytes: object names "
-                        "<prefix>/<device_id>/<snapshot>.tar must fit in 1023 bytes, so the "
+                        "<prefix>/<device_id>/<snapshot>.tar.zst must fit in 1023 bytes, so the "
                         "prefix may have at most %zu here", n, most);
     }
     return 0;

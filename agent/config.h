@@ -79,7 +79,7 @@ typedef struct agent_config {
         int port;
         char *base_path;        /* "" or "/path" without a trailing slash */
         int mode;               /* AGENT_UPLOAD_* */
-        char *prefix;           /* object names: <prefix>/<device_id>/<snap>.tar */
+        char *prefix;           /* object names: <prefix>/<device_id>/<snap>.tar[.gz|.zst] */
         char *ca_file, *cert_file, *key_file;
         int insecure;
         char *token_file;       /* put: bearer token, read once, never logged */
@@ -91,6 +91,8 @@ typedef struct agent_config {
         uint64_t io_timeout_ms;       /* any one wait for progress */
         uint64_t response_timeout_ms; /* end of the body -> end of the response head */
         uint64_t retry_initial_ms, retry_max_ms;
+        int compression;        /* snap_codec (embeddb/wire.h): none, gzip, zstd */
+        int level;              /* the codec's level; 0 = its default */
     } upload;
     struct {
         char *host;

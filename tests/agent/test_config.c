@@ -415,20 +415,58 @@ static void test_upload_url_and_prefix_stay_in_place(void **state)
             fail_msg("prefix %s: '%s'", bad_prefixes[i], err);
         agent_config_free(&cfg);
     }
-    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar fits in 1023 bytes:
-     * with device_id d1 the prefix may have 992. */
-    memset(prefix, 'p', 992);
-    prefix[992] = 0;
+    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar.zst fits in 1023
+     * bytes: with device_id d1 the prefix may have 988. */
+    memset(prefix, 'p', 988);
+    prefix[988] = 0;
     snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  prefix: %s\n", ca,
              prefix);
     assert_string_equal(load(sub_yaml(text, sizeof(text), "a", "", up), &cfg), "");
     agent_config_free(&cfg);
-    prefix[992] = 'p';
-    prefix[993] = 0;
+    prefix[988] = 'p';
+    prefix[989] = 0;
     snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  prefix: %s\n", ca,
              prefix);
     expect_error(sub_yaml(text, sizeof(text), "a", "", up), ":12:11: upload.prefix: ",
-                 "at most 992");
+                 "at most 988");
+}
+
+/* upload.compression and upload.level: both sides of every limit. */
+static void test_upload_compression_and_level_are_checked(void **state)
+{
+    (void)state;
+    char text[4096], up[2048];
+    agent_config cfg;
+    const char *ca = write_yaml("ca.pem", "x");
+    static const struct {
+        const char *extra, *err; /* err "" = loads */
+        int codec, level;
+    } cases[] = {
+        {"", "", 0, 0},
+        {"  compression: none\n", "", 0, 0},
+        {"  compression: zstd\n", "", 2, 0},
+        {"  compression: zstd\n  level: 1\n", "", 2, 1},
+        {"  compression: zstd\n  level: 19\n", "", 2, 19},
+        {"  compression: zstd\n  level: 20\n", ":13:10: upload.level: expected an integer 1..19", 0, 0},
+        {"  compression: zstd\n  level: 0\n", ":13:10: upload.level: expected an integer 1..19", 0, 0},
+        {"  compression: gzip\n  level: 9\n", "", 1, 9},
+        {"  compression: gzip\n  level: 10\n", ":13:10: upload.level: gzip takes 1..9, got 10", 0, 0},
+        {"  level: 3\n", ":12:10: upload.level: only with upload.compression zstd or gzip", 0, 0},
+        {"  compression: xz\n", ":12:16: upload.compression: expected zstd, gzip or none, got 'xz'", 0, 0},
+        {"  compression: ZSTD\n", "expected zstd, gzip or none", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n%s", ca,
+                 cases[i].extra);
+        const char *err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+        if (cases[i].err[0] ? !strstr(err, cases[i].err) : err[0] != 0)
+            fail_msg("case %zu: expected '%s', got '%s'", i, cases[i].err, err);
+        if (!cases[i].err[0]) {
+            assert_int_equal(cfg.upload.compression, cases[i].codec);
+            assert_int_equal(cfg.upload.level, cases[i].level);
+        }
+        agent_config_free(&cfg);
+    }
 }
 
 static void test_budget_keys_agree(void **state)
@@ -607,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_topic_filters_follow_mqtt_and_fit_a_key),
         cmocka_unit_test(test_shapes_fit_max_payload),
         cmocka_unit_test(test_upload_url_and_prefix_stay_in_place),
+        cmocka_unit_test(test_upload_compression_and_level_are_checked),
         cmocka_unit_test(test_budget_keys_agree),
         cmocka_unit_test(test_yaml_depth_documents_and_size_are_bounded),
         cmocka_unit_test(test_strings_hold_no_nul_or_control_characters),

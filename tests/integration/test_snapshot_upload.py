@@ -12,7 +12,10 @@ mutual TLS (accepted with our certificate, refused without); 500s retried
 with backoff; a stalled server hitting the I/O timeout; S3 mode against
 s3rver with the object read back; a server answering 2xx before it has the
 body (put and s3: retried, never marked uploaded nor deleted, then uploaded
-by an honest server); SIGTERM while an upload is stuck in connect,
+by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
+`zstd -d`, `tar --zstd` and `gzip -d` into the snapshot's exact tar and
+files, and a STATE whose measure lies found out before the last byte;
+SIGTERM while an upload is stuck in connect,
 handshake, body, or a missing, flooded or trickled response (the agent
 exits 0 at once, the snapshot stays sealed); the flash budget with uploads
 failing (drop_oldest: usage stays inside max_disk and the loss counters
@@ -590,6 +593,113 @@ class UploadTest(unittest.TestCase):
         want = botocore_authorization("PUT", url, signed, h["x-amz-content-sha256"], "us-east-1",
                                       "S3RVER", "S3RVER", h["x-amz-date"])
         self.assertEqual(h["authorization"], want)
+
+    # ---- compression on the wire ---------------------------------------------------
+
+    def received_is_the_snapshot(self, obj_bytes, unpack, snap):
+        """The object unpacked by the standard tool (`unpack`: argv reading
+        stdin) is byte for byte the snapshot's tar stream (its SHA-256 and
+        length, fixed at seal time, in STATE), and `tar` extracts files
+        byte for byte equal to the snapshot's own."""
+        tar = subprocess.run(unpack, input=obj_bytes, capture_output=True, timeout=60)
+        self.assertEqual(tar.returncode, 0, tar.stderr)
+        state = self.state_of(snap["name"])
+        self.assertEqual(len(tar.stdout), int(state["tar_bytes"]))
+        self.assertEqual(hashlib.sha256(tar.stdout).hexdigest(), state["tar_sha256"])
+        # The object is what STATE measured before sending it.
+        self.assertEqual(len(obj_bytes), int(state["object_bytes"]))
+        self.assertEqual(hashlib.sha256(obj_bytes).hexdigest(), state["object_sha256"])
+        out = os.path.join(self.tmp, "unpacked-" + snap["name"])
+        os.makedirs(out)
+        with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as tf:
+            tf.extractall(out)
+        mine = os.path.join(self.agent.store, "snapshots", snap["name"])
+        got = os.path.join(out, snap["name"])
+        names = sorted(n for n in os.listdir(mine) if n != "STATE")
+        self.assertEqual(sorted(os.listdir(got)), names)
+        for n in names:
+            with open(os.path.join(mine, n), "rb") as a, open(os.path.join(got, n), "rb") as b:
+                self.assertEqual(a.read(), b.read(), n)
+        return got
+
+    def state_of(self, name):
+        with open(os.path.join(self.agent.store, "snapshots", name, "STATE")) as f:
+            return dict(l.split("=", 1) for l in f.read().splitlines() if "=" in l)
+
+    def test_zstd_put_to_nginx_unpacks_with_tar_zstd(self):
+        web = self.nginx().start()
+        self.start_agent(upload=self.upload_conf(web.port, extra="  compression: zstd\n"))
+        self.published_and_sealed(200)
+        self.wait_state("uploaded")
+        snap = snapshots(self.agent.store)[0]
+        obj = web.object_path(f"/up/fleet/{DEVICE}/{snap['name']}.tar.zst")
+        self.assertTrue(os.path.exists(obj), os.listdir(web.root))
+        with open(obj, "rb") as f:
+            body = f.read()
+        self.assertEqual(self.state_of(snap["name"])["object"], "zstd:3")
+        self.assertLess(len(body), int(snap["tar_bytes"]) // 2)
+        got = self.received_is_the_snapshot(body, ["zstd", "-d", "-c"], snap)
+        self.assertEqual(store_count(got), 200)
+        # tar's own zstd support, straight from the object file.
+        out = os.path.join(self.tmp, "tar-zstd")
+        os.makedirs(out)
+        r = subprocess.run(["tar", "--zstd", "-xf", obj, "-C", out], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(embeddb("verify", os.path.join(out, snap["name"])).returncode, 0)
+        with open(web.access_log) as f:
+            self.assertRegex(f.read(),
+                             rf'"PUT /up/fleet/{DEVICE}/{snap["name"]}.tar.zst HTTP/1.1" 201')
+        wait_for(lambda: self.agent.stat("bytes_uploaded") == len(body),
+                 what=lambda: f"bytes_uploaded == {len(body)} (the object's, as sent): "
+                 f"{self.agent.status()}")
+        self.assertEqual(self.agent.stop(), 0)
+
+    def test_gzip_to_s3rver_unpacks_with_gzip_d(self):
+        port = self.s3rver()
+        self.start_agent(upload=self.s3_conf(port) + "  compression: gzip\n  level: 9\n")
+        self.published_and_sealed(150)
+        self.wait_state("uploaded")
+        snap = snapshots(self.agent.store)[0]
+        key = f"fleet/{DEVICE}/{snap['name']}.tar.gz"
+        got = self.s3_client(port).get_object(Bucket="snaps", Key=key)
+        body = got["Body"].read()
+        self.assertEqual(got["ContentType"], "application/gzip")
+        self.assertEqual(self.state_of(snap["name"])["object"], "gzip:9")
+        self.received_is_the_snapshot(body, ["gzip", "-d", "-c"], snap)
+        self.assertGreaterEqual(self.front.checked, 2)  # the signed hash matched the body
+
+    def test_a_measure_from_another_codec_is_not_trusted(self):
+        # STATE claims a zstd:3 object of other bytes (a previous run's, a
+        # library upgrade): the agent measures again before sending, and what
+        # it sends is what it measured.
+        port = self.s3rver()
+        self.start_agent(upload=self.s3_conf(port) + "  compression: zstd\n  level: 1\n")
+        self.published_and_sealed(60)
+        self.wait_state("uploaded")
+        self.assertEqual(self.agent.stop(), 0)
+        name = snapshots(self.agent.store)[0]["name"]
+        path = os.path.join(self.agent.store, "snapshots", name, "STATE")
+        with open(path) as f:
+            text = f.read()
+        # Level 3 named, level 1's figures kept: a lying STATE.
+        text = text.replace("state=uploaded", "state=sealed").replace("object=zstd:1",
+                                                                      "object=zstd:3")
+        with open(path, "w") as f:
+            f.write(text)
+        with open(self.agent.conf) as f:
+            conf = f.read()
+        with open(self.agent.conf, "w") as f:
+            f.write(conf.replace("  level: 1\n", "  level: 3\n"))
+        self.agent.start()
+        wait_for(lambda: self.agent.stat("upload_retries") >= 1 or
+                 snapshots(self.agent.store)[0]["state"] == "uploaded", timeout=30,
+                 what="the lying measure to be found out")
+        self.wait_state("uploaded")
+        self.assertIn("came out different from the one measured", self.agent.log_text())
+        body = self.s3_client(port).get_object(
+            Bucket="snaps", Key=f"fleet/{DEVICE}/{name}.tar.zst")["Body"].read()
+        self.received_is_the_snapshot(body, ["zstd", "-d", "-c"], snapshots(self.agent.store)[0])
 
     # ---- the flash budget ---------------------------------------------------------
 
