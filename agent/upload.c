@@ -162,6 +162,11 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
 
 /* ---- one attempt --------------------------------------------------------- */
 
+static int cancel_fired(void *ctx)
+{
+    return plat_cancel_fired(ctx);
+}
+
 /* The body: the object's bytes; a compressed one is checked against what
  * was measured (length, SHA-256) before its last piece is handed on, so a
  * stream that came out different (a library upgrade since it was measured)
@@ -200,6 +205,7 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
     if ((rc = snap_object_open(u->vfs, u->root, si->name, snap_tar_mtime(si), si->tar_bytes,
                                u->codec, u->level, &src.obj, msg, msglen)))
         goto out;
+    snap_object_set_cancel(src.obj, cancel_fired, u->cancel);
     if (!plain && !(src.check = snap_object_check_new(len, sha))) {
         snprintf(msg, msglen, "out of memory");
         rc = -ENOMEM;
@@ -426,11 +432,6 @@ static int next_candidate(uploader *u, snap_info *out)
             }
     free(v);
     return found;
-}
-
-static int cancel_fired(void *ctx)
-{
-    return plat_cancel_fired(ctx);
 }
 
 /* A compressed object's length and SHA-256, unless STATE already has them

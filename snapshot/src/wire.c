@@ -37,6 +37,8 @@ struct snap_object {
     size_t out_pos, out_len;
     int src_end;           /* the tar stream has ended */
     int done;              /* the compressor has written its last byte */
+    snap_cancel_fn cancel; /* optional, asked before each input piece */
+    void *cancel_ctx;
     char error[256];
 };
 
@@ -190,6 +192,12 @@ static int produce(snap_object *o)
         if (o->in_pos == o->in_len && !o->src_end) {
             size_t got = 0, fill = 0;
             int rc;
+            /* Highly compressible data makes little output from much
+             * input: a stop is looked for per input piece, not per output. */
+            if (o->cancel && o->cancel(o->cancel_ctx)) {
+                snprintf(o->error, sizeof(o->error), "cancelled");
+                return -ECANCELED;
+            }
             /* Exactly IN_CHUNK unless the stream ends: tar_stream_read may
              * stop short at a member boundary. */
             while (fill < IN_CHUNK) {
@@ -285,6 +293,12 @@ int snap_object_at_end(snap_object *o)
     return o->out_pos == o->out_len && o->done;
 }
 
+void snap_object_set_cancel(snap_object *o, snap_cancel_fn fn, void *ctx)
+{
+    o->cancel = fn;
+    o->cancel_ctx = ctx;
+}
+
 const char *snap_object_error(const snap_object *o)
 {
     return o->error;
@@ -308,6 +322,7 @@ int snap_object_measure(plat_vfs *vfs, const char *root, const char *name, int64
     if ((rc = snap_object_open(vfs, root, name, mtime_s, tar_bytes, codec, level, &o, err,
                                errlen)))
         goto out;
+    snap_object_set_cancel(o, cancel, cancel_ctx);
     for (;;) {
         size_t got = 0;
         if (cancel && cancel(cancel_ctx)) {
@@ -317,7 +332,9 @@ int snap_object_measure(plat_vfs *vfs, const char *root, const char *name, int64
             goto out;
         }
         if ((rc = snap_object_read(o, buf, OUT_CHUNK, &got))) {
-            fail(err, errlen, "%s: reading its object: %s", name, snap_object_error(o));
+            fail(err, errlen, "%s: %s its %s object: %s", name,
+                 rc == -ECANCELED ? "measuring" : "reading", snap_codec_name(codec),
+                 snap_object_error(o));
             goto out;
         }
         if (!got)

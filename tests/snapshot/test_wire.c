@@ -4,7 +4,7 @@
  * the tar stream; the bytes, their length and SHA-256 do not depend on how
  * a reader asks for them, so a measure made once still describes the
  * upload; the guard refuses a stream that differs from the measure before
- * its last piece; a cancel ends a measure; bad codecs and levels are
+ * its last piece; a cancel ends a measure or a read within one input piece; bad codecs and levels are
  * refused; STATE keeps the measure and drops a malformed one.
  */
 #include "../core/test_util.h"
@@ -235,6 +235,21 @@ static void test_cancel_ends_a_measure(void **state)
                                          NULL, &bytes, sha, err, sizeof(err)), -ECANCELED);
     assert_int_equal(calls, 4);
     assert_non_null(strstr(err, "cancelled"));
+    /* A read too: asked per input piece, so one read call that would take
+     * in the whole snapshot ends at the fourth piece. */
+    snap_object *o = NULL;
+    size_t got = 99;
+    uint8_t *buf = malloc(4 << 20);
+    calls = 0;
+    assert_int_equal(snap_object_open(V, f->root, f->name, snap_tar_mtime(&f->si),
+                                      f->si.tar_bytes, SNAP_CODEC_ZSTD, 19, &o, err, sizeof(err)),
+                     0);
+    snap_object_set_cancel(o, cancel_after_3, NULL);
+    assert_int_equal(snap_object_read(o, buf, 4 << 20, &got), -ECANCELED);
+    assert_int_equal(calls, 4);
+    assert_string_equal(snap_object_error(o), "cancelled");
+    snap_object_free(o);
+    free(buf);
 }
 
 static void test_bad_codec_level_and_changed_files_are_refused(void **state)

@@ -55,6 +55,12 @@ void snap_codec_levels(snap_codec c, int *lo, int *hi, int *dflt);
 
 typedef struct snap_object snap_object;
 
+/* Asked before every 128 KiB of input a compressed object takes in (and
+ * between pieces of snap_object_measure): non-zero ends the read with
+ * -ECANCELED, so a stop never waits for a compressor working through data
+ * that shrinks to little output. */
+typedef int (*snap_cancel_fn)(void *ctx);
+
 /*
  * The object of snapshot `name` under root (its files read through vfs,
  * borrowed: it outlives the object) compressed with codec at level. The
@@ -73,13 +79,12 @@ int snap_object_read(void *o, uint8_t *buf, size_t len, size_t *got);
  * negative code on failure, -EINVAL for SNAP_CODEC_NONE (the tar stream
  * cannot look ahead; its hash was fixed by the seal). */
 int snap_object_at_end(snap_object *o);
+/* Sets o's cancel check (fn NULL: none, the default). */
+void snap_object_set_cancel(snap_object *o, snap_cancel_fn fn, void *ctx);
 /* "" or what the last failure was (a file, or the compressor). */
 const char *snap_object_error(const snap_object *o);
 void snap_object_free(snap_object *o);
 
-/* Called between pieces of snap_object_measure: non-zero stops it with
- * -ECANCELED (a stop must not wait for a whole snapshot's compression). */
-typedef int (*snap_cancel_fn)(void *ctx);
 
 /*
  * One counting and hashing pass over the object: *bytes and sha256 (64
