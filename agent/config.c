@@ -111,6 +111,7 @@ static const opt upload_opts[] = {
     {"token_file", OPT_PATH, OFF(upload.token_file), 0, 0, 0, NULL, NULL},
     {"compression", OPT_SPECIAL, OFF(upload.compression), 0, 0, 0, NULL, NULL},
     {"level", OPT_INT, OFF(upload.level), 0, 1, 19, NULL, NULL},
+    {"max_rate", OPT_SPECIAL, OFF(upload.max_rate), 0, 0, 0, NULL, NULL},
     {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"response_timeout", OPT_DURATION, OFF(upload.response_timeout_ms), 0, 100, 3600000,
@@ -370,6 +371,19 @@ int config_parse_size(const char *s, uint64_t *out)
                                  {"KiB", 1024},  {"MB", 1000000},   {"MiB", 1 << 20},
                                  {"GB", 1000000000}, {"GiB", 1ull << 30}};
     return parse_units(s, units, sizeof(units) / sizeof(units[0]), out);
+}
+
+int config_parse_rate(const char *s, uint64_t *out)
+{
+    char num[64];
+    size_t n = strlen(s);
+    if (n < 3 || n >= sizeof(num) || strcmp(s + n - 2, "/s"))
+        return -EINVAL;
+    memcpy(num, s, n - 2);
+    num[n - 2] = 0;
+    if (config_parse_size(num, out) || *out < CONFIG_RATE_MIN || *out > CONFIG_RATE_MAX)
+        return -EINVAL;
+    return 0;
 }
 
 int config_parse_duration_ms(const char *s, uint64_t *out)
@@ -771,6 +785,12 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
             cfg->upload.mode = AGENT_UPLOAD_S3;
         else
             return fail(w, v, "%s: expected put or s3, got '%s'", key, s);
+        return 0;
+    }
+    if (!strcmp(key, "upload.max_rate")) {
+        if (config_parse_rate(s, &cfg->upload.max_rate))
+            return fail(w, v, "%s: expected a rate like 2MiB/s (1KiB/s .. 10GiB/s), got '%s'",
+                        key, s);
         return 0;
     }
     if (!strcmp(key, "upload.compression")) {

@@ -93,6 +93,7 @@ typedef struct agent_config {
         uint64_t retry_initial_ms, retry_max_ms;
         int compression;        /* snap_codec (embeddb/wire.h): none, gzip, zstd */
         int level;              /* the codec's level; 0 = its default */
+        uint64_t max_rate;      /* body bytes per second; 0 = no limit */
     } upload;
     struct {
         char *host;
@@ -155,6 +156,11 @@ int config_device_id_from_host(const char *hostname, char **out, char *err, size
 /* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -EINVAL. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
+/* "<size>/s" (e.g. "2MiB/s", "500KB/s") into bytes per second within
+ * CONFIG_RATE_MIN..CONFIG_RATE_MAX; 0 or -EINVAL. */
+#define CONFIG_RATE_MIN 1024ull
+#define CONFIG_RATE_MAX (10ull << 30)
+int config_parse_rate(const char *s, uint64_t *out);
 /* "https://host[:port][/path]" -> host, port (443), path ("" or "/p", no
  * trailing slash); host and path malloc'ed. 0 or -EINVAL (not https, bad port,
  * credentials, query or fragment). */

@@ -26,6 +26,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "sigv4.h"
 
 #include "embeddb/plat.h"
@@ -71,6 +72,7 @@ struct uploader {
     uint64_t backoff_ms;      /* next delay (0: none running) */
     uint64_t next_attempt_ms; /* mono; 0 = now */
     uint64_t rng;
+    ratelimit rl;             /* upload.max_rate, across attempts */
 };
 
 int upload_retryable(int rc, int status)
@@ -142,6 +144,7 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
         u->level = cfg->upload.level ? cfg->upload.level : dflt;
     }
     u->rng = plat_mono_ns() | 1;
+    ratelimit_init(&u->rl, cfg->upload.max_rate, plat_mono_ns());
     if (oom || plat_cancel_new(&u->cancel)) {
         snprintf(err, errlen, "out of memory (or descriptors)");
         upload_free(u);
@@ -172,6 +175,7 @@ static int cancel_fired(void *ctx)
  * stream that came out different (a library upgrade since it was measured)
  * is never sent whole. */
 typedef struct body_src {
+    uploader *u;
     snap_object *obj;
     snap_object_check *check; /* NULL for a plain tar (hashed at seal time) */
     int mismatch;             /* the check failed */
@@ -180,7 +184,17 @@ typedef struct body_src {
 static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
 {
     body_src *b = ctx;
-    int rc = snap_object_read(b->obj, buf, len, got);
+    uint64_t wait_ns;
+    size_t allow;
+    int rc;
+    *got = 0;
+    /* upload.max_rate: wait for tokens on the cancel flag, so a stop or a
+     * delete never waits for the bucket. */
+    while (!(allow = ratelimit_grant(&b->u->rl, plat_mono_ns(), len, &wait_ns)))
+        if ((rc = plat_cancel_wait(b->u->cancel, (wait_ns + 999999) / 1000000)))
+            return rc;
+    rc = snap_object_read(b->obj, buf, allow, got);
+    ratelimit_take(&b->u->rl, *got);
     if (!rc && b->check && (rc = snap_object_check_piece(b->check, b->obj, buf, *got)))
         b->mismatch = rc == -EBADMSG;
     return rc;
@@ -196,7 +210,7 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
     char h_date[64], h_sha[128], h_auth[1100], h_type[64];
     const char *headers[4];
     size_t nh = 0;
-    body_src src = {0};
+    body_src src = {.u = u};
     http_response rsp;
     int rc, plain = u->codec == SNAP_CODEC_NONE;
     uint64_t len = plain ? si->tar_bytes : si->object_bytes;
@@ -265,7 +279,10 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
     char herr[512];
     rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
     memset(h_auth, 0, sizeof(h_auth));
-    if (rc == HTTP_EBODY && src.mismatch) {
+    if (rc == HTTP_EBODY && plat_cancel_fired(u->cancel)) {
+        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: cancelled", path, host, u->port);
+        rc = HTTP_ECANCELED;
+    } else if (rc == HTTP_EBODY && src.mismatch) {
         /* Retried: the next attempt measures again (STATE loses the old
          * figures in settle). */
         snprintf(msg, msglen, "%s: its %s object came out different from the one measured "

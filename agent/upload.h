@@ -7,7 +7,8 @@
  * compressed object's length and SHA-256 are measured by one counting pass
  * before its first attempt (cancelled by a stop like a request) and kept in
  * STATE; an object that comes out different from its measure is stopped
- * before its last byte and retried (measured again).
+ * before its last byte and retried (measured again). With upload.max_rate
+ * the body waits for a token bucket (ratelimit.h), on the cancel flag.
  *
  * Outcomes per attempt, persisted in the snapshot's STATE (snapshot.h):
  *   2xx after the whole body   -> uploaded

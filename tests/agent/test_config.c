@@ -431,7 +431,8 @@ static void test_upload_url_and_prefix_stay_in_place(void **state)
                  "at most 988");
 }
 
-/* upload.compression and upload.level: both sides of every limit. */
+/* upload.compression, upload.level and upload.max_rate: both sides of
+ * every limit (the rate's own, in test_ratelimit). */
 static void test_upload_compression_and_level_are_checked(void **state)
 {
     (void)state;
@@ -454,6 +455,8 @@ static void test_upload_compression_and_level_are_checked(void **state)
         {"  level: 3\n", ":12:10: upload.level: only with upload.compression zstd or gzip", 0, 0},
         {"  compression: xz\n", ":12:16: upload.compression: expected zstd, gzip or none, got 'xz'", 0, 0},
         {"  compression: ZSTD\n", "expected zstd, gzip or none", 0, 0},
+        {"  max_rate: 2MiB\n", ":12:13: upload.max_rate: expected a rate like 2MiB/s", 0, 0},
+        {"  max_rate: 512/s\n", ":12:13: upload.max_rate: expected a rate like 2MiB/s (1KiB/s", 0, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n%s", ca,
@@ -462,6 +465,7 @@ static void test_upload_compression_and_level_are_checked(void **state)
         if (cases[i].err[0] ? !strstr(err, cases[i].err) : err[0] != 0)
             fail_msg("case %zu: expected '%s', got '%s'", i, cases[i].err, err);
         if (!cases[i].err[0]) {
+            assert_int_equal(cfg.upload.max_rate, 0);
             assert_int_equal(cfg.upload.compression, cases[i].codec);
             assert_int_equal(cfg.upload.level, cases[i].level);
         }

@@ -17,7 +17,8 @@ by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
 files, and a STATE whose measure lies found out before the last byte;
 SIGTERM while an upload is stuck in connect,
 handshake, body, or a missing, flooded or trickled response (the agent
-exits 0 at once, the snapshot stays sealed); the flash budget with uploads
+exits 0 at once, the snapshot stays sealed), and while upload.max_rate
+holds the body back; the flash budget with uploads
 failing (drop_oldest: usage stays inside max_disk and the loss counters
 match; reject_new: nothing dropped, everything stored once uploads work
 again).
@@ -494,6 +495,29 @@ class UploadTest(unittest.TestCase):
                                  [(name, "sealed", str(n))])
                 st = self.agent.status()  # written at exit: no attempt ended as a retry or failure
                 self.assertEqual((st.get("upload_retries"), st.get("snapshots_failed")), ("0", "0"))
+
+    def test_sigterm_while_max_rate_holds_the_body_back_is_prompt(self):
+        # 1 KiB/s: after the first 16 KiB record the body waits ~16 s for
+        # tokens; the wait is on the cancel flag, so a stop ends it at once.
+        port = free_port()
+        self.start_agent(upload=self.upload_conf(port, io="120s", response="120s",
+                                                 extra="  max_rate: 1KiB/s\n"))
+        self.published_and_sealed(100)
+        wait_for(lambda: len(snapshots(self.agent.store)) == 1, what="the snapshot sealed")
+        name = snapshots(self.agent.store)[0]["name"]
+        self.assertEqual(self.agent.stop(), 0)
+        srv = HostileServer(self.pki, "stall_body", after=8 << 10)
+        srv.start(port=port)
+        self.servers.append(srv)
+        self.agent.start()
+        wait_for(lambda: srv.engaged.is_set(), timeout=30,
+                 what=lambda: f"8 KiB of the body to arrive\n{self.agent.log_text()[-2000:]}")
+        self.assertEqual(self.agent.stop(), 0, self.agent.log_text()[-2000:])
+        self.assertLess(self.agent.stop_seconds, 5)  # unit: TimeoutStopSec=10
+        self.assertEqual([(s["name"], s["state"]) for s in snapshots(self.agent.store)],
+                         [(name, "sealed")])
+        st = self.agent.status()
+        self.assertEqual((st.get("upload_retries"), st.get("snapshots_failed")), ("0", "0"))
 
     # ---- S3 ----------------------------------------------------------------------
 
