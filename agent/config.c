@@ -20,6 +20,7 @@
  * real file system.
  */
 #include "config.h"
+#include "http.h"
 
 #include "embeddb/snapshot.h"
 #include "embeddb/wire.h"
@@ -112,6 +113,7 @@ static const opt upload_opts[] = {
     {"compression", OPT_SPECIAL, OFF(upload.compression), 0, 0, 0, NULL, NULL},
     {"level", OPT_INT, OFF(upload.level), 0, 1, 19, NULL, NULL},
     {"max_rate", OPT_SPECIAL, OFF(upload.max_rate), 0, 0, 0, NULL, NULL},
+    {"ciphersuites", OPT_SPECIAL, OFF(upload.ciphersuites), 0, 0, 0, NULL, NULL},
     {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"response_timeout", OPT_DURATION, OFF(upload.response_timeout_ms), 0, 100, 3600000,
@@ -760,6 +762,33 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
                 return fail(w, map_get(w, item, k), "%s.%s: npy payloads carry their own dtype "
                             "and shape; a configured one would be ignored", prefix, k);
             }
+        }
+        return 0;
+    }
+    if (!strcmp(key, "upload.ciphersuites")) {
+        _Static_assert(AGENT_MAX_CIPHERSUITES == HTTP_MAX_SUITES, "one limit");
+        if (v->type != YAML_SEQUENCE_NODE ||
+            v->data.sequence.items.top == v->data.sequence.items.start)
+            return fail(w, v, "%s: expected a non-empty list of mbedTLS suite names like "
+                        "[TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256]", key);
+        for (yaml_node_item_t *it = v->data.sequence.items.start;
+             it < v->data.sequence.items.top; it++) {
+            const yaml_node_t *d = yaml_document_get_node(w->doc, *it);
+            const char *name = scalar(d);
+            char why[96];
+            const char *bad = bad_scalar(d, why, sizeof(why));
+            if (bad || !name)
+                return fail(w, d, "%s: a suite name %s", key, bad ? bad : "must be a string");
+            if (cfg->upload.n_ciphersuites == AGENT_MAX_CIPHERSUITES)
+                return fail(w, d, "%s: more than %d suites", key, AGENT_MAX_CIPHERSUITES);
+            int id = http_ciphersuite_id(name);
+            if (id == -ENOTSUP)
+                return fail(w, d, "%s: '%s' is not an AEAD suite (GCM, CCM or "
+                            "CHACHA20-POLY1305); CBC, RC4 and NULL suites are refused", key, name);
+            if (id <= 0)
+                return fail(w, d, "%s: unknown cipher suite '%s' (mbedTLS names, e.g. "
+                            "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256)", key, name);
+            cfg->upload.ciphersuites[cfg->upload.n_ciphersuites++] = id;
         }
         return 0;
     }

@@ -72,6 +72,7 @@ typedef struct agent_config {
         uint64_t interval_ms;   /* ... or when this passed (0 = never) */
         uint64_t keep;          /* uploaded snapshots kept locally */
     } snapshot;
+#define AGENT_MAX_CIPHERSUITES 32 /* upload.ciphersuites, at most (http.h's HTTP_MAX_SUITES) */
     struct {
         int enabled;            /* an upload section is present */
         char *url;              /* https://host[:port][/path] */
@@ -94,6 +95,8 @@ typedef struct agent_config {
         int compression;        /* snap_codec (embeddb/wire.h): none, gzip, zstd */
         int level;              /* the codec's level; 0 = its default */
         uint64_t max_rate;      /* body bytes per second; 0 = no limit */
+        int ciphersuites[AGENT_MAX_CIPHERSUITES]; /* mbedTLS ids, in order of preference */
+        size_t n_ciphersuites;  /* 0: the default (http.h) */
     } upload;
     struct {
         char *host;

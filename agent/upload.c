@@ -152,13 +152,19 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
     }
     if (u->enabled) {
         http_tls tls = {.ca_file = cfg->upload.ca_file, .cert_file = cfg->upload.cert_file,
-                        .key_file = cfg->upload.key_file, .insecure = cfg->upload.insecure};
+                        .key_file = cfg->upload.key_file, .insecure = cfg->upload.insecure,
+                        .suites = cfg->upload.ciphersuites,
+                        .n_suites = cfg->upload.n_ciphersuites};
         char msg[512];
         if (http_client_new(&tls, &u->http, msg, sizeof(msg))) {
             snprintf(err, errlen, "upload: %s", msg);
             upload_free(u);
             return NULL;
         }
+        agent_log(LOG_LEVEL_INFO, "upload: TLS cipher suites: %s, first %s", cfg->upload.n_ciphersuites
+                  ? "as configured" : http_aes_accelerated() ? "mbedTLS's AEAD order (AES "
+                  "instructions here)" : "ChaCha20-Poly1305 first (no AES instructions here)",
+                  http_client_first_suite(u->http));
     }
     return u;
 }
@@ -278,6 +284,8 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
                        .response_timeout_ms = u->response_timeout_ms, .cancel = u->cancel};
     char herr[512];
     rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
+    if (rsp.suite[0])
+        agent_log(LOG_LEVEL_DEBUG, "upload: %s: TLS suite %s", si->name, rsp.suite);
     memset(h_auth, 0, sizeof(h_auth));
     if (rc == HTTP_EBODY && plat_cancel_fired(u->cancel)) {
         snprintf(msg, msglen, "PUT %.200s to %.100s:%d: cancelled", path, host, u->port);

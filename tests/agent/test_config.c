@@ -4,6 +4,7 @@
  * was expected; secrets are read from their file and never echoed.
  */
 #include "config.h"
+#include "http.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -473,6 +474,56 @@ static void test_upload_compression_and_level_are_checked(void **state)
     }
 }
 
+static void test_upload_ciphersuites_are_known_aead_names(void **state)
+{
+    (void)state;
+    char text[8192], up[6144];
+    agent_config cfg;
+    const char *ca = write_yaml("ca.pem", "x");
+    snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  ciphersuites:\n"
+             "    - TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256\n"
+             "    - TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256\n", ca);
+    const char *err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+    assert_string_equal(err, "");
+    assert_int_equal(cfg.upload.n_ciphersuites, 2);
+    assert_int_equal(cfg.upload.ciphersuites[0],
+                     http_ciphersuite_id("TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256"));
+    assert_int_equal(cfg.upload.ciphersuites[1],
+                     http_ciphersuite_id("TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256"));
+    agent_config_free(&cfg);
+    static const struct {
+        const char *list, *err;
+    } bad[] = {
+        {"[TLS-NO-SUCH]", ":12:18: upload.ciphersuites: unknown cipher suite 'TLS-NO-SUCH'"},
+        {"[TLS-ECDHE-RSA-WITH-AES-128-CBC-SHA256]", "is not an AEAD suite"},
+        {"[]", "upload.ciphersuites: expected a non-empty list"},
+        {"TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256", "expected a non-empty list"},
+        {"[[TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256]]", "a suite name must be a string"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  ciphersuites: %s\n",
+                 ca, bad[i].list);
+        err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+        if (!strstr(err, bad[i].err))
+            fail_msg("%s: expected '%s', got '%s'", bad[i].list, bad[i].err, err);
+        agent_config_free(&cfg);
+    }
+    /* 32 suites load, 33 do not. */
+    for (int n = 32; n <= 33; n++) {
+        size_t off = (size_t)snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: "
+                                      "%s\n  ciphersuites:\n", ca);
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(up + off, sizeof(up) - off,
+                                    "    - TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256\n");
+        err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+        if (n == 32)
+            assert_string_equal(err, "");
+        else if (!strstr(err, "more than 32 suites"))
+            fail_msg("33 suites: '%s'", err);
+        agent_config_free(&cfg);
+    }
+}
+
 static void test_budget_keys_agree(void **state)
 {
     (void)state;
@@ -650,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_shapes_fit_max_payload),
         cmocka_unit_test(test_upload_url_and_prefix_stay_in_place),
         cmocka_unit_test(test_upload_compression_and_level_are_checked),
+        cmocka_unit_test(test_upload_ciphersuites_are_known_aead_names),
         cmocka_unit_test(test_budget_keys_agree),
         cmocka_unit_test(test_yaml_depth_documents_and_size_are_bounded),
         cmocka_unit_test(test_strings_hold_no_nul_or_control_characters),

@@ -7,7 +7,8 @@ are re-signed with botocore to compare signatures.
 
 Covered: an upload that lands and whose tar extracts into a store `embeddb`
 reads; rolling retention of uploaded snapshots; a server that is down and
-comes back; a certificate from another CA and a wrong host name (refused);
+comes back; upload.ciphersuites deciding the suite nginx logs (and one
+the server cannot use failing the handshake); a certificate from another CA and a wrong host name (refused);
 mutual TLS (accepted with our certificate, refused without); 500s retried
 with backoff; a stalled server hitting the I/O timeout; S3 mode against
 s3rver with the object read back; a server answering 2xx before it has the
@@ -303,6 +304,41 @@ class UploadTest(unittest.TestCase):
         self.assertTrue(os.path.exists(obj))  # the server's copy is not ours to delete
         self.assertNotIn("t0ken", self.agent.log_text())
         self.assertEqual(self.agent.stop(), 0)
+
+    def test_ciphersuites_choose_the_negotiated_suite(self):
+        # nginx logs the suite of every request ($ssl_cipher, OpenSSL's
+        # names); the agent offers only what upload.ciphersuites lists.
+        web = self.nginx().start()
+        cases = [("TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"),
+                 ("TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256")]
+        keep = "  keep: 10"  # retention must not take an uploaded one while we count them
+        for k, (ours, openssl) in enumerate(cases):
+            self.start_agent(snapshot=keep, upload=self.upload_conf(
+                web.port, extra=f"  ciphersuites: [{ours}]\n"))
+            self.published_and_sealed(20)
+            self.wait_state("uploaded", n=k + 1)
+            self.assertIn("cipher suites: as configured, first " + ours, self.agent.log_text())
+            self.assertIn(f"TLS suite {ours}", self.agent.log_text())
+            name = snapshots(self.agent.store)[k]["name"]
+            with open(web.access_log) as f:
+                self.assertRegex(f.read(), rf"PUT /up/fleet/{DEVICE}/{name}.tar HTTP/1.1\" 201 "
+                                 rf"\d+ TLSv1.2 {openssl} ")
+            self.assertEqual(self.agent.stop(), 0)
+        # A suite the server cannot use (ECDSA, its certificate is RSA): the
+        # handshake fails, retried, never an upload.
+        self.start_agent(snapshot=keep, upload=self.upload_conf(
+            web.port, extra="  ciphersuites: [TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256]\n"))
+        self.published_and_sealed(20)
+        self.wait_counter("upload_retries", 1)
+        snap = [s for s in snapshots(self.agent.store) if s["state"] != "uploaded"][0]
+        self.assertIn("TLS handshake", snap["error"])
+        self.assertEqual(self.agent.stop(), 0)
+        # The default names its order: this machine's AES instructions decide.
+        self.start_agent(snapshot=keep, upload=self.upload_conf(web.port))
+        self.wait_state("uploaded", n=3)
+        self.assertRegex(self.agent.log_text(), r"cipher suites: (mbedTLS's AEAD order \(AES "
+                         r"instructions here\)|ChaCha20-Poly1305 first \(no AES instructions "
+                         r"here\)), first TLS-")
 
     def test_server_down_then_back_resumes(self):
         port = free_port()
