@@ -11,7 +11,8 @@ comes back; upload.ciphersuites deciding the suite nginx logs (and one
 the server cannot use failing the handshake); a certificate from another CA and a wrong host name (refused);
 mutual TLS (accepted with our certificate, refused without); 500s retried
 with backoff; a stalled server hitting the I/O timeout; S3 mode against
-s3rver with the object read back; a server answering 2xx before it has the
+s3rver with the object read back; the SigV4 front checking every request
+of a multipart upload (POST, PUT part, Complete, ListParts, Abort); a server answering 2xx before it has the
 body (put and s3: retried, never marked uploaded nor deleted, then uploaded
 by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
 `zstd -d`, `tar --zstd` and `gzip -d` into the snapshot's exact tar and
@@ -629,6 +630,55 @@ class UploadTest(unittest.TestCase):
         self.assertGreaterEqual(self.front.checked, 2)  # our PUT and botocore's GET
         self.assertNotIn("S3RVER\n", self.agent.log_text())
 
+    def test_s3_front_checks_every_multipart_request(self):
+        # The ground a resumable multipart upload will stand on: each
+        # request of botocore's multipart upload passes the front's SigV4 and
+        # payload-hash check before s3rver sees it, and a wrongly signed
+        # POST is refused. s3rver 3.7.1 implements Create, UploadPart and
+        # Complete, not ListParts or AbortMultipartUpload (405): said here
+        # so a change of server shows up.
+        from botocore.exceptions import ClientError
+        port = self.s3rver()
+        s3 = self.s3_client(port)
+        key = "fleet/mp/object.bin"
+        parts = [os.urandom(5 << 20), os.urandom(1000)]  # S3's 5 MiB minimum, then the last
+        up = s3.create_multipart_upload(Bucket="snaps", Key=key)["UploadId"]
+        etags = [s3.upload_part(Bucket="snaps", Key=key, UploadId=up, PartNumber=i + 1,
+                                Body=p)["ETag"] for i, p in enumerate(parts)]
+        s3.complete_multipart_upload(
+            Bucket="snaps", Key=key, UploadId=up,
+            MultipartUpload={"Parts": [{"ETag": e, "PartNumber": i + 1}
+                                       for i, e in enumerate(etags)]})
+        self.assertEqual(s3.get_object(Bucket="snaps", Key=key)["Body"].read(), b"".join(parts))
+        def query(p):  # sorted, the upload id named ID
+            q = p.split("?", 1)[1] if "?" in p else ""
+            return "&".join(sorted(re.sub(r"uploadId=[^&]+", "uploadId=ID", q).split("&")))
+        seen = [(m, query(p), n) for m, p, n in self.front.requests]
+        self.assertEqual(seen[:4], [("POST", "uploads", 0),
+                                    ("PUT", "partNumber=1&uploadId=ID", 5 << 20),
+                                    ("PUT", "partNumber=2&uploadId=ID", 1000),
+                                    ("POST", "uploadId=ID", seen[3][2])])
+        self.assertGreater(seen[3][2], 0)  # the CompleteMultipartUpload XML, hashed and signed
+        for call in (lambda c: c.list_parts(Bucket="snaps", Key=key, UploadId=up),
+                     lambda c: c.abort_multipart_upload(Bucket="snaps", Key=key, UploadId=up)):
+            n = self.front.checked
+            with self.assertRaises(ClientError) as e:
+                call(s3)
+            self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 405)
+            self.assertEqual(self.front.checked, n + 1)  # checked by the front, then s3rver's 405
+        # A POST signed with another secret never reaches s3rver.
+        import botocore.session
+        from botocore.config import Config
+        bad = botocore.session.get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url=f"https://localhost:{port}",
+            aws_access_key_id="S3RVER", aws_secret_access_key="wrong", verify=self.pki.ca,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        n = self.front.checked
+        with self.assertRaises(ClientError) as e:
+            bad.create_multipart_upload(Bucket="snaps", Key=key)
+        self.assertEqual(e.exception.response["Error"]["Code"], "SignatureDoesNotMatch")
+        self.assertEqual(self.front.checked, n)
+
     def test_s3_wrong_secret_is_refused_by_the_server(self):
         port = self.s3rver()
         self.start_agent(upload=self.s3_conf(port, secret="not-the-secret"))
@@ -867,13 +917,17 @@ class S3Front:
     """HTTPS on a free port in front of an S3 server on plain HTTP: checks
     each request's AWS Signature V4 with botocore's signer (and the payload
     hash against the body), answers 403 SignatureDoesNotMatch like S3 when
-    either is wrong, else forwards the request and relays the answer."""
+    either is wrong, else forwards the request and relays the answer. Every
+    method S3's multipart upload uses goes through the same check (POST
+    ?uploads and ?uploadId, PUT ?partNumber, GET and DELETE ?uploadId);
+    `requests` records (method, path, body bytes) of each checked one."""
 
     def __init__(self, pki, backend_port, access_key, secret, port=0):
         import http.client
         from sigv4_botocore import botocore_authorization
         front = self
         self.checked = 0
+        self.requests = []
 
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -905,6 +959,7 @@ class S3Front:
                         h["x-amz-content-sha256"] != hashlib.sha256(body).hexdigest()):
                     return self.refuse("XAmzContentSHA256Mismatch", "payload hash mismatch")
                 front.checked += 1
+                front.requests.append((self.command, self.path, len(body)))
                 c = http.client.HTTPConnection("127.0.0.1", backend_port, timeout=30)
                 c.request(self.command, self.path, body=body, headers=dict(self.headers))
                 r = c.getresponse()
@@ -918,7 +973,7 @@ class S3Front:
                 self.wfile.write(data)
                 c.close()
 
-            do_PUT = do_GET = do_HEAD = relay
+            do_PUT = do_GET = do_HEAD = do_POST = do_DELETE = relay
 
             def log_message(self, *a):
                 pass
