@@ -20,9 +20,11 @@
  * real file system.
  */
 #include "config.h"
+#include "http.h"
 
 #include "embeddb/console.h"
 #include "embeddb/snapshot.h"
+#include "embeddb/wire.h"
 
 #include "embeddb/plat.h"
 
@@ -109,6 +111,10 @@ static const opt upload_opts[] = {
     {"key_file", OPT_PATH, OFF(upload.key_file), 0, 0, 0, NULL, NULL},
     {"insecure", OPT_BOOL, OFF(upload.insecure), 0, 0, 0, NULL, NULL},
     {"token_file", OPT_PATH, OFF(upload.token_file), 0, 0, 0, NULL, NULL},
+    {"compression", OPT_SPECIAL, OFF(upload.compression), 0, 0, 0, NULL, NULL},
+    {"level", OPT_INT, OFF(upload.level), 0, 1, 19, NULL, NULL},
+    {"max_rate", OPT_SPECIAL, OFF(upload.max_rate), 0, 0, 0, NULL, NULL},
+    {"ciphersuites", OPT_SPECIAL, OFF(upload.ciphersuites), 0, 0, 0, NULL, NULL},
     {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"response_timeout", OPT_DURATION, OFF(upload.response_timeout_ms), 0, 100, 3600000,
@@ -376,6 +382,19 @@ int config_parse_size(const char *s, uint64_t *out)
                                  {"KiB", 1024},  {"MB", 1000000},   {"MiB", 1 << 20},
                                  {"GB", 1000000000}, {"GiB", 1ull << 30}};
     return parse_units(s, units, sizeof(units) / sizeof(units[0]), out);
+}
+
+int config_parse_rate(const char *s, uint64_t *out)
+{
+    char num[64];
+    size_t n = strlen(s);
+    if (n < 3 || n >= sizeof(num) || strcmp(s + n - 2, "/s"))
+        return -EINVAL;
+    memcpy(num, s, n - 2);
+    num[n - 2] = 0;
+    if (config_parse_size(num, out) || *out < CONFIG_RATE_MIN || *out > CONFIG_RATE_MAX)
+        return -EINVAL;
+    return 0;
 }
 
 int config_parse_duration_ms(const char *s, uint64_t *out)
@@ -766,6 +785,33 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
         }
         return 0;
     }
+    if (!strcmp(key, "upload.ciphersuites")) {
+        _Static_assert(AGENT_MAX_CIPHERSUITES == HTTP_MAX_SUITES, "one limit");
+        if (v->type != YAML_SEQUENCE_NODE ||
+            v->data.sequence.items.top == v->data.sequence.items.start)
+            return fail(w, v, "%s: expected a non-empty list of mbedTLS suite names like "
+                        "[TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256]", key);
+        for (yaml_node_item_t *it = v->data.sequence.items.start;
+             it < v->data.sequence.items.top; it++) {
+            const yaml_node_t *d = yaml_document_get_node(w->doc, *it);
+            const char *name = scalar(d);
+            char why[96];
+            const char *bad = bad_scalar(d, why, sizeof(why));
+            if (bad || !name)
+                return fail(w, d, "%s: a suite name %s", key, bad ? bad : "must be a string");
+            if (cfg->upload.n_ciphersuites == AGENT_MAX_CIPHERSUITES)
+                return fail(w, d, "%s: more than %d suites", key, AGENT_MAX_CIPHERSUITES);
+            int id = http_ciphersuite_id(name);
+            if (id == -ENOTSUP)
+                return fail(w, d, "%s: '%s' is not an AEAD suite (GCM, CCM or "
+                            "CHACHA20-POLY1305); CBC, RC4 and NULL suites are refused", key, name);
+            if (id <= 0)
+                return fail(w, d, "%s: unknown cipher suite '%s' (mbedTLS names, e.g. "
+                            "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256)", key, name);
+            cfg->upload.ciphersuites[cfg->upload.n_ciphersuites++] = id;
+        }
+        return 0;
+    }
     if (!strcmp(key, "upload")) {
         cfg->upload.enabled = 1;
         return walk(w, v, upload_opts, key, cfg, top_special);
@@ -792,6 +838,19 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
             cfg->upload.mode = AGENT_UPLOAD_S3;
         else
             return fail(w, v, "%s: expected put or s3, got '%s'", key, s);
+        return 0;
+    }
+    if (!strcmp(key, "upload.max_rate")) {
+        if (config_parse_rate(s, &cfg->upload.max_rate))
+            return fail(w, v, "%s: expected a rate like 2MiB/s (1KiB/s .. 10GiB/s), got '%s'",
+                        key, s);
+        return 0;
+    }
+    if (!strcmp(key, "upload.compression")) {
+        snap_codec c;
+        if (snap_codec_parse(s, &c))
+            return fail(w, v, "%s: expected zstd, gzip or none, got '%s'", key, s);
+        cfg->upload.compression = (int)c;
         return 0;
     }
     if (!strcmp(key, "upload.s3.addressing")) {
@@ -955,14 +1014,25 @@ static int check_limits(walker *w)
                     cfg->snapshot.max_bytes, AGENT_MAX_SSTS_PER_SNAPSHOT,
                     cfg->storage.memtable_max, need);
     }
-    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar in the uploader's
-     * 1024-byte name buffer. */
+    if (cfg->upload.level) {
+        int lo, hi, dflt;
+        snap_codec c = (snap_codec)cfg->upload.compression;
+        snap_codec_levels(c, &lo, &hi, &dflt);
+        if (c == SNAP_CODEC_NONE)
+            return fail(w, node_at(w, "upload.level"), "upload.level: only with "
+                        "upload.compression zstd or gzip (compression is none)");
+        if (cfg->upload.level < lo || cfg->upload.level > hi)
+            return fail(w, node_at(w, "upload.level"), "upload.level: %s takes %d..%d, got %d",
+                        snap_codec_name(c), lo, hi, cfg->upload.level);
+    }
+    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar.zst (the longest
+     * suffix) in the uploader's 1024-byte name buffer. */
     if (cfg->upload.prefix && cfg->device_id) {
-        size_t fixed = 2 * strlen(cfg->device_id) + 27, n = strlen(cfg->upload.prefix);
+        size_t fixed = 2 * strlen(cfg->device_id) + 31, n = strlen(cfg->upload.prefix);
         size_t most = fixed < 1023 ? 1023 - fixed : 0;
         if (n > most)
             return fail(w, node_at(w, "upload.prefix"), "upload.prefix: %zu bytes: object names "
-                        "<prefix>/<device_id>/<snapshot>.tar must fit in 1023 bytes, so the "
+                        "<prefix>/<device_id>/<snapshot>.tar.zst must fit in 1023 bytes, so the "
                         "prefix may have at most %zu here", n, most);
     }
     return 0;

@@ -73,6 +73,7 @@ typedef struct agent_config {
         uint64_t interval_ms;   /* ... or when this passed (0 = never) */
         uint64_t keep;          /* uploaded snapshots kept locally */
     } snapshot;
+#define AGENT_MAX_CIPHERSUITES 32 /* upload.ciphersuites, at most (http.h's HTTP_MAX_SUITES) */
     struct {
         int enabled;            /* an upload section is present */
         char *url;              /* https://host[:port][/path] */
@@ -80,7 +81,7 @@ typedef struct agent_config {
         int port;
         char *base_path;        /* "" or "/path" without a trailing slash */
         int mode;               /* AGENT_UPLOAD_* */
-        char *prefix;           /* object names: <prefix>/<device_id>/<snap>.tar */
+        char *prefix;           /* object names: <prefix>/<device_id>/<snap>.tar[.gz|.zst] */
         char *ca_file, *cert_file, *key_file;
         int insecure;
         char *token_file;       /* put: bearer token, read once, never logged */
@@ -92,6 +93,11 @@ typedef struct agent_config {
         uint64_t io_timeout_ms;       /* any one wait for progress */
         uint64_t response_timeout_ms; /* end of the body -> end of the response head */
         uint64_t retry_initial_ms, retry_max_ms;
+        int compression;        /* snap_codec (embeddb/wire.h): none, gzip, zstd */
+        int level;              /* the codec's level; 0 = its default */
+        uint64_t max_rate;      /* body bytes per second; 0 = no limit */
+        int ciphersuites[AGENT_MAX_CIPHERSUITES]; /* mbedTLS ids, in order of preference */
+        size_t n_ciphersuites;  /* 0: the default (http.h) */
     } upload;
     struct {
         char *host;
@@ -161,6 +167,11 @@ int config_device_id_from_host(const char *hostname, char **out, char *err, size
 /* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -EINVAL. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
+/* "<size>/s" (e.g. "2MiB/s", "500KB/s") into bytes per second within
+ * CONFIG_RATE_MIN..CONFIG_RATE_MAX; 0 or -EINVAL. */
+#define CONFIG_RATE_MIN 1024ull
+#define CONFIG_RATE_MAX (10ull << 30)
+int config_parse_rate(const char *s, uint64_t *out);
 /* "https://host[:port][/path]" -> host, port (443), path ("" or "/p", no
  * trailing slash); host and path malloc'ed. 0 or -EINVAL (not https, bad port,
  * credentials, query or fragment). */

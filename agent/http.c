@@ -39,6 +39,7 @@
 #include <mbedtls/net_sockets.h> /* MBEDTLS_ERR_NET_* codes only: plat_net does the I/O */
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509_crt.h>
 
 #include <arpa/inet.h>
@@ -63,6 +64,7 @@ struct http_client {
     mbedtls_ctr_drbg_context drbg;
     mbedtls_ssl_config conf;
     char ca_file[256];                 /* for "does not chain to ..." */
+    int *suites;                       /* offered, 0-terminated (the conf points at it) */
     unsigned char io[HTTP__HEAD_MAX];  /* request head, then body records */
     unsigned char head[HTTP__HEAD_MAX];/* the response as it arrives */
 };
@@ -139,6 +141,46 @@ static const char *os_words(int neg_errno, char *buf, size_t len)
 
 /* ---- the client ---- */
 
+int http_ciphersuite_id(const char *name)
+{
+    int id = mbedtls_ssl_get_ciphersuite_id(name);
+    if (id <= 0)
+        return HTTP_EINVAL;
+    /* By name, the one view of a suite that is the same in 2.28 and 3.x. */
+    if (!strstr(name, "-GCM-") && !strstr(name, "-CCM") && !strstr(name, "CHACHA20-POLY1305"))
+        return -ENOTSUP;
+    return id;
+}
+
+int http_aes_accelerated(void)
+{
+    return tls_compat_aes_accelerated() ? 1 : 0;
+}
+
+size_t http__order_suites(const int *all, int aes_accelerated, int *out)
+{
+    size_t n = 0;
+    for (int pass = aes_accelerated ? 1 : 0; pass < 2; pass++)
+        for (const int *p = all; *p; p++) {
+            const char *name = mbedtls_ssl_get_ciphersuite_name(*p);
+            int chacha = name && strstr(name, "CHACHA20-POLY1305") != NULL;
+            if (!name || http_ciphersuite_id(name) <= 0)
+                continue;
+            /* pass 0: ChaCha20-Poly1305 ones; pass 1: the rest (all, when
+             * AES is accelerated and the library's order stands). */
+            if (pass == 0 ? chacha : (aes_accelerated || !chacha))
+                out[n++] = *p;
+        }
+    out[n] = 0;
+    return n;
+}
+
+const char *http_client_first_suite(const http_client *c)
+{
+    const char *name = c->suites[0] ? mbedtls_ssl_get_ciphersuite_name(c->suites[0]) : NULL;
+    return name ? name : "";
+}
+
 int http_client_new(const http_tls *tls, http_client **out, char *err, size_t errlen)
 {
     static const unsigned char pers[] = "embeddb-agent http";
@@ -213,6 +255,30 @@ int http_client_new(const http_tls *tls, http_client **out, char *err, size_t er
         goto out;
     }
     tls_compat_min_tls12(&c->conf); /* TLS 1.2 at least */
+    {
+        const int *all = mbedtls_ssl_list_ciphersuites();
+        size_t n_all = 0;
+        while (all[n_all])
+            n_all++;
+        if (tls->n_suites > HTTP_MAX_SUITES) {
+            rc = HTTP_EINVAL;
+            errf(err, errlen, "%zu cipher suites: at most %d", tls->n_suites, HTTP_MAX_SUITES);
+            goto out;
+        }
+        if (!(c->suites = calloc((tls->n_suites ? tls->n_suites : n_all) + 1, sizeof(int)))) {
+            rc = HTTP_ENOMEM;
+            errf(err, errlen, "out of memory");
+            goto out;
+        }
+        if (tls->n_suites)
+            memcpy(c->suites, tls->suites, tls->n_suites * sizeof(int));
+        else if (!http__order_suites(all, http_aes_accelerated(), c->suites)) {
+            rc = HTTP_EINVAL;
+            errf(err, errlen, "this mbedTLS offers no AEAD cipher suite");
+            goto out;
+        }
+        mbedtls_ssl_conf_ciphersuites(&c->conf, c->suites);
+    }
     mbedtls_ssl_conf_authmode(&c->conf, tls->insecure ? MBEDTLS_SSL_VERIFY_NONE
                                                       : MBEDTLS_SSL_VERIFY_REQUIRED);
     if (c->ca.version)
@@ -236,6 +302,7 @@ void http_client_free(http_client *c)
     if (!c)
         return;
     mbedtls_ssl_config_free(&c->conf);
+    free(c->suites);
     mbedtls_ctr_drbg_free(&c->drbg);
     mbedtls_entropy_free(&c->entropy);
     mbedtls_pk_free(&c->key);
@@ -833,6 +900,7 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
         goto out;
     }
     set_phase(&cn, 0, NULL); /* the body: io_timeout per wait, no deadline as a whole */
+    snprintf(rsp->suite, sizeof(rsp->suite), "%s", mbedtls_ssl_get_ciphersuite(&ssl));
 
     if ((ret = tls_write_all(&ssl, &cn, c->io, head_len, &done))) {
         rc = io_failure(&cn, ret, why, sizeof(why));

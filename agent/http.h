@@ -60,12 +60,29 @@ enum {
 /* Short constant name of a code ("ETLS", "ECONNECT", ...; "unknown"). */
 const char *http_err_name(int code);
 
+#define HTTP_MAX_SUITES 32 /* configured cipher suites, at most */
+
+/*
+ * Cipher suite by its mbedTLS name ("TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-
+ * SHA256"): its id (> 0), HTTP_EINVAL when this mbedTLS does not know it,
+ * or -ENOTSUP when it is not an AEAD suite (GCM, CCM, ChaCha20-Poly1305):
+ * CBC, RC4 and NULL suites are refused whatever the library would allow.
+ */
+int http_ciphersuite_id(const char *name);
+/* 1 when mbedTLS encrypts AES with CPU instructions here (AES-NI). */
+int http_aes_accelerated(void);
+
 /* TLS settings. Paths are borrowed for the duration of http_client_new. */
 typedef struct http_tls {
     const char *ca_file;    /* PEM bundle the server must chain to (required unless insecure) */
     const char *cert_file;  /* optional client certificate chain (PEM), for mutual TLS ... */
     const char *key_file;   /* ... and its private key (unencrypted PEM/DER); both or neither */
     int insecure;           /* 1: skip server verification (the caller logs a warning) */
+    const int *suites;      /* offered cipher suites in order, n_suites ids from
+                               http_ciphersuite_id; n_suites 0: the default -- the
+                               library's AEAD suites, ChaCha20-Poly1305 first unless
+                               AES is accelerated (http__order_suites) */
+    size_t n_suites;
 } http_tls;
 
 /* Loaded CA, certificate and key plus a seeded CTR-DRBG, the record buffer
@@ -117,6 +134,7 @@ typedef struct http_response {
                             sent (then bytes_sent < content_length): the server
                             answered without having the body */
     unsigned interim;    /* interim 1xx responses skipped */
+    char suite[64];      /* the negotiated cipher suite ("" before the handshake) */
 } http_response;
 
 /*
@@ -137,6 +155,14 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
                     size_t errlen);
 
 /* ---- internals, exposed for the unit tests (test_http.c) ---- */
+
+/* The default offer: the AEAD suites of all[] (0-terminated, the library's
+ * preference) into out (room for as many + 1, 0-terminated), in all's
+ * order, except that without AES acceleration the ChaCha20-Poly1305 ones
+ * come first. Returns the count. Pure. */
+size_t http__order_suites(const int *all, int aes_accelerated, int *out);
+/* The suite a client offers first ("" before the first offer): for logs. */
+const char *http_client_first_suite(const http_client *c);
 
 #define HTTP__HEAD_MAX 16384  /* response status line + headers, bytes */
 

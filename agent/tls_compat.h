@@ -15,6 +15,19 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/version.h>
 
+/* AES instructions mbedTLS uses: only AES-NI on x86-64 in 2.28 (no ARMv8
+ * Crypto Extensions before 3.x); 3.x keeps aesni.h internal, so it counts
+ * as none there (the order then prefers ChaCha20-Poly1305, still sound). */
+#if MBEDTLS_VERSION_NUMBER < 0x03000000 && defined(MBEDTLS_AESNI_C)
+#include <mbedtls/aesni.h>
+#endif
+#if MBEDTLS_VERSION_NUMBER < 0x03000000 && defined(MBEDTLS_AESNI_C) && \
+    defined(MBEDTLS_HAVE_X86_64)
+#define tls_compat_aes_accelerated() mbedtls_aesni_has_support(MBEDTLS_AESNI_AES)
+#else
+#define tls_compat_aes_accelerated() 0
+#endif
+
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 /* 3.x takes the random generator for key blinding. */
 #define tls_compat_parse_keyfile(pk, path, drbg) \

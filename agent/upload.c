@@ -6,7 +6,8 @@
  * kicked, stopped, or the backoff ends. The tar stream is built on the fly
  * from the snapshot's files (tar.h), so memory stays at one buffer whatever
  * the snapshot's size; its length and SHA-256 were fixed at seal time, which
- * is what S3's x-amz-content-sha256 needs before the first byte is sent.
+ * is what S3's x-amz-content-sha256 needs before the first byte is sent. A
+ * compressed object (wire.h) gets its own by measure(), kept in STATE.
  *
  * Success is decided here, on two signals: the server answered 2xx AND
  * every byte of the body went out before that answer (http.h's `early`).
@@ -25,10 +26,12 @@
 
 #include "http.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "sigv4.h"
 
 #include "embeddb/plat.h"
 #include "embeddb/plat_net.h"
+#include "embeddb/wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -50,6 +53,8 @@ struct uploader {
     char *host, *base_path, *prefix, *token, *region, *bucket, *access_key, *secret;
     uint64_t connect_timeout_ms, io_timeout_ms, response_timeout_ms;
     uint64_t retry_initial_ms, retry_max_ms;
+    snap_codec codec;         /* upload.compression */
+    int level;                /* its level (the codec's default when not configured) */
     http_client *http;
     plat_cancel *cancel;      /* raised (under mu) by upload_stop and upload_delete */
     /* shared, guarded by mu */
@@ -67,6 +72,7 @@ struct uploader {
     uint64_t backoff_ms;      /* next delay (0: none running) */
     uint64_t next_attempt_ms; /* mono; 0 = now */
     uint64_t rng;
+    ratelimit rl;             /* upload.max_rate, across attempts */
 };
 
 int upload_retryable(int rc, int status)
@@ -76,8 +82,8 @@ int upload_retryable(int rc, int status)
     return status >= 500 || status == 408 || status == 429;
 }
 
-int upload_object_key(const char *prefix, const char *device_id, const char *name, char *out,
-                      size_t len)
+int upload_object_key(const char *prefix, const char *device_id, const char *name,
+                      const char *suffix, char *out, size_t len)
 {
     size_t pl = strlen(prefix);
     while (pl && prefix[pl - 1] == '/')
@@ -86,8 +92,8 @@ int upload_object_key(const char *prefix, const char *device_id, const char *nam
         prefix++;
         pl--;
     }
-    int n = snprintf(out, len, "%.*s%s%s/%s.tar", (int)pl, prefix, pl ? "/" : "", device_id,
-                     name);
+    int n = snprintf(out, len, "%.*s%s%s/%s%s", (int)pl, prefix, pl ? "/" : "", device_id,
+                     name, suffix);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -131,7 +137,14 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
     u->response_timeout_ms = cfg->upload.response_timeout_ms;
     u->retry_initial_ms = cfg->upload.retry_initial_ms;
     u->retry_max_ms = cfg->upload.retry_max_ms;
+    u->codec = (snap_codec)cfg->upload.compression;
+    {
+        int lo, hi, dflt;
+        snap_codec_levels(u->codec, &lo, &hi, &dflt);
+        u->level = cfg->upload.level ? cfg->upload.level : dflt;
+    }
     u->rng = plat_mono_ns() | 1;
+    ratelimit_init(&u->rl, cfg->upload.max_rate, plat_mono_ns());
     if (oom || plat_cancel_new(&u->cancel)) {
         snprintf(err, errlen, "out of memory (or descriptors)");
         upload_free(u);
@@ -139,58 +152,87 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
     }
     if (u->enabled) {
         http_tls tls = {.ca_file = cfg->upload.ca_file, .cert_file = cfg->upload.cert_file,
-                        .key_file = cfg->upload.key_file, .insecure = cfg->upload.insecure};
+                        .key_file = cfg->upload.key_file, .insecure = cfg->upload.insecure,
+                        .suites = cfg->upload.ciphersuites,
+                        .n_suites = cfg->upload.n_ciphersuites};
         char msg[512];
         if (http_client_new(&tls, &u->http, msg, sizeof(msg))) {
             snprintf(err, errlen, "upload: %s", msg);
             upload_free(u);
             return NULL;
         }
+        agent_log(LOG_LEVEL_INFO, "upload: TLS cipher suites: %s, first %s", cfg->upload.n_ciphersuites
+                  ? "as configured" : http_aes_accelerated() ? "mbedTLS's AEAD order (AES "
+                  "instructions here)" : "ChaCha20-Poly1305 first (no AES instructions here)",
+                  http_client_first_suite(u->http));
     }
     return u;
 }
 
 /* ---- one attempt --------------------------------------------------------- */
 
+static int cancel_fired(void *ctx)
+{
+    return plat_cancel_fired(ctx);
+}
+
+/* The body: the object's bytes; a compressed one is checked against what
+ * was measured (length, SHA-256) before its last piece is handed on, so a
+ * stream that came out different (a library upgrade since it was measured)
+ * is never sent whole. */
+typedef struct body_src {
+    uploader *u;
+    snap_object *obj;
+    snap_object_check *check; /* NULL for a plain tar (hashed at seal time) */
+    int mismatch;             /* the check failed */
+} body_src;
+
 static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
 {
-    return tar_stream_read(ctx, buf, len, got);
+    body_src *b = ctx;
+    uint64_t wait_ns;
+    size_t allow;
+    int rc;
+    *got = 0;
+    /* upload.max_rate: wait for tokens on the cancel flag, so a stop or a
+     * delete never waits for the bucket. */
+    while (!(allow = ratelimit_grant(&b->u->rl, plat_mono_ns(), len, &wait_ns)))
+        if ((rc = plat_cancel_wait(b->u->cancel, (wait_ns + 999999) / 1000000)))
+            return rc;
+    rc = snap_object_read(b->obj, buf, allow, got);
+    ratelimit_take(&b->u->rl, *got);
+    if (!rc && b->check && (rc = snap_object_check_piece(b->check, b->obj, buf, *got)))
+        b->mismatch = rc == -EBADMSG;
+    return rc;
 }
 
 /* Uploads si. 0 when a final answer came (*status: its HTTP status, a 2xx
  * only for the whole body), else a negative code (transport, TLS, a
  * snapshot that cannot be read, an answer before the body); msg says what
  * happened. */
-static int attempt(uploader *u, const snap_info *si, int *status, char *msg, size_t msglen)
+static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t msglen)
 {
     char key[1024], ekey[3072], path[4096], host[512], hosthdr[600], date[17], authz[1024];
     char h_date[64], h_sha[128], h_auth[1100], h_type[64];
     const char *headers[4];
     size_t nh = 0;
-    tar_member *m = NULL;
-    size_t n = 0;
-    tar_stream *tar = NULL;
+    body_src src = {.u = u};
     http_response rsp;
-    int rc;
+    int rc, plain = u->codec == SNAP_CODEC_NONE;
+    uint64_t len = plain ? si->tar_bytes : si->object_bytes;
+    const char *sha = plain ? si->tar_sha256 : si->object_sha256;
     *status = 0;
-    if ((rc = snap_members(u->vfs, u->root, si->name, &m, &n))) {
-        snprintf(msg, msglen, "%s: cannot read its MANIFEST.json: %s", si->name, ts_strerror(rc));
-        rc = -EBADMSG;
+    if ((rc = snap_object_open(u->vfs, u->root, si->name, snap_tar_mtime(si), si->tar_bytes,
+                               u->codec, u->level, &src.obj, msg, msglen)))
         goto out;
-    }
-    uint64_t len = tar_stream_len(m, n);
-    if (len != si->tar_bytes) {
-        snprintf(msg, msglen, "%s: files changed since sealing (tar of %" PRIu64 " bytes, STATE "
-                 "says %" PRIu64 ")", si->name, len, si->tar_bytes);
-        rc = -EBADMSG;
-        goto out;
-    }
-    if (!(tar = tar_stream_new(u->vfs, si->name, m, n, snap_tar_mtime(si)))) {
+    snap_object_set_cancel(src.obj, cancel_fired, u->cancel);
+    if (!plain && !(src.check = snap_object_check_new(len, sha))) {
         snprintf(msg, msglen, "out of memory");
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = upload_object_key(u->prefix, u->device_id, si->name, key, sizeof(key))) ||
+    if ((rc = upload_object_key(u->prefix, u->device_id, si->name, snap_codec_suffix(u->codec),
+                                key, sizeof(key))) ||
         (rc = sigv4_uri_encode(key, 1, ekey, sizeof(ekey)))) {
         snprintf(msg, msglen, "%s: object name too long", si->name);
         goto out;
@@ -202,7 +244,7 @@ static int attempt(uploader *u, const snap_info *si, int *status, char *msg, siz
         snprintf(path, sizeof(path), "%s/%s/%s", u->base_path, u->bucket, ekey);
     else
         snprintf(path, sizeof(path), "%s/%s", u->base_path, ekey);
-    snprintf(h_type, sizeof(h_type), "Content-Type: application/x-tar");
+    snprintf(h_type, sizeof(h_type), "Content-Type: %s", snap_codec_mime(u->codec));
     headers[nh++] = h_type;
     if (s3) {
         /* The Host header http.c sends: the port only when not 443. */
@@ -211,10 +253,10 @@ static int attempt(uploader *u, const snap_info *si, int *status, char *msg, siz
         else
             snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, u->port);
         sigv4_amz_date(plat_now_ns() / 1000000000, date);
-        sigv4_header sh[] = {{"host", hosthdr}, {"x-amz-content-sha256", si->tar_sha256},
+        sigv4_header sh[] = {{"host", hosthdr}, {"x-amz-content-sha256", sha},
                              {"x-amz-date", date}};
         sigv4_request sr = {.method = "PUT", .path = path, .query = "", .headers = sh,
-                            .n_headers = 3, .payload_sha256 = si->tar_sha256};
+                            .n_headers = 3, .payload_sha256 = sha};
         sigv4_key k = {.access_key = u->access_key, .secret_key = u->secret,
                        .region = u->region, .service = "s3"};
         if ((rc = sigv4_sign(&sr, &k, date, SIGV4_S3, authz, sizeof(authz), NULL, 0, NULL, 0))) {
@@ -222,7 +264,7 @@ static int attempt(uploader *u, const snap_info *si, int *status, char *msg, siz
             goto out;
         }
         snprintf(h_date, sizeof(h_date), "x-amz-date: %s", date);
-        snprintf(h_sha, sizeof(h_sha), "x-amz-content-sha256: %s", si->tar_sha256);
+        snprintf(h_sha, sizeof(h_sha), "x-amz-content-sha256: %s", sha);
         snprintf(h_auth, sizeof(h_auth), "Authorization: %s", authz);
         headers[nh++] = h_date;
         headers[nh++] = h_sha;
@@ -236,15 +278,29 @@ static int attempt(uploader *u, const snap_info *si, int *status, char *msg, siz
                   "certificate (upload.insecure is set)", host, u->port);
     http_request rq = {.method = "PUT", .host = host, .port = u->port, .path = path,
                        .headers = headers, .n_headers = nh, .content_length = len,
-                       .body = body, .body_ctx = tar,
+                       .body = body, .body_ctx = &src,
                        .connect_timeout_ms = u->connect_timeout_ms,
                        .io_timeout_ms = u->io_timeout_ms,
                        .response_timeout_ms = u->response_timeout_ms, .cancel = u->cancel};
     char herr[512];
     rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
+    if (rsp.suite[0])
+        agent_log(LOG_LEVEL_DEBUG, "upload: %s: TLS suite %s", si->name, rsp.suite);
     memset(h_auth, 0, sizeof(h_auth));
-    if (rc == HTTP_EBODY && tar_stream_error(tar)[0]) {
-        snprintf(msg, msglen, "%s: reading the snapshot: %s", si->name, tar_stream_error(tar));
+    if (rc == HTTP_EBODY && plat_cancel_fired(u->cancel)) {
+        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: cancelled", path, host, u->port);
+        rc = HTTP_ECANCELED;
+    } else if (rc == HTTP_EBODY && src.mismatch) {
+        /* Retried: the next attempt measures again (STATE loses the old
+         * figures in settle). */
+        snprintf(msg, msglen, "%s: its %s object came out different from the one measured "
+                 "(%" PRIu64 " bytes, SHA-256 %.12s...): not sent whole; measured again next",
+                 si->name, snap_codec_name(u->codec), len, sha);
+        si->object_codec[0] = 0;
+        rc = -EAGAIN;
+    } else if (rc == HTTP_EBODY && snap_object_error(src.obj)[0]) {
+        snprintf(msg, msglen, "%s: reading the snapshot: %s", si->name,
+                 snap_object_error(src.obj));
         rc = -EBADMSG;
     } else if (rc) {
         snprintf(msg, msglen, "PUT %.200s to %.100s:%d: %s", path, host, u->port, herr);
@@ -270,8 +326,8 @@ static int attempt(uploader *u, const snap_info *si, int *status, char *msg, siz
         *status = rsp.status;
     }
 out:
-    tar_stream_free(tar);
-    free(m);
+    snap_object_check_free(src.check);
+    snap_object_free(src.obj);
     return rc;
 }
 
@@ -299,6 +355,12 @@ static void wait_locked(uploader *u, uint64_t until_ms)
     u->kicked = 0;
 }
 
+/* Bytes of the object as sent. */
+static uint64_t wire_bytes(const uploader *u, const snap_info *si)
+{
+    return u->codec == SNAP_CODEC_NONE ? si->tar_bytes : si->object_bytes;
+}
+
 /* Records an attempt's outcome: STATE first (the worker still holds its
  * claim, so nothing deletes the snapshot meanwhile), then the counters, so
  * a reader of the counters finds STATE already written; then releases the
@@ -320,8 +382,10 @@ static void settle(uploader *u, snap_info *si, int rc, int status, const char *m
         si->error[0] = 0;
         u->backoff_ms = 0;
         u->next_attempt_ms = 0;
-        agent_log(LOG_LEVEL_NOTICE, "upload: %s uploaded (%" PRIu64 " bytes in %" PRIu64
-                  " ms, attempt %" PRIu64 ")", si->name, si->tar_bytes, took_ms, si->attempts);
+        agent_log(LOG_LEVEL_NOTICE, "upload: %s uploaded (%" PRIu64 " bytes%s%s in %" PRIu64
+                  " ms, attempt %" PRIu64 ")", si->name, wire_bytes(u, si),
+                  u->codec == SNAP_CODEC_NONE ? "" : ", ", u->codec == SNAP_CODEC_NONE ? ""
+                  : snap_codec_name(u->codec), took_ms, si->attempts);
     } else if (cancelled) {
         si->state = SNAP_SEALED; /* wanted gone: no retry, no failure */
         agent_log(LOG_LEVEL_INFO, "upload: %s: upload cancelled, the snapshot is to be deleted",
@@ -356,7 +420,7 @@ static void settle(uploader *u, snap_info *si, int rc, int status, const char *m
     pthread_mutex_lock(&u->mu);
     if (ok) {
         u->c.uploaded++;
-        u->c.bytes_uploaded += si->tar_bytes;
+        u->c.bytes_uploaded += wire_bytes(u, si);
     }
     u->c.retries += (uint64_t)retry;
     u->c.failed += (uint64_t)failed;
@@ -395,6 +459,37 @@ static int next_candidate(uploader *u, snap_info *out)
     return found;
 }
 
+/* A compressed object's length and SHA-256, unless STATE already has them
+ * for this codec and level: one counting pass (wire.h), cut short by the
+ * cancel flag like a request, then written to STATE so a restart does not
+ * pay it again. 0, or a code for settle (msg set). */
+static int measure(uploader *u, snap_info *si, char *msg, size_t msglen)
+{
+    uint64_t bytes = 0, t0 = plat_mono_ms();
+    char sha[65];
+    int rc, w;
+    if (u->codec == SNAP_CODEC_NONE ||
+        (!strcmp(si->object_codec, snap_codec_name(u->codec)) && si->object_level == u->level))
+        return 0;
+    if ((rc = snap_object_measure(u->vfs, u->root, si->name, snap_tar_mtime(si), si->tar_bytes,
+                                  u->codec, u->level, cancel_fired, u->cancel, &bytes, sha, msg,
+                                  msglen)))
+        return rc;
+    snprintf(si->object_codec, sizeof(si->object_codec), "%s", snap_codec_name(u->codec));
+    si->object_level = u->level;
+    si->object_bytes = bytes;
+    snprintf(si->object_sha256, sizeof(si->object_sha256), "%s", sha);
+    agent_log(LOG_LEVEL_INFO, "upload: %s: %s level %d object of %" PRIu64 " bytes (tar %" PRIu64
+              ", ratio %.2f), measured in %" PRIu64 " ms", si->name, si->object_codec, u->level,
+              bytes, si->tar_bytes, bytes ? (double)si->tar_bytes / (double)bytes : 0.0,
+              plat_mono_ms() - t0);
+    if ((w = snap_write_state(u->vfs, u->root, si))) {
+        snprintf(msg, msglen, "%s: writing STATE: %s", si->name, ts_strerror(w));
+        return -EIO;
+    }
+    return 0;
+}
+
 /* Claims si (see the top of the file) and uploads it. 1 when it could not
  * be claimed (being deleted, or stopping), else 0. */
 static int upload_one(uploader *u, snap_info *si)
@@ -430,7 +525,12 @@ static int upload_one(uploader *u, snap_info *si)
         return 0;
     }
     uint64_t t0 = plat_mono_ms();
-    int status = 0, rc = attempt(u, si, &status, msg, sizeof(msg));
+    int status = 0, rc = measure(u, si, msg, sizeof(msg));
+    if (rc) {
+        settle(u, si, rc, 0, msg, plat_mono_ms() - t0);
+        return 0;
+    }
+    rc = attempt(u, si, &status, msg, sizeof(msg));
     settle(u, si, rc, status, msg, plat_mono_ms() - t0);
     return 0;
 }

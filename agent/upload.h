@@ -2,7 +2,13 @@
  * upload.h -- the snapshot worker: one thread that finishes seals (hashing
  * is slow on a small board, so it never runs on the ingest thread) and
  * uploads each sealed snapshot, oldest first, as one tar object over TLS
- * (http.h), with a bearer token (mode put) or AWS Signature V4 (mode s3).
+ * (http.h), with a bearer token (mode put) or AWS Signature V4 (mode s3),
+ * compressed on the fly when upload.compression says so (wire.h). A
+ * compressed object's length and SHA-256 are measured by one counting pass
+ * before its first attempt (cancelled by a stop like a request) and kept in
+ * STATE; an object that comes out different from its measure is stopped
+ * before its last byte and retried (measured again). With upload.max_rate
+ * the body waits for a token bucket (ratelimit.h), on the cancel flag.
  *
  * Outcomes per attempt, persisted in the snapshot's STATE (snapshot.h):
  *   2xx after the whole body   -> uploaded
@@ -43,7 +49,8 @@ typedef struct upload_counters {
     uint64_t uploaded;        /* confirmed by the server */
     uint64_t failed;          /* refused (4xx) */
     uint64_t retries;         /* attempts that will be retried */
-    uint64_t bytes_uploaded;  /* tar bytes of confirmed uploads */
+    uint64_t bytes_uploaded;  /* object bytes (as sent: tar or compressed) of confirmed
+                                 uploads */
     char current[SNAP_NAME_MAX]; /* being uploaded now, "" when idle */
     char last_error[256];
 } upload_counters;
@@ -89,8 +96,9 @@ void upload_free(uploader *u);
  * -EBADMSG, a snapshot that cannot be read), or a final answer (rc 0) of
  * status 5xx, 408 or 429. */
 int upload_retryable(int rc, int status);
-/* Object key "<prefix>/<device>/<name>.tar" (prefix may be empty). */
-int upload_object_key(const char *prefix, const char *device_id, const char *name, char *out,
-                      size_t len);
+/* Object key "<prefix>/<device>/<name><suffix>" (prefix may be empty;
+ * suffix ".tar", ".tar.gz" or ".tar.zst"). */
+int upload_object_key(const char *prefix, const char *device_id, const char *name,
+                      const char *suffix, char *out, size_t len);
 
 #endif

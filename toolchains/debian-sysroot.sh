@@ -12,7 +12,7 @@
 set -eu
 [ $# -ge 2 ] || { echo "usage: $0 ARCH DIR [MIRROR]" >&2; exit 2; }
 arch="$1"; dir="$2"; mirror="${3:-http://deb.debian.org/debian}"
-pkgs="libc6-dev libmosquitto-dev libmbedtls-dev libyaml-dev libcmocka-dev libmicrohttpd-dev"
+pkgs="libc6-dev libmosquitto-dev libmbedtls-dev libyaml-dev libcmocka-dev libmicrohttpd-dev libzstd-dev zlib1g-dev"
 
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"

@@ -130,6 +130,23 @@ void plat_cancel_reset(plat_cancel *c)
     }
 }
 
+int plat_cancel_wait(const plat_cancel *c, uint64_t timeout_ms)
+{
+    uint64_t end = deadline_after(timeout_ms);
+    for (;;) {
+        struct pollfd p = {.fd = c->rd, .events = POLLIN};
+        uint64_t now = plat_mono_ns();
+        if (now >= end)
+            return plat_cancel_fired(c) ? -ECANCELED : 0;
+        uint64_t left_ms = (end - now + 999999u) / 1000000u;
+        int n = poll(&p, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        if (n > 0)
+            return -ECANCELED;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
 int plat_cancel_fired(const plat_cancel *c)
 {
     struct pollfd p = {.fd = c->rd, .events = POLLIN};

@@ -177,11 +177,13 @@ void snap_state_text(const snap_info *si, snap_text *b)
     for (char *c = error; *c; c++)
         if (*c == '\n' || *c == '\r')
             *c = ' ';
-    snap_text_add(b,
-                  "state=%s\ntensors=%" PRIu64 "\ntar_bytes=%" PRIu64 "\ntar_sha256=%s\ncreated_ns=%"
-                  PRId64 "\nattempts=%" PRIu64 "\nupdated_ns=%" PRId64 "\nerror=%s\n",
-                  snap_state_name(si->state), si->tensors, si->tar_bytes, si->tar_sha256,
-                  si->created_ns, si->attempts, si->updated_ns, error);
+    snap_text_add(b, "state=%s\ntensors=%" PRIu64 "\ntar_bytes=%" PRIu64 "\ntar_sha256=%s\n",
+                  snap_state_name(si->state), si->tensors, si->tar_bytes, si->tar_sha256);
+    if (si->object_codec[0])
+        snap_text_add(b, "object=%s:%d\nobject_bytes=%" PRIu64 "\nobject_sha256=%s\n",
+                      si->object_codec, si->object_level, si->object_bytes, si->object_sha256);
+    snap_text_add(b, "created_ns=%" PRId64 "\nattempts=%" PRIu64 "\nupdated_ns=%" PRId64
+                  "\nerror=%s\n", si->created_ns, si->attempts, si->updated_ns, error);
 }
 
 int snap_parse_state(const char *text, size_t len, snap_info *si)
@@ -219,6 +221,23 @@ int snap_parse_state(const char *text, size_t len, snap_info *si)
             si->tar_bytes = strtoull(val, NULL, 10);
         } else if (KEY("tar_sha256")) {
             snprintf(si->tar_sha256, sizeof(si->tar_sha256), "%.64s", val);
+        } else if (KEY("object")) {
+            /* codec:level; anything else leaves no object measured */
+            char *colon = strchr(val, ':');
+            si->object_codec[0] = 0;
+            if (colon && colon - val > 0 && (size_t)(colon - val) < sizeof(si->object_codec)) {
+                char *e = NULL;
+                long lv = strtol(colon + 1, &e, 10);
+                if (e != colon + 1 && !*e && lv >= 0 && lv <= 99) {
+                    memcpy(si->object_codec, val, (size_t)(colon - val));
+                    si->object_codec[colon - val] = 0;
+                    si->object_level = (int)lv;
+                }
+            }
+        } else if (KEY("object_bytes")) {
+            si->object_bytes = strtoull(val, NULL, 10);
+        } else if (KEY("object_sha256")) {
+            snprintf(si->object_sha256, sizeof(si->object_sha256), "%.64s", val);
         } else if (KEY("created_ns")) {
             si->created_ns = strtoll(val, NULL, 10);
         } else if (KEY("attempts")) {

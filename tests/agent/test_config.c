@@ -4,6 +4,7 @@
  * was expected; secrets are read from their file and never echoed.
  */
 #include "config.h"
+#include "http.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -415,20 +416,112 @@ static void test_upload_url_and_prefix_stay_in_place(void **state)
             fail_msg("prefix %s: '%s'", bad_prefixes[i], err);
         agent_config_free(&cfg);
     }
-    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar fits in 1023 bytes:
-     * with device_id d1 the prefix may have 992. */
-    memset(prefix, 'p', 992);
-    prefix[992] = 0;
+    /* <prefix>/<device_id>/<device_id>-<20 digits>.tar.zst fits in 1023
+     * bytes: with device_id d1 the prefix may have 988. */
+    memset(prefix, 'p', 988);
+    prefix[988] = 0;
     snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  prefix: %s\n", ca,
              prefix);
     assert_string_equal(load(sub_yaml(text, sizeof(text), "a", "", up), &cfg), "");
     agent_config_free(&cfg);
-    prefix[992] = 'p';
-    prefix[993] = 0;
+    prefix[988] = 'p';
+    prefix[989] = 0;
     snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  prefix: %s\n", ca,
              prefix);
     expect_error(sub_yaml(text, sizeof(text), "a", "", up), ":12:11: upload.prefix: ",
-                 "at most 992");
+                 "at most 988");
+}
+
+/* upload.compression, upload.level and upload.max_rate: both sides of
+ * every limit (the rate's own, in test_ratelimit). */
+static void test_upload_compression_and_level_are_checked(void **state)
+{
+    (void)state;
+    char text[4096], up[2048];
+    agent_config cfg;
+    const char *ca = write_yaml("ca.pem", "x");
+    static const struct {
+        const char *extra, *err; /* err "" = loads */
+        int codec, level;
+    } cases[] = {
+        {"", "", 0, 0},
+        {"  compression: none\n", "", 0, 0},
+        {"  compression: zstd\n", "", 2, 0},
+        {"  compression: zstd\n  level: 1\n", "", 2, 1},
+        {"  compression: zstd\n  level: 19\n", "", 2, 19},
+        {"  compression: zstd\n  level: 20\n", ":13:10: upload.level: expected an integer 1..19", 0, 0},
+        {"  compression: zstd\n  level: 0\n", ":13:10: upload.level: expected an integer 1..19", 0, 0},
+        {"  compression: gzip\n  level: 9\n", "", 1, 9},
+        {"  compression: gzip\n  level: 10\n", ":13:10: upload.level: gzip takes 1..9, got 10", 0, 0},
+        {"  level: 3\n", ":12:10: upload.level: only with upload.compression zstd or gzip", 0, 0},
+        {"  compression: xz\n", ":12:16: upload.compression: expected zstd, gzip or none, got 'xz'", 0, 0},
+        {"  compression: ZSTD\n", "expected zstd, gzip or none", 0, 0},
+        {"  max_rate: 2MiB\n", ":12:13: upload.max_rate: expected a rate like 2MiB/s", 0, 0},
+        {"  max_rate: 512/s\n", ":12:13: upload.max_rate: expected a rate like 2MiB/s (1KiB/s", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n%s", ca,
+                 cases[i].extra);
+        const char *err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+        if (cases[i].err[0] ? !strstr(err, cases[i].err) : err[0] != 0)
+            fail_msg("case %zu: expected '%s', got '%s'", i, cases[i].err, err);
+        if (!cases[i].err[0]) {
+            assert_int_equal(cfg.upload.max_rate, 0);
+            assert_int_equal(cfg.upload.compression, cases[i].codec);
+            assert_int_equal(cfg.upload.level, cases[i].level);
+        }
+        agent_config_free(&cfg);
+    }
+}
+
+static void test_upload_ciphersuites_are_known_aead_names(void **state)
+{
+    (void)state;
+    char text[8192], up[6144];
+    agent_config cfg;
+    const char *ca = write_yaml("ca.pem", "x");
+    snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  ciphersuites:\n"
+             "    - TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256\n"
+             "    - TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256\n", ca);
+    const char *err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+    assert_string_equal(err, "");
+    assert_int_equal(cfg.upload.n_ciphersuites, 2);
+    assert_int_equal(cfg.upload.ciphersuites[0],
+                     http_ciphersuite_id("TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256"));
+    assert_int_equal(cfg.upload.ciphersuites[1],
+                     http_ciphersuite_id("TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256"));
+    agent_config_free(&cfg);
+    static const struct {
+        const char *list, *err;
+    } bad[] = {
+        {"[TLS-NO-SUCH]", ":12:18: upload.ciphersuites: unknown cipher suite 'TLS-NO-SUCH'"},
+        {"[TLS-ECDHE-RSA-WITH-AES-128-CBC-SHA256]", "is not an AEAD suite"},
+        {"[]", "upload.ciphersuites: expected a non-empty list"},
+        {"TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256", "expected a non-empty list"},
+        {"[[TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256]]", "a suite name must be a string"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: %s\n  ciphersuites: %s\n",
+                 ca, bad[i].list);
+        err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+        if (!strstr(err, bad[i].err))
+            fail_msg("%s: expected '%s', got '%s'", bad[i].list, bad[i].err, err);
+        agent_config_free(&cfg);
+    }
+    /* 32 suites load, 33 do not. */
+    for (int n = 32; n <= 33; n++) {
+        size_t off = (size_t)snprintf(up, sizeof(up), "upload:\n  url: https://h/\n  ca_file: "
+                                      "%s\n  ciphersuites:\n", ca);
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(up + off, sizeof(up) - off,
+                                    "    - TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256\n");
+        err = load(sub_yaml(text, sizeof(text), "a", "", up), &cfg);
+        if (n == 32)
+            assert_string_equal(err, "");
+        else if (!strstr(err, "more than 32 suites"))
+            fail_msg("33 suites: '%s'", err);
+        agent_config_free(&cfg);
+    }
 }
 
 static void test_budget_keys_agree(void **state)
@@ -607,6 +700,8 @@ int main(void)
         cmocka_unit_test(test_topic_filters_follow_mqtt_and_fit_a_key),
         cmocka_unit_test(test_shapes_fit_max_payload),
         cmocka_unit_test(test_upload_url_and_prefix_stay_in_place),
+        cmocka_unit_test(test_upload_compression_and_level_are_checked),
+        cmocka_unit_test(test_upload_ciphersuites_are_known_aead_names),
         cmocka_unit_test(test_budget_keys_agree),
         cmocka_unit_test(test_yaml_depth_documents_and_size_are_bounded),
         cmocka_unit_test(test_strings_hold_no_nul_or_control_characters),

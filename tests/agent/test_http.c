@@ -261,6 +261,35 @@ static void test_bad_requests_are_einval_without_echoing_values(void **state)
     http_client_free(c);
 }
 
+/* Cipher suites: names checked (AEAD only), the default offer's order. */
+static void test_cipher_suites_are_aead_and_chacha_leads_without_aes(void **state)
+{
+    (void)state;
+    int chacha = http_ciphersuite_id("TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256");
+    int gcm256 = http_ciphersuite_id("TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384");
+    int gcm128 = http_ciphersuite_id("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
+    assert_true(chacha > 0 && gcm256 > 0 && gcm128 > 0);
+    assert_int_equal(http_ciphersuite_id("TLS-ECDHE-RSA-WITH-AES-128-CBC-SHA256"), -ENOTSUP);
+    assert_true(http_ciphersuite_id("TLS-RSA-WITH-NULL-SHA256") < 0); /* not built in, or not AEAD */
+    assert_int_equal(http_ciphersuite_id("TLS-NO-SUCH-SUITE"), HTTP_EINVAL);
+    assert_int_equal(http_ciphersuite_id(""), HTTP_EINVAL);
+    int cbc = 0xC027; /* TLS-ECDHE-RSA-WITH-AES-128-CBC-SHA256 */
+    int all[] = {gcm256, cbc, chacha, gcm128, 0}, out[5];
+    assert_int_equal(http__order_suites(all, 0, out), 3);
+    assert_int_equal(out[0], chacha);
+    assert_int_equal(out[1], gcm256);
+    assert_int_equal(out[2], gcm128);
+    assert_int_equal(out[3], 0);
+    assert_int_equal(http__order_suites(all, 1, out), 3);
+    assert_int_equal(out[0], gcm256);
+    assert_int_equal(out[1], chacha);
+    assert_int_equal(out[2], gcm128);
+    assert_int_equal(out[3], 0);
+    int none[] = {cbc, 0};
+    assert_int_equal(http__order_suites(none, 0, out), 0);
+    assert_int_equal(out[0], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_dechunk_decodes_until_last_chunk),
         cmocka_unit_test(test_dechunk_stops_when_out_is_full_or_input_bad),
         cmocka_unit_test(test_err_names),
+        cmocka_unit_test(test_cipher_suites_are_aead_and_chacha_leads_without_aes),
         cmocka_unit_test(test_bad_tls_settings_are_einval_naming_the_file),
         cmocka_unit_test(test_bad_requests_are_einval_without_echoing_values),
     };

@@ -67,13 +67,15 @@ static void test_object_key_joins_prefix_device_and_name(void **state)
 {
     (void)state;
     char k[256];
-    assert_int_equal(upload_object_key("fleet/", "dev-1", "dev-1-0001", k, sizeof(k)), 0);
+    assert_int_equal(upload_object_key("fleet/", "dev-1", "dev-1-0001", ".tar", k, sizeof(k)), 0);
     assert_string_equal(k, "fleet/dev-1/dev-1-0001.tar");
-    assert_int_equal(upload_object_key("", "dev-1", "dev-1-0001", k, sizeof(k)), 0);
+    assert_int_equal(upload_object_key("", "dev-1", "dev-1-0001", ".tar", k, sizeof(k)), 0);
     assert_string_equal(k, "dev-1/dev-1-0001.tar");
-    assert_int_equal(upload_object_key("/a/b/", "d", "n", k, sizeof(k)), 0);
-    assert_string_equal(k, "a/b/d/n.tar");
-    assert_int_equal(upload_object_key("p", "d", "n", k, 5), -ENAMETOOLONG);
+    assert_int_equal(upload_object_key("/a/b/", "d", "n", ".tar.zst", k, sizeof(k)), 0);
+    assert_string_equal(k, "a/b/d/n.tar.zst");
+    assert_int_equal(upload_object_key("p", "d", "n", ".tar", k, 5), -ENAMETOOLONG);
+    assert_int_equal(upload_object_key("p", "d", "n", ".tar.gz", k, 12), -ENAMETOOLONG);
+    assert_int_equal(upload_object_key("p", "d", "n", ".tar.gz", k, 13), 0);
 }
 
 /* ---- configuration ---------------------------------------------------------- */

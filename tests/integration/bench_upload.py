@@ -8,7 +8,12 @@ The snapshot is made the real way: 65536 tensors of 4 KiB published over
 MQTT, stored by the agent, sealed on SIGUSR1. Each agent repetition marks
 the snapshot sealed again (its STATE file) and asks the agent to look.
 
-Usage: bench_upload.py BUILD_DIR [--runs N] [--mib M]
+With --max-rate R (e.g. 4MiB/s) the agent uploads under upload.max_rate
+and the run also reports its rate as a ratio of R (the token bucket's
+promise: within 10 % over 10 s and more; pick --mib so an upload takes at
+least 10 s). --compression zstd|gzip uploads compressed objects.
+
+Usage: bench_upload.py BUILD_DIR [--runs N] [--mib M] [--max-rate R] [--compression C]
 Prints one line per run and the medians; exit 0.
 """
 import argparse
@@ -44,7 +49,12 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--max-rate", default=None)
+    ap.add_argument("--compression", default="none")
     args = ap.parse_args()
+    extra = f"  compression: {args.compression}\n"
+    if args.max_rate:
+        extra += f"  max_rate: {args.max_rate}\n"
     tmp = tempfile.mkdtemp(prefix="embeddb-bench-upload-")
     broker = Broker(tmp)
     broker.start()
@@ -64,7 +74,7 @@ upload:
   url: https://localhost:{web.port}/agent
   ca_file: {pki.ca}
   io_timeout: 60s
-""")
+{extra}""")
     log = open(os.path.join(tmp, "agent.log"), "w+")
     agent = subprocess.Popen([os.path.join(args.build, "agent", "embeddb-agent"), "-c", conf],
                              stderr=log)
@@ -89,7 +99,8 @@ upload:
         agent_ms, curl_s, peaks = [], [], []
 
         def uploaded_count():
-            return len(re.findall(r"uploaded \(\d+ bytes in (\d+) ms", open(log.name).read()))
+            return len(re.findall(r"uploaded \(\d+ bytes(?:, \w+)? in (\d+) ms",
+                                  open(log.name).read()))
 
         def agent_run(k):
             peak = [0]
@@ -104,13 +115,15 @@ upload:
             wait_for(lambda: uploaded_count() >= k, timeout=900, what=f"agent upload {k}")
             stop.set()
             th.join()
-            ms = int(re.findall(r"uploaded \((\d+) bytes in (\d+) ms", open(log.name).read())[-1][1])
+            ms = int(re.findall(r"uploaded \((\d+) bytes(?:, \w+)? in (\d+) ms",
+                                open(log.name).read())[-1][1])
             agent_ms.append(ms)
             peaks.append(peak[0])
 
         agent_run(1)  # the first upload follows sealing (hashing) right away
         name = [d for d in os.listdir(os.path.join(store, "snapshots")) if d[0] != "."][0]
-        obj = web.object_path(f"/agent/bench/{name}.tar")
+        suffix = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}[args.compression]
+        obj = web.object_path(f"/agent/bench/{name}{suffix}")
         size = os.path.getsize(obj)
         for k in range(args.runs):
             t = time.monotonic()
@@ -133,6 +146,13 @@ upload:
         c = statistics.median(curl_s)
         print(f"object {size} bytes; median agent {mib / a:.0f} MiB/s, curl {mib / c:.0f} MiB/s, "
               f"agent/curl = {c / a:.2f}x")
+        if args.max_rate:
+            m = re.fullmatch(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?/s", args.max_rate)
+            mul = {None: 1, "B": 1, "KB": 1e3, "KiB": 1024, "MB": 1e6, "MiB": 1 << 20,
+                   "GB": 1e9, "GiB": 1 << 30}[m.group(2)]
+            limit = int(m.group(1)) * mul
+            print(f"max_rate {args.max_rate}: median agent {size / a:.0f} B/s over {a:.1f} s "
+                  f"= {size / a / limit:.3f} x the limit")
         print(f"agent RSS: {base_rss / 1024:.1f} MiB before, peak {max(peaks) / 1024:.1f} MiB "
               f"while uploading {mib:.0f} MiB")
         with open(os.path.join(web.dir, "logs", "access.log")) as f:

@@ -7,14 +7,20 @@ are re-signed with botocore to compare signatures.
 
 Covered: an upload that lands and whose tar extracts into a store `embeddb`
 reads; rolling retention of uploaded snapshots; a server that is down and
-comes back; a certificate from another CA and a wrong host name (refused);
+comes back; upload.ciphersuites deciding the suite nginx logs (and one
+the server cannot use failing the handshake); a certificate from another CA and a wrong host name (refused);
 mutual TLS (accepted with our certificate, refused without); 500s retried
 with backoff; a stalled server hitting the I/O timeout; S3 mode against
-s3rver with the object read back; a server answering 2xx before it has the
+s3rver with the object read back; the SigV4 front checking every request
+of a multipart upload (POST, PUT part, Complete, ListParts, Abort); a server answering 2xx before it has the
 body (put and s3: retried, never marked uploaded nor deleted, then uploaded
-by an honest server); SIGTERM while an upload is stuck in connect,
+by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
+`zstd -d`, `tar --zstd` and `gzip -d` into the snapshot's exact tar and
+files, and a STATE whose measure lies found out before the last byte;
+SIGTERM while an upload is stuck in connect,
 handshake, body, or a missing, flooded or trickled response (the agent
-exits 0 at once, the snapshot stays sealed); the flash budget with uploads
+exits 0 at once, the snapshot stays sealed), and while upload.max_rate
+holds the body back; the flash budget with uploads
 failing (drop_oldest: usage stays inside max_disk and the loss counters
 match; reject_new: nothing dropped, everything stored once uploads work
 again).
@@ -300,6 +306,41 @@ class UploadTest(unittest.TestCase):
         self.assertNotIn("t0ken", self.agent.log_text())
         self.assertEqual(self.agent.stop(), 0)
 
+    def test_ciphersuites_choose_the_negotiated_suite(self):
+        # nginx logs the suite of every request ($ssl_cipher, OpenSSL's
+        # names); the agent offers only what upload.ciphersuites lists.
+        web = self.nginx().start()
+        cases = [("TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"),
+                 ("TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256")]
+        keep = "  keep: 10"  # retention must not take an uploaded one while we count them
+        for k, (ours, openssl) in enumerate(cases):
+            self.start_agent(snapshot=keep, upload=self.upload_conf(
+                web.port, extra=f"  ciphersuites: [{ours}]\n"))
+            self.published_and_sealed(20)
+            self.wait_state("uploaded", n=k + 1)
+            self.assertIn("cipher suites: as configured, first " + ours, self.agent.log_text())
+            self.assertIn(f"TLS suite {ours}", self.agent.log_text())
+            name = snapshots(self.agent.store)[k]["name"]
+            with open(web.access_log) as f:
+                self.assertRegex(f.read(), rf"PUT /up/fleet/{DEVICE}/{name}.tar HTTP/1.1\" 201 "
+                                 rf"\d+ TLSv1.2 {openssl} ")
+            self.assertEqual(self.agent.stop(), 0)
+        # A suite the server cannot use (ECDSA, its certificate is RSA): the
+        # handshake fails, retried, never an upload.
+        self.start_agent(snapshot=keep, upload=self.upload_conf(
+            web.port, extra="  ciphersuites: [TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256]\n"))
+        self.published_and_sealed(20)
+        self.wait_counter("upload_retries", 1)
+        snap = [s for s in snapshots(self.agent.store) if s["state"] != "uploaded"][0]
+        self.assertIn("TLS handshake", snap["error"])
+        self.assertEqual(self.agent.stop(), 0)
+        # The default names its order: this machine's AES instructions decide.
+        self.start_agent(snapshot=keep, upload=self.upload_conf(web.port))
+        self.wait_state("uploaded", n=3)
+        self.assertRegex(self.agent.log_text(), r"cipher suites: (mbedTLS's AEAD order \(AES "
+                         r"instructions here\)|ChaCha20-Poly1305 first \(no AES instructions "
+                         r"here\)), first TLS-")
+
     def test_server_down_then_back_resumes(self):
         port = free_port()
         self.start_agent(upload=self.upload_conf(port))
@@ -492,6 +533,29 @@ class UploadTest(unittest.TestCase):
                 st = self.agent.status()  # written at exit: no attempt ended as a retry or failure
                 self.assertEqual((st.get("upload_retries"), st.get("snapshots_failed")), ("0", "0"))
 
+    def test_sigterm_while_max_rate_holds_the_body_back_is_prompt(self):
+        # 1 KiB/s: after the first 16 KiB record the body waits ~16 s for
+        # tokens; the wait is on the cancel flag, so a stop ends it at once.
+        port = free_port()
+        self.start_agent(upload=self.upload_conf(port, io="120s", response="120s",
+                                                 extra="  max_rate: 1KiB/s\n"))
+        self.published_and_sealed(100)
+        wait_for(lambda: len(snapshots(self.agent.store)) == 1, what="the snapshot sealed")
+        name = snapshots(self.agent.store)[0]["name"]
+        self.assertEqual(self.agent.stop(), 0)
+        srv = HostileServer(self.pki, "stall_body", after=8 << 10)
+        srv.start(port=port)
+        self.servers.append(srv)
+        self.agent.start()
+        wait_for(lambda: srv.engaged.is_set(), timeout=30,
+                 what=lambda: f"8 KiB of the body to arrive\n{self.agent.log_text()[-2000:]}")
+        self.assertEqual(self.agent.stop(), 0, self.agent.log_text()[-2000:])
+        self.assertLess(self.agent.stop_seconds, 5)  # unit: TimeoutStopSec=10
+        self.assertEqual([(s["name"], s["state"]) for s in snapshots(self.agent.store)],
+                         [(name, "sealed")])
+        st = self.agent.status()
+        self.assertEqual((st.get("upload_retries"), st.get("snapshots_failed")), ("0", "0"))
+
     # ---- S3 ----------------------------------------------------------------------
 
     def s3rver(self, secret="S3RVER", port=0):
@@ -566,6 +630,55 @@ class UploadTest(unittest.TestCase):
         self.assertGreaterEqual(self.front.checked, 2)  # our PUT and botocore's GET
         self.assertNotIn("S3RVER\n", self.agent.log_text())
 
+    def test_s3_front_checks_every_multipart_request(self):
+        # The ground a resumable multipart upload will stand on: each
+        # request of botocore's multipart upload passes the front's SigV4 and
+        # payload-hash check before s3rver sees it, and a wrongly signed
+        # POST is refused. s3rver 3.7.1 implements Create, UploadPart and
+        # Complete, not ListParts or AbortMultipartUpload (405): said here
+        # so a change of server shows up.
+        from botocore.exceptions import ClientError
+        port = self.s3rver()
+        s3 = self.s3_client(port)
+        key = "fleet/mp/object.bin"
+        parts = [os.urandom(5 << 20), os.urandom(1000)]  # S3's 5 MiB minimum, then the last
+        up = s3.create_multipart_upload(Bucket="snaps", Key=key)["UploadId"]
+        etags = [s3.upload_part(Bucket="snaps", Key=key, UploadId=up, PartNumber=i + 1,
+                                Body=p)["ETag"] for i, p in enumerate(parts)]
+        s3.complete_multipart_upload(
+            Bucket="snaps", Key=key, UploadId=up,
+            MultipartUpload={"Parts": [{"ETag": e, "PartNumber": i + 1}
+                                       for i, e in enumerate(etags)]})
+        self.assertEqual(s3.get_object(Bucket="snaps", Key=key)["Body"].read(), b"".join(parts))
+        def query(p):  # sorted, the upload id named ID
+            q = p.split("?", 1)[1] if "?" in p else ""
+            return "&".join(sorted(re.sub(r"uploadId=[^&]+", "uploadId=ID", q).split("&")))
+        seen = [(m, query(p), n) for m, p, n in self.front.requests]
+        self.assertEqual(seen[:4], [("POST", "uploads", 0),
+                                    ("PUT", "partNumber=1&uploadId=ID", 5 << 20),
+                                    ("PUT", "partNumber=2&uploadId=ID", 1000),
+                                    ("POST", "uploadId=ID", seen[3][2])])
+        self.assertGreater(seen[3][2], 0)  # the CompleteMultipartUpload XML, hashed and signed
+        for call in (lambda c: c.list_parts(Bucket="snaps", Key=key, UploadId=up),
+                     lambda c: c.abort_multipart_upload(Bucket="snaps", Key=key, UploadId=up)):
+            n = self.front.checked
+            with self.assertRaises(ClientError) as e:
+                call(s3)
+            self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 405)
+            self.assertEqual(self.front.checked, n + 1)  # checked by the front, then s3rver's 405
+        # A POST signed with another secret never reaches s3rver.
+        import botocore.session
+        from botocore.config import Config
+        bad = botocore.session.get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url=f"https://localhost:{port}",
+            aws_access_key_id="S3RVER", aws_secret_access_key="wrong", verify=self.pki.ca,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        n = self.front.checked
+        with self.assertRaises(ClientError) as e:
+            bad.create_multipart_upload(Bucket="snaps", Key=key)
+        self.assertEqual(e.exception.response["Error"]["Code"], "SignatureDoesNotMatch")
+        self.assertEqual(self.front.checked, n)
+
     def test_s3_wrong_secret_is_refused_by_the_server(self):
         port = self.s3rver()
         self.start_agent(upload=self.s3_conf(port, secret="not-the-secret"))
@@ -590,6 +703,113 @@ class UploadTest(unittest.TestCase):
         want = botocore_authorization("PUT", url, signed, h["x-amz-content-sha256"], "us-east-1",
                                       "S3RVER", "S3RVER", h["x-amz-date"])
         self.assertEqual(h["authorization"], want)
+
+    # ---- compression on the wire ---------------------------------------------------
+
+    def received_is_the_snapshot(self, obj_bytes, unpack, snap):
+        """The object unpacked by the standard tool (`unpack`: argv reading
+        stdin) is byte for byte the snapshot's tar stream (its SHA-256 and
+        length, fixed at seal time, in STATE), and `tar` extracts files
+        byte for byte equal to the snapshot's own."""
+        tar = subprocess.run(unpack, input=obj_bytes, capture_output=True, timeout=60)
+        self.assertEqual(tar.returncode, 0, tar.stderr)
+        state = self.state_of(snap["name"])
+        self.assertEqual(len(tar.stdout), int(state["tar_bytes"]))
+        self.assertEqual(hashlib.sha256(tar.stdout).hexdigest(), state["tar_sha256"])
+        # The object is what STATE measured before sending it.
+        self.assertEqual(len(obj_bytes), int(state["object_bytes"]))
+        self.assertEqual(hashlib.sha256(obj_bytes).hexdigest(), state["object_sha256"])
+        out = os.path.join(self.tmp, "unpacked-" + snap["name"])
+        os.makedirs(out)
+        with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as tf:
+            tf.extractall(out)
+        mine = os.path.join(self.agent.store, "snapshots", snap["name"])
+        got = os.path.join(out, snap["name"])
+        names = sorted(n for n in os.listdir(mine) if n != "STATE")
+        self.assertEqual(sorted(os.listdir(got)), names)
+        for n in names:
+            with open(os.path.join(mine, n), "rb") as a, open(os.path.join(got, n), "rb") as b:
+                self.assertEqual(a.read(), b.read(), n)
+        return got
+
+    def state_of(self, name):
+        with open(os.path.join(self.agent.store, "snapshots", name, "STATE")) as f:
+            return dict(l.split("=", 1) for l in f.read().splitlines() if "=" in l)
+
+    def test_zstd_put_to_nginx_unpacks_with_tar_zstd(self):
+        web = self.nginx().start()
+        self.start_agent(upload=self.upload_conf(web.port, extra="  compression: zstd\n"))
+        self.published_and_sealed(200)
+        self.wait_state("uploaded")
+        snap = snapshots(self.agent.store)[0]
+        obj = web.object_path(f"/up/fleet/{DEVICE}/{snap['name']}.tar.zst")
+        self.assertTrue(os.path.exists(obj), os.listdir(web.root))
+        with open(obj, "rb") as f:
+            body = f.read()
+        self.assertEqual(self.state_of(snap["name"])["object"], "zstd:3")
+        self.assertLess(len(body), int(snap["tar_bytes"]) // 2)
+        got = self.received_is_the_snapshot(body, ["zstd", "-d", "-c"], snap)
+        self.assertEqual(store_count(got), 200)
+        # tar's own zstd support, straight from the object file.
+        out = os.path.join(self.tmp, "tar-zstd")
+        os.makedirs(out)
+        r = subprocess.run(["tar", "--zstd", "-xf", obj, "-C", out], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(embeddb("verify", os.path.join(out, snap["name"])).returncode, 0)
+        with open(web.access_log) as f:
+            self.assertRegex(f.read(),
+                             rf'"PUT /up/fleet/{DEVICE}/{snap["name"]}.tar.zst HTTP/1.1" 201')
+        wait_for(lambda: self.agent.stat("bytes_uploaded") == len(body),
+                 what=lambda: f"bytes_uploaded == {len(body)} (the object's, as sent): "
+                 f"{self.agent.status()}")
+        self.assertEqual(self.agent.stop(), 0)
+
+    def test_gzip_to_s3rver_unpacks_with_gzip_d(self):
+        port = self.s3rver()
+        self.start_agent(upload=self.s3_conf(port) + "  compression: gzip\n  level: 9\n")
+        self.published_and_sealed(150)
+        self.wait_state("uploaded")
+        snap = snapshots(self.agent.store)[0]
+        key = f"fleet/{DEVICE}/{snap['name']}.tar.gz"
+        got = self.s3_client(port).get_object(Bucket="snaps", Key=key)
+        body = got["Body"].read()
+        self.assertEqual(got["ContentType"], "application/gzip")
+        self.assertEqual(self.state_of(snap["name"])["object"], "gzip:9")
+        self.received_is_the_snapshot(body, ["gzip", "-d", "-c"], snap)
+        self.assertGreaterEqual(self.front.checked, 2)  # the signed hash matched the body
+
+    def test_a_measure_from_another_codec_is_not_trusted(self):
+        # STATE claims a zstd:3 object of other bytes (a previous run's, a
+        # library upgrade): the agent measures again before sending, and what
+        # it sends is what it measured.
+        port = self.s3rver()
+        self.start_agent(upload=self.s3_conf(port) + "  compression: zstd\n  level: 1\n")
+        self.published_and_sealed(60)
+        self.wait_state("uploaded")
+        self.assertEqual(self.agent.stop(), 0)
+        name = snapshots(self.agent.store)[0]["name"]
+        path = os.path.join(self.agent.store, "snapshots", name, "STATE")
+        with open(path) as f:
+            text = f.read()
+        # Level 3 named, level 1's figures kept: a lying STATE.
+        text = text.replace("state=uploaded", "state=sealed").replace("object=zstd:1",
+                                                                      "object=zstd:3")
+        with open(path, "w") as f:
+            f.write(text)
+        with open(self.agent.conf) as f:
+            conf = f.read()
+        with open(self.agent.conf, "w") as f:
+            f.write(conf.replace("  level: 1\n", "  level: 3\n"))
+        self.agent.start()
+        wait_for(lambda: self.agent.stat("upload_retries") >= 1 or
+                 snapshots(self.agent.store)[0]["state"] == "uploaded", timeout=30,
+                 what="the lying measure to be found out")
+        self.wait_state("uploaded")
+        self.assertIn("came out different from the one measured", self.agent.log_text())
+        body = self.s3_client(port).get_object(
+            Bucket="snaps", Key=f"fleet/{DEVICE}/{name}.tar.zst")["Body"].read()
+        self.received_is_the_snapshot(body, ["zstd", "-d", "-c"], snapshots(self.agent.store)[0])
 
     # ---- the flash budget ---------------------------------------------------------
 
@@ -697,13 +917,17 @@ class S3Front:
     """HTTPS on a free port in front of an S3 server on plain HTTP: checks
     each request's AWS Signature V4 with botocore's signer (and the payload
     hash against the body), answers 403 SignatureDoesNotMatch like S3 when
-    either is wrong, else forwards the request and relays the answer."""
+    either is wrong, else forwards the request and relays the answer. Every
+    method S3's multipart upload uses goes through the same check (POST
+    ?uploads and ?uploadId, PUT ?partNumber, GET and DELETE ?uploadId);
+    `requests` records (method, path, body bytes) of each checked one."""
 
     def __init__(self, pki, backend_port, access_key, secret, port=0):
         import http.client
         from sigv4_botocore import botocore_authorization
         front = self
         self.checked = 0
+        self.requests = []
 
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -735,6 +959,7 @@ class S3Front:
                         h["x-amz-content-sha256"] != hashlib.sha256(body).hexdigest()):
                     return self.refuse("XAmzContentSHA256Mismatch", "payload hash mismatch")
                 front.checked += 1
+                front.requests.append((self.command, self.path, len(body)))
                 c = http.client.HTTPConnection("127.0.0.1", backend_port, timeout=30)
                 c.request(self.command, self.path, body=body, headers=dict(self.headers))
                 r = c.getresponse()
@@ -748,7 +973,7 @@ class S3Front:
                 self.wfile.write(data)
                 c.close()
 
-            do_PUT = do_GET = do_HEAD = relay
+            do_PUT = do_GET = do_HEAD = do_POST = do_DELETE = relay
 
             def log_message(self, *a):
                 pass

@@ -7,6 +7,7 @@
  * decided by socket state, never by how long something took: the timeouts
  * given are far longer than the test.
  */
+#include "embeddb/plat.h"
 #include "embeddb/plat_net.h"
 
 #include <arpa/inet.h>
@@ -100,6 +101,25 @@ static void test_cancel_ends_recv_and_readable_waits(void **state)
     plat_cancel_free(c);
 }
 
+/* The rate limiter's sleep: a raised flag (before or during) ends it. */
+static void test_cancel_wait_ends_at_the_flag_or_the_time(void **state)
+{
+    plat_cancel *c = NULL;
+    pthread_t t;
+    (void)state;
+    assert_int_equal(plat_cancel_new(&c), 0);
+    uint64_t t0 = plat_mono_ns();
+    assert_int_equal(plat_cancel_wait(c, 20), 0);
+    assert_true(plat_mono_ns() - t0 >= 20000000u); /* a lower bound only: never a speed */
+    assert_int_equal(plat_cancel_wait(c, 0), 0);
+    assert_int_equal(pthread_create(&t, NULL, fire_soon, c), 0);
+    assert_int_equal(plat_cancel_wait(c, LONG_MS), -ECANCELED);
+    pthread_join(t, NULL);
+    assert_int_equal(plat_cancel_wait(c, LONG_MS), -ECANCELED); /* sticky */
+    assert_int_equal(plat_cancel_wait(c, 0), -ECANCELED);
+    plat_cancel_free(c);
+}
+
 /* Fills fd's send buffer until the kernel takes no more (the peer reads nothing). */
 static void fill(int fd)
 {
@@ -175,6 +195,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_flag_is_sticky_until_reset),
         cmocka_unit_test(test_cancel_ends_recv_and_readable_waits),
+        cmocka_unit_test(test_cancel_wait_ends_at_the_flag_or_the_time),
         cmocka_unit_test(test_send_waiting_for_room_stops_when_peer_speaks_or_cancel),
         cmocka_unit_test(test_cancel_ends_a_connect_the_peer_never_answers),
         cmocka_unit_test(test_names_resolve_on_the_helper_thread),

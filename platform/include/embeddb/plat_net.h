@@ -47,6 +47,10 @@ void plat_cancel_fire(plat_cancel *c);
 void plat_cancel_reset(plat_cancel *c);
 /* 1 when the flag is up, else 0. */
 int plat_cancel_fired(const plat_cancel *c);
+/* Sleeps timeout_ms, or less: -ECANCELED as soon as the flag is up (also
+ * when it already was), else 0 once the time has passed (-errno if poll
+ * fails). */
+int plat_cancel_wait(const plat_cancel *c, uint64_t timeout_ms);
 
 /*
  * Resolves host (a name or an IPv4/IPv6 literal) and connects to port

@@ -20,8 +20,9 @@
  * MANIFEST.json (in the snapshot and in its upload): device id, name, seq
  * and time ranges, key range, tensor count per topic (tensor name), and
  * each store file's size and SHA-256. STATE (never uploaded): the upload
- * state, attempts, last error, and the length and SHA-256 of the tar stream
- * (tar.h) that carries the snapshot, computed once at seal time.
+ * state, attempts, last error, the length and SHA-256 of the tar stream
+ * (tar.h) that carries the snapshot, computed once at seal time, and those
+ * of its compressed object (wire.h) once the uploader has measured one.
  *
  * Every function returns 0 or a negative -errno / TS_E* code and, where it
  * takes err, a message naming the file and the failing call. Every file call
@@ -67,6 +68,13 @@ typedef struct snap_info {
     uint64_t tensors;
     uint64_t tar_bytes;
     char tar_sha256[65];
+    /* The compressed object last measured for upload (embeddb/wire.h):
+     * codec name ("" when none was), level, length and SHA-256. Valid only
+     * for that codec and level; the uploader measures again otherwise. */
+    char object_codec[8];
+    int object_level;
+    uint64_t object_bytes;
+    char object_sha256[65];
     int64_t created_ns;
     uint64_t attempts;
     int64_t updated_ns;
