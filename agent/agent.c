@@ -30,6 +30,7 @@
 
 #include "batch.h"
 #include "budget.h"
+#include "control.h"
 #include "ingest.h"
 #include "log.h"
 #include "status.h"
@@ -66,6 +67,9 @@ typedef struct agent {
     uint64_t last_seal_ms;
     log_limit budget_lim;
     int stopping;              /* graceful stop: max_disk yields to "lose nothing" */
+    /* fleet control (control.h): the retained status topic, "" when off */
+    char status_topic[CONTROL_TOPIC_MAX];
+    uint64_t started_ms, last_pub_ms;
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -141,6 +145,70 @@ static void write_status(agent *a, const char *state)
         upload_counters_get(a->up, &u);
     status_write(a->vfs, a->cfg.storage.dir, state, a->cfg.device_id, &a->n, &c,
                  a->store ? &st : NULL, a->up ? &u : NULL);
+}
+
+static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending);
+
+/* The retained status document (control.h) for the broker: built here,
+ * published by the network thread. Lists the snapshots (one directory
+ * read), so it runs every control.status_interval, not every second. */
+static void publish_status(agent *a)
+{
+    char doc[CONTROL_STATUS_MAX];
+    size_t len = 0, n = 0;
+    uint64_t pending = 0, avail = UINT64_MAX, total = 0;
+    ingest_counters c;
+    ts_stats st = {0};
+    control_status s = {.device_id = a->cfg.device_id, .online = 1, .time_ns = plat_now_ns(),
+                        .uptime_ms = plat_mono_ms() - a->started_ms, .in = &c, .a = &a->n,
+                        .flash_limit = a->cfg.storage.max_disk};
+    a->last_pub_ms = plat_mono_ms();
+    if (!a->status_topic[0])
+        return;
+    ingest_counters_get(a->in, &c);
+    if (a->store)
+        ts_get_stats(a->store, &st);
+    snap_info *v = list_snapshots(a, &n, &pending);
+    for (size_t i = 0; i < n; i++) {
+        s.snapshots[v[i].state <= SNAP_SEALING ? v[i].state : SNAP_FAILED]++;
+        if (v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING ||
+            v[i].state == SNAP_SEALING)
+            s.backlog_bytes += v[i].disk_bytes;
+    }
+    free(v);
+    s.flash_used = st.disk_bytes + a->n.snap_bytes;
+    if (a->vfs->statfs(a->vfs, a->cfg.storage.dir, &avail, &total))
+        avail = UINT64_MAX;
+    s.flash_free = avail;
+    if (control_status_json(&s, doc, sizeof(doc), &len) ||
+        ingest_publish(a->in, a->status_topic, doc, len, 1))
+        agent_log(LOG_LEVEL_WARNING, "status on %s not published", a->status_topic);
+}
+
+/* The Last Will (offline, "lost") and a graceful stop's goodbye
+ * (offline, "stopped"), both retained on the status topic. */
+static int set_will(agent *a, char *err, size_t errlen)
+{
+    char will[256], bye[256];
+    size_t wl = 0, bl = 0;
+    control_status s = {.device_id = a->cfg.device_id, .online = 0, .reason = "lost"};
+    if (!a->cfg.control.status_interval_ms)
+        return 0;
+    if (control_topic(a->status_topic, sizeof(a->status_topic), a->cfg.control.prefix,
+                      a->cfg.device_id, "status")) {
+        snprintf(err, errlen, "control.prefix: the status topic is too long");
+        return -ENAMETOOLONG;
+    }
+    int rc = control_status_json(&s, will, sizeof(will), &wl);
+    s.reason = "stopped";
+    if (!rc)
+        rc = control_status_json(&s, bye, sizeof(bye), &bl);
+    if (!rc)
+        rc = ingest_set_will(a->in, a->status_topic, will, wl, bye, bl);
+    if (rc)
+        snprintf(err, errlen, "setting the MQTT Last Will on %s: %s", a->status_topic,
+                 strerror(-rc));
+    return rc;
 }
 
 /* After a failed fsync the store is poisoned: reopen it (recovery decides
@@ -505,14 +573,14 @@ int agent_run(const char *config_path)
     }
     if (!a.cfg.upload.enabled)
         agent_log(LOG_LEVEL_NOTICE, "no upload section: snapshots stay on flash");
-    a.last_seal_ms = plat_mono_ms();
+    a.last_seal_ms = a.started_ms = plat_mono_ms();
     retention_tick(&a);
     /* Acknowledged and not yet stored: this batch and the next, plus room
      * for the broker's in-flight window ahead of a settle barrier's answer
      * (mosquitto's default is 20), no more. */
     if (!(a.in = ingest_new(&a.cfg, 2 * (size_t)a.cfg.batch.max_tensors + INFLIGHT_ROOM,
                             2 * a.cfg.batch.max_bytes, err, sizeof(err))) ||
-        ingest_start(a.in, err, sizeof(err))) {
+        set_will(&a, err, sizeof(err)) || ingest_start(a.in, err, sizeof(err))) {
         agent_log(LOG_LEVEL_ERROR, "%s", err);
         goto out;
     }
@@ -561,6 +629,9 @@ int agent_run(const char *config_path)
             if (watchdog_ms)
                 plat_notify("WATCHDOG=1");
         }
+        if (a.status_topic[0] && (ingest_take_connected(a.in) ||
+                                  now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
+            publish_status(&a);
     }
     /* Graceful stop: no new messages; commit what the broker handed over
      * (the batch and the queue: at most two batches), then seal it. */

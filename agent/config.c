@@ -151,6 +151,13 @@ static const opt log_opts[] = {
     END,
 };
 
+static const opt control_opts[] = {
+    {"prefix", OPT_STR, OFF(control.prefix), 0, 0, 0, NULL, check_prefix},
+    {"status_interval", OPT_DURATION, OFF(control.status_interval_ms), 0, 0, 86400000, NULL,
+     NULL},
+    END,
+};
+
 static const opt top_opts[] = {
     {"device_id", OPT_STR, OFF(device_id), 0, 0, 0, NULL, NULL},
     {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts, NULL},
@@ -159,6 +166,7 @@ static const opt top_opts[] = {
     {"snapshot", OPT_SECTION, 0, 0, 0, 0, snapshot_opts, NULL},
     {"upload", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
     {"log", OPT_SECTION, 0, 0, 0, 0, log_opts, NULL},
+    {"control", OPT_SECTION, 0, 0, 0, 0, control_opts, NULL},
     END,
 };
 
@@ -928,6 +936,13 @@ static int check_limits(walker *w)
                     cfg->snapshot.max_bytes, AGENT_MAX_SSTS_PER_SNAPSHOT,
                     cfg->storage.memtable_max, need);
     }
+    if (cfg->control.status_interval_ms && cfg->control.status_interval_ms < 1000)
+        return fail(w, node_at(w, "control.status_interval"), "control.status_interval: %"
+                    PRIu64 "ms is too often (at least 1s, or 0s for no status and no Last Will)",
+                    cfg->control.status_interval_ms);
+    if (cfg->control.prefix && strlen(cfg->control.prefix) > AGENT_CONTROL_PREFIX_MAX)
+        return fail(w, node_at(w, "control.prefix"), "control.prefix: %zu bytes; at most %d",
+                    strlen(cfg->control.prefix), AGENT_CONTROL_PREFIX_MAX);
     /* <prefix>/<device_id>/<device_id>-<20 digits>.tar in the uploader's
      * 1024-byte name buffer. */
     if (cfg->upload.prefix && cfg->device_id) {
@@ -963,6 +978,7 @@ static void defaults(agent_config *cfg)
     cfg->upload.response_timeout_ms = 60000;
     cfg->upload.retry_initial_ms = 1000;
     cfg->upload.retry_max_ms = 300000;
+    cfg->control.status_interval_ms = 60000;
 }
 
 int config_parse_url(const char *url, char **host, int *port, char **path)
@@ -1233,6 +1249,10 @@ int agent_config_load_buffer(const char *name, const char *text, size_t len,
         snprintf(err, errlen, "%s: mqtt.password_file needs mqtt.username", name);
         goto out;
     }
+    if (!cfg->control.prefix && !(cfg->control.prefix = strdup("embeddb"))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     if (check_upload(cfg, name, err, errlen))
         goto out;
     if (check_limits(&w) || read_secrets(&w))
@@ -1309,7 +1329,8 @@ void agent_config_free(agent_config *cfg)
     char **strs[] = {&cfg->upload.url, &cfg->upload.host, &cfg->upload.base_path,
                      &cfg->upload.prefix, &cfg->upload.ca_file, &cfg->upload.cert_file,
                      &cfg->upload.key_file, &cfg->upload.token_file, &cfg->upload.region,
-                     &cfg->upload.bucket, &cfg->upload.access_key, &cfg->upload.secret_file};
+                     &cfg->upload.bucket, &cfg->upload.access_key, &cfg->upload.secret_file,
+                     &cfg->control.prefix};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     memset(cfg, 0, sizeof(*cfg));

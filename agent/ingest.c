@@ -84,7 +84,34 @@ struct ingest {
     int port, keepalive_s;
     pthread_t thread;
     int started;
+    /* fleet control: publications posted by the main thread (ingest_publish),
+     * the words of a graceful stop, and "a connection was accepted" */
+    struct outmsg *out_head, **out_tail;
+    size_t out_n;
+    char *bye_topic;
+    void *bye;
+    size_t bye_len;
+    int connected_note;
 };
+
+typedef struct outmsg {
+    char *topic;
+    void *payload;
+    size_t len;
+    int retain;
+    struct outmsg *next;
+} outmsg;
+
+static void outmsg_free(outmsg *o)
+{
+    while (o) {
+        outmsg *next = o->next;
+        free(o->topic);
+        free(o->payload);
+        free(o);
+        o = next;
+    }
+}
 
 static void subs_free(agent_sub *subs, size_t n)
 {
@@ -160,6 +187,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     in->c.connected = 1;
     in->c.connects++;
     in->attempt_ok = 1;
+    in->connected_note = 1;
+    pthread_cond_broadcast(&in->nonempty); /* the main loop publishes a status */
     pthread_mutex_unlock(&in->mu);
     subscribe_all(in);
     agent_log(LOG_LEVEL_NOTICE, "connected to %s:%d, subscribing to %zu topic filter(s)",
@@ -324,6 +353,7 @@ ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, 
         goto fail;
     }
     in->n_subs = cfg->mqtt.n_subs;
+    in->out_tail = &in->out_head;
     in->port = cfg->mqtt.port;
     in->keepalive_s = (int)(cfg->mqtt.keepalive_ms / 1000);
     in->hold_n = hold_n ? hold_n : 1;
@@ -423,6 +453,29 @@ static void settle_tick(ingest *in)
     pthread_mutex_unlock(&in->mu);
 }
 
+/* Publishes what the main thread posted (network thread), when connected;
+ * otherwise it waits for the connection. No libmosquitto call under the
+ * mutex (see subscribe_all). */
+static void outbox_flush(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    outmsg *list = in->c.connected ? in->out_head : NULL;
+    if (list) {
+        in->out_head = NULL;
+        in->out_tail = &in->out_head;
+        in->out_n = 0;
+    }
+    pthread_mutex_unlock(&in->mu);
+    for (outmsg *o = list; o; o = o->next) {
+        int rc = mosquitto_publish(in->mosq, NULL, o->topic, (int)o->len, o->payload, 1,
+                                   o->retain);
+        if (rc != MOSQ_ERR_SUCCESS)
+            agent_log(LOG_LEVEL_WARNING, "publishing on %.200s: %s", o->topic,
+                      mosquitto_strerror(rc));
+    }
+    outmsg_free(list);
+}
+
 /* The network thread: loop passes (a barrier that is due is sent before
  * each), reconnects with a backoff from 1 s to 30 s, and the stop. */
 static void *run(void *arg)
@@ -438,6 +491,7 @@ static void *run(void *arg)
             need_connect = 0;
         } else {
             settle_tick(in);
+            outbox_flush(in);
             rc = mosquitto_loop(in->mosq, LOOP_MS, 1);
         }
         pthread_mutex_lock(&in->mu);
@@ -462,7 +516,13 @@ static void *run(void *arg)
      * the main thread unproven. */
     pthread_mutex_lock(&in->mu);
     settle_unproven(in);
+    int connected = in->c.connected;
     pthread_mutex_unlock(&in->mu);
+    /* A DISCONNECT discards the will: say goodbye ourselves, after what is
+     * posted (unthreaded: both are written before the DISCONNECT). */
+    outbox_flush(in);
+    if (connected && in->bye)
+        mosquitto_publish(in->mosq, NULL, in->bye_topic, (int)in->bye_len, in->bye, 1, true);
     mosquitto_disconnect(in->mosq);
     return NULL;
 }
@@ -553,6 +613,71 @@ int ingest_update(ingest *in, const agent_config *cfg)
     return 0;
 }
 
+int ingest_set_will(ingest *in, const char *topic, const void *will, size_t will_len,
+                    const void *bye, size_t bye_len)
+{
+    if (will_len > INT32_MAX || bye_len > INT32_MAX)
+        return -EINVAL;
+    free(in->bye_topic);
+    free(in->bye);
+    in->bye = malloc(bye_len ? bye_len : 1);
+    if (!(in->bye_topic = strdup(topic)) || !in->bye)
+        return -ENOMEM;
+    memcpy(in->bye, bye, bye_len);
+    in->bye_len = bye_len;
+    int rc = mosquitto_will_set(in->mosq, topic, (int)will_len, will, 1, true);
+    return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+}
+
+int ingest_publish(ingest *in, const char *topic, const void *payload, size_t len, int retain)
+{
+    if (len > INT32_MAX)
+        return -EINVAL;
+    outmsg *o = calloc(1, sizeof(*o));
+    if (!o || !(o->topic = strdup(topic)) || !(o->payload = malloc(len ? len : 1))) {
+        outmsg_free(o);
+        return -ENOMEM;
+    }
+    memcpy(o->payload, payload, len);
+    o->len = len;
+    o->retain = retain;
+    int rc = 0;
+    pthread_mutex_lock(&in->mu);
+    outmsg *old = NULL;
+    if (retain)
+        for (outmsg *q = in->out_head; q && !old; q = q->next)
+            if (q->retain && !strcmp(q->topic, topic))
+                old = q;
+    if (old) {
+        /* swap the newer payload into the queued place */
+        void *p = old->payload;
+        old->payload = o->payload;
+        old->len = o->len;
+        o->payload = p;
+    } else if (in->out_n >= INGEST_OUTBOX_MAX) {
+        rc = -EAGAIN;
+    } else {
+        if (!in->out_head)
+            in->out_tail = &in->out_head;
+        *in->out_tail = o;
+        in->out_tail = &o->next;
+        in->out_n++;
+        o = NULL;
+    }
+    pthread_mutex_unlock(&in->mu);
+    outmsg_free(o);
+    return rc;
+}
+
+int ingest_take_connected(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    int note = in->connected_note;
+    in->connected_note = 0;
+    pthread_mutex_unlock(&in->mu);
+    return note;
+}
+
 void ingest_counters_get(ingest *in, ingest_counters *out)
 {
     pthread_mutex_lock(&in->mu);
@@ -592,5 +717,8 @@ void ingest_free(ingest *in)
         subs_free(in->next_subs, in->n_next);
     free(in->host);
     free(in->settle_topic);
+    outmsg_free(in->out_head);
+    free(in->bye_topic);
+    free(in->bye);
     free(in);
 }

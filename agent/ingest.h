@@ -90,6 +90,25 @@ void ingest_msg_free(ingest_msg *m);
  * from then on. 0 or -ENOMEM. */
 int ingest_update(ingest *in, const agent_config *cfg);
 void ingest_counters_get(ingest *in, ingest_counters *out);
+/* Fleet control (control.h): the network thread is the only one to touch
+ * the MQTT handle, so the main thread's publications pass through here.
+ *
+ * ingest_set_will, before ingest_start: the Last Will (retained, QoS 1) on
+ * topic, and `bye`, published retained on that topic by a graceful stop
+ * (a DISCONNECT discards the will). Copies are taken. 0, -ENOMEM, or
+ * -EINVAL from libmosquitto (a bad topic). */
+int ingest_set_will(ingest *in, const char *topic, const void *will, size_t will_len,
+                    const void *bye, size_t bye_len);
+/* Queues a copy of payload for the network thread to publish at QoS 1 at its
+ * next loop pass (within ~100 ms) once connected. A retained publication
+ * replaces one still queued on the same topic (a newer status supersedes
+ * an older one), so the queue holds at most INGEST_OUTBOX_MAX entries.
+ * 0, -ENOMEM, or -EAGAIN when full (the caller drops or retries). */
+#define INGEST_OUTBOX_MAX 64
+int ingest_publish(ingest *in, const char *topic, const void *payload, size_t len, int retain);
+/* 1 once after each accepted connection (the main thread then publishes a
+ * fresh status), else 0. */
+int ingest_take_connected(ingest *in);
 /* Disconnects and joins the network thread; queued messages stay poppable. */
 void ingest_stop(ingest *in);
 void ingest_free(ingest *in);
