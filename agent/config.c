@@ -155,6 +155,8 @@ static const opt control_opts[] = {
     {"prefix", OPT_STR, OFF(control.prefix), 0, 0, 0, NULL, check_prefix},
     {"status_interval", OPT_DURATION, OFF(control.status_interval_ms), 0, 0, 86400000, NULL,
      NULL},
+    {"commands", OPT_BOOL, OFF(control.commands), 0, 0, 0, NULL, NULL},
+    {"command_rate", OPT_U64, OFF(control.command_rate), 0, 1, 600, NULL, NULL},
     END,
 };
 
@@ -979,6 +981,7 @@ static void defaults(agent_config *cfg)
     cfg->upload.retry_initial_ms = 1000;
     cfg->upload.retry_max_ms = 300000;
     cfg->control.status_interval_ms = 60000;
+    cfg->control.command_rate = 30;
 }
 
 int config_parse_url(const char *url, char **host, int *port, char **path)
@@ -1251,6 +1254,12 @@ int agent_config_load_buffer(const char *name, const char *text, size_t len,
     }
     if (!cfg->control.prefix && !(cfg->control.prefix = strdup("embeddb"))) {
         snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (cfg->control.commands && !strcmp(cfg->device_id, "fleet")) {
+        snprintf(err, errlen, "%s: device_id: 'fleet' names the fleet-wide command topic "
+                 "(<control.prefix>/fleet/cmd/...); with control.commands on, choose another",
+                 name);
         goto out;
     }
     if (check_upload(cfg, name, err, errlen))

@@ -122,6 +122,8 @@ typedef struct agent_config {
     struct {                    /* fleet control over MQTT (agent/CONTROL.md) */
         char *prefix;           /* topics <prefix>/<device_id>/...; default "embeddb" */
         uint64_t status_interval_ms; /* retained status every ...; 0 = no status, no will */
+        int commands;           /* take commands on .../cmd/<verb> (default off) */
+        uint64_t command_rate;  /* at most this many commands in any 60 s */
     } control;
 } agent_config;
 

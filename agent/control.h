@@ -48,4 +48,57 @@ int control_topic(char *buf, size_t cap, const char *prefix, const char *device_
  * 0, or -ENOSPC when cap is too small (buf then holds no document). */
 int control_status_json(const control_status *s, char *buf, size_t cap, size_t *len);
 
+/* ---- commands (agent/CONTROL.md, "Commands") ----------------------------- */
+
+/* A command body (JSON) larger than this is refused unread. */
+#define CONTROL_CMD_MAX INGEST_CMD_BODY_MAX
+/* id and origin strings in a body: 1..64 printable ASCII bytes. */
+#define CONTROL_ID_MAX 64
+
+typedef enum control_verb {
+    CONTROL_VERB_STATUS = 0,   /* publish the status now */
+    CONTROL_VERB_SNAPSHOT,     /* seal a snapshot now */
+    CONTROL_VERB_UPLOAD,       /* hand failed snapshots back to the uploader, look now */
+    CONTROL_N_VERBS
+} control_verb;
+
+/* Why a command was refused: the "error" word of a reply. */
+typedef enum control_err {
+    CONTROL_OK = 0,
+    CONTROL_E_UNKNOWN_VERB,    /* no such verb */
+    CONTROL_E_BAD_JSON,        /* the body is not one JSON object */
+    CONTROL_E_BAD_FIELD,       /* an unknown key, a wrong type, a value out of range */
+    CONTROL_E_TOO_LARGE,       /* body over CONTROL_CMD_MAX */
+    CONTROL_E_RATE_LIMITED,    /* over control.command_rate */
+    CONTROL_E_BUSY,            /* the command queue is full */
+    CONTROL_E_FAILED,          /* understood, but carrying it out failed */
+    CONTROL_N_ERRS
+} control_err;
+
+typedef struct control_cmd {
+    control_verb verb;
+    char id[CONTROL_ID_MAX + 1];     /* "" when absent: echoed in the reply */
+    char origin[CONTROL_ID_MAX + 1]; /* "" when absent: who sent it, for the log */
+} control_cmd;
+
+const char *control_verb_name(control_verb v);
+const char *control_err_name(control_err e);
+
+/* Decodes the command `verb` (the topic's last level, NUL-terminated) with
+ * body[0..len) (borrowed; empty means {}). CONTROL_OK with *out set, or
+ * the refusal with a one-line reason in why (never the body itself beyond
+ * 32 bytes). Pure; any bytes are safe (fuzzed: tests/fuzz/fuzz_command.c). */
+control_err control_cmd_decode(const char *verb, const void *body, size_t len, control_cmd *out,
+                               char *why, size_t whylen);
+
+/* A reply document into buf (control.h's sticky cursor: -ENOSPC, nothing
+ * written, when cap is too small; CONTROL_REPLY_MAX always fits).
+ * verb: the topic's last level as received (any bytes; escaped, cut to 48);
+ * id: the command's ("" none); err CONTROL_OK with `extra` (a JSON fragment
+ * of ,"key":value pairs or "") or an error with message. */
+#define CONTROL_REPLY_MAX 1024
+int control_reply_json(const char *device_id, const char *verb, const char *id, control_err err,
+                       const char *message, const char *extra, char *buf, size_t cap,
+                       size_t *len);
+
 #endif

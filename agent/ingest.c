@@ -50,6 +50,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,10 @@ struct ingest {
     void *bye;
     size_t bye_len;
     int connected_note;
+    char *cmd_filter[2];      /* own, fleet; NULL when commands are off */
+    ingest_cmd *cmd_head, **cmd_tail;
+    size_t cmd_n;
+    log_limit cmd_log;
 };
 
 typedef struct outmsg {
@@ -99,6 +104,8 @@ typedef struct outmsg {
     void *payload;
     size_t len;
     int retain;
+    void *corr;               /* MQTT 5 correlation data, or NULL */
+    size_t corr_len;
     struct outmsg *next;
 } outmsg;
 
@@ -108,6 +115,7 @@ static void outmsg_free(outmsg *o)
         outmsg *next = o->next;
         free(o->topic);
         free(o->payload);
+        free(o->corr);
         free(o);
         o = next;
     }
@@ -167,6 +175,14 @@ static void subscribe_all(ingest *in)
             sent++;
         else
             agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", in->subs[i].topic,
+                      mosquitto_strerror(rc));
+    }
+    for (int i = 0; i < 2 && in->cmd_filter[i]; i++) {
+        int rc = mosquitto_subscribe(in->mosq, NULL, in->cmd_filter[i], 1);
+        if (rc == MOSQ_ERR_SUCCESS)
+            sent++;
+        else
+            agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", in->cmd_filter[i],
                       mosquitto_strerror(rc));
     }
     pthread_mutex_lock(&in->mu);
@@ -254,12 +270,81 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
                   in->host, in->port, mosquitto_strerror(rc));
 }
 
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+void ingest_cmd_free(ingest_cmd *c)
+{
+    while (c) {
+        ingest_cmd *next = c->next;
+        free(c->topic);
+        free(c->body);
+        free(c->response_topic);
+        free(c->corr);
+        free(c);
+        c = next;
+    }
+}
+
+/* 1 when msg is a command (then it is queued or dropped here, never data). */
+static int take_command(ingest *in, const struct mosquitto_message *msg,
+                        const mosquitto_property *props)
+{
+    bool match = false;
+    for (int i = 0; i < 2 && in->cmd_filter[i] && !match; i++)
+        if (mosquitto_topic_matches_sub(in->cmd_filter[i], msg->topic, &match) !=
+            MOSQ_ERR_SUCCESS)
+            match = false;
+    if (!match)
+        return 0;
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    ingest_cmd *c = calloc(1, sizeof(*c));
+    int ok = c && (c->topic = strdup(msg->topic)) &&
+             (len > INGEST_CMD_BODY_MAX || (c->body = malloc(len ? len : 1)));
+    if (ok) {
+        const char *slash = strrchr(c->topic, '/');
+        c->verb = slash ? slash + 1 : c->topic;
+        c->len = len;
+        c->retained = msg->retain;
+        if (c->body)
+            memcpy(c->body, msg->payload, len);
+        void *corr = NULL;
+        uint16_t corr_len = 0;
+        mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &c->response_topic,
+                                       false);
+        if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len,
+                                           false)) {
+            c->corr = corr;
+            c->corr_len = corr_len;
+        }
+    }
+    pthread_mutex_lock(&in->mu);
+    if (ok && in->cmd_n < INGEST_CMD_QUEUE) {
+        if (!in->cmd_head)
+            in->cmd_tail = &in->cmd_head;
+        *in->cmd_tail = c;
+        in->cmd_tail = &c->next;
+        in->cmd_n++;
+        in->c.commands++;
+        c = NULL;
+        pthread_cond_broadcast(&in->nonempty); /* the main loop answers at once */
+    } else {
+        in->c.commands_dropped++;
+        agent_log_limited(&in->cmd_log, 5, 10000, LOG_LEVEL_WARNING,
+                          "command on %.200s dropped: %s", msg->topic,
+                          ok ? "the command queue is full" : "out of memory");
+    }
+    pthread_mutex_unlock(&in->mu);
+    ingest_cmd_free(c);
+    return 1;
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
 {
     ingest *in = obj;
     char why[256];
     const agent_sub *sub = NULL;
     (void)mosq;
+    if (take_command(in, msg, props))
+        return;
     for (size_t i = 0; i < in->n_subs && !sub; i++) {
         bool match = false;
         if (mosquitto_topic_matches_sub(in->subs[i].topic, msg->topic, &match) ==
@@ -354,6 +439,7 @@ ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, 
     }
     in->n_subs = cfg->mqtt.n_subs;
     in->out_tail = &in->out_head;
+    in->cmd_tail = &in->cmd_head;
     in->port = cfg->mqtt.port;
     in->keepalive_s = (int)(cfg->mqtt.keepalive_ms / 1000);
     in->hold_n = hold_n ? hold_n : 1;
@@ -388,7 +474,7 @@ ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, 
     mosquitto_subscribe_callback_set(in->mosq, on_subscribe);
     mosquitto_disconnect_callback_set(in->mosq, on_disconnect);
     mosquitto_unsubscribe_callback_set(in->mosq, on_unsubscribe);
-    mosquitto_message_callback_set(in->mosq, on_message);
+    mosquitto_message_v5_callback_set(in->mosq, on_message);
     return in;
 fail:
     ingest_free(in);
@@ -467,8 +553,15 @@ static void outbox_flush(ingest *in)
     }
     pthread_mutex_unlock(&in->mu);
     for (outmsg *o = list; o; o = o->next) {
-        int rc = mosquitto_publish(in->mosq, NULL, o->topic, (int)o->len, o->payload, 1,
-                                   o->retain);
+        mosquitto_property *props = NULL;
+        int rc = MOSQ_ERR_SUCCESS;
+        if (o->corr)
+            rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, o->corr,
+                                               (uint16_t)o->corr_len);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_publish_v5(in->mosq, NULL, o->topic, (int)o->len, o->payload, 1,
+                                      o->retain, props);
+        mosquitto_property_free_all(&props);
         if (rc != MOSQ_ERR_SUCCESS)
             agent_log(LOG_LEVEL_WARNING, "publishing on %.200s: %s", o->topic,
                       mosquitto_strerror(rc));
@@ -629,15 +722,20 @@ int ingest_set_will(ingest *in, const char *topic, const void *will, size_t will
     return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
 }
 
-int ingest_publish(ingest *in, const char *topic, const void *payload, size_t len, int retain)
+static int enqueue(ingest *in, const char *topic, const void *corr, size_t corr_len,
+                   const void *payload, size_t len, int retain)
 {
-    if (len > INT32_MAX)
+    if (len > INT32_MAX || corr_len > UINT16_MAX)
         return -EINVAL;
     outmsg *o = calloc(1, sizeof(*o));
-    if (!o || !(o->topic = strdup(topic)) || !(o->payload = malloc(len ? len : 1))) {
+    if (!o || !(o->topic = strdup(topic)) || !(o->payload = malloc(len ? len : 1)) ||
+        (corr && !(o->corr = malloc(corr_len ? corr_len : 1)))) {
         outmsg_free(o);
         return -ENOMEM;
     }
+    if (corr)
+        memcpy(o->corr, corr, corr_len);
+    o->corr_len = corr_len;
     memcpy(o->payload, payload, len);
     o->len = len;
     o->retain = retain;
@@ -667,6 +765,37 @@ int ingest_publish(ingest *in, const char *topic, const void *payload, size_t le
     pthread_mutex_unlock(&in->mu);
     outmsg_free(o);
     return rc;
+}
+
+int ingest_publish(ingest *in, const char *topic, const void *payload, size_t len, int retain)
+{
+    return enqueue(in, topic, NULL, 0, payload, len, retain);
+}
+
+int ingest_reply(ingest *in, const char *topic, const void *corr, size_t corr_len,
+                 const void *payload, size_t len)
+{
+    return enqueue(in, topic, corr, corr_len, payload, len, 0);
+}
+
+int ingest_set_commands(ingest *in, const char *own_filter, const char *fleet_filter)
+{
+    if (!(in->cmd_filter[0] = strdup(own_filter)) || !(in->cmd_filter[1] = strdup(fleet_filter)))
+        return -ENOMEM;
+    return 0;
+}
+
+ingest_cmd *ingest_take_command(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    ingest_cmd *c = in->cmd_head;
+    if (c) {
+        in->cmd_head = c->next;
+        c->next = NULL;
+        in->cmd_n--;
+    }
+    pthread_mutex_unlock(&in->mu);
+    return c;
 }
 
 int ingest_take_connected(ingest *in)
@@ -718,6 +847,9 @@ void ingest_free(ingest *in)
     free(in->host);
     free(in->settle_topic);
     outmsg_free(in->out_head);
+    ingest_cmd_free(in->cmd_head);
+    free(in->cmd_filter[0]);
+    free(in->cmd_filter[1]);
     free(in->bye_topic);
     free(in->bye);
     free(in);

@@ -6,6 +6,11 @@ following the traffic, the Last Will turning it offline ("lost") when the
 agent is SIGKILLed and a graceful stop's own offline status ("stopped"),
 under MQTT 3.1.1 and 5; status off (control.status_interval: 0s) publishing
 nothing; and the configuration refusing what would fail later.
+Commands: every verb and every error reply over MQTT 5 (response topic and
+correlation data) and 3.1.1 (the reply topic and the body's id), body and
+id sizes on both sides of their limits, the rate limit on both sides, a
+retained command refused, commands off ignored, and a fleet-wide command
+answered by three agents on one broker.
 
 Usage: test_control.py BUILD_DIR REPO_ROOT
 """
@@ -18,9 +23,12 @@ import sys
 import tempfile
 import threading
 import unittest
+import uuid
 
 import paho.mqtt.client as mqtt
 import paho.mqtt.publish as publish
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_agent_mqtt as base  # noqa: E402
@@ -32,6 +40,7 @@ class Watcher:
 
     def __init__(self, port, topic, protocol=mqtt.MQTTv311):
         self.msgs = []
+        self.corrs = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.c = mqtt.Client(protocol=protocol)
@@ -44,8 +53,13 @@ class Watcher:
             raise AssertionError("the watcher's subscription was not acknowledged")
 
     def _on_message(self, client, userdata, m):
+        corr = None
+        props = getattr(m, "properties", None)
+        if props is not None and hasattr(props, "CorrelationData"):
+            corr = bytes(props.CorrelationData)
         with self.lock:
             self.msgs.append((m.topic, bytes(m.payload), bool(m.retain)))
+            self.corrs.append(corr)
 
     def docs(self, topic=None):
         with self.lock:
@@ -205,6 +219,9 @@ class ControlTest(unittest.TestCase):
             ("control:\n  prefix: a//b\n", "control.prefix: has an empty segment"),
             ("control:\n  prefix: " + "p" * 129 + "\n", "control.prefix: 129 bytes; at most 128"),
             ("control:\n  bogus: 1\n", "unknown key 'control.bogus'"),
+            ("control:\n  command_rate: 0\n", "control.command_rate"),
+            ("control:\n  command_rate: 601\n", "control.command_rate"),
+            ("control:\n  commands: maybe\n", "control.commands"),
         ]
         for extra, want in cases:
             self.agent.write_config(self.broker.port, extra)
@@ -214,11 +231,235 @@ class ControlTest(unittest.TestCase):
             self.assertIn(want, r.stderr, extra)
         for extra in ("control:\n  status_interval: 1s\n", "control:\n  status_interval: 24h\n",
                       "control:\n  status_interval: 0s\n",
+                      "control:\n  commands: true\n  command_rate: 1\n",
+                      "control:\n  commands: true\n  command_rate: 600\n",
                       "control:\n  prefix: " + "p" * 128 + "\n"):
             self.agent.write_config(self.broker.port, extra)
             r = subprocess.run([agent, "--check-config", "-c", self.agent.conf],
                                capture_output=True, text=True, timeout=10)
             self.assertEqual(r.returncode, 0, extra + r.stderr)
+        # a board named "fleet" would take the fleet's commands as its own
+        for commands, rc in (("true", 1), ("false", 0)):
+            self.agent.write_config(self.broker.port, f"control:\n  commands: {commands}\n")
+            with open(self.agent.conf) as f:
+                text = f.read().replace("device_id: itest", "device_id: fleet")
+            with open(self.agent.conf, "w") as f:
+                f.write(text)
+            r = subprocess.run([agent, "--check-config", "-c", self.agent.conf],
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, rc, r.stderr)
+            if rc:
+                self.assertIn("device_id: 'fleet' names the fleet-wide command topic", r.stderr)
+
+
+class Commander:
+    """An operator's client: sends a command and waits for its reply, over
+    MQTT 5 (response topic + correlation data) or 3.1.1 (reply topic + id)."""
+
+    def __init__(self, port, v5, reply_filter="embeddb/+/reply"):
+        self.port = port
+        self.v5 = v5
+        self.resp = f"ops/replies/{uuid.uuid4().hex}"
+        self.w = Watcher(port, self.resp if v5 else reply_filter,
+                         mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+        self.n = 0
+
+    def send(self, verb, body=None, device="itest", raw=None, retain=False):
+        """Publishes the command; returns a key to wait for its reply."""
+        self.n += 1
+        key = f"c{self.n}"
+        if raw is None:
+            doc = dict(body or {})
+            if not self.v5:
+                doc.setdefault("id", key)
+            raw = json.dumps(doc).encode()
+        topic = f"embeddb/{device}/cmd/{verb}"
+        c = mqtt.Client(protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311)
+        c.connect("127.0.0.1", self.port)
+        c.loop_start()
+        props = None
+        if self.v5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = self.resp
+            props.CorrelationData = key.encode()
+        info = c.publish(topic, raw, qos=1, retain=retain, properties=props)
+        info.wait_for_publish(15)
+        c.loop_stop()
+        c.disconnect()
+        return key
+
+    def replies(self, key):
+        with self.w.lock:
+            out = []
+            for (t, p, _), corr in zip(self.w.msgs, self.w.corrs):
+                d = json.loads(p)
+                if (self.v5 and corr == key.encode()) or (not self.v5 and d.get("id") == key):
+                    out.append(d)
+            return out
+
+    def call(self, verb, body=None, **kw):
+        key = self.send(verb, body, **kw)
+        wait_for(lambda: self.replies(key), what=f"the reply to {verb} {key}")
+        return self.replies(key)[0]
+
+    def close(self):
+        self.w.close()
+
+
+class CommandTest(unittest.TestCase):
+    setUp = ControlTest.setUp
+    tearDown = ControlTest.tearDown
+    kill_agent = ControlTest.kill_agent
+    pub = ControlTest.pub
+
+    def start(self, v5, extra="control:\n  commands: true\n  command_rate: 600\n"):
+        self.agent.write_config(self.broker.port, extra,
+                                mqtt_extra="  protocol: 5\n" if v5 else "")
+        self.agent.start()
+        c = Commander(self.broker.port, v5)
+        self.watchers.append(c.w)
+        return c
+
+    def every_verb(self, v5):
+        c = self.start(v5)
+        status = Watcher(self.broker.port, "embeddb/itest/status")
+        self.watchers.append(status)
+        wait_for(lambda: status.docs(), what="the status at connect")
+        before = len(status.docs())
+        r = c.call("status", {"origin": "ops-console"})
+        self.assertEqual(r["ok"], True, r)
+        self.assertEqual((r["v"], r["device_id"], r["verb"]), (1, "itest", "status"))
+        wait_for(lambda: len(status.docs()) > before, what="a status on command")
+        # snapshot: nothing stored yet -> null; then one with the data
+        r = c.call("snapshot")
+        self.assertEqual((r["ok"], r["snapshot"]), (True, None), r)
+        for i in range(3):
+            self.pub("env/csv", f"{i},2")
+        wait_for(lambda: self.agent.status().get("stored") == "3", what="3 stored")
+        r = c.call("snapshot", {"id": "snap-1"} if v5 else None)
+        self.assertEqual(r["ok"], True, r)
+        self.assertRegex(r["snapshot"], r"^itest-\d{20}$")
+        snaps = os.path.join(self.agent.store, "snapshots")
+        wait_for(lambda: r["snapshot"] in os.listdir(snaps), what="the sealed snapshot")
+        r = c.call("upload")
+        self.assertEqual((r["ok"], r["retried"]), (True, 0), r)
+        # errors: each answered, none stops the agent
+        cases = [("reboot", None, "unknown_verb"),
+                 ("status", b"{oops", "bad_json"),
+                 ("status", b"[1,2]", "bad_json"),
+                 ("status", b'{"id":"a"} trailing', "bad_json"),
+                 ("status", b'{"origin":5}', "bad_field"),
+                 ("status", b'{"origin":"x","origin":"y"}', "bad_field"),
+                 ("status", b'{"reboot":"now"}', "bad_field"),
+                 ("status", json.dumps({"origin": "o" * 65}).encode(), "bad_field"),
+                 ("status", b'{"origin":"caf\\u00e9"}', "bad_field"),
+                 ("status", b"{" + b" " * 4096 + b"}", "too_large"),
+                 ("snapshot", b"\xff\xfe\x00", "bad_json")]
+        for verb, raw, want in cases:
+            if raw is not None and not v5:
+                # 3.1.1 matches replies by id, which a broken body cannot
+                # carry: the reply topic gets exactly one new document
+                n = len(c.w.msgs)
+                c.send(verb, raw=raw)
+                wait_for(lambda: len(c.w.msgs) > n, what=f"the reply to {raw[:20]!r}")
+                d = json.loads(c.w.msgs[n][1])
+            else:
+                d = c.call(verb, raw=raw) if raw is not None else c.call(verb)
+            self.assertEqual((d["ok"], d["error"]), (False, want), (verb, raw, d))
+            self.assertTrue(d["message"])
+            self.assertEqual(d["verb"], verb)
+        # both sides of the limits: 4096 bytes and a 64-byte id pass
+        body = b'{"origin":"' + b"o" * 64 + b'"' + b" " * (4096 - 77) + b"}"
+        self.assertEqual(len(body), 4096)
+        if v5:
+            self.assertEqual(c.call("status", raw=body)["ok"], True)
+        self.assertEqual(c.call("status", {"origin": "o" * 64})["ok"], True)
+        self.pub("env/csv", "9,9")
+        wait_for(lambda: self.agent.status().get("stored") == "4", what="still storing")
+        self.assertEqual(self.agent.stop(), 0)
+        with open(self.agent.log) as f:
+            log = f.read()
+        self.assertIn("origin 'ops-console'", log)
+        self.assertIn("embeddb/itest/cmd/reboot", log)
+        self.assertIn("unknown_verb", log)
+
+    def test_every_verb_and_error_mqtt5(self):
+        self.every_verb(True)
+
+    def test_every_verb_and_error_mqtt311(self):
+        self.every_verb(False)
+
+    def test_rate_limit_both_sides(self):
+        c = self.start(True, "control:\n  commands: true\n  command_rate: 3\n")
+        for i in range(3):
+            self.assertEqual(c.call("status")["ok"], True)
+        r = c.call("status")
+        self.assertEqual((r["ok"], r["error"]), (False, "rate_limited"), r)
+        self.assertIn("3 commands in 60 s", r["message"])
+
+    def test_retained_command_is_refused(self):
+        # Retained before the agent subscribes: delivered with the retain
+        # flag at every (re)subscription, so never carried out.
+        c = Commander(self.broker.port, False)
+        self.watchers.append(c.w)
+        key = c.send("snapshot", retain=True)
+        self.agent.write_config(self.broker.port, "control:\n  commands: true\n")
+        self.agent.start()
+        wait_for(lambda: c.replies(key), what="the refusal")
+        r = c.replies(key)[0]
+        self.assertEqual((r["ok"], r["error"]), (False, "bad_field"), r)
+        self.assertIn("retained", r["message"])
+        # clear it from the broker
+        publish.single("embeddb/itest/cmd/snapshot", b"", retain=True, hostname="127.0.0.1",
+                       port=self.broker.port)
+
+    def test_commands_off_are_not_taken(self):
+        c = self.start(False, "")
+        c.send("status")
+        c.send("snapshot")
+        self.pub("env/csv", "1,2")
+        wait_for(lambda: self.agent.status().get("stored") == "1", what="1 stored")
+        self.assertEqual(self.agent.status().get("received"), "1")
+        self.assertEqual(c.w.msgs, [])
+        self.assertEqual(self.agent.stop(), 0)
+        with open(self.agent.log) as f:
+            self.assertNotIn("command on", f.read())
+
+    def test_fleet_command_reaches_three_agents(self):
+        agents = []
+        try:
+            for name in ("a1", "a2", "a3"):
+                d = os.path.join(self.tmp, name)
+                os.makedirs(d)
+                a = Agent(d, self.broker.port, "control:\n  commands: true\n")
+                with open(a.conf) as f:
+                    text = f.read().replace("device_id: itest", f"device_id: {name}")
+                text = text.replace("client_id: embeddb-itest", f"client_id: embeddb-{name}")
+                with open(a.conf, "w") as f:
+                    f.write(text)
+                a.start()
+                agents.append(a)
+            c = Commander(self.broker.port, False)
+            self.watchers.append(c.w)
+            key = c.send("status", device="fleet")
+            wait_for(lambda: len(c.replies(key)) == 3, what="three replies")
+            got = sorted(r["device_id"] for r in c.replies(key))
+            self.assertEqual(got, ["a1", "a2", "a3"])
+            self.assertTrue(all(r["ok"] for r in c.replies(key)))
+            # one board's own topic reaches that board alone
+            key = c.send("status", device="a2")
+            wait_for(lambda: c.replies(key), what="a2's reply")
+            publish.single("probe/x", b"1", qos=1, hostname="127.0.0.1", port=self.broker.port)
+            key3 = c.send("status", device="a2")
+            wait_for(lambda: c.replies(key3), what="a2's second reply")
+            self.assertEqual([r["device_id"] for r in c.replies(key)], ["a2"])
+            for a in agents:
+                self.assertEqual(a.stop(), 0)
+        finally:
+            for a in agents:
+                if a.proc.poll() is None:
+                    a.proc.kill()
+                    a.proc.wait()
 
 
 if __name__ == "__main__":
