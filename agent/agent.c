@@ -621,14 +621,12 @@ static void run_command(agent *a, const ingest_cmd *c)
                       c->topic, cmd.origin[0] ? cmd.origin : "-", cmd.id[0] ? cmd.id : "-",
                       c->response_topic ? c->response_topic : "the reply topic",
                       control_err_name(e), e ? ": " : "", why);
-    if (c->response_topic)
-        snprintf(reply_topic, sizeof(reply_topic), "%s", c->response_topic);
-    else
-        control_topic(reply_topic, sizeof(reply_topic), a->cfg.control.prefix, a->cfg.device_id,
-                      "reply");
+    control_topic(reply_topic, sizeof(reply_topic), a->cfg.control.prefix, a->cfg.device_id,
+                  "reply");
     if (control_reply_json(a->cfg.device_id, c->verb, cmd.id, e, why, extra, doc, sizeof(doc),
                            &len) ||
-        ingest_reply(a->in, reply_topic, c->corr, c->corr_len, doc, len))
+        ingest_reply(a->in, c->response_topic ? c->response_topic : reply_topic, c->corr,
+                     c->corr_len, doc, len))
         agent_log(LOG_LEVEL_WARNING, "the reply to a command on %.200s was not sent", c->topic);
 }
 

@@ -309,6 +309,19 @@ static int take_command(ingest *in, const struct mosquitto_message *msg,
         uint16_t corr_len = 0;
         mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &c->response_topic,
                                        false);
+        /* A response topic that is no topic (wildcards), or that is itself a
+         * command topic (a reply there would be taken as a command, here or
+         * by the fleet), is ignored: the reply goes to the reply topic. */
+        bool loop = false;
+        for (int i = 0; i < 2 && c->response_topic && in->cmd_filter[i] && !loop; i++)
+            if (mosquitto_topic_matches_sub(in->cmd_filter[i], c->response_topic, &loop) !=
+                MOSQ_ERR_SUCCESS)
+                loop = true;
+        if (c->response_topic &&
+            (loop || mosquitto_pub_topic_check(c->response_topic) != MOSQ_ERR_SUCCESS)) {
+            free(c->response_topic);
+            c->response_topic = NULL;
+        }
         if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len,
                                            false)) {
             c->corr = corr;

@@ -389,6 +389,20 @@ class CommandTest(unittest.TestCase):
     def test_every_verb_and_error_mqtt311(self):
         self.every_verb(False)
 
+    def test_response_topic_that_is_a_command_topic_is_not_used(self):
+        c = self.start(True)
+        plain = Watcher(self.broker.port, "embeddb/itest/reply", mqtt.MQTTv5)
+        self.watchers.append(plain)
+        for resp in ("embeddb/fleet/cmd/status", "embeddb/itest/cmd/snapshot", "ops/+/x"):
+            c.resp = resp
+            key = c.send("status")
+            wait_for(lambda: key.encode() in plain.corrs, what=f"the reply for {resp}")
+            d = plain.docs()[plain.corrs.index(key.encode())]
+            self.assertEqual(d["ok"], True, d)
+        self.assertEqual(self.agent.stop(), 0)
+        with open(self.agent.log) as f:
+            self.assertEqual(f.read().count("command on"), 3)
+
     def test_rate_limit_both_sides(self):
         c = self.start(True, "control:\n  commands: true\n  command_rate: 3\n")
         for i in range(3):
