@@ -403,6 +403,84 @@ class CommandTest(unittest.TestCase):
         with open(self.agent.log) as f:
             self.assertEqual(f.read().count("command on"), 3)
 
+    def test_documented_acl_lets_only_the_operator_command(self):
+        """The ACL in agent/CONTROL.md, taken from the file, on a broker with
+        passwords: an intruder's command never reaches the board, the
+        operator's does (MQTT 5 reply under ops/replies/), and the board's
+        status and Last Will pass."""
+        with open(os.path.join(base.ROOT, "agent", "CONTROL.md")) as f:
+            doc = f.read()
+        acl = doc.split("### Who may send commands")[1].split("```")[1]
+        acl = acl.replace("pattern read  sensors/#", "pattern read  env/#")
+        d = self.broker.dir
+        with open(os.path.join(d, "embeddb.acl"), "w") as f:
+            f.write(acl)
+        pw = os.path.join(d, "passwd")
+        for i, user in enumerate(("itest", "fleet-operator", "intruder")):
+            subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) +
+                           [pw, user, "pw-" + user], check=True, capture_output=True)
+        self.broker.stop()
+        with open(self.broker.conf) as f:
+            conf = f.read().replace("allow_anonymous true", "allow_anonymous false")
+        with open(self.broker.conf, "w") as f:
+            f.write(conf + f"password_file {pw}\nacl_file {d}/embeddb.acl\n")
+        self.broker.start()
+        secret = os.path.join(self.tmp, "board.pw")
+        with open(secret, "w") as f:
+            f.write("pw-itest\n")
+        self.agent.write_config(self.broker.port, "control:\n  commands: true\n  "
+                                "status_interval: 1s\n",
+                                mqtt_extra=f"  protocol: 5\n  username: itest\n"
+                                f"  password_file: {secret}\n")
+        self.agent.start()
+
+        def client(user, proto=mqtt.MQTTv5):
+            c = mqtt.Client(protocol=proto)
+            c.username_pw_set(user, "pw-" + user)
+            return c
+        got, lock = [], threading.Lock()
+
+        def on_message(cl, ud, m):
+            with lock:
+                got.append((m.topic, bytes(m.payload)))
+        op = client("fleet-operator")
+        op.on_message = on_message
+        op.connect("127.0.0.1", self.broker.port)
+        op.loop_start()
+        op.subscribe([("ops/replies/op", 1), ("embeddb/+/status", 1)])
+        try:
+            wait_for(lambda: any(t == "embeddb/itest/status" for t, _ in got),
+                     what="the board's status through the ACL")
+            intruder = client("intruder", mqtt.MQTTv311)
+            intruder.connect("127.0.0.1", self.broker.port)
+            intruder.loop_start()
+            for verb in ("snapshot", "status"):
+                intruder.publish(f"embeddb/itest/cmd/{verb}", b"{}", qos=1).wait_for_publish(15)
+                intruder.publish(f"embeddb/fleet/cmd/{verb}", b"{}", qos=1).wait_for_publish(15)
+            intruder.loop_stop()
+            intruder.disconnect()
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = "ops/replies/op"
+            props.CorrelationData = b"k1"
+            op.publish("embeddb/itest/cmd/status", b'{"origin":"operator"}', qos=1,
+                       properties=props).wait_for_publish(15)
+            wait_for(lambda: any(t == "ops/replies/op" for t, _ in got),
+                     what="the operator's reply")
+            reply = json.loads([p for t, p in got if t == "ops/replies/op"][0])
+            self.assertEqual(reply["ok"], True, reply)
+            self.kill_agent()
+            wait_for(lambda: json.loads([p for t, p in got if t == "embeddb/itest/status"][-1])
+                     ["online"] is False, what="the Last Will through the ACL")
+        finally:
+            op.loop_stop()
+            op.disconnect()
+        with open(self.agent.log) as f:
+            log = f.read()
+        # the operator's command, processed after the intruder's were sent,
+        # is the only one the board saw
+        self.assertEqual(log.count("command on"), 1, log)
+        self.assertIn("origin 'operator'", log)
+
     def test_rate_limit_both_sides(self):
         c = self.start(True, "control:\n  commands: true\n  command_rate: 3\n")
         for i in range(3):
