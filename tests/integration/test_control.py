@@ -9,8 +9,9 @@ nothing; and the configuration refusing what would fail later.
 Commands: every verb and every error reply over MQTT 5 (response topic and
 correlation data) and 3.1.1 (the reply topic and the body's id), body and
 id sizes on both sides of their limits, the rate limit on both sides, a
-retained command refused, commands off ignored, and a fleet-wide command
-answered by three agents on one broker.
+retained command refused, commands off ignored, a response topic that is a
+command topic not used, the documented mosquitto ACL keeping an intruder
+out, and a fleet-wide command answered by three agents on one broker.
 
 Usage: test_control.py BUILD_DIR REPO_ROOT
 """
