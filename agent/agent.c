@@ -30,6 +30,7 @@
 
 #include "batch.h"
 #include "budget.h"
+#include "control.h"
 #include "ingest.h"
 #include "log.h"
 #include "status.h"
@@ -71,6 +72,16 @@ typedef struct agent {
     char last_err[1024];
     console *web;              /* the HTTP console (http: section), or NULL */
     console_hooks hooks;
+    /* fleet control (control.h): the retained status topic, "" when off */
+    char status_topic[CONTROL_TOPIC_MAX];
+    uint64_t started_ms, last_pub_ms;
+    /* commands: the times of the last command_rate ones (a ring), the
+     * outcome of the last seal for the snapshot verb */
+    uint64_t *cmd_times;
+    size_t cmd_next;
+    log_limit cmd_lim;
+    char last_seal[SNAP_NAME_MAX];
+    int last_seal_rc;
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -148,6 +159,87 @@ static void write_status(agent *a, const char *state)
                  a->store ? &st : NULL, a->up ? &u : NULL);
 }
 
+static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending);
+
+/* The retained status document (control.h) for the broker: built here,
+ * published by the network thread. Lists the snapshots (one directory
+ * read), so it runs every control.status_interval, not every second. */
+static void publish_status(agent *a)
+{
+    char doc[CONTROL_STATUS_MAX];
+    size_t len = 0, n = 0;
+    uint64_t pending = 0, avail = UINT64_MAX, total = 0;
+    ingest_counters c;
+    ts_stats st = {0};
+    control_status s = {.device_id = a->cfg.device_id, .online = 1, .time_ns = plat_now_ns(),
+                        .uptime_ms = plat_mono_ms() - a->started_ms, .in = &c, .a = &a->n,
+                        .flash_limit = a->cfg.storage.max_disk};
+    a->last_pub_ms = plat_mono_ms();
+    if (!a->status_topic[0])
+        return;
+    ingest_counters_get(a->in, &c);
+    if (a->store)
+        ts_get_stats(a->store, &st);
+    snap_info *v = list_snapshots(a, &n, &pending);
+    for (size_t i = 0; i < n; i++) {
+        s.snapshots[v[i].state <= SNAP_SEALING ? v[i].state : SNAP_FAILED]++;
+        if (v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING ||
+            v[i].state == SNAP_SEALING)
+            s.backlog_bytes += v[i].disk_bytes;
+    }
+    free(v);
+    s.flash_used = st.disk_bytes + a->n.snap_bytes;
+    if (a->vfs->statfs(a->vfs, a->cfg.storage.dir, &avail, &total))
+        avail = UINT64_MAX;
+    s.flash_free = avail;
+    if (control_status_json(&s, doc, sizeof(doc), &len) ||
+        ingest_publish(a->in, a->status_topic, doc, len, 1))
+        agent_log(LOG_LEVEL_WARNING, "status on %s not published", a->status_topic);
+}
+
+/* The Last Will (offline, "lost") and a graceful stop's goodbye
+ * (offline, "stopped"), both retained on the status topic. */
+static int set_will(agent *a, char *err, size_t errlen)
+{
+    char will[256], bye[256];
+    size_t wl = 0, bl = 0;
+    control_status s = {.device_id = a->cfg.device_id, .online = 0, .reason = "lost"};
+    if (!a->cfg.control.status_interval_ms)
+        return 0;
+    if (control_topic(a->status_topic, sizeof(a->status_topic), a->cfg.control.prefix,
+                      a->cfg.device_id, "status")) {
+        snprintf(err, errlen, "control.prefix: the status topic is too long");
+        return -ENAMETOOLONG;
+    }
+    int rc = control_status_json(&s, will, sizeof(will), &wl);
+    s.reason = "stopped";
+    if (!rc)
+        rc = control_status_json(&s, bye, sizeof(bye), &bl);
+    if (!rc)
+        rc = ingest_set_will(a->in, a->status_topic, will, wl, bye, bl);
+    if (rc)
+        snprintf(err, errlen, "setting the MQTT Last Will on %s: %s", a->status_topic,
+                 strerror(-rc));
+    return rc;
+}
+
+/* Commands (control.commands): subscribes to the board's and the fleet's
+ * command filters. */
+static int set_commands(agent *a, char *err, size_t errlen)
+{
+    char own[CONTROL_TOPIC_MAX], fleet[CONTROL_TOPIC_MAX];
+    if (!a->cfg.control.commands)
+        return 0;
+    if (control_topic(own, sizeof(own), a->cfg.control.prefix, a->cfg.device_id, "cmd/+") ||
+        control_topic(fleet, sizeof(fleet), a->cfg.control.prefix, "fleet", "cmd/+") ||
+        !(a->cmd_times = calloc(a->cfg.control.command_rate, sizeof(*a->cmd_times))) ||
+        ingest_set_commands(a->in, own, fleet)) {
+        snprintf(err, errlen, "setting up commands: out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* After a failed fsync the store is poisoned: reopen it (recovery decides
  * what is on disk) and let snapshot recovery finish any half-done seal. */
 static void reopen_store(agent *a)
@@ -168,12 +260,15 @@ static int seal(agent *a, const char *why)
     char *err = a->last_err, *name = a->last_snap;
     ts_checkpoint_info info;
     a->last_seal_ms = plat_mono_ms();
+    a->last_seal[0] = 0;
+    a->last_seal_rc = -EAGAIN;
     if (!a->store) {
         snprintf(err, sizeof(a->last_err), "the store is closed");
         return -EAGAIN;
     }
     int rc = snap_begin(a->vfs, a->store, a->root, a->cfg.device_id, name,
                         sizeof(a->last_snap), &info, err, sizeof(a->last_err));
+    a->last_seal_rc = rc;
     if (rc == TS_ENOTFOUND) {
         agent_log(LOG_LEVEL_INFO, "snapshot (%s): nothing stored since the last one", why);
         upload_kick(a->up); /* an operator's request also means "look again" */
@@ -187,6 +282,7 @@ static int seal(agent *a, const char *why)
     }
     a->n.snapshots_sealed++;
     a->n.snap_bytes += info.bytes;
+    snprintf(a->last_seal, sizeof(a->last_seal), "%s", name);
     agent_log(LOG_LEVEL_NOTICE, "snapshot %s sealed (%s): %" PRIu64 " SST file(s), %" PRIu64
               " bytes, seq %" PRIu64 "..%" PRIu64, name, why, info.n_files, info.bytes,
               info.min_seq, info.max_seq);
@@ -612,6 +708,114 @@ static int start_web(agent *a)
     return 0;
 }
 
+/* 1 when a command may run now: fewer than control.command_rate in the
+ * last 60 s (exact: the ring holds the times of the last command_rate). */
+static int command_allowed(agent *a)
+{
+    uint64_t now = plat_mono_ms(), n = a->cfg.control.command_rate;
+    uint64_t *oldest = &a->cmd_times[a->cmd_next];
+    if (*oldest && now - *oldest < 60000)
+        return 0;
+    *oldest = now ? now : 1;
+    a->cmd_next = (a->cmd_next + 1) % n;
+    return 1;
+}
+
+/* Hands every failed snapshot back to the uploader (snap_retry); the
+ * count retried, or -errno when the listing failed. */
+static int retry_failed(agent *a)
+{
+    size_t n = 0;
+    uint64_t pending = 0;
+    int retried = 0;
+    snap_info *v = list_snapshots(a, &n, &pending);
+    if (!v && n)
+        return -EIO;
+    for (size_t i = 0; i < n; i++) {
+        snap_info si;
+        if (v[i].state == SNAP_FAILED && snap_retry(a->vfs, a->root, v[i].name, &si) == 0)
+            retried++;
+    }
+    free(v);
+    upload_kick(a->up);
+    return retried;
+}
+
+/* One command from the broker (control.h; agent/CONTROL.md): rate, decode,
+ * carry out, answer on the MQTT 5 response topic with its correlation data,
+ * else on <prefix>/<device_id>/reply. Every outcome is logged with the
+ * command's topic and origin. */
+static void run_command(agent *a, const ingest_cmd *c)
+{
+    control_cmd cmd;
+    char why[256] = "", extra[SNAP_NAME_MAX + 32] = "", doc[CONTROL_REPLY_MAX];
+    char reply_topic[CONTROL_TOPIC_MAX];
+    size_t len = 0;
+    control_err e = CONTROL_OK;
+    /* Decoded first (cheap, bounded) so that every reply carries the id. */
+    e = control_cmd_decode(c->verb, c->body, c->len, &cmd, why, sizeof(why));
+    if (c->retained) {
+        /* a retained command would run again at every connect */
+        e = CONTROL_E_BAD_FIELD;
+        snprintf(why, sizeof(why), "retained commands are refused");
+    } else if (!command_allowed(a)) {
+        e = CONTROL_E_RATE_LIMITED;
+        snprintf(why, sizeof(why), "more than %" PRIu64 " commands in 60 s (control.command_rate)",
+                 a->cfg.control.command_rate);
+    }
+    if (e == CONTROL_OK) {
+        switch (cmd.verb) {
+        case CONTROL_VERB_STATUS:
+            publish_status(a);
+            break;
+        case CONTROL_VERB_SNAPSHOT:
+            seal(a, "command");
+            if (a->last_seal[0])
+                snprintf(extra, sizeof(extra), ",\"snapshot\":\"%s\"", a->last_seal);
+            else if (a->last_seal_rc == TS_ENOTFOUND)
+                snprintf(extra, sizeof(extra), ",\"snapshot\":null");
+            else {
+                e = CONTROL_E_FAILED;
+                snprintf(why, sizeof(why), "the seal failed: %s (see the agent's log)",
+                         ts_strerror(a->last_seal_rc));
+            }
+            break;
+        case CONTROL_VERB_UPLOAD: {
+            int k = retry_failed(a);
+            if (k < 0) {
+                e = CONTROL_E_FAILED;
+                snprintf(why, sizeof(why), "listing the snapshots failed");
+            } else {
+                snprintf(extra, sizeof(extra), ",\"retried\":%d", k);
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    agent_log_limited(&a->cmd_lim, 20, 10000, e ? LOG_LEVEL_WARNING : LOG_LEVEL_NOTICE,
+                      "command on %.200s (origin '%s', id '%s', reply to %.200s): %s%s%s",
+                      c->topic, cmd.origin[0] ? cmd.origin : "-", cmd.id[0] ? cmd.id : "-",
+                      c->response_topic ? c->response_topic : "the reply topic",
+                      control_err_name(e), e ? ": " : "", why);
+    control_topic(reply_topic, sizeof(reply_topic), a->cfg.control.prefix, a->cfg.device_id,
+                  "reply");
+    if (control_reply_json(a->cfg.device_id, c->verb, cmd.id, e, why, extra, doc, sizeof(doc),
+                           &len) ||
+        ingest_reply(a->in, c->response_topic ? c->response_topic : reply_topic, c->corr,
+                     c->corr_len, doc, len))
+        agent_log(LOG_LEVEL_WARNING, "the reply to a command on %.200s was not sent", c->topic);
+}
+
+static void take_commands(agent *a)
+{
+    for (ingest_cmd *c; (c = ingest_take_command(a->in));) {
+        run_command(a, c);
+        ingest_cmd_free(c);
+    }
+}
+
 static void reload(agent *a, const char *path)
 {
     agent_config fresh;
@@ -688,13 +892,14 @@ int agent_run(const char *config_path)
     }
     if (!a.cfg.upload.enabled)
         agent_log(LOG_LEVEL_NOTICE, "no upload section: snapshots stay on flash");
-    a.last_seal_ms = plat_mono_ms();
+    a.last_seal_ms = a.started_ms = plat_mono_ms();
     retention_tick(&a);
     /* Acknowledged and not yet stored: this batch and the next, plus room
      * for the broker's in-flight window ahead of a settle barrier's answer
      * (mosquitto's default is 20), no more. */
     if (!(a.in = ingest_new(&a.cfg, 2 * (size_t)a.cfg.batch.max_tensors + INFLIGHT_ROOM,
                             2 * a.cfg.batch.max_bytes, err, sizeof(err))) ||
+        set_will(&a, err, sizeof(err)) || set_commands(&a, err, sizeof(err)) ||
         ingest_start(a.in, err, sizeof(err))) {
         agent_log(LOG_LEVEL_ERROR, "%s", err);
         goto out;
@@ -748,6 +953,10 @@ int agent_run(const char *config_path)
             if (watchdog_ms)
                 plat_notify("WATCHDOG=1");
         }
+        if (a.status_topic[0] && (ingest_take_connected(a.in) ||
+                                  now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
+            publish_status(&a);
+        take_commands(&a);
     }
     /* Graceful stop: no new messages; commit what the broker handed over
      * (the batch and the queue: at most two batches), then seal it. */
@@ -788,6 +997,7 @@ out:
     console_free(a.web);
     upload_free(a.up);
     ingest_free(a.in);
+    free(a.cmd_times);
     batch_free(&a.b);
     ts_close(a.store);
     agent_config_free(&a.cfg);

@@ -165,6 +165,15 @@ static const opt http_opts[] = {
     END,
 };
 
+static const opt control_opts[] = {
+    {"prefix", OPT_STR, OFF(control.prefix), 0, 0, 0, NULL, check_prefix},
+    {"status_interval", OPT_DURATION, OFF(control.status_interval_ms), 0, 0, 86400000, NULL,
+     NULL},
+    {"commands", OPT_BOOL, OFF(control.commands), 0, 0, 0, NULL, NULL},
+    {"command_rate", OPT_U64, OFF(control.command_rate), 0, 1, 600, NULL, NULL},
+    END,
+};
+
 static const opt top_opts[] = {
     {"device_id", OPT_STR, OFF(device_id), 0, 0, 0, NULL, NULL},
     {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts, NULL},
@@ -174,6 +183,7 @@ static const opt top_opts[] = {
     {"upload", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
     {"log", OPT_SECTION, 0, 0, 0, 0, log_opts, NULL},
     {"http", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
+    {"control", OPT_SECTION, 0, 0, 0, 0, control_opts, NULL},
     END,
 };
 
@@ -1025,6 +1035,13 @@ static int check_limits(walker *w)
             return fail(w, node_at(w, "upload.level"), "upload.level: %s takes %d..%d, got %d",
                         snap_codec_name(c), lo, hi, cfg->upload.level);
     }
+    if (cfg->control.status_interval_ms && cfg->control.status_interval_ms < 1000)
+        return fail(w, node_at(w, "control.status_interval"), "control.status_interval: %"
+                    PRIu64 "ms is too often (at least 1s, or 0s for no status and no Last Will)",
+                    cfg->control.status_interval_ms);
+    if (cfg->control.prefix && strlen(cfg->control.prefix) > AGENT_CONTROL_PREFIX_MAX)
+        return fail(w, node_at(w, "control.prefix"), "control.prefix: %zu bytes; at most %d",
+                    strlen(cfg->control.prefix), AGENT_CONTROL_PREFIX_MAX);
     /* <prefix>/<device_id>/<device_id>-<20 digits>.tar.zst (the longest
      * suffix) in the uploader's 1024-byte name buffer. */
     if (cfg->upload.prefix && cfg->device_id) {
@@ -1060,6 +1077,8 @@ static void defaults(agent_config *cfg)
     cfg->upload.response_timeout_ms = 60000;
     cfg->upload.retry_initial_ms = 1000;
     cfg->upload.retry_max_ms = 300000;
+    cfg->control.status_interval_ms = 60000;
+    cfg->control.command_rate = 30;
 }
 
 int config_parse_url(const char *url, char **host, int *port, char **path)
@@ -1330,6 +1349,16 @@ int agent_config_load_buffer(const char *name, const char *text, size_t len,
         snprintf(err, errlen, "%s: mqtt.password_file needs mqtt.username", name);
         goto out;
     }
+    if (!cfg->control.prefix && !(cfg->control.prefix = strdup("embeddb"))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (cfg->control.commands && !strcmp(cfg->device_id, "fleet")) {
+        snprintf(err, errlen, "%s: device_id: 'fleet' names the fleet-wide command topic "
+                 "(<control.prefix>/fleet/cmd/...); with control.commands on, choose another",
+                 name);
+        goto out;
+    }
     if (check_upload(cfg, name, err, errlen))
         goto out;
     if (cfg->http.enabled) {
@@ -1422,7 +1451,8 @@ void agent_config_free(agent_config *cfg)
                      &cfg->upload.prefix, &cfg->upload.ca_file, &cfg->upload.cert_file,
                      &cfg->upload.key_file, &cfg->upload.token_file, &cfg->upload.region,
                      &cfg->upload.bucket, &cfg->upload.access_key, &cfg->upload.secret_file,
-                     &cfg->http.listen, &cfg->http.token_file, &cfg->http.demo_dir};
+                     &cfg->http.listen, &cfg->http.token_file, &cfg->http.demo_dir,
+                     &cfg->control.prefix};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     memset(cfg, 0, sizeof(*cfg));

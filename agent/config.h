@@ -39,6 +39,9 @@
 /* A snapshot holds at most this many SSTs (each up to memtable_max):
  * snapshot.max_bytes <= AGENT_MAX_SSTS_PER_SNAPSHOT * storage.memtable_max. */
 #define AGENT_MAX_SSTS_PER_SNAPSHOT 4096
+/* control.prefix: at most this many bytes (topics stay far below MQTT's
+ * 65535 and fit the agent's fixed topic buffers). */
+#define AGENT_CONTROL_PREFIX_MAX 128
 
 typedef enum log_level {
     LOG_LEVEL_ERROR = 3,   /* syslog priorities, for journald prefixes */
@@ -130,6 +133,12 @@ typedef struct agent_config {
         char *token;            /* read from token_file; never logged */
         char *demo_dir;         /* the Python demo's files; NULL = none */
     } http;
+    struct {                    /* fleet control over MQTT (agent/CONTROL.md) */
+        char *prefix;           /* topics <prefix>/<device_id>/...; default "embeddb" */
+        uint64_t status_interval_ms; /* retained status every ...; 0 = no status, no will */
+        int commands;           /* take commands on .../cmd/<verb> (default off) */
+        uint64_t command_rate;  /* at most this many commands in any 60 s */
+    } control;
 } agent_config;
 
 /* Loads and validates path into *cfg (which the caller frees with

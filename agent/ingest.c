@@ -50,6 +50,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,41 @@ struct ingest {
     int port, keepalive_s;
     pthread_t thread;
     int started;
+    /* fleet control: publications posted by the main thread (ingest_publish),
+     * the words of a graceful stop, and "a connection was accepted" */
+    struct outmsg *out_head, **out_tail;
+    size_t out_n;
+    char *bye_topic;
+    void *bye;
+    size_t bye_len;
+    int connected_note;
+    char *cmd_filter[2];      /* own, fleet; NULL when commands are off */
+    ingest_cmd *cmd_head, **cmd_tail;
+    size_t cmd_n;
+    log_limit cmd_log;
 };
+
+typedef struct outmsg {
+    char *topic;
+    void *payload;
+    size_t len;
+    int retain;
+    void *corr;               /* MQTT 5 correlation data, or NULL */
+    size_t corr_len;
+    struct outmsg *next;
+} outmsg;
+
+static void outmsg_free(outmsg *o)
+{
+    while (o) {
+        outmsg *next = o->next;
+        free(o->topic);
+        free(o->payload);
+        free(o->corr);
+        free(o);
+        o = next;
+    }
+}
 
 static void subs_free(agent_sub *subs, size_t n)
 {
@@ -143,6 +178,14 @@ static void subscribe_all(ingest *in)
             agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", in->subs[i].topic,
                       mosquitto_strerror(rc));
     }
+    for (int i = 0; i < 2 && in->cmd_filter[i]; i++) {
+        int rc = mosquitto_subscribe(in->mosq, NULL, in->cmd_filter[i], 1);
+        if (rc == MOSQ_ERR_SUCCESS)
+            sent++;
+        else
+            agent_log(LOG_LEVEL_ERROR, "subscribe %s: %s", in->cmd_filter[i],
+                      mosquitto_strerror(rc));
+    }
     pthread_mutex_lock(&in->mu);
     in->pending_subacks = sent;
     pthread_mutex_unlock(&in->mu);
@@ -161,6 +204,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     in->c.connected = 1;
     in->c.connects++;
     in->attempt_ok = 1;
+    in->connected_note = 1;
+    pthread_cond_broadcast(&in->nonempty); /* the main loop publishes a status */
     pthread_mutex_unlock(&in->mu);
     subscribe_all(in);
     agent_log(LOG_LEVEL_NOTICE, "connected to %s:%d, subscribing to %zu topic filter(s)",
@@ -226,12 +271,94 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
                   in->host, in->port, mosquitto_strerror(rc));
 }
 
-static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+void ingest_cmd_free(ingest_cmd *c)
+{
+    while (c) {
+        ingest_cmd *next = c->next;
+        free(c->topic);
+        free(c->body);
+        free(c->response_topic);
+        free(c->corr);
+        free(c);
+        c = next;
+    }
+}
+
+/* 1 when msg is a command (then it is queued or dropped here, never data). */
+static int take_command(ingest *in, const struct mosquitto_message *msg,
+                        const mosquitto_property *props)
+{
+    bool match = false;
+    for (int i = 0; i < 2 && in->cmd_filter[i] && !match; i++)
+        if (mosquitto_topic_matches_sub(in->cmd_filter[i], msg->topic, &match) !=
+            MOSQ_ERR_SUCCESS)
+            match = false;
+    if (!match)
+        return 0;
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    ingest_cmd *c = calloc(1, sizeof(*c));
+    int ok = c && (c->topic = strdup(msg->topic)) &&
+             (len > INGEST_CMD_BODY_MAX || (c->body = malloc(len ? len : 1)));
+    if (ok) {
+        const char *slash = strrchr(c->topic, '/');
+        c->verb = slash ? slash + 1 : c->topic;
+        c->len = len;
+        c->retained = msg->retain;
+        if (c->body)
+            memcpy(c->body, msg->payload, len);
+        void *corr = NULL;
+        uint16_t corr_len = 0;
+        mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &c->response_topic,
+                                       false);
+        /* A response topic that is no topic (wildcards), or that is itself a
+         * command topic (a reply there would be taken as a command, here or
+         * by the fleet), is ignored: the reply goes to the reply topic. */
+        bool loop = false;
+        for (int i = 0; i < 2 && c->response_topic && in->cmd_filter[i] && !loop; i++)
+            if (mosquitto_topic_matches_sub(in->cmd_filter[i], c->response_topic, &loop) !=
+                MOSQ_ERR_SUCCESS)
+                loop = true;
+        if (c->response_topic &&
+            (loop || mosquitto_pub_topic_check(c->response_topic) != MOSQ_ERR_SUCCESS)) {
+            free(c->response_topic);
+            c->response_topic = NULL;
+        }
+        if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len,
+                                           false)) {
+            c->corr = corr;
+            c->corr_len = corr_len;
+        }
+    }
+    pthread_mutex_lock(&in->mu);
+    if (ok && in->cmd_n < INGEST_CMD_QUEUE) {
+        if (!in->cmd_head)
+            in->cmd_tail = &in->cmd_head;
+        *in->cmd_tail = c;
+        in->cmd_tail = &c->next;
+        in->cmd_n++;
+        in->c.commands++;
+        c = NULL;
+        pthread_cond_broadcast(&in->nonempty); /* the main loop answers at once */
+    } else {
+        in->c.commands_dropped++;
+        agent_log_limited(&in->cmd_log, 5, 10000, LOG_LEVEL_WARNING,
+                          "command on %.200s dropped: %s", msg->topic,
+                          ok ? "the command queue is full" : "out of memory");
+    }
+    pthread_mutex_unlock(&in->mu);
+    ingest_cmd_free(c);
+    return 1;
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
 {
     ingest *in = obj;
     char why[256];
     const agent_sub *sub = NULL;
     (void)mosq;
+    if (take_command(in, msg, props))
+        return;
     for (size_t i = 0; i < in->n_subs && !sub; i++) {
         bool match = false;
         if (mosquitto_topic_matches_sub(in->subs[i].topic, msg->topic, &match) ==
@@ -325,6 +452,8 @@ ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, 
         goto fail;
     }
     in->n_subs = cfg->mqtt.n_subs;
+    in->out_tail = &in->out_head;
+    in->cmd_tail = &in->cmd_head;
     in->port = cfg->mqtt.port;
     in->keepalive_s = (int)(cfg->mqtt.keepalive_ms / 1000);
     in->hold_n = hold_n ? hold_n : 1;
@@ -359,7 +488,7 @@ ingest *ingest_new(const agent_config *cfg, size_t hold_n, uint64_t hold_bytes, 
     mosquitto_subscribe_callback_set(in->mosq, on_subscribe);
     mosquitto_disconnect_callback_set(in->mosq, on_disconnect);
     mosquitto_unsubscribe_callback_set(in->mosq, on_unsubscribe);
-    mosquitto_message_callback_set(in->mosq, on_message);
+    mosquitto_message_v5_callback_set(in->mosq, on_message);
     return in;
 fail:
     ingest_free(in);
@@ -424,6 +553,36 @@ static void settle_tick(ingest *in)
     pthread_mutex_unlock(&in->mu);
 }
 
+/* Publishes what the main thread posted (network thread), when connected;
+ * otherwise it waits for the connection. No libmosquitto call under the
+ * mutex (see subscribe_all). */
+static void outbox_flush(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    outmsg *list = in->c.connected ? in->out_head : NULL;
+    if (list) {
+        in->out_head = NULL;
+        in->out_tail = &in->out_head;
+        in->out_n = 0;
+    }
+    pthread_mutex_unlock(&in->mu);
+    for (outmsg *o = list; o; o = o->next) {
+        mosquitto_property *props = NULL;
+        int rc = MOSQ_ERR_SUCCESS;
+        if (o->corr)
+            rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, o->corr,
+                                               (uint16_t)o->corr_len);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_publish_v5(in->mosq, NULL, o->topic, (int)o->len, o->payload, 1,
+                                      o->retain, props);
+        mosquitto_property_free_all(&props);
+        if (rc != MOSQ_ERR_SUCCESS)
+            agent_log(LOG_LEVEL_WARNING, "publishing on %.200s: %s", o->topic,
+                      mosquitto_strerror(rc));
+    }
+    outmsg_free(list);
+}
+
 /* The network thread: loop passes (a barrier that is due is sent before
  * each), reconnects with a backoff from 1 s to 30 s, and the stop. */
 static void *run(void *arg)
@@ -439,6 +598,7 @@ static void *run(void *arg)
             need_connect = 0;
         } else {
             settle_tick(in);
+            outbox_flush(in);
             rc = mosquitto_loop(in->mosq, LOOP_MS, 1);
         }
         pthread_mutex_lock(&in->mu);
@@ -463,7 +623,13 @@ static void *run(void *arg)
      * the main thread unproven. */
     pthread_mutex_lock(&in->mu);
     settle_unproven(in);
+    int connected = in->c.connected;
     pthread_mutex_unlock(&in->mu);
+    /* A DISCONNECT discards the will: say goodbye ourselves, after what is
+     * posted (unthreaded: both are written before the DISCONNECT). */
+    outbox_flush(in);
+    if (connected && in->bye)
+        mosquitto_publish(in->mosq, NULL, in->bye_topic, (int)in->bye_len, in->bye, 1, true);
     mosquitto_disconnect(in->mosq);
     return NULL;
 }
@@ -563,6 +729,107 @@ int ingest_update(ingest *in, const agent_config *cfg)
     return 0;
 }
 
+int ingest_set_will(ingest *in, const char *topic, const void *will, size_t will_len,
+                    const void *bye, size_t bye_len)
+{
+    if (will_len > INT32_MAX || bye_len > INT32_MAX)
+        return -EINVAL;
+    free(in->bye_topic);
+    free(in->bye);
+    in->bye = malloc(bye_len ? bye_len : 1);
+    if (!(in->bye_topic = strdup(topic)) || !in->bye)
+        return -ENOMEM;
+    memcpy(in->bye, bye, bye_len);
+    in->bye_len = bye_len;
+    int rc = mosquitto_will_set(in->mosq, topic, (int)will_len, will, 1, true);
+    return rc == MOSQ_ERR_SUCCESS ? 0 : rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+}
+
+static int enqueue(ingest *in, const char *topic, const void *corr, size_t corr_len,
+                   const void *payload, size_t len, int retain)
+{
+    if (len > INT32_MAX || corr_len > UINT16_MAX)
+        return -EINVAL;
+    outmsg *o = calloc(1, sizeof(*o));
+    if (!o || !(o->topic = strdup(topic)) || !(o->payload = malloc(len ? len : 1)) ||
+        (corr && !(o->corr = malloc(corr_len ? corr_len : 1)))) {
+        outmsg_free(o);
+        return -ENOMEM;
+    }
+    if (corr)
+        memcpy(o->corr, corr, corr_len);
+    o->corr_len = corr_len;
+    memcpy(o->payload, payload, len);
+    o->len = len;
+    o->retain = retain;
+    int rc = 0;
+    pthread_mutex_lock(&in->mu);
+    outmsg *old = NULL;
+    if (retain)
+        for (outmsg *q = in->out_head; q && !old; q = q->next)
+            if (q->retain && !strcmp(q->topic, topic))
+                old = q;
+    if (old) {
+        /* swap the newer payload into the queued place */
+        void *p = old->payload;
+        old->payload = o->payload;
+        old->len = o->len;
+        o->payload = p;
+    } else if (in->out_n >= INGEST_OUTBOX_MAX) {
+        rc = -EAGAIN;
+    } else {
+        if (!in->out_head)
+            in->out_tail = &in->out_head;
+        *in->out_tail = o;
+        in->out_tail = &o->next;
+        in->out_n++;
+        o = NULL;
+    }
+    pthread_mutex_unlock(&in->mu);
+    outmsg_free(o);
+    return rc;
+}
+
+int ingest_publish(ingest *in, const char *topic, const void *payload, size_t len, int retain)
+{
+    return enqueue(in, topic, NULL, 0, payload, len, retain);
+}
+
+int ingest_reply(ingest *in, const char *topic, const void *corr, size_t corr_len,
+                 const void *payload, size_t len)
+{
+    return enqueue(in, topic, corr, corr_len, payload, len, 0);
+}
+
+int ingest_set_commands(ingest *in, const char *own_filter, const char *fleet_filter)
+{
+    if (!(in->cmd_filter[0] = strdup(own_filter)) || !(in->cmd_filter[1] = strdup(fleet_filter)))
+        return -ENOMEM;
+    return 0;
+}
+
+ingest_cmd *ingest_take_command(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    ingest_cmd *c = in->cmd_head;
+    if (c) {
+        in->cmd_head = c->next;
+        c->next = NULL;
+        in->cmd_n--;
+    }
+    pthread_mutex_unlock(&in->mu);
+    return c;
+}
+
+int ingest_take_connected(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    int note = in->connected_note;
+    in->connected_note = 0;
+    pthread_mutex_unlock(&in->mu);
+    return note;
+}
+
 void ingest_counters_get(ingest *in, ingest_counters *out)
 {
     pthread_mutex_lock(&in->mu);
@@ -602,5 +869,11 @@ void ingest_free(ingest *in)
         subs_free(in->next_subs, in->n_next);
     free(in->host);
     free(in->settle_topic);
+    outmsg_free(in->out_head);
+    ingest_cmd_free(in->cmd_head);
+    free(in->cmd_filter[0]);
+    free(in->cmd_filter[1]);
+    free(in->bye_topic);
+    free(in->bye);
     free(in);
 }

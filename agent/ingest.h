@@ -58,6 +58,8 @@ typedef struct ingest_counters {
     size_t held;                         /* read and not yet stored */
     uint64_t maybe_duplicated;           /* handed over without the broker's
                                             proof: it may send them again */
+    uint64_t commands, commands_dropped; /* queued for the main thread; dropped
+                                            (queue full, retained, no memory) */
     int connected, subscribed;
 } ingest_counters;
 
@@ -93,6 +95,53 @@ void ingest_msg_free(ingest_msg *m);
  * from then on. 0 or -ENOMEM. */
 int ingest_update(ingest *in, const agent_config *cfg);
 void ingest_counters_get(ingest *in, ingest_counters *out);
+/* Fleet control (control.h): the network thread is the only one to touch
+ * the MQTT handle, so the main thread's publications pass through here.
+ *
+ * ingest_set_will, before ingest_start: the Last Will (retained, QoS 1) on
+ * topic, and `bye`, published retained on that topic by a graceful stop
+ * (a DISCONNECT discards the will). Copies are taken. 0, -ENOMEM, or
+ * -EINVAL from libmosquitto (a bad topic). */
+int ingest_set_will(ingest *in, const char *topic, const void *will, size_t will_len,
+                    const void *bye, size_t bye_len);
+/* Queues a copy of payload for the network thread to publish at QoS 1 at its
+ * next loop pass (within ~100 ms) once connected. A retained publication
+ * replaces one still queued on the same topic (a newer status supersedes
+ * an older one), so the queue holds at most INGEST_OUTBOX_MAX entries.
+ * 0, -ENOMEM, or -EAGAIN when full (the caller drops or retries). */
+#define INGEST_OUTBOX_MAX 64
+int ingest_publish(ingest *in, const char *topic, const void *payload, size_t len, int retain);
+/* Commands (control.h, agent/CONTROL.md "Commands"): messages on the
+ * command filters are not data. The network thread queues them (at most
+ * INGEST_CMD_QUEUE; beyond that they are dropped, counted and logged) for
+ * the main thread, which decodes, carries out and answers them; a body over
+ * INGEST_CMD_BODY_MAX is not copied (body NULL, len its size). */
+#define INGEST_CMD_BODY_MAX 4096
+#define INGEST_CMD_QUEUE 16
+typedef struct ingest_cmd {
+    char *topic;              /* as received */
+    const char *verb;         /* its last level (points into topic) */
+    uint8_t *body;            /* NULL when len > INGEST_CMD_BODY_MAX */
+    size_t len;
+    int retained;             /* the broker kept it: never carried out */
+    char *response_topic;     /* MQTT 5's, or NULL */
+    uint8_t *corr;            /* MQTT 5 correlation data, or NULL */
+    size_t corr_len;
+    struct ingest_cmd *next;
+} ingest_cmd;
+/* Before ingest_start: subscribe (QoS 1) to these two filters (copied) and
+ * treat what arrives on them as commands. 0 or -ENOMEM. */
+int ingest_set_commands(ingest *in, const char *own_filter, const char *fleet_filter);
+/* The oldest queued command (the caller frees it) or NULL. */
+ingest_cmd *ingest_take_command(ingest *in);
+void ingest_cmd_free(ingest_cmd *c);
+/* Queues a reply (not retained, QoS 1) on topic, with MQTT 5 correlation
+ * data when corr is not NULL; as ingest_publish. */
+int ingest_reply(ingest *in, const char *topic, const void *corr, size_t corr_len,
+                 const void *payload, size_t len);
+/* 1 once after each accepted connection (the main thread then publishes a
+ * fresh status), else 0. */
+int ingest_take_connected(ingest *in);
 /* Disconnects and joins the network thread; queued messages stay poppable. */
 void ingest_stop(ingest *in);
 void ingest_free(ingest *in);

@@ -4,7 +4,12 @@ tensors at QoS 1 against mosquitto_sub receiving the same stream from the
 same broker in the same run, plus the agent's peak RSS with the default
 config. Medians of several runs.
 
-Usage: bench_agent_mqtt.py BUILD_DIR [--messages N] [--runs R]
+With --control it instead measures the cost of fleet control's status
+publishing (agent/CONTROL.md): each run ingests the stream twice, with
+control.status_interval 0s (no status, no Last Will) and 1s (the most often
+allowed), in alternating order, and reports the on/off ratio.
+
+Usage: bench_agent_mqtt.py BUILD_DIR [--messages N] [--runs R] [--control]
 """
 import argparse
 import io
@@ -45,7 +50,7 @@ def vm_hwm_kib(pid):
     return 0
 
 
-def one_run(build, n):
+def one_run(build, n, control=None):
     tmp = tempfile.mkdtemp(prefix="embeddb-bench-")
     broker = Broker(tmp)
     broker.start()
@@ -56,6 +61,8 @@ def one_run(build, n):
     agent.write_config(broker.port, subs='    - {topic: "bench/#", qos: 1, format: npy}\n')
     with open(agent.conf) as f:
         text = f.read().replace("memtable_max: 1MiB", "memtable_max: 16MiB")
+        if control is not None:
+            text += f"control:\n  status_interval: {control}\n"
         text = text.replace("max_tensors: 16", "max_tensors: 64").replace(
             "max_delay_ms: 50ms", "max_delay_ms: 200ms").replace("level: debug", "level: info")
     with open(agent.conf, "w") as f:
@@ -101,8 +108,24 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--control", action="store_true")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
+    if args.control:
+        on, off, ratios = [], [], []
+        for r in range(args.runs):
+            order = ("0s", "1s") if r % 2 == 0 else ("1s", "0s")
+            got = {c: one_run(build, args.messages, c)[0] for c in order}
+            off.append(got["0s"])
+            on.append(got["1s"])
+            ratios.append(got["1s"] / got["0s"])
+            print(f"run {r + 1}: status off {got['0s']:.0f} msg/s, status every 1 s "
+                  f"{got['1s']:.0f} msg/s, ratio {ratios[-1]:.3f}", flush=True)
+        print(f"\nmedians of {args.runs} runs, {args.messages} messages of 4 KiB (npy) at QoS 1:")
+        print(f"status_off_msgs_per_s={statistics.median(off):.0f}")
+        print(f"status_1s_msgs_per_s={statistics.median(on):.0f}")
+        print(f"ratio_on_vs_off={statistics.median(ratios):.3f} (goal >= 0.95)")
+        return
     agent_rates, sub_rates, ratios, rss = [], [], [], []
     for r in range(args.runs):
         a, s, kib = one_run(build, args.messages)

@@ -1,0 +1,239 @@
+/*
+ * test_control.c -- fleet control's documents and topics (agent/control.c,
+ * formats in agent/CONTROL.md): the largest status document fits
+ * CONTROL_STATUS_MAX, a buffer one byte short of any document is refused
+ * whole (never a cut document), topics on both sides of their buffer; the
+ * command decoder's every verb and refusal, its limits on both sides, and
+ * replies that escape what they echo.
+ * The documents' content over MQTT is tested against mosquitto
+ * (tests/integration/test_control.py).
+ */
+#include "control.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <errno.h>
+
+static const char ID64[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._";
+
+/* Every count at its largest, the longest device id. */
+static control_status largest(ingest_counters *c, agent_counts *a)
+{
+    memset(c, 0xff, sizeof(*c));
+    memset(a, 0xff, sizeof(*a));
+    c->connected = 1;
+    control_status s = {.device_id = ID64, .online = 1, .time_ns = INT64_MIN,
+                        .uptime_ms = UINT64_MAX, .in = c, .a = a, .flash_used = UINT64_MAX,
+                        .flash_limit = UINT64_MAX, .flash_free = UINT64_MAX - 1,
+                        .backlog_bytes = UINT64_MAX};
+    for (int i = 0; i <= SNAP_SEALING; i++)
+        s.snapshots[i] = UINT64_MAX;
+    return s;
+}
+
+static void test_largest_status_fits_its_bound(void **state)
+{
+    (void)state;
+    ingest_counters c;
+    agent_counts a;
+    control_status s = largest(&c, &a);
+    char buf[CONTROL_STATUS_MAX];
+    size_t len = 0;
+    assert_int_equal(strlen(ID64), 64);
+    assert_int_equal(control_status_json(&s, buf, sizeof(buf), &len), 0);
+    assert_int_equal(strlen(buf), len);
+    assert_true(len < CONTROL_STATUS_MAX);
+    assert_non_null(strstr(buf, "\"time_ns\":-9223372036854775808,"));
+    assert_non_null(strstr(buf, "\"upload_backlog_bytes\":18446744073709551615}"));
+    assert_int_equal(buf[0], '{');
+    assert_int_equal(buf[len - 1], '}');
+}
+
+/* At every buffer size below the document's length + 1 it is refused and
+ * the buffer holds an empty string; at length + 1 it is written whole. */
+static void test_short_buffer_refuses_the_whole_document(void **state)
+{
+    (void)state;
+    ingest_counters c;
+    agent_counts a;
+    control_status on = largest(&c, &a);
+    control_status off = {.device_id = ID64, .online = 0, .reason = "stopped"};
+    const control_status *docs[] = {&on, &off};
+    for (size_t d = 0; d < 2; d++) {
+        char full[CONTROL_STATUS_MAX], buf[CONTROL_STATUS_MAX];
+        size_t len = 0, got = 7;
+        assert_int_equal(control_status_json(docs[d], full, sizeof(full), &len), 0);
+        for (size_t cap = 0; cap <= len; cap++) {
+            memset(buf, 'x', sizeof(buf));
+            assert_int_equal(control_status_json(docs[d], buf, cap, &got), -ENOSPC);
+            assert_int_equal(got, 0);
+            if (cap)
+                assert_int_equal(buf[0], 0);
+        }
+        assert_int_equal(control_status_json(docs[d], buf, len + 1, &got), 0);
+        assert_int_equal(got, len);
+        assert_string_equal(buf, full);
+    }
+}
+
+static void test_offline_document_is_exact(void **state)
+{
+    (void)state;
+    char buf[256];
+    size_t len;
+    control_status s = {.device_id = "b-7", .online = 0, .reason = "lost"};
+    assert_int_equal(control_status_json(&s, buf, sizeof(buf), &len), 0);
+    assert_string_equal(buf, "{\"v\":1,\"device_id\":\"b-7\",\"online\":false,\"version\":\""
+                             EMBEDDB_TEST_VERSION "\",\"reason\":\"lost\"}");
+}
+
+static void test_unknown_free_space_is_null(void **state)
+{
+    (void)state;
+    ingest_counters c;
+    agent_counts a;
+    control_status s = largest(&c, &a);
+    char buf[CONTROL_STATUS_MAX];
+    size_t len;
+    s.flash_free = UINT64_MAX;
+    assert_int_equal(control_status_json(&s, buf, sizeof(buf), &len), 0);
+    assert_non_null(strstr(buf, "\"free\":null}"));
+}
+
+static void test_topic_bounds(void **state)
+{
+    (void)state;
+    char buf[CONTROL_TOPIC_MAX];
+    char prefix[AGENT_CONTROL_PREFIX_MAX + 1];
+    memset(prefix, 'p', AGENT_CONTROL_PREFIX_MAX);
+    prefix[AGENT_CONTROL_PREFIX_MAX] = 0;
+    /* the longest prefix and device id with a 48-byte leaf fit */
+    char leaf[49];
+    memset(leaf, 'l', 48);
+    leaf[48] = 0;
+    assert_int_equal(control_topic(buf, sizeof(buf), prefix, ID64, leaf), 0);
+    assert_int_equal(strlen(buf), 128 + 1 + 64 + 1 + 48);
+    assert_int_equal(control_topic(buf, 7, "a", "b", "cd"), 0);
+    assert_string_equal(buf, "a/b/cd");
+    assert_int_equal(control_topic(buf, 6, "a", "b", "cd"), -ENAMETOOLONG);
+}
+
+static control_err dec(const char *verb, const char *body, control_cmd *c)
+{
+    char why[256];
+    control_err e = control_cmd_decode(verb, body, strlen(body), c, why, sizeof(why));
+    assert_true(e == CONTROL_OK || why[0]); /* every refusal says why */
+    return e;
+}
+
+static void test_decode_every_verb_and_refusal(void **state)
+{
+    (void)state;
+    control_cmd c;
+    assert_int_equal(dec("status", "", &c), CONTROL_OK);
+    assert_int_equal(c.verb, CONTROL_VERB_STATUS);
+    assert_int_equal(dec("snapshot", " { } ", &c), CONTROL_OK);
+    assert_int_equal(c.verb, CONTROL_VERB_SNAPSHOT);
+    assert_int_equal(dec("upload", "{\"id\":\"a\\u0042\\/\",\"origin\":\"ops 1\"}", &c),
+                     CONTROL_OK);
+    assert_int_equal(c.verb, CONTROL_VERB_UPLOAD);
+    assert_string_equal(c.id, "aB/");
+    assert_string_equal(c.origin, "ops 1");
+    /* an unknown verb still yields the id (3.1.1 replies are matched by it) */
+    assert_int_equal(dec("reboot", "{\"id\":\"r1\"}", &c), CONTROL_E_UNKNOWN_VERB);
+    assert_string_equal(c.id, "r1");
+    assert_int_equal(dec("Status", "", &c), CONTROL_E_UNKNOWN_VERB);
+    assert_int_equal(dec("", "", &c), CONTROL_E_UNKNOWN_VERB);
+    const char *bad_json[] = {"{", "}", "[]", "{\"id\"}", "{\"id\":\"a\",}", "{\"id\":\"a\"} x",
+                              "{\"id\":\"a\\q\"}", "{\"id\":\"a\\u12\"}", "{,}", "null",
+                              "{\"id\":\"a\nb\"}", "{\"id\" \"a\"}"};
+    for (size_t i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++)
+        assert_int_equal(dec("status", bad_json[i], &c), CONTROL_E_BAD_JSON);
+    const char *bad_field[] = {"{\"id\":5}", "{\"id\":true}", "{\"id\":[\"a\"]}", "{\"x\":\"a\"}",
+                               "{\"id\":\"\"}", "{\"id\":\"a\",\"id\":\"b\"}",
+                               "{\"origin\":\"caf\\u00e9\"}", "{\"origin\":\"tab\\t\"}",
+                               "{\"a-very-long-key-beyond-sixteen\":\"v\"}"};
+    for (size_t i = 0; i < sizeof(bad_field) / sizeof(bad_field[0]); i++)
+        assert_int_equal(dec("status", bad_field[i], &c), CONTROL_E_BAD_FIELD);
+}
+
+/* Both sides of CONTROL_CMD_MAX and CONTROL_ID_MAX. */
+static void test_decode_limits_both_sides(void **state)
+{
+    (void)state;
+    control_cmd c;
+    char body[CONTROL_CMD_MAX + 2], why[256];
+    memset(body, ' ', sizeof(body));
+    body[0] = '{';
+    body[CONTROL_CMD_MAX - 1] = '}';
+    assert_int_equal(control_cmd_decode("status", body, CONTROL_CMD_MAX, &c, why, sizeof(why)),
+                     CONTROL_OK);
+    body[CONTROL_CMD_MAX - 1] = ' ';
+    body[CONTROL_CMD_MAX] = '}';
+    assert_int_equal(control_cmd_decode("status", body, CONTROL_CMD_MAX + 1, &c, why,
+                                        sizeof(why)), CONTROL_E_TOO_LARGE);
+    /* a body too large is refused unread: NULL with its size */
+    assert_int_equal(control_cmd_decode("status", NULL, 1u << 20, &c, why, sizeof(why)),
+                     CONTROL_E_TOO_LARGE);
+    char doc[128];
+    snprintf(doc, sizeof(doc), "{\"id\":\"%.64s\"}", ID64);
+    assert_int_equal(dec("status", doc, &c), CONTROL_OK);
+    assert_string_equal(c.id, ID64);
+    snprintf(doc, sizeof(doc), "{\"id\":\"%.64sx\"}", ID64);
+    assert_int_equal(dec("status", doc, &c), CONTROL_E_BAD_FIELD);
+}
+
+/* The reply escapes what it echoes and never passes its bound. */
+static void test_reply_escapes_and_fits(void **state)
+{
+    (void)state;
+    char buf[CONTROL_REPLY_MAX], verb[300], msg[600];
+    size_t len;
+    assert_int_equal(control_reply_json("b", "st\"a\\t\x01\xc3\xa9", "i\"d", CONTROL_E_UNKNOWN_VERB,
+                                        "m\"\n", NULL, buf, sizeof(buf), &len), 0);
+    assert_string_equal(buf, "{\"v\":1,\"device_id\":\"b\",\"verb\":\"st\\\"a\\\\t???\","
+                             "\"id\":\"i\\\"d\",\"ok\":false,\"error\":\"unknown_verb\","
+                             "\"message\":\"m\\\"?\"}");
+    memset(verb, '"', sizeof(verb) - 1);
+    verb[sizeof(verb) - 1] = 0;
+    memset(msg, '\\', sizeof(msg) - 1);
+    msg[sizeof(msg) - 1] = 0;
+    char id[CONTROL_ID_MAX + 1];
+    memset(id, '"', CONTROL_ID_MAX);
+    id[CONTROL_ID_MAX] = 0;
+    assert_int_equal(control_reply_json(ID64, verb, id, CONTROL_E_BAD_FIELD, msg, NULL, buf,
+                                        sizeof(buf), &len), 0);
+    assert_true(len < CONTROL_REPLY_MAX);
+    assert_int_equal(control_reply_json("b", "status", "", CONTROL_OK, NULL,
+                                        ",\"snapshot\":null", buf, sizeof(buf), &len), 0);
+    assert_string_equal(buf, "{\"v\":1,\"device_id\":\"b\",\"verb\":\"status\",\"ok\":true,"
+                             "\"snapshot\":null}");
+    size_t cap = len; /* one byte short: no room for the NUL */
+    assert_int_equal(control_reply_json("b", "status", "", CONTROL_OK, NULL, ",\"snapshot\":null",
+                                        buf, cap, &len), -ENOSPC);
+    assert_int_equal(len, 0);
+    assert_int_equal(control_reply_json("b", "status", "", CONTROL_OK, NULL, ",\"snapshot\":null",
+                                        buf, cap + 1, &len), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_largest_status_fits_its_bound),
+        cmocka_unit_test(test_short_buffer_refuses_the_whole_document),
+        cmocka_unit_test(test_offline_document_is_exact),
+        cmocka_unit_test(test_unknown_free_space_is_null),
+        cmocka_unit_test(test_topic_bounds),
+        cmocka_unit_test(test_decode_every_verb_and_refusal),
+        cmocka_unit_test(test_decode_limits_both_sides),
+        cmocka_unit_test(test_reply_escapes_and_fits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
