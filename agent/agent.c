@@ -586,21 +586,27 @@ static void prom(console_buf *b, const char *name, const char *type, const char 
                        name, v);
 }
 
+/* What /metrics and /api/store report: the MQTT thread's and the upload
+ * worker's counters, and the live store's bytes (the return). */
+static uint64_t web_counters(agent *a, ingest_counters *c, upload_counters *u)
+{
+    ts_stats st;
+    memset(u, 0, sizeof(*u));
+    ingest_counters_get(a->in, c);
+    if (a->up)
+        upload_counters_get(a->up, u);
+    if (!a->store)
+        return 0;
+    ts_get_stats(a->store, &st);
+    return st.disk_bytes;
+}
+
 static void web_metrics(void *ctx, console_buf *b)
 {
     agent *a = ctx;
     ingest_counters c;
     upload_counters u;
-    memset(&u, 0, sizeof(u));
-    ingest_counters_get(a->in, &c);
-    if (a->up)
-        upload_counters_get(a->up, &u);
-    uint64_t store_bytes = 0;
-    if (a->store) {
-        ts_stats st;
-        ts_get_stats(a->store, &st);
-        store_bytes = st.disk_bytes;
-    }
+    uint64_t store_bytes = web_counters(a, &c, &u);
     prom(b, "embeddb_agent_received_total", "counter", "MQTT messages delivered to the agent.",
          c.received);
     prom(b, "embeddb_agent_stored_total", "counter", "Tensors from MQTT stored durably.",
@@ -652,16 +658,7 @@ static void web_status(void *ctx, console_buf *b)
     agent *a = ctx;
     ingest_counters c;
     upload_counters u;
-    memset(&u, 0, sizeof(u));
-    ingest_counters_get(a->in, &c);
-    if (a->up)
-        upload_counters_get(a->up, &u);
-    uint64_t store_bytes = 0;
-    if (a->store) {
-        ts_stats st;
-        ts_get_stats(a->store, &st);
-        store_bytes = st.disk_bytes;
-    }
+    uint64_t store_bytes = web_counters(a, &c, &u);
     console_buf_printf(b, "{\"device_id\":");
     console_buf_json_str(b, a->cfg.device_id, strlen(a->cfg.device_id));
     console_buf_printf(b, ",\"connected\":%s,\"subscribed\":%s,\"received\":%" PRIu64

@@ -269,35 +269,33 @@ static int raw_close(void *db)
     return rc;
 }
 
-/* EmbedDb */
-static int edb_open(const char *path, uint64_t n, size_t tensor_len, void **db)
+/* EmbedDb, with default options, or reading through memory mappings
+ * (ts_options.mmap_bytes, every SST mapped): what LMDB always does and
+ * LevelDB does for up to 1000 table files on 64-bit hosts. The ingest is
+ * the same code either way. */
+static int edb_open_with(const char *path, uint64_t mmap_bytes, void **db)
 {
     char err[512];
     ts_options o;
     int rc;
-    (void)n, (void)tensor_len;
     ts_options_init(&o);
     o.create_if_missing = 1;
+    o.mmap_bytes = mmap_bytes;
     if ((rc = ts_open(path, &o, (ts_store **)db, err, sizeof(err))))
         fprintf(stderr, "peer_bench: embeddb: %s\n", err);
     return rc;
 }
 
-/* The same engine reading through memory mappings (ts_options.mmap_bytes,
- * every SST mapped): what LMDB always does and LevelDB does for up to 1000
- * table files on 64-bit hosts. Its ingest is the same code as embeddb's. */
+static int edb_open(const char *path, uint64_t n, size_t tensor_len, void **db)
+{
+    (void)n, (void)tensor_len;
+    return edb_open_with(path, 0, db);
+}
+
 static int edb_open_mmap(const char *path, uint64_t n, size_t tensor_len, void **db)
 {
-    char err[512];
-    ts_options o;
-    int rc;
     (void)n, (void)tensor_len;
-    ts_options_init(&o);
-    o.create_if_missing = 1;
-    o.mmap_bytes = UINT64_MAX;
-    if ((rc = ts_open(path, &o, (ts_store **)db, err, sizeof(err))))
-        fprintf(stderr, "peer_bench: embeddb: %s\n", err);
-    return rc;
+    return edb_open_with(path, UINT64_MAX, db);
 }
 
 static int edb_report(void *db, int rc)
