@@ -11,6 +11,7 @@
  */
 #include "store_int.h"
 
+#include "fcache.h"
 #include "format.h"
 #include "pack.h"
 #include "record.h"
@@ -170,6 +171,12 @@ void store__frame_cache_free(ts_store *s)
     }
 }
 
+static int frame_corrupt(ts_store *s, const loc *l, const char *why)
+{
+    return store__err(s, TS_ECORRUPT, "%s: frame at offset %" PRIu64 ": %s", l->path, l->rec_off,
+                      why);
+}
+
 /* Reads the frame at l (or finds it cached) and decodes it up to record
  * l->ord - 1, checking the frame's checksum and that the record holds key
  * (when given). *r borrows the cache until the next call. */
@@ -247,18 +254,13 @@ corrupt:
     if (c->open)
         pack_close(&c->d);
     c->open = 0;
-    return store__err(s, TS_ECORRUPT, "%s: frame at offset %" PRIu64 ": %s", l->path, l->rec_off,
-                      why);
+    return frame_corrupt(s, l, why);
 }
 
-/* Packed records: copies what the frame holds into one tensor allocation. */
-static int read_packed(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
-                       uint64_t max_elems, ts_tensor **out)
+/* A packed record copied into one tensor allocation (at most max_elems
+ * elements of its data). */
+static int tensor_from_rec(ts_store *s, const pack_rec *r, uint64_t max_elems, ts_tensor **out)
 {
-    const pack_rec *r = NULL;
-    int rc = frame_read(s, l, key, key_len, &r);
-    if (rc)
-        return rc;
     size_t head = (sizeof(ts_tensor) + 15) & ~(size_t)15;
     uint64_t max_data = elems_bytes(r->dtype, max_elems);
     size_t data_len = r->data_len < max_data ? r->data_len : (size_t)max_data;
@@ -279,6 +281,59 @@ static int read_packed(ts_store *s, const loc *l, const uint8_t *key, size_t key
     memcpy(t->shape, r->shape, sizeof(t->shape));
     *out = t;
     return 0;
+}
+
+/* Packed records: copies what the frame holds into one tensor allocation. */
+static int read_packed(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
+                       uint64_t max_elems, ts_tensor **out)
+{
+    const pack_rec *r = NULL;
+    int rc = frame_read(s, l, key, key_len, &r);
+    return rc ? rc : tensor_from_rec(s, r, max_elems, out);
+}
+
+/* A packed SST record through the frame cache (fcache.h): a miss reads,
+ * checks and decodes the whole frame into the cache. 1 when the frame does
+ * not fit the cache: read it directly. */
+static int load_cached(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
+                       uint64_t max_elems, ts_tensor **out)
+{
+    const char *why = NULL;
+    const fc_entry *e = fcache_get(&s->frames, l->file_no, l->rec_off);
+    if (!e) {
+        if (l->rec_len > FMT_FRAME_MAX_LEN)
+            return frame_corrupt(s, l, "frame length out of range");
+        uint8_t *frame = malloc(l->rec_len ? l->rec_len : 1);
+        if (!frame)
+            return store__err(s, TS_ENOMEM, "out of memory loading a %u-byte frame", l->rec_len);
+        int rc = read_at(s, l, frame, l->rec_len, l->rec_off);
+        if (rc) {
+            free(frame);
+            if (rc == -ENODATA)
+                return frame_corrupt(s, l, "frame extends past the end of the file");
+            return store__err(s, rc, "pread(%s, offset %" PRIu64 "): %s", l->path, l->rec_off,
+                              strerror(-rc));
+        }
+        rc = fcache_put(&s->frames, l->file_no, l->rec_off, frame, l->rec_len, &e, &why);
+        if (rc == TS_ECORRUPT)
+            return frame_corrupt(s, l, why);
+        if (rc == TS_ENOMEM)
+            return store__err(s, rc, "out of memory decoding a frame");
+        if (rc)
+            return rc;
+    }
+    if (l->ord > e->n_records)
+        return frame_corrupt(s, l, "index points past the frame's last record");
+    const fc_rec *fr = &e->recs[l->ord - 1];
+    if (fr->key_fp != fcache_key_fp(key, key_len))
+        return frame_corrupt(s, l, "index points at a record of another key");
+    const pack_schema *sc = &e->schemas[fr->schema];
+    pack_rec r = {.ord = l->ord - 1, .seq = e->first_seq + l->ord - 1,
+                  .timestamp_ns = fr->timestamp_ns, .key = key, .key_len = (uint16_t)key_len,
+                  .name = sc->name, .name_len = sc->name_len, .dtype = sc->dtype,
+                  .ndim = sc->ndim, .data = e->frame + fr->data_off, .data_len = sc->data_len};
+    memcpy(r.shape, sc->shape, sizeof(r.shape));
+    return tensor_from_rec(s, &r, max_elems, out);
 }
 
 /* Reads the record at l into a new tensor, returning at most max_elems
@@ -376,6 +431,9 @@ static int load(ts_store *s, const void *key, size_t key_len, uint64_t max_elems
     if (rc == TS_ENOTFOUND)
         return store__err(s, rc, "no tensor under that key");
     if (rc)
+        return rc;
+    if (l.ord && !l.in_mt && s->frames.budget &&
+        (rc = load_cached(s, &l, key, key_len, max_elems, out)) != 1)
         return rc;
     return read_tensor(s, &l, key, key_len, max_elems, out);
 }

@@ -775,6 +775,7 @@ int ts_open(const char *dir, const ts_options *opts, ts_store **out, char *errbu
     if (!s->opts.memtable_max)
         s->opts.memtable_max = STORE_DEFAULT_MEMTABLE_MAX;
     s->vfs = s->opts.vfs ? s->opts.vfs : plat_vfs_default();
+    fcache_init(&s->frames, s->opts.frame_cache_bytes);
     s->dir = strdup(dir ? dir : "");
     if (!s->dir || !dir || !dir[0] || strlen(dir) > STORE_PATH_MAX - 64) {
         rc = store__err(s, s->dir ? TS_EINVAL : TS_ENOMEM, "bad store directory name");
@@ -808,6 +809,7 @@ int ts_close(ts_store *s)
         s->vfs->close(s->vfs, s->lock_fd);
     mt_free(&s->mt);
     store__frame_cache_free(s);
+    fcache_free(&s->frames);
     for (size_t i = 0; i < sizeof(s->scratch) / sizeof(s->scratch[0]); i++)
         free(s->scratch[i]);
     free(s->dir);
@@ -829,6 +831,7 @@ void ts_get_stats(const ts_store *s, ts_stats *st)
     }
     st->next_seq = s->next_seq;
     st->mapped_bytes = s->mapped;
+    st->frame_cache_bytes = s->frames.bytes;
 }
 
 int ts_list_files(const ts_store *s, ts_file_fn fn, void *ctx)

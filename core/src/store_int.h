@@ -6,6 +6,7 @@
 #ifndef EMBEDDB_STORE_INT_H
 #define EMBEDDB_STORE_INT_H
 
+#include "fcache.h"
 #include "keymap.h"
 #include "memtable.h"
 #include "sst.h"
@@ -45,6 +46,7 @@ struct ts_store {
     void *scratch[8];       /* per-batch work buffers, reused (write.c) */
     size_t scratch_cap[8];
     struct frame_cache *fc; /* the last packed frame read (read.c) */
+    fcache frames;          /* decoded frames for point loads (fcache.h) */
     char err[1024];
 };
 

@@ -36,7 +36,8 @@
  * Point loads: the store is reopened and --loads uniformly random existing
  * keys (fixed seed) are loaded and decoded into an owned tensor (EmbedDb
  * ts_load, through pread and, as engine embeddb-mmap, through mappings of
- * every SST (ts_options.mmap_bytes); LevelDB leveldb_get; LMDB mdb_get in a
+ * every SST (ts_options.mmap_bytes), and as embeddb-cache, mapped and
+ * through a frame cache (ts_options.frame_cache_bytes); LevelDB leveldb_get; LMDB mdb_get in a
  * read transaction per load; SQLite a prepared SELECT), checked
  * (timestamp, dtype, shape) and freed.
  * The page cache is warm: the data was just written.
@@ -271,9 +272,13 @@ static int raw_close(void *db)
 
 /* EmbedDb, with default options, or reading through memory mappings
  * (ts_options.mmap_bytes, every SST mapped): what LMDB always does and
- * LevelDB does for up to 1000 table files on 64-bit hosts. The ingest is
- * the same code either way. */
-static int edb_open_with(const char *path, uint64_t mmap_bytes, void **db)
+ * LevelDB does for up to 1000 table files on 64-bit hosts; or mapped and
+ * with a frame cache (ts_options.frame_cache_bytes) of EDB_CACHE_BYTES, which
+ * holds every frame of these runs, as LMDB's page cache holds its file. The
+ * ingest is the same code every way. */
+#define EDB_CACHE_BYTES (UINT64_C(64) << 20)
+
+static int edb_open_with(const char *path, uint64_t mmap_bytes, uint64_t cache_bytes, void **db)
 {
     char err[512];
     ts_options o;
@@ -281,6 +286,7 @@ static int edb_open_with(const char *path, uint64_t mmap_bytes, void **db)
     ts_options_init(&o);
     o.create_if_missing = 1;
     o.mmap_bytes = mmap_bytes;
+    o.frame_cache_bytes = cache_bytes;
     if ((rc = ts_open(path, &o, (ts_store **)db, err, sizeof(err))))
         fprintf(stderr, "peer_bench: embeddb: %s\n", err);
     return rc;
@@ -289,13 +295,19 @@ static int edb_open_with(const char *path, uint64_t mmap_bytes, void **db)
 static int edb_open(const char *path, uint64_t n, size_t tensor_len, void **db)
 {
     (void)n, (void)tensor_len;
-    return edb_open_with(path, 0, db);
+    return edb_open_with(path, 0, 0, db);
 }
 
 static int edb_open_mmap(const char *path, uint64_t n, size_t tensor_len, void **db)
 {
     (void)n, (void)tensor_len;
-    return edb_open_with(path, UINT64_MAX, db);
+    return edb_open_with(path, UINT64_MAX, 0, db);
+}
+
+static int edb_open_cache(const char *path, uint64_t n, size_t tensor_len, void **db)
+{
+    (void)n, (void)tensor_len;
+    return edb_open_with(path, UINT64_MAX, EDB_CACHE_BYTES, db);
 }
 
 static int edb_report(void *db, int rc)
@@ -326,6 +338,11 @@ static int edb_load(void *db, const char *key, size_t key_len, ts_tensor **out)
 
 static int edb_close(void *db)
 {
+    ts_stats st;
+    ts_get_stats(db, &st);
+    if (st.frame_cache_bytes)
+        printf("# embeddb-cache: the frame cache held %.1f MiB\n",
+               (double)st.frame_cache_bytes / (1 << 20));
     return ts_close(db);
 }
 
@@ -611,6 +628,7 @@ static const peer peers[] = {
     {"raw", raw_open, raw_save, NULL, NULL, NULL, raw_close},
     {"embeddb", edb_open, edb_save, edb_flush, edb_load, ts_tensor_free, edb_close},
     {"embeddb-mmap", edb_open_mmap, edb_save, edb_flush, edb_load, ts_tensor_free, edb_close},
+    {"embeddb-cache", edb_open_cache, edb_save, edb_flush, edb_load, ts_tensor_free, edb_close},
     {"leveldb", ldb_open, ldb_save, NULL, ldb_load, release_free, ldb_close},
     {"lmdb", lm_open, lm_save, NULL, lm_load, release_free, lm_close},
 #ifdef PEER_BENCH_SQLITE

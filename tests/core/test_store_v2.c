@@ -962,6 +962,117 @@ static void test_mmap_reads_return_what_pread_returns_within_the_budget(void **s
     w->s = tu_open(w->dir, NULL);
 }
 
+/* ---- the frame cache (ts_options.frame_cache_bytes) ------------------ */
+
+static ts_store *open_cached(ws *w, uint64_t budget, int mmap)
+{
+    ts_options o;
+    ts_options_init(&o);
+    o.frame_cache_bytes = budget;
+    o.mmap_bytes = mmap ? UINT64_MAX : 0;
+    ts_store *s = tu_open(w->dir, &o);
+    assert_non_null(s);
+    return s;
+}
+
+static uint64_t cache_held(ts_store *s)
+{
+    ts_stats st;
+    ts_get_stats(s, &st);
+    return st.frame_cache_bytes;
+}
+
+/* Previews through the cache: the first n elements of a few keys. */
+static void check_previews(ts_store *s, const model *m)
+{
+    char key[64];
+    size_t kl;
+    for (int c = 0; c < MAXC; c += 7) {
+        const mkey *k = &m->k[1][c];
+        ts_tensor *x = NULL;
+        if (!k->present)
+            continue;
+        key_of(1, c, key, &kl);
+        assert_int_equal(ts_load_preview(s, key, kl, 1, &x), 0);
+        check_tensor(x, 1, c, k, 1);
+        ts_tensor_free(x);
+    }
+}
+
+/* Loads through the cache return what the frames hold, field for field,
+ * and the cache never holds more than its budget, tested on both sides:
+ * the bytes that hold every frame keep them all, one byte less drops at
+ * least one, 4 KiB keeps a few, a budget below one frame keeps nothing
+ * (loads still work). A
+ * frame is checked when it enters: damage found then is an error and
+ * nothing is kept; damage after it entered is served from the checked
+ * copy, and ts_verify (which never uses the cache) reports it. */
+static void test_frame_cache_loads_return_what_the_frames_hold_within_the_budget(void **state)
+{
+    ws *w = *state;
+    agent_workload(w);
+    ts_close(w->s);
+    w->s = NULL;
+    w->s = open_cached(w, UINT64_MAX, 0);
+    check_all(w->s, w->m);
+    uint64_t full = cache_held(w->s);
+    assert_true(full > 0);
+    check_all(w->s, w->m); /* hits */
+    assert_true(cache_held(w->s) == full);
+    ts_close(w->s);
+    const uint64_t budgets[] = {full, full - 1, 4096, 100};
+    for (size_t b = 0; b < 4; b++)
+        for (int mmap = 0; mmap < 2; mmap++) {
+            w->s = open_cached(w, budgets[b], mmap);
+            for (int pass = 0; pass < 2; pass++) {
+                check_all(w->s, w->m);
+                check_previews(w->s, w->m);
+                uint64_t held = cache_held(w->s);
+                assert_true(held <= budgets[b]);
+                if (b == 0)
+                    assert_true(held == full);
+                if (b == 1)
+                    assert_true(held < full && held > 0);
+                if (b == 3)
+                    assert_true(held == 0);
+            }
+            ts_close(w->s);
+        }
+    /* damage to a frame before it is cached, then after */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/sst_000001.sst", w->dir);
+    w->s = open_cached(w, UINT64_MAX, 0);
+    tu_flip(path, 64 + 300);
+    int bad_loads = 0;
+    for (int t = 0; t < TOPICS; t++)
+        for (int c = 0; c < MAXC; c++) {
+            char key[64];
+            size_t kl;
+            ts_tensor *x = NULL;
+            if (!w->m->k[t][c].present)
+                continue;
+            key_of(t, c, key, &kl);
+            int rc = ts_load(w->s, key, kl, &x);
+            if (rc == 0)
+                check_tensor(x, t, c, &w->m->k[t][c], UINT64_MAX);
+            else
+                bad_loads += rc == TS_ECORRUPT;
+            assert_true(rc == 0 || rc == TS_ECORRUPT);
+            ts_tensor_free(x);
+        }
+    assert_true(bad_loads > 0);
+    tu_flip(path, 64 + 300);
+    check_all(w->s, w->m); /* the frame is read again, intact */
+    tu_flip(path, 64 + 300);
+    check_all(w->s, w->m); /* served from the checked copy */
+    uint64_t bad = 0;
+    assert_int_equal(ts_verify(w->s, NULL, NULL, &bad), TS_ECORRUPT);
+    assert_true(bad > 0);
+    tu_flip(path, 64 + 300);
+    ts_close(w->s);
+    w->s = tu_open(w->dir, NULL);
+}
+
 /* A flipped byte in a v2 index: the store will not open the SST. */
 static void test_open_refuses_an_sst_whose_v2_index_has_a_flipped_byte(void **state)
 {
@@ -1025,6 +1136,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(test_mmap_reads_return_what_pread_returns_within_the_budget,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_frame_cache_loads_return_what_the_frames_hold_within_the_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_an_sst_whose_v2_index_has_a_flipped_byte,
                                         setup, teardown),
     };

@@ -6,9 +6,12 @@
  * checks behind the checksum; even, the rest is taken as it is. Whatever
  * the bytes, every length must be bounded (ASan), a decoded record must lie
  * inside its frame, and a frame that decodes must encode again
- * (pack_encode) into frames that decode to the same records.
+ * (pack_encode) into frames that decode to the same records. The frame
+ * cache (fcache_put) must accept exactly the frames that decode and hold
+ * the same records.
  */
 #include "crc32c.h"
+#include "fcache.h"
 #include "format.h"
 #include "pack.h"
 
@@ -131,6 +134,40 @@ out:
     free(p);
 }
 
+/* The frame's first flen bytes through the cache: kept, with the records
+ * decode found (recs, n of them), exactly when they decode. */
+static void cache_check(const uint8_t *f, uint32_t flen, const rec_copy *recs, size_t n)
+{
+    fcache c;
+    const fc_entry *e = NULL;
+    const char *why = NULL;
+    uint8_t *copy = malloc(flen ? flen : 1);
+    if (!copy)
+        return;
+    memcpy(copy, f, flen);
+    fcache_init(&c, UINT64_MAX);
+    int rc = fcache_put(&c, 1, 0, copy, flen, &e, &why);
+    if (!recs) {
+        check(rc != 0 && e == NULL);
+    } else if (rc == 0) {
+        check(e == fcache_get(&c, 1, 0) && e->n_records == n);
+        for (size_t i = 0; i < n; i++) {
+            const fc_rec *r = &e->recs[i];
+            const pack_schema *sc = &e->schemas[r->schema];
+            check(r->schema < e->n_schemas && e->first_seq + i == recs[i].seq);
+            check(r->timestamp_ns == recs[i].t.timestamp_ns);
+            check(r->key_fp == fcache_key_fp(recs[i].key, recs[i].t.key_len));
+            check(r->data_off == recs[i].data - f);
+            check(sc->data_len == recs[i].t.data_len && sc->dtype == recs[i].t.dtype &&
+                  sc->ndim == recs[i].t.ndim && sc->name_len == recs[i].name_len &&
+                  !memcmp(sc->name, recs[i].name, sc->name_len));
+        }
+    } else {
+        check(rc == TS_ENOMEM);
+    }
+    fcache_free(&c);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *f = NULL;
@@ -153,9 +190,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         memcpy(f, data + 1, len);
     }
-    if (decode(f, len, NULL, &n, &flen) == 0 && (recs = malloc(n * sizeof(*recs)))) {
-        check(decode(f, len, recs, &n2, &flen) == 0 && n2 == n);
-        reencode(recs, n);
+    if (decode(f, len, NULL, &n, &flen) == 0) {
+        if ((recs = malloc(n * sizeof(*recs)))) {
+            check(decode(f, len, recs, &n2, &flen) == 0 && n2 == n);
+            cache_check(f, flen, recs, n);
+            reencode(recs, n);
+        }
+    } else if (len <= FMT_FRAME_MAX_LEN) {
+        cache_check(f, (uint32_t)len, NULL, 0);
     }
     free(recs);
     free(f);

@@ -162,6 +162,19 @@ typedef struct ts_options {
                                 Mapped pages count in the RSS while they
                                 stay in the page cache. 0 (default): pread
                                 only */
+    uint64_t frame_cache_bytes; /* keep small tensors' frames (format 2
+                                packed records) decoded in memory, up to
+                                this many bytes, least recently used
+                                dropped first. A point load that hits
+                                neither reads, checks nor decodes its
+                                frame again: for 12-byte tensors about
+                                twice the loads per second. Each cached
+                                4 KiB frame costs 4 KiB plus 16 bytes per
+                                record it holds (2 to 8 KiB for small
+                                tensors). Checked once, when read: damage
+                                to the file afterwards shows at the next
+                                miss or in ts_verify, which never uses the
+                                cache. 0 (default): no cache */
     struct plat_vfs *vfs;    /* NULL = plat_vfs_default(); borrowed, must
                                 outlive the store */
 } ts_options;
@@ -332,6 +345,8 @@ typedef struct ts_stats {
     uint64_t keymap_fallbacks; /* point lookups that searched every SST
                                   because the key map lacked memory */
     uint64_t mapped_bytes;     /* SST bytes mapped now (<= mmap_bytes) */
+    uint64_t frame_cache_bytes; /* memory held by the frame cache now
+                                  (<= frame_cache_bytes) */
 } ts_stats;
 
 void ts_get_stats(const ts_store *s, ts_stats *st);
