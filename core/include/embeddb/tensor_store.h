@@ -165,13 +165,12 @@ typedef struct ts_options {
     uint64_t frame_cache_bytes; /* keep small tensors' frames (format 2
                                 packed records) decoded in memory, up to
                                 this many bytes, least recently used
-                                dropped first. A point load that hits
+                                dropped first. A point load that hits it
                                 neither reads, checks nor decodes its
-                                frame again: for 12-byte tensors about
-                                twice the loads per second. Each cached
-                                4 KiB frame costs 4 KiB plus 16 bytes per
-                                record it holds (2 to 8 KiB for small
-                                tensors). Checked once, when read: damage
+                                frame again (README "Random loads").
+                                A cached 4 KiB frame costs 4 KiB plus
+                                16 bytes per record it holds (4 to 8 KiB
+                                for small tensors). Checked once, when read: damage
                                 to the file afterwards shows at the next
                                 miss or in ts_verify, which never uses the
                                 cache. 0 (default): no cache */
