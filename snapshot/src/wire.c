@@ -76,7 +76,7 @@ void snap_codec_levels(snap_codec c, int *lo, int *hi, int *dflt)
      * for a board. */
     *lo = c == SNAP_CODEC_NONE ? 0 : 1;
     *hi = c == SNAP_CODEC_GZIP ? 9 : c == SNAP_CODEC_ZSTD ? 19 : 0;
-    *dflt = c == SNAP_CODEC_GZIP ? 6 : c == SNAP_CODEC_ZSTD ? 3 : 0;
+    *dflt = c == SNAP_CODEC_GZIP ? 6 : c == SNAP_CODEC_ZSTD ? 7 : 0;
 }
 
 __attribute__((format(printf, 3, 4)))

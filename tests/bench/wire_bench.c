@@ -1,6 +1,6 @@
 /*
  * wire_bench.c -- compression on the wire (snapshot/src/wire.c) on a corpus
- * of realistic sensor tensors: ratio and speed of zstd levels 1, 3 and 9
+ * of realistic sensor tensors: ratio and speed of zstd levels 1, 3, 7 and 9
  * against gzip -6 (zlib level 6, what `gzip -6` runs), each measured the
  * way the agent pays it, through snap_object_measure over a real sealed
  * snapshot (read the SSTs, build the tar, compress, hash).
@@ -237,13 +237,15 @@ int main(int argc, char **argv)
         int level;
         const char *label;
     } cases[] = {{SNAP_CODEC_ZSTD, 1, "zstd -1"}, {SNAP_CODEC_ZSTD, 3, "zstd -3"},
-                 {SNAP_CODEC_ZSTD, 9, "zstd -9"}, {SNAP_CODEC_GZIP, 6, "gzip -6"}};
-    double ratio[4], wall[4][16], cpu[4][16];
+                 {SNAP_CODEC_ZSTD, 7, "zstd -7"}, {SNAP_CODEC_ZSTD, 9, "zstd -9"},
+                 {SNAP_CODEC_GZIP, 6, "gzip -6"}};
+    enum { N_CASES = sizeof(cases) / sizeof(cases[0]) };
+    double ratio[N_CASES], wall[N_CASES][16], cpu[N_CASES][16];
     if (!runs || runs > 16)
         runs = 3;
     /* Round-robin over the codecs, so load falls on all alike. */
     for (unsigned r = 0; r < runs; r++)
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; i < N_CASES; i++) {
             uint64_t ob = 0;
             char sha[65];
             double w0 = now_s(), c0 = cpu_s();
@@ -257,7 +259,7 @@ int main(int argc, char **argv)
             cpu[i][r] = cpu_s() - c0;
             ratio[i] = (double)si.tar_bytes / (double)ob;
         }
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < N_CASES; i++) {
         qsort(wall[i], runs, sizeof(double), cmp);
         qsort(cpu[i], runs, sizeof(double), cmp);
         double gib = (double)si.tar_bytes / (1 << 30);
