@@ -129,9 +129,10 @@ int fcache_put(fcache *c, uint64_t file_no, uint64_t off, uint8_t *frame, uint32
         *why = "frame length differs from the index";
         goto out;
     }
-    size_t recs_off = (sizeof(fc_entry) + 15) & ~(size_t)15;
-    size_t sch_off = recs_off + d.n_records * sizeof(fc_rec);
-    size_t bytes = sch_off + d.n_schemas * sizeof(pack_schema) + len;
+    /* The schemas right after the entry, on the lines a hit reads anyway. */
+    size_t sch_off = (sizeof(fc_entry) + 15) & ~(size_t)15;
+    size_t recs_off = sch_off + d.n_schemas * sizeof(pack_schema);
+    size_t bytes = recs_off + d.n_records * sizeof(fc_rec) + len;
     rc = 1;
     if (bytes > c->budget)
         goto out;
