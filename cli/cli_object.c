@@ -167,7 +167,8 @@ static int ls_batch(void *ctx)
     walk *w = ctx;
     if (grow((void **)&w->ents, &w->cap_ents, w->n_ents + w->n_pend, sizeof(oent)))
         return TS_ENOMEM;
-    memcpy(w->ents + w->n_ents, w->pend, w->n_pend * sizeof(oent));
+    if (w->n_pend)
+        memcpy(w->ents + w->n_ents, w->pend, w->n_pend * sizeof(oent));
     w->n_ents += w->n_pend;
     w->n_pend = 0;
     /* Overwritten keys do not pile up: compact when the list doubled. */
@@ -220,7 +221,7 @@ static int get_tensor(void *ctx, const ts_entry *e)
 static int get_data(void *ctx, const uint8_t *p, size_t len)
 {
     walk *w = ctx;
-    if (!w->cur_is_cand)
+    if (!w->cur_is_cand || !len)
         return 0;
     if (len > w->cand->data_len - w->cand_have)
         return TS_EOVERFLOW; /* cannot happen: the reader checked the length */
