@@ -168,7 +168,7 @@ class ObjectTest(unittest.TestCase):
         if r.returncode:
             self.skipTest("python3-numpy is not installed (CI has it)")
         env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
-        for n in ("t.tar", "t.tar.gz"):
+        for n in ("t.tar", "t.tar.gz", "t.tar.zst"):
             py = subprocess.run([sys.executable, "-m", "embeddb", "ls", self.path(n)], env=env,
                                 capture_output=True, timeout=120)
             self.assertEqual(py.returncode, 0, py.stderr)
