@@ -15,6 +15,7 @@
 #include "cli_args.h"
 #include "cli_fmt.h"
 #include "cli_key.h"
+#include "cli_object.h"
 #include "cli_store.h"
 #include "cli_time.h"
 #include "npy.h"
@@ -25,6 +26,13 @@
 #include <string.h>
 
 /* ---- ls --------------------------------------------------------------- */
+
+/* What DIR may also be, in every usage text that takes an object. */
+#define OBJECT_NOTE                                                                       \
+    "DIR may also be a snapshot object as uploaded (NAME.tar, NAME.tar.zst,\n"            \
+    "NAME.tar.gz; the codec is told by its first bytes) or - for one on standard\n"       \
+    "input: it is read once, front to back, never unpacked, and every checksum on\n"     \
+    "the way is checked; a damaged object fails (exit 4).\n"
 
 static const char ls_usage[] =
     "usage: embeddb ls DIR [PREFIX] [--from T] [--to T]\n"
@@ -41,7 +49,7 @@ static const char ls_usage[] =
     "  2026-11-30T16:04:05.5+01:00  offset (+HH:MM, -HH:MM) instead of Z may be given\n"
     "  -10s  -5m  -2h  -1d          that long before now\n"
     "--from at or after --to is an empty window: the header alone, exit 0 (a note\n"
-    "on stderr says so).\n";
+    "on stderr says so).\n" OBJECT_NOTE;
 
 static int ls_line(void *ctx, const ts_entry *e)
 {
@@ -90,6 +98,14 @@ int cmd_ls(int argc, char **argv)
         goto out;
     if ((from_s || to_s) && from >= to)
         fprintf(stderr, "embeddb: ls: note: --from is not before --to: the window is empty\n");
+    if (cli_object_is(a.pos[0])) {
+        /* The lines come only once the whole object read clean. */
+        printf("key\tname\tdtype\tshape\ttimestamp_ns\tbytes\n");
+        if (!(rc = cli_object_scan(a.pos[0], prefix, plen, from_s || to_s, from, to, ls_line,
+                                     NULL)))
+            ec = CLI_EXIT_OK;
+        goto out;
+    }
     if ((rc = cli_store_open(a.pos[0], NULL, &s)))
         goto out;
     printf("key\tname\tdtype\tshape\ttimestamp_ns\tbytes\n");
@@ -127,6 +143,11 @@ static int load_one(const char *dir, const char *key_text, uint64_t preview_n, t
         rc = TS_EINVAL;
         goto out;
     }
+    if (preview_n == UINT64_MAX && cli_object_is(dir)) {
+        if ((rc = cli_object_load(dir, key, klen, t)) == TS_ENOTFOUND)
+            fprintf(stderr, "embeddb: %s: no tensor under key %s\n", dir, key_text);
+        goto out;
+    }
     if ((rc = cli_store_open(dir, NULL, &s)))
         goto out;
     if (preview_n == UINT64_MAX)
@@ -147,7 +168,8 @@ static const char get_usage[] =
     "Writes the newest version of KEY as a NumPy .npy file that numpy.load()\n"
     "reads back exactly (dtype, shape, values). The file is replaced atomically\n"
     "(written to FILE.npy.tmp, synced, renamed). -o - writes to stdout.\n"
-    "bfloat16 has no NumPy dtype: it is written as uint16 holding the raw bits.\n";
+    "bfloat16 has no NumPy dtype: it is written as uint16 holding the raw bits.\n"
+    OBJECT_NOTE;
 
 int cmd_get(int argc, char **argv)
 {
@@ -391,7 +413,11 @@ static const char verify_usage[] =
     "Reads every record of every live file (the SSTs and the WAL) and checks\n"
     "every checksum and index entry. Prints each damaged item with its file and\n"
     "offset. Exit 0 when clean, 4 when damage was found (including damage that\n"
-    "stops the store from opening), 2 on other errors. It repairs nothing.\n";
+    "stops the store from opening), 2 on other errors. It repairs nothing.\n"
+    OBJECT_NOTE
+    "On an object it also checks the tar and the compressed stream, that the SSTs\n"
+    "are the MANIFEST's and that every file matches MANIFEST.json (bytes, SHA-256);\n"
+    "it goes on past a damaged SST to report the others.\n";
 
 static void print_damage(void *ctx, const char *msg)
 {
@@ -410,6 +436,11 @@ int cmd_verify(int argc, char **argv)
     int ec = CLI_EXIT_USAGE, rc = 0;
     if (cli_args_parse(argc, argv, NULL, 0, 1, 1, &a) || a.help) {
         ec = cli_args_usage(verify_usage, a.help);
+        goto out;
+    }
+    if (cli_object_is(a.pos[0])) {
+        if (!(rc = cli_object_verify(a.pos[0])))
+            ec = CLI_EXIT_OK;
         goto out;
     }
     ts_options_init(&o);

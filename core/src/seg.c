@@ -24,6 +24,7 @@ typedef struct scanner {
     size_t recs_cap;
     uint8_t *keys;
     size_t keys_cap;
+    const seg_hooks *hooks; /* optional */
 } scanner;
 
 static int grow(void **p, size_t *cap, size_t want, size_t elem)
@@ -129,6 +130,14 @@ static int check_record(scanner *sc, uint64_t off, uint64_t body_end, uint64_t f
         *why = *incomplete ? "record data cut short" : "record overruns its batch";
         return 1;
     }
+    if (sc->hooks && sc->hooks->rec) {
+        seg_view v = {.seq = m->seq, .ts = m->timestamp_ns, .key = m->key,
+                      .key_len = m->key_len, .name = m->name, .name_len = m->name_len,
+                      .dtype = m->dtype, .ndim = m->ndim, .shape = m->shape,
+                      .data_len = m->data_len};
+        if ((rc = sc->hooks->rec(sc->hooks->ctx, &v)))
+            return rc;
+    }
     for (uint64_t d = 0; d < m->data_len;) {
         size_t n = DATA_WINDOW;
         uint64_t bad = 0;
@@ -149,6 +158,8 @@ static int check_record(scanner *sc, uint64_t off, uint64_t body_end, uint64_t f
             *why = "record data checksum mismatch";
             return 1;
         }
+        if (sc->hooks && sc->hooks->data && (rc = sc->hooks->data(sc->hooks->ctx, sc->data, n)))
+            return rc;
         d += n;
     }
     return 0;
@@ -194,6 +205,23 @@ static int check_plain(scanner *sc, uint64_t r, uint64_t body_end, uint64_t end,
     return 0;
 }
 
+/* A packed record (its frame verified) to the hooks. */
+static int hook_packed(scanner *sc, const pack_rec *pr)
+{
+    const seg_hooks *h = sc->hooks;
+    int rc = 0;
+    if (h && h->rec) {
+        seg_view v = {.seq = pr->seq, .ts = pr->timestamp_ns, .key = pr->key,
+                      .key_len = pr->key_len, .name = pr->name, .name_len = pr->name_len,
+                      .dtype = pr->dtype, .ndim = pr->ndim, .shape = pr->shape,
+                      .data_len = pr->data_len};
+        rc = h->rec(h->ctx, &v);
+    }
+    if (!rc && h && h->data && pr->data_len)
+        rc = h->data(h->ctx, pr->data, pr->data_len);
+    return rc;
+}
+
 /* Verifies the frames of a packed batch at [r, body_end): each frame's
  * checksum, records numbered on from the batch's first_seq, exactly
  * n_records of them, then zero padding. Same results as check_plain. */
@@ -233,7 +261,7 @@ static int check_packed(scanner *sc, uint64_t r, uint64_t body_end, const batch_
             sc->recs[n++] = (seg_rec){.off = r, .seq = pr.seq, .ts = pr.timestamp_ns,
                                       .rec_len = flen, .ord = pr.ord + 1, .key_off = *n_keys,
                                       .key_len = pr.key_len, .dtype = pr.dtype};
-            if ((rc = add_key(sc, n_keys, pr.key, pr.key_len)))
+            if ((rc = add_key(sc, n_keys, pr.key, pr.key_len)) || (rc = hook_packed(sc, &pr)))
                 break;
         }
         pack_close(&d);
@@ -267,7 +295,14 @@ static int check_packed(scanner *sc, uint64_t r, uint64_t body_end, const batch_
 int seg_scan(plat_vfs *vfs, int fd, uint32_t version, uint64_t start, uint64_t end,
              uint64_t min_seq, seg_batch_fn fn, void *ctx, seg_result *res)
 {
-    scanner sc = {.vfs = vfs, .fd = fd};
+    return seg_scan_hooked(vfs, fd, version, start, end, min_seq, fn, ctx, NULL, res);
+}
+
+int seg_scan_hooked(plat_vfs *vfs, int fd, uint32_t version, uint64_t start, uint64_t end,
+                    uint64_t min_seq, seg_batch_fn fn, void *ctx, const seg_hooks *hooks,
+                    seg_result *res)
+{
+    scanner sc = {.vfs = vfs, .fd = fd, .hooks = hooks};
     uint64_t off = start;
     int rc = 0;
     memset(res, 0, sizeof(*res));

@@ -44,6 +44,43 @@ typedef struct seg_result {
     uint64_t n_batches, n_records;
 } seg_result;
 
+/* What a record looks like to a seg_hooks reader: every field checked
+ * (its header CRC, or its frame's); name is not NUL-terminated; key, name
+ * and shape are borrowed for the call. */
+typedef struct seg_view {
+    uint64_t seq;
+    int64_t ts;
+    const uint8_t *key;
+    uint16_t key_len;
+    const uint8_t *name;
+    uint16_t name_len;
+    uint8_t dtype;
+    uint8_t ndim;
+    const uint64_t *shape;
+    uint64_t data_len;
+} seg_view;
+
+/*
+ * Hooks for a reader that wants the records themselves as the scan checks
+ * them (a segment read from a stream, which cannot go back for them once
+ * the batch has verified): rec is called with each record once its header
+ * (or frame) verified, then data with its data in order, each piece after
+ * its block CRCs verified (packed: once, the whole data). The batch they
+ * belong to is only valid once seg_scan's batch callback ran for it: a
+ * reader holds them until then. A negative return (not TS_ECORRUPT, which
+ * would read as damage) stops the scan with that value. Either may be NULL.
+ */
+typedef struct seg_hooks {
+    int (*rec)(void *ctx, const seg_view *r);
+    int (*data)(void *ctx, const uint8_t *p, size_t len);
+    void *ctx;
+} seg_hooks;
+
+/* seg_scan with hooks (NULL: none, as seg_scan). */
+int seg_scan_hooked(plat_vfs *vfs, int fd, uint32_t version, uint64_t start, uint64_t end,
+                    uint64_t min_seq, seg_batch_fn fn, void *ctx, const seg_hooks *hooks,
+                    seg_result *res);
+
 /* Scans [start, end) of fd, a segment of format `version` (a packed batch
  * in a version 1 segment is damage). Sequence numbers must start above
  * min_seq - 1 and rise by one per record. Returns 0 with *res filled, or a

@@ -73,6 +73,69 @@ int tar_header(const char *dir, const char *name, uint64_t size, int64_t mtime_s
     return 0;
 }
 
+/* A numeric field: octal digits (leading spaces, ended by NUL or space), or
+ * base-256 when the first byte has its high bit set. 0 or -EBADMSG. */
+static int get_num(const uint8_t *f, size_t w, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    if (f[0] & 0x80) {
+        if (f[0] != 0x80)
+            return -EBADMSG; /* negative, or more than 64 bits */
+        for (i = 1; i < w; i++) {
+            if (v >> 56)
+                return -EBADMSG;
+            v = v << 8 | f[i];
+        }
+        *out = v;
+        return 0;
+    }
+    while (i < w && f[i] == ' ')
+        i++;
+    for (; i < w && f[i] >= '0' && f[i] <= '7'; i++) {
+        if (v >> 61)
+            return -EBADMSG;
+        v = v << 3 | (uint64_t)(f[i] - '0');
+    }
+    if (i < w && f[i] != 0 && f[i] != ' ')
+        return -EBADMSG;
+    *out = v;
+    return 0;
+}
+
+int tar_header_parse(const uint8_t in[TAR_BLOCK], char path[TAR_PATH_MAX], uint64_t *size,
+                     char *type, const char **why)
+{
+    uint64_t want = 0, sum = 0;
+    size_t pl = 0, nl = 0, i;
+    for (i = 0; i < TAR_BLOCK && !in[i]; i++)
+        ;
+    if (i == TAR_BLOCK)
+        return 1;
+    for (i = 0; i < TAR_BLOCK; i++)
+        sum += i >= 148 && i < 156 ? ' ' : in[i];
+    if (get_num(in + 148, 8, &want) || want != sum) {
+        *why = "tar header checksum mismatch";
+        return -EBADMSG;
+    }
+    if (get_num(in + 124, 12, size)) {
+        *why = "tar header size field is not a number";
+        return -EBADMSG;
+    }
+    *type = (char)in[156];
+    while (nl < 100 && in[nl])
+        nl++;
+    if (!memcmp(in + 257, "ustar", 5))
+        while (pl < 155 && in[345 + pl])
+            pl++;
+    memcpy(path, in + 345, pl);
+    if (pl)
+        path[pl++] = '/';
+    memcpy(path + pl, in, nl);
+    path[pl + nl] = 0;
+    return 0;
+}
+
 struct tar_stream {
     plat_vfs *vfs;
     const char *dir;

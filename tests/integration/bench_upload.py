@@ -8,12 +8,30 @@ The snapshot is made the real way: 65536 tensors of 4 KiB published over
 MQTT, stored by the agent, sealed on SIGUSR1. Each agent repetition marks
 the snapshot sealed again (its STATE file) and asks the agent to look.
 
+--corpus sensor publishes tensors that compress like sensor data (each a
+distinct float32 window of smooth motion quantised to a 16-bit ADC's
+steps, plus noise of a few steps) instead of 64 constant ones (which
+shrink 200-fold and say nothing about compression).
+
+--link RATE (a tc rate: 100mbit, 20mbit) runs the whole benchmark in a
+private network namespace (`unshare -n`: needs root, or CAP_SYS_ADMIN and
+CAP_NET_ADMIN) whose loopback gets MTU 1500 and, once the snapshot is
+stored and before the first upload, a `tbf` qdisc of that rate: a board's
+uplink. It then reports tensor payload bytes delivered per second by the
+agent and by curl (which sends the uncompressed tar), against the goal
+payload/s >= 0.9 x (payload / object) x link.
+
+After the uploads the run measures mbedTLS's raw speed for the suite
+nginx logged (build/tests/bench/cipher_bench, same machine, same run) and
+prints the agent's object rate as a ratio of it.
+
 With --max-rate R (e.g. 4MiB/s) the agent uploads under upload.max_rate
 and the run also reports its rate as a ratio of R (the token bucket's
 promise: within 10 % over 10 s and more; pick --mib so an upload takes at
 least 10 s). --compression zstd|gzip uploads compressed objects.
 
 Usage: bench_upload.py BUILD_DIR [--runs N] [--mib M] [--max-rate R] [--compression C]
+                       [--corpus constant|sensor] [--link RATE]
 Prints one line per run and the medians; exit 0.
 """
 import argparse
@@ -51,7 +69,17 @@ def main():
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--max-rate", default=None)
     ap.add_argument("--compression", default="none")
+    ap.add_argument("--corpus", choices=("constant", "sensor"), default="constant")
+    ap.add_argument("--link", default=None)
     args = ap.parse_args()
+    if args.link and not os.environ.get("EMBEDDB_BENCH_NETNS"):
+        # Again, inside a network namespace of our own: its loopback is
+        # the link we shape, and nothing else on the machine shares it.
+        os.environ["EMBEDDB_BENCH_NETNS"] = "1"
+        os.execvp("unshare", ["unshare", "-n", sys.executable, *sys.argv])
+    if args.link:
+        subprocess.run(["ip", "link", "set", "lo", "up", "mtu", "1500"], check=True)
+    print(f"load average at start: {os.getloadavg()}")
     extra = f"  compression: {args.compression}\n"
     if args.max_rate:
         extra += f"  max_rate: {args.max_rate}\n"
@@ -87,14 +115,28 @@ upload:
         wait_for(lambda: status().get("subscribed") == "1", what="agent")
         n = args.mib * 256
         payload = [np.full(1024, i, np.float32).tobytes() for i in range(64)]
+        rng = np.random.default_rng(14)
+        step = np.float32(16.0 / 32768)  # a +-16 g accelerometer's 16-bit step
+
+        def sensor(j):
+            t = (j * 1024 + np.arange(1024)) / 1000.0
+            v = 2.0 * np.sin(2 * np.pi * 0.7 * t) + 0.5 * np.sin(2 * np.pi * 3.1 * t + j % 7)
+            v = np.round(v / step + rng.normal(0, 3, 1024)) * step
+            return v.astype(np.float32).tobytes()
         t0 = time.monotonic()
         for i in range(0, n, 2048):
-            publish.multiple([{"topic": "b/x", "qos": 1, "payload": payload[j % 64]}
+            publish.multiple([{"topic": "b/x", "qos": 1,
+                               "payload": sensor(j) if args.corpus == "sensor" else payload[j % 64]}
                               for j in range(i, min(n, i + 2048))],
                              hostname="127.0.0.1", port=broker.port)
         wait_for(lambda: int(status().get("stored", 0)) >= n, timeout=600, what="ingest")
         print(f"ingest: {n} tensors ({args.mib} MiB) in {time.monotonic() - t0:.1f} s")
         base_rss = rss_kib(agent.pid)
+        if args.link:
+            # burst: 32 KiB, a few of the link's MTU-sized packets; latency
+            # bounds the queue. Only the uploads run over the shaped link.
+            subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", args.link,
+                            "burst", "32kb", "latency", "100ms"], check=True)
         subprocess.run([embeddb, "snapshot", store], check=True, capture_output=True)
         agent_ms, curl_s, peaks = [], [], []
 
@@ -125,10 +167,19 @@ upload:
         suffix = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}[args.compression]
         obj = web.object_path(f"/agent/bench/{name}{suffix}")
         size = os.path.getsize(obj)
+        # curl sends the uncompressed tar: what a board without compression
+        # would send (the .tar the agent uploads is that same file).
+        tar = os.path.join(tmp, "snapshot.tar")
+        if args.compression == "none":
+            tar = obj
+        else:
+            with open(tar, "wb") as f:  # exactly the snapshot's tar stream
+                subprocess.run([args.compression, "-d", "-c", obj], stdout=f, check=True)
+        tar_size = os.path.getsize(tar)
         for k in range(args.runs):
             t = time.monotonic()
             subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", pki.ca,
-                            "--upload-file", obj, f"https://localhost:{web.port}/curl/{k}.tar"],
+                            "--upload-file", tar, f"https://localhost:{web.port}/curl/{k}.tar"],
                            check=True)
             curl_s.append(time.monotonic() - t)
             state = os.path.join(store, "snapshots", name, "STATE")
@@ -138,14 +189,27 @@ upload:
                 f.write(text)
             subprocess.run([embeddb, "snapshot", store], check=True, capture_output=True)
             agent_run(k + 2)
-        mib = size / (1 << 20)
+        mib, tar_mib = size / (1 << 20), tar_size / (1 << 20)
         for k in range(args.runs):
-            print(f"run {k + 1}: agent {mib / (agent_ms[k + 1] / 1000):.0f} MiB/s, "
-                  f"curl {mib / curl_s[k]:.0f} MiB/s")
+            print(f"run {k + 1}: agent {mib / (agent_ms[k + 1] / 1000):.1f} MiB/s of object, "
+                  f"curl {tar_mib / curl_s[k]:.1f} MiB/s of tar")
         a = statistics.median(agent_ms[1:]) / 1000
         c = statistics.median(curl_s)
-        print(f"object {size} bytes; median agent {mib / a:.0f} MiB/s, curl {mib / c:.0f} MiB/s, "
-              f"agent/curl = {c / a:.2f}x")
+        payload = n * 4096
+        print(f"object {size} bytes, tar {tar_size} bytes, payload {payload} bytes; median "
+              f"agent {mib / a:.1f} MiB/s of object, curl {tar_mib / c:.1f} MiB/s of tar, "
+              f"agent/curl (wall time for the same snapshot) = {c / a:.2f}x")
+        ratio = payload / size
+        print(f"tensor payload delivered: agent {payload / a / 1e6:.2f} MB/s, curl "
+              f"{payload / c / 1e6:.2f} MB/s; payload/object = {ratio:.3f}, tar/object = "
+              f"{tar_size / size:.3f}")
+        if args.link:
+            m = re.fullmatch(r"(\d+)(k|m|g)?bit", args.link)
+            link = int(m.group(1)) * {None: 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)] / 8
+            print(f"link {args.link} = {link / 1e6:.2f} MB/s: agent payload/s = "
+                  f"{payload / a / (ratio * link):.3f} x (payload/object x link) [goal >= 0.9], "
+                  f"object/s = {size / a / link:.3f} x link; curl tar/s = "
+                  f"{tar_size / c / link:.3f} x link")
         if args.max_rate:
             m = re.fullmatch(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?/s", args.max_rate)
             mul = {None: 1, "B": 1, "KB": 1e3, "KiB": 1024, "MB": 1e6, "MiB": 1 << 20,
@@ -158,6 +222,24 @@ upload:
         with open(os.path.join(web.dir, "logs", "access.log")) as f:
             ciphers = set(re.findall(r"TLSv1\.\d \S+", f.read()))
         print(f"negotiated: {', '.join(sorted(ciphers))}")
+        suites = {"ECDHE-ECDSA-CHACHA20-POLY1305": "ChaCha20-Poly1305",
+                  "ECDHE-RSA-CHACHA20-POLY1305": "ChaCha20-Poly1305",
+                  "ECDHE-ECDSA-AES128-GCM-SHA256": "AES-128-GCM",
+                  "ECDHE-RSA-AES128-GCM-SHA256": "AES-128-GCM",
+                  "ECDHE-ECDSA-AES256-GCM-SHA384": "AES-256-GCM",
+                  "ECDHE-RSA-AES256-GCM-SHA384": "AES-256-GCM"}
+        with open(os.path.join(web.dir, "logs", "access.log")) as f:
+            names = {suites.get(c) for c in re.findall(r'"PUT /agent/\S+ [^"]*" \d+ \d+ '
+                                                        r'TLSv1\.\d (\S+)', f.read())} - {None}
+        if len(names) == 1 and not args.link:
+            r = subprocess.run([os.path.join(args.build, "tests", "bench", "cipher_bench"),
+                                "64", "5"], capture_output=True, text=True, check=True)
+            raw = float(re.search(re.escape(names.pop()) + r"\s+median\s+([\d.]+)",
+                                  r.stdout).group(1))
+            print(r.stdout, end="")
+            print(f"agent object rate / mbedTLS raw speed of the negotiated cipher = "
+                  f"{mib / a / raw:.3f} [goal >= 0.85 uncompressed]")
+        print(f"load average at end: {os.getloadavg()}")
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=60)

@@ -16,7 +16,8 @@ of a multipart upload (POST, PUT part, Complete, ListParts, Abort); a server ans
 body (put and s3: retried, never marked uploaded nor deleted, then uploaded
 by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
 `zstd -d`, `tar --zstd` and `gzip -d` into the snapshot's exact tar and
-files, and a STATE whose measure lies found out before the last byte;
+files and read in place (file and stdin) by `embeddb verify` and `embeddb
+ls`, and a STATE whose measure lies found out before the last byte;
 SIGTERM while an upload is stuck in connect,
 handshake, body, or a missing, flooded or trickled response (the agent
 exits 0 at once, the snapshot stays sealed), and while upload.max_rate
@@ -736,6 +737,18 @@ class UploadTest(unittest.TestCase):
         with open(os.path.join(self.agent.store, "snapshots", name, "STATE")) as f:
             return dict(l.split("=", 1) for l in f.read().splitlines() if "=" in l)
 
+    def embeddb_reads_object(self, path, body, snap):
+        """`embeddb verify` passes the object (path, or body on stdin for
+        "-") and `embeddb ls` lists what it lists for the snapshot."""
+        exe = os.path.join(BUILD, "cli", "embeddb")
+        d = os.path.join(self.agent.store, "snapshots", snap["name"])
+        r = subprocess.run([exe, "verify", path], input=body, capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(b"every file matches MANIFEST.json", r.stdout)
+        r = subprocess.run([exe, "ls", path], input=body, capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.decode(), embeddb("ls", d).stdout)
+
     def test_zstd_put_to_nginx_unpacks_with_tar_zstd(self):
         web = self.nginx().start()
         self.start_agent(upload=self.upload_conf(web.port, extra="  compression: zstd\n"))
@@ -757,6 +770,8 @@ class UploadTest(unittest.TestCase):
                            text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(embeddb("verify", os.path.join(out, snap["name"])).returncode, 0)
+        # embeddb reads the object as the agent sent it, without unpacking.
+        self.embeddb_reads_object(obj, None, snap)
         with open(web.access_log) as f:
             self.assertRegex(f.read(),
                              rf'"PUT /up/fleet/{DEVICE}/{snap["name"]}.tar.zst HTTP/1.1" 201')
@@ -777,6 +792,7 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(got["ContentType"], "application/gzip")
         self.assertEqual(self.state_of(snap["name"])["object"], "gzip:9")
         self.received_is_the_snapshot(body, ["gzip", "-d", "-c"], snap)
+        self.embeddb_reads_object("-", body, snap)  # on standard input
         self.assertGreaterEqual(self.front.checked, 2)  # the signed hash matched the body
 
     def test_a_measure_from_another_codec_is_not_trusted(self):

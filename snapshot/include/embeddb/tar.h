@@ -8,7 +8,10 @@
  * member is stored as DIR/NAME with DIR in the ustar prefix field, so
  * `tar x` recreates the directory.
  *
- * Not here: reading archives, compression, long names (DIR up to 155 bytes,
+ * Reading: tar_header_parse checks one header block; walking an archive
+ * (and decompressing it) is objread.h's.
+ *
+ * Not here: compression, long names (DIR up to 155 bytes,
  * NAME up to 100), sparse or special files.
  */
 #ifndef EMBEDDB_TAR_H
@@ -37,6 +40,19 @@ uint64_t tar_stream_len(const tar_member *m, size_t n);
  * when dir or name do not fit. */
 int tar_header(const char *dir, const char *name, uint64_t size, int64_t mtime_s,
                uint8_t out[TAR_BLOCK]);
+
+/* Longest member path: ustar prefix, "/", name, NUL. */
+#define TAR_PATH_MAX (155 + 1 + 100 + 1)
+
+/*
+ * Parses a header block (any ustar or old-style header, as tar writes
+ * them): its checksum, its size (octal, or GNU base-256), its typeflag and
+ * its path (prefix "/" name when prefix is set), NUL-terminated. 0, 1 when
+ * the block is all zeros (an end-of-archive block), or -EBADMSG with *why a
+ * static reason.
+ */
+int tar_header_parse(const uint8_t in[TAR_BLOCK], char path[TAR_PATH_MAX], uint64_t *size,
+                     char *type, const char **why);
 
 typedef struct tar_stream tar_stream;
 
