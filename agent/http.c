@@ -51,7 +51,7 @@
 #include <strings.h>
 
 #define HTTP_RECORD 16384       /* body bytes per TLS record (the TLS maximum) */
-#define HTTP_RAW_BODY_MAX 4096  /* raw response body read for the log, bytes */
+#define HTTP_RAW_BODY_MAX 12288 /* raw (chunked) response body read, bytes */
 #define HTTP_INTERIM_WATCH 8    /* 1xx responses after which sending stops watching */
 #define HTTP_SPOKE 1            /* internal: a wait for room ended, the server spoke */
 _Static_assert(HTTP__HEAD_MAX >= HTTP_RECORD, "the request head fits the record buffer");
