@@ -790,7 +790,8 @@ static int read_response(http_client *c, mbedtls_ssl_context *ssl, conn *cn, rea
      * for the log. */
     raw = r->have - r->head_len;
     memmove(c->head, c->head + r->head_len, raw);
-    if (rsp->status == 204 || rsp->status == 304 || r->fr.content_length == 0)
+    if (rsp->status == 204 || rsp->status == 304 || r->fr.content_length == 0 ||
+        !strcmp(rq->method, "HEAD")) /* a HEAD's Content-Length is the object's */
         want = 0;
     else if (r->fr.chunked)
         want = HTTP_RAW_BODY_MAX;

@@ -43,6 +43,7 @@ typedef struct mp {
     uint64_t bytes, part_size;
     char key[3072];                  /* the object key, percent-encoded */
     char upload_id[S3_UPLOAD_ID_MAX]; /* "" before CreateMultipartUpload */
+    char md5[33];                    /* of the whole object */
     size_t n;
     mp_part *parts;
 } mp;
@@ -92,8 +93,8 @@ static int mp_save(uploader *u, const char *name, const mp *m)
     if (!b)
         return -ENOMEM;
     k = snprintf(b, cap, "format=" MP_FORMAT "\nobject=%s\nbytes=%" PRIu64 "\npart_size=%" PRIu64
-                 "\nkey=%s\nupload_id=%s\nparts=%zu\n", m->object, m->bytes, m->part_size, m->key,
-                 m->upload_id, m->n);
+                 "\nkey=%s\nupload_id=%s\nmd5=%s\nparts=%zu\n", m->object, m->bytes, m->part_size,
+                 m->key, m->upload_id, m->md5, m->n);
     len = (size_t)k;
     for (size_t i = 0; i < m->n; i++) {
         const mp_part *p = &m->parts[i];
@@ -154,6 +155,10 @@ static int mp_parse(const char *text, size_t len, mp *m)
             if (strlen(val) >= sizeof(m->upload_id))
                 goto out;
             strcpy(m->upload_id, val);
+        } else if (!strcmp(line, "md5")) {
+            if (!is_hex(val, 32))
+                goto out;
+            strcpy(m->md5, val);
         } else if (!strcmp(line, "parts")) {
             unsigned long long n = strtoull(val, NULL, 10);
             if (!n || n > S3_MAX_PARTS || m->parts || !(m->parts = calloc(n, sizeof(mp_part))))
@@ -178,7 +183,8 @@ static int mp_parse(const char *text, size_t len, mp *m)
         }
     }
     /* Whole and consistent: every part, all but the last of part_size. */
-    if (!have_format || !m->n || next != m->n + 1 || sum != m->bytes || !m->part_size)
+    if (!have_format || !m->n || next != m->n + 1 || sum != m->bytes || !m->part_size ||
+        !m->md5[0])
         goto out;
     for (size_t i = 0; i + 1 < m->n; i++)
         if (m->parts[i].len != m->part_size)
@@ -250,8 +256,10 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
     snap_object *obj = NULL;
     uint8_t *buf = NULL;
     hashers h;
+    mbedtls_md_context_t whole;
     int rc, started = 0;
     memset(m, 0, sizeof(*m));
+    mbedtls_md_init(&whole);
     snprintf(m->object, sizeof(m->object), "%s:%d", snap_codec_name(u->codec), u->level);
     snprintf(m->key, sizeof(m->key), "%s", ekey);
     m->bytes = bytes;
@@ -264,6 +272,12 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
     }
     if ((rc = open_object(u, si, &obj, msg, msglen)))
         goto out;
+    if (mbedtls_md_setup(&whole, mbedtls_md_info_from_type(MBEDTLS_MD_MD5), 0) ||
+        mbedtls_md_starts(&whole)) {
+        snprintf(msg, msglen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < m->n; i++) {
         mp_part *p = &m->parts[i];
         unsigned char d[32];
@@ -284,6 +298,7 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
             }
             mbedtls_md_update(&h.sha, buf, got);
             mbedtls_md_update(&h.md5, buf, got);
+            mbedtls_md_update(&whole, buf, got);
             left -= got;
         }
         mbedtls_md_finish(&h.sha, d);
@@ -294,10 +309,16 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
         started = 0;
         done += p->len;
     }
+    {
+        unsigned char d[16];
+        mbedtls_md_finish(&whole, d);
+        hex(d, 16, m->md5);
+    }
     rc = 0;
 out:
     if (started)
         hashers_free(&h);
+    mbedtls_md_free(&whole);
     snap_object_free(obj);
     free(buf);
     if (rc)
@@ -352,6 +373,36 @@ static int no_such_upload(const http_response *rsp)
     char code[64];
     return rsp->status == 404 && s3_xml_error(rsp->body, rsp->body_len, code, sizeof(code)) &&
            !strcmp(code, "NoSuchUpload");
+}
+
+/* 1 when the object is on the server whole: HEAD answers 2xx with an
+ * ETag that is this object's -- S3's multipart form (the MD5 of the parts'
+ * MD5s, "-", the part count) or the MD5 of the whole object. For an upload
+ * the server no longer knows: Complete may have been done by an attempt
+ * whose answer (or whose record of it) was lost to a cut or a crash. */
+static int object_is_complete(uploader *u, const mp *m)
+{
+    char msg[600], etag[S3_ETAG_MAX], want[S3_ETAG_MAX];
+    unsigned char d[16], *all = malloc(m->n * 16 + 1);
+    http_response rsp;
+    int ok = 0;
+    if (!all)
+        return 0;
+    for (size_t i = 0; i < m->n; i++)
+        for (size_t k = 0; k < 16; k++) {
+            unsigned hi, lo;
+            sscanf(m->parts[i].md5 + 2 * k, "%1x%1x", &hi, &lo);
+            all[i * 16 + k] = (unsigned char)(hi << 4 | lo);
+        }
+    mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_MD5), all, m->n * 16, d);
+    hex(d, 16, want);
+    snprintf(want + 32, sizeof(want) - 32, "-%zu", m->n);
+    free(all);
+    if (!small_request(u, "HEAD", m, "", NULL, 0, &rsp, msg, sizeof(msg)) &&
+        rsp.status >= 200 && rsp.status < 300 &&
+        !s3_etag_norm(rsp.etag, strlen(rsp.etag), etag))
+        ok = !strcmp(etag, want) || !strcmp(etag, m->md5);
+    return ok;
 }
 
 /* The server forgot the upload (aborted, expired, or completed by an
@@ -450,6 +501,12 @@ static int reconcile(uploader *u, const snap_info *si, mp *m, int *status, char 
                  MP_LIST_PAGE, marker, eid);
         if ((rc = small_request(u, "GET", m, query, NULL, 0, &rsp, msg, msglen)))
             goto out;
+        if (no_such_upload(&rsp) && object_is_complete(u, m)) {
+            *status = 200; /* completed by an attempt whose answer was lost */
+            snprintf(msg, msglen, "%s: found complete on the server", si->name);
+            rc = 1;
+            goto out;
+        }
         if (no_such_upload(&rsp)) { /* go on with a new upload */
             rc = forget_upload(u, si, m, msg, msglen) == -EAGAIN ? 0 : -EIO;
             goto out;
@@ -722,8 +779,12 @@ int multipart_attempt(uploader *u, snap_info *si, int *status, char *msg, size_t
         sent++;
     }
     rc = complete(u, si, &m, status, msg, msglen);
-    if (rc == 1)
+    if (rc == 1 && object_is_complete(u, &m)) {
+        *status = 200; /* completed by an attempt whose answer was lost */
+        rc = 0;
+    } else if (rc == 1) {
         rc = forget_upload(u, si, &m, msg, msglen);
+    }
     else if (!rc && *status >= 200 && *status < 300)
         agent_log(LOG_LEVEL_INFO, "upload: %s: multipart upload %s completed (%zu parts, %zu "
                   "sent in this attempt)", si->name, m.upload_id, m.n, sent);

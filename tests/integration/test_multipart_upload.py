@@ -31,6 +31,7 @@ Usage: test_multipart_upload.py BUILD_DIR REPO_ROOT
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -210,8 +211,57 @@ class MultipartTest(UploadTest):
         self.assertTrue(any(m == "DELETE" for m, p, n in self.front.requests))
 
 
+    def test_power_cut_at_every_call_resends_at_most_one_part(self):
+        """mp_powercut (tests/agent) runs the upload worker over the fault
+        vfs, cuts the power right before its Nth mutating file call (STATE,
+        UPLOAD and their syncs, renames and directory syncs), reboots on
+        what the disk kept and uploads again; once for every N. Each time:
+        the object lands equal to the snapshot's tar, the server received
+        at most one part more than the object, and an upload left behind
+        holds no part (a cut between CreateMultipartUpload's answer and its
+        record leaves an empty one, which costs no storage)."""
+        port = self.s3rver()
+        self.start_agent()  # no upload section: the snapshot stays sealed
+        self.sealed_random_snapshot(mib=7)
+        self.wait_state("sealed")
+        self.assertEqual(self.agent.stop(), 0)
+        snap = snapshots(self.agent.store)[0]
+        state = self.state_of(snap["name"])
+        src = os.path.join(self.agent.store, "snapshots")
+        exe = os.path.join(tsu.BUILD, "tests", "agent", "mp_powercut")
+        s3 = self.s3_client(port)
+
+        def run(nth):
+            d = os.path.join(self.tmp, f"cut{nth}")
+            shutil.copytree(src, os.path.join(d, "snapshots"), copy_function=os.link)
+            r = subprocess.run([exe, os.path.join(d, "snapshots"), os.path.join(d, "shadow"),
+                                str(nth), "localhost", str(port), self.pki.ca, "S3RVER",
+                                f"cut{nth}", str(PART)], capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, 0, f"cut at call {nth}: {r.stdout}{r.stderr}")
+            out = dict(l.split("=") for l in r.stdout.split())
+            tar = s3.get_object(Bucket="snaps", Key=f"cut{nth}/{DEVICE}/{snap['name']}.tar")
+            tar = tar["Body"].read()
+            self.assertEqual(hashlib.sha256(tar).hexdigest(), state["tar_sha256"], nth)
+            sent = sum(n for m, p, n in self.front.requests
+                       if m == "PUT" and p.startswith(f"/snaps/cut{nth}/"))
+            self.assertLessEqual(sent, len(tar) + PART, f"cut at call {nth}")
+            shutil.rmtree(d)
+            return int(out["crashed"]), int(out["mutations"])
+
+        crashed, calls = run(0)
+        self.assertEqual(crashed, 0)
+        self.assertGreater(calls, 10)
+        for nth in range(1, calls + 1):
+            self.assertEqual(run(nth)[0], 1, nth)
+        print(f"power cut at each of {calls} calls: resumed every time", file=sys.stderr)
+        ups = os.path.join(self.tmp, "s3data", "snaps", "._S3rver_uploads")
+        for up in self.front.uploads():
+            self.assertEqual([n for n in os.listdir(os.path.join(ups, up)) if n.isdigit()], [])
+
+
 def load_tests(loader, tests, pattern):
-    """Only this file's tests (not the UploadTest ones it inherits)."""
+    """Only this file's tests (not the UploadTest ones they inherit)."""
     return unittest.TestSuite(MultipartTest(n) for n in sorted(vars(MultipartTest))
                               if n.startswith("test_"))
 
