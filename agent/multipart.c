@@ -56,16 +56,6 @@ int multipart_wanted(const uploader *u, const snap_info *si)
 
 /* ---- the UPLOAD file ------------------------------------------------------ */
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[in[i] >> 4];
-        out[2 * i + 1] = d[in[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 static int is_hex(const char *s, size_t n)
 {
     if (strlen(s) != n)
@@ -302,9 +292,9 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
             left -= got;
         }
         mbedtls_md_finish(&h.sha, d);
-        hex(d, 32, p->sha);
+        sigv4_hex(d, 32, p->sha);
         mbedtls_md_finish(&h.md5, d);
-        hex(d, 16, p->md5);
+        sigv4_hex(d, 16, p->md5);
         hashers_free(&h);
         started = 0;
         done += p->len;
@@ -312,7 +302,7 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
     {
         unsigned char d[16];
         mbedtls_md_finish(&whole, d);
-        hex(d, 16, m->md5);
+        sigv4_hex(d, 16, m->md5);
     }
     rc = 0;
 out:
@@ -395,7 +385,7 @@ static int object_is_complete(uploader *u, const mp *m)
             all[i * 16 + k] = (unsigned char)(hi << 4 | lo);
         }
     mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_MD5), all, m->n * 16, d);
-    hex(d, 16, want);
+    sigv4_hex(d, 16, want);
     snprintf(want + 32, sizeof(want) - 32, "-%zu", m->n);
     free(all);
     if (!small_request(u, "HEAD", m, "", NULL, 0, &rsp, msg, sizeof(msg)) &&
@@ -590,7 +580,7 @@ static int part_body(void *ctx, uint8_t *buf, size_t len, size_t *got)
         unsigned char d[32];
         char h[65];
         mbedtls_md_finish(&s->sha, d);
-        hex(d, 32, h);
+        sigv4_hex(d, 32, h);
         if (strcmp(h, s->want)) {
             s->mismatch = 1;
             *got = 0;
