@@ -21,11 +21,12 @@ each. Covered:
   - a lying server: UploadPart answered 200 without an ETag (the part is
     not taken as confirmed) and CompleteMultipartUpload answered 200 with
     an <Error> body, twice (the snapshot is never marked uploaded meanwhile);
-  - a snapshot refused (403) halfway is marked failed and its multipart
-    upload aborted: none is left on the server.
-Not covered here: a power cut between a part's answer and its record (the
-fault vfs runs only in the C tests).
-
+  - a snapshot refused (403) halfway is marked failed, and one dropped by
+    the flash budget (drop_oldest) in the middle of its upload is deleted:
+    both multipart uploads are aborted, none is left on the server;
+  - a power cut through the fault vfs (tests/agent/mp_powercut.c) before
+    each mutating file call of an upload: the upload goes on after the
+    reboot, the object lands whole, at most one part more was received.
 Usage: test_multipart_upload.py BUILD_DIR REPO_ROOT
 """
 import hashlib
@@ -210,6 +211,51 @@ class MultipartTest(UploadTest):
             f"{self.front.uploads()}\n{self.agent.log_text()[-3000:]}")
         self.assertTrue(any(m == "DELETE" for m, p, n in self.front.requests))
 
+
+    def test_snapshot_dropped_by_the_budget_leaves_no_multipart_upload(self):
+        # Part 1 of every upload is taken, every later part refused with a
+        # 503 (retried), so no snapshot is ever uploaded and the flash budget
+        # (drop_oldest) deletes the oldest, in the middle of its multipart
+        # upload: its upload must be aborted on the server.
+        port = self.s3rver()
+
+        def hook(method, path, body):
+            if method == "PUT" and "partNumber=" in path and "partNumber=1&" not in path:
+                return (503, {}, b"<Error><Code>SlowDown</Code></Error>")
+            return None
+        self.front.hook = hook
+        self.start_agent(storage="  max_disk: 16MiB\n  on_full: drop_oldest",
+                         snapshot="  max_bytes: 6MiB\n  keep: 0", upload=self.mp_conf(port))
+        n = (30 << 20) // (16 << 10)
+        msgs = [{"topic": "big/a", "qos": 1, "payload": os.urandom(16 << 10)} for _ in range(n)]
+        for i in range(0, n, 200):
+            publish.multiple(msgs[i:i + 200], hostname="127.0.0.1", port=self.broker.port)
+        wait_for(lambda: self.agent.stat("snapshots_dropped") >= 1, timeout=60,
+                 what=lambda: f"a snapshot dropped: {self.agent.status()}")
+        ups = os.path.join(self.tmp, "s3data", "snaps", "._S3rver_uploads")
+
+        def orphans():
+            """Uploads on the server holding parts of a snapshot that is
+            gone, and aborts still queued. (A deletion that cancels a
+            CreateMultipartUpload in flight may leave an empty upload: no
+            storage, README.)"""
+            names = {s["name"] for s in snapshots(self.agent.store)}
+            gone = []
+            for up in self.front.uploads():
+                try:
+                    with open(os.path.join(ups, up, "key")) as f:
+                        key = f.read()
+                    parts = [n for n in os.listdir(os.path.join(ups, up)) if n.isdigit()]
+                except OSError:
+                    continue  # aborted meanwhile
+                if parts and key.split("/")[-1].split(".")[0] not in names:
+                    gone.append(key)
+            return gone + [n for n in os.listdir(os.path.join(self.agent.store, "snapshots"))
+                           if n.startswith(".abort-")]
+        wait_for(lambda: not orphans(), timeout=30, what=lambda: f"no orphaned upload: "
+                 f"{orphans()}\n{self.agent.log_text()[-3000:]}")
+        self.assertTrue(any(m == "DELETE" for m, p, n in self.front.requests))
+        self.assertIn("aborted", self.agent.log_text())
 
     def test_power_cut_at_every_call_resends_at_most_one_part(self):
         """mp_powercut (tests/agent) runs the upload worker over the fault
