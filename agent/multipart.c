@@ -414,11 +414,90 @@ static int forget_upload(uploader *u, const snap_info *si, mp *m, char *msg, siz
     return -EAGAIN;
 }
 
+/* AbortMultipartUpload of id for m's key: 1 when the server has it no
+ * more (2xx, or 404: never was or already gone), else 0 (logged). */
+static int abort_one(uploader *u, const mp *m, const char *id)
+{
+    char msg[600], query[S3_UPLOAD_ID_MAX * 3 + 16], eid[S3_UPLOAD_ID_MAX * 3];
+    http_response rsp;
+    sigv4_uri_encode(id, 0, eid, sizeof(eid));
+    snprintf(query, sizeof(query), "uploadId=%s", eid);
+    int rc = small_request(u, "DELETE", m, query, NULL, 0, &rsp, msg, sizeof(msg));
+    int gone = !rc && ((rsp.status >= 200 && rsp.status < 300) || rsp.status == 404);
+    if (gone)
+        agent_log(LOG_LEVEL_INFO, "upload: multipart upload %s aborted (HTTP %d)", id,
+                  rsp.status);
+    else
+        agent_log(LOG_LEVEL_WARNING, "upload: aborting multipart upload %s: %s; tried again "
+                  "later", id, msg);
+    return gone;
+}
+
+typedef struct strays {
+    uploader *u;
+    const mp *m;
+    const char *keep;
+    int all_gone;
+} strays;
+
+static int on_stray(void *ctx, const char *id)
+{
+    strays *s = ctx;
+    if (strcmp(id, s->keep) && !abort_one(s->u, s->m, id))
+        s->all_gone = 0;
+    return 0;
+}
+
+/*
+ * Aborts every upload the server lists for m's key except `keep` (""
+ * none): those whose CreateMultipartUpload answer was never recorded (a
+ * power cut right after it, a stop or a deletion cancelling it). Object
+ * keys name one snapshot of one device, so none of them is anyone else's.
+ * 1 when none is left (or the server cannot list them: then nothing more
+ * can be done), 0 when one could not be aborted now.
+ */
+static int abort_strays(uploader *u, const mp *m, const char *keep)
+{
+    char key[sizeof(m->key)], ekey[sizeof(m->key)], query[sizeof(m->key) + 32], what[400],
+        herr[512];
+    strays s = {.u = u, .m = m, .keep = keep, .all_gone = 1};
+    http_response rsp;
+    size_t k = 0;
+    int truncated = 0;
+    /* The key as the server lists it: m->key without its percent escapes. */
+    for (const char *p = m->key; *p && k + 1 < sizeof(key); p++) {
+        unsigned x;
+        if (p[0] == '%' && sscanf(p + 1, "%2x", &x) == 1) {
+            key[k++] = (char)x;
+            p += 2;
+        } else {
+            key[k++] = *p;
+        }
+    }
+    key[k] = 0;
+    if (sigv4_uri_encode(key, 0, ekey, sizeof(ekey)))
+        return 1;
+    snprintf(query, sizeof(query), "prefix=%s&uploads", ekey);
+    if (upload__request(u, "GET", "", query, EMPTY_SHA256, 0, NULL, NULL, NULL, &rsp, what,
+                        sizeof(what), herr, sizeof(herr))) {
+        agent_log(LOG_LEVEL_WARNING, "upload: %s: %s; tried again later", what, herr);
+        return 0;
+    }
+    if (rsp.status < 200 || rsp.status >= 300 ||
+        s3_xml_list_uploads(rsp.body, rsp.body_len, key, on_stray, &s, &truncated)) {
+        agent_log(LOG_LEVEL_DEBUG, "upload: listing the uploads of %s: HTTP %d, not usable",
+                  key, rsp.status);
+        return 1;
+    }
+    return s.all_gone;
+}
+
 static int create_upload(uploader *u, const snap_info *si, mp *m, int *status, char *msg,
                          size_t msglen)
 {
     http_response rsp;
     int rc, w;
+    abort_strays(u, m, ""); /* no id recorded: any upload of this key is a stray */
     if ((rc = small_request(u, "POST", m, "uploads", NULL, 0, &rsp, msg, msglen)))
         return rc;
     if (rsp.status < 200 || rsp.status >= 300) {
@@ -796,8 +875,7 @@ void multipart_done(uploader *u, const char *name)
 
 void multipart_abort_pending(uploader *u)
 {
-    char **names = NULL, path[4096], msg[600], query[S3_UPLOAD_ID_MAX * 3 + 16],
-        eid[S3_UPLOAD_ID_MAX * 3];
+    char **names = NULL, path[4096], keep_path[4096], snap[SNAP_NAME_MAX];
     size_t n = 0;
     if (u->mode != AGENT_UPLOAD_S3 ||
         plat_dir_list(u->vfs, u->root, SNAP_ABORT_PREFIX, &names, &n))
@@ -805,30 +883,32 @@ void multipart_abort_pending(uploader *u)
     for (size_t i = 0; i < n && !plat_cancel_fired(u->cancel); i++) {
         char *text = NULL;
         size_t tlen = 0;
-        mp m = {0};
-        http_response rsp;
-        int rc, gone;
+        mp m = {0}, now = {0};
+        int rc, gone = 1;
         if (path_of(u, names[i], NULL, path, sizeof(path)))
             continue;
         rc = plat_file_read(u->vfs, path, MP_FILE_MAX, &text, &tlen);
-        gone = !rc && mp_parse(text, tlen, &m) == 0 ? !m.upload_id[0] : 1;
-        free(text);
-        if (!gone) {
-            sigv4_uri_encode(m.upload_id, 0, eid, sizeof(eid));
-            snprintf(query, sizeof(query), "uploadId=%s", eid);
-            rc = small_request(u, "DELETE", &m, query, NULL, 0, &rsp, msg, sizeof(msg));
-            gone = !rc && ((rsp.status >= 200 && rsp.status < 300) || rsp.status == 404);
+        if (!rc && mp_parse(text, tlen, &m) == 0) {
+            /* .abort-NAME.K: NAME's current upload (after an operator's
+             * retry, say) is not a stray. */
+            const char *leaf = names[i] + strlen(SNAP_ABORT_PREFIX), *dot = strrchr(leaf, '.');
+            char *t2 = NULL;
+            snprintf(snap, sizeof(snap), "%.*s", (int)(dot ? dot - leaf : 0), leaf);
+            if (snap[0] && !path_of(u, snap, SNAP_MULTIPART_NAME, keep_path, sizeof(keep_path)) &&
+                !plat_file_read(u->vfs, keep_path, MP_FILE_MAX, &t2, &tlen))
+                mp_parse(t2, tlen, &now);
+            free(t2);
+            if (m.upload_id[0] && strcmp(m.upload_id, now.upload_id))
+                gone = abort_one(u, &m, m.upload_id);
             if (gone)
-                agent_log(LOG_LEVEL_INFO, "upload: multipart upload %s aborted (HTTP %d)",
-                          m.upload_id, rsp.status);
-            else
-                agent_log(LOG_LEVEL_WARNING, "upload: aborting multipart upload %s: %s; tried "
-                          "again later", m.upload_id, msg);
+                gone = abort_strays(u, &m, now.upload_id);
         } else if (rc != -ENOENT) {
             agent_log(LOG_LEVEL_WARNING, "upload: %s holds no multipart upload to abort; "
                       "removed", path);
         }
+        free(text);
         mp_clear(&m);
+        mp_clear(&now);
         if (!gone)
             break;
         u->vfs->unlink(u->vfs, path);

@@ -20,6 +20,12 @@
  * version); each part is checked against its hash before its last byte is
  * handed on, so a stream that came out different is never confirmed.
  *
+ * Uploads whose CreateMultipartUpload answer was never recorded (a power
+ * cut right after it, a cancel in flight) are found by ListMultipartUploads
+ * of the object's key and aborted before the next Create and with each
+ * queued abort; a HEAD finds an object whose Complete went through but
+ * whose answer was lost.
+ *
  * Memory: one 64 KiB scratch buffer, the object's reader (wire.h) and
  * about 200 bytes per part (at most S3_MAX_PARTS: the part size grows for
  * objects over 10,000 parts). No part is ever held in memory.

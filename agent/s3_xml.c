@@ -72,14 +72,10 @@ int s3_xml_error(const char *body, size_t len, char *code, size_t code_len)
     return 1;
 }
 
-int s3_xml_initiate(const char *body, size_t len, char id[S3_UPLOAD_ID_MAX])
+/* An upload id: 1..S3_UPLOAD_ID_MAX-1 bytes of [A-Za-z0-9._~-] into id. */
+static int upload_id(const char *v, size_t vl, char id[S3_UPLOAD_ID_MAX])
 {
-    const char *r, *v;
-    size_t vl;
-    id[0] = 0;
-    if (s3_xml_error(body, len, NULL, 0) || !(r = find(body, len, "<InitiateMultipartUploadResult")) ||
-        elem(r, len - (size_t)(r - body), "UploadId", &v, &vl, NULL) || !vl ||
-        vl >= S3_UPLOAD_ID_MAX)
+    if (!vl || vl >= S3_UPLOAD_ID_MAX)
         return -EPROTO;
     for (size_t i = 0; i < vl; i++)
         if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
@@ -87,6 +83,44 @@ int s3_xml_initiate(const char *body, size_t len, char id[S3_UPLOAD_ID_MAX])
             return -EPROTO;
     memcpy(id, v, vl);
     id[vl] = 0;
+    return 0;
+}
+
+int s3_xml_initiate(const char *body, size_t len, char id[S3_UPLOAD_ID_MAX])
+{
+    const char *r, *v;
+    size_t vl;
+    id[0] = 0;
+    if (s3_xml_error(body, len, NULL, 0) || !(r = find(body, len, "<InitiateMultipartUploadResult")) ||
+        elem(r, len - (size_t)(r - body), "UploadId", &v, &vl, NULL))
+        return -EPROTO;
+    return upload_id(v, vl, id);
+}
+
+int s3_xml_list_uploads(const char *body, size_t len, const char *key,
+                        int (*fn)(void *ctx, const char *upload_id), void *ctx, int *truncated)
+{
+    const char *r, *end, *v, *p;
+    size_t vl;
+    int rc;
+    *truncated = 0;
+    if (s3_xml_error(body, len, NULL, 0) || !(r = find(body, len, "<ListMultipartUploadsResult")) ||
+        !(end = find(r, len - (size_t)(r - body), "</ListMultipartUploadsResult>")))
+        return -EPROTO;
+    if (!elem(r, (size_t)(end - r), "IsTruncated", &v, &vl, NULL))
+        *truncated = vl == 4 && !memcmp(v, "true", 4);
+    for (p = r; (p = find(p, (size_t)(end - p), "<Upload>")) != NULL;) {
+        const char *ue = find(p, (size_t)(end - p), "</Upload>");
+        char id[S3_UPLOAD_ID_MAX];
+        if (!ue || elem(p, (size_t)(ue - p), "Key", &v, &vl, NULL))
+            return -EPROTO;
+        int mine = vl == strlen(key) && !memcmp(v, key, vl);
+        if (elem(p, (size_t)(ue - p), "UploadId", &v, &vl, NULL) || upload_id(v, vl, id))
+            return -EPROTO;
+        if (mine && (rc = fn(ctx, id)))
+            return rc;
+        p = ue + strlen("</Upload>");
+    }
     return 0;
 }
 

@@ -50,6 +50,15 @@ typedef struct s3_part {
 int s3_xml_list_parts(const char *body, size_t len, int (*fn)(void *ctx, const s3_part *p),
                       void *ctx, int *truncated, unsigned *next_marker);
 
+/* Calls fn with the UploadId of each <Upload> of a whole
+ * ListMultipartUploadsResult whose <Key> is exactly key (bytes as in the
+ * XML: a key that needs XML escapes never matches), in document order; fn's
+ * non-zero return stops the walk and is returned. *truncated gets
+ * IsTruncated. An <Upload> without a Key or a valid UploadId, or an
+ * <Error>, makes the reply -EPROTO. */
+int s3_xml_list_uploads(const char *body, size_t len, const char *key,
+                        int (*fn)(void *ctx, const char *upload_id), void *ctx, int *truncated);
+
 /* An ETag as S3 sends it (header or XML: "abc", &quot;abc&quot; or abc)
  * into out without its quotes: 0, or -EPROTO when empty, too long or
  * outside [A-Za-z0-9-]. */

@@ -2,7 +2,7 @@
  * test_s3_xml.c -- the S3 XML replies of a multipart upload (agent/s3_xml.c)
  * as S3 writes them, and as a lying or cut-short server might: an <Error>
  * in a 200 reply, a missing or hostile upload id or ETag, parts out of
- * range, a ListPartsResult cut short. Every such reply is -EPROTO, never a
+ * range, a ListPartsResult or ListMultipartUploadsResult cut short. Every such reply is -EPROTO, never a
  * success. The fuzzer (tests/fuzz/fuzz_s3_xml.c) checks the same rules on
  * any input.
  */
@@ -141,6 +141,54 @@ static void test_list_parts_refuses_hostile_parts(void **state)
     }
 }
 
+typedef struct ids {
+    char id[4][S3_UPLOAD_ID_MAX];
+    size_t n;
+} ids;
+
+static int on_upload(void *ctx, const char *id)
+{
+    ids *v = ctx;
+    if (v->n < 4)
+        snprintf(v->id[v->n++], S3_UPLOAD_ID_MAX, "%s", id);
+    return 0;
+}
+
+static void test_list_uploads_names_only_the_keys_own(void **state)
+{
+    const char *ok = "<ListMultipartUploadsResult " NS "><Bucket>b</Bucket><IsTruncated>false"
+                     "</IsTruncated><Upload><Key>f/d/x.tar</Key><UploadId>one</UploadId></Upload>"
+                     "<Upload><Key>f/d/x.tar.zst</Key><UploadId>other</UploadId></Upload>"
+                     "<Upload><Key>f/d/x.tar</Key><UploadId>two</UploadId></Upload>"
+                     "</ListMultipartUploadsResult>";
+    ids v = {0};
+    int trunc = 1;
+    (void)state;
+    assert_int_equal(s3_xml_list_uploads(ok, strlen(ok), "f/d/x.tar", on_upload, &v, &trunc), 0);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.id[0], "one");
+    assert_string_equal(v.id[1], "two");
+    assert_int_equal(trunc, 0);
+    for (size_t cut = 0; cut < strlen(ok); cut++) {
+        ids w = {0};
+        assert_int_equal(s3_xml_list_uploads(ok, cut, "f/d/x.tar", on_upload, &w, &trunc), -EPROTO);
+    }
+    const char *bad[] = {
+        "<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>",
+        "<ListMultipartUploadsResult><Upload><UploadId>a</UploadId></Upload>"
+        "</ListMultipartUploadsResult>",
+        "<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>a b</UploadId></Upload>"
+        "</ListMultipartUploadsResult>",
+        "<Error><Code>AccessDenied</Code></Error>",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ids w = {0};
+        assert_int_equal(s3_xml_list_uploads(bad[i], strlen(bad[i]), "k", on_upload, &w, &trunc),
+                         -EPROTO);
+        assert_int_equal(w.n, 0);
+    }
+}
+
 static void test_etag_loses_its_quotes_and_nothing_else(void **state)
 {
     char e[S3_ETAG_MAX];
@@ -167,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_complete_with_an_error_in_a_200_is_no_success),
         cmocka_unit_test(test_list_parts_reads_each_part_and_the_page),
         cmocka_unit_test(test_list_parts_refuses_hostile_parts),
+        cmocka_unit_test(test_list_uploads_names_only_the_keys_own),
         cmocka_unit_test(test_etag_loses_its_quotes_and_nothing_else),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,8 +7,8 @@
  * it). Beyond "no read or write outside the buffers" it checks what the
  * uploader relies on (abort() on a violation, so libFuzzer reports it):
  *   - a reply holding <Error> anywhere is never a success: not an upload
- *     id, not a completed upload, not a list of parts;
- *   - an accepted upload id is 1..511 bytes of [A-Za-z0-9._~-], an ETag
+ *     id, not a completed upload, not a list of parts or uploads;
+ *   - an accepted upload id (created or listed) is 1..511 bytes of [A-Za-z0-9._~-], an ETag
  *     1..79 bytes of [A-Za-z0-9-], a listed part numbered 1..10000;
  *   - a ListPartsResult cut anywhere before its closing tag is refused
  *     (a body truncated by the client's buffer never passes as whole);
@@ -49,6 +49,19 @@ static int on_part(void *ctx, const s3_part *p)
     return 0;
 }
 
+typedef struct ids {
+    size_t n;
+} ids;
+
+static int on_upload(void *ctx, const char *id)
+{
+    ids *v = ctx;
+    if (!safe(id, "._~-") || strlen(id) >= S3_UPLOAD_ID_MAX)
+        abort();
+    v->n++;
+    return 0;
+}
+
 static void check(const char *b, size_t len)
 {
     char id[S3_UPLOAD_ID_MAX], id2[S3_UPLOAD_ID_MAX], code[64], etag[S3_ETAG_MAX];
@@ -86,6 +99,12 @@ static void check(const char *b, size_t len)
                 break;
             }
     }
+    ids u = {0}, u2 = {0};
+    int lu = s3_xml_list_uploads(b, len, "k", on_upload, &u, &trunc);
+    if (lu == 0 && err)
+        abort();
+    if (s3_xml_list_uploads(b, len, "k", on_upload, &u2, &trunc2) != lu || u2.n != u.n)
+        abort();
     if (s3_etag_norm(b, len, etag) == 0 && (!safe(etag, "-") || strlen(etag) >= S3_ETAG_MAX))
         abort();
 }

@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 import unittest
+from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import paho.mqtt.publish as publish
@@ -935,10 +936,12 @@ class S3Front:
 
     s3rver 3.7.1 implements CreateMultipartUpload, UploadPart and
     CompleteMultipartUpload but answers ListParts and AbortMultipartUpload
-    with 405, and no other S3 server on npm or Debian 12 does better
-    (@20minutes/s3rver 5.0.0 neither). So, given s3rver's data directory
-    (`data`), this front implements exactly those two itself, on s3rver's
-    own state (DATA/BUCKET/._S3rver_uploads/ID/N and N.md5), after the same
+    with 405 (and ListMultipartUploads not at all), and no other S3 server
+    on npm or Debian 12 does better (@20minutes/s3rver 5.0.0 neither: its
+    lib/routes.js answers 405 or NotImplemented for all three). So,
+    given s3rver's data directory (`data`), this front implements exactly
+    those three itself (one page each, no delimiter), on s3rver's own state
+    (DATA/BUCKET/._S3rver_uploads/ID/key, N and N.md5), after the same
     signature check, and answers NoSuchUpload (404) like S3 for an upload
     id s3rver does not hold, for every request naming one. Nothing else
     is emulated.
@@ -977,10 +980,26 @@ class S3Front:
                 self.answer(status, {}, body)
 
             def uploads_state(self, q):
-                """ListParts and Abort on s3rver's files; None to relay."""
-                if "uploadId" not in q or not front.data:
+                """ListParts, Abort and ListMultipartUploads on s3rver's
+                files; None to relay."""
+                if not front.data or not ("uploadId" in q or (self.command == "GET" and
+                                                              "uploads" in q)):
                     return None
                 bucket = urllib.parse.urlsplit(self.path).path.split("/")[1]
+                if "uploadId" not in q:  # ListMultipartUploads, by prefix
+                    d = os.path.join(front.data, bucket, "._S3rver_uploads")
+                    prefix, items = q.get("prefix", [""])[0], ""
+                    for up in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                        with open(os.path.join(d, up, "key")) as f:
+                            key = f.read()
+                        if key.startswith(prefix):
+                            items += (f"<Upload><Key>{xml_escape(key)}</Key><UploadId>{up}"
+                                      "</UploadId></Upload>")
+                    body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                            "<ListMultipartUploadsResult><Bucket>" + bucket + "</Bucket>"
+                            "<IsTruncated>false</IsTruncated>" + items +
+                            "</ListMultipartUploadsResult>").encode()
+                    return self.answer(200, {"Content-Type": "application/xml"}, body) or True
                 up = os.path.join(front.data, bucket, "._S3rver_uploads", q["uploadId"][0])
                 if not os.path.isdir(up):
                     return self.refuse("NoSuchUpload", "no such upload", 404) or True
