@@ -238,7 +238,7 @@ static uint64_t part_size_for(const uploader *u, uint64_t bytes)
 
 /* Makes m for si: part size, then each part's length, SHA-256 and MD5
  * from one read of the object. */
-static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, char *msg,
+static int mp_plan(uploader *u, snap_info *si, const char *ekey, mp *m, char *msg,
                    size_t msglen)
 {
     uint64_t bytes = object_bytes(u, si);
@@ -246,10 +246,11 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
     snap_object *obj = NULL;
     uint8_t *buf = NULL;
     hashers h;
-    mbedtls_md_context_t whole;
+    mbedtls_md_context_t whole, whole_sha;
     int rc, started = 0;
     memset(m, 0, sizeof(*m));
     mbedtls_md_init(&whole);
+    mbedtls_md_init(&whole_sha);
     snprintf(m->object, sizeof(m->object), "%s:%d", snap_codec_name(u->codec), u->level);
     snprintf(m->key, sizeof(m->key), "%s", ekey);
     m->bytes = bytes;
@@ -263,7 +264,9 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
     if ((rc = open_object(u, si, &obj, msg, msglen)))
         goto out;
     if (mbedtls_md_setup(&whole, mbedtls_md_info_from_type(MBEDTLS_MD_MD5), 0) ||
-        mbedtls_md_starts(&whole)) {
+        mbedtls_md_starts(&whole) ||
+        mbedtls_md_setup(&whole_sha, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 0) ||
+        mbedtls_md_starts(&whole_sha)) {
         snprintf(msg, msglen, "out of memory");
         rc = -ENOMEM;
         goto out;
@@ -282,13 +285,18 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
             if ((rc = snap_object_read(obj, buf, left < MP_SCRATCH ? (size_t)left : MP_SCRATCH,
                                        &got)) || !got) {
                 snprintf(msg, msglen, "%s: reading the snapshot for its parts: %s", si->name,
-                         rc ? snap_object_error(obj) : "it ended before its measured length");
-                rc = rc ? rc : -EBADMSG;
+                         rc ? snap_object_error(obj) : "it ended before its measured length "
+                         "(measured again next)");
+                if (!rc) { /* a compressed stream that changed: measure it again */
+                    si->object_codec[0] = 0;
+                    rc = -EAGAIN;
+                }
                 goto out;
             }
             mbedtls_md_update(&h.sha, buf, got);
             mbedtls_md_update(&h.md5, buf, got);
             mbedtls_md_update(&whole, buf, got);
+            mbedtls_md_update(&whole_sha, buf, got);
             left -= got;
         }
         mbedtls_md_finish(&h.sha, d);
@@ -300,15 +308,29 @@ static int mp_plan(uploader *u, const snap_info *si, const char *ekey, mp *m, ch
         done += p->len;
     }
     {
-        unsigned char d[16];
+        unsigned char d[32];
+        char sha[65];
         mbedtls_md_finish(&whole, d);
         sigv4_hex(d, 16, m->md5);
+        mbedtls_md_finish(&whole_sha, d);
+        sigv4_hex(d, 32, sha);
+        /* The parts must make exactly the object STATE measured (or the
+         * tar fixed at seal): never a prefix of a stream that grew. */
+        if (strcmp(sha, u->codec == SNAP_CODEC_NONE ? si->tar_sha256 : si->object_sha256) ||
+            (u->codec != SNAP_CODEC_NONE && snap_object_at_end(obj) != 1)) {
+            snprintf(msg, msglen, "%s: its %s object is not the one measured (SHA-256 or "
+                     "length): measured again next", si->name, snap_codec_name(u->codec));
+            si->object_codec[0] = 0;
+            rc = -EAGAIN;
+            goto out;
+        }
     }
     rc = 0;
 out:
     if (started)
         hashers_free(&h);
     mbedtls_md_free(&whole);
+    mbedtls_md_free(&whole_sha);
     snap_object_free(obj);
     free(buf);
     if (rc)
@@ -628,6 +650,7 @@ out:
 typedef struct part_src {
     uploader *u;
     snap_object *obj;
+    int last;        /* the object's last part: it must end with it */
     uint64_t left;
     mbedtls_md_context_t sha;
     const char *want;
@@ -660,7 +683,8 @@ static int part_body(void *ctx, uint8_t *buf, size_t len, size_t *got)
         char h[65];
         mbedtls_md_finish(&s->sha, d);
         sigv4_hex(d, 32, h);
-        if (strcmp(h, s->want)) {
+        if (strcmp(h, s->want) ||
+            (s->last && s->u->codec != SNAP_CODEC_NONE && snap_object_at_end(s->obj) != 1)) {
             s->mismatch = 1;
             *got = 0;
             return -EBADMSG;
@@ -684,12 +708,12 @@ static int skip(snap_object *obj, uint8_t *buf, uint64_t n)
     return 0;
 }
 
-static int send_part(uploader *u, const snap_info *si, mp *m, size_t i, snap_object *obj,
+static int send_part(uploader *u, snap_info *si, mp *m, size_t i, snap_object *obj,
                      int *status, char *msg, size_t msglen)
 {
     char query[S3_UPLOAD_ID_MAX * 3 + 64], eid[S3_UPLOAD_ID_MAX * 3], what[400], herr[512];
     mp_part *p = &m->parts[i];
-    part_src src = {.u = u, .obj = obj, .left = p->len, .want = p->sha};
+    part_src src = {.u = u, .obj = obj, .last = i + 1 == m->n, .left = p->len, .want = p->sha};
     http_response rsp;
     int rc;
     mbedtls_md_init(&src.sha);
@@ -710,8 +734,9 @@ static int send_part(uploader *u, const snap_info *si, mp *m, size_t i, snap_obj
         /* The stream is not the planned one (a library upgrade?): plan again
          * next time, in a new upload. */
         snprintf(msg, msglen, "%s: part %zu came out different from its plan: not sent whole; "
-                 "planned again next", si->name, i + 1);
+                 "measured and planned again next", si->name, i + 1);
         snap_queue_abort(u->vfs, u->root, si->name);
+        si->object_codec[0] = 0; /* STATE's measure goes too (settle writes it) */
         rc = -EAGAIN;
     } else if (rc == HTTP_EBODY && snap_object_error(obj)[0]) {
         snprintf(msg, msglen, "%s: reading the snapshot: %s", si->name, snap_object_error(obj));

@@ -18,6 +18,8 @@ each. Covered:
   - the agent killed with SIGKILL after the server stored a part but
     before the agent heard of it: after a restart ListParts shows the part
     with our MD5 as its ETag and nothing is sent twice;
+  - a STATE whose measure lies (another level's figures): found out by
+    the plan's SHA-256, measured again, the object lands whole;
   - a lying server: UploadPart answered 200 without an ETag (the part is
     not taken as confirmed) and CompleteMultipartUpload answered 200 with
     an <Error> body, twice (the snapshot is never marked uploaded meanwhile);
@@ -128,6 +130,38 @@ class MultipartTest(UploadTest):
         self.assertEqual(front.uploads(), [])
         self.assertFalse(os.path.exists(os.path.join(self.agent.store, "snapshots", snap["name"],
                                                      "UPLOAD")))
+
+    def test_a_lying_measure_never_makes_a_prefix_the_object(self):
+        # STATE claims level 3 with level 1's figures (a previous run's, a
+        # library upgrade): the parts are planned from a stream that is not
+        # the measured one; the plan's SHA-256 finds it out, the agent
+        # measures again, and the object that lands is the whole snapshot.
+        port = self.s3rver()
+        self.start_agent(upload=self.mp_conf(port, "  compression: zstd\n  level: 1\n"))
+        self.sealed_random_snapshot()
+        self.wait_state("uploaded")
+        self.assertEqual(self.agent.stop(), 0)
+        snap = snapshots(self.agent.store)[0]
+        path = os.path.join(self.agent.store, "snapshots", snap["name"], "STATE")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("state=uploaded", "state=sealed")
+                    .replace("object=zstd:1", "object=zstd:3"))
+        with open(self.agent.conf) as f:
+            conf = f.read()
+        with open(self.agent.conf, "w") as f:
+            f.write(conf.replace("  level: 1\n", "  level: 3\n"))
+        self.agent.start()
+        self.wait_state("uploaded")
+        self.assertRegex(self.agent.log_text(),
+                         "is not the one measured|ended before its measured length")
+        state = self.state_of(snap["name"])
+        self.assertEqual(state["object"], "zstd:3")
+        obj = self.object_of(port, snap, ".tar.zst")
+        self.assertEqual(hashlib.sha256(obj).hexdigest(), state["object_sha256"])
+        tar = subprocess.run(["zstd", "-d", "-c"], input=obj, capture_output=True, check=True)
+        self.assert_tar_is_the_snapshot(tar.stdout, snap)
 
     def test_sigkill_after_a_stored_part_sends_nothing_twice(self):
         port = self.s3rver()
