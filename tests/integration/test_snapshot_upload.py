@@ -12,7 +12,8 @@ the server cannot use failing the handshake); a certificate from another CA and 
 mutual TLS (accepted with our certificate, refused without); 500s retried
 with backoff; a stalled server hitting the I/O timeout; S3 mode against
 s3rver with the object read back; the SigV4 front checking every request
-of a multipart upload (POST, PUT part, Complete, ListParts, Abort); a server answering 2xx before it has the
+of a multipart upload (POST, PUT part, Complete, and ListParts and Abort,
+which the front itself implements on s3rver's state); a server answering 2xx before it has the
 body (put and s3: retried, never marked uploaded nor deleted, then uploaded
 by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
 `zstd -d`, `tar --zstd` and `gzip -d` into the snapshot's exact tar and
