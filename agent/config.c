@@ -114,6 +114,8 @@ static const opt upload_opts[] = {
     {"compression", OPT_SPECIAL, OFF(upload.compression), 0, 0, 0, NULL, NULL},
     {"level", OPT_INT, OFF(upload.level), 0, 1, 19, NULL, NULL},
     {"max_rate", OPT_SPECIAL, OFF(upload.max_rate), 0, 0, 0, NULL, NULL},
+    /* S3 refuses parts under 5 MiB (but the last) and over 5 GiB. */
+    {"part_size", OPT_SIZE, OFF(upload.part_size), 0, 5 << 20, (int64_t)5 << 30, NULL, NULL},
     {"ciphersuites", OPT_SPECIAL, OFF(upload.ciphersuites), 0, 0, 0, NULL, NULL},
     {"connect_timeout", OPT_DURATION, OFF(upload.connect_timeout_ms), 0, 100, 3600000, NULL, NULL},
     {"io_timeout", OPT_DURATION, OFF(upload.io_timeout_ms), 0, 100, 3600000, NULL, NULL},
@@ -1035,6 +1037,9 @@ static int check_limits(walker *w)
             return fail(w, node_at(w, "upload.level"), "upload.level: %s takes %d..%d, got %d",
                         snap_codec_name(c), lo, hi, cfg->upload.level);
     }
+    if (node_at(w, "upload.part_size") && cfg->upload.mode != AGENT_UPLOAD_S3)
+        return fail(w, node_at(w, "upload.part_size"), "upload.part_size: only with upload.mode "
+                    "s3 (multipart uploads); a put upload is one request");
     if (cfg->control.status_interval_ms && cfg->control.status_interval_ms < 1000)
         return fail(w, node_at(w, "control.status_interval"), "control.status_interval: %"
                     PRIu64 "ms is too often (at least 1s, or 0s for no status and no Last Will)",
@@ -1077,6 +1082,7 @@ static void defaults(agent_config *cfg)
     cfg->upload.response_timeout_ms = 60000;
     cfg->upload.retry_initial_ms = 1000;
     cfg->upload.retry_max_ms = 300000;
+    cfg->upload.part_size = 8u << 20;
     cfg->control.status_interval_ms = 60000;
     cfg->control.command_rate = 30;
 }

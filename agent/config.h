@@ -99,6 +99,8 @@ typedef struct agent_config {
         int compression;        /* snap_codec (embeddb/wire.h): none, gzip, zstd */
         int level;              /* the codec's level; 0 = its default */
         uint64_t max_rate;      /* body bytes per second; 0 = no limit */
+        uint64_t part_size;     /* s3: objects larger go up as resumable multipart uploads
+                                   in parts of this size (5 MiB..5 GiB, default 8 MiB) */
         int ciphersuites[AGENT_MAX_CIPHERSUITES]; /* mbedTLS ids, in order of preference */
         size_t n_ciphersuites;  /* 0: the default (http.h) */
     } upload;

@@ -51,7 +51,7 @@
 #include <strings.h>
 
 #define HTTP_RECORD 16384       /* body bytes per TLS record (the TLS maximum) */
-#define HTTP_RAW_BODY_MAX 4096  /* raw response body read for the log, bytes */
+#define HTTP_RAW_BODY_MAX 12288 /* raw (chunked) response body read, bytes */
 #define HTTP_INTERIM_WATCH 8    /* 1xx responses after which sending stops watching */
 #define HTTP_SPOKE 1            /* internal: a wait for room ended, the server spoke */
 _Static_assert(HTTP__HEAD_MAX >= HTTP_RECORD, "the request head fits the record buffer");
@@ -790,7 +790,8 @@ static int read_response(http_client *c, mbedtls_ssl_context *ssl, conn *cn, rea
      * for the log. */
     raw = r->have - r->head_len;
     memmove(c->head, c->head + r->head_len, raw);
-    if (rsp->status == 204 || rsp->status == 304 || r->fr.content_length == 0)
+    if (rsp->status == 204 || rsp->status == 304 || r->fr.content_length == 0 ||
+        !strcmp(rq->method, "HEAD")) /* a HEAD's Content-Length is the object's */
         want = 0;
     else if (r->fr.chunked)
         want = HTTP_RAW_BODY_MAX;

@@ -124,10 +124,13 @@ typedef struct http_request {
     const plat_cancel *cancel;    /* optional: raised -> HTTP_ECANCELED at once */
 } http_request;
 
+#define HTTP_BODY_MAX 8192 /* response body bytes kept, NUL included */
+
 typedef struct http_response {
     int status;          /* e.g. 200 */
     char reason[128];    /* the status line's reason phrase (truncated) */
-    char body[512];      /* first bytes of the response body, NUL-terminated */
+    char body[HTTP_BODY_MAX]; /* first bytes of the response body, NUL-terminated
+                            (enough for one page of an S3 XML reply) */
     size_t body_len;     /* bytes in body (the body may hold NULs) */
     uint64_t bytes_sent; /* request body bytes handed to TLS and the kernel */
     int early;           /* 1: the final response came before the whole body was
@@ -135,6 +138,8 @@ typedef struct http_response {
                             answered without having the body */
     unsigned interim;    /* interim 1xx responses skipped */
     char suite[64];      /* the negotiated cipher suite ("" before the handshake) */
+    char etag[128];      /* the ETag header's value as sent ("" when absent, or when
+                            longer than 127 bytes: never cut to fit) */
 } http_response;
 
 /*

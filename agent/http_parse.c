@@ -52,6 +52,7 @@ int http__parse_head(const char *buf, size_t len, http_response *rsp, http__fram
     }
     fr->chunked = 0;
     fr->content_length = -1;
+    rsp->etag[0] = 0;
     for (size_t pos = 0; pos < end; line++) {
         const char *p = buf + pos, *nl = memchr(p, '\n', end - pos), *colon, *v, *ve;
         size_t n = (size_t)(nl - p);
@@ -88,6 +89,14 @@ int http__parse_head(const char *buf, size_t len, http_response *rsp, http__fram
             if (fr->content_length >= 0 && fr->content_length != cl)
                 goto out;
             fr->content_length = cl;
+        } else if (colon - p == 4 && !strncasecmp(p, "etag", 4)) {
+            size_t el = (size_t)(ve - v);
+            if (el < sizeof(rsp->etag)) {
+                memcpy(rsp->etag, v, el);
+                rsp->etag[el] = 0;
+            } else {
+                rsp->etag[0] = 0;
+            }
         } else if (colon - p == 17 && !strncasecmp(p, "transfer-encoding", 17)) {
             const char *last = ve;
             while (last > v && last[-1] != ',' && last[-1] != ' ' && last[-1] != '\t')

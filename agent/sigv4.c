@@ -77,7 +77,7 @@ static void put_strs(sink *s, ...)
     va_end(ap);
 }
 
-static void hex(const unsigned char *in, size_t n, char *out)
+void sigv4_hex(const unsigned char *in, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = "0123456789abcdef"[in[i] >> 4];
@@ -349,7 +349,7 @@ int sigv4_sign(const sigv4_request *r, const sigv4_key *k, const char *amz_date,
     put_strs(&c, "\n", r->payload_sha256, NULL);
     if ((rc = c.err) || (rc = mbedtls_md_finish(&md, ka) ? -EINVAL : 0))
         goto out;
-    hex(ka, 32, hash);
+    sigv4_hex(ka, 32, hash);
 
     sink_buf(&t, sts, sizeof(sts));   /* fits: every field is bounded */
     put_strs(&t, ALGO "\n", amz_date, "\n", day, "/", k->region, "/", k->service,
@@ -375,7 +375,7 @@ int sigv4_sign(const sigv4_request *r, const sigv4_key *k, const char *amz_date,
     }
     if (rc)
         goto out;
-    hex(ka, 32, hash);
+    sigv4_hex(ka, 32, hash);
 
     sink_buf(&a, authz, authz_len);
     put_strs(&a, ALGO " Credential=", k->access_key, "/", day, "/", k->region, "/", k->service,
@@ -445,5 +445,5 @@ void sigv4_sha256_hex(const void *data, size_t len, char out[65])
     if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), data, len, d))
         out[0] = 0;
     else
-        hex(d, 32, out);
+        sigv4_hex(d, 32, out);
 }

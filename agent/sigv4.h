@@ -85,6 +85,9 @@ int sigv4_amz_date(int64_t unix_seconds, char out[17]);
  * Worst case out_len is 3 * strlen(in) + 1. */
 int sigv4_uri_encode(const char *in, int keep_slash, char *out, size_t out_len);
 
+/* in[0..n) as 2n lowercase hex digits and a NUL into out. */
+void sigv4_hex(const unsigned char *in, size_t n, char *out);
+
 /* Lowercase hex SHA-256 of data[0..len) ("" if mbedTLS fails). */
 void sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 

@@ -22,11 +22,10 @@
  * refuses (-EBUSY, cancelling the upload) a claimed snapshot, and names the
  * one it is deleting in `deleting`, which the worker will not claim.
  */
-#include "upload.h"
+#include "upload_int.h"
 
-#include "http.h"
 #include "log.h"
-#include "ratelimit.h"
+#include "multipart.h"
 #include "sigv4.h"
 
 #include "embeddb/plat.h"
@@ -44,36 +43,6 @@
 #define IDLE_WAIT_MS 30000  /* rescan now and then even without a kick */
 #define DELETE_HOLD_MS 10000 /* a snapshot upload_delete asked for: left alone this long */
 
-struct uploader {
-    /* immutable after upload_new */
-    plat_vfs *vfs;            /* every snapshot file call goes through it */
-    char *root, *device_id;
-    int enabled;
-    int mode, virtual_host, insecure, port;
-    char *host, *base_path, *prefix, *token, *region, *bucket, *access_key, *secret;
-    uint64_t connect_timeout_ms, io_timeout_ms, response_timeout_ms;
-    uint64_t retry_initial_ms, retry_max_ms;
-    snap_codec codec;         /* upload.compression */
-    int level;                /* its level (the codec's default when not configured) */
-    http_client *http;
-    plat_cancel *cancel;      /* raised (under mu) by upload_stop and upload_delete */
-    /* shared, guarded by mu */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int kicked, stop;
-    int cancelled;            /* upload_delete wants `c.current` gone */
-    char deleting[SNAP_NAME_MAX]; /* upload_delete is deleting it: never claim it */
-    char held[SNAP_NAME_MAX]; /* cancelled for deletion: not claimed before ... */
-    uint64_t held_until_ms;   /* ... this mono time, unless deleted first */
-    upload_counters c;        /* c.current: the snapshot the worker has claimed */
-    pthread_t thread;
-    int started;
-    /* worker-only */
-    uint64_t backoff_ms;      /* next delay (0: none running) */
-    uint64_t next_attempt_ms; /* mono; 0 = now */
-    uint64_t rng;
-    ratelimit rl;             /* upload.max_rate, across attempts */
-};
 
 int upload_retryable(int rc, int status)
 {
@@ -137,6 +106,7 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
     u->response_timeout_ms = cfg->upload.response_timeout_ms;
     u->retry_initial_ms = cfg->upload.retry_initial_ms;
     u->retry_max_ms = cfg->upload.retry_max_ms;
+    u->part_size = cfg->upload.part_size;
     u->codec = (snap_codec)cfg->upload.compression;
     {
         int lo, hi, dflt;
@@ -171,9 +141,120 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
 
 /* ---- one attempt --------------------------------------------------------- */
 
-static int cancel_fired(void *ctx)
+void upload__answer(const http_response *rsp, const char *what, char *msg, size_t msglen)
+{
+    /* One line of the server's body, for the operator. */
+    char first[200];
+    snprintf(first, sizeof(first), "%.*s", (int)rsp->body_len, rsp->body);
+    first[strcspn(first, "\r\n")] = 0;
+    snprintf(msg, msglen, "%s: HTTP %d %s%s%s", what, rsp->status, rsp->reason,
+             first[0] ? ": " : "", first);
+}
+
+int upload__cancel_fired(void *ctx)
 {
     return plat_cancel_fired(ctx);
+}
+
+int upload__pace(uploader *u, size_t len, size_t *allow)
+{
+    uint64_t wait_ns;
+    int rc;
+    /* upload.max_rate: wait for tokens on the cancel flag, so a stop or a
+     * delete never waits for the bucket. */
+    while (!(*allow = ratelimit_grant(&u->rl, plat_mono_ns(), len, &wait_ns)))
+        if ((rc = plat_cancel_wait(u->cancel, (wait_ns + 999999) / 1000000)))
+            return rc;
+    return 0;
+}
+
+int upload__key(const uploader *u, const snap_info *si, char *ekey, size_t ekey_len, char *msg,
+                size_t msglen)
+{
+    char key[1024];
+    int rc;
+    if ((rc = upload_object_key(u->prefix, u->device_id, si->name, snap_codec_suffix(u->codec),
+                                key, sizeof(key))) ||
+        (rc = sigv4_uri_encode(key, 1, ekey, ekey_len)))
+        snprintf(msg, msglen, "%s: object name too long", si->name);
+    return rc;
+}
+
+int upload__request(uploader *u, const char *method, const char *ekey, const char *query,
+                    const char *sha, uint64_t len, http_body_fn fn, void *ctx,
+                    const char *content_type, http_response *rsp, char *what, size_t what_len,
+                    char *herr, size_t herr_len)
+{
+    char path[4096], host[512], hosthdr[600], date[17], authz[1024];
+    char h_date[64], h_sha[128], h_auth[1100], h_type[64];
+    const char *headers[4];
+    size_t nh = 0;
+    int rc, s3 = u->mode == AGENT_UPLOAD_S3;
+    memset(rsp, 0, sizeof(*rsp));
+    snprintf(host, sizeof(host), "%s%s%s", s3 && u->virtual_host ? u->bucket : "",
+             s3 && u->virtual_host ? "." : "", u->host);
+    if (s3 && !u->virtual_host)
+        rc = snprintf(path, sizeof(path), "%s/%s/%s", u->base_path, u->bucket, ekey);
+    else
+        rc = snprintf(path, sizeof(path), "%s/%s", u->base_path, ekey);
+    size_t pl = (size_t)rc;
+    if (rc < 0 || pl >= sizeof(path) ||
+        (query[0] && (size_t)snprintf(path + pl, sizeof(path) - pl, "?%s", query) >=
+                         sizeof(path) - pl)) {
+        snprintf(herr, herr_len, "request path too long");
+        snprintf(what, what_len, "%s %s", method, ekey);
+        return HTTP_EINVAL;
+    }
+    snprintf(what, what_len, "%s %.200s to %.100s:%d", method, path, host, u->port);
+    if (content_type) {
+        snprintf(h_type, sizeof(h_type), "Content-Type: %s", content_type);
+        headers[nh++] = h_type;
+    }
+    if (s3) {
+        /* The Host header http.c sends: the port only when not 443. */
+        if (u->port == 443)
+            snprintf(hosthdr, sizeof(hosthdr), "%s", host);
+        else
+            snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, u->port);
+        sigv4_amz_date(plat_now_ns() / 1000000000, date);
+        sigv4_header sh[] = {{"host", hosthdr}, {"x-amz-content-sha256", sha},
+                             {"x-amz-date", date}};
+        path[pl] = 0; /* signed apart from the query */
+        sigv4_request sr = {.method = method, .path = path, .query = query, .headers = sh,
+                            .n_headers = 3, .payload_sha256 = sha};
+        sigv4_key k = {.access_key = u->access_key, .secret_key = u->secret,
+                       .region = u->region, .service = "s3"};
+        rc = sigv4_sign(&sr, &k, date, SIGV4_S3, authz, sizeof(authz), NULL, 0, NULL, 0);
+        if (query[0])
+            path[pl] = '?';
+        if (rc) {
+            snprintf(herr, herr_len, "signing failed: %s", strerror(-rc));
+            return HTTP_EINVAL;
+        }
+        snprintf(h_date, sizeof(h_date), "x-amz-date: %s", date);
+        snprintf(h_sha, sizeof(h_sha), "x-amz-content-sha256: %s", sha);
+        snprintf(h_auth, sizeof(h_auth), "Authorization: %s", authz);
+        headers[nh++] = h_date;
+        headers[nh++] = h_sha;
+        headers[nh++] = h_auth;
+    } else if (u->token) {
+        snprintf(h_auth, sizeof(h_auth), "Authorization: Bearer %s", u->token);
+        headers[nh++] = h_auth;
+    }
+    if (u->insecure)
+        agent_log(LOG_LEVEL_WARNING, "upload: connecting to %s:%d WITHOUT verifying its "
+                  "certificate (upload.insecure is set)", host, u->port);
+    http_request rq = {.method = method, .host = host, .port = u->port, .path = path,
+                       .headers = headers, .n_headers = nh, .content_length = len,
+                       .body = fn, .body_ctx = ctx,
+                       .connect_timeout_ms = u->connect_timeout_ms,
+                       .io_timeout_ms = u->io_timeout_ms,
+                       .response_timeout_ms = u->response_timeout_ms, .cancel = u->cancel};
+    rc = http_request_do(u->http, &rq, rsp, herr, herr_len);
+    if (rsp->suite[0])
+        agent_log(LOG_LEVEL_DEBUG, "upload: %s: TLS suite %s", what, rsp->suite);
+    memset(h_auth, 0, sizeof(h_auth));
+    return rc;
 }
 
 /* The body: the object's bytes; a compressed one is checked against what
@@ -190,15 +271,11 @@ typedef struct body_src {
 static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
 {
     body_src *b = ctx;
-    uint64_t wait_ns;
     size_t allow;
     int rc;
     *got = 0;
-    /* upload.max_rate: wait for tokens on the cancel flag, so a stop or a
-     * delete never waits for the bucket. */
-    while (!(allow = ratelimit_grant(&b->u->rl, plat_mono_ns(), len, &wait_ns)))
-        if ((rc = plat_cancel_wait(b->u->cancel, (wait_ns + 999999) / 1000000)))
-            return rc;
+    if ((rc = upload__pace(b->u, len, &allow)))
+        return rc;
     rc = snap_object_read(b->obj, buf, allow, got);
     ratelimit_take(&b->u->rl, *got);
     if (!rc && b->check && (rc = snap_object_check_piece(b->check, b->obj, buf, *got)))
@@ -206,16 +283,13 @@ static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
     return rc;
 }
 
-/* Uploads si. 0 when a final answer came (*status: its HTTP status, a 2xx
- * only for the whole body), else a negative code (transport, TLS, a
- * snapshot that cannot be read, an answer before the body); msg says what
- * happened. */
+/* Uploads si in one PUT. 0 when a final answer came (*status: its HTTP
+ * status, a 2xx only for the whole body), else a negative code (transport,
+ * TLS, a snapshot that cannot be read, an answer before the body); msg says
+ * what happened. */
 static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t msglen)
 {
-    char key[1024], ekey[3072], path[4096], host[512], hosthdr[600], date[17], authz[1024];
-    char h_date[64], h_sha[128], h_auth[1100], h_type[64];
-    const char *headers[4];
-    size_t nh = 0;
+    char ekey[3072], what[400], herr[512];
     body_src src = {.u = u};
     http_response rsp;
     int rc, plain = u->codec == SNAP_CODEC_NONE;
@@ -225,70 +299,18 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
     if ((rc = snap_object_open(u->vfs, u->root, si->name, snap_tar_mtime(si), si->tar_bytes,
                                u->codec, u->level, &src.obj, msg, msglen)))
         goto out;
-    snap_object_set_cancel(src.obj, cancel_fired, u->cancel);
+    snap_object_set_cancel(src.obj, upload__cancel_fired, u->cancel);
     if (!plain && !(src.check = snap_object_check_new(len, sha))) {
         snprintf(msg, msglen, "out of memory");
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = upload_object_key(u->prefix, u->device_id, si->name, snap_codec_suffix(u->codec),
-                                key, sizeof(key))) ||
-        (rc = sigv4_uri_encode(key, 1, ekey, sizeof(ekey)))) {
-        snprintf(msg, msglen, "%s: object name too long", si->name);
+    if ((rc = upload__key(u, si, ekey, sizeof(ekey), msg, msglen)))
         goto out;
-    }
-    int s3 = u->mode == AGENT_UPLOAD_S3;
-    snprintf(host, sizeof(host), "%s%s%s", s3 && u->virtual_host ? u->bucket : "",
-             s3 && u->virtual_host ? "." : "", u->host);
-    if (s3 && !u->virtual_host)
-        snprintf(path, sizeof(path), "%s/%s/%s", u->base_path, u->bucket, ekey);
-    else
-        snprintf(path, sizeof(path), "%s/%s", u->base_path, ekey);
-    snprintf(h_type, sizeof(h_type), "Content-Type: %s", snap_codec_mime(u->codec));
-    headers[nh++] = h_type;
-    if (s3) {
-        /* The Host header http.c sends: the port only when not 443. */
-        if (u->port == 443)
-            snprintf(hosthdr, sizeof(hosthdr), "%s", host);
-        else
-            snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, u->port);
-        sigv4_amz_date(plat_now_ns() / 1000000000, date);
-        sigv4_header sh[] = {{"host", hosthdr}, {"x-amz-content-sha256", sha},
-                             {"x-amz-date", date}};
-        sigv4_request sr = {.method = "PUT", .path = path, .query = "", .headers = sh,
-                            .n_headers = 3, .payload_sha256 = sha};
-        sigv4_key k = {.access_key = u->access_key, .secret_key = u->secret,
-                       .region = u->region, .service = "s3"};
-        if ((rc = sigv4_sign(&sr, &k, date, SIGV4_S3, authz, sizeof(authz), NULL, 0, NULL, 0))) {
-            snprintf(msg, msglen, "%s: signing failed: %s", si->name, strerror(-rc));
-            goto out;
-        }
-        snprintf(h_date, sizeof(h_date), "x-amz-date: %s", date);
-        snprintf(h_sha, sizeof(h_sha), "x-amz-content-sha256: %s", sha);
-        snprintf(h_auth, sizeof(h_auth), "Authorization: %s", authz);
-        headers[nh++] = h_date;
-        headers[nh++] = h_sha;
-        headers[nh++] = h_auth;
-    } else if (u->token) {
-        snprintf(h_auth, sizeof(h_auth), "Authorization: Bearer %s", u->token);
-        headers[nh++] = h_auth;
-    }
-    if (u->insecure)
-        agent_log(LOG_LEVEL_WARNING, "upload: connecting to %s:%d WITHOUT verifying its "
-                  "certificate (upload.insecure is set)", host, u->port);
-    http_request rq = {.method = "PUT", .host = host, .port = u->port, .path = path,
-                       .headers = headers, .n_headers = nh, .content_length = len,
-                       .body = body, .body_ctx = &src,
-                       .connect_timeout_ms = u->connect_timeout_ms,
-                       .io_timeout_ms = u->io_timeout_ms,
-                       .response_timeout_ms = u->response_timeout_ms, .cancel = u->cancel};
-    char herr[512];
-    rc = http_request_do(u->http, &rq, &rsp, herr, sizeof(herr));
-    if (rsp.suite[0])
-        agent_log(LOG_LEVEL_DEBUG, "upload: %s: TLS suite %s", si->name, rsp.suite);
-    memset(h_auth, 0, sizeof(h_auth));
+    rc = upload__request(u, "PUT", ekey, "", sha, len, body, &src, snap_codec_mime(u->codec),
+                         &rsp, what, sizeof(what), herr, sizeof(herr));
     if (rc == HTTP_EBODY && plat_cancel_fired(u->cancel)) {
-        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: cancelled", path, host, u->port);
+        snprintf(msg, msglen, "%s: cancelled", what);
         rc = HTTP_ECANCELED;
     } else if (rc == HTTP_EBODY && src.mismatch) {
         /* Retried: the next attempt measures again (STATE loses the old
@@ -303,26 +325,21 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
                  snap_object_error(src.obj));
         rc = -EBADMSG;
     } else if (rc) {
-        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: %s", path, host, u->port, herr);
+        snprintf(msg, msglen, "%s: %s", what, herr);
     } else if (rsp.status >= 200 && rsp.status < 300 && rsp.bytes_sent != len) {
         /* A confirmation of bytes the server never got: not an upload. The
          * promise itself (every byte sent), checked where it is decided,
          * not through http.c's early flag that follows from it. */
-        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s before the whole body was "
-                 "sent (%" PRIu64 " of %" PRIu64 " bytes): not taken as uploaded", path, host,
-                 u->port, rsp.status, rsp.reason, rsp.bytes_sent, len);
-        agent_log(LOG_LEVEL_ERROR, "upload: %s: the server at %s:%d answered %d after only %"
-                  PRIu64 " of %" PRIu64 " body bytes; it cannot have stored the snapshot, so "
-                  "it is NOT counted as uploaded and will be sent again", si->name, host,
-                  u->port, rsp.status, rsp.bytes_sent, len);
+        snprintf(msg, msglen, "%s: HTTP %d %s before the whole body was sent (%" PRIu64 " of %"
+                 PRIu64 " bytes): not taken as uploaded", what, rsp.status, rsp.reason,
+                 rsp.bytes_sent, len);
+        agent_log(LOG_LEVEL_ERROR, "upload: %s: the server answered %d after only %" PRIu64
+                  " of %" PRIu64 " body bytes (%s); it cannot have stored the snapshot, so "
+                  "it is NOT counted as uploaded and will be sent again", si->name, rsp.status,
+                  rsp.bytes_sent, len, what);
         rc = -EPROTO;
     } else {
-        /* One line of the server's body, for the operator. */
-        char first[200];
-        snprintf(first, sizeof(first), "%.*s", (int)rsp.body_len, rsp.body);
-        first[strcspn(first, "\r\n")] = 0;
-        snprintf(msg, msglen, "PUT %.200s to %.100s:%d: HTTP %d %s%s%s", path, host, u->port,
-                 rsp.status, rsp.reason, first[0] ? ": " : "", first);
+        upload__answer(&rsp, what, msg, msglen);
         *status = rsp.status;
     }
 out:
@@ -416,6 +433,11 @@ static void settle(uploader *u, snap_info *si, int rc, int status, const char *m
     if ((w = snap_write_state(u->vfs, u->root, si)))
         agent_log(LOG_LEVEL_ERROR, "upload: writing %s/%s/STATE: %s", u->root, si->name,
                   ts_strerror(w));
+    else if (ok)
+        multipart_done(u, si->name);
+    if (failed && (w = snap_queue_abort(u->vfs, u->root, si->name)))
+        agent_log(LOG_LEVEL_ERROR, "upload: %s: setting its multipart upload aside for an "
+                  "abort: %s", si->name, ts_strerror(w));
 
     pthread_mutex_lock(&u->mu);
     if (ok) {
@@ -472,7 +494,7 @@ static int measure(uploader *u, snap_info *si, char *msg, size_t msglen)
         (!strcmp(si->object_codec, snap_codec_name(u->codec)) && si->object_level == u->level))
         return 0;
     if ((rc = snap_object_measure(u->vfs, u->root, si->name, snap_tar_mtime(si), si->tar_bytes,
-                                  u->codec, u->level, cancel_fired, u->cancel, &bytes, sha, msg,
+                                  u->codec, u->level, upload__cancel_fired, u->cancel, &bytes, sha, msg,
                                   msglen)))
         return rc;
     snprintf(si->object_codec, sizeof(si->object_codec), "%s", snap_codec_name(u->codec));
@@ -530,7 +552,10 @@ static int upload_one(uploader *u, snap_info *si)
         settle(u, si, rc, 0, msg, plat_mono_ms() - t0);
         return 0;
     }
-    rc = attempt(u, si, &status, msg, sizeof(msg));
+    if (multipart_wanted(u, si))
+        rc = multipart_attempt(u, si, &status, msg, sizeof(msg));
+    else
+        rc = attempt(u, si, &status, msg, sizeof(msg));
     settle(u, si, rc, status, msg, plat_mono_ms() - t0);
     return 0;
 }
@@ -558,6 +583,16 @@ static void *run(void *arg)
         }
         uint64_t until = 0;
         snap_info si;
+        if (u->enabled && u->mode == AGENT_UPLOAD_S3 && plat_mono_ms() >= u->next_attempt_ms) {
+            /* Multipart uploads of snapshots deleted or given up. */
+            pthread_mutex_lock(&u->mu);
+            stop = u->stop;
+            if (!stop)
+                plat_cancel_reset(u->cancel);
+            pthread_mutex_unlock(&u->mu);
+            if (!stop)
+                multipart_abort_pending(u);
+        }
         if (u->enabled && plat_mono_ms() >= u->next_attempt_ms && next_candidate(u, &si) == 0) {
             if (upload_one(u, &si) == 0)
                 continue;

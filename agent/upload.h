@@ -3,7 +3,9 @@
  * is slow on a small board, so it never runs on the ingest thread) and
  * uploads each sealed snapshot, oldest first, as one tar object over TLS
  * (http.h), with a bearer token (mode put) or AWS Signature V4 (mode s3),
- * compressed on the fly when upload.compression says so (wire.h). A
+ * compressed on the fly when upload.compression says so (wire.h); in mode
+ * s3 an object larger than upload.part_size goes up as a resumable
+ * multipart upload (multipart.h). A
  * compressed object's length and SHA-256 are measured by one counting pass
  * before its first attempt (cancelled by a stop like a request) and kept in
  * STATE; an object that comes out different from its measure is stopped

@@ -229,7 +229,8 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
 int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, char *err,
                  size_t errlen)
 {
-    static const char *const tmps[] = {STATE_NAME ".tmp", JSON_NAME ".tmp"};
+    static const char *const tmps[] = {STATE_NAME ".tmp", JSON_NAME ".tmp",
+                                       SNAP_MULTIPART_NAME ".tmp"};
     char **names = NULL, p[PATH_LEN], q[PATH_LEN], msg[512];
     size_t n = 0;
     plat_stat st;
@@ -857,12 +858,38 @@ int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si)
     return snap_write_state(vfs, root, si);
 }
 
+int snap_queue_abort(plat_vfs *vfs, const char *root, const char *name)
+{
+    char from[PATH_LEN], to[PATH_LEN], leaf[SNAP_NAME_MAX + 16];
+    plat_stat st;
+    int rc;
+    if ((rc = join3(from, root, name, SNAP_MULTIPART_NAME)))
+        return rc;
+    if ((rc = vfs->stat(vfs, from, &st)))
+        return rc == -ENOENT ? 0 : rc;
+    for (int k = 1; k < 1000; k++) {
+        snprintf(leaf, sizeof(leaf), SNAP_ABORT_PREFIX "%s.%d", name, k);
+        if ((rc = join3(to, root, leaf, "")))
+            return rc;
+        if ((rc = vfs->stat(vfs, to, &st)) == -ENOENT) {
+            if ((rc = vfs->rename(vfs, from, to)))
+                return rc;
+            return vfs->dirsync(vfs, root);
+        }
+        if (rc)
+            return rc;
+    }
+    return -EEXIST;
+}
+
 int snap_delete(plat_vfs *vfs, const char *root, const char *name)
 {
     char dir[PATH_LEN], del[PATH_LEN], leaf[SNAP_NAME_MAX + 8];
     int rc;
     snprintf(leaf, sizeof(leaf), DEL_PREFIX "%s", name);
     if ((rc = join3(dir, root, name, "")) || (rc = join3(del, root, leaf, "")))
+        return rc;
+    if ((rc = snap_queue_abort(vfs, root, name)))
         return rc;
     if ((rc = vfs->rename(vfs, dir, del)) || (rc = vfs->dirsync(vfs, root)))
         return rc;

@@ -31,6 +31,28 @@ static int parse(const char *text, size_t len, http_response *rsp, http__framing
     return rc;
 }
 
+static void test_etag_header_is_kept_whole_or_not_at_all(void **state)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nETag:  \"0a1b-2\" \r\nContent-Length: 0\r\n\r\n";
+    char big[400];
+    http_response rsp;
+    http__framing fr;
+    size_t hl = 0;
+    (void)state;
+    assert_int_equal(parse(head, sizeof(head) - 1, &rsp, &fr, &hl), 0);
+    assert_string_equal(rsp.etag, "\"0a1b-2\"");
+    /* Longer than the field: empty (the uploader then refuses the part),
+     * never cut to fit. */
+    int n = snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\nETag: ");
+    memset(big + n, 'a', sizeof(rsp.etag));
+    snprintf(big + n + sizeof(rsp.etag), sizeof(big) - (size_t)n - sizeof(rsp.etag), "\r\n\r\n");
+    assert_int_equal(parse(big, strlen(big), &rsp, &fr, &hl), 0);
+    assert_string_equal(rsp.etag, "");
+    static const char none[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(parse(none, sizeof(none) - 1, &rsp, &fr, &hl), 0);
+    assert_string_equal(rsp.etag, "");
+}
+
 static void test_complete_head_gives_status_reason_and_length(void **state)
 {
     static const char head[] = "HTTP/1.1 201 Created\r\nServer: nginx\r\nContent-Length: 12\r\n"
@@ -294,6 +316,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_complete_head_gives_status_reason_and_length),
+        cmocka_unit_test(test_etag_header_is_kept_whole_or_not_at_all),
         cmocka_unit_test(test_every_prefix_of_a_head_asks_for_more),
         cmocka_unit_test(test_head_without_end_within_limit_is_eproto),
         cmocka_unit_test(test_malformed_status_lines_are_eproto),

@@ -111,10 +111,11 @@ static void test_upload_config_is_checked_whole(void **state)
     assert_int_equal(cfg.snapshot.keep, 2);
     assert_int_equal(cfg.storage.on_full, AGENT_ON_FULL_DROP_OLDEST);
     assert_int_equal(cfg.upload.response_timeout_ms, 60000);
+    assert_int_equal(cfg.upload.part_size, 8u << 20);
     agent_config_free(&cfg);
     snprintf(extra, sizeof(extra),
              "upload:\n  url: https://s3.local:9443/base/\n  mode: s3\n  ca_file: %s\n"
-             "  prefix: fleet\n  response_timeout: 90s\n"
+             "  prefix: fleet\n  response_timeout: 90s\n  part_size: 5MiB\n"
              "  s3: {region: eu-1, bucket: b, access_key: AK, secret_file: %s, "
              "addressing: virtual}\n",
              ca, sec);
@@ -126,6 +127,7 @@ static void test_upload_config_is_checked_whole(void **state)
     assert_string_equal(cfg.upload.secret, "s3cr3t");
     assert_true(cfg.upload.virtual_host);
     assert_int_equal(cfg.upload.response_timeout_ms, 90000);
+    assert_int_equal(cfg.upload.part_size, 5u << 20); /* S3's minimum: taken */
     assert_int_equal(cfg.storage.on_full, AGENT_ON_FULL_REJECT_NEW);
     agent_config_free(&cfg);
     /* Each rule, with the key it is about in the message. */
@@ -141,6 +143,15 @@ static void test_upload_config_is_checked_whole(void **state)
         {", on_full: maybe", "", "drop_oldest or reject_new"},
         {"", "upload: {url: https://h/, ca_file: %s, retry: {initial: 10s, max: 1s}}\n",
          "initial must not exceed max"},
+        /* upload.part_size: S3's 5 MiB..5 GiB, and only for s3. */
+        {"", "upload: {url: https://h/, ca_file: %s, mode: s3, part_size: 5242879, s3: "
+             "{region: r, bucket: b, access_key: a, secret_file: /dev/null}}\n",
+         "upload.part_size: 5242879 is out of range"},
+        {"", "upload: {url: https://h/, ca_file: %s, mode: s3, part_size: 6GiB, s3: "
+             "{region: r, bucket: b, access_key: a, secret_file: /dev/null}}\n",
+         "upload.part_size: 6GiB is out of range"},
+        {"", "upload: {url: https://h/, ca_file: %s, part_size: 8MiB}\n",
+         "upload.part_size: only with upload.mode s3"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(extra, sizeof(extra), bad[i].extra, ca);

@@ -12,7 +12,8 @@ the server cannot use failing the handshake); a certificate from another CA and 
 mutual TLS (accepted with our certificate, refused without); 500s retried
 with backoff; a stalled server hitting the I/O timeout; S3 mode against
 s3rver with the object read back; the SigV4 front checking every request
-of a multipart upload (POST, PUT part, Complete, ListParts, Abort); a server answering 2xx before it has the
+of a multipart upload (POST, PUT part, Complete, and ListParts and Abort,
+which the front itself implements on s3rver's state); a server answering 2xx before it has the
 body (put and s3: retried, never marked uploaded nor deleted, then uploaded
 by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
 `zstd -d`, `tar --zstd` and `gzip -d` into the snapshot's exact tar and
@@ -47,6 +48,7 @@ import tempfile
 import threading
 import time
 import unittest
+from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import paho.mqtt.publish as publish
@@ -451,7 +453,10 @@ class UploadTest(unittest.TestCase):
         deleted (keep: 0), and an honest server then gets it whole."""
         bad = HostileServer(self.pki, "answer", after=0, status=200).start()
         self.servers.append(bad)
-        conf = self.s3_conf(bad.port) if s3 else self.upload_conf(bad.port)
+        # One PUT, even in s3 mode (the parts of a multipart upload:
+        # test_multipart_upload.py).
+        conf = (self.s3_conf(bad.port) + "  part_size: 5GiB\n" if s3
+                else self.upload_conf(bad.port))
         self.start_agent(snapshot="  keep: 0", upload=conf)
         n = self.big_snapshot_sealed()
         self.wait_counter("upload_retries", 1)
@@ -566,7 +571,8 @@ class UploadTest(unittest.TestCase):
         unimplemeneted"), so the front verifies every request with
         botocore's signer before passing it on."""
         back = self._s3rver_plain()
-        self.front = S3Front(self.pki, back, "S3RVER", secret, port=port)
+        self.front = S3Front(self.pki, back, "S3RVER", secret, port=port,
+                             data=os.path.join(self.tmp, "s3data"))
         self.servers.append(self.front)
         return self.front.port
 
@@ -632,12 +638,10 @@ class UploadTest(unittest.TestCase):
         self.assertNotIn("S3RVER\n", self.agent.log_text())
 
     def test_s3_front_checks_every_multipart_request(self):
-        # The ground a resumable multipart upload will stand on: each
-        # request of botocore's multipart upload passes the front's SigV4 and
-        # payload-hash check before s3rver sees it, and a wrongly signed
-        # POST is refused. s3rver 3.7.1 implements Create, UploadPart and
-        # Complete, not ListParts or AbortMultipartUpload (405): said here
-        # so a change of server shows up.
+        # Each request of botocore's multipart upload passes the front's
+        # SigV4 and payload-hash check before s3rver sees it, and a wrongly
+        # signed POST is refused; ListParts and Abort (the front's own)
+        # agree with botocore.
         from botocore.exceptions import ClientError
         port = self.s3rver()
         s3 = self.s3_client(port)
@@ -660,13 +664,22 @@ class UploadTest(unittest.TestCase):
                                     ("PUT", "partNumber=2&uploadId=ID", 1000),
                                     ("POST", "uploadId=ID", seen[3][2])])
         self.assertGreater(seen[3][2], 0)  # the CompleteMultipartUpload XML, hashed and signed
-        for call in (lambda c: c.list_parts(Bucket="snaps", Key=key, UploadId=up),
-                     lambda c: c.abort_multipart_upload(Bucket="snaps", Key=key, UploadId=up)):
-            n = self.front.checked
-            with self.assertRaises(ClientError) as e:
-                call(s3)
-            self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 405)
-            self.assertEqual(self.front.checked, n + 1)  # checked by the front, then s3rver's 405
+        # ListParts and Abort: the front's own (see S3Front), checked like
+        # the rest; after Complete the upload is gone (NoSuchUpload).
+        n = self.front.checked
+        with self.assertRaises(ClientError) as e:
+            s3.list_parts(Bucket="snaps", Key=key, UploadId=up)
+        self.assertEqual(e.exception.response["Error"]["Code"], "NoSuchUpload")
+        self.assertEqual(self.front.checked, n + 1)
+        up = s3.create_multipart_upload(Bucket="snaps", Key=key)["UploadId"]
+        etag = s3.upload_part(Bucket="snaps", Key=key, UploadId=up, PartNumber=1,
+                              Body=b"x" * 1000)["ETag"]
+        listed = s3.list_parts(Bucket="snaps", Key=key, UploadId=up)["Parts"]
+        self.assertEqual([(p["PartNumber"], p["ETag"], p["Size"]) for p in listed],
+                         [(1, etag, 1000)])
+        self.assertEqual(self.front.uploads(), [up])
+        s3.abort_multipart_upload(Bucket="snaps", Key=key, UploadId=up)
+        self.assertEqual(self.front.uploads(), [])
         # A POST signed with another secret never reaches s3rver.
         import botocore.session
         from botocore.config import Config
@@ -936,25 +949,102 @@ class S3Front:
     either is wrong, else forwards the request and relays the answer. Every
     method S3's multipart upload uses goes through the same check (POST
     ?uploads and ?uploadId, PUT ?partNumber, GET and DELETE ?uploadId);
-    `requests` records (method, path, body bytes) of each checked one."""
+    `requests` records (method, path, body bytes) of each checked one.
 
-    def __init__(self, pki, backend_port, access_key, secret, port=0):
+    s3rver 3.7.1 implements CreateMultipartUpload, UploadPart and
+    CompleteMultipartUpload but answers ListParts and AbortMultipartUpload
+    with 405 (and ListMultipartUploads not at all), and no other S3 server
+    on npm or Debian 12 does better (@20minutes/s3rver 5.0.0 neither: its
+    lib/routes.js answers 405 or NotImplemented for all three). So,
+    given s3rver's data directory (`data`), this front implements exactly
+    those three itself (one page each, no delimiter), on s3rver's own state
+    (DATA/BUCKET/._S3rver_uploads/ID/key, N and N.md5), after the same
+    signature check, and answers NoSuchUpload (404) like S3 for an upload
+    id s3rver does not hold, for every request naming one. Nothing else
+    is emulated.
+
+    For the tests of lying peers: `hook(method, path, body)`, when set, is
+    called after the checks and may return (status, headers, body) to
+    answer instead of the server, or "cut" to close the connection without
+    an answer; `after(method, path, status)` is called once the server has
+    answered, before the answer is relayed."""
+
+    def __init__(self, pki, backend_port, access_key, secret, port=0, data=None):
         import http.client
+        import urllib.parse
         from sigv4_botocore import botocore_authorization
         front = self
         self.checked = 0
         self.requests = []
+        self.data = data
+        self.hook = None
+        self.after = None
 
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def refuse(self, code, why):
-                body = (f"<?xml version=\"1.0\"?><Error><Code>{code}</Code>"
-                        f"<Message>{why}</Message></Error>").encode()
-                self.send_response(403)
+            def answer(self, status, headers, body):
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def refuse(self, code, why, status=403):
+                body = (f"<?xml version=\"1.0\"?><Error><Code>{code}</Code>"
+                        f"<Message>{why}</Message></Error>").encode()
+                self.answer(status, {}, body)
+
+            def uploads_state(self, q):
+                """ListParts, Abort and ListMultipartUploads on s3rver's
+                files; None to relay."""
+                if not front.data or not ("uploadId" in q or (self.command == "GET" and
+                                                              "uploads" in q)):
+                    return None
+                bucket = urllib.parse.urlsplit(self.path).path.split("/")[1]
+                if "uploadId" not in q:  # ListMultipartUploads, by prefix
+                    d = os.path.join(front.data, bucket, "._S3rver_uploads")
+                    prefix, items = q.get("prefix", [""])[0], ""
+                    for up in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                        with open(os.path.join(d, up, "key")) as f:
+                            key = f.read()
+                        if key.startswith(prefix):
+                            items += (f"<Upload><Key>{xml_escape(key)}</Key><UploadId>{up}"
+                                      "</UploadId></Upload>")
+                    body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                            "<ListMultipartUploadsResult><Bucket>" + bucket + "</Bucket>"
+                            "<IsTruncated>false</IsTruncated>" + items +
+                            "</ListMultipartUploadsResult>").encode()
+                    return self.answer(200, {"Content-Type": "application/xml"}, body) or True
+                up = os.path.join(front.data, bucket, "._S3rver_uploads", q["uploadId"][0])
+                if not os.path.isdir(up):
+                    return self.refuse("NoSuchUpload", "no such upload", 404) or True
+                if self.command == "DELETE":
+                    shutil.rmtree(up)
+                    return self.answer(204, {}, b"") or True
+                if self.command != "GET":
+                    return None
+                marker = int(q.get("part-number-marker", ["0"])[0] or 0)
+                most = int(q.get("max-parts", ["1000"])[0])
+                def md5(n):
+                    with open(os.path.join(up, f"{n}.md5")) as f:
+                        return f.read()
+                nums = sorted(int(n) for n in os.listdir(up) if n.isdigit() and int(n) > marker)
+                page, more = nums[:most], len(nums) > most
+                parts = "".join(
+                    f"<Part><PartNumber>{n}</PartNumber><LastModified>2026-01-01T00:00:00.000Z"
+                    f"</LastModified><ETag>&quot;{md5(n)}&quot;</ETag>"
+                    f"<Size>{os.path.getsize(os.path.join(up, str(n)))}</Size></Part>"
+                    for n in page)
+                body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListPartsResult xmlns="
+                        "\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>" + bucket +
+                        f"</Bucket><UploadId>{q['uploadId'][0]}</UploadId><PartNumberMarker>"
+                        f"{marker}</PartNumberMarker><NextPartNumberMarker>"
+                        f"{page[-1] if page else 0}</NextPartNumberMarker><MaxParts>{most}"
+                        f"</MaxParts><IsTruncated>{'true' if more else 'false'}</IsTruncated>"
+                        + parts + "</ListPartsResult>").encode()
+                return self.answer(200, {"Content-Type": "application/xml"}, body) or True
 
             def relay(self):
                 n = int(self.headers.get("Content-Length", "0"))
@@ -976,10 +1066,22 @@ class S3Front:
                     return self.refuse("XAmzContentSHA256Mismatch", "payload hash mismatch")
                 front.checked += 1
                 front.requests.append((self.command, self.path, len(body)))
+                hooked = front.hook(self.command, self.path, body) if front.hook else None
+                if hooked == "cut":
+                    self.close_connection = True
+                    return
+                if hooked:
+                    return self.answer(*hooked)
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query,
+                                          keep_blank_values=True)
+                if self.uploads_state(q):
+                    return
                 c = http.client.HTTPConnection("127.0.0.1", backend_port, timeout=30)
                 c.request(self.command, self.path, body=body, headers=dict(self.headers))
                 r = c.getresponse()
                 data = r.read()
+                if front.after:
+                    front.after(self.command, self.path, r.status)
                 self.send_response(r.status)
                 for k, v in r.getheaders():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -995,6 +1097,15 @@ class S3Front:
                 pass
 
         self.srv, self.port = tls_http_server(H, pki, port)
+
+    def uploads(self, bucket="snaps"):
+        """The multipart uploads s3rver holds (their ids)."""
+        d = os.path.join(self.data, bucket, "._S3rver_uploads")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def part_bytes(self):
+        """Body bytes of every UploadPart request the front took."""
+        return sum(n for m, p, n in self.requests if m == "PUT" and "partNumber=" in p)
 
     def stop(self):
         self.srv.shutdown()

@@ -261,6 +261,48 @@ static void test_list_is_oldest_first_and_delete_removes(void **state)
     free(v);
 }
 
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* A deleted snapshot's multipart upload is set aside for an abort, each one
+ * under a name of its own, so none is left on the server unaborted. */
+static void test_delete_sets_a_multipart_upload_aside_for_its_abort(void **state)
+{
+    fx *f = *state;
+    char a[SNAP_NAME_MAX], p[2048], q[2048];
+    fill(f, 1, 2, "t");
+    seal(f, a, sizeof(a));
+    assert_int_equal(snap_queue_abort(V, f->root, a), 0); /* none: nothing to do */
+    snprintf(p, sizeof(p), "%s/%s/" SNAP_MULTIPART_NAME, f->root, a);
+    write_text(p, "upload_id=one\n");
+    assert_int_equal(snap_queue_abort(V, f->root, a), 0); /* as when it failed */
+    assert_false(tu_exists(p));
+    write_text(p, "upload_id=two\n");
+    assert_int_equal(snap_delete(V, f->root, a), 0);
+    for (int k = 1; k <= 2; k++) {
+        char *text = NULL;
+        size_t len = 0;
+        snprintf(q, sizeof(q), "%s/" SNAP_ABORT_PREFIX "%s.%d", f->root, a, k);
+        assert_int_equal(plat_file_read(V, q, 1024, &text, &len), 0);
+        assert_string_equal(text, k == 1 ? "upload_id=one\n" : "upload_id=two\n");
+        free(text);
+    }
+    /* Neither is a snapshot, and recovery leaves them for the uploader. */
+    snap_info *v = NULL;
+    size_t n = 9, n_seals = 0;
+    char err[512];
+    assert_int_equal(snap_list(V, f->root, &v, &n, NULL, 1), 0);
+    assert_int_equal(n, 0);
+    free(v);
+    assert_int_equal(snap_recover(V, f->s, f->root, &n_seals, err, sizeof(err)), 0);
+    assert_true(tu_exists(q));
+}
+
 /* ---- the tar stream ------------------------------------------------------- */
 
 static void test_tar_stream_has_the_length_and_sha256_fixed_at_seal(void **state)
@@ -747,6 +789,7 @@ int main(void)
         T(test_recover_turns_uploading_back_into_sealed),
         T(test_recover_leaves_an_unreadable_state_alone),
         T(test_list_is_oldest_first_and_delete_removes),
+        T(test_delete_sets_a_multipart_upload_aside_for_its_abort),
         T(test_tar_stream_has_the_length_and_sha256_fixed_at_seal),
         cmocka_unit_test(test_tar_header_is_ustar_with_a_valid_checksum),
         T(test_tar_stream_fails_on_a_file_shorter_than_declared),

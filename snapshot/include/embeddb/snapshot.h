@@ -161,8 +161,20 @@ int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si);
  * such snapshot, -EINVAL when it is not failed. */
 int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si);
 
+/* The progress of an S3 multipart upload (the agent's multipart.c writes
+ * it; snapshot/FORMAT.md), and the name prefix of one set aside for the
+ * uploader to abort on the server: ROOT/.abort-NAME.K. */
+#define SNAP_MULTIPART_NAME "UPLOAD"
+#define SNAP_ABORT_PREFIX ".abort-"
+
+/* Moves NAME/UPLOAD, if there is one, to ROOT/.abort-NAME.K (the first free
+ * K below 1000) and syncs ROOT, so a snapshot that is deleted or given up
+ * never leaves a multipart upload on the server that nobody aborts. 0 (also
+ * when there was nothing to move) or -errno. */
+int snap_queue_abort(plat_vfs *vfs, const char *root, const char *name);
+
 /* Removes NAME and its files (renamed to .del-NAME first, so a crash never
- * leaves a half-deleted snapshot that looks whole). */
+ * leaves a half-deleted snapshot that looks whole), after snap_queue_abort. */
 int snap_delete(plat_vfs *vfs, const char *root, const char *name);
 
 /* The files of NAME as tar members, in upload order (SSTs, MANIFEST,
