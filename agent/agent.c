@@ -52,6 +52,22 @@
 #define RETRY_MS 1000
 #define IDLE_WAIT_MS 100    /* the loop's longest wait: signals are seen this fast */
 #define INFLIGHT_ROOM 32    /* messages held beyond two batches (agent_run) */
+#define CAPTURES_MAX 4      /* capture windows waiting for their end (busy beyond) */
+#define CAPTURE_GRACE_MS 5000 /* past a window's end, how long it waits for the
+                                 tensors that arrived inside it to be stored */
+
+/* A capture command waiting for the end of its window; its reply goes out
+ * when it is sealed. */
+typedef struct capture_job {
+    int used;
+    control_capture cap;
+    int64_t trigger_ns, from_ns, to_ns;
+    uint64_t due_ms;           /* monotonic: when to_ns will have passed */
+    char id[CONTROL_ID_MAX + 1], origin[CONTROL_ID_MAX + 1];
+    char *topic, *response_topic; /* the command's topic; MQTT 5 response topic or NULL */
+    uint8_t *corr;
+    size_t corr_len;
+} capture_job;
 
 typedef struct agent {
     agent_config cfg;
@@ -82,6 +98,7 @@ typedef struct agent {
     log_limit cmd_lim;
     char last_seal[SNAP_NAME_MAX];
     int last_seal_rc;
+    capture_job captures[CAPTURES_MAX];
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -738,6 +755,155 @@ static int retry_failed(agent *a)
     return retried;
 }
 
+/* Logs a command's outcome and queues its reply: on the MQTT 5 response
+ * topic (with the correlation data) when there is one, else on
+ * <prefix>/<device_id>/reply. */
+static void answer(agent *a, const char *topic, const char *verb, const char *id,
+                   const char *origin, const char *response_topic, const uint8_t *corr,
+                   size_t corr_len, control_err e, const char *why, const char *extra)
+{
+    char doc[CONTROL_REPLY_MAX], reply_topic[CONTROL_TOPIC_MAX];
+    size_t len = 0;
+    agent_log_limited(&a->cmd_lim, 20, 10000, e ? LOG_LEVEL_WARNING : LOG_LEVEL_NOTICE,
+                      "command on %.200s (origin '%s', id '%s', reply to %.200s): %s%s%s",
+                      topic, origin[0] ? origin : "-", id[0] ? id : "-",
+                      response_topic ? response_topic : "the reply topic",
+                      control_err_name(e), e ? ": " : "", why);
+    control_topic(reply_topic, sizeof(reply_topic), a->cfg.control.prefix, a->cfg.device_id,
+                  "reply");
+    if (control_reply_json(a->cfg.device_id, verb, id, e, why, extra, doc, sizeof(doc), &len) ||
+        ingest_reply(a->in, response_topic ? response_topic : reply_topic, corr, corr_len, doc,
+                     len))
+        agent_log(LOG_LEVEL_WARNING, "the reply to a command on %.200s was not sent", topic);
+}
+
+static void capture_job_free(capture_job *j)
+{
+    free(j->topic);
+    free(j->response_topic);
+    free(j->corr);
+    memset(j, 0, sizeof(*j));
+}
+
+/* Takes a capture command: its window is fixed now (pre/post around the
+ * arrival, or from/to), its seal waits for the window's end
+ * (capture_tick). CONTROL_OK when queued (the reply comes with the seal). */
+static control_err capture_take(agent *a, const ingest_cmd *c, const control_cmd *cmd, char *why,
+                                size_t whylen)
+{
+    const control_capture *k = &cmd->cap;
+    capture_job *j = NULL;
+    int64_t now = plat_now_ns();
+    for (size_t i = 0; i < CAPTURES_MAX && !j; i++)
+        if (!a->captures[i].used)
+            j = &a->captures[i];
+    if (!j) {
+        snprintf(why, whylen, "%d capture windows are already waiting for their end",
+                 CAPTURES_MAX);
+        return CONTROL_E_BUSY;
+    }
+    int64_t from = k->absolute ? k->from_ns : now - (int64_t)k->pre_ms * 1000000;
+    int64_t to = k->absolute ? k->to_ns : now + (int64_t)k->post_ms * 1000000;
+    if (to > now && (uint64_t)(to - now) > CONTROL_POST_MAX_MS * 1000000) {
+        snprintf(why, whylen, "to is more than %llus ahead of the board's clock",
+                 CONTROL_POST_MAX_MS / 1000);
+        return CONTROL_E_BAD_FIELD;
+    }
+    memset(j, 0, sizeof(*j));
+    j->cap = *k;
+    j->trigger_ns = now;
+    j->from_ns = from;
+    j->to_ns = to;
+    j->due_ms = plat_mono_ms() + (to > now ? (uint64_t)(to - now) / 1000000 + 1 : 0);
+    memcpy(j->id, cmd->id, sizeof(j->id));
+    memcpy(j->origin, cmd->origin, sizeof(j->origin));
+    j->topic = strdup(c->topic);
+    j->response_topic = c->response_topic ? strdup(c->response_topic) : NULL;
+    j->corr = c->corr ? malloc(c->corr_len ? c->corr_len : 1) : NULL;
+    if (!j->topic || (c->response_topic && !j->response_topic) || (c->corr && !j->corr)) {
+        capture_job_free(j);
+        snprintf(why, whylen, "out of memory");
+        return CONTROL_E_FAILED;
+    }
+    if (c->corr)
+        memcpy(j->corr, c->corr, c->corr_len);
+    j->corr_len = c->corr_len;
+    j->used = 1;
+    agent_log(LOG_LEVEL_INFO, "capture '%s': window %" PRId64 "..%" PRId64 " ns, sealed in %"
+              PRIu64 " ms", k->label, from, to, j->due_ms - plat_mono_ms());
+    return CONTROL_OK;
+}
+
+static int capture_match(void *ctx, const char *filter, const char *name)
+{
+    (void)ctx;
+    return ingest_topic_matches(filter, name);
+}
+
+static int commit(agent *a);
+
+/* Seals the capture windows whose end has passed, once every tensor that
+ * arrived before that end is stored (the batch committed, the queue past
+ * it), or CAPTURE_GRACE_MS later with what is stored then; answers each. */
+static void capture_tick(agent *a)
+{
+    uint64_t now = plat_mono_ms();
+    for (size_t i = 0; i < CAPTURES_MAX; i++) {
+        capture_job *j = &a->captures[i];
+        char name[SNAP_NAME_MAX], err[512] = "", extra[SNAP_NAME_MAX + 128], why[300] = "";
+        const char *filters[SNAP_FILTERS_MAX];
+        uint64_t n = 0;
+        control_err e = CONTROL_OK;
+        if (!j->used || now < j->due_ms)
+            continue;
+        int late = now >= j->due_ms + CAPTURE_GRACE_MS;
+        if (a->b.n && commit(a) && !late)
+            continue;
+        if (ingest_oldest_ns(a->in) < j->to_ns && !late)
+            continue;
+        if (!a->store) {
+            if (!late)
+                continue;
+            e = CONTROL_E_FAILED;
+            snprintf(why, sizeof(why), "the store is closed (see the agent's log)");
+            goto reply;
+        }
+        for (size_t f = 0; f < j->cap.n_filters; f++)
+            filters[f] = j->cap.filters[f];
+        snap_window w = {.label = j->cap.label, .trigger_ns = j->trigger_ns, .from_ns = j->from_ns,
+                         .to_ns = j->to_ns, .filters = filters, .n_filters = j->cap.n_filters,
+                         .match = capture_match};
+        int rc = snap_capture(a->vfs, a->store, a->root, a->cfg.device_id, &w, name,
+                              sizeof(name), &n, err, sizeof(err));
+        ts_stats st;
+        ts_get_stats(a->store, &st);
+        if (st.next_seq > a->next_key)
+            a->next_key = st.next_seq;
+        if (rc == TS_ENOTFOUND) {
+            snprintf(extra, sizeof(extra), ",\"snapshot\":null,\"tensors\":0,\"window_ns\":[%"
+                     PRId64 ",%" PRId64 "]", j->from_ns, j->to_ns);
+        } else if (rc && !name[0]) {
+            e = CONTROL_E_FAILED;
+            snprintf(why, sizeof(why), "the capture failed: %s (see the agent's log)",
+                     ts_strerror(rc));
+            agent_log(LOG_LEVEL_ERROR, "capture '%s' failed: %s", j->cap.label, err);
+        } else {
+            if (rc)
+                agent_log(LOG_LEVEL_ERROR, "capture '%s': %s", j->cap.label, err);
+            a->n.snapshots_sealed++;
+            agent_log(LOG_LEVEL_NOTICE, "capture '%s' sealed as %s: %" PRIu64 " tensor(s)%s",
+                      j->cap.label, name, n, late ? " (some may have arrived too late)" : "");
+            snprintf(extra, sizeof(extra), ",\"snapshot\":\"%s\",\"tensors\":%" PRIu64
+                     ",\"window_ns\":[%" PRId64 ",%" PRId64 "]", name, n, j->from_ns, j->to_ns);
+            upload_kick(a->up);
+        }
+    reply:
+        answer(a, j->topic, "capture", j->id, j->origin, j->response_topic, j->corr, j->corr_len,
+               e, why, extra);
+        capture_job_free(j);
+    }
+}
+
 /* One command from the broker (control.h; agent/CONTROL.md): rate, decode,
  * carry out, answer on the MQTT 5 response topic with its correlation data,
  * else on <prefix>/<device_id>/reply. Every outcome is logged with the
@@ -745,9 +911,7 @@ static int retry_failed(agent *a)
 static void run_command(agent *a, const ingest_cmd *c)
 {
     control_cmd cmd;
-    char why[256] = "", extra[SNAP_NAME_MAX + 32] = "", doc[CONTROL_REPLY_MAX];
-    char reply_topic[CONTROL_TOPIC_MAX];
-    size_t len = 0;
+    char why[256] = "", extra[SNAP_NAME_MAX + 32] = "";
     control_err e = CONTROL_OK;
     /* Decoded first (cheap, bounded) so that every reply carries the id. */
     e = control_cmd_decode(c->verb, c->body, c->len, &cmd, why, sizeof(why));
@@ -787,22 +951,17 @@ static void run_command(agent *a, const ingest_cmd *c)
             }
             break;
         }
+        case CONTROL_VERB_CAPTURE:
+            e = capture_take(a, c, &cmd, why, sizeof(why));
+            if (e == CONTROL_OK)
+                return; /* answered when sealed (capture_tick) */
+            break;
         default:
             break;
         }
     }
-    agent_log_limited(&a->cmd_lim, 20, 10000, e ? LOG_LEVEL_WARNING : LOG_LEVEL_NOTICE,
-                      "command on %.200s (origin '%s', id '%s', reply to %.200s): %s%s%s",
-                      c->topic, cmd.origin[0] ? cmd.origin : "-", cmd.id[0] ? cmd.id : "-",
-                      c->response_topic ? c->response_topic : "the reply topic",
-                      control_err_name(e), e ? ": " : "", why);
-    control_topic(reply_topic, sizeof(reply_topic), a->cfg.control.prefix, a->cfg.device_id,
-                  "reply");
-    if (control_reply_json(a->cfg.device_id, c->verb, cmd.id, e, why, extra, doc, sizeof(doc),
-                           &len) ||
-        ingest_reply(a->in, c->response_topic ? c->response_topic : reply_topic, c->corr,
-                     c->corr_len, doc, len))
-        agent_log(LOG_LEVEL_WARNING, "the reply to a command on %.200s was not sent", c->topic);
+    answer(a, c->topic, c->verb, cmd.id, cmd.origin, c->response_topic, c->corr, c->corr_len, e,
+           why, extra);
 }
 
 static void take_commands(agent *a)
@@ -954,6 +1113,7 @@ int agent_run(const char *config_path)
                                   now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
             publish_status(&a);
         take_commands(&a);
+        capture_tick(&a);
     }
     /* Graceful stop: no new messages; commit what the broker handed over
      * (the batch and the queue: at most two batches), then seal it. */
@@ -995,6 +1155,8 @@ out:
     upload_free(a.up);
     ingest_free(a.in);
     free(a.cmd_times);
+    for (size_t i = 0; i < CAPTURES_MAX; i++)
+        capture_job_free(&a.captures[i]);
     batch_free(&a.b);
     ts_close(a.store);
     agent_config_free(&a.cfg);

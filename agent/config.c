@@ -485,9 +485,7 @@ static const char *mqtt_len_problem(const char *s, const char *tail, char *buf, 
     return buf;
 }
 
-/* An MQTT topic filter the agent can store messages of: NULL, or why not
- * (in buf). */
-static const char *topic_problem(const char *t, char *buf, size_t cap)
+const char *config_topic_problem(const char *t, char *buf, size_t cap)
 {
     size_t n = strlen(t), plus = 0;
     const char *why = mqtt_len_problem(t, " bytes", buf, cap);
@@ -578,7 +576,7 @@ static int check_prefix(walker *w, const char *key, const yaml_node_t *v, const 
 static int check_topic(walker *w, const char *key, const yaml_node_t *v, const char *s)
 {
     char buf[320];
-    return refuse(w, key, v, topic_problem(s, buf, sizeof(buf)));
+    return refuse(w, key, v, config_topic_problem(s, buf, sizeof(buf)));
 }
 
 /* A DNS name, an IPv4 or a bare IPv6 address, as libmosquitto takes it. */

@@ -173,6 +173,9 @@ void agent_config_free(agent_config *cfg);
  * in *out and 0, or -EINVAL with err saying why and what to do. */
 int config_device_id_from_host(const char *hostname, char **out, char *err, size_t errlen);
 
+/* An MQTT topic filter the agent can store messages of (subscriptions,
+ * capture windows): NULL, or why not (in buf, or a static string). */
+const char *config_topic_problem(const char *t, char *buf, size_t cap);
 /* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -EINVAL. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);

@@ -59,6 +59,7 @@ typedef enum control_verb {
     CONTROL_VERB_STATUS = 0,   /* publish the status now */
     CONTROL_VERB_SNAPSHOT,     /* seal a snapshot now */
     CONTROL_VERB_UPLOAD,       /* hand failed snapshots back to the uploader, look now */
+    CONTROL_VERB_CAPTURE,      /* seal a capture window (control_capture) */
     CONTROL_N_VERBS
 } control_verb;
 
@@ -75,10 +76,28 @@ typedef enum control_err {
     CONTROL_N_ERRS
 } control_err;
 
+/* A capture window's limits (agent/CONTROL.md, "capture"): how far back
+ * and ahead of the command a window may reach. */
+#define CONTROL_PRE_MAX_MS 3600000ull  /* pre: at most 1 h */
+#define CONTROL_POST_MAX_MS 600000ull  /* post: at most 10 min */
+
+/* The capture verb's body: a label, 1..SNAP_FILTERS_MAX topic filters, and
+ * either pre/post (relative to the command's arrival) or from/to (absolute,
+ * ns since the epoch). */
+typedef struct control_capture {
+    char label[SNAP_LABEL_MAX + 1];
+    char filters[SNAP_FILTERS_MAX][SNAP_FILTER_MAX + 1];
+    size_t n_filters;
+    int absolute;              /* from/to given (else pre/post) */
+    uint64_t pre_ms, post_ms;  /* relative: each within its limit, sum > 0 */
+    int64_t from_ns, to_ns;    /* absolute: from < to, to - from <= pre + post limits */
+} control_capture;
+
 typedef struct control_cmd {
     control_verb verb;
     char id[CONTROL_ID_MAX + 1];     /* "" when absent: echoed in the reply */
     char origin[CONTROL_ID_MAX + 1]; /* "" when absent: who sent it, for the log */
+    control_capture cap;             /* CONTROL_VERB_CAPTURE's */
 } control_cmd;
 
 const char *control_verb_name(control_verb v);

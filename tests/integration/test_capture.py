@@ -1,0 +1,231 @@
+#!/usr/bin/python3
+"""Capture windows (agent/CONTROL.md, "capture") against a real mosquitto,
+paho publishers and operators, and nginx (HTTPS WebDAV PUT) as the upload
+server.
+
+A capture with pre and post parts, asked while a routine snapshot holding
+part of its pre window waits for upload: its snapshot holds exactly the
+tensors of the filtered topics whose timestamps fall in the window (the
+ground truth: every tensor on flash, live store and rolling snapshots, read
+back with `embeddb ls`), its MANIFEST.json carries label, trigger and
+window, and once the server is up it is uploaded before the two routine
+snapshots that were waiting (one older, one newer). Refusals: bad bodies,
+`to` too far ahead, and the bound of 4 waiting windows (the fifth gets
+`busy`); an empty window answers ok with no snapshot.
+
+Usage: test_capture.py BUILD_DIR REPO_ROOT
+"""
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_agent_mqtt as base  # noqa: E402
+from test_agent_mqtt import Agent, Broker, wait_for  # noqa: E402
+from test_control import Commander  # noqa: E402
+from tls_servers import Nginx, free_port, make_pki  # noqa: E402
+
+SUBS = """    - {topic: "sensors/#", qos: 1, format: raw, dtype: float64, shape: [1]}
+    - {topic: "other/#", qos: 1, format: raw, dtype: float64, shape: [1]}
+"""
+TOPICS = ("sensors/a", "sensors/b", "other/x")
+
+
+def embeddb(*args):
+    return subprocess.run([os.path.join(base.BUILD, "cli", "embeddb"), *map(str, args)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def rows(d):
+    """(key, name, timestamp_ns) of every tensor in the store d."""
+    r = embeddb("ls", d)
+    assert r.returncode == 0, r.stderr
+    out = []
+    for line in r.stdout.splitlines()[1:]:
+        f = line.split("\t")
+        out.append((f[0], f[1], int(f[4])))
+    return out
+
+
+def snapshot_ls(store):
+    r = embeddb("snapshot", "ls", store)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if l and not l.startswith("#")]
+    head = lines[0].split("\t")
+    return {d["name"]: d for d in (dict(zip(head, l.split("\t"))) for l in lines[1:])}
+
+
+class Publisher(threading.Thread):
+    """Publishes a counter on every topic of TOPICS every 10 ms until stopped."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.c = mqtt.Client()
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        self.halt = threading.Event()
+        self.n = 0
+
+    def run(self):
+        while not self.halt.is_set():
+            for t in TOPICS:
+                self.c.publish(t, struct.pack("<d", self.n), qos=1)
+            self.n += 1
+            self.halt.wait(0.01)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class CaptureTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="embeddb-capture-")
+        self.broker = Broker(self.tmp)
+        self.broker.start()
+        self.agent = Agent(self.tmp, self.broker.port)
+        self.closers = []
+
+    def tearDown(self):
+        for c in reversed(self.closers):
+            c()
+        if self.agent.proc and self.agent.proc.poll() is None:
+            self.agent.proc.kill()
+            self.agent.proc.wait()
+            self.agent.logf.close()
+            self.agent.notify.close()
+        self.broker.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, extra=""):
+        self.agent.write_config(self.broker.port, "control:\n  commands: true\n"
+                                "  command_rate: 600\n" + extra, subs=SUBS,
+                                mqtt_extra="  protocol: 5\n")
+        self.agent.start()
+        c = Commander(self.broker.port, True)
+        self.closers.append(c.close)
+        return c
+
+    def stored(self):
+        return int(self.agent.status().get("stored", "0"))
+
+    def log_tail(self):
+        with open(self.agent.log) as f:
+            return f.read()[-3000:]
+
+    def test_window_is_exact_and_uploaded_first(self):
+        pki = make_pki(os.path.join(self.tmp, "pki"), "main")
+        port = free_port()
+        c = self.start(f"""snapshot:
+  interval: 1h
+  keep: 100
+upload:
+  url: https://localhost:{port}/up
+  ca_file: {pki.ca}
+  prefix: fleet
+  connect_timeout: 2s
+  retry: {{initial: 100ms, max: 300ms}}
+""")
+        pub = Publisher(self.broker.port)
+        self.closers.append(pub.stop)
+        pub.start()
+        wait_for(lambda: self.stored() >= 150, what="traffic stored")
+        older = c.call("snapshot", {"id": "older"})["snapshot"]
+        self.assertTrue(older)
+        at = self.stored()
+        wait_for(lambda: self.stored() >= at + 60, what="more traffic")
+        r = c.call("capture", {"label": "alarm-7", "topics": ["sensors/#"], "pre": "3s",
+                               "post": "700ms", "origin": "itest"})
+        self.assertTrue(r["ok"], r)
+        name, (lo, hi) = r["snapshot"], r["window_ns"]
+        self.assertEqual(hi - lo, 3_700_000_000)
+        newer = c.call("snapshot", {"id": "newer"})["snapshot"]
+        # names sort by the first tensor's seq: the capture's copies are
+        # numbered after the live store's tensors, so by name it would be the
+        # last of the three to go
+        self.assertTrue(older < newer < name, (older, newer, name))
+        pub.stop()
+        self.closers.remove(pub.stop)
+        wait_for(lambda: all(snapshot_ls(self.agent.store).get(n, {}).get("state") == "sealed"
+                             for n in (older, name, newer)),
+                 what=lambda: f"three sealed snapshots: {snapshot_ls(self.agent.store)}")
+        # the server comes up: the capture goes first, then the older one
+        web = Nginx(self.tmp, pki, port=port).start()
+        self.closers.append(web.stop)
+        wait_for(lambda: all(snapshot_ls(self.agent.store)[n]["state"] == "uploaded"
+                             for n in (older, name, newer)), timeout=60,
+                 what=lambda: f"all uploaded: {self.log_tail()}")
+        with open(web.access_log) as f:
+            puts = [m.group(1) for m in re.finditer(r'"PUT /up/fleet/itest/(\S+)\.tar HTTP[^"]*" 2',
+                                                     f.read())]
+        self.assertEqual(puts, [name, older, newer])
+        self.assertEqual(self.agent.stop(), 0)
+
+        root = os.path.join(self.agent.store, "snapshots")
+        truth, in_older, after_trigger = set(), 0, 0
+        manifest = json.load(open(os.path.join(root, name, "MANIFEST.json")))
+        cap = manifest["capture"]
+        for d in [self.agent.store] + [os.path.join(root, n) for n in (older, newer)]:
+            for key, tname, ts in rows(d):
+                if tname.startswith("sensors/") and lo <= ts < hi:
+                    truth.add((key, tname, ts))
+                    in_older += d.endswith(older)
+                    after_trigger += ts >= cap["trigger_ns"]
+        got = set(rows(os.path.join(root, name)))
+        self.assertEqual(got, truth)
+        self.assertGreater(in_older, 0)       # the pre part reached a sealed snapshot
+        self.assertGreater(after_trigger, 0)  # the post part was waited for
+        self.assertEqual(cap["label"], "alarm-7")
+        self.assertEqual(cap["window_ns"], [lo, hi])
+        self.assertEqual(cap["filters"], ["sensors/#"])
+        self.assertTrue(lo < cap["trigger_ns"] < hi)
+        self.assertEqual(manifest["tensors"], len(truth))
+        self.assertEqual(set(manifest["topics"]), {"sensors/a", "sensors/b"})
+        self.assertTrue(os.path.exists(web.object_path(f"/up/fleet/itest/{name}.tar")))
+        self.assertEqual(embeddb("snapshot", "verify", self.agent.store, name).returncode, 0)
+
+    def test_refusals_and_the_bound_on_waiting_windows(self):
+        c = self.start()
+        ok = {"label": "L", "topics": ["sensors/#"]}
+        for body, err in [({"topics": ["t"], "pre": "1s"}, "bad_field"),
+                          (dict(ok, pre="61m"), "bad_field"),
+                          (dict(ok, post="601s"), "bad_field"),
+                          (dict(ok, pre="1s", colour="red"), "bad_field"),
+                          (dict(ok, topics=["a/#/b"], pre="1s"), "bad_field"),
+                          (dict(ok, pre="0s", post="0s"), "bad_field")]:
+            r = c.call("capture", body)
+            self.assertEqual((r["ok"], r.get("error")), (False, err), (body, r))
+        # `to` ahead of the board's clock by more than the post limit
+        now = time.time_ns()
+        r = c.call("capture", dict(ok, **{"from": now, "to": now + 601 * 10**9}))
+        self.assertEqual(r.get("error"), "bad_field", r)
+        self.assertIn("ahead", r["message"])
+        # an empty window: ok, no snapshot
+        r = c.call("capture", dict(ok, **{"from": 1, "to": 2}))
+        self.assertEqual((r["ok"], r["snapshot"], r["tensors"]), (True, None, 0), r)
+        # four windows wait for their end; the fifth is refused
+        keys = [c.send("capture", dict(ok, label=f"w{i}", post="10m")) for i in range(5)]
+        wait_for(lambda: c.replies(keys[4]), what="the fifth capture's reply")
+        r = c.replies(keys[4])[0]
+        self.assertEqual((r["ok"], r["error"]), (False, "busy"), r)
+        self.assertFalse(any(c.replies(k) for k in keys[:4]))
+        # a graceful stop with windows waiting exits at once
+        self.assertEqual(self.agent.stop(), 0)
+
+
+if __name__ == "__main__":
+    base.BUILD = os.path.abspath(sys.argv.pop(1))
+    base.ROOT = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
