@@ -99,6 +99,10 @@ typedef struct agent {
     char last_seal[SNAP_NAME_MAX];
     int last_seal_rc;
     capture_job captures[CAPTURES_MAX];
+    /* capture.triggers: one waiting window each, and the end of the last
+     * one sealed (the next never reaches back before it) */
+    capture_job trig_jobs[AGENT_TRIGGERS_MAX];
+    int64_t trig_last_to[AGENT_TRIGGERS_MAX];
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -468,8 +472,11 @@ static int already_stored(agent *a, const ts_tensor *first)
     return same;
 }
 
+static void triggers_seen(agent *a);
+
 static void committed(agent *a, size_t n, uint64_t bytes)
 {
+    triggers_seen(a);
     a->next_key += n;
     a->n.stored += n;
     a->n.batches++;
@@ -842,66 +849,133 @@ static int capture_match(void *ctx, const char *filter, const char *name)
 
 static int commit(agent *a);
 
-/* Seals the capture windows whose end has passed, once every tensor that
+/* Seals capture window j if its end has passed, once every tensor that
  * arrived before that end is stored (the batch committed, the queue past
- * it), or CAPTURE_GRACE_MS later with what is stored then; answers each. */
+ * it), or CAPTURE_GRACE_MS later with what is stored then; answers a
+ * command's. 1 when it is done with (j then freed). */
+static int capture_due(agent *a, capture_job *j, uint64_t now)
+{
+    char name[SNAP_NAME_MAX], err[512] = "", extra[SNAP_NAME_MAX + 128] = "", why[300] = "";
+    const char *filters[SNAP_FILTERS_MAX];
+    uint64_t n = 0;
+    control_err e = CONTROL_OK;
+    if (!j->used || now < j->due_ms)
+        return 0;
+    int late = now >= j->due_ms + CAPTURE_GRACE_MS;
+    if (a->b.n && commit(a) && !late)
+        return 0;
+    if (ingest_oldest_ns(a->in) < j->to_ns && !late)
+        return 0;
+    if (!a->store) {
+        if (!late)
+            return 0;
+        e = CONTROL_E_FAILED;
+        snprintf(why, sizeof(why), "the store is closed (see the agent's log)");
+        agent_log(LOG_LEVEL_ERROR, "capture '%s' failed: the store is closed", j->cap.label);
+        goto reply;
+    }
+    for (size_t f = 0; f < j->cap.n_filters; f++)
+        filters[f] = j->cap.filters[f];
+    snap_window w = {.label = j->cap.label, .trigger_ns = j->trigger_ns, .from_ns = j->from_ns,
+                     .to_ns = j->to_ns, .filters = filters, .n_filters = j->cap.n_filters,
+                     .match = capture_match};
+    int rc = snap_capture(a->vfs, a->store, a->root, a->cfg.device_id, &w, name, sizeof(name),
+                          &n, err, sizeof(err));
+    ts_stats st;
+    ts_get_stats(a->store, &st);
+    if (st.next_seq > a->next_key)
+        a->next_key = st.next_seq;
+    if (rc == TS_ENOTFOUND) {
+        agent_log(LOG_LEVEL_NOTICE, "capture '%s': no tensor in the window", j->cap.label);
+        snprintf(extra, sizeof(extra), ",\"snapshot\":null,\"tensors\":0,\"window_ns\":[%" PRId64
+                 ",%" PRId64 "]", j->from_ns, j->to_ns);
+    } else if (rc && !name[0]) {
+        e = CONTROL_E_FAILED;
+        snprintf(why, sizeof(why), "the capture failed: %s (see the agent's log)",
+                 ts_strerror(rc));
+        agent_log(LOG_LEVEL_ERROR, "capture '%s' failed: %s", j->cap.label, err);
+    } else {
+        if (rc)
+            agent_log(LOG_LEVEL_ERROR, "capture '%s': %s", j->cap.label, err);
+        a->n.snapshots_sealed++;
+        agent_log(LOG_LEVEL_NOTICE, "capture '%s' sealed as %s: %" PRIu64 " tensor(s)%s",
+                  j->cap.label, name, n, late ? " (some may have arrived too late)" : "");
+        snprintf(extra, sizeof(extra), ",\"snapshot\":\"%s\",\"tensors\":%" PRIu64
+                 ",\"window_ns\":[%" PRId64 ",%" PRId64 "]", name, n, j->from_ns, j->to_ns);
+        upload_kick(a->up);
+    }
+reply:
+    if (j->topic) /* a command's; a trigger's has no one to answer */
+        answer(a, j->topic, "capture", j->id, j->origin, j->response_topic, j->corr,
+               j->corr_len, e, why, extra);
+    capture_job_free(j);
+    return 1;
+}
+
 static void capture_tick(agent *a)
 {
     uint64_t now = plat_mono_ms();
-    for (size_t i = 0; i < CAPTURES_MAX; i++) {
-        capture_job *j = &a->captures[i];
-        char name[SNAP_NAME_MAX], err[512] = "", extra[SNAP_NAME_MAX + 128], why[300] = "";
-        const char *filters[SNAP_FILTERS_MAX];
-        uint64_t n = 0;
-        control_err e = CONTROL_OK;
-        if (!j->used || now < j->due_ms)
-            continue;
-        int late = now >= j->due_ms + CAPTURE_GRACE_MS;
-        if (a->b.n && commit(a) && !late)
-            continue;
-        if (ingest_oldest_ns(a->in) < j->to_ns && !late)
-            continue;
-        if (!a->store) {
-            if (!late)
-                continue;
-            e = CONTROL_E_FAILED;
-            snprintf(why, sizeof(why), "the store is closed (see the agent's log)");
-            goto reply;
-        }
-        for (size_t f = 0; f < j->cap.n_filters; f++)
-            filters[f] = j->cap.filters[f];
-        snap_window w = {.label = j->cap.label, .trigger_ns = j->trigger_ns, .from_ns = j->from_ns,
-                         .to_ns = j->to_ns, .filters = filters, .n_filters = j->cap.n_filters,
-                         .match = capture_match};
-        int rc = snap_capture(a->vfs, a->store, a->root, a->cfg.device_id, &w, name,
-                              sizeof(name), &n, err, sizeof(err));
-        ts_stats st;
-        ts_get_stats(a->store, &st);
-        if (st.next_seq > a->next_key)
-            a->next_key = st.next_seq;
-        if (rc == TS_ENOTFOUND) {
-            snprintf(extra, sizeof(extra), ",\"snapshot\":null,\"tensors\":0,\"window_ns\":[%"
-                     PRId64 ",%" PRId64 "]", j->from_ns, j->to_ns);
-        } else if (rc && !name[0]) {
-            e = CONTROL_E_FAILED;
-            snprintf(why, sizeof(why), "the capture failed: %s (see the agent's log)",
-                     ts_strerror(rc));
-            agent_log(LOG_LEVEL_ERROR, "capture '%s' failed: %s", j->cap.label, err);
-        } else {
-            if (rc)
-                agent_log(LOG_LEVEL_ERROR, "capture '%s': %s", j->cap.label, err);
-            a->n.snapshots_sealed++;
-            agent_log(LOG_LEVEL_NOTICE, "capture '%s' sealed as %s: %" PRIu64 " tensor(s)%s",
-                      j->cap.label, name, n, late ? " (some may have arrived too late)" : "");
-            snprintf(extra, sizeof(extra), ",\"snapshot\":\"%s\",\"tensors\":%" PRIu64
-                     ",\"window_ns\":[%" PRId64 ",%" PRId64 "]", name, n, j->from_ns, j->to_ns);
-            upload_kick(a->up);
-        }
-    reply:
-        answer(a, j->topic, "capture", j->id, j->origin, j->response_topic, j->corr, j->corr_len,
-               e, why, extra);
-        capture_job_free(j);
+    for (size_t i = 0; i < CAPTURES_MAX; i++)
+        capture_due(a, &a->captures[i], now);
+    for (size_t i = 0; i < a->cfg.capture.n_triggers; i++) {
+        int64_t to = a->trig_jobs[i].to_ns;
+        if (capture_due(a, &a->trig_jobs[i], now))
+            a->trig_last_to[i] = to;
     }
+}
+
+/*
+ * Trigger i fired: a message on its `on` filter arrived at t_ns and was
+ * stored. The storm rule: a trigger has at most one window waiting; a
+ * firing while it waits moves its end to t_ns + post, but never more than
+ * AGENT_CAPTURE_POST_MAX_MS past the first firing (later ones are folded
+ * in); a new window never starts before the end of the trigger's last one.
+ * So windows never overlap (no tensor is copied twice) and a storm makes
+ * at most one capture per trigger per 10 min + post.
+ */
+static void trigger_fire(agent *a, size_t i, int64_t t_ns)
+{
+    const agent_trigger *t = &a->cfg.capture.triggers[i];
+    capture_job *j = &a->trig_jobs[i];
+    int64_t to = t_ns + (int64_t)t->post_ms * 1000000, now = plat_now_ns();
+    if (j->used) {
+        int64_t cap = j->trigger_ns + (int64_t)AGENT_CAPTURE_POST_MAX_MS * 1000000;
+        if (to > cap)
+            to = cap;
+        if (to > j->to_ns) {
+            j->due_ms += (uint64_t)(to - j->to_ns) / 1000000;
+            j->to_ns = to;
+        }
+        agent_log(LOG_LEVEL_DEBUG, "capture trigger '%s': folded into the waiting window "
+                  "(ends %" PRId64 ")", t->label, j->to_ns);
+        return;
+    }
+    int64_t from = t_ns - (int64_t)t->pre_ms * 1000000;
+    if (from < a->trig_last_to[i])
+        from = a->trig_last_to[i];
+    if (from >= to)
+        return; /* inside the last window already */
+    memset(j, 0, sizeof(*j));
+    snprintf(j->cap.label, sizeof(j->cap.label), "%s", t->label);
+    for (size_t k = 0; k < t->n_topics; k++)
+        snprintf(j->cap.filters[k], sizeof(j->cap.filters[k]), "%s", t->topics[k]);
+    j->cap.n_filters = t->n_topics;
+    j->trigger_ns = t_ns;
+    j->from_ns = from;
+    j->to_ns = to;
+    j->due_ms = plat_mono_ms() + (to > now ? (uint64_t)(to - now) / 1000000 + 1 : 0);
+    j->used = 1;
+    agent_log(LOG_LEVEL_NOTICE, "capture trigger '%s' fired: window %" PRId64 "..%" PRId64 " ns",
+              t->label, from, to);
+}
+
+/* The triggers among n just-stored messages (the batch). */
+static void triggers_seen(agent *a)
+{
+    for (const ingest_msg *m = a->b.head; m && a->cfg.capture.n_triggers; m = m->next)
+        for (size_t i = 0; i < a->cfg.capture.n_triggers; i++)
+            if (ingest_topic_matches(a->cfg.capture.triggers[i].on, m->topic))
+                trigger_fire(a, i, m->recv_ns);
 }
 
 /* One command from the broker (control.h; agent/CONTROL.md): rate, decode,
@@ -1157,6 +1231,8 @@ out:
     free(a.cmd_times);
     for (size_t i = 0; i < CAPTURES_MAX; i++)
         capture_job_free(&a.captures[i]);
+    for (size_t i = 0; i < AGENT_TRIGGERS_MAX; i++)
+        capture_job_free(&a.trig_jobs[i]);
     batch_free(&a.b);
     ts_close(a.store);
     agent_config_free(&a.cfg);

@@ -78,8 +78,8 @@ typedef enum control_err {
 
 /* A capture window's limits (agent/CONTROL.md, "capture"): how far back
  * and ahead of the command a window may reach. */
-#define CONTROL_PRE_MAX_MS 3600000ull  /* pre: at most 1 h */
-#define CONTROL_POST_MAX_MS 600000ull  /* post: at most 10 min */
+#define CONTROL_PRE_MAX_MS AGENT_CAPTURE_PRE_MAX_MS   /* pre: at most 1 h */
+#define CONTROL_POST_MAX_MS AGENT_CAPTURE_POST_MAX_MS /* post: at most 10 min */
 
 /* The capture verb's body: a label, 1..SNAP_FILTERS_MAX topic filters, and
  * either pre/post (relative to the command's arrival) or from/to (absolute,

@@ -9,7 +9,10 @@ tensors of the filtered topics whose timestamps fall in the window (the
 ground truth: every tensor on flash, live store and rolling snapshots, read
 back with `embeddb ls`), its MANIFEST.json carries label, trigger and
 window, and once the server is up it is uploaded before the two routine
-snapshots that were waiting (one older, one newer). Refusals: bad bodies,
+snapshots that were waiting (one older, one newer). A local trigger
+(capture.triggers) hit by a storm of 30 alarms makes one window, from the
+first alarm less pre to the last plus post, and the next alarm's window
+starts where that one ended. Refusals: bad bodies,
 `to` too far ahead, and the bound of 4 waiting windows (the fifth gets
 `busy`); an empty window answers ok with no snapshot.
 
@@ -195,6 +198,55 @@ upload:
         self.assertEqual(set(manifest["topics"]), {"sensors/a", "sensors/b"})
         self.assertTrue(os.path.exists(web.object_path(f"/up/fleet/itest/{name}.tar")))
         self.assertEqual(embeddb("snapshot", "verify", self.agent.store, name).returncode, 0)
+
+    def captures(self):
+        """MANIFEST.json of every finished capture window, oldest first."""
+        root = os.path.join(self.agent.store, "snapshots")
+        out = []
+        for n in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            p = os.path.join(root, n, "MANIFEST.json")
+            if os.path.exists(os.path.join(root, n, "CAPTURE")) and os.path.exists(p):
+                out.append(json.load(open(p)))
+        return sorted(out, key=lambda m: m["capture"]["trigger_ns"])
+
+    def test_trigger_storm_makes_one_window_and_windows_never_overlap(self):
+        self.agent.write_config(self.broker.port, """snapshot:
+  interval: 1h
+capture:
+  triggers:
+    - {on: "alarms/#", topics: ["sensors/#"], pre: 1s, post: 500ms, label: alarm}
+""", subs=SUBS + '    - {topic: "alarms/#", qos: 1, format: raw, dtype: float64, shape: [1]}\n')
+        self.agent.start()
+        pub = Publisher(self.broker.port)
+        self.closers.append(pub.stop)
+        pub.start()
+        wait_for(lambda: self.stored() >= 150, what="traffic stored")
+        alarm = mqtt.Client()
+        alarm.connect("127.0.0.1", self.broker.port)
+        alarm.loop_start()
+        self.closers.append(alarm.loop_stop)
+        for i in range(30):  # a storm: one window
+            alarm.publish("alarms/fire", struct.pack("<d", i), qos=1).wait_for_publish(10)
+            time.sleep(0.02)
+        wait_for(lambda: len(self.captures()) == 1, what=lambda: f"one capture: {self.log_tail()}")
+        alarm.publish("alarms/fire", struct.pack("<d", 99), qos=1).wait_for_publish(10)
+        wait_for(lambda: len(self.captures()) == 2, what=lambda: f"a second: {self.log_tail()}")
+        pub.stop()
+        self.closers.remove(pub.stop)
+        self.assertEqual(self.agent.stop(), 0)
+        first, second = (m["capture"] for m in self.captures())
+        alarms = sorted(ts for _, name, ts in rows(self.agent.store) if name == "alarms/fire")
+        self.assertEqual(len(alarms), 31)
+        # the first window: from the first alarm less pre to the last of the
+        # storm plus post; the second starts where the first ended
+        self.assertEqual(first["window_ns"], [alarms[0] - 10**9, alarms[29] + 5 * 10**8])
+        self.assertEqual(first["trigger_ns"], alarms[0])
+        self.assertEqual(second["trigger_ns"], alarms[30])
+        self.assertEqual(second["window_ns"], [max(alarms[30] - 10**9, first["window_ns"][1]),
+                                               alarms[30] + 5 * 10**8])
+        self.assertEqual([m["capture"]["label"] for m in self.captures()], ["alarm", "alarm"])
+        self.assertTrue(all(set(m["topics"]) <= {"sensors/a", "sensors/b"} and m["tensors"]
+                            for m in self.captures()))
 
     def test_refusals_and_the_bound_on_waiting_windows(self):
         c = self.start()
