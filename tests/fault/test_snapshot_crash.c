@@ -6,9 +6,9 @@
  * store's next sequence number (<t>#<20 digits>, as the agent keys by its
  * arrival counter), seals (snap_begin), finishing (hashes, MANIFEST.json,
  * STATE), upload state transitions (sealed -> uploading -> uploaded),
- * retention deletes of uploaded snapshots, capture windows (snap_capture:
+ * retention deletes of uploaded snapshots, a capture window (snap_capture:
  * copies of the newest few tensors, read from the store and the rolling
- * snapshots), and flushes. The power is cut
+ * snapshots; one a workload, in its second half), and flushes. The power is cut
  * at one mutating call; then recovery runs as the agent's start does
  * (reopen, snap_recover, the seq floor, snap_finish_all) and the
  * invariants are checked:
@@ -179,6 +179,20 @@ static void workload(rig *r, model *m, uint64_t seed)
     uint32_t batch_no = 0;
     for (int step = 0; step < STEPS && !plat_fault_crashed(r->fv); step++) {
         unsigned op = (unsigned)(rnd(&x) % 12);
+        if (step == STEPS / 2) {
+            /* one capture a workload (each costs a store of its own: many
+             * calls), of the newest few timestamps (a tensor's is its seq) */
+            static const char *const all[] = {"#"};
+            uint64_t top = next_seq(r->s), n = 0;
+            snap_window w = {.label = "cut", .trigger_ns = (int64_t)top,
+                             .from_ns = (int64_t)top - 6, .to_ns = (int64_t)top,
+                             .filters = all, .n_filters = 1, .match = match_all};
+            int rc = snap_capture(r->fv, r->s, r->root, DEVICE, &w, name, sizeof(name), &n,
+                                  err, sizeof(err));
+            if (rc && rc != TS_ENOTFOUND)
+                return;
+            continue;
+        }
         if (op <= 5) {
             if (save_batch(r, m, ++batch_no, 1 + (uint32_t)(rnd(&x) % 3)))
                 return;
@@ -225,17 +239,6 @@ static void workload(rig *r, model *m, uint64_t seed)
                 if (v[i].state == SNAP_UPLOADED && snap_delete(r->fv, r->root, v[i].name))
                     break;
             free(v);
-        } else if (rnd(&x) % 2) {
-            /* a capture of the newest few timestamps (a tensor's is its seq) */
-            static const char *const all[] = {"#"};
-            uint64_t top = next_seq(r->s), n = 0;
-            snap_window w = {.label = "cut", .trigger_ns = (int64_t)top,
-                             .from_ns = (int64_t)top - 6, .to_ns = (int64_t)top,
-                             .filters = all, .n_filters = 1, .match = match_all};
-            int rc = snap_capture(r->fv, r->s, r->root, DEVICE, &w, name, sizeof(name), &n,
-                                  err, sizeof(err));
-            if (rc && rc != TS_ENOTFOUND)
-                return;
         } else {
             if (ts_flush(r->s, NULL, 0, NULL))
                 return;
