@@ -327,9 +327,11 @@ static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending)
     return v;
 }
 
-/* Deletes snapshot v; `lost` when it was never uploaded. 0 when gone. */
-static int drop(agent *a, const snap_info *v, int lost)
+/* Deletes snapshot v; `lost` (BUDGET_DROP_LOST) when it was never
+ * uploaded, or expired from the ring (BUDGET_EXPIRE). 0 when gone. */
+static int drop(agent *a, const snap_info *v, budget_action why)
 {
+    int lost = why == BUDGET_DROP_LOST;
     int rc = upload_delete(a->up, v->name, snap_delete);
     if (rc == -EBUSY) {
         /* Being uploaded: the worker lets go of it; the next tick tries again
@@ -344,7 +346,13 @@ static int drop(agent *a, const snap_info *v, int lost)
         return rc;
     }
     a->n.snap_bytes = a->n.snap_bytes > v->disk_bytes ? a->n.snap_bytes - v->disk_bytes : 0;
-    if (lost) {
+    if (why == BUDGET_EXPIRE) {
+        a->n.snapshots_expired++;
+        a->n.tensors_expired += v->tensors;
+        a->n.bytes_expired += v->disk_bytes;
+        agent_log(LOG_LEVEL_INFO, "ring: snapshot %s expired (%" PRIu64 " tensor(s), %" PRIu64
+                  " bytes; snapshot.mode: on_trigger)", v->name, v->tensors, v->disk_bytes);
+    } else if (lost) {
         a->n.snapshots_dropped++;
         a->n.tensors_dropped += v->tensors;
         a->n.bytes_dropped += v->disk_bytes;
@@ -357,16 +365,17 @@ static int drop(agent *a, const snap_info *v, int lost)
     return 0;
 }
 
-/* Carries out budget actions: uploaded ones first, then lost ones, oldest
- * first; stops at the first deletion that fails. 0 when all went, else that
- * deletion's code (-EBUSY: being uploaded, try again later). */
+/* Carries out budget actions: uploaded and expired ones first, then lost
+ * ones, oldest first; stops at the first deletion that fails. 0 when all
+ * went, else that deletion's code (-EBUSY: being uploaded, try again
+ * later). */
 static int apply(agent *a, const snap_info *v, const budget_action *act, size_t n)
 {
     int rc = 0;
     for (int lost = 0; lost < 2 && !rc; lost++)
         for (size_t i = 0; i < n && !rc; i++)
-            if (act[i] == (lost ? BUDGET_DROP_LOST : BUDGET_DROP))
-                rc = drop(a, &v[i], lost);
+            if (act[i] != BUDGET_KEEP && (act[i] == BUDGET_DROP_LOST) == lost)
+                rc = drop(a, &v[i], act[i]);
     return rc;
 }
 
@@ -400,6 +409,7 @@ static int make_room(agent *a, const ts_stats *st, uint64_t need)
         avail = UINT64_MAX; /* cannot tell: only max_disk applies */
     budget_in in = {.max_disk = a->cfg.storage.max_disk, .min_free = a->cfg.storage.min_free,
                     .drop_oldest = a->cfg.storage.on_full == AGENT_ON_FULL_DROP_OLDEST,
+                    .ring = a->cfg.snapshot.on_trigger,
                     .stopping = a->stopping, .avail = avail, .need = need};
     /* Cheap check first, from the cached snapshot bytes. */
     in.used = st->disk_bytes + a->n.snap_bytes;

@@ -85,6 +85,7 @@ static const opt snapshot_opts[] = {
     {"max_bytes", OPT_SIZE, OFF(snapshot.max_bytes), 0, 4096, INT64_MAX, NULL, NULL},
     {"interval", OPT_DURATION, OFF(snapshot.interval_ms), 0, 0, INT64_MAX, NULL, NULL},
     {"keep", OPT_U64, OFF(snapshot.keep), 0, 0, 100000, NULL, NULL},
+    {"mode", OPT_SPECIAL, OFF(snapshot.on_trigger), 0, 0, 0, NULL, NULL},
     END,
 };
 
@@ -943,6 +944,15 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
             return fail(w, v, "%s: expected drop_oldest or reject_new, got '%s'", key, s);
         return 0;
     }
+    if (!strcmp(key, "snapshot.mode")) {
+        if (!strcmp(s, "continuous"))
+            cfg->snapshot.on_trigger = 0;
+        else if (!strcmp(s, "on_trigger"))
+            cfg->snapshot.on_trigger = 1;
+        else
+            return fail(w, v, "%s: expected continuous or on_trigger, got '%s'", key, s);
+        return 0;
+    }
     if (!strcmp(key, "upload.mode")) {
         if (!strcmp(s, "put"))
             cfg->upload.mode = AGENT_UPLOAD_PUT;
@@ -1063,6 +1073,16 @@ static int check_limits(walker *w)
 {
     agent_config *cfg = w->cfg;
     char key[64];
+    /* on_trigger: the ring needs a bound, and room for several of its
+     * segments so that expiring the oldest one frees enough */
+    if (cfg->snapshot.on_trigger && !cfg->storage.max_disk)
+        return fail(w, node_at(w, "snapshot.mode"), "snapshot.mode: on_trigger keeps a ring of "
+                    "recent data within storage.max_disk, which must be set");
+    if (cfg->snapshot.on_trigger && cfg->snapshot.max_bytes > cfg->storage.max_disk / 4)
+        return fail(w, node_at(w, "snapshot.mode"), "snapshot.mode: on_trigger needs "
+                    "snapshot.max_bytes (%" PRIu64 ") at most a quarter of storage.max_disk "
+                    "(%" PRIu64 "): the ring drops whole snapshots", cfg->snapshot.max_bytes,
+                    cfg->storage.max_disk);
     for (size_t i = 0; i < cfg->capture.n_triggers; i++) {
         const agent_trigger *t = &cfg->capture.triggers[i];
         size_t j = 0;

@@ -90,6 +90,10 @@ typedef struct agent_config {
         uint64_t max_bytes;     /* seal when the live store reaches this */
         uint64_t interval_ms;   /* ... or when this passed (0 = never) */
         uint64_t keep;          /* uploaded snapshots kept locally */
+        int on_trigger;         /* snapshot.mode: on_trigger (1) or continuous (0):
+                                   rolling snapshots form a ring within
+                                   storage.max_disk and only capture windows
+                                   are uploaded */
     } snapshot;
 #define AGENT_MAX_CIPHERSUITES 32 /* upload.ciphersuites, at most (http.h's HTTP_MAX_SUITES) */
     struct {

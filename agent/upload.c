@@ -50,6 +50,7 @@ struct uploader {
     char *root, *device_id;
     int enabled;
     int mode, virtual_host, insecure, port;
+    int captures_only;        /* snapshot.mode: on_trigger */
     char *host, *base_path, *prefix, *token, *region, *bucket, *access_key, *secret;
     uint64_t connect_timeout_ms, io_timeout_ms, response_timeout_ms;
     uint64_t retry_initial_ms, retry_max_ms;
@@ -120,6 +121,7 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
     u->root = dup_or_null(root, &oom);
     u->device_id = dup_or_null(cfg->device_id, &oom);
     u->enabled = cfg->upload.enabled;
+    u->captures_only = cfg->snapshot.on_trigger;
     u->mode = cfg->upload.mode;
     u->virtual_host = cfg->upload.virtual_host;
     u->insecure = cfg->upload.insecure;
@@ -448,9 +450,10 @@ static int next_candidate(uploader *u, snap_info *out)
         u->held[0] = 0;
     snprintf(held, sizeof(held), "%s", u->held);
     pthread_mutex_unlock(&u->mu);
-    /* Capture windows first (agent/CONTROL.md, "capture"), then the rest. */
+    /* Capture windows first (agent/CONTROL.md, "capture"), then the rest
+     * (with snapshot.mode: on_trigger, nothing else). */
     if (snap_list(u->vfs, u->root, &v, &n, NULL, 0) == 0)
-        for (int pass = 0; pass < 2 && found; pass++)
+        for (int pass = 0; pass < 2 - u->captures_only && found; pass++)
             for (size_t i = 0; i < n && found; i++)
                 if ((v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) &&
                     (pass || v[i].capture[0]) && strcmp(v[i].name, held)) {

@@ -756,6 +756,32 @@ static void test_capture_triggers_are_checked(void **state)
     assert_false(config_filter_within("b", "a/#"));
 }
 
+/* snapshot.mode: on_trigger needs a ring bound, and room for four of its
+ * snapshots (both sides). */
+static void test_on_trigger_mode_needs_a_bounded_ring(void **state)
+{
+    (void)state;
+    char text[1024];
+    agent_config cfg;
+    static const char disk[] = "device_id: d1\nstorage:\n  dir: /tmp/x\n  max_disk: 64MiB\n"
+                               "mqtt:\n  host: h\n  subscriptions:\n    - {topic: a, format: npy}\n";
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: on_trigger\n  max_bytes: 16MiB\n", disk);
+    assert_string_equal(load(text, &cfg), "");
+    assert_int_equal(cfg.snapshot.on_trigger, 1);
+    agent_config_free(&cfg);
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: on_trigger\n  max_bytes: 16777217\n",
+             disk);
+    expect_error(text, "agent.yaml:", "at most a quarter of storage.max_disk");
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: on_trigger\n", base_yaml);
+    expect_error(text, "agent.yaml:", "storage.max_disk, which must be set");
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: sometimes\n", base_yaml);
+    expect_error(text, "agent.yaml:", "expected continuous or on_trigger");
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: continuous\n", base_yaml);
+    assert_string_equal(load(text, &cfg), "");
+    assert_int_equal(cfg.snapshot.on_trigger, 0);
+    agent_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_mqtt_host_is_a_host_name_or_address),
         cmocka_unit_test(test_secret_files_are_regular_bounded_and_whole),
         cmocka_unit_test(test_capture_triggers_are_checked),
+        cmocka_unit_test(test_on_trigger_mode_needs_a_bounded_ring),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

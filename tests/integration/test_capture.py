@@ -12,7 +12,11 @@ window, and once the server is up it is uploaded before the two routine
 snapshots that were waiting (one older, one newer). A local trigger
 (capture.triggers) hit by a storm of 30 alarms makes one window, from the
 first alarm less pre to the last plus post, and the next alarm's window
-starts where that one ended. Refusals: bad bodies,
+starts where that one ended. snapshot.mode: on_trigger, accelerated (12
+MiB through a 4 MiB ring): the store stays within storage.max_disk (plus
+at most one window's copy), rolling snapshots expire (never lost, never
+uploaded) and only the three triggered windows are uploaded. Refusals: bad
+bodies,
 `to` too far ahead, and the bound of 4 waiting windows (the fifth gets
 `busy`); an empty window answers ok with no snapshot.
 
@@ -31,12 +35,14 @@ import time
 import unittest
 
 import paho.mqtt.client as mqtt
+import paho.mqtt.publish as publish
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_agent_mqtt as base  # noqa: E402
-from test_agent_mqtt import Agent, Broker, wait_for  # noqa: E402
+from test_agent_mqtt import Agent, Broker  # noqa: E402
 from test_control import Commander  # noqa: E402
-from tls_servers import Nginx, free_port, make_pki  # noqa: E402
+from test_snapshot_upload import file_bytes  # noqa: E402
+from tls_servers import Nginx, free_port, make_pki, wait_for  # noqa: E402
 
 SUBS = """    - {topic: "sensors/#", qos: 1, format: raw, dtype: float64, shape: [1]}
     - {topic: "other/#", qos: 1, format: raw, dtype: float64, shape: [1]}
@@ -247,6 +253,89 @@ capture:
         self.assertEqual([m["capture"]["label"] for m in self.captures()], ["alarm", "alarm"])
         self.assertTrue(all(set(m["topics"]) <= {"sensors/a", "sensors/b"} and m["tensors"]
                             for m in self.captures()))
+
+    def sealed_windows(self):
+        """(name, tensors) of every capture the agent's log says it sealed."""
+        with open(self.agent.log) as f:
+            return [(m.group(1), int(m.group(2))) for m in
+                    re.finditer(r"capture '\S+' sealed as (\S+): (\d+) tensor", f.read())]
+
+    def test_on_trigger_mode_holds_the_budget_and_uploads_only_windows(self):
+        """snapshot.mode: on_trigger, accelerated: 12 MiB through a 4 MiB
+        ring (three turns) with three alarms."""
+        pki = make_pki(os.path.join(self.tmp, "pki"), "main")
+        web = Nginx(self.tmp, pki).start()
+        self.closers.append(web.stop)
+        max_disk = 4 << 20
+        self.agent.write_config(self.broker.port, f"""snapshot:
+  mode: on_trigger
+  max_bytes: 512KiB
+  interval: 1h
+capture:
+  triggers:
+    - {{on: "alarms/#", topics: ["sensors/#"], pre: 100ms, post: 50ms, label: alarm}}
+upload:
+  url: https://localhost:{web.port}/up
+  ca_file: {pki.ca}
+  prefix: fleet
+  retry: {{initial: 100ms, max: 300ms}}
+""", subs='    - {topic: "sensors/#", qos: 1, format: raw, dtype: float64, shape: [512]}\n'
+            '    - {topic: "alarms/#", qos: 1, format: raw, dtype: float64, shape: [1]}\n')
+        with open(self.agent.conf) as f:
+            conf = f.read().replace("  memtable_max: 1MiB\n",
+                                    f"  memtable_max: 256KiB\n  max_disk: {max_disk}\n")
+            conf = conf.replace("  max_tensors: 16\n", "  max_tensors: 16\n  max_bytes: 256KiB\n")
+        with open(self.agent.conf, "w") as f:
+            f.write(conf)
+        self.agent.start()
+        peak, halt = [0], threading.Event()
+
+        def sample():
+            while not halt.is_set():
+                peak[0] = max(peak[0], file_bytes(self.agent.store))
+                halt.wait(0.02)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        payload = struct.pack("<512d", *range(512))
+        sent = 0
+        c = mqtt.Client()
+        c.connect("127.0.0.1", self.broker.port)
+        c.loop_start()
+        self.closers.append(c.loop_stop)
+        for chunk in range(6):
+            for _ in range(500):  # about 2 MB/s: a window is a fraction of the ring
+                c.publish("sensors/a", payload, qos=1)
+                time.sleep(0.002)
+            sent += 500
+            if chunk % 2 == 0:
+                c.publish("alarms/fire", struct.pack("<d", chunk), qos=1).wait_for_publish(10)
+                sent += 1
+                n = chunk // 2 + 1
+                wait_for(lambda: len(self.sealed_windows()) >= n,
+                         what=lambda: f"capture {n}: {self.log_tail()}")
+        wait_for(lambda: self.stored() == sent, what=lambda: f"{sent} stored: {self.log_tail()}")
+        windows = self.sealed_windows()
+        self.assertEqual(len(windows), 3)
+
+        def uploaded():
+            with open(web.access_log) as f:
+                return re.findall(r'"PUT /up/fleet/itest/(\S+)\.tar HTTP[^"]*" 2', f.read())
+        wait_for(lambda: len(uploaded()) >= 3, what=lambda: f"the windows uploaded: "
+                 f"{self.log_tail()}")
+        halt.set()
+        sampler.join()
+        status = self.agent.status()
+        self.assertEqual(self.agent.stop(), 0)
+        # the ring held the budget; a window's copy counts from the next
+        # commit on, so it may pass by at most one window (agent/CONTROL.md)
+        biggest = max(t for _, t in windows) * (512 * 8 + 128)
+        self.assertLessEqual(peak[0], max_disk + biggest, (peak[0], biggest))
+        self.assertGreater(int(status["snapshots_expired"]), 0)
+        self.assertEqual(status["snapshots_dropped"], "0")
+        self.assertEqual(status["budget_refusals"], "0")
+        # only the windows were uploaded, each once
+        self.assertEqual(sorted(uploaded()), sorted(n for n, _ in windows))
+        self.assertTrue(all(t > 0 for _, t in windows))
 
     def test_refusals_and_the_bound_on_waiting_windows(self):
         c = self.start()
