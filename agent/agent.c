@@ -862,8 +862,8 @@ static int commit(agent *a);
 /* Seals capture window j if its end has passed, once every tensor that
  * arrived before that end is stored (the batch committed, the queue past
  * it), or CAPTURE_GRACE_MS later with what is stored then; answers a
- * command's. 1 when it is done with (j then freed). */
-static int capture_due(agent *a, capture_job *j, uint64_t now)
+ * command's. 1 when it is done with (j then freed; *end gets its to_ns). */
+static int capture_due(agent *a, capture_job *j, uint64_t now, int64_t *end)
 {
     char name[SNAP_NAME_MAX], err[512] = "", extra[SNAP_NAME_MAX + 128] = "", why[300] = "";
     const char *filters[SNAP_FILTERS_MAX];
@@ -874,8 +874,10 @@ static int capture_due(agent *a, capture_job *j, uint64_t now)
     int late = now >= j->due_ms + CAPTURE_GRACE_MS;
     if (a->b.n && commit(a) && !late)
         return 0;
-    if (ingest_oldest_ns(a->in) < j->to_ns && !late)
+    /* the commit may have fired j's trigger again, moving its end */
+    if (now < j->due_ms || (ingest_oldest_ns(a->in) < j->to_ns && !late))
         return 0;
+    *end = j->to_ns;
     if (!a->store) {
         if (!late)
             return 0;
@@ -925,13 +927,12 @@ reply:
 static void capture_tick(agent *a)
 {
     uint64_t now = plat_mono_ms();
+    int64_t end = 0;
     for (size_t i = 0; i < CAPTURES_MAX; i++)
-        capture_due(a, &a->captures[i], now);
-    for (size_t i = 0; i < a->cfg.capture.n_triggers; i++) {
-        int64_t to = a->trig_jobs[i].to_ns;
-        if (capture_due(a, &a->trig_jobs[i], now))
-            a->trig_last_to[i] = to;
-    }
+        capture_due(a, &a->captures[i], now, &end);
+    for (size_t i = 0; i < a->cfg.capture.n_triggers; i++)
+        if (capture_due(a, &a->trig_jobs[i], now, &end))
+            a->trig_last_to[i] = end;
 }
 
 /*
