@@ -394,13 +394,10 @@ static void retention_tick(agent *a)
     free(v);
 }
 
-/*
- * Makes room for `need` more bytes within storage.max_disk and above
+/* Makes room for `need` more bytes within storage.max_disk and above
  * storage.min_free (budget_plan decides, this carries it out). 0 when the
- * bytes fit, -ENOSPC when the commit must wait: the batch stays, the queue
- * fills and the broker holds what follows.
- */
-static int make_room(agent *a, const ts_stats *st, uint64_t need)
+ * bytes fit, else -ENOSPC. */
+static int free_room(agent *a, const ts_stats *st, uint64_t need)
 {
     uint64_t avail = UINT64_MAX, total = 0, pending = 0;
     size_t n = 0;
@@ -424,8 +421,18 @@ static int make_room(agent *a, const ts_stats *st, uint64_t need)
         fits = 1;
     free(act);
     free(v);
-    if (fits)
+    return fits ? 0 : -ENOSPC;
+}
+
+/* free_room for a commit: -ENOSPC when it must wait (the batch stays, the
+ * queue fills and the broker holds what follows), counted and logged. */
+static int make_room(agent *a, const ts_stats *st, uint64_t need)
+{
+    uint64_t avail = UINT64_MAX, total = 0;
+    if (!free_room(a, st, need))
         return 0;
+    if (a->vfs->statfs(a->vfs, a->cfg.storage.dir, &avail, &total))
+        avail = UINT64_MAX;
     a->n.budget_refusals++;
     agent_log_limited(&a->budget_lim, 1, 10000, LOG_LEVEL_WARNING,
                       "storage full: %" PRIu64 " of storage.max_disk %" PRIu64 " bytes used, %"
@@ -886,6 +893,11 @@ static int capture_due(agent *a, capture_job *j, uint64_t now, int64_t *end)
         agent_log(LOG_LEVEL_ERROR, "capture '%s' failed: the store is closed", j->cap.label);
         goto reply;
     }
+    /* Room first, as for a commit, so that the budget is passed by at most
+     * the one window being copied (counted from here on). */
+    ts_stats st;
+    ts_get_stats(a->store, &st);
+    free_room(a, &st, 0);
     for (size_t f = 0; f < j->cap.n_filters; f++)
         filters[f] = j->cap.filters[f];
     snap_window w = {.label = j->cap.label, .trigger_ns = j->trigger_ns, .from_ns = j->from_ns,
@@ -893,7 +905,6 @@ static int capture_due(agent *a, capture_job *j, uint64_t now, int64_t *end)
                      .match = capture_match};
     int rc = snap_capture(a->vfs, a->store, a->root, a->cfg.device_id, &w, name, sizeof(name),
                           &n, err, sizeof(err));
-    ts_stats st;
     ts_get_stats(a->store, &st);
     if (st.next_seq > a->next_key)
         a->next_key = st.next_seq;
