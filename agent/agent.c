@@ -948,34 +948,26 @@ static void capture_tick(agent *a)
 
 /*
  * Trigger i fired: a message on its `on` filter arrived at t_ns and was
- * stored. The storm rule: a trigger has at most one window waiting; a
- * firing while it waits moves its end to t_ns + post, but never more than
- * AGENT_CAPTURE_POST_MAX_MS past the first firing (later ones are folded
- * in); a new window never starts before the end of the trigger's last one.
- * So windows never overlap (no tensor is copied twice) and a storm makes
- * at most one capture per trigger per 10 min + post.
+ * stored. The storm rule (control_trigger_window): at most one window
+ * waiting per trigger, later firings folded into it (its end moves, at most
+ * 10 min past the first firing), and windows that never overlap; so a
+ * storm makes at most one capture per trigger per 10 min + post.
  */
 static void trigger_fire(agent *a, size_t i, int64_t t_ns)
 {
     const agent_trigger *t = &a->cfg.capture.triggers[i];
     capture_job *j = &a->trig_jobs[i];
-    int64_t to = t_ns + (int64_t)t->post_ms * 1000000, now = plat_now_ns();
-    if (j->used) {
-        int64_t cap = j->trigger_ns + (int64_t)AGENT_CAPTURE_POST_MAX_MS * 1000000;
-        if (to > cap)
-            to = cap;
-        if (to > j->to_ns) {
-            j->due_ms += (uint64_t)(to - j->to_ns) / 1000000;
-            j->to_ns = to;
-        }
+    int64_t from = j->from_ns, to = j->to_ns, now = plat_now_ns();
+    int r = control_trigger_window(j->used, j->trigger_ns, a->trig_last_to[i], t_ns, t->pre_ms,
+                                   t->post_ms, &from, &to);
+    if (r == 1) {
+        j->due_ms += (uint64_t)(to - j->to_ns) / 1000000;
+        j->to_ns = to;
         agent_log(LOG_LEVEL_DEBUG, "capture trigger '%s': folded into the waiting window "
                   "(ends %" PRId64 ")", t->label, j->to_ns);
         return;
     }
-    int64_t from = t_ns - (int64_t)t->pre_ms * 1000000;
-    if (from < a->trig_last_to[i])
-        from = a->trig_last_to[i];
-    if (from >= to)
+    if (r < 0)
         return; /* inside the last window already */
     memset(j, 0, sizeof(*j));
     snprintf(j->cap.label, sizeof(j->cap.label), "%s", t->label);

@@ -471,6 +471,28 @@ control_err control_cmd_decode(const char *verb, const void *body, size_t len, c
     return e;
 }
 
+int control_trigger_window(int waiting, int64_t first_ns, int64_t last_to, int64_t t_ns,
+                           uint64_t pre_ms, uint64_t post_ms, int64_t *from, int64_t *to)
+{
+    int64_t end = t_ns + (int64_t)post_ms * 1000000;
+    if (waiting) {
+        int64_t cap = first_ns + (int64_t)CONTROL_POST_MAX_MS * 1000000;
+        if (end > cap)
+            end = cap;
+        if (end > *to)
+            *to = end;
+        return 1;
+    }
+    int64_t start = t_ns - (int64_t)pre_ms * 1000000;
+    if (start < last_to)
+        start = last_to;
+    if (start >= end)
+        return -1;
+    *from = start;
+    *to = end;
+    return 0;
+}
+
 /* s as a JSON string's content: printable ASCII kept (" and \ escaped),
  * anything else '?', at most max bytes of s. */
 static void put_str(jcur *c, const char *s, size_t max)

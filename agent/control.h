@@ -110,6 +110,18 @@ const char *control_err_name(control_err e);
 control_err control_cmd_decode(const char *verb, const void *body, size_t len, control_cmd *out,
                                char *why, size_t whylen);
 
+/*
+ * The storm rule of capture.triggers (agent/CONTROL.md, "Local triggers"):
+ * a trigger fired at t_ns, with its pre/post. When a window of it waits
+ * (waiting: [*from, *to], first fired at first_ns), *to moves to t_ns +
+ * post if later, but never past first_ns + CONTROL_POST_MAX_MS; returns 1
+ * (folded). Else *from, *to become a new window [t_ns - pre, t_ns + post),
+ * starting no earlier than last_to (the end of the trigger's last window),
+ * and it returns 0; -1 when that window is empty (t_ns + post <= last_to).
+ */
+int control_trigger_window(int waiting, int64_t first_ns, int64_t last_to, int64_t t_ns,
+                           uint64_t pre_ms, uint64_t post_ms, int64_t *from, int64_t *to);
+
 /* A reply document into buf (control.h's sticky cursor: -ENOSPC, nothing
  * written, when cap is too small; CONTROL_REPLY_MAX always fits).
  * verb: the topic's last level as received (any bytes; escaped, cut to 48);

@@ -289,6 +289,51 @@ static void test_decode_capture_and_its_limits(void **state)
     assert_int_equal(dec("snapshot", "{\"label\":\"L\"}", &c), CONTROL_E_BAD_FIELD);
 }
 
+/* The storm rule: folding moves the end up to 10 min past the first
+ * firing (both sides), never back; a new window never starts before the
+ * last one's end; an empty one is refused. */
+static void test_trigger_window_folds_and_never_overlaps(void **state)
+{
+    (void)state;
+    const int64_t S = 1000000000, MAX = (int64_t)CONTROL_POST_MAX_MS * 1000000;
+    int64_t from = 0, to = 0;
+    /* a first firing at 100 s: [70 s, 110 s) */
+    assert_int_equal(control_trigger_window(0, 0, 0, 100 * S, 30000, 10000, &from, &to), 0);
+    assert_int_equal(from, 70 * S);
+    assert_int_equal(to, 110 * S);
+    /* folded: the end follows the storm ... */
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 150 * S, 30000, 10000, &from, &to), 1);
+    assert_int_equal(from, 70 * S);
+    assert_int_equal(to, 160 * S);
+    /* ... never backwards ... */
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 120 * S, 30000, 10000, &from, &to), 1);
+    assert_int_equal(to, 160 * S);
+    /* ... up to exactly 10 min past the first firing, and no further */
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 100 * S + MAX - 10 * S, 30000, 10000,
+                                            &from, &to), 1);
+    assert_int_equal(to, 100 * S + MAX);
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 100 * S + MAX - 10 * S + 1, 30000,
+                                            10000, &from, &to), 1);
+    assert_int_equal(to, 100 * S + MAX);
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 100 * S + 2 * MAX, 30000, 10000, &from,
+                                            &to), 1);
+    assert_int_equal(to, 100 * S + MAX);
+    /* the next window starts at the last one's end, not before */
+    int64_t last = to;
+    assert_int_equal(control_trigger_window(0, 0, last, last + 5 * S, 30000, 10000, &from, &to), 0);
+    assert_int_equal(from, last);
+    assert_int_equal(to, last + 15 * S);
+    assert_int_equal(control_trigger_window(0, 0, last, last + 31 * S, 30000, 10000, &from, &to),
+                     0);
+    assert_int_equal(from, last + S);
+    /* a firing whose whole window lies in the last one: none (both sides) */
+    assert_int_equal(control_trigger_window(0, 0, last, last - 10 * S, 30000, 10000, &from, &to),
+                     -1);
+    assert_int_equal(control_trigger_window(0, 0, last, last - 10 * S + 1, 30000, 10000, &from,
+                                            &to), 0);
+    assert_int_equal(to - from, 1);
+}
+
 /* The reply escapes what it echoes and never passes its bound. */
 static void test_reply_escapes_and_fits(void **state)
 {
@@ -333,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_decode_every_verb_and_refusal),
         cmocka_unit_test(test_decode_limits_both_sides),
         cmocka_unit_test(test_decode_capture_and_its_limits),
+        cmocka_unit_test(test_trigger_window_folds_and_never_overlaps),
         cmocka_unit_test(test_reply_escapes_and_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
