@@ -873,7 +873,8 @@ int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si)
     if (si->state != SNAP_FAILED)
         return -EINVAL;
     snprintf(leaf, sizeof(leaf), SEAL_PREFIX "%s", name);
-    if ((rc = snap__join3(dir, root, name, "")) || (rc = snap__join3(json, root, name, JSON_NAME)) ||
+    if ((rc = snap__join3(dir, root, name, "")) ||
+        (rc = snap__join3(json, root, name, JSON_NAME)) ||
         (rc = snap__join3(seal, root, leaf, "")))
         return rc;
     if (vfs->stat(vfs, json, &st) == -ENOENT) {

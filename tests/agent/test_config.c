@@ -764,7 +764,8 @@ static void test_on_trigger_mode_needs_a_bounded_ring(void **state)
     char text[1024];
     agent_config cfg;
     static const char disk[] = "device_id: d1\nstorage:\n  dir: /tmp/x\n  max_disk: 64MiB\n"
-                               "mqtt:\n  host: h\n  subscriptions:\n    - {topic: a, format: npy}\n";
+                               "mqtt:\n  host: h\n  subscriptions:\n"
+                               "    - {topic: a, format: npy}\n";
     snprintf(text, sizeof(text), "%ssnapshot:\n  mode: on_trigger\n  max_bytes: 16MiB\n", disk);
     assert_string_equal(load(text, &cfg), "");
     assert_int_equal(cfg.snapshot.on_trigger, 1);

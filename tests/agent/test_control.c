@@ -212,7 +212,8 @@ static void test_decode_capture_and_its_limits(void **state)
     assert_true(c.cap.absolute);
     assert_int_equal(c.cap.from_ns, -5);
     assert_int_equal(c.cap.to_ns, 1000);
-    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"to\":1764528000123456789,"
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],"
+                                    "\"to\":1764528000123456789,"
                                     "\"from\":1764527999123456789}", &c), CONTROL_OK);
     assert_int_equal(c.cap.to_ns, 1764528000123456789LL);
     /* pre and post: 0 on one side is fine; both limits, both sides */
