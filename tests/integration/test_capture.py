@@ -204,6 +204,12 @@ upload:
         self.assertEqual(set(manifest["topics"]), {"sensors/a", "sensors/b"})
         self.assertTrue(os.path.exists(web.object_path(f"/up/fleet/itest/{name}.tar")))
         self.assertEqual(embeddb("snapshot", "verify", self.agent.store, name).returncode, 0)
+        # the second reader (python/embeddb) reads the uploaded object whole
+        obj = web.object_path(f"/up/fleet/itest/{name}.tar")
+        r = subprocess.run([sys.executable, "-m", "embeddb", "verify", obj], capture_output=True,
+                           text=True, timeout=60,
+                           env=dict(os.environ, PYTHONPATH=os.path.join(base.ROOT, "python")))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def captures(self):
         """MANIFEST.json of every finished capture window, oldest first."""
