@@ -12,7 +12,7 @@ window, and once the server is up it is uploaded before the two routine
 snapshots that were waiting (one older, one newer). A local trigger
 (capture.triggers) hit by a storm of 30 alarms makes one window, from the
 first alarm less pre to the last plus post, and the next alarm's window
-starts where that one ended. snapshot.mode: on_trigger, accelerated (12
+starts where that one ended. snapshot.mode: on_trigger, accelerated (11.7
 MiB through a 4 MiB ring): the store stays within storage.max_disk (plus
 at most one window's copy), rolling snapshots expire (never lost, never
 uploaded) and only the three triggered windows are uploaded. Refusals: bad
@@ -267,7 +267,7 @@ capture:
                     re.finditer(r"capture '\S+' sealed as (\S+): (\d+) tensor", f.read())]
 
     def test_on_trigger_mode_holds_the_budget_and_uploads_only_windows(self):
-        """snapshot.mode: on_trigger, accelerated: 12 MiB through a 4 MiB
+        """snapshot.mode: on_trigger, accelerated: 11.7 MiB through a 4 MiB
         ring (three turns) with three alarms."""
         pki = make_pki(os.path.join(self.tmp, "pki"), "main")
         web = Nginx(self.tmp, pki).start()
