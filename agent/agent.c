@@ -52,6 +52,22 @@
 #define RETRY_MS 1000
 #define IDLE_WAIT_MS 100    /* the loop's longest wait: signals are seen this fast */
 #define INFLIGHT_ROOM 32    /* messages held beyond two batches (agent_run) */
+#define CAPTURES_MAX 4      /* capture windows waiting for their end (busy beyond) */
+#define CAPTURE_GRACE_MS 5000 /* past a window's end, how long it waits for the
+                                 tensors that arrived inside it to be stored */
+
+/* A capture command waiting for the end of its window; its reply goes out
+ * when it is sealed. */
+typedef struct capture_job {
+    int used;
+    control_capture cap;
+    int64_t trigger_ns, from_ns, to_ns;
+    uint64_t due_ms;           /* monotonic: when to_ns will have passed */
+    char id[CONTROL_ID_MAX + 1], origin[CONTROL_ID_MAX + 1];
+    char *topic, *response_topic; /* the command's topic; MQTT 5 response topic or NULL */
+    uint8_t *corr;
+    size_t corr_len;
+} capture_job;
 
 typedef struct agent {
     agent_config cfg;
@@ -82,6 +98,11 @@ typedef struct agent {
     log_limit cmd_lim;
     char last_seal[SNAP_NAME_MAX];
     int last_seal_rc;
+    capture_job captures[CAPTURES_MAX];
+    /* capture.triggers: one waiting window each, and the end of the last
+     * one sealed (the next never reaches back before it) */
+    capture_job trig_jobs[AGENT_TRIGGERS_MAX];
+    int64_t trig_last_to[AGENT_TRIGGERS_MAX];
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -306,9 +327,11 @@ static snap_info *list_snapshots(agent *a, size_t *n, uint64_t *pending)
     return v;
 }
 
-/* Deletes snapshot v; `lost` when it was never uploaded. 0 when gone. */
-static int drop(agent *a, const snap_info *v, int lost)
+/* Deletes snapshot v; `lost` (BUDGET_DROP_LOST) when it was never
+ * uploaded, or expired from the ring (BUDGET_EXPIRE). 0 when gone. */
+static int drop(agent *a, const snap_info *v, budget_action why)
 {
+    int lost = why == BUDGET_DROP_LOST;
     int rc = upload_delete(a->up, v->name, snap_delete);
     if (rc == -EBUSY) {
         /* Being uploaded: the worker lets go of it; the next tick tries again
@@ -323,7 +346,13 @@ static int drop(agent *a, const snap_info *v, int lost)
         return rc;
     }
     a->n.snap_bytes = a->n.snap_bytes > v->disk_bytes ? a->n.snap_bytes - v->disk_bytes : 0;
-    if (lost) {
+    if (why == BUDGET_EXPIRE) {
+        a->n.snapshots_expired++;
+        a->n.tensors_expired += v->tensors;
+        a->n.bytes_expired += v->disk_bytes;
+        agent_log(LOG_LEVEL_INFO, "ring: snapshot %s expired (%" PRIu64 " tensor(s), %" PRIu64
+                  " bytes; snapshot.mode: on_trigger)", v->name, v->tensors, v->disk_bytes);
+    } else if (lost) {
         a->n.snapshots_dropped++;
         a->n.tensors_dropped += v->tensors;
         a->n.bytes_dropped += v->disk_bytes;
@@ -336,16 +365,17 @@ static int drop(agent *a, const snap_info *v, int lost)
     return 0;
 }
 
-/* Carries out budget actions: uploaded ones first, then lost ones, oldest
- * first; stops at the first deletion that fails. 0 when all went, else that
- * deletion's code (-EBUSY: being uploaded, try again later). */
+/* Carries out budget actions: uploaded and expired ones first, then lost
+ * ones, oldest first; stops at the first deletion that fails. 0 when all
+ * went, else that deletion's code (-EBUSY: being uploaded, try again
+ * later). */
 static int apply(agent *a, const snap_info *v, const budget_action *act, size_t n)
 {
     int rc = 0;
     for (int lost = 0; lost < 2 && !rc; lost++)
         for (size_t i = 0; i < n && !rc; i++)
-            if (act[i] == (lost ? BUDGET_DROP_LOST : BUDGET_DROP))
-                rc = drop(a, &v[i], lost);
+            if (act[i] != BUDGET_KEEP && (act[i] == BUDGET_DROP_LOST) == lost)
+                rc = drop(a, &v[i], act[i]);
     return rc;
 }
 
@@ -364,13 +394,10 @@ static void retention_tick(agent *a)
     free(v);
 }
 
-/*
- * Makes room for `need` more bytes within storage.max_disk and above
+/* Makes room for `need` more bytes within storage.max_disk and above
  * storage.min_free (budget_plan decides, this carries it out). 0 when the
- * bytes fit, -ENOSPC when the commit must wait: the batch stays, the queue
- * fills and the broker holds what follows.
- */
-static int make_room(agent *a, const ts_stats *st, uint64_t need)
+ * bytes fit, else -ENOSPC. */
+static int free_room(agent *a, const ts_stats *st, uint64_t need)
 {
     uint64_t avail = UINT64_MAX, total = 0, pending = 0;
     size_t n = 0;
@@ -379,6 +406,7 @@ static int make_room(agent *a, const ts_stats *st, uint64_t need)
         avail = UINT64_MAX; /* cannot tell: only max_disk applies */
     budget_in in = {.max_disk = a->cfg.storage.max_disk, .min_free = a->cfg.storage.min_free,
                     .drop_oldest = a->cfg.storage.on_full == AGENT_ON_FULL_DROP_OLDEST,
+                    .ring = a->cfg.snapshot.on_trigger,
                     .stopping = a->stopping, .avail = avail, .need = need};
     /* Cheap check first, from the cached snapshot bytes. */
     in.used = st->disk_bytes + a->n.snap_bytes;
@@ -393,8 +421,18 @@ static int make_room(agent *a, const ts_stats *st, uint64_t need)
         fits = 1;
     free(act);
     free(v);
-    if (fits)
+    return fits ? 0 : -ENOSPC;
+}
+
+/* free_room for a commit: -ENOSPC when it must wait (the batch stays, the
+ * queue fills and the broker holds what follows), counted and logged. */
+static int make_room(agent *a, const ts_stats *st, uint64_t need)
+{
+    uint64_t avail = UINT64_MAX, total = 0;
+    if (!free_room(a, st, need))
         return 0;
+    if (a->vfs->statfs(a->vfs, a->cfg.storage.dir, &avail, &total))
+        avail = UINT64_MAX;
     a->n.budget_refusals++;
     agent_log_limited(&a->budget_lim, 1, 10000, LOG_LEVEL_WARNING,
                       "storage full: %" PRIu64 " of storage.max_disk %" PRIu64 " bytes used, %"
@@ -451,8 +489,11 @@ static int already_stored(agent *a, const ts_tensor *first)
     return same;
 }
 
+static void triggers_seen(agent *a);
+
 static void committed(agent *a, size_t n, uint64_t bytes)
 {
+    triggers_seen(a);
     a->next_key += n;
     a->n.stored += n;
     a->n.batches++;
@@ -738,6 +779,219 @@ static int retry_failed(agent *a)
     return retried;
 }
 
+/* Logs a command's outcome and queues its reply: on the MQTT 5 response
+ * topic (with the correlation data) when there is one, else on
+ * <prefix>/<device_id>/reply. */
+static void answer(agent *a, const char *topic, const char *verb, const char *id,
+                   const char *origin, const char *response_topic, const uint8_t *corr,
+                   size_t corr_len, control_err e, const char *why, const char *extra)
+{
+    char doc[CONTROL_REPLY_MAX], reply_topic[CONTROL_TOPIC_MAX];
+    size_t len = 0;
+    agent_log_limited(&a->cmd_lim, 20, 10000, e ? LOG_LEVEL_WARNING : LOG_LEVEL_NOTICE,
+                      "command on %.200s (origin '%s', id '%s', reply to %.200s): %s%s%s",
+                      topic, origin[0] ? origin : "-", id[0] ? id : "-",
+                      response_topic ? response_topic : "the reply topic",
+                      control_err_name(e), e ? ": " : "", why);
+    control_topic(reply_topic, sizeof(reply_topic), a->cfg.control.prefix, a->cfg.device_id,
+                  "reply");
+    if (control_reply_json(a->cfg.device_id, verb, id, e, why, extra, doc, sizeof(doc), &len) ||
+        ingest_reply(a->in, response_topic ? response_topic : reply_topic, corr, corr_len, doc,
+                     len))
+        agent_log(LOG_LEVEL_WARNING, "the reply to a command on %.200s was not sent", topic);
+}
+
+static void capture_job_free(capture_job *j)
+{
+    free(j->topic);
+    free(j->response_topic);
+    free(j->corr);
+    memset(j, 0, sizeof(*j));
+}
+
+/* Takes a capture command: its window is fixed now (pre/post around the
+ * arrival, or from/to), its seal waits for the window's end
+ * (capture_tick). CONTROL_OK when queued (the reply comes with the seal). */
+static control_err capture_take(agent *a, const ingest_cmd *c, const control_cmd *cmd, char *why,
+                                size_t whylen)
+{
+    const control_capture *k = &cmd->cap;
+    capture_job *j = NULL;
+    int64_t now = plat_now_ns();
+    for (size_t i = 0; i < CAPTURES_MAX && !j; i++)
+        if (!a->captures[i].used)
+            j = &a->captures[i];
+    if (!j) {
+        snprintf(why, whylen, "%d capture windows are already waiting for their end",
+                 CAPTURES_MAX);
+        return CONTROL_E_BUSY;
+    }
+    int64_t from = k->absolute ? k->from_ns : now - (int64_t)k->pre_ms * 1000000;
+    int64_t to = k->absolute ? k->to_ns : now + (int64_t)k->post_ms * 1000000;
+    if (to > now && (uint64_t)(to - now) > CONTROL_POST_MAX_MS * 1000000) {
+        snprintf(why, whylen, "to is more than %llus ahead of the board's clock",
+                 CONTROL_POST_MAX_MS / 1000);
+        return CONTROL_E_BAD_FIELD;
+    }
+    memset(j, 0, sizeof(*j));
+    j->cap = *k;
+    j->trigger_ns = now;
+    j->from_ns = from;
+    j->to_ns = to;
+    j->due_ms = plat_mono_ms() + (to > now ? (uint64_t)(to - now) / 1000000 + 1 : 0);
+    memcpy(j->id, cmd->id, sizeof(j->id));
+    memcpy(j->origin, cmd->origin, sizeof(j->origin));
+    j->topic = strdup(c->topic);
+    j->response_topic = c->response_topic ? strdup(c->response_topic) : NULL;
+    j->corr = c->corr ? malloc(c->corr_len ? c->corr_len : 1) : NULL;
+    if (!j->topic || (c->response_topic && !j->response_topic) || (c->corr && !j->corr)) {
+        capture_job_free(j);
+        snprintf(why, whylen, "out of memory");
+        return CONTROL_E_FAILED;
+    }
+    if (c->corr)
+        memcpy(j->corr, c->corr, c->corr_len);
+    j->corr_len = c->corr_len;
+    j->used = 1;
+    agent_log(LOG_LEVEL_INFO, "capture '%s': window %" PRId64 "..%" PRId64 " ns, sealed in %"
+              PRIu64 " ms", k->label, from, to, j->due_ms - plat_mono_ms());
+    return CONTROL_OK;
+}
+
+static int capture_match(void *ctx, const char *filter, const char *name)
+{
+    (void)ctx;
+    return ingest_topic_matches(filter, name);
+}
+
+static int commit(agent *a);
+
+/* Seals capture window j if its end has passed, once every tensor that
+ * arrived before that end is stored (the batch committed, the queue past
+ * it), or CAPTURE_GRACE_MS later with what is stored then; answers a
+ * command's. 1 when it is done with (j then freed; *end gets its to_ns). */
+static int capture_due(agent *a, capture_job *j, uint64_t now, int64_t *end)
+{
+    char name[SNAP_NAME_MAX], err[512] = "", extra[SNAP_NAME_MAX + 128] = "", why[300] = "";
+    const char *filters[SNAP_FILTERS_MAX];
+    uint64_t n = 0;
+    control_err e = CONTROL_OK;
+    if (!j->used || now < j->due_ms)
+        return 0;
+    int late = now >= j->due_ms + CAPTURE_GRACE_MS;
+    if (a->b.n && commit(a) && !late)
+        return 0;
+    /* the commit may have fired j's trigger again, moving its end */
+    if (now < j->due_ms || (ingest_oldest_ns(a->in) < j->to_ns && !late))
+        return 0;
+    *end = j->to_ns;
+    if (!a->store) {
+        if (!late)
+            return 0;
+        e = CONTROL_E_FAILED;
+        snprintf(why, sizeof(why), "the store is closed (see the agent's log)");
+        agent_log(LOG_LEVEL_ERROR, "capture '%s' failed: the store is closed", j->cap.label);
+        goto reply;
+    }
+    /* Room first, as for a commit, so that the budget is passed by at most
+     * the one window being copied (counted from here on). */
+    ts_stats st;
+    ts_get_stats(a->store, &st);
+    free_room(a, &st, 0);
+    for (size_t f = 0; f < j->cap.n_filters; f++)
+        filters[f] = j->cap.filters[f];
+    snap_window w = {.label = j->cap.label, .trigger_ns = j->trigger_ns, .from_ns = j->from_ns,
+                     .to_ns = j->to_ns, .filters = filters, .n_filters = j->cap.n_filters,
+                     .match = capture_match};
+    int rc = snap_capture(a->vfs, a->store, a->root, a->cfg.device_id, &w, name, sizeof(name),
+                          &n, err, sizeof(err));
+    ts_get_stats(a->store, &st);
+    if (st.next_seq > a->next_key)
+        a->next_key = st.next_seq;
+    if (rc == TS_ENOTFOUND) {
+        agent_log(LOG_LEVEL_NOTICE, "capture '%s': no tensor in the window", j->cap.label);
+        snprintf(extra, sizeof(extra), ",\"snapshot\":null,\"tensors\":0,\"window_ns\":[%" PRId64
+                 ",%" PRId64 "]", j->from_ns, j->to_ns);
+    } else if (rc && !name[0]) {
+        e = CONTROL_E_FAILED;
+        snprintf(why, sizeof(why), "the capture failed: %s (see the agent's log)",
+                 ts_strerror(rc));
+        agent_log(LOG_LEVEL_ERROR, "capture '%s' failed: %s", j->cap.label, err);
+    } else {
+        if (rc)
+            agent_log(LOG_LEVEL_ERROR, "capture '%s': %s", j->cap.label, err);
+        a->n.snapshots_sealed++;
+        agent_log(LOG_LEVEL_NOTICE, "capture '%s' sealed as %s: %" PRIu64 " tensor(s)%s",
+                  j->cap.label, name, n, late ? " (some may have arrived too late)" : "");
+        snprintf(extra, sizeof(extra), ",\"snapshot\":\"%s\",\"tensors\":%" PRIu64
+                 ",\"window_ns\":[%" PRId64 ",%" PRId64 "]", name, n, j->from_ns, j->to_ns);
+        upload_kick(a->up);
+    }
+reply:
+    if (j->topic) /* a command's; a trigger's has no one to answer */
+        answer(a, j->topic, "capture", j->id, j->origin, j->response_topic, j->corr,
+               j->corr_len, e, why, extra);
+    capture_job_free(j);
+    return 1;
+}
+
+static void capture_tick(agent *a)
+{
+    uint64_t now = plat_mono_ms();
+    int64_t end = 0;
+    for (size_t i = 0; i < CAPTURES_MAX; i++)
+        capture_due(a, &a->captures[i], now, &end);
+    for (size_t i = 0; i < a->cfg.capture.n_triggers; i++)
+        if (capture_due(a, &a->trig_jobs[i], now, &end))
+            a->trig_last_to[i] = end;
+}
+
+/*
+ * Trigger i fired: a message on its `on` filter arrived at t_ns and was
+ * stored. The storm rule (control_trigger_window): at most one window
+ * waiting per trigger, later firings folded into it (its end moves, at most
+ * 10 min past the first firing), and windows that never overlap; so a
+ * storm makes at most one capture per trigger per 10 min + post.
+ */
+static void trigger_fire(agent *a, size_t i, int64_t t_ns)
+{
+    const agent_trigger *t = &a->cfg.capture.triggers[i];
+    capture_job *j = &a->trig_jobs[i];
+    int64_t from = j->from_ns, to = j->to_ns, now = plat_now_ns();
+    int r = control_trigger_window(j->used, j->trigger_ns, a->trig_last_to[i], t_ns, t->pre_ms,
+                                   t->post_ms, &from, &to);
+    if (r == 1) {
+        j->due_ms += (uint64_t)(to - j->to_ns) / 1000000;
+        j->to_ns = to;
+        agent_log(LOG_LEVEL_DEBUG, "capture trigger '%s': folded into the waiting window "
+                  "(ends %" PRId64 ")", t->label, j->to_ns);
+        return;
+    }
+    if (r < 0)
+        return; /* inside the last window already */
+    memset(j, 0, sizeof(*j));
+    snprintf(j->cap.label, sizeof(j->cap.label), "%s", t->label);
+    for (size_t k = 0; k < t->n_topics; k++)
+        snprintf(j->cap.filters[k], sizeof(j->cap.filters[k]), "%s", t->topics[k]);
+    j->cap.n_filters = t->n_topics;
+    j->trigger_ns = t_ns;
+    j->from_ns = from;
+    j->to_ns = to;
+    j->due_ms = plat_mono_ms() + (to > now ? (uint64_t)(to - now) / 1000000 + 1 : 0);
+    j->used = 1;
+    agent_log(LOG_LEVEL_NOTICE, "capture trigger '%s' fired: window %" PRId64 "..%" PRId64 " ns",
+              t->label, from, to);
+}
+
+/* The triggers among n just-stored messages (the batch). */
+static void triggers_seen(agent *a)
+{
+    for (const ingest_msg *m = a->b.head; m && a->cfg.capture.n_triggers; m = m->next)
+        for (size_t i = 0; i < a->cfg.capture.n_triggers; i++)
+            if (ingest_topic_matches(a->cfg.capture.triggers[i].on, m->topic))
+                trigger_fire(a, i, m->recv_ns);
+}
+
 /* One command from the broker (control.h; agent/CONTROL.md): rate, decode,
  * carry out, answer on the MQTT 5 response topic with its correlation data,
  * else on <prefix>/<device_id>/reply. Every outcome is logged with the
@@ -745,9 +999,7 @@ static int retry_failed(agent *a)
 static void run_command(agent *a, const ingest_cmd *c)
 {
     control_cmd cmd;
-    char why[256] = "", extra[SNAP_NAME_MAX + 32] = "", doc[CONTROL_REPLY_MAX];
-    char reply_topic[CONTROL_TOPIC_MAX];
-    size_t len = 0;
+    char why[256] = "", extra[SNAP_NAME_MAX + 32] = "";
     control_err e = CONTROL_OK;
     /* Decoded first (cheap, bounded) so that every reply carries the id. */
     e = control_cmd_decode(c->verb, c->body, c->len, &cmd, why, sizeof(why));
@@ -787,22 +1039,17 @@ static void run_command(agent *a, const ingest_cmd *c)
             }
             break;
         }
+        case CONTROL_VERB_CAPTURE:
+            e = capture_take(a, c, &cmd, why, sizeof(why));
+            if (e == CONTROL_OK)
+                return; /* answered when sealed (capture_tick) */
+            break;
         default:
             break;
         }
     }
-    agent_log_limited(&a->cmd_lim, 20, 10000, e ? LOG_LEVEL_WARNING : LOG_LEVEL_NOTICE,
-                      "command on %.200s (origin '%s', id '%s', reply to %.200s): %s%s%s",
-                      c->topic, cmd.origin[0] ? cmd.origin : "-", cmd.id[0] ? cmd.id : "-",
-                      c->response_topic ? c->response_topic : "the reply topic",
-                      control_err_name(e), e ? ": " : "", why);
-    control_topic(reply_topic, sizeof(reply_topic), a->cfg.control.prefix, a->cfg.device_id,
-                  "reply");
-    if (control_reply_json(a->cfg.device_id, c->verb, cmd.id, e, why, extra, doc, sizeof(doc),
-                           &len) ||
-        ingest_reply(a->in, c->response_topic ? c->response_topic : reply_topic, c->corr,
-                     c->corr_len, doc, len))
-        agent_log(LOG_LEVEL_WARNING, "the reply to a command on %.200s was not sent", c->topic);
+    answer(a, c->topic, c->verb, cmd.id, cmd.origin, c->response_topic, c->corr, c->corr_len, e,
+           why, extra);
 }
 
 static void take_commands(agent *a)
@@ -954,6 +1201,7 @@ int agent_run(const char *config_path)
                                   now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
             publish_status(&a);
         take_commands(&a);
+        capture_tick(&a);
     }
     /* Graceful stop: no new messages; commit what the broker handed over
      * (the batch and the queue: at most two batches), then seal it. */
@@ -995,6 +1243,10 @@ out:
     upload_free(a.up);
     ingest_free(a.in);
     free(a.cmd_times);
+    for (size_t i = 0; i < CAPTURES_MAX; i++)
+        capture_job_free(&a.captures[i]);
+    for (size_t i = 0; i < AGENT_TRIGGERS_MAX; i++)
+        capture_job_free(&a.trig_jobs[i]);
     batch_free(&a.b);
     ts_close(a.store);
     agent_config_free(&a.cfg);

@@ -33,9 +33,10 @@ int budget_plan(const budget_in *in, budget_action *act)
             snap_state st = in->snaps[i].state;
             if (st == SNAP_SEALING)
                 continue;
-            if ((pass == 0) != (st == SNAP_UPLOADED)) /* the passes take disjoint states */
+            int expire = in->ring && !in->snaps[i].capture[0] && st != SNAP_UPLOADED;
+            if ((pass == 0) != (st == SNAP_UPLOADED || expire)) /* disjoint passes */
                 continue;
-            act[i] = pass == 0 ? BUDGET_DROP : BUDGET_DROP_LOST;
+            act[i] = pass == 1 ? BUDGET_DROP_LOST : expire ? BUDGET_EXPIRE : BUDGET_DROP;
             uint64_t b = in->snaps[i].disk_bytes;
             usage = usage > b ? usage - b : 0;
             if (avail != UINT64_MAX)

@@ -11,6 +11,9 @@
  *     then, with storage.on_full: drop_oldest, the oldest ones not uploaded
  *     (sealed, uploading, failed), which are lost; snapshots still being
  *     sealed are never dropped; with reject_new the batch waits instead;
+ *   - snapshot.mode: on_trigger makes the rolling snapshots a ring: they
+ *     are never uploaded and expire, oldest first, in the first pass with
+ *     the uploaded ones (capture windows are kept to be uploaded);
  *   - a graceful stop may pass max_disk (what the broker already handed
  *     over is stored) but never min_free.
  */
@@ -28,12 +31,17 @@ typedef enum budget_action {
     BUDGET_KEEP = 0,
     BUDGET_DROP,        /* uploaded: deleting it loses nothing */
     BUDGET_DROP_LOST,   /* not uploaded: deleting it loses its tensors */
+    BUDGET_EXPIRE,      /* ring: a rolling snapshot that is never uploaded
+                           (snapshot.mode: on_trigger) leaves the ring */
 } budget_action;
 
 typedef struct budget_in {
     uint64_t max_disk;         /* 0: no limit */
     uint64_t min_free;
     int drop_oldest;           /* storage.on_full == drop_oldest */
+    int ring;                  /* snapshot.mode: on_trigger: rolling snapshots
+                                  (not captures) expire oldest first, with
+                                  the uploaded ones */
     int stopping;              /* a graceful stop: max_disk yields */
     uint64_t used;             /* bytes counted against max_disk besides the
                                   snapshots listed (live store, dot-dirs;

@@ -55,7 +55,8 @@ typedef struct walker walker;
 /* A string value's own rule, beyond "not empty, no control characters":
  * 0, or -EINVAL with the message (at v, naming key) set through fail(). */
 typedef int opt_check(walker *w, const char *key, const yaml_node_t *v, const char *s);
-static opt_check check_url, check_prefix, check_host, check_mqtt_len, check_topic, check_listen;
+static opt_check check_url, check_prefix, check_host, check_mqtt_len, check_topic, check_listen,
+    check_label;
 
 typedef struct opt {
     const char *name;
@@ -84,6 +85,7 @@ static const opt snapshot_opts[] = {
     {"max_bytes", OPT_SIZE, OFF(snapshot.max_bytes), 0, 4096, INT64_MAX, NULL, NULL},
     {"interval", OPT_DURATION, OFF(snapshot.interval_ms), 0, 0, INT64_MAX, NULL, NULL},
     {"keep", OPT_U64, OFF(snapshot.keep), 0, 0, 100000, NULL, NULL},
+    {"mode", OPT_SPECIAL, OFF(snapshot.on_trigger), 0, 0, 0, NULL, NULL},
     END,
 };
 
@@ -176,6 +178,21 @@ static const opt control_opts[] = {
     END,
 };
 
+static const opt capture_opts[] = {
+    {"triggers", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
+    END,
+};
+
+#define TOFF(f) offsetof(agent_trigger, f)
+static const opt trigger_opts[] = {
+    {"on", OPT_STR, TOFF(on), 1, 0, 0, NULL, check_topic},
+    {"label", OPT_STR, TOFF(label), 0, 0, 0, NULL, check_label},
+    {"topics", OPT_SPECIAL, 0, 1, 0, 0, NULL, NULL},
+    {"pre", OPT_DURATION, TOFF(pre_ms), 0, 0, AGENT_CAPTURE_PRE_MAX_MS, NULL, NULL},
+    {"post", OPT_DURATION, TOFF(post_ms), 0, 0, AGENT_CAPTURE_POST_MAX_MS, NULL, NULL},
+    END,
+};
+
 static const opt top_opts[] = {
     {"device_id", OPT_STR, OFF(device_id), 0, 0, 0, NULL, NULL},
     {"storage", OPT_SECTION, 0, 1, 0, 0, storage_opts, NULL},
@@ -186,6 +203,7 @@ static const opt top_opts[] = {
     {"log", OPT_SECTION, 0, 0, 0, 0, log_opts, NULL},
     {"http", OPT_SPECIAL, 0, 0, 0, 0, NULL, NULL},
     {"control", OPT_SECTION, 0, 0, 0, 0, control_opts, NULL},
+    {"capture", OPT_SECTION, 0, 0, 0, 0, capture_opts, NULL},
     END,
 };
 
@@ -487,9 +505,7 @@ static const char *mqtt_len_problem(const char *s, const char *tail, char *buf, 
     return buf;
 }
 
-/* An MQTT topic filter the agent can store messages of: NULL, or why not
- * (in buf). */
-static const char *topic_problem(const char *t, char *buf, size_t cap)
+const char *config_topic_problem(const char *t, char *buf, size_t cap)
 {
     size_t n = strlen(t), plus = 0;
     const char *why = mqtt_len_problem(t, " bytes", buf, cap);
@@ -580,10 +596,35 @@ static int check_prefix(walker *w, const char *key, const yaml_node_t *v, const 
 static int check_topic(walker *w, const char *key, const yaml_node_t *v, const char *s)
 {
     char buf[320];
-    return refuse(w, key, v, topic_problem(s, buf, sizeof(buf)));
+    return refuse(w, key, v, config_topic_problem(s, buf, sizeof(buf)));
 }
 
 /* A DNS name, an IPv4 or a bare IPv6 address, as libmosquitto takes it. */
+static int check_label(walker *w, const char *key, const yaml_node_t *v, const char *s)
+{
+    return refuse(w, key, v, snap_device_id_ok(s) ? NULL
+                                                  : "expected 1-64 of A-Z a-z 0-9 . _ - (not "
+                                                    "starting with '.')");
+}
+
+int config_filter_within(const char *a, const char *b)
+{
+    for (;;) {
+        size_t ka = strcspn(a, "/"), kb = strcspn(b, "/");
+        if (kb == 1 && b[0] == '#')
+            return 1;
+        if (ka == 1 && a[0] == '#')
+            return 0; /* a's rest is any levels; b's is not */
+        if (!(kb == 1 && b[0] == '+') && (ka != kb || memcmp(a, b, ka) || (ka == 1 && a[0] == '+')))
+            return 0;
+        if (!a[ka] || !b[kb])
+            /* "a" is within "a/#" (# matches the parent level too) */
+            return !a[ka] && (!b[kb] || !strcmp(b + kb, "/#"));
+        a += ka + 1;
+        b += kb + 1;
+    }
+}
+
 static int check_host(walker *w, const char *key, const yaml_node_t *v, const char *s)
 {
     size_t n = strlen(s);
@@ -767,6 +808,66 @@ static int sub_special(walker *w, const char *key, const yaml_node_t *v, void *b
     return 0;
 }
 
+_Static_assert(sizeof(((agent_trigger *)0)->topics) / sizeof(char *) == SNAP_FILTERS_MAX,
+               "one limit");
+
+static int trigger_special(walker *w, const char *key, const yaml_node_t *v, void *base)
+{
+    agent_trigger *t = base;
+    char buf[160];
+    if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
+        return fail(w, v, "%s: expected a non-empty list of topic filters", key);
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *d = yaml_document_get_node(w->doc, *it);
+        const char *s = scalar(d), *bad = bad_scalar(d, buf, sizeof(buf));
+        if (bad || !s || !*s)
+            return fail(w, d, "%s: a topic filter %s", key, bad ? bad : "must be a string");
+        if (t->n_topics == SNAP_FILTERS_MAX)
+            return fail(w, d, "%s: more than %d topic filters", key, SNAP_FILTERS_MAX);
+        if (strlen(s) > SNAP_FILTER_MAX)
+            return fail(w, d, "%s: a filter longer than %d bytes", key, SNAP_FILTER_MAX);
+        if ((bad = config_topic_problem(s, buf, sizeof(buf))))
+            return fail(w, d, "%s: '%s': %s", key, s, bad);
+        if (!(t->topics[t->n_topics++] = strdup(s)))
+            return fail(w, d, "out of memory");
+    }
+    return 0;
+}
+
+static int parse_triggers(walker *w, const char *key, const yaml_node_t *v, agent_config *cfg)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(w, v, "%s: expected a list of {on, topics, pre, post}", key);
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n > AGENT_TRIGGERS_MAX)
+        return fail(w, v, "%s: more than %d triggers", key, AGENT_TRIGGERS_MAX);
+    if (!n)
+        return 0;
+    if (!(cfg->capture.triggers = calloc(n, sizeof(*cfg->capture.triggers))))
+        return fail(w, v, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = yaml_document_get_node(w->doc, v->data.sequence.items.start[i]);
+        agent_trigger *t = &cfg->capture.triggers[i];
+        char prefix[64];
+        cfg->capture.n_triggers = i + 1;
+        snprintf(prefix, sizeof(prefix), "%s[%zu]", key, i);
+        t->pre_ms = 30000;
+        t->post_ms = 10000;
+        if (walk(w, item, trigger_opts, prefix, t, trigger_special))
+            return -EINVAL;
+        if (!t->pre_ms && !t->post_ms)
+            return fail(w, item, "%s: pre and post are both 0: an empty window", prefix);
+        if (!t->label) {
+            char label[32];
+            snprintf(label, sizeof(label), "trigger-%zu", i);
+            if (!(t->label = strdup(label)))
+                return fail(w, item, "out of memory");
+        }
+    }
+    return 0;
+}
+
 static int top_special(walker *w, const char *key, const yaml_node_t *v, void *base)
 {
     agent_config *cfg = base;
@@ -797,6 +898,8 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
         }
         return 0;
     }
+    if (!strcmp(key, "capture.triggers"))
+        return parse_triggers(w, key, v, cfg);
     if (!strcmp(key, "upload.ciphersuites")) {
         _Static_assert(AGENT_MAX_CIPHERSUITES == HTTP_MAX_SUITES, "one limit");
         if (v->type != YAML_SEQUENCE_NODE ||
@@ -841,6 +944,15 @@ static int top_special(walker *w, const char *key, const yaml_node_t *v, void *b
             cfg->storage.on_full = AGENT_ON_FULL_REJECT_NEW;
         else
             return fail(w, v, "%s: expected drop_oldest or reject_new, got '%s'", key, s);
+        return 0;
+    }
+    if (!strcmp(key, "snapshot.mode")) {
+        if (!strcmp(s, "continuous"))
+            cfg->snapshot.on_trigger = 0;
+        else if (!strcmp(s, "on_trigger"))
+            cfg->snapshot.on_trigger = 1;
+        else
+            return fail(w, v, "%s: expected continuous or on_trigger, got '%s'", key, s);
         return 0;
     }
     if (!strcmp(key, "upload.mode")) {
@@ -963,6 +1075,26 @@ static int check_limits(walker *w)
 {
     agent_config *cfg = w->cfg;
     char key[64];
+    /* on_trigger: the ring needs a bound, and room for several of its
+     * segments so that expiring the oldest one frees enough */
+    if (cfg->snapshot.on_trigger && !cfg->storage.max_disk)
+        return fail(w, node_at(w, "snapshot.mode"), "snapshot.mode: on_trigger keeps a ring of "
+                    "recent data within storage.max_disk, which must be set");
+    if (cfg->snapshot.on_trigger && cfg->snapshot.max_bytes > cfg->storage.max_disk / 4)
+        return fail(w, node_at(w, "snapshot.mode"), "snapshot.mode: on_trigger needs "
+                    "snapshot.max_bytes (%" PRIu64 ") at most a quarter of storage.max_disk "
+                    "(%" PRIu64 "): the ring drops whole snapshots", cfg->snapshot.max_bytes,
+                    cfg->storage.max_disk);
+    for (size_t i = 0; i < cfg->capture.n_triggers; i++) {
+        const agent_trigger *t = &cfg->capture.triggers[i];
+        size_t j = 0;
+        while (j < cfg->mqtt.n_subs && !config_filter_within(t->on, cfg->mqtt.subs[j].topic))
+            j++;
+        if (j == cfg->mqtt.n_subs)
+            return fail(w, node_at(w, "capture.triggers"), "capture.triggers[%zu].on: '%s' is "
+                        "within no subscription: its messages would never arrive (a trigger "
+                        "fires when such a message is stored)", i, t->on);
+    }
     for (size_t i = 0; i < cfg->mqtt.n_subs; i++) {
         const agent_sub *sub = &cfg->mqtt.subs[i];
         const payload_spec *sp = &sub->spec;
@@ -1433,6 +1565,14 @@ void agent_config_free(agent_config *cfg)
     for (size_t i = 0; i < cfg->mqtt.n_subs; i++)
         free(cfg->mqtt.subs[i].topic);
     free(cfg->mqtt.subs);
+    for (size_t i = 0; i < cfg->capture.n_triggers; i++) {
+        agent_trigger *t = &cfg->capture.triggers[i];
+        for (size_t k = 0; k < t->n_topics; k++)
+            free(t->topics[k]);
+        free(t->on);
+        free(t->label);
+    }
+    free(cfg->capture.triggers);
     if (cfg->mqtt.password) {
         memset(cfg->mqtt.password, 0, strlen(cfg->mqtt.password));
         free(cfg->mqtt.password);

@@ -60,6 +60,21 @@ typedef struct agent_sub {
     payload_spec spec;      /* format, dtype/shape, max_payload (from mqtt) */
 } agent_sub;
 
+/* capture.triggers: when a stored message's topic matches `on`, capture
+ * `topics` from pre before its arrival to post after (agent/CONTROL.md,
+ * "Local triggers"). */
+#define AGENT_TRIGGERS_MAX 8
+/* A window's reach, for triggers and the capture verb alike. */
+#define AGENT_CAPTURE_PRE_MAX_MS 3600000ull  /* pre: at most 1 h */
+#define AGENT_CAPTURE_POST_MAX_MS 600000ull  /* post: at most 10 min */
+typedef struct agent_trigger {
+    char *on;               /* MQTT filter within a subscription */
+    char *label;            /* default trigger-<index> */
+    char *topics[8];        /* SNAP_FILTERS_MAX filters */
+    size_t n_topics;
+    uint64_t pre_ms, post_ms;   /* control.h's limits; pre + post > 0 */
+} agent_trigger;
+
 typedef struct agent_config {
     char *path;             /* the file it came from */
     char *device_id;         /* default: the host name (config_device_id_from_host) */
@@ -75,6 +90,10 @@ typedef struct agent_config {
         uint64_t max_bytes;     /* seal when the live store reaches this */
         uint64_t interval_ms;   /* ... or when this passed (0 = never) */
         uint64_t keep;          /* uploaded snapshots kept locally */
+        int on_trigger;         /* snapshot.mode: on_trigger (1) or continuous (0):
+                                   rolling snapshots form a ring within
+                                   storage.max_disk and only capture windows
+                                   are uploaded */
     } snapshot;
 #define AGENT_MAX_CIPHERSUITES 32 /* upload.ciphersuites, at most (http.h's HTTP_MAX_SUITES) */
     struct {
@@ -141,6 +160,10 @@ typedef struct agent_config {
         int commands;           /* take commands on .../cmd/<verb> (default off) */
         uint64_t command_rate;  /* at most this many commands in any 60 s */
     } control;
+    struct {
+        agent_trigger *triggers;
+        size_t n_triggers;
+    } capture;
 } agent_config;
 
 /* Loads and validates path into *cfg (which the caller frees with
@@ -175,6 +198,11 @@ void agent_config_free(agent_config *cfg);
  * in *out and 0, or -EINVAL with err saying why and what to do. */
 int config_device_id_from_host(const char *hostname, char **out, char *err, size_t errlen);
 
+/* 1 when every topic matching filter a also matches filter b. */
+int config_filter_within(const char *a, const char *b);
+/* An MQTT topic filter the agent can store messages of (subscriptions,
+ * capture windows): NULL, or why not (in buf, or a static string). */
+const char *config_topic_problem(const char *t, char *buf, size_t cap);
 /* "4MiB" -> bytes, "200ms" -> milliseconds. 0 or -EINVAL. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);

@@ -59,6 +59,7 @@ typedef enum control_verb {
     CONTROL_VERB_STATUS = 0,   /* publish the status now */
     CONTROL_VERB_SNAPSHOT,     /* seal a snapshot now */
     CONTROL_VERB_UPLOAD,       /* hand failed snapshots back to the uploader, look now */
+    CONTROL_VERB_CAPTURE,      /* seal a capture window (control_capture) */
     CONTROL_N_VERBS
 } control_verb;
 
@@ -75,10 +76,28 @@ typedef enum control_err {
     CONTROL_N_ERRS
 } control_err;
 
+/* A capture window's limits (agent/CONTROL.md, "capture"): how far back
+ * and ahead of the command a window may reach. */
+#define CONTROL_PRE_MAX_MS AGENT_CAPTURE_PRE_MAX_MS   /* pre: at most 1 h */
+#define CONTROL_POST_MAX_MS AGENT_CAPTURE_POST_MAX_MS /* post: at most 10 min */
+
+/* The capture verb's body: a label, 1..SNAP_FILTERS_MAX topic filters, and
+ * either pre/post (relative to the command's arrival) or from/to (absolute,
+ * ns since the epoch). */
+typedef struct control_capture {
+    char label[SNAP_LABEL_MAX + 1];
+    char filters[SNAP_FILTERS_MAX][SNAP_FILTER_MAX + 1];
+    size_t n_filters;
+    int absolute;              /* from/to given (else pre/post) */
+    uint64_t pre_ms, post_ms;  /* relative: each within its limit, sum > 0 */
+    int64_t from_ns, to_ns;    /* absolute: from < to, to - from <= pre + post limits */
+} control_capture;
+
 typedef struct control_cmd {
     control_verb verb;
     char id[CONTROL_ID_MAX + 1];     /* "" when absent: echoed in the reply */
     char origin[CONTROL_ID_MAX + 1]; /* "" when absent: who sent it, for the log */
+    control_capture cap;             /* CONTROL_VERB_CAPTURE's */
 } control_cmd;
 
 const char *control_verb_name(control_verb v);
@@ -90,6 +109,18 @@ const char *control_err_name(control_err e);
  * 32 bytes). Pure; any bytes are safe (fuzzed: tests/fuzz/fuzz_command.c). */
 control_err control_cmd_decode(const char *verb, const void *body, size_t len, control_cmd *out,
                                char *why, size_t whylen);
+
+/*
+ * The storm rule of capture.triggers (agent/CONTROL.md, "Local triggers"):
+ * a trigger fired at t_ns, with its pre/post. When a window of it waits
+ * (waiting: [*from, *to], first fired at first_ns), *to moves to t_ns +
+ * post if later, but never past first_ns + CONTROL_POST_MAX_MS; returns 1
+ * (folded). Else *from, *to become a new window [t_ns - pre, t_ns + post),
+ * starting no earlier than last_to (the end of the trigger's last window),
+ * and it returns 0; -1 when that window is empty (t_ns + post <= last_to).
+ */
+int control_trigger_window(int waiting, int64_t first_ns, int64_t last_to, int64_t t_ns,
+                           uint64_t pre_ms, uint64_t post_ms, int64_t *from, int64_t *to);
 
 /* A reply document into buf (control.h's sticky cursor: -ENOSPC, nothing
  * written, when cap is too small; CONTROL_REPLY_MAX always fits).

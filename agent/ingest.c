@@ -821,6 +821,20 @@ ingest_cmd *ingest_take_command(ingest *in)
     return c;
 }
 
+int64_t ingest_oldest_ns(ingest *in)
+{
+    pthread_mutex_lock(&in->mu);
+    int64_t t = in->head ? in->head->recv_ns : INT64_MAX;
+    pthread_mutex_unlock(&in->mu);
+    return t;
+}
+
+int ingest_topic_matches(const char *filter, const char *topic)
+{
+    bool match = false;
+    return mosquitto_topic_matches_sub(filter, topic, &match) == MOSQ_ERR_SUCCESS && match;
+}
+
 int ingest_take_connected(ingest *in)
 {
     pthread_mutex_lock(&in->mu);

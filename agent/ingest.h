@@ -142,6 +142,12 @@ int ingest_reply(ingest *in, const char *topic, const void *corr, size_t corr_le
 /* 1 once after each accepted connection (the main thread then publishes a
  * fresh status), else 0. */
 int ingest_take_connected(ingest *in);
+/* The arrival time (recv_ns) of the oldest message still queued, settled
+ * or not; INT64_MAX when none is. A capture window waits for this to pass
+ * its end, so that every tensor that arrived inside it is stored first. */
+int64_t ingest_oldest_ns(ingest *in);
+/* 1 when topic matches the MQTT filter (libmosquitto's rules), else 0. */
+int ingest_topic_matches(const char *filter, const char *topic);
 /* Disconnects and joins the network thread; queued messages stay poppable. */
 void ingest_stop(ingest *in);
 void ingest_free(ingest *in);

@@ -57,6 +57,8 @@ void status_write(plat_vfs *vfs, const char *dir, const char *state, const char 
     if (st)
         put(&k, "fsyncs=%" PRIu64 "\nflushes=%" PRIu64 "\nstore_bytes=%" PRIu64 "\n",
             st->fsyncs, st->flushes, st->disk_bytes);
+    put(&k, "snapshots_expired=%" PRIu64 "\ntensors_expired=%" PRIu64 "\nbytes_expired=%" PRIu64
+        "\n", a->snapshots_expired, a->tensors_expired, a->bytes_expired);
     put(&k, "snapshot_bytes=%" PRIu64 "\nsnapshots_sealed=%" PRIu64 "\nsnapshots_dropped=%" PRIu64
         "\ntensors_dropped=%" PRIu64 "\nbytes_dropped=%" PRIu64 "\nbudget_refusals=%" PRIu64 "\n",
         a->snap_bytes, a->snapshots_sealed, a->snapshots_dropped, a->tensors_dropped,

@@ -20,6 +20,7 @@ typedef struct agent_counts {
     uint64_t stored, batches, bytes_stored, commit_failures;
     uint64_t snap_bytes;       /* bytes under snapshots/ */
     uint64_t snapshots_sealed, snapshots_dropped, tensors_dropped, bytes_dropped;
+    uint64_t snapshots_expired, tensors_expired, bytes_expired; /* left the ring (on_trigger) */
     uint64_t budget_refusals;
     uint64_t http_stored, http_bytes; /* stored through the HTTP console */
 } agent_counts;

@@ -89,6 +89,7 @@ uploader *upload_new(const agent_config *cfg, plat_vfs *vfs, const char *root, c
     u->root = dup_or_null(root, &oom);
     u->device_id = dup_or_null(cfg->device_id, &oom);
     u->enabled = cfg->upload.enabled;
+    u->captures_only = cfg->snapshot.on_trigger;
     u->mode = cfg->upload.mode;
     u->virtual_host = cfg->upload.virtual_host;
     u->insecure = cfg->upload.insecure;
@@ -457,8 +458,8 @@ static void settle(uploader *u, snap_info *si, int rc, int status, const char *m
     pthread_mutex_unlock(&u->mu);
 }
 
-/* The oldest snapshot waiting for upload, except one held back; 0 when
- * there is one. */
+/* The oldest capture window waiting for upload, else the oldest other
+ * snapshot, except one held back; 0 when there is one. */
 static int next_candidate(uploader *u, snap_info *out)
 {
     char held[SNAP_NAME_MAX];
@@ -470,13 +471,16 @@ static int next_candidate(uploader *u, snap_info *out)
         u->held[0] = 0;
     snprintf(held, sizeof(held), "%s", u->held);
     pthread_mutex_unlock(&u->mu);
+    /* Capture windows first (agent/CONTROL.md, "capture"), then the rest
+     * (with snapshot.mode: on_trigger, nothing else). */
     if (snap_list(u->vfs, u->root, &v, &n, NULL, 0) == 0)
-        for (size_t i = 0; i < n && found; i++)
-            if ((v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) &&
-                strcmp(v[i].name, held)) {
-                *out = v[i];
-                found = 0;
-            }
+        for (int pass = 0; pass < 2 - u->captures_only && found; pass++)
+            for (size_t i = 0; i < n && found; i++)
+                if ((v[i].state == SNAP_SEALED || v[i].state == SNAP_UPLOADING) &&
+                    (pass || v[i].capture[0]) && strcmp(v[i].name, held)) {
+                    *out = v[i];
+                    found = 0;
+                }
     free(v);
     return found;
 }

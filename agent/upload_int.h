@@ -28,6 +28,7 @@ struct uploader {
     uint64_t part_size;       /* upload.part_size: S3 multipart above this (multipart.h) */
     snap_codec codec;         /* upload.compression */
     int level;                /* its level (the codec's default when not configured) */
+    int captures_only;        /* snapshot.mode: on_trigger */
     http_client *http;
     plat_cancel *cancel;      /* raised (under mu) by upload_stop and upload_delete */
     /* shared, guarded by mu */

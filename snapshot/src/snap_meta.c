@@ -7,6 +7,7 @@
  */
 #include "snap_meta.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,7 +96,19 @@ void snap_manifest_json(const snap_manifest *m, snap_text *b)
         text_str(b, (const uint8_t *)m->topics[i].name, strlen(m->topics[i].name));
         snap_text_add(b, ": %" PRIu64, m->topics[i].n);
     }
-    snap_text_add(b, "%s},\n  \"files\": [\n", m->n_topics ? "\n  " : "");
+    snap_text_add(b, "%s},\n", m->n_topics ? "\n  " : "");
+    if (m->capture) {
+        const snap_capture_meta *c = m->capture;
+        snap_text_add(b, "  \"capture\": {\"label\": \"%s\", \"trigger_ns\": %" PRId64
+                      ", \"window_ns\": [%" PRId64 ", %" PRId64 "], \"filters\": [",
+                      c->label, c->trigger_ns, c->from_ns, c->to_ns);
+        for (size_t i = 0; i < c->n_filters; i++) {
+            snap_text_add(b, "%s", i ? ", " : "");
+            text_str(b, (const uint8_t *)c->filters[i], strlen(c->filters[i]));
+        }
+        snap_text_add(b, "]},\n");
+    }
+    snap_text_add(b, "  \"files\": [\n");
     for (size_t i = 0; i < m->n_files; i++)
         snap_text_add(b, "    {\"name\": \"%s\", \"bytes\": %" PRIu64 ", \"sha256\": \"%s\"}%s\n",
                       m->files[i].name, m->files[i].bytes, m->files[i].sha256,
@@ -184,6 +197,8 @@ void snap_state_text(const snap_info *si, snap_text *b)
                       si->object_codec, si->object_level, si->object_bytes, si->object_sha256);
     snap_text_add(b, "created_ns=%" PRId64 "\nattempts=%" PRIu64 "\nupdated_ns=%" PRId64
                   "\nerror=%s\n", si->created_ns, si->attempts, si->updated_ns, error);
+    if (si->capture[0])
+        snap_text_add(b, "capture=%s\n", si->capture);
 }
 
 int snap_parse_state(const char *text, size_t len, snap_info *si)
@@ -246,9 +261,82 @@ int snap_parse_state(const char *text, size_t len, snap_info *si)
             si->updated_ns = strtoll(val, NULL, 10);
         } else if (KEY("error")) {
             snprintf(si->error, sizeof(si->error), "%s", val);
+        } else if (KEY("capture")) {
+            size_t n = strlen(val);
+            if (n >= sizeof(si->capture) || !snap_device_id_ok(val))
+                n = 0;
+            memcpy(si->capture, val, n);
+            si->capture[n] = 0;
         }
 #undef KEY
         p = le + (nl != NULL);
     }
     return 0;
+}
+
+void snap_capture_text(const snap_capture_meta *c, snap_text *b)
+{
+    snap_text_add(b, "label=%s\ntrigger_ns=%" PRId64 "\nfrom_ns=%" PRId64 "\nto_ns=%" PRId64 "\n",
+                  c->label, c->trigger_ns, c->from_ns, c->to_ns);
+    for (size_t i = 0; i < c->n_filters; i++)
+        snap_text_add(b, "filter=%s\n", c->filters[i]);
+}
+
+/* A signed decimal integer that is the whole of s; 0 or -1. */
+static int whole_i64(const char *s, int64_t *out)
+{
+    char *e = NULL;
+    if (!*s || (*s != '-' && (*s < '0' || *s > '9')))
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &e, 10);
+    if (errno || *e)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int snap_parse_capture(const char *text, size_t len, snap_capture_meta *c)
+{
+    const char *p = text, *end = text + len;
+    int seen = 0;
+    memset(c, 0, sizeof(*c));
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        const char *eq = memchr(p, '=', (size_t)(le - p));
+        char val[SNAP_FILTER_MAX + 1];
+        size_t kl, vl;
+        if (!eq)
+            return TS_ECORRUPT;
+        kl = (size_t)(eq - p);
+        vl = (size_t)(le - eq - 1);
+        if (!vl || vl >= sizeof(val))
+            return TS_ECORRUPT;
+        memcpy(val, eq + 1, vl);
+        val[vl] = 0;
+        for (size_t i = 0; i < vl; i++)
+            if (val[i] < 0x20 || val[i] > 0x7e)
+                return TS_ECORRUPT;
+#define KEY(k) (kl == strlen(k) && !memcmp(p, k, kl))
+        if (KEY("label")) {
+            if (!snap_device_id_ok(val) || vl > SNAP_LABEL_MAX)
+                return TS_ECORRUPT;
+            memcpy(c->label, val, vl + 1);
+            seen |= 1;
+        } else if (KEY("trigger_ns") || KEY("from_ns") || KEY("to_ns")) {
+            int64_t *dst = KEY("trigger_ns") ? &c->trigger_ns
+                           : KEY("from_ns") ? &c->from_ns : &c->to_ns;
+            if (whole_i64(val, dst))
+                return TS_ECORRUPT;
+            seen |= KEY("trigger_ns") ? 2 : KEY("from_ns") ? 4 : 8;
+        } else if (KEY("filter")) {
+            if (c->n_filters == SNAP_FILTERS_MAX)
+                return TS_ECORRUPT;
+            memcpy(c->filters[c->n_filters++], val, vl + 1);
+        }
+#undef KEY
+        p = le + (nl != NULL);
+    }
+    return seen == 15 && c->n_filters && c->from_ns < c->to_ns ? 0 : TS_ECORRUPT;
 }

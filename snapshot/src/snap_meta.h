@@ -36,6 +36,22 @@ typedef struct snap_file {
     char sha256[65];        /* lower-case hex */
 } snap_file;
 
+/* A capture window as its CAPTURE file and MANIFEST.json's "capture"
+ * member say it (snapshot/FORMAT.md). */
+typedef struct snap_capture_meta {
+    char label[SNAP_LABEL_MAX + 1];
+    int64_t trigger_ns, from_ns, to_ns;
+    char filters[SNAP_FILTERS_MAX][SNAP_FILTER_MAX + 1];
+    size_t n_filters;
+} snap_capture_meta;
+
+/* CAPTURE's text, appended to b (every string is printable ASCII: checked
+ * by whoever built c). */
+void snap_capture_text(const snap_capture_meta *c, snap_text *b);
+/* CAPTURE's text back: 0, or TS_ECORRUPT when a line is not key=value of
+ * printable ASCII, a field is missing or out of range, or from >= to. */
+int snap_parse_capture(const char *text, size_t len, snap_capture_meta *c);
+
 /* What MANIFEST.json says; every pointer borrowed. */
 typedef struct snap_manifest {
     const char *device_id, *name;
@@ -48,6 +64,7 @@ typedef struct snap_manifest {
     size_t n_topics;
     const snap_file *files;
     size_t n_files;
+    const snap_capture_meta *capture; /* NULL: a rolling snapshot */
 } snap_manifest;
 
 /* MANIFEST.json's text, appended to b. */

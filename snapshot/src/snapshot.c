@@ -21,6 +21,7 @@
 #include "embeddb/snapshot.h"
 
 #include "sha256.h"
+#include "snap_int.h"
 #include "snap_meta.h"
 
 #include "embeddb/plat.h"
@@ -33,12 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PATH_LEN 4096
-#define SEAL_PREFIX ".seal-"
-#define SEAL_NEW ".seal-new"
-#define DEL_PREFIX ".del-"
-#define JSON_NAME "MANIFEST.json"
-#define STATE_NAME "STATE"
 #define JSON_MAX (16u << 20)  /* MANIFEST.json read back: ~150k files */
 #define STATE_MAX (64u << 10)
 #define FINISH_TRIES 5        /* transient failures before a seal is set aside */
@@ -83,8 +78,7 @@ static const char *why(int rc)
     return ts_strerror(rc);
 }
 
-/* a/b or a/b/c into out. */
-static int join3(char *out, const char *a, const char *b, const char *c)
+int snap__join3(char *out, const char *a, const char *b, const char *c)
 {
     int n = snprintf(out, PATH_LEN, "%s/%s%s%s", a, b, c[0] ? "/" : "", c);
     return n < 0 || n >= PATH_LEN ? -ENAMETOOLONG : 0;
@@ -143,8 +137,7 @@ int64_t snap_tar_mtime(const snap_info *si)
 
 /* ---- sealing (the store's thread) -------------------------------------- */
 
-/* mkdir for ROOT only (its parent is the store directory), made durable. */
-static int ensure_root(plat_vfs *vfs, const char *root)
+int snap__ensure_root(plat_vfs *vfs, const char *root)
 {
     plat_stat st;
     char parent[PATH_LEN];
@@ -165,9 +158,9 @@ int snap_begin(plat_vfs *vfs, ts_store *s, const char *root, const char *device_
 {
     char tmp[PATH_LEN], dst[PATH_LEN], leaf[SNAP_NAME_MAX + 8];
     int rc;
-    if ((rc = ensure_root(vfs, root)))
+    if ((rc = snap__ensure_root(vfs, root)))
         return seterr(err, errlen, rc, "mkdir(%s): %s", root, why(rc));
-    if ((rc = join3(tmp, root, SEAL_NEW, "")))
+    if ((rc = snap__join3(tmp, root, SEAL_NEW, "")))
         return seterr(err, errlen, rc, "%s: path too long", root);
     plat_dir_remove(vfs, tmp); /* a leftover never holds anything the store lacks */
     if ((rc = ts_checkpoint(s, tmp, info))) {
@@ -178,7 +171,7 @@ int snap_begin(plat_vfs *vfs, ts_store *s, const char *root, const char *device_
     }
     snprintf(name, name_len, "%s-%020" PRIu64, device_id, info->min_seq);
     snprintf(leaf, sizeof(leaf), SEAL_PREFIX "%s", name);
-    if ((rc = join3(dst, root, leaf, "")))
+    if ((rc = snap__join3(dst, root, leaf, "")))
         return seterr(err, errlen, rc, "%s/%s: path too long", root, leaf);
     if ((rc = vfs->rename(vfs, tmp, dst)))
         return seterr(err, errlen, rc, "rename(%s, %s): %s", tmp, dst, why(rc));
@@ -191,8 +184,7 @@ int snap_begin(plat_vfs *vfs, ts_store *s, const char *root, const char *device_
 
 /* ---- recovery ------------------------------------------------------------ */
 
-/* A checkpoint (or a snapshot) opened as the read-only store it is. */
-static int open_ro(plat_vfs *vfs, const char *dir, ts_store **c, char *err, size_t errlen)
+int snap__open_ro(plat_vfs *vfs, const char *dir, ts_store **c, char *err, size_t errlen)
 {
     ts_options o;
     ts_options_init(&o);
@@ -211,7 +203,7 @@ static int checkpoint_last_file(plat_vfs *vfs, const char *dir, uint64_t *last, 
     size_t n = 0;
     int rc;
     *last = 0;
-    if ((rc = open_ro(vfs, dir, &c, err, errlen)))
+    if ((rc = snap__open_ro(vfs, dir, &c, err, errlen)))
         return rc;
     ts_close(c);
     rc = plat_dir_list(vfs, dir, "sst_", &names, &n);
@@ -225,6 +217,14 @@ static int checkpoint_last_file(plat_vfs *vfs, const char *dir, uint64_t *last, 
 }
 
 static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const char *reason);
+
+/* 1 when the checkpoint or snapshot in dir is a capture window's. */
+static int is_capture(plat_vfs *vfs, const char *dir)
+{
+    char p[PATH_LEN];
+    plat_stat st;
+    return !snap__join3(p, dir, CAPTURE_NAME, "") && vfs->stat(vfs, p, &st) == 0;
+}
 
 int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, char *err,
                  size_t errlen)
@@ -242,9 +242,10 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
         return seterr(err, errlen, rc, "listing %s: %s", root, why(rc));
     for (size_t i = 0; i < n; i++) {
         const char *e = names[i];
-        if (join3(p, root, e, ""))
+        if (snap__join3(p, root, e, ""))
             continue;
-        if (!strcmp(e, SEAL_NEW) || !strncmp(e, DEL_PREFIX, strlen(DEL_PREFIX))) {
+        if (!strcmp(e, SEAL_NEW) || !strcmp(e, CAPTURE_NEW) ||
+            !strncmp(e, DEL_PREFIX, strlen(DEL_PREFIX))) {
             removed = 1;
             if ((rc = plat_dir_remove(vfs, p)))
                 first = note(first, err, errlen, rc, "removing %s: %s", p, why(rc));
@@ -259,7 +260,9 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
                 set_aside(vfs, root, e, msg);
                 continue;
             }
-            if ((rc = ts_release(s, last))) {
+            /* A capture's checkpoint is a copy: none of its files is the
+             * live store's, so nothing is released for it. */
+            if (!is_capture(vfs, p) && (rc = ts_release(s, last))) {
                 first = note(first, err, errlen, rc, "releasing %s from the store: %s", p,
                              ts_errmsg(s));
                 continue;
@@ -269,7 +272,7 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
             snap_info si;
             /* A STATE or MANIFEST.json write the power cut interrupted. */
             for (size_t k = 0; k < sizeof(tmps) / sizeof(tmps[0]); k++)
-                if (!join3(q, root, e, tmps[k]))
+                if (!snap__join3(q, root, e, tmps[k]))
                     vfs->unlink(vfs, q);
             /* An upload that was running when the process died starts over.
              * An unreadable STATE is left alone: snap_list shows it failed. */
@@ -325,13 +328,13 @@ int snap_seq_floor(plat_vfs *vfs, const char *root, uint64_t *floor, char *err, 
         if (sealing) {
             ts_store *c = NULL;
             ts_stats st;
-            if (!join3(p, root, e, "") && open_ro(vfs, p, &c, msg, sizeof(msg)) == 0) {
+            if (!snap__join3(p, root, e, "") && snap__open_ro(vfs, p, &c, msg, sizeof(msg)) == 0) {
                 ts_get_stats(c, &st);
                 if (st.next_seq > *floor)
                     *floor = st.next_seq;
                 ts_close(c);
             }
-        } else if (name == e && !join3(p, root, e, JSON_NAME) &&
+        } else if (name == e && !snap__join3(p, root, e, JSON_NAME) &&
                    read_head(vfs, p, head, sizeof(head)) == 0 &&
                    snap_manifest_seq_range(head, &lo, &hi) && hi + 1 > *floor) {
             *floor = hi + 1;
@@ -485,6 +488,29 @@ out:
     return rc;
 }
 
+/* A capture's window from dir/CAPTURE into *cap (*is_cap 1), or *is_cap 0
+ * when dir holds no CAPTURE. A damaged one is TS_ECORRUPT: the seal is
+ * set aside rather than published without its window. */
+static int read_capture(plat_vfs *vfs, const char *dir, snap_capture_meta *cap, int *is_cap,
+                        char *err, size_t errlen)
+{
+    char p[PATH_LEN], *text = NULL;
+    size_t len = 0;
+    int rc;
+    *is_cap = 0;
+    if ((rc = snap__join3(p, dir, CAPTURE_NAME, "")))
+        return seterr(err, errlen, rc, "%s: path too long", dir);
+    rc = plat_file_read(vfs, p, CAPTURE_MAX, &text, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == -EFBIG)
+        rc = TS_ECORRUPT;
+    if (!rc && (rc = snap_parse_capture(text, len, cap)) == 0)
+        *is_cap = 1;
+    free(text);
+    return rc ? seterr(err, errlen, rc, "reading %s: %s", p, why(rc)) : 0;
+}
+
 /* Finishes ROOT/.seal-NAME (see snap_finish_all). */
 static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const char *device_id,
                       char *err, size_t errlen)
@@ -499,16 +525,20 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
     size_t n = 0;
     ts_store *c = NULL;
     snap_info si;
+    snap_capture_meta cap;
+    int is_cap = 0;
     sha256 tar_sha;
     uint8_t sum[32];
     int rc;
     sha256_init(&tar_sha);
     memset(&si, 0, sizeof(si));
-    if ((rc = join3(dir, root, leaf, "")) || (rc = join3(dst, root, name, ""))) {
+    if ((rc = snap__join3(dir, root, leaf, "")) || (rc = snap__join3(dst, root, name, ""))) {
         seterr(err, errlen, rc, "%s/%s: path too long", root, leaf);
         goto out;
     }
-    if ((rc = open_ro(vfs, dir, &c, err, errlen)))
+    if ((rc = read_capture(vfs, dir, &cap, &is_cap, err, errlen)))
+        goto out;
+    if ((rc = snap__open_ro(vfs, dir, &c, err, errlen)))
         goto out;
     if ((rc = ts_scan_prefix(c, NULL, 0, on_entry, &ss))) {
         seterr(err, errlen, rc, "scanning %s: %s", dir, ts_errmsg(c)[0] ? ts_errmsg(c) : why(rc));
@@ -531,7 +561,7 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
     for (size_t i = 0; i <= n; i++) {
         plat_stat st;
         snprintf(files[i].name, sizeof(files[i].name), "%s", i < n ? names[i] : "MANIFEST");
-        if ((rc = join3(paths[i], dir, files[i].name, "")) ||
+        if ((rc = snap__join3(paths[i], dir, files[i].name, "")) ||
             (rc = vfs->stat(vfs, paths[i], &st))) {
             seterr(err, errlen, rc, "stat(%s/%s): %s", dir, files[i].name, why(rc));
             goto out;
@@ -548,7 +578,7 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
                          .t_min = ss.t_min, .t_max = ss.t_max, .k_min = ss.k_min,
                          .k_max = ss.k_max, .k_min_len = ss.k_min_len, .k_max_len = ss.k_max_len,
                          .topics = ss.topics, .n_topics = ss.n_topics, .files = files,
-                         .n_files = n + 1};
+                         .n_files = n + 1, .capture = is_cap ? &cap : NULL};
     snap_manifest_json(&man, &js);
     if (js.oom) {
         rc = seterr(err, errlen, -ENOMEM, "out of memory sealing %s", dir);
@@ -581,6 +611,8 @@ static int finish_one(plat_vfs *vfs, const char *root, const char *leaf, const c
     }
     si.state = SNAP_SEALED;
     si.tensors = ss.tensors;
+    if (is_cap)
+        memcpy(si.capture, cap.label, sizeof(si.capture));
     si.updated_ns = si.created_ns;
     sha256_hex(sum, sizeof(sum), si.tar_sha256);
     si.tar_bytes = tar_stream_len(m, n + 2);
@@ -650,7 +682,7 @@ static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const ch
     si.state = SNAP_FAILED;
     si.created_ns = si.updated_ns = plat_now_ns();
     snprintf(si.error, sizeof(si.error), "sealing failed: %.230s", reason);
-    if ((rc = join3(dir, root, leaf, "")) || (rc = join3(dst, root, name, "")))
+    if ((rc = snap__join3(dir, root, leaf, "")) || (rc = snap__join3(dst, root, name, "")))
         return rc;
     rc = put_state(vfs, dir, &si);
     if (!rc)
@@ -668,7 +700,7 @@ static uint64_t count_attempt(plat_vfs *vfs, const char *root, const char *leaf,
     size_t len = 0;
     snap_info si;
     memset(&si, 0, sizeof(si));
-    if (join3(dir, root, leaf, "") || join3(p, root, leaf, STATE_NAME))
+    if (snap__join3(dir, root, leaf, "") || snap__join3(p, root, leaf, STATE_NAME))
         return FINISH_TRIES;
     if (plat_file_read(vfs, p, STATE_MAX, &text, &len) == 0)
         snap_parse_state(text, len, &si);
@@ -729,7 +761,7 @@ static int read_info(plat_vfs *vfs, const char *root, const char *leaf, int size
     size_t len = 0;
     int rc;
     memset(out, 0, sizeof(*out));
-    if ((rc = join3(dir, root, leaf, "")) || (rc = join3(p, root, leaf, STATE_NAME)))
+    if ((rc = snap__join3(dir, root, leaf, "")) || (rc = snap__join3(p, root, leaf, STATE_NAME)))
         return rc;
     if ((rc = plat_file_read(vfs, p, STATE_MAX, &text, &len)))
         return rc == -EFBIG ? TS_ECORRUPT : rc;
@@ -792,7 +824,7 @@ int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint6
         snap_info *si = &v[*n];
         if (!snap_name_ok(name, &seq)) {
             /* .seal-new and .del-NAME: on their way in or out. */
-            if (e[0] == '.' && pending_bytes && !join3(p, root, e, ""))
+            if (e[0] == '.' && pending_bytes && !snap__join3(p, root, e, ""))
                 *pending_bytes += plat_dir_bytes(vfs, p);
             continue;
         }
@@ -800,7 +832,7 @@ int snap_list(plat_vfs *vfs, const char *root, snap_info **out, size_t *n, uint6
             /* Waiting for its hashes; STATE, if any, tells a failed try. */
             read_info(vfs, root, e, 0, si);
             si->state = SNAP_SEALING;
-            if (sizes && !join3(p, root, e, ""))
+            if (sizes && !snap__join3(p, root, e, ""))
                 si->disk_bytes = plat_dir_bytes(vfs, p);
         } else {
             int r = read_info(vfs, root, e, sizes, si);
@@ -828,7 +860,7 @@ out:
 int snap_write_state(plat_vfs *vfs, const char *root, const snap_info *si)
 {
     char dir[PATH_LEN];
-    int rc = join3(dir, root, si->name, "");
+    int rc = snap__join3(dir, root, si->name, "");
     return rc ? rc : put_state(vfs, dir, si);
 }
 
@@ -842,8 +874,9 @@ int snap_retry(plat_vfs *vfs, const char *root, const char *name, snap_info *si)
     if (si->state != SNAP_FAILED)
         return -EINVAL;
     snprintf(leaf, sizeof(leaf), SEAL_PREFIX "%s", name);
-    if ((rc = join3(dir, root, name, "")) || (rc = join3(json, root, name, JSON_NAME)) ||
-        (rc = join3(seal, root, leaf, "")))
+    if ((rc = snap__join3(dir, root, name, "")) ||
+        (rc = snap__join3(json, root, name, JSON_NAME)) ||
+        (rc = snap__join3(seal, root, leaf, "")))
         return rc;
     if (vfs->stat(vfs, json, &st) == -ENOENT) {
         /* Set aside before it was finished: hand it back to the finisher. */
@@ -887,7 +920,7 @@ int snap_delete(plat_vfs *vfs, const char *root, const char *name)
     char dir[PATH_LEN], del[PATH_LEN], leaf[SNAP_NAME_MAX + 8];
     int rc;
     snprintf(leaf, sizeof(leaf), DEL_PREFIX "%s", name);
-    if ((rc = join3(dir, root, name, "")) || (rc = join3(del, root, leaf, "")))
+    if ((rc = snap__join3(dir, root, name, "")) || (rc = snap__join3(del, root, leaf, "")))
         return rc;
     if ((rc = snap_queue_abort(vfs, root, name)))
         return rc;
@@ -909,7 +942,7 @@ static int read_json_files(plat_vfs *vfs, const char *root, const char *name, sn
     int rc;
     *out = NULL;
     *n = 0;
-    if ((rc = join3(p, root, name, JSON_NAME)))
+    if ((rc = snap__join3(p, root, name, JSON_NAME)))
         return rc;
     if ((rc = plat_file_read(vfs, p, JSON_MAX, &text, &len)))
         return rc == -EFBIG ? TS_ECORRUPT : rc;
@@ -940,7 +973,7 @@ int snap_members(plat_vfs *vfs, const char *root, const char *name, tar_member *
     for (size_t i = 0; i <= nf && !rc; i++) {
         char *path = strs + i * per, *nm = path + PATH_LEN;
         snprintf(nm, 64, "%s", i < nf ? files[i].name : JSON_NAME);
-        rc = join3(path, root, name, nm);
+        rc = snap__join3(path, root, name, nm);
         v[i] = (tar_member){.path = path, .name = nm, .size = i < nf ? files[i].bytes : json_len};
     }
     free(files);
@@ -1007,7 +1040,7 @@ int snap_verify(plat_vfs *vfs, const char *root, const char *name, snap_verify_f
     for (size_t i = 0; i < nf; i++) {
         uint64_t bytes = 0;
         char sha[65];
-        if ((rc = join3(p, root, name, files[i].name)))
+        if ((rc = snap__join3(p, root, name, files[i].name)))
             goto out;
         int r = hash_file(vfs, p, buf, HASH_BUF, &bytes, sha);
         if (r)

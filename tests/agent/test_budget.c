@@ -97,6 +97,41 @@ static void test_not_uploaded_are_lost_only_with_drop_oldest(void **state)
         assert_int_equal(act[i], BUDGET_KEEP);
 }
 
+/* snapshot.mode: on_trigger: rolling snapshots expire oldest first with
+ * the uploaded ones, even with reject_new; capture windows waiting for
+ * upload stay (lost only with drop_oldest); sealing ones are never taken. */
+static void test_ring_expires_rolling_snapshots_and_keeps_windows(void **state)
+{
+    (void)state;
+    snap_info v[5] = {snap(SNAP_SEALED, 100), snap(SNAP_SEALED, 100), snap(SNAP_SEALING, 100),
+                      snap(SNAP_UPLOADED, 100), snap(SNAP_SEALED, 100)};
+    strcpy(v[1].capture, "alarm");
+    strcpy(v[3].capture, "alarm");
+    budget_action act[5];
+    budget_in in = {.max_disk = 1000 + R, .used = 400, .avail = UINT64_MAX, .need = 300,
+                    .ring = 1, .snaps = v, .n = 5};
+    /* 400 + 500 + 300 = 1200: rolling 0 and uploaded 3, oldest first */
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[0], BUDGET_EXPIRE);
+    assert_int_equal(act[1], BUDGET_KEEP);
+    assert_int_equal(act[2], BUDGET_KEEP);
+    assert_int_equal(act[3], BUDGET_DROP);
+    assert_int_equal(act[4], BUDGET_KEEP);
+    in.need = 400; /* 1300: 0, 3 and 4 go, the window stays */
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[1], BUDGET_KEEP);
+    assert_int_equal(act[4], BUDGET_EXPIRE);
+    in.need = 401; /* only the waiting window could make room: reject_new waits */
+    assert_int_equal(budget_plan(&in, act), 0);
+    in.drop_oldest = 1;
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[1], BUDGET_DROP_LOST);
+    in.ring = 0; /* continuous: the rolling ones are not the ring's to expire */
+    in.need = 300;
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[0], BUDGET_DROP_LOST);
+}
+
 /* When even dropping everything allowed would not make room, nothing is
  * dropped: losing data that does not help is not done. */
 static void test_nothing_is_dropped_when_it_would_not_help(void **state)
@@ -258,6 +293,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_disk_is_inclusive),
+        cmocka_unit_test(test_ring_expires_rolling_snapshots_and_keeps_windows),
         cmocka_unit_test(test_min_free_holds_when_stopping_and_max_disk_does_not),
         cmocka_unit_test(test_uploaded_go_first_oldest_first_and_only_what_is_needed),
         cmocka_unit_test(test_not_uploaded_are_lost_only_with_drop_oldest),

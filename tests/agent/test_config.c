@@ -688,6 +688,101 @@ static void test_secret_files_are_regular_bounded_and_whole(void **state)
     expect_error(text, "agent.yaml:12:15: upload.token_file: ", "control character");
 }
 
+/* capture.triggers: every key, both sides of every limit, and the trigger
+ * filter's place inside a subscription. */
+static void test_capture_triggers_are_checked(void **state)
+{
+    (void)state;
+    char text[4096];
+    agent_config cfg;
+    static const char subs[] = "device_id: d1\nstorage:\n  dir: /tmp/x\nmqtt:\n  host: h\n"
+                               "  subscriptions:\n    - {topic: \"alarms/#\", format: json}\n"
+                               "    - {topic: \"s/+/v\", format: npy}\ncapture:\n  triggers:\n";
+    snprintf(text, sizeof(text), "%s    - {on: alarms/fire, topics: [\"s/#\", x], pre: 1h, "
+             "post: 10m, label: fire-1}\n    - {on: s/+/v, topics: [a]}\n", subs);
+    const char *err = load(text, &cfg);
+    assert_string_equal(err, "");
+    assert_int_equal(cfg.capture.n_triggers, 2);
+    assert_string_equal(cfg.capture.triggers[0].label, "fire-1");
+    assert_int_equal(cfg.capture.triggers[0].n_topics, 2);
+    assert_int_equal(cfg.capture.triggers[0].pre_ms, 3600000);
+    assert_int_equal(cfg.capture.triggers[0].post_ms, 600000);
+    assert_string_equal(cfg.capture.triggers[1].label, "trigger-1");
+    assert_int_equal(cfg.capture.triggers[1].pre_ms, 30000); /* defaults */
+    assert_int_equal(cfg.capture.triggers[1].post_ms, 10000);
+    agent_config_free(&cfg);
+    static const struct {
+        const char *item, *what;
+    } bad[] = {
+        {"{on: alarms/x, topics: [a], pre: 3600001ms}", "out of range"},
+        {"{on: alarms/x, topics: [a], post: 601s}", "out of range"},
+        {"{on: alarms/x, topics: [a], pre: 0s, post: 0s}", "an empty window"},
+        {"{on: alarms/x, topics: []}", "non-empty list"},
+        {"{on: alarms/x, topics: [a, b, c, d, e, f, g, h, i]}", "more than 8"},
+        {"{on: alarms/x, topics: [\"a/#/b\"]}", "'#' only as the whole last level"},
+        {"{on: alarms/x, topics: [a], label: \".x\"}", "expected 1-64 of"},
+        {"{on: alarms/x}", "missing required key 'topics'"},
+        {"{topics: [a]}", "missing required key 'on'"},
+        {"{on: alarms/x, topics: [a], colour: red}", "unknown key"},
+        {"{on: other/x, topics: [a]}", "within no subscription"},
+        {"{on: \"s/#\", topics: [a]}", "within no subscription"},
+        {"{on: \"+/x\", topics: [a]}", "within no subscription"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "%s    - %s\n", subs, bad[i].item);
+        expect_error(text, "agent.yaml:", bad[i].what);
+    }
+    /* eight triggers fit, nine do not */
+    size_t n = (size_t)snprintf(text, sizeof(text), "%s", subs);
+    for (int i = 0; i < 9; i++) {
+        if (i == 8) {
+            assert_string_equal(load(text, &cfg), "");
+            agent_config_free(&cfg);
+        }
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "    - {on: alarms/a, topics: [a]}\n");
+    }
+    expect_error(text, "agent.yaml:", "more than 8 triggers");
+    /* the filter-within rule itself */
+    assert_true(config_filter_within("a/b", "a/b"));
+    assert_true(config_filter_within("a/b", "a/+"));
+    assert_true(config_filter_within("a/+", "a/+"));
+    assert_true(config_filter_within("a/b/c", "a/#"));
+    assert_true(config_filter_within("a", "a/#"));
+    assert_true(config_filter_within("a/#", "#"));
+    assert_false(config_filter_within("a/+", "a/b"));
+    assert_false(config_filter_within("a/#", "a/+"));
+    assert_false(config_filter_within("a/b/c", "a/+"));
+    assert_false(config_filter_within("a", "a/+"));
+    assert_false(config_filter_within("b", "a/#"));
+}
+
+/* snapshot.mode: on_trigger needs a ring bound, and room for four of its
+ * snapshots (both sides). */
+static void test_on_trigger_mode_needs_a_bounded_ring(void **state)
+{
+    (void)state;
+    char text[1024];
+    agent_config cfg;
+    static const char disk[] = "device_id: d1\nstorage:\n  dir: /tmp/x\n  max_disk: 64MiB\n"
+                               "mqtt:\n  host: h\n  subscriptions:\n"
+                               "    - {topic: a, format: npy}\n";
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: on_trigger\n  max_bytes: 16MiB\n", disk);
+    assert_string_equal(load(text, &cfg), "");
+    assert_int_equal(cfg.snapshot.on_trigger, 1);
+    agent_config_free(&cfg);
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: on_trigger\n  max_bytes: 16777217\n",
+             disk);
+    expect_error(text, "agent.yaml:", "at most a quarter of storage.max_disk");
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: on_trigger\n", base_yaml);
+    expect_error(text, "agent.yaml:", "storage.max_disk, which must be set");
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: sometimes\n", base_yaml);
+    expect_error(text, "agent.yaml:", "expected continuous or on_trigger");
+    snprintf(text, sizeof(text), "%ssnapshot:\n  mode: continuous\n", base_yaml);
+    assert_string_equal(load(text, &cfg), "");
+    assert_int_equal(cfg.snapshot.on_trigger, 0);
+    agent_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +802,8 @@ int main(void)
         cmocka_unit_test(test_strings_hold_no_nul_or_control_characters),
         cmocka_unit_test(test_mqtt_host_is_a_host_name_or_address),
         cmocka_unit_test(test_secret_files_are_regular_bounded_and_whole),
+        cmocka_unit_test(test_capture_triggers_are_checked),
+        cmocka_unit_test(test_on_trigger_mode_needs_a_bounded_ring),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -190,6 +190,151 @@ static void test_decode_limits_both_sides(void **state)
     assert_int_equal(dec("status", doc, &c), CONTROL_E_BAD_FIELD);
 }
 
+/* The capture verb: its keys, its rules across keys, and every limit on
+ * both sides. */
+static void test_decode_capture_and_its_limits(void **state)
+{
+    (void)state;
+    control_cmd c;
+    char doc[4096];
+    assert_int_equal(dec("capture", "{\"label\":\"alarm-1\",\"topics\":[\"sensors/#\",\"a/+/b\"],"
+                                    "\"pre\":\"30s\",\"post\":\"10s\",\"id\":\"x\"}", &c),
+                     CONTROL_OK);
+    assert_int_equal(c.verb, CONTROL_VERB_CAPTURE);
+    assert_string_equal(c.cap.label, "alarm-1");
+    assert_int_equal(c.cap.n_filters, 2);
+    assert_string_equal(c.cap.filters[1], "a/+/b");
+    assert_int_equal(c.cap.pre_ms, 30000);
+    assert_int_equal(c.cap.post_ms, 10000);
+    assert_false(c.cap.absolute);
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":-5,"
+                                    "\"to\":1000}", &c), CONTROL_OK);
+    assert_true(c.cap.absolute);
+    assert_int_equal(c.cap.from_ns, -5);
+    assert_int_equal(c.cap.to_ns, 1000);
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],"
+                                    "\"to\":1764528000123456789,"
+                                    "\"from\":1764527999123456789}", &c), CONTROL_OK);
+    assert_int_equal(c.cap.to_ns, 1764528000123456789LL);
+    /* pre and post: 0 on one side is fine; both limits, both sides */
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":\"1h\","
+                                    "\"post\":\"10m\"}", &c), CONTROL_OK);
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":\"3600001ms\"}",
+                         &c), CONTROL_E_BAD_FIELD);
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"post\":\"600001ms\"}",
+                         &c), CONTROL_E_BAD_FIELD);
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"post\":\"1ms\"}",
+                         &c), CONTROL_OK);
+    /* from..to: at most pre + post limits (4200 s) */
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":0,"
+                                    "\"to\":4200000000000}", &c), CONTROL_OK);
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":0,"
+                                    "\"to\":4200000000001}", &c), CONTROL_E_BAD_FIELD);
+    /* eight filters fit, nine do not; a filter of 256 bytes fits, 257 not */
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"pre\":\"1s\",\"topics\":[\"1\",\"2\","
+                                    "\"3\",\"4\",\"5\",\"6\",\"7\",\"8\"]}", &c), CONTROL_OK);
+    assert_int_equal(dec("capture", "{\"label\":\"L\",\"pre\":\"1s\",\"topics\":[\"1\",\"2\","
+                                    "\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}", &c),
+                     CONTROL_E_BAD_FIELD);
+    char f[258];
+    memset(f, 'a', sizeof(f));
+    f[256] = 0;
+    snprintf(doc, sizeof(doc), "{\"label\":\"L\",\"pre\":\"1s\",\"topics\":[\"%s\"]}", f);
+    assert_int_equal(dec("capture", doc, &c), CONTROL_OK);
+    f[256] = 'a';
+    f[257] = 0;
+    snprintf(doc, sizeof(doc), "{\"label\":\"L\",\"pre\":\"1s\",\"topics\":[\"%s\"]}", f);
+    assert_int_equal(dec("capture", doc, &c), CONTROL_E_BAD_FIELD);
+    /* a label of 64 fits, 65 not */
+    snprintf(doc, sizeof(doc), "{\"label\":\"%.64s\",\"pre\":\"1s\",\"topics\":[\"t\"]}", ID64);
+    assert_int_equal(dec("capture", doc, &c), CONTROL_OK);
+    snprintf(doc, sizeof(doc), "{\"label\":\"%.64sx\",\"pre\":\"1s\",\"topics\":[\"t\"]}",
+             ID64);
+    assert_int_equal(dec("capture", doc, &c), CONTROL_E_BAD_FIELD);
+    const char *bad_field[] = {
+        "{\"topics\":[\"t\"],\"pre\":\"1s\"}",                          /* no label */
+        "{\"label\":\"L\",\"pre\":\"1s\"}",                             /* no topics */
+        "{\"label\":\"L\",\"topics\":[\"t\"]}",                         /* no window */
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":\"0s\",\"post\":\"0ms\"}", /* empty */
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":\"30\"}",           /* no unit */
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":\"-1s\"}",
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":30}",               /* not a string */
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":\"1s\",\"from\":0,\"to\":1}", /* both */
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":0}",               /* to missing */
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":5,\"to\":5}",       /* from == to */
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":1.5,\"to\":9}",
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":\"0\",\"to\":9}",
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"from\":0,\"to\":99999999999999999999}",
+        "{\"label\":\"a b\",\"topics\":[\"t\"],\"pre\":\"1s\"}",          /* label chars */
+        "{\"label\":\".x\",\"topics\":[\"t\"],\"pre\":\"1s\"}",
+        "{\"label\":\"L\",\"topics\":[],\"pre\":\"1s\"}",
+        "{\"label\":\"L\",\"topics\":\"t\",\"pre\":\"1s\"}",
+        "{\"label\":\"L\",\"topics\":[\"a/#/b\"],\"pre\":\"1s\"}",       /* bad filters */
+        "{\"label\":\"L\",\"topics\":[\"a+\"],\"pre\":\"1s\"}",
+        "{\"label\":\"L\",\"topics\":[\"\"],\"pre\":\"1s\"}",
+        "{\"label\":\"L\",\"topics\":[5],\"pre\":\"1s\"}",
+        "{\"label\":\"L\",\"label\":\"M\",\"topics\":[\"t\"],\"pre\":\"1s\"}",
+        "{\"label\":\"L\",\"topics\":[\"t\"],\"pre\":\"1s\",\"colour\":\"red\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad_field) / sizeof(bad_field[0]); i++) {
+        if (dec("capture", bad_field[i], &c) != CONTROL_E_BAD_FIELD)
+            fail_msg("not bad_field: %s", bad_field[i]);
+    }
+    const char *bad_json[] = {"{\"label\":\"L\",\"topics\":[\"t\",]}", "{\"topics\":[\"t\"}",
+                              "{\"from\":}", "{\"from\":-}", "{\"topics\":[\"t\""};
+    for (size_t i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++) {
+        if (dec("capture", bad_json[i], &c) != CONTROL_E_BAD_JSON)
+            fail_msg("not bad_json: %s", bad_json[i]);
+    }
+    /* capture's keys belong to capture alone */
+    assert_int_equal(dec("snapshot", "{\"label\":\"L\"}", &c), CONTROL_E_BAD_FIELD);
+}
+
+/* The storm rule: folding moves the end up to 10 min past the first
+ * firing (both sides), never back; a new window never starts before the
+ * last one's end; an empty one is refused. */
+static void test_trigger_window_folds_and_never_overlaps(void **state)
+{
+    (void)state;
+    const int64_t S = 1000000000, MAX = (int64_t)CONTROL_POST_MAX_MS * 1000000;
+    int64_t from = 0, to = 0;
+    /* a first firing at 100 s: [70 s, 110 s) */
+    assert_int_equal(control_trigger_window(0, 0, 0, 100 * S, 30000, 10000, &from, &to), 0);
+    assert_int_equal(from, 70 * S);
+    assert_int_equal(to, 110 * S);
+    /* folded: the end follows the storm ... */
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 150 * S, 30000, 10000, &from, &to), 1);
+    assert_int_equal(from, 70 * S);
+    assert_int_equal(to, 160 * S);
+    /* ... never backwards ... */
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 120 * S, 30000, 10000, &from, &to), 1);
+    assert_int_equal(to, 160 * S);
+    /* ... up to exactly 10 min past the first firing, and no further */
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 100 * S + MAX - 10 * S, 30000, 10000,
+                                            &from, &to), 1);
+    assert_int_equal(to, 100 * S + MAX);
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 100 * S + MAX - 10 * S + 1, 30000,
+                                            10000, &from, &to), 1);
+    assert_int_equal(to, 100 * S + MAX);
+    assert_int_equal(control_trigger_window(1, 100 * S, 0, 100 * S + 2 * MAX, 30000, 10000, &from,
+                                            &to), 1);
+    assert_int_equal(to, 100 * S + MAX);
+    /* the next window starts at the last one's end, not before */
+    int64_t last = to;
+    assert_int_equal(control_trigger_window(0, 0, last, last + 5 * S, 30000, 10000, &from, &to), 0);
+    assert_int_equal(from, last);
+    assert_int_equal(to, last + 15 * S);
+    assert_int_equal(control_trigger_window(0, 0, last, last + 31 * S, 30000, 10000, &from, &to),
+                     0);
+    assert_int_equal(from, last + S);
+    /* a firing whose whole window lies in the last one: none (both sides) */
+    assert_int_equal(control_trigger_window(0, 0, last, last - 10 * S, 30000, 10000, &from, &to),
+                     -1);
+    assert_int_equal(control_trigger_window(0, 0, last, last - 10 * S + 1, 30000, 10000, &from,
+                                            &to), 0);
+    assert_int_equal(to - from, 1);
+}
+
 /* The reply escapes what it echoes and never passes its bound. */
 static void test_reply_escapes_and_fits(void **state)
 {
@@ -233,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_topic_bounds),
         cmocka_unit_test(test_decode_every_verb_and_refusal),
         cmocka_unit_test(test_decode_limits_both_sides),
+        cmocka_unit_test(test_decode_capture_and_its_limits),
+        cmocka_unit_test(test_trigger_window_folds_and_never_overlaps),
         cmocka_unit_test(test_reply_escapes_and_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,12 +6,16 @@
  * store's next sequence number (<t>#<20 digits>, as the agent keys by its
  * arrival counter), seals (snap_begin), finishing (hashes, MANIFEST.json,
  * STATE), upload state transitions (sealed -> uploading -> uploaded),
- * retention deletes of uploaded snapshots, and flushes. The power is cut
+ * retention deletes of uploaded snapshots, a capture window (snap_capture:
+ * copies of the newest few tensors, read from the store and the rolling
+ * snapshots; one a workload, in its second half), and flushes. The power is cut
  * at one mutating call; then recovery runs as the agent's start does
  * (reopen, snap_recover, the seq floor, snap_finish_all) and the
  * invariants are checked:
  *   - every acknowledged tensor is in exactly one place -- the live store
- *     or one snapshot -- with its bytes and the seq it was saved with;
+ *     or one rolling snapshot -- with its bytes and the seq it was saved
+ *     with (a capture never takes a tensor away: it holds copies, with the
+ *     right bytes, of acknowledged tensors only, under new seqs);
  *     only a snapshot whose "uploaded" STATE was durable before its
  *     deletion began may have taken its tensors away; a batch whose save
  *     did not return is wholly present once or wholly absent;
@@ -160,6 +164,14 @@ static int was_uploaded(const model *m, const char *name)
 }
 
 /* The workload; stops at the first failed call (the crash). */
+static int match_all(void *ctx, const char *filter, const char *name)
+{
+    (void)ctx;
+    (void)filter;
+    (void)name;
+    return 1;
+}
+
 static void workload(rig *r, model *m, uint64_t seed)
 {
     char err[1024], name[SNAP_NAME_MAX];
@@ -167,6 +179,20 @@ static void workload(rig *r, model *m, uint64_t seed)
     uint32_t batch_no = 0;
     for (int step = 0; step < STEPS && !plat_fault_crashed(r->fv); step++) {
         unsigned op = (unsigned)(rnd(&x) % 12);
+        if (step == STEPS / 2) {
+            /* one capture a workload (each costs a store of its own: many
+             * calls), of the newest few timestamps (a tensor's is its seq) */
+            static const char *const all[] = {"#"};
+            uint64_t top = next_seq(r->s), n = 0;
+            snap_window w = {.label = "cut", .trigger_ns = (int64_t)top,
+                             .from_ns = (int64_t)top - 6, .to_ns = (int64_t)top,
+                             .filters = all, .n_filters = 1, .match = match_all};
+            int rc = snap_capture(r->fv, r->s, r->root, DEVICE, &w, name, sizeof(name), &n,
+                                  err, sizeof(err));
+            if (rc && rc != TS_ENOTFOUND)
+                return;
+            continue;
+        }
         if (op <= 5) {
             if (save_batch(r, m, ++batch_no, 1 + (uint32_t)(rnd(&x) % 3)))
                 return;
@@ -238,8 +264,9 @@ static void recover(rig *r, unsigned crash_at)
     assert_int_equal(failed, 0);
 }
 
-/* 1 when key c loads from s with its bytes and seq; fails if it loads wrong. */
-static int holds(ts_store *s, uint64_t c, const char *where, unsigned crash_at)
+/* 1 when key c loads from s with its bytes and seq (any seq: a capture's
+ * copy); fails if it loads wrong. */
+static int holds_as(ts_store *s, uint64_t c, const char *where, unsigned crash_at, int copy)
 {
     char key[32];
     ts_tensor *t = NULL;
@@ -250,7 +277,7 @@ static int holds(ts_store *s, uint64_t c, const char *where, unsigned crash_at)
     if (rc)
         fail_msg("crash at %u: %s: key %llu: %s", crash_at, where, (unsigned long long)c,
                  ts_errmsg(s));
-    if (t->seq != c || t->data_len != N_ELEMS * sizeof(float))
+    if ((!copy && t->seq != c) || t->data_len != N_ELEMS * sizeof(float))
         fail_msg("crash at %u: %s: key %llu came back as seq %llu, %zu bytes", crash_at, where,
                  (unsigned long long)c, (unsigned long long)t->seq, t->data_len);
     for (size_t k = 0; k < N_ELEMS; k++)
@@ -261,11 +288,17 @@ static int holds(ts_store *s, uint64_t c, const char *where, unsigned crash_at)
     return 1;
 }
 
+static int holds(ts_store *s, uint64_t c, const char *where, unsigned crash_at)
+{
+    return holds_as(s, c, where, crash_at, 0);
+}
+
 static int leftover(void *ctx, const char *name)
 {
     const char *dir = ctx;
     size_t n = strlen(name);
-    if (!strcmp(name, ".seal-new") || !strncmp(name, ".del-", 5) ||
+    if (!strcmp(name, ".seal-new") || !strcmp(name, ".capture-new") ||
+        !strncmp(name, ".del-", 5) ||
         !strncmp(name, ".seal-", 6) || (n > 4 && !strcmp(name + n - 4, ".tmp")))
         fail_msg("leftover %s/%s after recovery", dir, name);
     return 0;
@@ -311,11 +344,18 @@ static void check(rig *r, const model *m, unsigned crash_at)
     }
     for (uint64_t c = 1; c < m->next_key; c++) {
         int copies = holds(r->s, c, "store", crash_at), in_snap = -1;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].capture[0]) {
+                if (holds_as(snaps[i], c, v[i].name, crash_at, 1) && m->state[c] == 0)
+                    fail_msg("crash at %u: capture %s holds key %llu, never saved", crash_at,
+                             v[i].name, (unsigned long long)c);
+                continue;
+            }
             if (holds(snaps[i], c, v[i].name, crash_at)) {
                 copies++;
                 in_snap = (int)i;
             }
+        }
         if (copies && c > top)
             top = c;
         if (copies > 1)

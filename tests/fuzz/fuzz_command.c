@@ -4,8 +4,10 @@
  * returns. Input: the verb (the bytes before the first '\n', as the topic's
  * last level would bring them) and the body (everything after). Whatever
  * the bytes, the decoder returns a known code, a decoded command holds
- * only NUL-terminated printable ids of at most CONTROL_ID_MAX bytes, and
- * the reply fits CONTROL_REPLY_MAX.
+ * only NUL-terminated printable ids of at most CONTROL_ID_MAX bytes, a
+ * decoded capture keeps every rule of its window (label, 1..8 non-empty
+ * printable filters, pre/post within their limits and not both 0, or
+ * from < to within their span), and the reply fits CONTROL_REPLY_MAX.
  */
 #include "control.h"
 
@@ -50,6 +52,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     printable(cmd.origin, sizeof(cmd.origin));
     if (e == CONTROL_OK && (unsigned)cmd.verb >= CONTROL_N_VERBS)
         abort();
+    if (e == CONTROL_OK && cmd.verb == CONTROL_VERB_CAPTURE) {
+        const control_capture *c = &cmd.cap;
+        printable(c->label, sizeof(c->label));
+        if (!snap_device_id_ok(c->label) || !c->n_filters || c->n_filters > SNAP_FILTERS_MAX)
+            abort();
+        for (size_t i = 0; i < c->n_filters; i++) {
+            printable(c->filters[i], sizeof(c->filters[i]));
+            if (!c->filters[i][0])
+                abort();
+        }
+        if (c->absolute ? c->from_ns >= c->to_ns ||
+                              (uint64_t)c->to_ns - (uint64_t)c->from_ns >
+                                  (CONTROL_PRE_MAX_MS + CONTROL_POST_MAX_MS) * 1000000
+                        : c->pre_ms > CONTROL_PRE_MAX_MS || c->post_ms > CONTROL_POST_MAX_MS ||
+                              c->pre_ms + c->post_ms == 0)
+            abort();
+    }
     if (control_reply_json("a-board", verb, cmd.id, e, why, e ? NULL : ",\"retried\":0", doc,
                            sizeof(doc), &len))
         abort();

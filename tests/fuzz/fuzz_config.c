@@ -1,7 +1,8 @@
 /*
  * fuzz_config.c -- libFuzzer entry point for the agent's config loader
  * (agent_config_load_buffer): whatever the bytes, the loader either
- * accepts a config that keeps the documented rules or refuses it with a
+ * accepts a config that keeps the documented rules (capture triggers and
+ * snapshot.mode among them) or refuses it with a
  * message naming the file, without crashing, leaking or taking long.
  *
  * The loader's environment is replaced: the host name is fixed, and files
@@ -81,6 +82,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (cfg.snapshot.max_bytes / AGENT_MAX_SSTS_PER_SNAPSHOT > cfg.storage.memtable_max)
             abort();
+        /* capture.triggers and snapshot.mode keep their rules */
+        if (cfg.capture.n_triggers > AGENT_TRIGGERS_MAX ||
+            (cfg.snapshot.on_trigger &&
+             (!cfg.storage.max_disk || cfg.snapshot.max_bytes > cfg.storage.max_disk / 4)))
+            abort();
+        for (size_t i = 0; i < cfg.capture.n_triggers; i++) {
+            const agent_trigger *t = &cfg.capture.triggers[i];
+            if (!t->on || !t->label || !t->n_topics || t->n_topics > 8 ||
+                t->pre_ms > AGENT_CAPTURE_PRE_MAX_MS || t->post_ms > AGENT_CAPTURE_POST_MAX_MS ||
+                !(t->pre_ms + t->post_ms))
+                abort();
+            size_t j = 0;
+            while (j < cfg.mqtt.n_subs && !config_filter_within(t->on, cfg.mqtt.subs[j].topic))
+                j++;
+            if (j == cfg.mqtt.n_subs)
+                abort();
+        }
         if (cfg.upload.enabled && (!cfg.upload.host || has_ctl(cfg.upload.url) ||
                                    has_ctl(cfg.upload.prefix) || has_ctl(cfg.upload.token)))
             abort();

@@ -8,6 +8,8 @@
 #include "embeddb/snapshot.h"
 #include "embeddb/tar.h"
 
+#include "snap_meta.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -779,6 +781,130 @@ static void test_list_shows_each_kind_of_entry(void **state)
     free(v);
 }
 
+/* ---- capture windows ------------------------------------------------------ */
+
+/* MQTT-ish for the test: "cam/+" matches names under cam/, else exact. */
+static int match_test(void *ctx, const char *filter, const char *name)
+{
+    (void)ctx;
+    size_t n = strlen(filter);
+    if (n && filter[n - 1] == '+')
+        return !strncmp(filter, name, n - 1) && !strchr(name + n - 1, '/');
+    return !strcmp(filter, name);
+}
+
+static int capture(fx *f, const char *label, int64_t from, int64_t to, char *name, size_t len,
+                   uint64_t *n)
+{
+    static const char *const filters[] = {"cam/+"};
+    char err[1024];
+    snap_window w = {.label = label, .trigger_ns = to - 1, .from_ns = from, .to_ns = to,
+                     .filters = filters, .n_filters = 1, .match = match_test};
+    return snap_capture(V, f->s, f->root, "dev-1", &w, name, len, n, err, sizeof(err));
+}
+
+static void test_capture_copies_exactly_the_window_from_store_and_snapshots(void **state)
+{
+    fx *f = *state;
+    char rolling[SNAP_NAME_MAX], name[SNAP_NAME_MAX], dir[2048], err[512];
+    uint64_t n = 0;
+    size_t n_seals = 0, done = 0;
+    /* keys 1..10 cam/a and 11..20 imu sealed into a rolling snapshot (a
+     * tensor's timestamp is 1000 + its key); 21..30 cam/a, 31..35 cam/b live */
+    fill(f, 1, 10, "cam/a");
+    fill(f, 11, 10, "imu");
+    seal(f, rolling, sizeof(rolling));
+    fill(f, 21, 10, "cam/a");
+    fill(f, 31, 5, "cam/b");
+    ts_stats st;
+    ts_get_stats(f->s, &st);
+    uint64_t next = st.next_seq;
+    /* [1005, 1033): cam 5..10 from the snapshot, 21..30 and 31..32 live */
+    assert_int_equal(capture(f, "alarm", 1005, 1033, name, sizeof(name), &n), 0);
+    assert_int_equal(n, 18);
+    char want[64];
+    snprintf(want, sizeof(want), "dev-1-%020llu", (unsigned long long)next);
+    assert_string_equal(name, want);
+    /* nothing left the store; its seqs moved past the copies' */
+    for (uint64_t k = 21; k <= 35; k++)
+        assert_true(tu_check(f->s, k, 300, (float)k));
+    ts_get_stats(f->s, &st);
+    assert_true(st.next_seq >= next + 18);
+    /* recovery releases nothing for a capture's seal */
+    assert_int_equal(snap_recover(V, f->s, f->root, &n_seals, err, sizeof(err)), 0);
+    assert_int_equal(n_seals, 1);
+    assert_true(tu_check(f->s, 21, 300, 21));
+    assert_int_equal(snap_finish_all(V, f->root, "dev-1", &done, NULL, err, sizeof(err)), 0);
+    assert_int_equal(done, 1);
+    snap_info si;
+    assert_int_equal(snap_read(V, f->root, name, &si), 0);
+    assert_string_equal(si.capture, "alarm");
+    assert_int_equal(si.tensors, 18);
+    assert_int_equal(snap_read(V, f->root, rolling, &si), 0);
+    assert_string_equal(si.capture, "");
+    /* exactly the window: both edges, and nothing of imu */
+    snprintf(dir, sizeof(dir), "%s/%s", f->root, name);
+    ts_options ro;
+    ts_options_init(&ro);
+    ro.read_only = 1;
+    ts_store *c = NULL;
+    assert_int_equal(ts_open(dir, &ro, &c, err, sizeof(err)), 0);
+    for (uint64_t k = 1; k <= 35; k++) {
+        int in = (k >= 5 && k <= 10) || (k >= 21 && k <= 32);
+        assert_int_equal(tu_check(c, k, 300, (float)k), in);
+    }
+    ts_close(c);
+    char *json = tu_path(dir, "MANIFEST.json");
+    char buf[8192];
+    FILE *fp = fopen(json, "r");
+    size_t len = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[len] = 0;
+    assert_non_null(strstr(buf, "\"capture\": {\"label\": \"alarm\", \"trigger_ns\": 1032, "
+                                "\"window_ns\": [1005, 1033], \"filters\": [\"cam/+\"]},\n"));
+    assert_non_null(strstr(buf, "\"time_range_ns\": [1005, 1032]"));
+    uint64_t bad = 9;
+    assert_int_equal(snap_verify(V, f->root, name, NULL, NULL, &bad), 0);
+    /* a second window never reads the first capture's copies */
+    assert_int_equal(capture(f, "again", 1005, 1033, name, sizeof(name), &n), 0);
+    assert_int_equal(n, 18);
+    /* an empty window creates nothing */
+    assert_int_equal(capture(f, "none", 2000, 3000, name, sizeof(name), &n), TS_ENOTFOUND);
+    assert_int_equal(n, 0);
+    assert_false(tu_exists(tu_path(f->root, ".capture-new")));
+    assert_false(tu_exists(tu_path(f->root, ".seal-new")));
+    /* a bad window is refused before anything is made */
+    assert_int_equal(capture(f, ".bad", 1, 2, name, sizeof(name), &n), -EINVAL);
+    assert_int_equal(capture(f, "ok", 2, 2, name, sizeof(name), &n), -EINVAL);
+}
+
+static void test_capture_file_parses_strictly(void **state)
+{
+    (void)state;
+    static const char good[] = "label=a\ntrigger_ns=5\nfrom_ns=-1\nto_ns=9\nfilter=x/#\n";
+    static const char *const bad[] = {
+        "trigger_ns=5\nfrom_ns=1\nto_ns=9\nfilter=x\n",            /* no label */
+        "label=a\ntrigger_ns=5\nfrom_ns=1\nto_ns=9\n",             /* no filter */
+        "label=a\ntrigger_ns=5\nfrom_ns=9\nto_ns=9\nfilter=x\n",   /* from == to */
+        "label=a\ntrigger_ns=5x\nfrom_ns=1\nto_ns=9\nfilter=x\n",
+        "label=.a\ntrigger_ns=5\nfrom_ns=1\nto_ns=9\nfilter=x\n",
+        "label=a\ntrigger_ns=5\nfrom_ns=1\nto_ns=9\nfilter=\n",
+        "label=a\ntrigger_ns=5\nfrom_ns=1\nto_ns=9\nfilter=x\nnoequals\n",
+    };
+    snap_capture_meta c;
+    assert_int_equal(snap_parse_capture(good, strlen(good), &c), 0);
+    assert_string_equal(c.label, "a");
+    assert_int_equal(c.from_ns, -1);
+    assert_int_equal(c.n_filters, 1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (snap_parse_capture(bad[i], strlen(bad[i]), &c) != TS_ECORRUPT)
+            fail_msg("accepted: %s", bad[i]);
+    char nine[512] = "label=a\ntrigger_ns=5\nfrom_ns=1\nto_ns=9\n";
+    for (int i = 0; i < 9; i++)
+        strcat(nine, "filter=x\n");
+    assert_int_equal(snap_parse_capture(nine, strlen(nine), &c), TS_ECORRUPT);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -804,6 +930,8 @@ int main(void)
         T(test_seq_floor_lies_above_every_snapshot),
         T(test_list_measures_sizes_only_when_asked),
         T(test_list_shows_each_kind_of_entry),
+        T(test_capture_copies_exactly_the_window_from_store_and_snapshots),
+        cmocka_unit_test(test_capture_file_parses_strictly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

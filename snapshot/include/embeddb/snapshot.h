@@ -79,6 +79,8 @@ typedef struct snap_info {
     uint64_t attempts;
     int64_t updated_ns;
     char error[256];        /* last failure, one line; "" when none */
+    char capture[65];       /* a capture window's label (snap_capture);
+                               "" for a rolling snapshot */
 } snap_info;
 
 /* 1 when id can name a device: 1..64 of [A-Za-z0-9._-], not starting with
@@ -189,6 +191,48 @@ typedef void (*snap_verify_fn)(void *ctx, const char *msg);
  * TS_ECORRUPT (with *n_bad) when not, another code when it cannot read. */
 int snap_verify(plat_vfs *vfs, const char *root, const char *name, snap_verify_fn fn, void *ctx,
                 uint64_t *n_bad);
+
+/* ---- capture windows ---------------------------------------------------- */
+
+#define SNAP_LABEL_MAX 64       /* 1..64 of [A-Za-z0-9._-] (snap_device_id_ok) */
+#define SNAP_FILTERS_MAX 8      /* topic filters per window */
+#define SNAP_FILTER_MAX 256     /* bytes of one filter */
+
+/* 1 when a tensor named `name` (the agent names tensors after their MQTT
+ * topic) falls under `filter`; the caller brings the matching rules (the
+ * agent: libmosquitto's). */
+typedef int (*snap_match_fn)(void *ctx, const char *filter, const char *name);
+
+/* A capture window: the tensors with a timestamp in [from_ns, to_ns) whose
+ * name matches one of the filters. Every pointer borrowed for the call. */
+typedef struct snap_window {
+    const char *label;          /* 1..SNAP_LABEL_MAX of [A-Za-z0-9._-] */
+    int64_t trigger_ns;         /* when it was asked for (wall clock) */
+    int64_t from_ns, to_ns;
+    const char *const *filters; /* 1..SNAP_FILTERS_MAX, each printable ASCII */
+    size_t n_filters;
+    snap_match_fn match;
+    void *match_ctx;
+} snap_window;
+
+/*
+ * Main thread, store open for writing: seals a snapshot holding copies of
+ * exactly the window's tensors (their keys, names, timestamps and bytes),
+ * read through ts_scan_time from the live store and from every rolling
+ * snapshot still in ROOT (sealed, being finished, uploaded and kept), so
+ * the window is whole for as far back as flash holds it. Nothing leaves the
+ * live store. The copy is built as a store in ROOT/.capture-new, handed to
+ * ROOT/.seal-new as a checkpoint with a CAPTURE file (label, times,
+ * filters), and committed by the rename to .seal-NAME; snap_finish_all then
+ * finishes it like any seal, adding the window to MANIFEST.json and the
+ * label to STATE. The copies get fresh sequence numbers from the live
+ * store's (which is raised past them: that seals its open WAL segment), so
+ * NAME never repeats. *tensors gets how many were copied. TS_ENOTFOUND when
+ * the window holds none (nothing is created).
+ */
+int snap_capture(plat_vfs *vfs, ts_store *live, const char *root, const char *device_id,
+                 const snap_window *w, char *name, size_t name_len, uint64_t *tensors, char *err,
+                 size_t errlen);
 
 /* Parses one "files" line of MANIFEST.json; exposed for the fuzzer. 1 when
  * the line describes a file. */
