@@ -35,6 +35,7 @@
 #include "log.h"
 #include "status.h"
 #include "upload.h"
+#include "watermark.h"
 
 #include "embeddb/console.h"
 #include "embeddb/snapshot.h"
@@ -82,6 +83,14 @@ typedef struct agent {
     log_limit cmd_lim;
     char last_seal[SNAP_NAME_MAX];
     int last_seal_rc;
+    /* the durable watermark and de-duplication (watermark.h): the table,
+     * the topic it is published on ("" when off), the commit's tensors */
+    watermark wm;
+    char wm_topic[CONTROL_TOPIC_MAX];
+    uint64_t last_wm_ms;
+    int wm_save_due;          /* a seal took the records: save the table again */
+    const ts_tensor **all;
+    size_t all_cap;
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -142,6 +151,80 @@ static void recover_snapshots(agent *a)
         a->next_key = st.next_seq;
     if (n_seals && a->up)
         upload_kick(a->up);
+}
+
+/* The newest de-duplication record of the store at dir into the table:
+ * 0, TS_ENOTFOUND when it holds none, or another error. */
+static int wm_read(agent *a, ts_store *s, const char *where)
+{
+    ts_tensor *t = NULL;
+    int rc = ts_latest(s, WM_RECORD_PREFIX, strlen(WM_RECORD_PREFIX), &t);
+    if (!rc && wm_load(&a->wm, t->data, t->data_len)) {
+        agent_log(LOG_LEVEL_ERROR, "the de-duplication record %.*s in %s is corrupt; "
+                  "starting with an empty table (republished messages may be stored twice)",
+                  (int)t->key_len, (const char *)t->key, where);
+        rc = TS_ECORRUPT;
+    }
+    ts_tensor_free(t);
+    return rc;
+}
+
+/* Saves the durable table alone in the live store (after a seal moved the
+ * records out with the snapshot; never inside commit, whose keys are
+ * counted already). 0 when there is nothing to save. */
+static int wm_save(agent *a)
+{
+    int err = 0;
+    const ts_tensor *t = wm_record(&a->wm, 0, a->next_key, plat_now_ns(), &err);
+    if (!t)
+        return err;
+    int rc = ts_save(a->store, t);
+    if (rc) {
+        agent_log(LOG_LEVEL_ERROR, "saving the de-duplication table: %s", ts_errmsg(a->store));
+        return rc;
+    }
+    a->next_key++;
+    return 0;
+}
+
+/* At start: the table of the newest record, in the live store or, when a
+ * kill came between a seal and wm_save, in the newest snapshot (then it is
+ * saved in the live store again). */
+static void wm_recover(agent *a)
+{
+    char **names = NULL, best[SNAP_NAME_MAX + 8] = "", path[8192], err[512];
+    size_t n = 0;
+    uint64_t best_seq = 0;
+    if (!a->cfg.control.dedup_publishers || wm_read(a, a->store, "the store") != TS_ENOTFOUND)
+        goto out;
+    if (plat_dir_list(a->vfs, a->root, "", &names, &n))
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = names[i];
+        uint64_t seq;
+        if (!strncmp(e, ".seal-", 6) && strcmp(e, ".seal-new"))
+            e += 6;
+        if (!snap_name_ok(e, &seq) || seq < best_seq)
+            continue;
+        best_seq = seq;
+        snprintf(best, sizeof(best), "%s", names[i]);
+    }
+    if (!best[0] || (size_t)snprintf(path, sizeof(path), "%s/%s", a->root, best) >= sizeof(path))
+        goto out;
+    ts_options o;
+    ts_store *snap = NULL;
+    ts_options_init(&o);
+    o.read_only = 1;
+    o.vfs = a->vfs;
+    if (ts_open(path, &o, &snap, err, sizeof(err))) {
+        agent_log(LOG_LEVEL_ERROR, "reading the de-duplication table of %s: %s", path, err);
+        goto out;
+    }
+    if (!wm_read(a, snap, path) && !wm_save(a))
+        agent_log(LOG_LEVEL_NOTICE, "de-duplication table taken from snapshot %s", best);
+    ts_close(snap);
+out:
+    free(names);
 }
 
 /* agent.status and systemd's STATUS= line (status.c). */
@@ -282,6 +365,7 @@ static int seal(agent *a, const char *why)
     }
     a->n.snapshots_sealed++;
     a->n.snap_bytes += info.bytes;
+    a->wm_save_due = 1; /* the records left with the snapshot (main loop) */
     snprintf(a->last_seal, sizeof(a->last_seal), "%s", name);
     agent_log(LOG_LEVEL_NOTICE, "snapshot %s sealed (%s): %" PRIu64 " SST file(s), %" PRIu64
               " bytes, seq %" PRIu64 "..%" PRIu64, name, why, info.n_files, info.bytes,
@@ -451,14 +535,68 @@ static int already_stored(agent *a, const ts_tensor *first)
     return same;
 }
 
-static void committed(agent *a, size_t n, uint64_t bytes)
+/* n tensors of `bytes` and `keys` keys (the record too) are durable. */
+static void committed(agent *a, size_t n, uint64_t keys, uint64_t bytes)
 {
-    a->next_key += n;
+    size_t i = 0;
+    for (ingest_msg *m = a->b.head; m; m = m->next, i++)
+        wm_topic_durable(&a->wm, m->sub, a->next_key + i, m->recv_ns, m->pub_time_ns);
+    wm_commit(&a->wm);
+    a->next_key += keys;
     a->n.stored += n;
     a->n.batches++;
     a->n.bytes_stored += bytes;
     batch_clear(&a->b);
     ingest_done(a->in, n, bytes);
+}
+
+/* Drops the batch's messages that are already stored (watermark.h) and
+ * starts the batch's table; 1 when the table changed (a record is due). */
+static int dedup(agent *a)
+{
+    size_t i = 0;
+    int changed = 0;
+    wm_begin(&a->wm);
+    for (ingest_msg *m = a->b.head, *next; m; m = next) {
+        next = m->next;
+        a->wm.c.untracked += (uint64_t)m->tag_bad;
+        m->tag_bad = 0; /* counted once, not at every retry */
+        if (!m->pub) {
+            i++;
+        } else if (wm_take(&a->wm, m->pub, m->seq, a->next_key + i)) {
+            forget(a, batch_remove(&a->b, i));
+        } else {
+            i++;
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
+/* The batch's tensors *t (b.n of them) and, when the table changed, the
+ * record after them (key counter next_key + b.n): *t then holds *n_keys
+ * pointers. 0 or -ENOMEM. */
+static int with_record(agent *a, int changed, const ts_tensor *const **t, size_t *n_keys)
+{
+    int err = 0;
+    size_t n = a->b.n;
+    *n_keys = n;
+    const ts_tensor *rec = changed ? wm_record(&a->wm, 1, a->next_key + n, plat_now_ns(), &err)
+                                   : NULL;
+    if (!rec)
+        return err;
+    if (a->all_cap < n + 1) {
+        const ts_tensor **p = realloc(a->all, (n + 1) * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        a->all = p;
+        a->all_cap = n + 1;
+    }
+    memcpy(a->all, *t, n * sizeof(a->all[0]));
+    a->all[n] = rec;
+    *t = a->all;
+    *n_keys = n + 1;
+    return 0;
 }
 
 /* Commits the batch with one saveBatch. 0, or -EAGAIN when it is kept for a
@@ -468,6 +606,7 @@ static int commit(agent *a)
     const ts_tensor *const *t = NULL;
     size_t bad = 0;
     uint64_t cost = 0;
+    size_t n_keys = 0;
     int rc;
     if (!a->b.n)
         return 0;
@@ -476,6 +615,7 @@ static int commit(agent *a)
         if (!a->store)
             return -EAGAIN;
     }
+    int changed = dedup(a);
     for (;;) {
         rc = batch_view(&a->b, a->next_key, &t, &bad);
         if (rc == -ENAMETOOLONG) {
@@ -494,6 +634,10 @@ static int commit(agent *a)
             continue;
         break;
     }
+    if (with_record(a, changed, &t, &n_keys) || ts_batch_cost(t, n_keys, &cost)) {
+        agent_log(LOG_LEVEL_ERROR, "out of memory building a batch of %zu; retrying", a->b.n);
+        return -EAGAIN;
+    }
     ts_stats st;
     ts_get_stats(a->store, &st);
     if (st.disk_bytes > 4096 && st.disk_bytes + cost > a->cfg.snapshot.max_bytes) {
@@ -506,16 +650,16 @@ static int commit(agent *a)
         return -EAGAIN;
     size_t n = a->b.n;
     uint64_t bytes = a->b.bytes;
-    rc = ts_save_batch(a->store, t, n);
+    rc = ts_save_batch(a->store, t, n_keys);
     if (rc == 0) {
-        committed(a, n, bytes);
+        committed(a, n, n_keys, bytes);
         return 0;
     }
     if (rc == TS_EEXIST) {
         if (already_stored(a, t[0])) {
             agent_log(LOG_LEVEL_NOTICE, "a batch of %zu whose commit was reported failed is on "
                       "disk after all; not storing it twice", n);
-            committed(a, n, bytes);
+            committed(a, n, n_keys, bytes);
             return 0;
         }
         /* Keys are new by construction: a store that holds one already is
@@ -523,7 +667,7 @@ static int commit(agent *a)
          * replace a tensor. */
         ts_get_stats(a->store, &st);
         uint64_t was = a->next_key;
-        a->next_key = st.next_seq > a->next_key + n ? st.next_seq : a->next_key + n;
+        a->next_key = st.next_seq > a->next_key + n_keys ? st.next_seq : a->next_key + n_keys;
         agent_log(LOG_LEVEL_ERROR, "key counter %" PRIu64 " collides with stored keys (%s); "
                   "continuing at %" PRIu64, was, ts_errmsg(a->store), a->next_key);
         return commit(a);
@@ -849,7 +993,33 @@ static void reload(agent *a, const char *path)
     fresh.mqtt.subs = subs;
     fresh.mqtt.n_subs = n;
     agent_config_free(&fresh);
+    /* The topics' watermarks start over (their filters may have changed). */
+    if (wm_resize(&a->wm, a->wm.max_pubs, a->cfg.mqtt.n_subs))
+        agent_log(LOG_LEVEL_ERROR, "reload: out of memory for the watermark's topics");
     agent_log(LOG_LEVEL_NOTICE, "configuration reloaded: %zu subscription(s)", a->cfg.mqtt.n_subs);
+}
+
+/* Publishes the durable watermark (retained) when it changed and
+ * control.watermark_interval has passed, or at once after a connection
+ * (`now`). Only queues it for the network thread: never waits on it. */
+static void publish_watermark(agent *a, int now)
+{
+    char *doc = NULL;
+    size_t len = 0, n = a->wm.n_topics;
+    uint64_t now_ms = plat_mono_ms();
+    if (!a->wm_topic[0] || (!now && (!a->wm.dirty ||
+                                     now_ms - a->last_wm_ms < a->cfg.control.watermark_interval_ms)))
+        return;
+    const char **filters = calloc(n ? n : 1, sizeof(*filters));
+    for (size_t i = 0; filters && i < n; i++)
+        filters[i] = i < a->cfg.mqtt.n_subs ? a->cfg.mqtt.subs[i].topic : "";
+    if (filters && !wm_json(&a->wm, a->cfg.device_id, filters, plat_now_ns(), &doc, &len) &&
+        !ingest_publish(a->in, a->wm_topic, doc, len, 1)) {
+        a->wm.dirty = 0;
+        a->last_wm_ms = now_ms;
+    }
+    free(filters);
+    free(doc);
 }
 
 /* Takes from the queue what the batch has room for, waiting at most
@@ -879,10 +1049,21 @@ int agent_run(const char *config_path)
     }
     agent_log_set_level(a.cfg.log.level);
     batch_init(&a.b, &a.cfg);
+    if (wm_init(&a.wm, a.cfg.control.dedup_publishers, a.cfg.mqtt.n_subs)) {
+        agent_log(LOG_LEVEL_ERROR, "out of memory");
+        goto out;
+    }
+    if (a.cfg.control.watermark_interval_ms &&
+        control_topic(a.wm_topic, sizeof(a.wm_topic), a.cfg.control.prefix, a.cfg.device_id,
+                      "durable")) {
+        agent_log(LOG_LEVEL_ERROR, "control.prefix and device_id make too long a topic");
+        goto out;
+    }
     if (plat_signals_install() || snap_root(a.cfg.storage.dir, a.root, sizeof(a.root)) ||
         open_store(&a))
         goto out;
     recover_snapshots(&a);
+    wm_recover(&a);
     if (!(a.up = upload_new(&a.cfg, a.vfs, a.root, err, sizeof(err))) || upload_start(a.up)) {
         agent_log(LOG_LEVEL_ERROR, "%s", a.up ? "cannot start the upload thread" : err);
         goto out;
@@ -929,6 +1110,9 @@ int agent_run(const char *config_path)
             (!last_retry || plat_mono_ms() - last_retry >= RETRY_MS)) {
             last_retry = commit(&a) ? plat_mono_ms() : 0;
         }
+        /* Before anything can delete the snapshot that holds the table. */
+        if (a.wm_save_due && a.store && !wm_save(&a))
+            a.wm_save_due = 0;
         if (a.web)
             console_serve(a.web, &a.store, a.vfs, &a.hooks, 0);
         if (!a.ready) {
@@ -950,9 +1134,11 @@ int agent_run(const char *config_path)
             if (watchdog_ms)
                 plat_notify("WATCHDOG=1");
         }
-        if (a.status_topic[0] && (ingest_take_connected(a.in) ||
-                                  now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
+        int connected = ingest_take_connected(a.in);
+        if (a.status_topic[0] &&
+            (connected || now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
             publish_status(&a);
+        publish_watermark(&a, connected);
         take_commands(&a);
     }
     /* Graceful stop: no new messages; commit what the broker handed over
@@ -995,6 +1181,8 @@ out:
     upload_free(a.up);
     ingest_free(a.in);
     free(a.cmd_times);
+    free(a.all);
+    wm_free(&a.wm);
     batch_free(&a.b);
     ts_close(a.store);
     agent_config_free(&a.cfg);
