@@ -36,6 +36,7 @@
 #include "status.h"
 #include "upload.h"
 #include "watermark.h"
+#include "wm_store.h"
 
 #include "embeddb/console.h"
 #include "embeddb/snapshot.h"
@@ -153,78 +154,31 @@ static void recover_snapshots(agent *a)
         upload_kick(a->up);
 }
 
-/* The newest de-duplication record of the store at dir into the table:
- * 0, TS_ENOTFOUND when it holds none, or another error. */
-static int wm_read(agent *a, ts_store *s, const char *where)
-{
-    ts_tensor *t = NULL;
-    int rc = ts_latest(s, WM_RECORD_PREFIX, strlen(WM_RECORD_PREFIX), &t);
-    if (!rc && wm_load(&a->wm, t->data, t->data_len)) {
-        agent_log(LOG_LEVEL_ERROR, "the de-duplication record %.*s in %s is corrupt; "
-                  "starting with an empty table (republished messages may be stored twice)",
-                  (int)t->key_len, (const char *)t->key, where);
-        rc = TS_ECORRUPT;
-    }
-    ts_tensor_free(t);
-    return rc;
-}
-
 /* Saves the durable table alone in the live store (after a seal moved the
  * records out with the snapshot; never inside commit, whose keys are
  * counted already). 0 when there is nothing to save. */
 static int wm_save(agent *a)
 {
-    int err = 0;
-    const ts_tensor *t = wm_record(&a->wm, 0, a->next_key, plat_now_ns(), &err);
-    if (!t)
-        return err;
-    int rc = ts_save(a->store, t);
-    if (rc) {
+    int rc = wm_store_save(&a->wm, a->store, &a->next_key);
+    if (rc)
         agent_log(LOG_LEVEL_ERROR, "saving the de-duplication table: %s", ts_errmsg(a->store));
-        return rc;
-    }
-    a->next_key++;
-    return 0;
+    return rc;
 }
 
-/* At start: the table of the newest record, in the live store or, when a
- * kill came between a seal and wm_save, in the newest snapshot (then it is
- * saved in the live store again). */
+/* At start: the table of the newest record (wm_store_recover). */
 static void wm_recover(agent *a)
 {
-    char **names = NULL, best[SNAP_NAME_MAX + 8] = "", path[8192], err[512];
-    size_t n = 0;
-    uint64_t best_seq = 0;
-    if (!a->cfg.control.dedup_publishers || wm_read(a, a->store, "the store") != TS_ENOTFOUND)
-        goto out;
-    if (plat_dir_list(a->vfs, a->root, "", &names, &n))
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        const char *e = names[i];
-        uint64_t seq;
-        if (!strncmp(e, ".seal-", 6) && strcmp(e, ".seal-new"))
-            e += 6;
-        if (!snap_name_ok(e, &seq) || seq < best_seq)
-            continue;
-        best_seq = seq;
-        snprintf(best, sizeof(best), "%s", names[i]);
-    }
-    if (!best[0] || (size_t)snprintf(path, sizeof(path), "%s/%s", a->root, best) >= sizeof(path))
-        goto out;
-    ts_options o;
-    ts_store *snap = NULL;
-    ts_options_init(&o);
-    o.read_only = 1;
-    o.vfs = a->vfs;
-    if (ts_open(path, &o, &snap, err, sizeof(err))) {
-        agent_log(LOG_LEVEL_ERROR, "reading the de-duplication table of %s: %s", path, err);
-        goto out;
-    }
-    if (!wm_read(a, snap, path) && !wm_save(a))
-        agent_log(LOG_LEVEL_NOTICE, "de-duplication table taken from snapshot %s", best);
-    ts_close(snap);
-out:
-    free(names);
+    char from[SNAP_NAME_MAX + 32], err[1024];
+    if (!a->cfg.control.dedup_publishers)
+        return;
+    if (wm_store_recover(&a->wm, a->vfs, a->store, a->root, &a->next_key, from, sizeof(from),
+                         err, sizeof(err)))
+        agent_log(LOG_LEVEL_ERROR, "reading the de-duplication table: %s; starting with %s "
+                  "(republished messages may be stored twice)", err,
+                  a->wm.n ? "what was read" : "an empty table");
+    else if (from[0])
+        agent_log(LOG_LEVEL_INFO, "de-duplication table of %zu publisher(s) from %s", a->wm.n,
+                  from);
 }
 
 /* agent.status and systemd's STATUS= line (status.c). */

@@ -135,7 +135,7 @@ class DurableTest(unittest.TestCase):
             self.assertEqual(len(counts), sent[i])
         with open(self.agent.log) as f:
             log = f.read()
-        self.assertNotIn("de-duplication record", log)  # never found corrupt
+        self.assertNotIn("reading the de-duplication table", log)  # never failed
         print(f"\n{KILLS} kills ({seals} after a seal): {sent} tensors each stored once; "
               f"republished {[p.resent for p in pubs]}", file=sys.stderr)
 
