@@ -20,6 +20,12 @@
  * opened insert_only, so a key that somehow existed is refused
  * (TS_EEXIST), never replaced.
  *
+ * De-duplication (watermark.h): before a commit the batch drops messages
+ * whose publisher id and message id are already stored, and a batch that
+ * adds ids carries the whole table as one more tensor in the same
+ * ts_save_batch, so the table on flash is always that of the tensors on
+ * flash. The durable watermark is only queued for the network thread.
+ *
  * Failure policy: a batch that cannot be committed (full disk, failed
  * fsync) is kept and retried every second, loudly; a store poisoned by a
  * failed fsync is reopened (recovery) before the retry. A tensor the store

@@ -13,7 +13,7 @@ message tagged wrongly is stored and counted, and the watermark document
 names the topics with their newest durable key.
 
 Usage: test_durable.py BUILD_DIR REPO_ROOT [--kills N] (CI: 10; the issue's
-100-kill run is `--kills 100`, about 3 minutes).
+100-kill run is `--kills 100`, about 1 minute).
 """
 import collections
 import json
