@@ -20,6 +20,12 @@
  * opened insert_only, so a key that somehow existed is refused
  * (TS_EEXIST), never replaced.
  *
+ * De-duplication (watermark.h): before a commit the batch drops messages
+ * whose publisher id and message id are already stored, and a batch that
+ * adds ids carries the whole table as one more tensor in the same
+ * ts_save_batch, so the table on flash is always that of the tensors on
+ * flash. The durable watermark is only queued for the network thread.
+ *
  * Failure policy: a batch that cannot be committed (full disk, failed
  * fsync) is kept and retried every second, loudly; a store poisoned by a
  * failed fsync is reopened (recovery) before the retry. A tensor the store
@@ -35,6 +41,8 @@
 #include "log.h"
 #include "status.h"
 #include "upload.h"
+#include "watermark.h"
+#include "wm_store.h"
 
 #include "embeddb/console.h"
 #include "embeddb/snapshot.h"
@@ -103,6 +111,14 @@ typedef struct agent {
      * one sealed (the next never reaches back before it) */
     capture_job trig_jobs[AGENT_TRIGGERS_MAX];
     int64_t trig_last_to[AGENT_TRIGGERS_MAX];
+    /* the durable watermark and de-duplication (watermark.h): the table,
+     * the topic it is published on ("" when off), the commit's tensors */
+    watermark wm;
+    char wm_topic[CONTROL_TOPIC_MAX];
+    uint64_t last_wm_ms;
+    int wm_save_due;          /* a seal took the records: save the table again */
+    const ts_tensor **all;
+    size_t all_cap;
 } agent;
 
 /* Raises the store's seqs past every seq a snapshot holds, so keys and
@@ -163,6 +179,33 @@ static void recover_snapshots(agent *a)
         a->next_key = st.next_seq;
     if (n_seals && a->up)
         upload_kick(a->up);
+}
+
+/* Saves the durable table alone in the live store (after a seal moved the
+ * records out with the snapshot; never inside commit, whose keys are
+ * counted already). 0 when there is nothing to save. */
+static int wm_save(agent *a)
+{
+    int rc = wm_store_save(&a->wm, a->store, &a->next_key);
+    if (rc)
+        agent_log(LOG_LEVEL_ERROR, "saving the de-duplication table: %s", ts_errmsg(a->store));
+    return rc;
+}
+
+/* At start: the table of the newest record (wm_store_recover). */
+static void wm_recover(agent *a)
+{
+    char from[SNAP_NAME_MAX + 32], err[1024];
+    if (!a->cfg.control.dedup_publishers)
+        return;
+    if (wm_store_recover(&a->wm, a->vfs, a->store, a->root, &a->next_key, from, sizeof(from),
+                         err, sizeof(err)))
+        agent_log(LOG_LEVEL_ERROR, "reading the de-duplication table: %s; starting with %s "
+                  "(republished messages may be stored twice)", err,
+                  a->wm.n ? "what was read" : "an empty table");
+    else if (from[0])
+        agent_log(LOG_LEVEL_INFO, "de-duplication table of %zu publisher(s) from %s", a->wm.n,
+                  from);
 }
 
 /* agent.status and systemd's STATUS= line (status.c). */
@@ -303,6 +346,7 @@ static int seal(agent *a, const char *why)
     }
     a->n.snapshots_sealed++;
     a->n.snap_bytes += info.bytes;
+    a->wm_save_due = 1; /* the records left with the snapshot (main loop) */
     snprintf(a->last_seal, sizeof(a->last_seal), "%s", name);
     agent_log(LOG_LEVEL_NOTICE, "snapshot %s sealed (%s): %" PRIu64 " SST file(s), %" PRIu64
               " bytes, seq %" PRIu64 "..%" PRIu64, name, why, info.n_files, info.bytes,
@@ -491,15 +535,69 @@ static int already_stored(agent *a, const ts_tensor *first)
 
 static void triggers_seen(agent *a);
 
-static void committed(agent *a, size_t n, uint64_t bytes)
+/* n tensors of `bytes` and `keys` keys (the record too) are durable. */
+static void committed(agent *a, size_t n, uint64_t keys, uint64_t bytes)
 {
+    size_t i = 0;
     triggers_seen(a);
-    a->next_key += n;
+    for (ingest_msg *m = a->b.head; m; m = m->next, i++)
+        wm_topic_durable(&a->wm, m->sub, a->next_key + i, m->recv_ns, m->pub_time_ns);
+    wm_commit(&a->wm);
+    a->next_key += keys;
     a->n.stored += n;
     a->n.batches++;
     a->n.bytes_stored += bytes;
     batch_clear(&a->b);
     ingest_done(a->in, n, bytes);
+}
+
+/* Drops the batch's messages that are already stored (watermark.h) and
+ * starts the batch's table; 1 when the table changed (a record is due). */
+static int dedup(agent *a)
+{
+    size_t i = 0;
+    int changed = 0;
+    wm_begin(&a->wm);
+    for (ingest_msg *m = a->b.head, *next; m; m = next) {
+        next = m->next;
+        a->wm.c.untracked += (uint64_t)m->tag_bad;
+        m->tag_bad = 0; /* counted once, not at every retry */
+        if (!m->pub) {
+            i++;
+        } else if (wm_take(&a->wm, m->pub, m->seq, a->next_key + i)) {
+            forget(a, batch_remove(&a->b, i));
+        } else {
+            i++;
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
+/* The batch's tensors *t (b.n of them) and, when the table changed, the
+ * record after them (key counter next_key + b.n): *t then holds *n_keys
+ * pointers. 0 or -ENOMEM. */
+static int with_record(agent *a, int changed, const ts_tensor *const **t, size_t *n_keys)
+{
+    int err = 0;
+    size_t n = a->b.n;
+    *n_keys = n;
+    const ts_tensor *rec = changed ? wm_record(&a->wm, 1, a->next_key + n, plat_now_ns(), &err)
+                                   : NULL;
+    if (!rec)
+        return err;
+    if (a->all_cap < n + 1) {
+        const ts_tensor **p = realloc(a->all, (n + 1) * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        a->all = p;
+        a->all_cap = n + 1;
+    }
+    memcpy(a->all, *t, n * sizeof(a->all[0]));
+    a->all[n] = rec;
+    *t = a->all;
+    *n_keys = n + 1;
+    return 0;
 }
 
 /* Commits the batch with one saveBatch. 0, or -EAGAIN when it is kept for a
@@ -509,6 +607,7 @@ static int commit(agent *a)
     const ts_tensor *const *t = NULL;
     size_t bad = 0;
     uint64_t cost = 0;
+    size_t n_keys = 0;
     int rc;
     if (!a->b.n)
         return 0;
@@ -517,6 +616,7 @@ static int commit(agent *a)
         if (!a->store)
             return -EAGAIN;
     }
+    int changed = dedup(a);
     for (;;) {
         rc = batch_view(&a->b, a->next_key, &t, &bad);
         if (rc == -ENAMETOOLONG) {
@@ -535,6 +635,10 @@ static int commit(agent *a)
             continue;
         break;
     }
+    if (with_record(a, changed, &t, &n_keys) || ts_batch_cost(t, n_keys, &cost)) {
+        agent_log(LOG_LEVEL_ERROR, "out of memory building a batch of %zu; retrying", a->b.n);
+        return -EAGAIN;
+    }
     ts_stats st;
     ts_get_stats(a->store, &st);
     if (st.disk_bytes > 4096 && st.disk_bytes + cost > a->cfg.snapshot.max_bytes) {
@@ -547,16 +651,16 @@ static int commit(agent *a)
         return -EAGAIN;
     size_t n = a->b.n;
     uint64_t bytes = a->b.bytes;
-    rc = ts_save_batch(a->store, t, n);
+    rc = ts_save_batch(a->store, t, n_keys);
     if (rc == 0) {
-        committed(a, n, bytes);
+        committed(a, n, n_keys, bytes);
         return 0;
     }
     if (rc == TS_EEXIST) {
         if (already_stored(a, t[0])) {
             agent_log(LOG_LEVEL_NOTICE, "a batch of %zu whose commit was reported failed is on "
                       "disk after all; not storing it twice", n);
-            committed(a, n, bytes);
+            committed(a, n, n_keys, bytes);
             return 0;
         }
         /* Keys are new by construction: a store that holds one already is
@@ -564,7 +668,7 @@ static int commit(agent *a)
          * replace a tensor. */
         ts_get_stats(a->store, &st);
         uint64_t was = a->next_key;
-        a->next_key = st.next_seq > a->next_key + n ? st.next_seq : a->next_key + n;
+        a->next_key = st.next_seq > a->next_key + n_keys ? st.next_seq : a->next_key + n_keys;
         agent_log(LOG_LEVEL_ERROR, "key counter %" PRIu64 " collides with stored keys (%s); "
                   "continuing at %" PRIu64, was, ts_errmsg(a->store), a->next_key);
         return commit(a);
@@ -1096,7 +1200,33 @@ static void reload(agent *a, const char *path)
     fresh.mqtt.subs = subs;
     fresh.mqtt.n_subs = n;
     agent_config_free(&fresh);
+    /* The topics' watermarks start over (their filters may have changed). */
+    if (wm_resize(&a->wm, a->wm.max_pubs, a->cfg.mqtt.n_subs))
+        agent_log(LOG_LEVEL_ERROR, "reload: out of memory for the watermark's topics");
     agent_log(LOG_LEVEL_NOTICE, "configuration reloaded: %zu subscription(s)", a->cfg.mqtt.n_subs);
+}
+
+/* Publishes the durable watermark (retained) when it changed and
+ * control.watermark_interval has passed, or at once after a connection
+ * (`now`). Only queues it for the network thread: never waits on it. */
+static void publish_watermark(agent *a, int now)
+{
+    char *doc = NULL;
+    size_t len = 0, n = a->wm.n_topics;
+    uint64_t now_ms = plat_mono_ms();
+    if (!a->wm_topic[0] || (!now && (!a->wm.dirty ||
+                                     now_ms - a->last_wm_ms < a->cfg.control.watermark_interval_ms)))
+        return;
+    const char **filters = calloc(n ? n : 1, sizeof(*filters));
+    for (size_t i = 0; filters && i < n; i++)
+        filters[i] = i < a->cfg.mqtt.n_subs ? a->cfg.mqtt.subs[i].topic : "";
+    if (filters && !wm_json(&a->wm, a->cfg.device_id, filters, plat_now_ns(), &doc, &len) &&
+        !ingest_publish(a->in, a->wm_topic, doc, len, 1)) {
+        a->wm.dirty = 0;
+        a->last_wm_ms = now_ms;
+    }
+    free(filters);
+    free(doc);
 }
 
 /* Takes from the queue what the batch has room for, waiting at most
@@ -1126,10 +1256,21 @@ int agent_run(const char *config_path)
     }
     agent_log_set_level(a.cfg.log.level);
     batch_init(&a.b, &a.cfg);
+    if (wm_init(&a.wm, a.cfg.control.dedup_publishers, a.cfg.mqtt.n_subs)) {
+        agent_log(LOG_LEVEL_ERROR, "out of memory");
+        goto out;
+    }
+    if (a.cfg.control.watermark_interval_ms &&
+        control_topic(a.wm_topic, sizeof(a.wm_topic), a.cfg.control.prefix, a.cfg.device_id,
+                      "durable")) {
+        agent_log(LOG_LEVEL_ERROR, "control.prefix and device_id make too long a topic");
+        goto out;
+    }
     if (plat_signals_install() || snap_root(a.cfg.storage.dir, a.root, sizeof(a.root)) ||
         open_store(&a))
         goto out;
     recover_snapshots(&a);
+    wm_recover(&a);
     if (!(a.up = upload_new(&a.cfg, a.vfs, a.root, err, sizeof(err))) || upload_start(a.up)) {
         agent_log(LOG_LEVEL_ERROR, "%s", a.up ? "cannot start the upload thread" : err);
         goto out;
@@ -1176,6 +1317,9 @@ int agent_run(const char *config_path)
             (!last_retry || plat_mono_ms() - last_retry >= RETRY_MS)) {
             last_retry = commit(&a) ? plat_mono_ms() : 0;
         }
+        /* Before anything can delete the snapshot that holds the table. */
+        if (a.wm_save_due && a.store && !wm_save(&a))
+            a.wm_save_due = 0;
         if (a.web)
             console_serve(a.web, &a.store, a.vfs, &a.hooks, 0);
         if (!a.ready) {
@@ -1197,9 +1341,11 @@ int agent_run(const char *config_path)
             if (watchdog_ms)
                 plat_notify("WATCHDOG=1");
         }
-        if (a.status_topic[0] && (ingest_take_connected(a.in) ||
-                                  now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
+        int connected = ingest_take_connected(a.in);
+        if (a.status_topic[0] &&
+            (connected || now_ms - a.last_pub_ms >= a.cfg.control.status_interval_ms))
             publish_status(&a);
+        publish_watermark(&a, connected);
         take_commands(&a);
         capture_tick(&a);
     }
@@ -1247,6 +1393,8 @@ out:
         capture_job_free(&a.captures[i]);
     for (size_t i = 0; i < AGENT_TRIGGERS_MAX; i++)
         capture_job_free(&a.trig_jobs[i]);
+    free(a.all);
+    wm_free(&a.wm);
     batch_free(&a.b);
     ts_close(a.store);
     agent_config_free(&a.cfg);

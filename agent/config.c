@@ -21,6 +21,7 @@
  */
 #include "config.h"
 #include "http.h"
+#include "watermark.h"
 
 #include "embeddb/console.h"
 #include "embeddb/snapshot.h"
@@ -175,6 +176,10 @@ static const opt control_opts[] = {
      NULL},
     {"commands", OPT_BOOL, OFF(control.commands), 0, 0, 0, NULL, NULL},
     {"command_rate", OPT_U64, OFF(control.command_rate), 0, 1, 600, NULL, NULL},
+    {"watermark_interval", OPT_DURATION, OFF(control.watermark_interval_ms), 0, 0, 3600000,
+     NULL, NULL},
+    {"dedup_publishers", OPT_U64, OFF(control.dedup_publishers), 0, 0, WM_PUBLISHERS_MAX, NULL,
+     NULL},
     END,
 };
 
@@ -511,6 +516,9 @@ const char *config_topic_problem(const char *t, char *buf, size_t cap)
     const char *why = mqtt_len_problem(t, " bytes", buf, cap);
     if (why)
         return why;
+    if (!strncmp(t, "$embeddb/", 9))
+        return "topics under '$embeddb/' are the agent's own keys (its de-duplication "
+               "records, agent/CONTROL.md)";
     for (const char *lv = t;; ) {
         size_t k = strcspn(lv, "/");
         if (memchr(lv, '#', k) && (k != 1 || lv[k] == '/'))
@@ -1176,6 +1184,10 @@ static int check_limits(walker *w)
         return fail(w, node_at(w, "control.status_interval"), "control.status_interval: %"
                     PRIu64 "ms is too often (at least 1s, or 0s for no status and no Last Will)",
                     cfg->control.status_interval_ms);
+    if (cfg->control.watermark_interval_ms && cfg->control.watermark_interval_ms < 100)
+        return fail(w, node_at(w, "control.watermark_interval"), "control.watermark_interval: %"
+                    PRIu64 "ms is too often (at least 100ms, or 0s for no watermark)",
+                    cfg->control.watermark_interval_ms);
     if (cfg->control.prefix && strlen(cfg->control.prefix) > AGENT_CONTROL_PREFIX_MAX)
         return fail(w, node_at(w, "control.prefix"), "control.prefix: %zu bytes; at most %d",
                     strlen(cfg->control.prefix), AGENT_CONTROL_PREFIX_MAX);
@@ -1217,6 +1229,8 @@ static void defaults(agent_config *cfg)
     cfg->upload.part_size = 8u << 20;
     cfg->control.status_interval_ms = 60000;
     cfg->control.command_rate = 30;
+    cfg->control.watermark_interval_ms = 1000;
+    cfg->control.dedup_publishers = 64;
 }
 
 int config_parse_url(const char *url, char **host, int *port, char **path)

@@ -159,6 +159,8 @@ typedef struct agent_config {
         uint64_t status_interval_ms; /* retained status every ...; 0 = no status, no will */
         int commands;           /* take commands on .../cmd/<verb> (default off) */
         uint64_t command_rate;  /* at most this many commands in any 60 s */
+        uint64_t watermark_interval_ms; /* durable watermark at most every ...; 0 = none */
+        uint64_t dedup_publishers; /* publishers de-duplicated (watermark.h); 0 = off */
     } control;
     struct {
         agent_trigger *triggers;

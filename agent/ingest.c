@@ -45,6 +45,7 @@
 #include "ingest.h"
 
 #include "log.h"
+#include "watermark.h"
 
 #include "embeddb/plat.h"
 
@@ -157,6 +158,7 @@ void ingest_msg_free(ingest_msg *m)
     while (m) {
         ingest_msg *next = m->next;
         free(m->topic);
+        free(m->pub);
         payload_free(&m->t);
         free(m);
         m = next;
@@ -350,20 +352,57 @@ static int take_command(ingest *in, const struct mosquitto_message *msg,
     return 1;
 }
 
+/* The de-duplication tag (watermark.h) of an MQTT 5 message into m. */
+static void read_tag(ingest_msg *m, const mosquitto_property *props)
+{
+    char *pub = NULL, *seq = NULL, *tm = NULL, id[WM_PUB_ID_MAX + 1];
+    int repeated = 0, first = 1;
+    for (const mosquitto_property *p = props; p; first = 0) {
+        char *name = NULL, *value = NULL;
+        /* Each call finds the next user property from p on, p itself
+         * skipped after the first. */
+        p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
+                                                !first);
+        char **slot = !p ? NULL : !strcmp(name, WM_PROP_PUB) ? &pub
+                                : !strcmp(name, WM_PROP_SEQ) ? &seq
+                                : !strcmp(name, WM_PROP_TIME) ? &tm : NULL;
+        if (slot) {
+            repeated |= *slot != NULL;
+            free(*slot);
+            *slot = value;
+            value = NULL;
+        }
+        free(name);
+        free(value);
+    }
+    int t = repeated ? -1 : wm_tag_parse(pub, seq, id, &m->seq);
+    if (t == 1 && !(m->pub = strdup(id)))
+        t = -1;
+    m->tag_bad = t < 0;
+    if (!wm_time_parse(tm, &m->pub_time_ns))
+        m->pub_time_ns = 0;
+    free(pub);
+    free(seq);
+    free(tm);
+}
+
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
     ingest *in = obj;
     char why[256];
     const agent_sub *sub = NULL;
+    size_t sub_i = 0;
     (void)mosq;
     if (take_command(in, msg, props))
         return;
     for (size_t i = 0; i < in->n_subs && !sub; i++) {
         bool match = false;
         if (mosquitto_topic_matches_sub(in->subs[i].topic, msg->topic, &match) ==
-                MOSQ_ERR_SUCCESS && match)
+                MOSQ_ERR_SUCCESS && match) {
             sub = &in->subs[i];
+            sub_i = i;
+        }
     }
     pthread_mutex_lock(&in->mu);
     in->c.received++;
@@ -402,6 +441,10 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
             e = PAYLOAD_INVALID;
             snprintf(why, sizeof(why), "the store refuses it: %s", ts_strerror(v));
         }
+    }
+    if (e == PAYLOAD_OK) {
+        m->sub = sub_i;
+        read_tag(m, props);
     }
     pthread_mutex_lock(&in->mu);
     if (e != PAYLOAD_OK) {

@@ -44,6 +44,12 @@ typedef struct ingest_msg {
     payload_tensor t;
     int64_t recv_ns;         /* wall clock at arrival: the tensor's timestamp */
     uint64_t need;           /* settle barrier it waits for (0: none); ingest's */
+    size_t sub;              /* the subscription it matched (index in the table
+                                of its arrival; watermark.h) */
+    char *pub;               /* its publisher id (watermark.h), NULL: untagged */
+    uint64_t seq;            /* and message id */
+    int64_t pub_time_ns;     /* the publisher's time, 0 when it sent none */
+    int tag_bad;             /* tagged wrongly: stored as untagged */
     struct ingest_msg *next;
 } ingest_msg;
 

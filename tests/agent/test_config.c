@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -688,6 +689,54 @@ static void test_secret_files_are_regular_bounded_and_whole(void **state)
     expect_error(text, "agent.yaml:12:15: upload.token_file: ", "control character");
 }
 
+/* control.watermark_interval and control.dedup_publishers: both sides of
+ * each limit; topics under $embeddb/ are the agent's own keys. */
+static void test_watermark_keys_are_bounded(void **state)
+{
+    (void)state;
+    char text[1024];
+    agent_config cfg;
+    assert_string_equal(load(base_yaml, &cfg), "");
+    assert_int_equal(cfg.control.watermark_interval_ms, 1000);
+    assert_int_equal(cfg.control.dedup_publishers, 64);
+    agent_config_free(&cfg);
+    static const struct {
+        const char *v;
+        uint64_t ms;
+    } ok[] = {{"0s", 0}, {"100ms", 100}, {"1h", 3600000}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "%scontrol:\n  watermark_interval: %s\n", base_yaml, ok[i].v);
+        assert_string_equal(load(text, &cfg), "");
+        assert_int_equal(cfg.control.watermark_interval_ms, ok[i].ms);
+        agent_config_free(&cfg);
+    }
+    snprintf(text, sizeof(text), "%scontrol:\n  watermark_interval: 99ms\n", base_yaml);
+    expect_error(text, ":10:23:", "control.watermark_interval: 99ms is too often (at least 100ms");
+    snprintf(text, sizeof(text), "%scontrol:\n  watermark_interval: 3600001ms\n", base_yaml);
+    expect_error(text, ":10:23:", "control.watermark_interval");
+    for (uint64_t n = 0; n <= 4096; n += 4096) {
+        snprintf(text, sizeof(text), "%scontrol:\n  dedup_publishers: %" PRIu64 "\n", base_yaml, n);
+        assert_string_equal(load(text, &cfg), "");
+        assert_int_equal(cfg.control.dedup_publishers, n);
+        agent_config_free(&cfg);
+    }
+    snprintf(text, sizeof(text), "%scontrol:\n  dedup_publishers: 4097\n", base_yaml);
+    expect_error(text, ":10:21:", "0..4096");
+    snprintf(text, sizeof(text), "%scontrol:\n  dedup_publishers: -1\n", base_yaml);
+    expect_error(text, ":10:21:", "0..4096");
+    expect_error("device_id: d1\nstorage: {dir: /x}\nmqtt:\n  host: h\n  subscriptions:\n"
+                 "    - topic: $embeddb/dedup\n      format: npy\n",
+                 ":6:14:", "topics under '$embeddb/' are the agent's own keys");
+    expect_error("device_id: d1\nstorage: {dir: /x}\nmqtt:\n  host: h\n  subscriptions:\n"
+                 "    - topic: $embeddb/#\n      format: npy\n",
+                 ":6:14:", "'$embeddb/'");
+    /* $embeddb alone, and other $ topics, are still topics */
+    assert_string_equal(load("device_id: d1\nstorage: {dir: /x}\nmqtt:\n  host: h\n"
+                             "  subscriptions:\n    - topic: $embeddb\n      format: npy\n", &cfg),
+                        "");
+    agent_config_free(&cfg);
+}
+
 /* capture.triggers: every key, both sides of every limit, and the trigger
  * filter's place inside a subscription. */
 static void test_capture_triggers_are_checked(void **state)
@@ -802,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_strings_hold_no_nul_or_control_characters),
         cmocka_unit_test(test_mqtt_host_is_a_host_name_or_address),
         cmocka_unit_test(test_secret_files_are_regular_bounded_and_whole),
+        cmocka_unit_test(test_watermark_keys_are_bounded),
         cmocka_unit_test(test_capture_triggers_are_checked),
         cmocka_unit_test(test_on_trigger_mode_needs_a_bounded_ring),
     };

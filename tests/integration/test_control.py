@@ -4,8 +4,8 @@ free loopback port, watched by a real paho subscriber: the retained status
 published at connect and every control.status_interval, its counters
 following the traffic, the Last Will turning it offline ("lost") when the
 agent is SIGKILLed and a graceful stop's own offline status ("stopped"),
-under MQTT 3.1.1 and 5; status off (control.status_interval: 0s) publishing
-nothing; and the configuration refusing what would fail later.
+under MQTT 3.1.1 and 5; status and watermark off (control.status_interval
+and control.watermark_interval 0s) publishing nothing; and the configuration refusing what would fail later.
 Commands: every verb and every error reply over MQTT 5 (response topic and
 correlation data) and 3.1.1 (the reply topic and the body's id), body and
 id sizes on both sides of their limits, the rate limit on both sides, a
@@ -187,8 +187,8 @@ class ControlTest(unittest.TestCase):
         wait_for(lambda: w.last("fleet-a/site_2/itest/status"), what="status under the prefix")
         self.assertFalse([t for t, _, _ in w.msgs if t.startswith("embeddb/")])
 
-    def test_status_off_publishes_nothing(self):
-        self.configure("control:\n  status_interval: 0s\n")
+    def test_status_and_watermark_off_publish_nothing(self):
+        self.configure("control:\n  status_interval: 0s\n  watermark_interval: 0s\n")
         w = self.watch("#")
         self.agent.start()
         self.pub("env/csv", "1,2")
