@@ -896,13 +896,13 @@ int snap_queue_abort(plat_vfs *vfs, const char *root, const char *name)
     char from[PATH_LEN], to[PATH_LEN], leaf[SNAP_NAME_MAX + 16];
     plat_stat st;
     int rc;
-    if ((rc = join3(from, root, name, SNAP_MULTIPART_NAME)))
+    if ((rc = snap__join3(from, root, name, SNAP_MULTIPART_NAME)))
         return rc;
     if ((rc = vfs->stat(vfs, from, &st)))
         return rc == -ENOENT ? 0 : rc;
     for (int k = 1; k < 1000; k++) {
         snprintf(leaf, sizeof(leaf), SNAP_ABORT_PREFIX "%s.%d", name, k);
-        if ((rc = join3(to, root, leaf, "")))
+        if ((rc = snap__join3(to, root, leaf, "")))
             return rc;
         if ((rc = vfs->stat(vfs, to, &st)) == -ENOENT) {
             if ((rc = vfs->rename(vfs, from, to)))
