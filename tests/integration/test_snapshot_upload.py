@@ -772,7 +772,7 @@ class UploadTest(unittest.TestCase):
         self.assertTrue(os.path.exists(obj), os.listdir(web.root))
         with open(obj, "rb") as f:
             body = f.read()
-        self.assertEqual(self.state_of(snap["name"])["object"], "zstd:3")
+        self.assertEqual(self.state_of(snap["name"])["object"], "zstd:7")  # the default level
         self.assertLess(len(body), int(snap["tar_bytes"]) // 2)
         got = self.received_is_the_snapshot(body, ["zstd", "-d", "-c"], snap)
         self.assertEqual(store_count(got), 200)
