@@ -145,6 +145,7 @@ int ts_release(ts_store *s, uint64_t last_file)
      * the table when none are). */
     if (s->km_on)
         keymap_rebuild(&s->km, s->ssts, s->n_ssts);
+    fcache_clear(&s->cache); /* a dropped SST may have held a row's key */
 out:
     return rc;
 }

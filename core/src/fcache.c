@@ -1,9 +1,10 @@
 /*
- * fcache.c -- decoded SST frames for point loads (see fcache.h).
+ * fcache.c -- small tensors decoded from SST frames, for point loads (see
+ * fcache.h).
  */
 #include "fcache.h"
 
-#include "crc32c.h"
+#include "keymap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,95 +17,90 @@ void fcache_init(fcache *c, uint64_t budget)
 
 void fcache_free(fcache *c)
 {
-    for (fc_entry *e = c->newest, *next; e; e = next) {
-        next = e->older;
-        free(e->frame);
-        free(e);
+    for (fc_row *w = c->newest, *next; w; w = next) {
+        next = w->older;
+        free(w);
     }
     free(c->buckets);
     fcache_init(c, c->budget);
 }
 
-uint32_t fcache_key_fp(const uint8_t *key, size_t key_len)
+static uint8_t *bytes_of(const fc_row *w)
 {
-    uint16_t len = (uint16_t)key_len;
-    return crc32c_extend(crc32c(&len, sizeof(len)), key, key_len);
+    return (uint8_t *)(uintptr_t)(w + 1);
 }
 
-/* Bucket of (file_no, off) in a table of n (a power of two) buckets. */
-static size_t bucket_in(size_t n, uint64_t file_no, uint64_t off)
+static const uint8_t *key_of(const fc_row *w)
 {
-    uint64_t h = (file_no * UINT64_C(0x9E3779B97F4A7C15)) ^ (off * UINT64_C(0xC2B2AE3D27D4EB4F));
-    return (size_t)(h ^ h >> 29) & (n - 1);
+    return bytes_of(w) + 8 * (size_t)w->ndim;
 }
 
-static size_t bucket_of(const fcache *c, uint64_t file_no, uint64_t off)
+static void ring_unlink(fcache *c, fc_row *w)
 {
-    return bucket_in(c->n_buckets, file_no, off);
+    *(w->newer ? &w->newer->older : &c->newest) = w->older;
+    *(w->older ? &w->older->newer : &c->oldest) = w->newer;
 }
 
-static void lru_unlink(fcache *c, fc_entry *e)
+static void ring_push(fcache *c, fc_row *w)
 {
-    *(e->newer ? &e->newer->older : &c->newest) = e->older;
-    *(e->older ? &e->older->newer : &c->oldest) = e->newer;
+    w->newer = NULL;
+    w->older = c->newest;
+    *(c->newest ? &c->newest->newer : &c->oldest) = w;
+    c->newest = w;
 }
 
-static void lru_push(fcache *c, fc_entry *e)
+static fc_row **bucket(const fcache *c, uint32_t h)
 {
-    e->newer = NULL;
-    e->older = c->newest;
-    *(c->newest ? &c->newest->newer : &c->oldest) = e;
-    c->newest = e;
+    return &c->buckets[h & (c->n_buckets - 1)];
 }
 
-const fc_entry *fcache_get(fcache *c, uint64_t file_no, uint64_t off)
+static void remove_row(fcache *c, fc_row *w)
 {
-    if (!c->n_buckets)
-        return NULL;
-    fc_entry *e = c->buckets[bucket_of(c, file_no, off)];
-    while (e && (e->file_no != file_no || e->off != off))
-        e = e->chain;
-    if (e && e != c->newest) {
-        lru_unlink(c, e);
-        lru_push(c, e);
-    }
-    return e;
+    fc_row **pp = bucket(c, w->h);
+    while (*pp != w)
+        pp = &(*pp)->chain;
+    *pp = w->chain;
+    ring_unlink(c, w);
+    c->bytes -= w->bytes;
+    c->n_rows--;
+    free(w);
 }
 
+/* Second chance (CLOCK): the oldest rows used since they last came round
+ * go back to the newest end; the first one not used goes. */
 static void evict_oldest(fcache *c)
 {
-    fc_entry *e = c->oldest, **pp = &c->buckets[bucket_of(c, e->file_no, e->off)];
-    while (*pp != e)
-        pp = &(*pp)->chain;
-    *pp = e->chain;
-    lru_unlink(c, e);
-    c->bytes -= e->bytes;
-    c->n_entries--;
-    free(e->frame);
-    free(e);
+    fc_row *w;
+    while ((w = c->oldest)->used && w != c->newest) {
+        w->used = 0;
+        ring_unlink(c, w);
+        ring_push(c, w);
+    }
+    remove_row(c, w);
 }
 
-/* Doubles the table (at least 16 buckets) once it holds as many entries as
- * buckets, when the budget has room for the larger table. */
+/* Doubles the table (at least 16 buckets) once it holds as many rows as
+ * buckets, when the budget has room for the larger table. 0, or 1 when
+ * there is no table and no room or memory for one. */
 static int grow(fcache *c)
 {
     size_t n = c->n_buckets ? c->n_buckets * 2 : 16;
-    size_t add = (n - c->n_buckets) * sizeof(fc_entry *);
-    if (c->n_buckets && c->n_entries < c->n_buckets)
+    size_t add = (n - c->n_buckets) * sizeof(fc_row *);
+    if (c->n_buckets && c->n_rows < c->n_buckets)
         return 0;
     while (c->oldest && c->bytes + add > c->budget)
         evict_oldest(c);
     if (c->bytes + add > c->budget)
-        return c->n_buckets ? 0 : 1;
-    fc_entry **b = calloc(n, sizeof(*b));
+        return !c->n_buckets;
+    fc_row **b = calloc(n, sizeof(*b));
     if (!b)
-        return c->n_buckets ? 0 : TS_ENOMEM;
+        return !c->n_buckets;
     for (size_t i = 0; i < c->n_buckets; i++)
-        for (fc_entry *e = c->buckets[i], *next; e; e = next) {
-            next = e->chain;
-            size_t j = bucket_in(n, e->file_no, e->off);
-            e->chain = b[j];
-            b[j] = e;
+        for (fc_row *w = c->buckets[i], *next; w; w = next) {
+            next = w->chain;
+            size_t j = w->h & (n - 1);
+            w->chain = b[j];
+            b[j] = w;
         }
     free(c->buckets);
     c->buckets = b;
@@ -113,64 +109,73 @@ static int grow(fcache *c)
     return 0;
 }
 
-int fcache_put(fcache *c, uint64_t file_no, uint64_t off, uint8_t *frame, uint32_t len,
-               const fc_entry **out, const char **why)
+static fc_row *find(const fcache *c, uint32_t h, const uint8_t *key, size_t key_len)
 {
-    pack_dec d;
-    pack_rec r;
-    uint32_t flen = 0;
-    fc_entry *e = NULL;
-    *out = NULL;
-    int rc = pack_open(&d, frame, len, &flen, why);
-    if (rc)
-        goto out;
-    rc = TS_ECORRUPT;
-    if (flen != len) {
-        *why = "frame length differs from the index";
-        goto out;
-    }
-    /* The schemas right after the entry, on the lines a hit reads anyway. */
-    size_t sch_off = (sizeof(fc_entry) + 15) & ~(size_t)15;
-    size_t recs_off = sch_off + d.n_schemas * sizeof(pack_schema);
-    size_t bytes = recs_off + d.n_records * sizeof(fc_rec) + len;
-    rc = 1;
-    if (bytes > c->budget)
-        goto out;
-    rc = TS_ENOMEM;
-    if (!(e = malloc(bytes - len)))
-        goto out;
-    fc_rec *recs = (fc_rec *)(void *)((uint8_t *)e + recs_off);
-    while ((rc = pack_next(&d, &r, why)) == 0)
-        recs[r.ord] = (fc_rec){.timestamp_ns = r.timestamp_ns,
-                               .key_fp = fcache_key_fp(r.key, r.key_len),
-                               .data_off = (uint16_t)(r.data - frame),
-                               .schema = (uint8_t)d.cur_schema};
-    if (rc != 1)
-        goto out;
-    pack_schema *sch = (pack_schema *)(void *)((uint8_t *)e + sch_off);
-    memcpy(sch, d.schemas, d.n_schemas * sizeof(pack_schema));
-    *e = (fc_entry){.file_no = file_no, .off = off, .first_seq = d.first_seq, .bytes = bytes,
-                    .n_records = d.n_records, .n_schemas = d.n_schemas, .schemas = sch,
-                    .recs = recs, .frame = frame};
-    rc = grow(c);
-    while (!rc && c->oldest && c->bytes + bytes > c->budget)
+    if (!c->n_rows)
+        return NULL;
+    for (fc_row *w = *bucket(c, h); w; w = w->chain)
+        if (w->h == h && w->key_len == key_len && !memcmp(key_of(w), key, key_len))
+            return w;
+    return NULL;
+}
+
+int fcache_get(fcache *c, const uint8_t *key, size_t key_len, pack_rec *r)
+{
+    fc_row *w = find(c, (uint32_t)keymap_hash(key, key_len), key, key_len);
+    if (!w)
+        return 0;
+    w->used = 1;
+    *r = (pack_rec){.seq = w->seq, .timestamp_ns = w->timestamp_ns, .key = key_of(w),
+                    .key_len = w->key_len, .dtype = w->dtype, .ndim = w->ndim,
+                    .data_len = w->data_len, .name_len = w->name_len};
+    memcpy(r->shape, bytes_of(w), 8 * (size_t)w->ndim);
+    r->data = r->key + w->key_len;
+    r->name = r->data + w->data_len;
+    return 1;
+}
+
+void fcache_put(fcache *c, const pack_rec *r)
+{
+    uint32_t h = (uint32_t)keymap_hash(r->key, r->key_len);
+    size_t shape = 8 * (size_t)r->ndim;
+    size_t bytes = sizeof(fc_row) + shape + r->key_len + (size_t)r->data_len + r->name_len;
+    fc_row *w = find(c, h, r->key, r->key_len);
+    if (w)
+        remove_row(c, w);
+    if (bytes > c->budget || bytes > UINT32_MAX || grow(c) || !(w = malloc(bytes)))
+        return;
+    while (c->oldest && c->bytes + bytes > c->budget)
         evict_oldest(c);
-    if (!rc && c->bytes + bytes > c->budget)
-        rc = 1;
-    if (rc)
-        goto out;
-    size_t b = bucket_of(c, file_no, off);
-    e->chain = c->buckets[b];
-    c->buckets[b] = e;
-    lru_push(c, e);
+    if (c->bytes + bytes > c->budget) {
+        free(w);
+        return;
+    }
+    *w = (fc_row){.h = h, .bytes = (uint32_t)bytes, .timestamp_ns = r->timestamp_ns,
+                  .seq = r->seq, .data_len = r->data_len, .key_len = r->key_len,
+                  .name_len = r->name_len, .dtype = r->dtype, .ndim = r->ndim};
+    uint8_t *p = bytes_of(w);
+    memcpy(p, r->shape, shape);
+    memcpy(p + shape, r->key, r->key_len);
+    if (r->data_len)
+        memcpy(p + shape + r->key_len, r->data, r->data_len);
+    memcpy(p + shape + r->key_len + r->data_len, r->name, r->name_len);
+    fc_row **b = bucket(c, h);
+    w->chain = *b;
+    *b = w;
+    ring_push(c, w);
     c->bytes += bytes;
-    c->n_entries++;
-    *out = e;
-    pack_close(&d);
-    return 0;
-out:
-    pack_close(&d);
-    free(e);
-    free(frame);
-    return rc;
+    c->n_rows++;
+}
+
+void fcache_drop(fcache *c, const uint8_t *key, size_t key_len)
+{
+    fc_row *w = find(c, (uint32_t)keymap_hash(key, key_len), key, key_len);
+    if (w)
+        remove_row(c, w);
+}
+
+void fcache_clear(fcache *c)
+{
+    while (c->newest)
+        remove_row(c, c->newest);
 }

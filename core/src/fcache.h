@@ -1,24 +1,30 @@
 /*
- * fcache.h -- decoded SST frames for point loads (ts_options.frame_cache_bytes).
+ * fcache.h -- small tensors decoded from SST frames, kept for point loads
+ * (ts_options.frame_cache_bytes).
  *
- * A point load of a packed record otherwise copies its whole frame (about
+ * A point load of a packed record otherwise finds its key in the key map,
+ * walks the SST's index to its entry, copies its whole frame (about
  * 4 KiB), checks the frame's CRC and decodes every record before it: for a
- * 12-byte tensor that is almost all of the cost. A cached frame was copied,
- * checked and decoded whole once; a hit finds its record by ordinal. SST
- * frames never change (files are immutable and their numbers never
- * reused), so entries need no invalidation; an entry of a dropped SST
- * simply ages out.
+ * 12-byte tensor that is almost all of the cost. The cache keeps tensors
+ * whole (key, name, shape, timestamp, seq, data) under their keys, as
+ * "rows": a hit is one hash probe, one compare of the key and one copy.
  *
- * What an entry keeps per record (16 bytes): timestamp, data offset,
- * schema, and a CRC-32C fingerprint of the key. The key itself is not
- * kept: the caller found the record by an exact key match in the SST's
- * index (checked at open), and the fingerprint stands in for the frame's
- * own copy of the key as the check that the index points at the right
- * record.
+ * What fills it: a load that misses reads and checks the frame as always,
+ * and keeps as rows every record of that frame that is its key's newest
+ * version (the store's key map says which), so the frame is read once.
+ * A row is only right while the SSTs hold no newer version of its key: the
+ * store drops a key's row when an SST holding the key is added
+ * (fcache_drop) and every row when SSTs are released (fcache_clear); the
+ * MemTable, newer than any SST, is looked at before the cache.
  *
- * Memory: at most the budget, counting each entry's allocation (the frame,
- * its schemas, 16 bytes per record, the entry) and the hash table. Least
- * recently used entries are dropped first.
+ * A row is a checked copy: damage to its frame on flash after it was kept
+ * is not seen by loads it serves (ts_verify reads the files).
+ *
+ * Memory: at most the budget, counting each row's allocation (a header of
+ * 64 bytes plus its bytes) and the hash table (8 bytes per bucket, as many
+ * buckets as rows at most). Rows are dropped oldest first, except that one
+ * hit since it last came round gets a second chance (CLOCK: a hit writes
+ * nothing but its own row).
  */
 #ifndef EMBEDDB_FCACHE_H
 #define EMBEDDB_FCACHE_H
@@ -28,48 +34,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct fc_rec {
+/* A row; its bytes follow: shape (u64 x ndim), key, data, name. */
+typedef struct fc_row {
+    struct fc_row *chain;         /* hash bucket */
+    struct fc_row *newer, *older;
+    uint32_t h;                   /* hash of the key (low 32 bits) */
+    uint32_t bytes;               /* the allocation, counted in the budget */
     int64_t timestamp_ns;
-    uint32_t key_fp;     /* fcache_key_fp of the record's key */
-    uint16_t data_off;   /* from the start of the frame */
-    uint8_t schema;
-    uint8_t pad;
-} fc_rec;
-
-typedef struct fc_entry {
-    struct fc_entry *chain;       /* hash bucket */
-    struct fc_entry *newer, *older;
-    uint64_t file_no, off;
-    uint64_t first_seq;
-    size_t bytes;                 /* the allocation, counted in the budget */
-    uint32_t n_records, n_schemas;
-    const pack_schema *schemas;   /* names point into frame */
-    const fc_rec *recs;
-    uint8_t *frame;               /* owned */
-} fc_entry;
+    uint64_t seq;
+    uint32_t data_len;
+    uint16_t key_len, name_len;
+    uint8_t dtype, ndim;
+    uint8_t used;                 /* hit since it last came round (CLOCK) */
+} fc_row;
 
 typedef struct fcache {
     uint64_t budget, bytes;
-    fc_entry **buckets;
-    size_t n_buckets, n_entries;
-    fc_entry *newest, *oldest;
+    fc_row **buckets;
+    size_t n_buckets, n_rows;
+    fc_row *newest, *oldest;
 } fcache;
 
 void fcache_init(fcache *c, uint64_t budget);
 void fcache_free(fcache *c);
 
-/* The fingerprint of a key (its length included). */
-uint32_t fcache_key_fp(const uint8_t *key, size_t key_len);
-
-/* The entry of the frame at (file_no, off), now the most recently used, or
- * NULL. */
-const fc_entry *fcache_get(fcache *c, uint64_t file_no, uint64_t off);
-
-/* Checks and decodes the frame (len bytes, its length as the index gives
- * it; a malloc'd copy the cache takes over whatever happens) and keeps it.
- * Returns 0 and *out; 1 when it does not fit the budget (nothing kept:
- * decode the frame directly); TS_ECORRUPT with *why; TS_ENOMEM. */
-int fcache_put(fcache *c, uint64_t file_no, uint64_t off, uint8_t *frame, uint32_t len,
-               const fc_entry **out, const char **why);
+/* The row of key, marked used: 1 and *r (pointing into the row, valid
+ * until the cache next changes), or 0. */
+int fcache_get(fcache *c, const uint8_t *key, size_t key_len, pack_rec *r);
+/* Keeps r (a record the SSTs hold as its key's newest version) as a row,
+ * replacing any row of its key, when the budget has room, dropping old
+ * rows for it. Nothing happens otherwise: a row is only ever a shortcut. */
+void fcache_put(fcache *c, const pack_rec *r);
+/* Forgets the row of key, if any. */
+void fcache_drop(fcache *c, const uint8_t *key, size_t key_len);
+/* Forgets every row. */
+void fcache_clear(fcache *c);
 
 #endif

@@ -26,7 +26,7 @@ static size_t limit(size_t n_slots)
     return n_slots / 5 * 3;
 }
 
-static uint64_t hash(const uint8_t *k, size_t len)
+uint64_t keymap_hash(const uint8_t *k, size_t len)
 {
     const uint64_t mul = 0x9e3779b97f4a7c15ull;
     uint64_t h = 0x6a09e667f3bcc909ull ^ ((uint64_t)len * mul), w;
@@ -114,7 +114,7 @@ static int holds(const keymap *m, const sst *ssts, uint32_t ref, const uint8_t *
  * table is too full for a new key (nothing changed), else 0. */
 static int put(keymap *m, const sst *ssts, const uint8_t *key, size_t key_len, uint32_t ref)
 {
-    uint64_t h = hash(key, key_len);
+    uint64_t h = keymap_hash(key, key_len);
     uint32_t tag = tag_of(h);
     size_t mask = m->n_slots - 1, i = (size_t)h & mask, which;
     sst_entry e;
@@ -262,7 +262,7 @@ int keymap_find(const keymap *m, const sst *ssts, size_t n, const uint8_t *key, 
         return -1;
     if (!m->n_slots)
         return 0;
-    uint64_t h = hash(key, key_len);
+    uint64_t h = keymap_hash(key, key_len);
     uint32_t tag = tag_of(h);
     size_t mask = m->n_slots - 1;
     for (size_t i = (size_t)h & mask; m->slots[i].tag; i = (i + 1) & mask)

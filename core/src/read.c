@@ -292,48 +292,35 @@ static int read_packed(ts_store *s, const loc *l, const uint8_t *key, size_t key
     return rc ? rc : tensor_from_rec(s, r, max_elems, out);
 }
 
-/* A packed SST record through the frame cache (fcache.h): a miss reads,
- * checks and decodes the whole frame into the cache. 1 when the frame does
- * not fit the cache: read it directly. */
+static int is_newest(ts_store *s, const uint8_t *key, size_t key_len, const loc *l);
+
+/* A packed SST record through the cache (fcache.h), on a miss: reads and
+ * checks its frame like read_packed, loads the record, and keeps as rows
+ * the frame's records that are their keys' newest versions. */
 static int load_cached(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
                        uint64_t max_elems, ts_tensor **out)
 {
-    const char *why = NULL;
-    const fc_entry *e = fcache_get(&s->frames, l->file_no, l->rec_off);
-    if (!e) {
-        if (l->rec_len > FMT_FRAME_MAX_LEN)
-            return frame_corrupt(s, l, "frame length out of range");
-        uint8_t *frame = malloc(l->rec_len ? l->rec_len : 1);
-        if (!frame)
-            return store__err(s, TS_ENOMEM, "out of memory loading a %u-byte frame", l->rec_len);
-        int rc = read_at(s, l, frame, l->rec_len, l->rec_off);
-        if (rc) {
-            free(frame);
-            if (rc == -ENODATA)
-                return frame_corrupt(s, l, "frame extends past the end of the file");
-            return store__err(s, rc, "pread(%s, offset %" PRIu64 "): %s", l->path, l->rec_off,
-                              strerror(-rc));
-        }
-        rc = fcache_put(&s->frames, l->file_no, l->rec_off, frame, l->rec_len, &e, &why);
-        if (rc == TS_ECORRUPT)
-            return frame_corrupt(s, l, why);
-        if (rc == TS_ENOMEM)
-            return store__err(s, rc, "out of memory decoding a frame");
-        if (rc)
-            return rc;
+    const pack_rec *r = NULL;
+    int rc = frame_read(s, l, key, key_len, &r);
+    if (rc || (rc = tensor_from_rec(s, r, max_elems, out)))
+        return rc;
+    /* The whole frame decodes (its CRC was checked when it was read);
+     * decode it again from the start, keeping the newest versions. */
+    struct frame_cache *c = s->fc;
+    pack_dec d;
+    pack_rec x;
+    uint32_t flen;
+    const char *why;
+    if (pack_open(&d, c->buf, l->rec_len, &flen, &why))
+        return 0;
+    while (pack_next(&d, &x, &why) == 0) {
+        loc at = *l;
+        at.ord = x.ord + 1;
+        if (x.ord + 1 == l->ord || is_newest(s, x.key, x.key_len, &at))
+            fcache_put(&s->cache, &x);
     }
-    if (l->ord > e->n_records)
-        return frame_corrupt(s, l, "index points past the frame's last record");
-    const fc_rec *fr = &e->recs[l->ord - 1];
-    if (fr->key_fp != fcache_key_fp(key, key_len))
-        return frame_corrupt(s, l, "index points at a record of another key");
-    const pack_schema *sc = &e->schemas[fr->schema];
-    pack_rec r = {.ord = l->ord - 1, .seq = e->first_seq + l->ord - 1,
-                  .timestamp_ns = fr->timestamp_ns, .key = key, .key_len = (uint16_t)key_len,
-                  .name = sc->name, .name_len = sc->name_len, .dtype = sc->dtype,
-                  .ndim = sc->ndim, .data = e->frame + fr->data_off, .data_len = sc->data_len};
-    memcpy(r.shape, sc->shape, sizeof(r.shape));
-    return tensor_from_rec(s, &r, max_elems, out);
+    pack_close(&d);
+    return 0;
 }
 
 /* Reads the record at l into a new tensor, returning at most max_elems
@@ -427,14 +414,17 @@ static int load(ts_store *s, const void *key, size_t key_len, uint64_t max_elems
     *out = NULL;
     if (!key || key_len == 0 || key_len > TS_MAX_KEY_LEN)
         return store__err(s, TS_EINVAL, "key must be 1..%d bytes", TS_MAX_KEY_LEN);
+    pack_rec r;
+    if (s->cache.n_rows && !mt_get(&s->mt, key, key_len) &&
+        fcache_get(&s->cache, key, key_len, &r))
+        return tensor_from_rec(s, &r, max_elems, out);
     rc = locate(s, key, key_len, &l, path);
     if (rc == TS_ENOTFOUND)
         return store__err(s, rc, "no tensor under that key");
     if (rc)
         return rc;
-    if (l.ord && !l.in_mt && s->frames.budget &&
-        (rc = load_cached(s, &l, key, key_len, max_elems, out)) != 1)
-        return rc;
+    if (l.ord && !l.in_mt && s->cache.budget)
+        return load_cached(s, &l, key, key_len, max_elems, out);
     return read_tensor(s, &l, key, key_len, max_elems, out);
 }
 

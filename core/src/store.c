@@ -233,6 +233,11 @@ int store__add_sst(ts_store *s, sst *t)
     t->bounds = NULL;
     if (s->km_on)
         keymap_add(&s->km, s->ssts, s->n_ssts);
+    if (s->cache.n_rows) { /* the new SST holds its keys' newest versions */
+        sst_iter it;
+        for (sst_iter_seek(&it, &s->ssts[i], NULL, 0); sst_iter_valid(&it); sst_iter_next(&it))
+            fcache_drop(&s->cache, it.e.key, it.e.key_len);
+    }
     /* Sequence numbers never go back: an SST adopted by recovery (a flush
      * sealed it, then the power went before the MANIFEST named it) holds
      * seqs above every SST the MANIFEST lists. */
@@ -775,7 +780,7 @@ int ts_open(const char *dir, const ts_options *opts, ts_store **out, char *errbu
     if (!s->opts.memtable_max)
         s->opts.memtable_max = STORE_DEFAULT_MEMTABLE_MAX;
     s->vfs = s->opts.vfs ? s->opts.vfs : plat_vfs_default();
-    fcache_init(&s->frames, s->opts.frame_cache_bytes);
+    fcache_init(&s->cache, s->opts.frame_cache_bytes);
     s->dir = strdup(dir ? dir : "");
     if (!s->dir || !dir || !dir[0] || strlen(dir) > STORE_PATH_MAX - 64) {
         rc = store__err(s, s->dir ? TS_EINVAL : TS_ENOMEM, "bad store directory name");
@@ -809,7 +814,7 @@ int ts_close(ts_store *s)
         s->vfs->close(s->vfs, s->lock_fd);
     mt_free(&s->mt);
     store__frame_cache_free(s);
-    fcache_free(&s->frames);
+    fcache_free(&s->cache);
     for (size_t i = 0; i < sizeof(s->scratch) / sizeof(s->scratch[0]); i++)
         free(s->scratch[i]);
     free(s->dir);
@@ -831,7 +836,7 @@ void ts_get_stats(const ts_store *s, ts_stats *st)
     }
     st->next_seq = s->next_seq;
     st->mapped_bytes = s->mapped;
-    st->frame_cache_bytes = s->frames.bytes;
+    st->frame_cache_bytes = s->cache.bytes;
 }
 
 int ts_list_files(const ts_store *s, ts_file_fn fn, void *ctx)

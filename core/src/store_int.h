@@ -46,7 +46,7 @@ struct ts_store {
     void *scratch[8];       /* per-batch work buffers, reused (write.c) */
     size_t scratch_cap[8];
     struct frame_cache *fc; /* the last packed frame read (read.c) */
-    fcache frames;          /* decoded frames for point loads (fcache.h) */
+    fcache cache;           /* small tensors kept for point loads (fcache.h) */
     char err[1024];
 };
 

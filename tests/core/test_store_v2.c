@@ -1001,12 +1001,12 @@ static void check_previews(ts_store *s, const model *m)
 
 /* Loads through the cache return what the frames hold, field for field,
  * and the cache never holds more than its budget, tested on both sides:
- * the bytes that hold every frame keep them all, one byte less drops at
- * least one, 4 KiB keeps a few, a budget below one frame keeps nothing
- * (loads still work). A
- * frame is checked when it enters: damage found then is an error and
- * nothing is kept; damage after it entered is served from the checked
- * copy, and ts_verify (which never uses the cache) reports it. */
+ * the bytes that hold every tensor keep them all, one byte less drops at
+ * least one, 4 KiB keeps a few, a budget below its hash table keeps
+ * nothing (loads still work). A frame is checked when it is read: damage
+ * found then is an error and nothing is kept; damage after its tensors
+ * were kept is served from the checked copies, and ts_verify (which never
+ * uses the cache) reports it. */
 static void test_frame_cache_loads_return_what_the_frames_hold_within_the_budget(void **state)
 {
     ws *w = *state;
@@ -1071,6 +1071,69 @@ static void test_frame_cache_loads_return_what_the_frames_hold_within_the_budget
     tu_flip(path, 64 + 300);
     ts_close(w->s);
     w->s = tu_open(w->dir, NULL);
+}
+
+/* keymap.h's test hook (that header's sst type clashes with names here). */
+extern uint64_t (*keymap__hash_hook)(const uint8_t *key, size_t key_len);
+
+/* Few distinct hashes (the key's last byte): long bucket chains. */
+static uint64_t last_byte_hash(const uint8_t *key, size_t key_len)
+{
+    return key[key_len - 1];
+}
+
+/* Rows (fcache.h) hold a key's newest version only: a load fills rows for
+ * the whole frame it reads, skipping records a newer SST shadows; a newer
+ * version in the MemTable wins over a row; an SST holding the key drops
+ * its row; ts_release drops every row. Each check runs with the real hash
+ * and with one of ten values, where rows share bucket chains. */
+static void test_cache_rows_hold_only_each_keys_newest_version(void **state)
+{
+    ws *w = *state;
+    int64_t ts = 1000;
+    for (int hook = 0; hook < 2; hook++) {
+        keymap__hash_hook = hook ? last_byte_hash : NULL;
+        ts_close(w->s);
+        w->s = open_cached(w, UINT64_MAX, hook);
+        for (int b = 0; b < 8; b++)
+            save_round(w->s, w->m, &ts, 7);
+        flush(w->s, w->m);
+        check_all(w->s, w->m); /* fills rows */
+        /* New versions of every third key, in the MemTable: they win. */
+        item it[64];
+        size_t n = 0;
+        for (int t = 0; t < TOPICS; t++)
+            for (int c = 0; c < w->m->next_c[t]; c += 3)
+                if (n < 64)
+                    it[n++] = (item){.topic = t, .c = c, .ts = ts += 7};
+        save_items(w->s, w->m, it, n);
+        check_all(w->s, w->m);
+        flush(w->s, w->m); /* their rows go */
+        check_all(w->s, w->m);
+        /* Reopened, cache empty: the first loads read frames of the older
+         * SST, whose records of the re-saved keys are shadowed. */
+        ts_close(w->s);
+        w->s = open_cached(w, UINT64_MAX, hook);
+        check_all(w->s, w->m);
+        assert_true(cache_held(w->s) > 0);
+        /* Released: no row survives its SST. */
+        char dest[4096];
+        ts_checkpoint_info info;
+        snprintf(dest, sizeof(dest), "%s.cp%d", w->dir, hook);
+        assert_int_equal(ts_checkpoint(w->s, dest, &info), 0);
+        assert_int_equal(ts_release(w->s, info.last_file), 0);
+        tu_rmtree(dest);
+        for (int t = 0; t < TOPICS; t++)
+            for (int c = 0; c < w->m->next_c[t]; c++) {
+                char key[64];
+                size_t kl;
+                ts_tensor *x = NULL;
+                w->m->k[t][c].present = 0;
+                key_of(t, c, key, &kl);
+                assert_int_equal(ts_load(w->s, key, kl, &x), TS_ENOTFOUND);
+            }
+    }
+    keymap__hash_hook = NULL;
 }
 
 /* A flipped byte in a v2 index: the store will not open the SST. */
@@ -1138,6 +1201,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_frame_cache_loads_return_what_the_frames_hold_within_the_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_rows_hold_only_each_keys_newest_version, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_an_sst_whose_v2_index_has_a_flipped_byte,
                                         setup, teardown),
     };

@@ -162,18 +162,20 @@ typedef struct ts_options {
                                 Mapped pages count in the RSS while they
                                 stay in the page cache. 0 (default): pread
                                 only */
-    uint64_t frame_cache_bytes; /* keep small tensors' frames (format 2
-                                packed records) decoded in memory, up to
-                                this many bytes, least recently used
-                                dropped first. A point load that hits it
-                                neither reads, checks nor decodes its
-                                frame again (README "Random loads").
-                                A cached 4 KiB frame costs 4 KiB plus
-                                16 bytes per record it holds (4 to 8 KiB
-                                for small tensors). Checked once, when read: damage
-                                to the file afterwards shows at the next
-                                miss or in ts_verify, which never uses the
-                                cache. 0 (default): no cache */
+    uint64_t frame_cache_bytes; /* keep small tensors (format 2 packed
+                                records) decoded in memory, up to this
+                                many bytes: a load that misses reads and
+                                checks the frame as always and keeps
+                                every record in it that is its key's
+                                newest version; a hit is one hash probe
+                                and a copy (README "Random loads"). A
+                                tensor costs 64 bytes plus its key, name,
+                                shape and data; the oldest not used since
+                                they last came round go first. Checked
+                                once, when read: damage to the file
+                                afterwards shows in ts_verify, which
+                                never uses the cache, or after the
+                                tensor leaves it. 0 (default): no cache */
     struct plat_vfs *vfs;    /* NULL = plat_vfs_default(); borrowed, must
                                 outlive the store */
 } ts_options;
@@ -344,7 +346,7 @@ typedef struct ts_stats {
     uint64_t keymap_fallbacks; /* point lookups that searched every SST
                                   because the key map lacked memory */
     uint64_t mapped_bytes;     /* SST bytes mapped now (<= mmap_bytes) */
-    uint64_t frame_cache_bytes; /* memory held by the frame cache now
+    uint64_t frame_cache_bytes; /* memory held by that cache now
                                   (<= frame_cache_bytes) */
 } ts_stats;
 
