@@ -79,14 +79,14 @@ static void evict_oldest(fcache *c)
     remove_row(c, w);
 }
 
-/* Doubles the table (at least 16 buckets) once it holds as many rows as
- * buckets, when the budget has room for the larger table. 0, or 1 when
+/* Doubles the table (at least 16 buckets) once it holds half as many rows
+ * as buckets (a probe then follows about 1.2 links), when the budget has room for the larger table. 0, or 1 when
  * there is no table and no room or memory for one. */
 static int grow(fcache *c)
 {
     size_t n = c->n_buckets ? c->n_buckets * 2 : 16;
     size_t add = (n - c->n_buckets) * sizeof(fc_row *);
-    if (c->n_buckets && c->n_rows < c->n_buckets)
+    if (c->n_buckets && 2 * c->n_rows < c->n_buckets)
         return 0;
     while (c->oldest && c->bytes + add > c->budget)
         evict_oldest(c);
