@@ -21,8 +21,8 @@
  * is not seen by loads it serves (ts_verify reads the files).
  *
  * Memory: at most the budget, counting each row's allocation (a header of
- * 64 bytes plus its bytes) and the hash table (8 bytes per bucket, as many
- * buckets as twice the rows at most). Rows are dropped oldest first, except that one
+ * 64 bytes plus its bytes) and the hash table (8 bytes per bucket, up to
+ * four buckets per row). Rows are dropped oldest first, except that one
  * hit since it last came round gets a second chance (CLOCK: a hit writes
  * nothing but its own row).
  */
