@@ -76,7 +76,7 @@ void keymap_rebuild(keymap *m, const sst *ssts, size_t n);
 int keymap_find(const keymap *m, const sst *ssts, size_t n, const uint8_t *key, size_t key_len,
                 size_t *which, sst_entry *e);
 
-/* The hash of a key (also the frame cache's for its rows). */
+/* The hash of a key (also the tensor cache's, fcache.h). */
 uint64_t keymap_hash(const uint8_t *key, size_t key_len);
 
 /* Bytes the map holds (table and entry numbering). */

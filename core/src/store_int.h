@@ -79,7 +79,7 @@ int store__create_wal(ts_store *s, uint64_t no, uint64_t base_seq, int sync, int
  * it and renames it over MANIFEST; the caller syncs the directory. */
 int store__write_manifest(ts_store *s, uint64_t wal_no, size_t skip);
 
-/* Frees the frame cache (read.c); at close. */
+/* Frees the last frame read (read.c); at close. */
 void store__frame_cache_free(ts_store *s);
 
 /* 1 when key is in the MemTable or a live SST (read.c). */

@@ -37,8 +37,8 @@
  * keys (fixed seed) are loaded and decoded into an owned tensor (EmbedDb
  * ts_load, through pread and, as engine embeddb-mmap, through mappings of
  * every SST (ts_options.mmap_bytes), and as embeddb-cache, mapped and
- * through a frame cache (ts_options.frame_cache_bytes); LevelDB leveldb_get; LMDB mdb_get in a
- * read transaction per load; SQLite a prepared SELECT), checked
+ * through the cache of small tensors (ts_options.frame_cache_bytes);
+ * LevelDB leveldb_get; LMDB mdb_get in a read transaction per load; SQLite a prepared SELECT), checked
  * (timestamp, dtype, shape) and freed.
  * The page cache is warm: the data was just written.
  *
@@ -273,8 +273,9 @@ static int raw_close(void *db)
 /* EmbedDb, with default options, or reading through memory mappings
  * (ts_options.mmap_bytes, every SST mapped): what LMDB always does and
  * LevelDB does for up to 1000 table files on 64-bit hosts; or mapped and
- * with a frame cache (ts_options.frame_cache_bytes) of EDB_CACHE_BYTES, which
- * holds every frame of these runs, as LMDB's page cache holds its file. The
+ * with the cache of small tensors (ts_options.frame_cache_bytes) of
+ * EDB_CACHE_BYTES, which holds every small tensor of these runs, as LMDB's
+ * page cache holds its file. The
  * ingest is the same code every way. */
 #define EDB_CACHE_BYTES (UINT64_C(64) << 20)
 
@@ -341,7 +342,7 @@ static int edb_close(void *db)
     ts_stats st;
     ts_get_stats(db, &st);
     if (st.frame_cache_bytes)
-        printf("# embeddb-cache: the frame cache held %.1f MiB\n",
+        printf("# embeddb-cache: the cache of small tensors held %.1f MiB\n",
                (double)st.frame_cache_bytes / (1 << 20));
     return ts_close(db);
 }

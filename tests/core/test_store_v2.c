@@ -962,7 +962,7 @@ static void test_mmap_reads_return_what_pread_returns_within_the_budget(void **s
     w->s = tu_open(w->dir, NULL);
 }
 
-/* ---- the frame cache (ts_options.frame_cache_bytes) ------------------ */
+/* ---- the cache of small tensors (ts_options.frame_cache_bytes) ------ */
 
 static ts_store *open_cached(ws *w, uint64_t budget, int mmap)
 {
