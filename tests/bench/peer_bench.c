@@ -38,8 +38,8 @@
  * ts_load, through pread and, as engine embeddb-mmap, through mappings of
  * every SST (ts_options.mmap_bytes), and as embeddb-cache, mapped and
  * through the cache of small tensors (ts_options.frame_cache_bytes);
- * LevelDB leveldb_get; LMDB mdb_get in a read transaction per load; SQLite a prepared SELECT), checked
- * (timestamp, dtype, shape) and freed.
+ * LevelDB leveldb_get; LMDB mdb_get in a read transaction per load;
+ * SQLite a prepared SELECT), checked (timestamp, dtype, shape) and freed.
  * The page cache is warm: the data was just written.
  *
  * Engines run in an order rotated every round, so none always follows
