@@ -134,17 +134,28 @@ int fcache_get(fcache *c, const uint8_t *key, size_t key_len, pack_rec *r)
     return 1;
 }
 
-void fcache_put(fcache *c, const pack_rec *r)
+static size_t row_bytes(const pack_rec *r)
+{
+    return sizeof(fc_row) + 8 * (size_t)r->ndim + r->key_len + (size_t)r->data_len + r->name_len;
+}
+
+int fcache_room(const fcache *c, const pack_rec *r)
+{
+    return c->bytes + row_bytes(r) <= c->budget;
+}
+
+void fcache_put(fcache *c, const pack_rec *r, int evict)
 {
     uint32_t h = (uint32_t)keymap_hash(r->key, r->key_len);
     size_t shape = 8 * (size_t)r->ndim;
-    size_t bytes = sizeof(fc_row) + shape + r->key_len + (size_t)r->data_len + r->name_len;
+    size_t bytes = row_bytes(r);
     fc_row *w = find(c, h, r->key, r->key_len);
     if (w)
         remove_row(c, w);
-    if (bytes > c->budget || bytes > UINT32_MAX || grow(c) || !(w = malloc(bytes)))
+    if (bytes > c->budget || bytes > UINT32_MAX || (!evict && c->bytes + bytes > c->budget) ||
+        grow(c) || !(w = malloc(bytes)))
         return;
-    while (c->oldest && c->bytes + bytes > c->budget)
+    while (evict && c->oldest && c->bytes + bytes > c->budget)
         evict_oldest(c);
     if (c->bytes + bytes > c->budget) {
         free(w);

@@ -10,8 +10,11 @@
  * "rows": a hit is one hash probe, one compare of the key and one copy.
  *
  * What fills it: a load that misses reads and checks the frame as always,
- * and keeps as rows every record of that frame that is its key's newest
+ * and keeps its record as a row, and, while the budget has room without
+ * dropping any, every other record of that frame that is its key's newest
  * version (the store's key map says which), so the frame is read once.
+ * Once the cache is full a miss keeps only its own record: a small budget
+ * never costs a load more than the frame it reads anyway.
  * A row is only right while the SSTs hold no newer version of its key: the
  * store drops a key's row when an SST holding the key is added
  * (fcache_drop) and every row when SSTs are released (fcache_clear); the
@@ -63,8 +66,11 @@ void fcache_free(fcache *c);
 int fcache_get(fcache *c, const uint8_t *key, size_t key_len, pack_rec *r);
 /* Keeps r (a record the SSTs hold as its key's newest version) as a row,
  * replacing any row of its key, when the budget has room, dropping old
- * rows for it. Nothing happens otherwise: a row is only ever a shortcut. */
-void fcache_put(fcache *c, const pack_rec *r);
+ * rows for it if evict. Nothing happens otherwise: a row is only ever a
+ * shortcut. */
+void fcache_put(fcache *c, const pack_rec *r, int evict);
+/* 1 when r would fit without dropping a row. */
+int fcache_room(const fcache *c, const pack_rec *r);
 /* Forgets the row of key, if any. */
 void fcache_drop(fcache *c, const uint8_t *key, size_t key_len);
 /* Forgets every row. */

@@ -295,8 +295,9 @@ static int read_packed(ts_store *s, const loc *l, const uint8_t *key, size_t key
 static int is_newest(ts_store *s, const uint8_t *key, size_t key_len, const loc *l);
 
 /* A packed SST record through the cache (fcache.h), on a miss: reads and
- * checks its frame like read_packed, loads the record, and keeps as rows
- * the frame's records that are their keys' newest versions. */
+ * checks its frame like read_packed, loads the record and keeps it as a
+ * row, and, while there is room, the frame's other records that are their
+ * keys' newest versions. */
 static int load_cached(ts_store *s, const loc *l, const uint8_t *key, size_t key_len,
                        uint64_t max_elems, ts_tensor **out)
 {
@@ -304,20 +305,24 @@ static int load_cached(ts_store *s, const loc *l, const uint8_t *key, size_t key
     int rc = frame_read(s, l, key, key_len, &r);
     if (rc || (rc = tensor_from_rec(s, r, max_elems, out)))
         return rc;
+    fcache_put(&s->cache, r, 1);
     /* The whole frame decodes (its CRC was checked when it was read);
-     * decode it again from the start, keeping the newest versions. */
+     * decode it again from the start, keeping the newest versions while
+     * there is room. */
     struct frame_cache *c = s->fc;
     pack_dec d;
     pack_rec x;
     uint32_t flen;
     const char *why;
-    if (pack_open(&d, c->buf, l->rec_len, &flen, &why))
+    if (!fcache_room(&s->cache, r) || pack_open(&d, c->buf, l->rec_len, &flen, &why))
         return 0;
     while (pack_next(&d, &x, &why) == 0) {
         loc at = *l;
         at.ord = x.ord + 1;
-        if (x.ord + 1 == l->ord || is_newest(s, x.key, x.key_len, &at))
-            fcache_put(&s->cache, &x);
+        if (!fcache_room(&s->cache, &x))
+            break;
+        if (x.ord + 1 != l->ord && is_newest(s, x.key, x.key_len, &at))
+            fcache_put(&s->cache, &x, 0);
     }
     pack_close(&d);
     return 0;

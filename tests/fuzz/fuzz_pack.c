@@ -137,7 +137,7 @@ out:
 /* The records a frame decodes to (recs, n of them) through the cache of
  * rows: each one put comes back whole while the budget holds it (a later
  * record of the same key replaces it), and the cache never holds more than
- * its budget, however small. */
+ * its budget, however small, whether a put may drop rows or not. */
 static void cache_check(const rec_copy *recs, size_t n, uint64_t budget)
 {
     fcache c;
@@ -149,7 +149,7 @@ static void cache_check(const rec_copy *recs, size_t n, uint64_t budget)
                       .dtype = (uint8_t)recs[i].t.dtype, .ndim = recs[i].t.ndim,
                       .data = recs[i].data, .data_len = (uint32_t)recs[i].t.data_len};
         memcpy(r.shape, recs[i].t.shape, sizeof(r.shape));
-        fcache_put(&c, &r);
+        fcache_put(&c, &r, i % 2);
         check(c.bytes <= budget);
         pack_rec b;
         if (!fcache_get(&c, r.key, r.key_len, &b)) {
