@@ -29,6 +29,7 @@
 #define MP_FILE_MAX (4u << 20) /* an UPLOAD file: S3_MAX_PARTS lines of < 300 bytes */
 #define MP_SCRATCH (64u << 10)
 #define MP_LIST_PAGE 30        /* parts per ListParts page: fits HTTP_BODY_MAX */
+#define MP_UPLOADS_PAGES 100   /* ListMultipartUploads pages followed at the most */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 typedef struct mp_part {
@@ -470,22 +471,37 @@ static int on_stray(void *ctx, const char *id)
     return 0;
 }
 
+/* Uploads asked for per ListMultipartUploads page: as many as fit
+ * HTTP_BODY_MAX for a key of klen bytes (S3's own default of 1000 would be
+ * cut short and refused). S3 writes about 500 bytes an upload besides its
+ * key, and the key up to three times more in the page's head. */
+static unsigned uploads_per_page(size_t klen)
+{
+    size_t room = HTTP_BODY_MAX - 1024, head = 3 * klen, each = 768 + klen;
+    return head + each < room ? (unsigned)((room - head) / each) : 1;
+}
+
 /*
  * Aborts every upload the server lists for m's key except `keep` (""
  * none): those whose CreateMultipartUpload answer was never recorded (a
  * power cut right after it, a stop or a deletion cancelling it). Object
  * keys name one snapshot of one device, so none of them is anyone else's.
- * 1 when none is left (or the server cannot list them: then nothing more
- * can be done), 0 when one could not be aborted now.
+ * The listing is read page by page (key-marker and upload-id-marker from
+ * the page before) while the server says it is truncated and its next
+ * marker is still within this key (S3 lists by key: past it, no upload of
+ * ours is left); a server that says truncated without markers, repeats its
+ * marker or goes on past MP_UPLOADS_PAGES pages is not followed further
+ * (logged). 1 when none is left (or the server cannot list them: then
+ * nothing more can be done), 0 when one could not be aborted now.
  */
 static int abort_strays(uploader *u, const mp *m, const char *keep)
 {
-    char key[sizeof(m->key)], ekey[sizeof(m->key)], query[sizeof(m->key) + 32], what[400],
-        herr[512];
+    char key[sizeof(m->key)], ekey[sizeof(m->key)], eid[S3_UPLOAD_ID_MAX * 3], what[400],
+        herr[512], query[2 * sizeof(m->key) + sizeof(eid) + 64];
+    char marker[S3_UPLOAD_ID_MAX] = ""; /* NextUploadIdMarker of the page before */
     strays s = {.u = u, .m = m, .keep = keep, .all_gone = 1};
-    http_response rsp;
     size_t k = 0;
-    int truncated = 0;
+    unsigned per_page;
     /* The key as the server lists it: m->key without its percent escapes. */
     for (const char *p = m->key; *p && k + 1 < sizeof(key); p++) {
         unsigned x;
@@ -499,17 +515,42 @@ static int abort_strays(uploader *u, const mp *m, const char *keep)
     key[k] = 0;
     if (sigv4_uri_encode(key, 0, ekey, sizeof(ekey)))
         return 1;
-    snprintf(query, sizeof(query), "prefix=%s&uploads", ekey);
-    if (upload__request(u, "GET", "", query, EMPTY_SHA256, 0, NULL, NULL, NULL, &rsp, what,
-                        sizeof(what), herr, sizeof(herr))) {
-        agent_log(LOG_LEVEL_WARNING, "upload: %s: %s; tried again later", what, herr);
-        return 0;
-    }
-    if (rsp.status < 200 || rsp.status >= 300 ||
-        s3_xml_list_uploads(rsp.body, rsp.body_len, key, on_stray, &s, &truncated)) {
-        agent_log(LOG_LEVEL_DEBUG, "upload: listing the uploads of %s: HTTP %d, not usable",
-                  key, rsp.status);
-        return 1;
+    per_page = uploads_per_page(k);
+    for (unsigned page = 0;; page++) {
+        http_response rsp;
+        s3_uploads_next next;
+        if (page == MP_UPLOADS_PAGES) {
+            agent_log(LOG_LEVEL_WARNING, "upload: listing the uploads of %s: still truncated "
+                      "after %d pages; not followed further", key, MP_UPLOADS_PAGES);
+            break;
+        }
+        sigv4_uri_encode(marker, 0, eid, sizeof(eid));
+        if (marker[0])
+            snprintf(query, sizeof(query), "key-marker=%s&max-uploads=%u&prefix=%s&"
+                     "upload-id-marker=%s&uploads", ekey, per_page, ekey, eid);
+        else
+            snprintf(query, sizeof(query), "max-uploads=%u&prefix=%s&uploads", per_page, ekey);
+        if (upload__request(u, "GET", "", query, EMPTY_SHA256, 0, NULL, NULL, NULL, &rsp, what,
+                            sizeof(what), herr, sizeof(herr))) {
+            agent_log(LOG_LEVEL_WARNING, "upload: %s: %s; tried again later", what, herr);
+            return 0;
+        }
+        if (rsp.status < 200 || rsp.status >= 300 ||
+            s3_xml_list_uploads(rsp.body, rsp.body_len, key, on_stray, &s, &next)) {
+            agent_log(LOG_LEVEL_DEBUG, "upload: listing the uploads of %s: HTTP %d, not usable",
+                      key, rsp.status);
+            break;
+        }
+        if (!next.truncated || (next.key && (next.key_len != k || memcmp(next.key, key, k))))
+            break; /* the end, or the rest are other keys' */
+        if (!next.key || !next.upload_id[0] || !strcmp(next.upload_id, marker)) {
+            agent_log(LOG_LEVEL_WARNING, "upload: listing the uploads of %s: page %u is "
+                      "truncated but %s; not followed further", key, page + 1,
+                      next.key && next.upload_id[0] ? "repeats its NextUploadIdMarker"
+                                                    : "names no next marker");
+            break;
+        }
+        snprintf(marker, sizeof(marker), "%s", next.upload_id);
     }
     return s.all_gone;
 }
