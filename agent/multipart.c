@@ -74,15 +74,15 @@ static int path_of(const uploader *u, const char *leaf, const char *file, char *
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Writes m to DIR/UPLOAD durably. */
-static int mp_save(uploader *u, const char *name, const mp *m)
+/* Writes m to si's UPLOAD durably: 0, or -EIO with msg set. */
+static int mp_save(uploader *u, const snap_info *si, const mp *m, char *msg, size_t msglen)
 {
     char dir[4096];
     size_t cap = 4096 + sizeof(m->key) + m->n * 256, len;
     char *b = malloc(cap);
-    int rc, k;
+    int rc = -ENOMEM, k;
     if (!b)
-        return -ENOMEM;
+        goto out;
     k = snprintf(b, cap, "format=" MP_FORMAT "\nobject=%s\nbytes=%" PRIu64 "\npart_size=%" PRIu64
                  "\nkey=%s\nupload_id=%s\nmd5=%s\nparts=%zu\n", m->object, m->bytes, m->part_size,
                  m->key, m->upload_id, m->md5, m->n);
@@ -92,12 +92,17 @@ static int mp_save(uploader *u, const char *name, const mp *m)
         len += (size_t)snprintf(b + len, cap - len, "part=%zu %" PRIu64 " %s %s %s\n", i + 1,
                                 p->len, p->sha, p->md5, p->etag[0] ? p->etag : "-");
     }
-    rc = path_of(u, name, NULL, dir, sizeof(dir));
+    rc = path_of(u, si->name, NULL, dir, sizeof(dir));
     if (!rc)
         rc = plat_file_replace(u->vfs, dir, SNAP_MULTIPART_NAME, b, len, 1);
     if (!rc)
         rc = u->vfs->dirsync(u->vfs, dir);
+out:
     free(b);
+    if (rc) {
+        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(rc));
+        rc = -EIO;
+    }
     return rc;
 }
 
@@ -428,10 +433,8 @@ static int forget_upload(uploader *u, const snap_info *si, mp *m, char *msg, siz
     m->upload_id[0] = 0;
     for (size_t i = 0; i < m->n; i++)
         m->parts[i].etag[0] = 0;
-    if ((w = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(w));
-        return -EIO;
-    }
+    if ((w = mp_save(u, si, m, msg, msglen)))
+        return w;
     snprintf(msg, msglen, "%s: NoSuchUpload: the multipart upload is gone; a new one next",
              si->name);
     return -EAGAIN;
@@ -572,10 +575,8 @@ static int create_upload(uploader *u, const snap_info *si, mp *m, int *status, c
                  "UploadId", si->name, rsp.status);
         return -EPROTO;
     }
-    if ((w = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(w));
-        return -EIO;
-    }
+    if ((w = mp_save(u, si, m, msg, msglen)))
+        return w;
     agent_log(LOG_LEVEL_INFO, "upload: %s: multipart upload %s of %zu parts of %" PRIu64
               " bytes", si->name, m->upload_id, m->n, m->part_size);
     return 0;
@@ -676,10 +677,8 @@ static int reconcile(uploader *u, const snap_info *si, mp *m, int *status, char 
             changed = 1;
         }
     }
-    if (changed && (rc = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(rc));
-        rc = -EIO;
-    }
+    if (changed)
+        rc = mp_save(u, si, m, msg, msglen);
 out:
     free(h.mark);
     return rc;
@@ -798,10 +797,7 @@ static int send_part(uploader *u, snap_info *si, mp *m, size_t i, snap_object *o
         snprintf(msg, msglen, "%s: HTTP %d without a usable ETag: part not confirmed", what,
                  rsp.status);
         rc = -EPROTO;
-    } else if ((rc = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(rc));
-        rc = -EIO;
-    } else {
+    } else if (!(rc = mp_save(u, si, m, msg, msglen))) {
         agent_log(LOG_LEVEL_DEBUG, "upload: %s: part %zu of %zu confirmed (%" PRIu64 " bytes)",
                   si->name, i + 1, m->n, p->len);
     }
@@ -880,12 +876,8 @@ int multipart_attempt(uploader *u, snap_info *si, int *status, char *msg, size_t
     if (!m.n) {
         if ((rc = mp_plan(u, si, ekey, &m, msg, msglen)))
             goto out;
-        if ((rc = mp_save(u, si->name, &m))) {
-            snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME,
-                     ts_strerror(rc));
-            rc = -EIO;
+        if ((rc = mp_save(u, si, &m, msg, msglen)))
             goto out;
-        }
     }
     if (m.upload_id[0]) {
         if ((rc = reconcile(u, si, &m, status, msg, msglen)))
