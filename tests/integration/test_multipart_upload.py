@@ -326,10 +326,21 @@ class MultipartTest(UploadTest):
         self.front.hook = hook
         self.start_agent(storage="  max_disk: 16MiB\n  on_full: drop_oldest",
                          snapshot="  max_bytes: 6MiB\n  keep: 0", upload=self.mp_conf(port))
-        n = (30 << 20) // (16 << 10)
+        n, first = (30 << 20) // (16 << 10), (12 << 20) // (16 << 10)
         msgs = [{"topic": "big/a", "qos": 1, "payload": os.urandom(16 << 10)} for _ in range(n)]
-        for i in range(0, n, 200):
-            publish.multiple(msgs[i:i + 200], hostname="127.0.0.1", port=self.broker.port)
+
+        def publish_range(lo, hi):
+            for i in range(lo, hi, 200):
+                publish.multiple(msgs[i:min(i + 200, hi)], hostname="127.0.0.1",
+                                 port=self.broker.port)
+        # Within the budget first, until the oldest snapshot's upload holds
+        # a part on the server (else a slow agent could drop it before its
+        # upload began, and no abort would be tested); then past it.
+        publish_range(0, first)
+        wait_for(lambda: any(m == "PUT" and "partNumber=1&" in p
+                             for m, p, _ in self.front.requests), timeout=60,
+                 what=lambda: f"a first part sent: {self.agent.log_text()[-3000:]}")
+        publish_range(first, n)
         wait_for(lambda: self.agent.stat("snapshots_dropped") >= 1, timeout=60,
                  what=lambda: f"a snapshot dropped: {self.agent.status()}")
         ups = os.path.join(self.tmp, "s3data", "snaps", "._S3rver_uploads")
