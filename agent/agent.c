@@ -451,6 +451,7 @@ static int free_room(agent *a, const ts_stats *st, uint64_t need)
     budget_in in = {.max_disk = a->cfg.storage.max_disk, .min_free = a->cfg.storage.min_free,
                     .drop_oldest = a->cfg.storage.on_full == AGENT_ON_FULL_DROP_OLDEST,
                     .ring = a->cfg.snapshot.on_trigger,
+                    .keep_newest_rolling = a->wm_save_due && a->wm.n,
                     .stopping = a->stopping, .avail = avail, .need = need};
     /* Cheap check first, from the cached snapshot bytes. */
     in.used = st->disk_bytes + a->n.snap_bytes;

@@ -22,16 +22,19 @@ static int over(const budget_in *in, uint64_t usage, uint64_t avail)
 int budget_plan(const budget_in *in, budget_action *act)
 {
     uint64_t usage = add(in->used, AGENT_SMALL_FILES_RESERVE), avail = in->avail;
+    size_t pinned = in->n; /* none */
     for (size_t i = 0; i < in->n; i++) {
         act[i] = BUDGET_KEEP;
         usage = add(usage, in->snaps[i].disk_bytes);
+        if (in->keep_newest_rolling && !in->snaps[i].capture[0])
+            pinned = i;
     }
     for (int pass = 0; pass < 2 && over(in, usage, avail); pass++) {
         if (pass == 1 && !in->drop_oldest)
             break;
         for (size_t i = 0; i < in->n && over(in, usage, avail); i++) {
             snap_state st = in->snaps[i].state;
-            if (st == SNAP_SEALING)
+            if (st == SNAP_SEALING || i == pinned)
                 continue;
             int expire = in->ring && !in->snaps[i].capture[0] && st != SNAP_UPLOADED;
             if ((pass == 0) != (st == SNAP_UPLOADED || expire)) /* disjoint passes */

@@ -15,7 +15,10 @@
  *     are never uploaded and expire, oldest first, in the first pass with
  *     the uploaded ones (capture windows are kept to be uploaded);
  *   - a graceful stop may pass max_disk (what the broker already handed
- *     over is stored) but never min_free.
+ *     over is stored) but never min_free;
+ *   - the newest rolling snapshot stays while it holds the only record of
+ *     the de-duplication table (between a seal and the table's save in the
+ *     live store): dropping it then would leave an older table to a restart.
  */
 #ifndef EMBEDDB_AGENT_BUDGET_H
 #define EMBEDDB_AGENT_BUDGET_H
@@ -43,6 +46,10 @@ typedef struct budget_in {
                                   (not captures) expire oldest first, with
                                   the uploaded ones */
     int stopping;              /* a graceful stop: max_disk yields */
+    int keep_newest_rolling;   /* the newest rolling snapshot (not a capture)
+                                  holds the only record of the de-duplication
+                                  table on flash (sealed, not saved again
+                                  yet): it stays whatever its state */
     uint64_t used;             /* bytes counted against max_disk besides the
                                   snapshots listed (live store, dot-dirs;
                                   the reserve is added here) */

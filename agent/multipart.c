@@ -29,6 +29,7 @@
 #define MP_FILE_MAX (4u << 20) /* an UPLOAD file: S3_MAX_PARTS lines of < 300 bytes */
 #define MP_SCRATCH (64u << 10)
 #define MP_LIST_PAGE 30        /* parts per ListParts page: fits HTTP_BODY_MAX */
+#define MP_UPLOADS_PAGES 100   /* ListMultipartUploads pages followed at the most */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 typedef struct mp_part {
@@ -73,15 +74,15 @@ static int path_of(const uploader *u, const char *leaf, const char *file, char *
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Writes m to DIR/UPLOAD durably. */
-static int mp_save(uploader *u, const char *name, const mp *m)
+/* Writes m to si's UPLOAD durably: 0, or -EIO with msg set. */
+static int mp_save(uploader *u, const snap_info *si, const mp *m, char *msg, size_t msglen)
 {
     char dir[4096];
     size_t cap = 4096 + sizeof(m->key) + m->n * 256, len;
     char *b = malloc(cap);
-    int rc, k;
+    int rc = -ENOMEM, k;
     if (!b)
-        return -ENOMEM;
+        goto out;
     k = snprintf(b, cap, "format=" MP_FORMAT "\nobject=%s\nbytes=%" PRIu64 "\npart_size=%" PRIu64
                  "\nkey=%s\nupload_id=%s\nmd5=%s\nparts=%zu\n", m->object, m->bytes, m->part_size,
                  m->key, m->upload_id, m->md5, m->n);
@@ -91,12 +92,17 @@ static int mp_save(uploader *u, const char *name, const mp *m)
         len += (size_t)snprintf(b + len, cap - len, "part=%zu %" PRIu64 " %s %s %s\n", i + 1,
                                 p->len, p->sha, p->md5, p->etag[0] ? p->etag : "-");
     }
-    rc = path_of(u, name, NULL, dir, sizeof(dir));
+    rc = path_of(u, si->name, NULL, dir, sizeof(dir));
     if (!rc)
         rc = plat_file_replace(u->vfs, dir, SNAP_MULTIPART_NAME, b, len, 1);
     if (!rc)
         rc = u->vfs->dirsync(u->vfs, dir);
+out:
     free(b);
+    if (rc) {
+        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(rc));
+        rc = -EIO;
+    }
     return rc;
 }
 
@@ -427,10 +433,8 @@ static int forget_upload(uploader *u, const snap_info *si, mp *m, char *msg, siz
     m->upload_id[0] = 0;
     for (size_t i = 0; i < m->n; i++)
         m->parts[i].etag[0] = 0;
-    if ((w = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(w));
-        return -EIO;
-    }
+    if ((w = mp_save(u, si, m, msg, msglen)))
+        return w;
     snprintf(msg, msglen, "%s: NoSuchUpload: the multipart upload is gone; a new one next",
              si->name);
     return -EAGAIN;
@@ -470,22 +474,37 @@ static int on_stray(void *ctx, const char *id)
     return 0;
 }
 
+/* Uploads asked for per ListMultipartUploads page: as many as fit
+ * HTTP_BODY_MAX for a key of klen bytes (S3's own default of 1000 would be
+ * cut short and refused). S3 writes about 500 bytes an upload besides its
+ * key, and the key up to three times more in the page's head. */
+static unsigned uploads_per_page(size_t klen)
+{
+    size_t room = HTTP_BODY_MAX - 1024, head = 3 * klen, each = 768 + klen;
+    return head + each < room ? (unsigned)((room - head) / each) : 1;
+}
+
 /*
  * Aborts every upload the server lists for m's key except `keep` (""
  * none): those whose CreateMultipartUpload answer was never recorded (a
  * power cut right after it, a stop or a deletion cancelling it). Object
  * keys name one snapshot of one device, so none of them is anyone else's.
- * 1 when none is left (or the server cannot list them: then nothing more
- * can be done), 0 when one could not be aborted now.
+ * The listing is read page by page (key-marker and upload-id-marker from
+ * the page before) while the server says it is truncated and its next
+ * marker is still within this key (S3 lists by key: past it, no upload of
+ * ours is left); a server that says truncated without markers, repeats its
+ * marker or goes on past MP_UPLOADS_PAGES pages is not followed further
+ * (logged). 1 when none is left (or the server cannot list them: then
+ * nothing more can be done), 0 when one could not be aborted now.
  */
 static int abort_strays(uploader *u, const mp *m, const char *keep)
 {
-    char key[sizeof(m->key)], ekey[sizeof(m->key)], query[sizeof(m->key) + 32], what[400],
-        herr[512];
+    char key[sizeof(m->key)], ekey[sizeof(m->key)], eid[S3_UPLOAD_ID_MAX * 3], what[400],
+        herr[512], query[2 * sizeof(m->key) + sizeof(eid) + 64];
+    char marker[S3_UPLOAD_ID_MAX] = ""; /* NextUploadIdMarker of the page before */
     strays s = {.u = u, .m = m, .keep = keep, .all_gone = 1};
-    http_response rsp;
     size_t k = 0;
-    int truncated = 0;
+    unsigned per_page;
     /* The key as the server lists it: m->key without its percent escapes. */
     for (const char *p = m->key; *p && k + 1 < sizeof(key); p++) {
         unsigned x;
@@ -499,17 +518,42 @@ static int abort_strays(uploader *u, const mp *m, const char *keep)
     key[k] = 0;
     if (sigv4_uri_encode(key, 0, ekey, sizeof(ekey)))
         return 1;
-    snprintf(query, sizeof(query), "prefix=%s&uploads", ekey);
-    if (upload__request(u, "GET", "", query, EMPTY_SHA256, 0, NULL, NULL, NULL, &rsp, what,
-                        sizeof(what), herr, sizeof(herr))) {
-        agent_log(LOG_LEVEL_WARNING, "upload: %s: %s; tried again later", what, herr);
-        return 0;
-    }
-    if (rsp.status < 200 || rsp.status >= 300 ||
-        s3_xml_list_uploads(rsp.body, rsp.body_len, key, on_stray, &s, &truncated)) {
-        agent_log(LOG_LEVEL_DEBUG, "upload: listing the uploads of %s: HTTP %d, not usable",
-                  key, rsp.status);
-        return 1;
+    per_page = uploads_per_page(k);
+    for (unsigned page = 0;; page++) {
+        http_response rsp;
+        s3_uploads_next next;
+        if (page == MP_UPLOADS_PAGES) {
+            agent_log(LOG_LEVEL_WARNING, "upload: listing the uploads of %s: still truncated "
+                      "after %d pages; not followed further", key, MP_UPLOADS_PAGES);
+            break;
+        }
+        sigv4_uri_encode(marker, 0, eid, sizeof(eid));
+        if (marker[0])
+            snprintf(query, sizeof(query), "key-marker=%s&max-uploads=%u&prefix=%s&"
+                     "upload-id-marker=%s&uploads", ekey, per_page, ekey, eid);
+        else
+            snprintf(query, sizeof(query), "max-uploads=%u&prefix=%s&uploads", per_page, ekey);
+        if (upload__request(u, "GET", "", query, EMPTY_SHA256, 0, NULL, NULL, NULL, &rsp, what,
+                            sizeof(what), herr, sizeof(herr))) {
+            agent_log(LOG_LEVEL_WARNING, "upload: %s: %s; tried again later", what, herr);
+            return 0;
+        }
+        if (rsp.status < 200 || rsp.status >= 300 ||
+            s3_xml_list_uploads(rsp.body, rsp.body_len, key, on_stray, &s, &next)) {
+            agent_log(LOG_LEVEL_DEBUG, "upload: listing the uploads of %s: HTTP %d, not usable",
+                      key, rsp.status);
+            break;
+        }
+        if (!next.truncated || (next.key && (next.key_len != k || memcmp(next.key, key, k))))
+            break; /* the end, or the rest are other keys' */
+        if (!next.key || !next.upload_id[0] || !strcmp(next.upload_id, marker)) {
+            agent_log(LOG_LEVEL_WARNING, "upload: listing the uploads of %s: page %u is "
+                      "truncated but %s; not followed further", key, page + 1,
+                      next.key && next.upload_id[0] ? "repeats its NextUploadIdMarker"
+                                                    : "names no next marker");
+            break;
+        }
+        snprintf(marker, sizeof(marker), "%s", next.upload_id);
     }
     return s.all_gone;
 }
@@ -531,10 +575,8 @@ static int create_upload(uploader *u, const snap_info *si, mp *m, int *status, c
                  "UploadId", si->name, rsp.status);
         return -EPROTO;
     }
-    if ((w = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(w));
-        return -EIO;
-    }
+    if ((w = mp_save(u, si, m, msg, msglen)))
+        return w;
     agent_log(LOG_LEVEL_INFO, "upload: %s: multipart upload %s of %zu parts of %" PRIu64
               " bytes", si->name, m->upload_id, m->n, m->part_size);
     return 0;
@@ -635,10 +677,8 @@ static int reconcile(uploader *u, const snap_info *si, mp *m, int *status, char 
             changed = 1;
         }
     }
-    if (changed && (rc = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(rc));
-        rc = -EIO;
-    }
+    if (changed)
+        rc = mp_save(u, si, m, msg, msglen);
 out:
     free(h.mark);
     return rc;
@@ -757,10 +797,7 @@ static int send_part(uploader *u, snap_info *si, mp *m, size_t i, snap_object *o
         snprintf(msg, msglen, "%s: HTTP %d without a usable ETag: part not confirmed", what,
                  rsp.status);
         rc = -EPROTO;
-    } else if ((rc = mp_save(u, si->name, m))) {
-        snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME, ts_strerror(rc));
-        rc = -EIO;
-    } else {
+    } else if (!(rc = mp_save(u, si, m, msg, msglen))) {
         agent_log(LOG_LEVEL_DEBUG, "upload: %s: part %zu of %zu confirmed (%" PRIu64 " bytes)",
                   si->name, i + 1, m->n, p->len);
     }
@@ -839,12 +876,8 @@ int multipart_attempt(uploader *u, snap_info *si, int *status, char *msg, size_t
     if (!m.n) {
         if ((rc = mp_plan(u, si, ekey, &m, msg, msglen)))
             goto out;
-        if ((rc = mp_save(u, si->name, &m))) {
-            snprintf(msg, msglen, "%s: writing %s: %s", si->name, SNAP_MULTIPART_NAME,
-                     ts_strerror(rc));
-            rc = -EIO;
+        if ((rc = mp_save(u, si, &m, msg, msglen)))
             goto out;
-        }
     }
     if (m.upload_id[0]) {
         if ((rc = reconcile(u, si, &m, status, msg, msglen)))

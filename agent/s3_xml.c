@@ -98,17 +98,25 @@ int s3_xml_initiate(const char *body, size_t len, char id[S3_UPLOAD_ID_MAX])
 }
 
 int s3_xml_list_uploads(const char *body, size_t len, const char *key,
-                        int (*fn)(void *ctx, const char *upload_id), void *ctx, int *truncated)
+                        int (*fn)(void *ctx, const char *upload_id), void *ctx,
+                        s3_uploads_next *next)
 {
     const char *r, *end, *v, *p;
     size_t vl;
     int rc;
-    *truncated = 0;
+    memset(next, 0, sizeof(*next));
     if (s3_xml_error(body, len, NULL, 0) || !(r = find(body, len, "<ListMultipartUploadsResult")) ||
         !(end = find(r, len - (size_t)(r - body), "</ListMultipartUploadsResult>")))
         return -EPROTO;
     if (!elem(r, (size_t)(end - r), "IsTruncated", &v, &vl, NULL))
-        *truncated = vl == 4 && !memcmp(v, "true", 4);
+        next->truncated = vl == 4 && !memcmp(v, "true", 4);
+    if (!elem(r, (size_t)(end - r), "NextKeyMarker", &v, &vl, NULL) && vl) {
+        next->key = v;
+        next->key_len = vl;
+    }
+    if (!elem(r, (size_t)(end - r), "NextUploadIdMarker", &v, &vl, NULL) && vl &&
+        upload_id(v, vl, next->upload_id))
+        return -EPROTO;
     for (p = r; (p = find(p, (size_t)(end - p), "<Upload>")) != NULL;) {
         const char *ue = find(p, (size_t)(end - p), "</Upload>");
         char id[S3_UPLOAD_ID_MAX];

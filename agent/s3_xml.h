@@ -1,7 +1,8 @@
 /*
  * s3_xml.h -- the few S3 XML replies a multipart upload reads:
  * InitiateMultipartUploadResult (the upload id), ListPartsResult (the parts
- * a server holds), CompleteMultipartUploadResult and Error. Not a general
+ * a server holds), ListMultipartUploadsResult (the uploads of a key, page by
+ * page), CompleteMultipartUploadResult and Error. Not a general
  * XML parser: each reply is scanned for the elements it must hold, the way
  * S3 writes them (no namespaces prefixes, no CDATA), inside the bytes given
  * and nowhere else.
@@ -50,14 +51,25 @@ typedef struct s3_part {
 int s3_xml_list_parts(const char *body, size_t len, int (*fn)(void *ctx, const s3_part *p),
                       void *ctx, int *truncated, unsigned *next_marker);
 
+/* Where a ListMultipartUploadsResult says the listing goes on. */
+typedef struct s3_uploads_next {
+    int truncated;                    /* IsTruncated is true */
+    const char *key;                  /* NextKeyMarker's bytes inside the body (as in the
+                                         XML), NULL when absent or empty */
+    size_t key_len;
+    char upload_id[S3_UPLOAD_ID_MAX]; /* NextUploadIdMarker, "" when absent or empty */
+} s3_uploads_next;
+
 /* Calls fn with the UploadId of each <Upload> of a whole
  * ListMultipartUploadsResult whose <Key> is exactly key (bytes as in the
  * XML: a key that needs XML escapes never matches), in document order; fn's
- * non-zero return stops the walk and is returned. *truncated gets
- * IsTruncated. An <Upload> without a Key or a valid UploadId, or an
- * <Error>, makes the reply -EPROTO. */
+ * non-zero return stops the walk and is returned. *next gets IsTruncated
+ * and the markers of the next page (set before the first call of fn). An
+ * <Upload> without a Key or a valid UploadId, a NextUploadIdMarker outside
+ * an upload id's alphabet, or an <Error>, makes the reply -EPROTO. */
 int s3_xml_list_uploads(const char *body, size_t len, const char *key,
-                        int (*fn)(void *ctx, const char *upload_id), void *ctx, int *truncated);
+                        int (*fn)(void *ctx, const char *upload_id), void *ctx,
+                        s3_uploads_next *next);
 
 /* An ETag as S3 sends it (header or XML: "abc", &quot;abc&quot; or abc)
  * into out without its quotes: 0, or -EPROTO when empty, too long or

@@ -65,6 +65,11 @@ int wm_store_recover(watermark *w, plat_vfs *vfs, ts_store *s, const char *root,
             e += 6; /* .seal-new is no snapshot name: skipped below */
         if (!snap_name_ok(e, &seq) || seq < best_seq)
             continue;
+        /* A capture window sealed before the table was saved again is
+         * newer, but a copy of some topics: never the table's home. */
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", root, names[i]) >= sizeof(path) ||
+            snap_is_capture(vfs, path))
+            continue;
         best_seq = seq;
         snprintf(best, sizeof(best), "%s", names[i]);
     }

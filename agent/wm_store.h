@@ -27,8 +27,9 @@ int wm_store_read(watermark *w, ts_store *s);
 int wm_store_save(watermark *w, ts_store *s, uint64_t *next_key);
 
 /* At start: the newest record of the live store s or, when it holds none
- * (a kill between a seal and its wm_store_save), of the newest snapshot
- * under root (NAME or .seal-NAME), which is then saved into s. 0 when the
+ * (a kill between a seal and its wm_store_save), of the newest rolling
+ * snapshot under root (NAME or .seal-NAME; capture windows, copies sealed
+ * after it, are passed over), which is then saved into s. 0 when the
  * table is as durable as it was (maybe empty: no record anywhere), else an
  * error with a message in err; *from says where it came from ("" none). */
 int wm_store_recover(watermark *w, plat_vfs *vfs, ts_store *s, const char *root,

@@ -131,9 +131,8 @@ out:
 static int copy_snapshots(plat_vfs *vfs, const char *root, ts_store *dst, const snap_window *w,
                           char *err, size_t errlen)
 {
-    char **names = NULL, p[PATH_LEN], cp[PATH_LEN], msg[512];
+    char **names = NULL, p[PATH_LEN], msg[512];
     size_t n = 0;
-    plat_stat st;
     int rc = plat_dir_list(vfs, root, "", &names, &n);
     if (rc) {
         snprintf(err, errlen, "listing %s: %s", root, ts_strerror(rc));
@@ -147,7 +146,7 @@ static int copy_snapshots(plat_vfs *vfs, const char *root, ts_store *dst, const 
             name = e + strlen(SEAL_PREFIX);
         if (!snap_name_ok(name, NULL) || snap__join3(p, root, e, ""))
             continue;
-        if (!snap__join3(cp, p, CAPTURE_NAME, "") && vfs->stat(vfs, cp, &st) == 0)
+        if (snap_is_capture(vfs, p))
             continue; /* another capture */
         if (snap__open_ro(vfs, p, &c, msg, sizeof(msg))) {
             /* finished meanwhile (.seal-NAME became NAME), or set aside as

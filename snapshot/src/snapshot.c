@@ -218,8 +218,7 @@ static int checkpoint_last_file(plat_vfs *vfs, const char *dir, uint64_t *last, 
 
 static int set_aside(plat_vfs *vfs, const char *root, const char *leaf, const char *reason);
 
-/* 1 when the checkpoint or snapshot in dir is a capture window's. */
-static int is_capture(plat_vfs *vfs, const char *dir)
+int snap_is_capture(plat_vfs *vfs, const char *dir)
 {
     char p[PATH_LEN];
     plat_stat st;
@@ -262,7 +261,7 @@ int snap_recover(plat_vfs *vfs, ts_store *s, const char *root, size_t *n_seals, 
             }
             /* A capture's checkpoint is a copy: none of its files is the
              * live store's, so nothing is released for it. */
-            if (!is_capture(vfs, p) && (rc = ts_release(s, last))) {
+            if (!snap_is_capture(vfs, p) && (rc = ts_release(s, last))) {
                 first = note(first, err, errlen, rc, "releasing %s from the store: %s", p,
                              ts_errmsg(s));
                 continue;

@@ -132,6 +132,46 @@ static void test_ring_expires_rolling_snapshots_and_keeps_windows(void **state)
     assert_int_equal(act[0], BUDGET_DROP_LOST);
 }
 
+/* Between a seal and the table's save, the newest rolling snapshot holds
+ * the de-duplication table's only record: the ring does not expire it (nor
+ * drop_oldest drop it), captures after it notwithstanding; the batch waits
+ * when nothing else makes room. */
+static void test_newest_rolling_snapshot_stays_while_it_holds_the_table(void **state)
+{
+    (void)state;
+    snap_info v[4] = {snap(SNAP_SEALED, 100), snap(SNAP_SEALED, 100), snap(SNAP_SEALED, 100),
+                      snap(SNAP_SEALED, 100)};
+    strcpy(v[3].capture, "alarm");
+    budget_action act[4];
+    budget_in in = {.max_disk = 1000 + R, .used = 400, .avail = UINT64_MAX, .need = 300,
+                    .ring = 1, .keep_newest_rolling = 1, .snaps = v, .n = 4};
+    /* 400 + 400 + 300 = 1100: the oldest goes */
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[0], BUDGET_EXPIRE);
+    assert_int_equal(act[1], BUDGET_KEEP);
+    in.need = 400; /* 1200: 0 and 1 go */
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[1], BUDGET_EXPIRE);
+    assert_int_equal(act[2], BUDGET_KEEP);
+    in.need = 401; /* only 2 (or the window, drop_oldest) would make room */
+    assert_int_equal(budget_plan(&in, act), 0);
+    in.drop_oldest = 1;
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[2], BUDGET_KEEP);
+    assert_int_equal(act[3], BUDGET_DROP_LOST);
+    in.keep_newest_rolling = 0; /* saved again: it may go like the others */
+    in.drop_oldest = 0;
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[2], BUDGET_EXPIRE);
+    in.ring = 0; /* continuous, drop_oldest: kept as well while it holds the table */
+    in.drop_oldest = 1;
+    in.keep_newest_rolling = 1;
+    assert_int_equal(budget_plan(&in, act), 1);
+    assert_int_equal(act[1], BUDGET_DROP_LOST);
+    assert_int_equal(act[2], BUDGET_KEEP);
+    assert_int_equal(act[3], BUDGET_DROP_LOST);
+}
+
 /* When even dropping everything allowed would not make room, nothing is
  * dropped: losing data that does not help is not done. */
 static void test_nothing_is_dropped_when_it_would_not_help(void **state)
@@ -294,6 +334,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_max_disk_is_inclusive),
         cmocka_unit_test(test_ring_expires_rolling_snapshots_and_keeps_windows),
+        cmocka_unit_test(test_newest_rolling_snapshot_stays_while_it_holds_the_table),
         cmocka_unit_test(test_min_free_holds_when_stopping_and_max_disk_does_not),
         cmocka_unit_test(test_uploaded_go_first_oldest_first_and_only_what_is_needed),
         cmocka_unit_test(test_not_uploaded_are_lost_only_with_drop_oldest),

@@ -162,16 +162,18 @@ static void test_list_uploads_names_only_the_keys_own(void **state)
                      "<Upload><Key>f/d/x.tar</Key><UploadId>two</UploadId></Upload>"
                      "</ListMultipartUploadsResult>";
     ids v = {0};
-    int trunc = 1;
+    s3_uploads_next next = {.truncated = 1};
     (void)state;
-    assert_int_equal(s3_xml_list_uploads(ok, strlen(ok), "f/d/x.tar", on_upload, &v, &trunc), 0);
+    assert_int_equal(s3_xml_list_uploads(ok, strlen(ok), "f/d/x.tar", on_upload, &v, &next), 0);
     assert_int_equal(v.n, 2);
     assert_string_equal(v.id[0], "one");
     assert_string_equal(v.id[1], "two");
-    assert_int_equal(trunc, 0);
+    assert_int_equal(next.truncated, 0);
+    assert_null(next.key);
+    assert_string_equal(next.upload_id, "");
     for (size_t cut = 0; cut < strlen(ok); cut++) {
         ids w = {0};
-        assert_int_equal(s3_xml_list_uploads(ok, cut, "f/d/x.tar", on_upload, &w, &trunc), -EPROTO);
+        assert_int_equal(s3_xml_list_uploads(ok, cut, "f/d/x.tar", on_upload, &w, &next), -EPROTO);
     }
     const char *bad[] = {
         "<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>",
@@ -183,10 +185,47 @@ static void test_list_uploads_names_only_the_keys_own(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ids w = {0};
-        assert_int_equal(s3_xml_list_uploads(bad[i], strlen(bad[i]), "k", on_upload, &w, &trunc),
+        assert_int_equal(s3_xml_list_uploads(bad[i], strlen(bad[i]), "k", on_upload, &w, &next),
                          -EPROTO);
         assert_int_equal(w.n, 0);
     }
+}
+
+static void test_list_uploads_gives_the_next_page_markers(void **state)
+{
+    const char *page = "<ListMultipartUploadsResult " NS "><Bucket>b</Bucket><KeyMarker>"
+                       "</KeyMarker><UploadIdMarker></UploadIdMarker><NextKeyMarker>f/d/x.tar"
+                       "</NextKeyMarker><NextUploadIdMarker>two</NextUploadIdMarker><MaxUploads>2"
+                       "</MaxUploads><IsTruncated>true</IsTruncated>"
+                       "<Upload><Key>f/d/x.tar</Key><UploadId>one</UploadId></Upload>"
+                       "<Upload><Key>f/d/x.tar</Key><UploadId>two</UploadId></Upload>"
+                       "</ListMultipartUploadsResult>";
+    const char *last = "<ListMultipartUploadsResult><NextKeyMarker/><NextUploadIdMarker>"
+                       "</NextUploadIdMarker><IsTruncated>false</IsTruncated>"
+                       "</ListMultipartUploadsResult>";
+    const char *bad_marker = "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                             "<NextKeyMarker>k</NextKeyMarker><NextUploadIdMarker>a&amp;b"
+                             "</NextUploadIdMarker></ListMultipartUploadsResult>";
+    s3_uploads_next next;
+    ids v = {0};
+    (void)state;
+    assert_int_equal(s3_xml_list_uploads(page, strlen(page), "f/d/x.tar", on_upload, &v, &next),
+                     0);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(next.truncated, 1);
+    assert_non_null(next.key);
+    assert_int_equal(next.key_len, strlen("f/d/x.tar"));
+    assert_memory_equal(next.key, "f/d/x.tar", next.key_len);
+    assert_string_equal(next.upload_id, "two");
+    /* Empty markers are absent ones: the caller decides what a truncated
+     * page without them means. */
+    assert_int_equal(s3_xml_list_uploads(last, strlen(last), "k", on_upload, &v, &next), 0);
+    assert_int_equal(next.truncated, 0);
+    assert_null(next.key);
+    assert_string_equal(next.upload_id, "");
+    /* A marker the agent would have to send back is refused, never cut. */
+    assert_int_equal(s3_xml_list_uploads(bad_marker, strlen(bad_marker), "k", on_upload, &v,
+                                         &next), -EPROTO);
 }
 
 static void test_etag_loses_its_quotes_and_nothing_else(void **state)
@@ -216,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_list_parts_reads_each_part_and_the_page),
         cmocka_unit_test(test_list_parts_refuses_hostile_parts),
         cmocka_unit_test(test_list_uploads_names_only_the_keys_own),
+        cmocka_unit_test(test_list_uploads_gives_the_next_page_markers),
         cmocka_unit_test(test_etag_loses_its_quotes_and_nothing_else),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

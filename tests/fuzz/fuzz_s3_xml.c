@@ -1,17 +1,21 @@
 /*
  * fuzz_s3_xml.c -- libFuzzer entry point for the S3 XML replies a multipart
  * upload reads (agent/s3_xml.c): InitiateMultipartUploadResult,
- * ListPartsResult, CompleteMultipartUploadResult and Error, and the ETag
+ * ListPartsResult, ListMultipartUploadsResult (with its page markers),
+ * CompleteMultipartUploadResult and Error, and the ETag
  * normaliser. Byte 0 picks a cut point; the rest is the server's body,
  * given from a heap copy of exactly its length (ASan sees any read past
  * it). Beyond "no read or write outside the buffers" it checks what the
  * uploader relies on (abort() on a violation, so libFuzzer reports it):
  *   - a reply holding <Error> anywhere is never a success: not an upload
  *     id, not a completed upload, not a list of parts or uploads;
- *   - an accepted upload id (created or listed) is 1..511 bytes of [A-Za-z0-9._~-], an ETag
- *     1..79 bytes of [A-Za-z0-9-], a listed part numbered 1..10000;
- *   - a ListPartsResult cut anywhere before its closing tag is refused
- *     (a body truncated by the client's buffer never passes as whole);
+ *   - an accepted upload id (created, listed, or a ListMultipartUploads
+ *     page's NextUploadIdMarker) is 1..511 bytes of [A-Za-z0-9._~-], an ETag
+ *     1..79 bytes of [A-Za-z0-9-], a listed part numbered 1..10000; a
+ *     NextKeyMarker lies inside the body and holds no '<';
+ *   - a ListPartsResult or ListMultipartUploadsResult cut anywhere before
+ *     its closing tag is refused (a body truncated by the client's buffer
+ *     never passes as whole, nor do its markers);
  *   - the same bytes parse the same way again.
  */
 #include "s3_xml.h"
@@ -100,11 +104,31 @@ static void check(const char *b, size_t len)
             }
     }
     ids u = {0}, u2 = {0};
-    int lu = s3_xml_list_uploads(b, len, "k", on_upload, &u, &trunc);
+    s3_uploads_next nu, nu2;
+    int lu = s3_xml_list_uploads(b, len, "k", on_upload, &u, &nu);
     if (lu == 0 && err)
         abort();
-    if (s3_xml_list_uploads(b, len, "k", on_upload, &u2, &trunc2) != lu || u2.n != u.n)
+    if (lu == 0 && ((nu.truncated != 0 && nu.truncated != 1) ||
+                    (nu.upload_id[0] && !safe(nu.upload_id, "._~-")) ||
+                    strlen(nu.upload_id) >= S3_UPLOAD_ID_MAX ||
+                    (nu.key && (!nu.key_len || nu.key < b || nu.key + nu.key_len > b + len ||
+                                memchr(nu.key, '<', nu.key_len))) ||
+                    (!nu.key && nu.key_len)))
         abort();
+    if (s3_xml_list_uploads(b, len, "k", on_upload, &u2, &nu2) != lu || u2.n != u.n ||
+        (lu == 0 && (nu2.truncated != nu.truncated || nu2.key != nu.key ||
+                     nu2.key_len != nu.key_len || strcmp(nu2.upload_id, nu.upload_id))))
+        abort();
+    if (lu == 0) {
+        static const char close[] = "</ListMultipartUploadsResult>";
+        for (size_t i = 0; i + sizeof(close) - 1 <= len; i++)
+            if (!memcmp(b + i, close, sizeof(close) - 1)) {
+                ids u3 = {0};
+                if (s3_xml_list_uploads(b, i + sizeof(close) - 2, "k", on_upload, &u3, &nu2) == 0)
+                    abort();
+                break;
+            }
+    }
     if (s3_etag_norm(b, len, etag) == 0 && (!safe(etag, "-") || strlen(etag) >= S3_ETAG_MAX))
         abort();
 }

@@ -8,6 +8,11 @@ into a snapshot. At the end every published tensor must be on flash exactly
 once: the store and its snapshots are read back with the Python reader and
 the tensors counted per message.
 
+The same under snapshot.mode: on_trigger, the ring turned many times: the
+agent killed right after a seal that made the ring drop its oldest
+snapshot; every snapshot the ring ever held is kept (hard links) to check
+that every message was stored exactly once, and the ring keeps none twice.
+
 Also: untagged messages are stored as before (twice when sent twice), a
 message tagged wrongly is stored and counted, and the watermark document
 names the topics with their newest durable key.
@@ -45,13 +50,18 @@ CONTROL = """control:
 
 def stored_tensors(store):
     """Every tensor under dur/ in the store and its snapshots: (name, value)."""
-    import embeddb
     dirs = [store]
     root = os.path.join(store, "snapshots")
     if os.path.isdir(root):
         for e in sorted(os.listdir(root)):
             if e.startswith(".seal-") and e != ".seal-new" or not e.startswith("."):
                 dirs.append(os.path.join(root, e))
+    return stored_tensors_in(dirs)
+
+
+def stored_tensors_in(dirs):
+    """Every tensor under dur/ in the store directories dirs: (name, value)."""
+    import embeddb
     out = []
     for d in dirs:
         with embeddb.open(d) as r:
@@ -83,11 +93,16 @@ class DurableTest(unittest.TestCase):
         self.agent.logf.close()
         self.agent.notify.close()
 
-    def test_every_tensor_stored_exactly_once_across_kills(self):
+    def streamed_with_kills(self, ids, before_kill, beside=None):
+        """Streams from two durable publishers (ids) while the agent is
+        SIGKILLed KILLS times, each time after a random amount of progress
+        and before_kill(k); beside(pubs, stop), when given, runs in a thread
+        meanwhile. Returns how many values each sent and the publishers,
+        once all values are durable and the agent has stopped."""
         from durable_publisher import DurablePublisher
         rng = random.Random(int(os.environ.get("EMBEDDB_SEED", "15")))
         self.agent.start()
-        pubs = [DurablePublisher("127.0.0.1", self.broker.port, "itest", publisher_id=f"p{i}",
+        pubs = [DurablePublisher("127.0.0.1", self.broker.port, "itest", publisher_id=ids[i],
                                  max_unconfirmed=256, resend_after=1.0) for i in range(2)]
         sent = [0, 0]
         stop = threading.Event()
@@ -99,20 +114,17 @@ class DurableTest(unittest.TestCase):
                     sent[i] += 1
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        if beside:
+            threads.append(threading.Thread(target=beside, args=(pubs, stop)))
         for t in threads:
             t.start()
         try:
-            seals = 0
             for k in range(KILLS):
                 start = sum(p.through for p in pubs)
                 want = start + rng.randint(1, 200)
                 wait_for(lambda: sum(p.through for p in pubs) >= want, timeout=60,
                          what=f"progress before kill {k + 1}")
-                if k % 3 == 2:  # a seal: the records leave with the snapshot
-                    n = self.snapshots()
-                    self.agent.proc.send_signal(signal.SIGUSR1)
-                    wait_for(lambda: self.snapshots() > n, what="a seal")
-                    seals += 1
+                before_kill(k)
                 self.kill()
                 self.agent.start()
             stop.set()
@@ -125,6 +137,18 @@ class DurableTest(unittest.TestCase):
             for p in pubs:
                 p.close()
         self.assertEqual(self.agent.stop(), 0)
+        return sent, pubs
+
+    def test_every_tensor_stored_exactly_once_across_kills(self):
+        seals = []
+
+        def before_kill(k):
+            if k % 3 == 2:  # a seal: the records leave with the snapshot
+                n = self.snapshots()
+                self.agent.proc.send_signal(signal.SIGUSR1)
+                wait_for(lambda: self.snapshots() > n, what="a seal")
+                seals.append(k)
+        sent, pubs = self.streamed_with_kills(["p0", "p1"], before_kill)
         got = stored_tensors(self.agent.store)
         for i in range(2):
             counts = collections.Counter(v for name, v in got if name == f"dur/{i}/npy")
@@ -136,8 +160,119 @@ class DurableTest(unittest.TestCase):
         with open(self.agent.log) as f:
             log = f.read()
         self.assertNotIn("reading the de-duplication table", log)  # never failed
-        print(f"\n{KILLS} kills ({seals} after a seal): {sent} tensors each stored once; "
+        print(f"\n{KILLS} kills ({len(seals)} after a seal): {sent} tensors each stored once; "
               f"republished {[p.resent for p in pubs]}", file=sys.stderr)
+
+    def test_ring_expiry_with_kills_stores_each_tensor_once(self):
+        """snapshot.mode: on_trigger with a small ring (768 KiB) turned
+        many times by the durable stream and an untagged filler, while the
+        two durable publishers stream and the agent is SIGKILLed right after
+        a seal made the ring drop its oldest snapshot (the newest
+        de-duplication record then sits in the newest snapshot until the
+        main loop saves it again; a kill there recovers it from that
+        snapshot). What the ring drops is gone from flash, so a watcher
+        keeps hard links of every snapshot as it appears (sealed snapshots
+        never change) and checks it missed none (their seq ranges join up):
+        over all of them and the live store, every value of each publisher
+        is stored exactly once -- a table recovered from an older record
+        would store a re-sent value twice, a value recorded and never
+        stored would be missing -- and what the ring keeps holds no
+        value twice."""
+        import paho.mqtt.publish as publish
+        self.agent.write_config(self.broker.port, CONTROL + """snapshot:
+  mode: on_trigger
+  max_bytes: 128KiB
+  interval: 1h
+""", subs=SUBS + '    - {topic: "fill/raw", qos: 1, format: raw, dtype: float64, shape: [512]}\n',
+            mqtt_extra="  protocol: 5")
+        with open(self.agent.conf) as f:
+            conf = f.read().replace("  memtable_max: 1MiB\n",
+                                    "  memtable_max: 64KiB\n  max_disk: 768KiB\n")
+            conf = conf.replace("  max_tensors: 16\n", "  max_tensors: 16\n  max_bytes: 64KiB\n")
+        with open(self.agent.conf, "w") as f:
+            f.write(conf)
+        root, shadow = os.path.join(self.agent.store, "snapshots"), os.path.join(self.tmp, "all")
+        os.mkdir(shadow)
+        watched = threading.Event()
+        self.addCleanup(watched.set)
+
+        def fill(pubs, stop):
+            """64 KiB of filler for every 10 durable messages through: the
+            ring turns at the pace of the durable stream, not the machine's."""
+            blob, done = bytes(4096), 0
+            while not stop.is_set():
+                through = sum(p.through for p in pubs)
+                if through < done + 10:
+                    stop.wait(0.01)
+                    continue
+                done = through
+                publish.multiple([{"topic": "fill/raw", "qos": 1, "payload": blob}] * 16,
+                                 hostname="127.0.0.1", port=self.broker.port)
+
+        def copy_new():
+            for e in os.listdir(root) if os.path.isdir(root) else []:
+                dst = os.path.join(shadow, e)
+                if e.startswith(".") or os.path.exists(dst):
+                    continue
+                try:
+                    shutil.copytree(os.path.join(root, e), dst + ".tmp", copy_function=os.link)
+                    os.rename(dst + ".tmp", dst)
+                except (OSError, shutil.Error):
+                    shutil.rmtree(dst + ".tmp", ignore_errors=True)  # expired meanwhile
+
+        def watch():
+            """Hard links of each snapshot as it appears; a snapshot lives
+            for several seals, so a 5 ms poll sees each one."""
+            while not watched.is_set():
+                copy_new()
+                watched.wait(0.005)
+
+        def before_kill(k):
+            # right after a seal that made the ring drop its oldest
+            ring = self.ring()
+            wait_for(lambda: all(a != b for a, b in zip(self.ring(), ring)), timeout=60,
+                     what=f"a seal and an expiry before kill {k + 1}")
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        sent, _ = self.streamed_with_kills(["r0", "r1"], before_kill, fill)
+        watched.set()
+        watcher.join()
+        copy_new()  # the agent has stopped: nothing changes any more
+        with open(self.agent.log) as f:
+            log = f.read()
+        expired = log.count("ring: snapshot ")
+        self.assertGreaterEqual(expired, KILLS)
+        kept = stored_tensors(self.agent.store)
+        ever, seqs = list(stored_tensors_in([self.agent.store])), []
+        for e in sorted(os.listdir(shadow)):
+            with open(os.path.join(shadow, e, "MANIFEST.json")) as f:
+                seqs.append(json.load(f)["seq_range"])
+            ever += stored_tensors_in([os.path.join(shadow, e)])
+        self.assertEqual([a for a, b in seqs], [1] + [b + 1 for a, b in seqs[:-1]],
+                         "the watcher missed a snapshot")
+        for i in range(2):
+            name = f"dur/{i}/npy"
+            counts = collections.Counter(v for n, v in ever if n == name)
+            self.assertEqual({v: c for v, c in counts.items() if c > 1}, {},
+                             f"publisher {i}: stored more than once")
+            self.assertEqual([v for v in range(sent[i]) if v not in counts], [],
+                             f"publisher {i}: lost")
+            self.assertEqual(len(counts), sent[i])
+            now = collections.Counter(v for n, v in kept if n == name)
+            self.assertEqual({v: c for v, c in now.items() if c > 1}, {})
+            self.assertLess(len(now), sent[i], f"publisher {i}: the ring dropped none")
+        self.assertNotIn("reading the de-duplication table", log)
+        print(f"\n{KILLS} kills after a seal and an expiry, {expired} snapshots expired, "
+              f"{log.count('table of 2 publisher(s) from snapshot')} tables recovered from a "
+              f"snapshot: {sent} tensors each stored once", file=sys.stderr)
+
+    def ring(self):
+        """The oldest and the newest snapshot's names."""
+        root = os.path.join(self.agent.store, "snapshots")
+        names = sorted(e for e in os.listdir(root) if not e.startswith(".")) \
+            if os.path.isdir(root) else []
+        return (names[0], names[-1]) if names else ("", "")
 
     def snapshots(self):
         root = os.path.join(self.agent.store, "snapshots")

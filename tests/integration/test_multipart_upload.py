@@ -25,7 +25,13 @@ each. Covered:
     an <Error> body, twice (the snapshot is never marked uploaded meanwhile);
   - a snapshot refused (403) halfway is marked failed, and one dropped by
     the flash budget (drop_oldest) in the middle of its upload is deleted:
-    both multipart uploads are aborted, none is left on the server;
+    both multipart uploads are aborted, none is left on the server; the
+    failed one's key also has five stray uploads, listed by the front two a
+    page (ListMultipartUploads followed by its markers), all aborted, and
+    another key's upload the prefix lists is left alone;
+  - servers whose ListMultipartUploads pages lie (truncated without a
+    marker, a marker that never moves, markers that move forever): each
+    walk ends, at 100 pages at the most, and says so;
   - a power cut through the fault vfs (tests/agent/mp_powercut.c) before
     each mutating file call of an upload: the upload goes on after the
     reboot, the object lands whole, at most one part more was received.
@@ -39,6 +45,7 @@ import signal
 import subprocess
 import sys
 import unittest
+import urllib.parse
 
 import paho.mqtt.publish as publish
 
@@ -225,13 +232,25 @@ class MultipartTest(UploadTest):
         self.assert_tar_is_the_snapshot(self.object_of(port, snap, ".tar"), snap)
 
     def test_failed_snapshot_leaves_no_multipart_upload(self):
+        # Refused (403) at part 2: the snapshot is marked failed and its
+        # upload aborted, and so are five strays of its key (uploads whose
+        # Create answer was lost) that the server lists two a page, while
+        # an upload of another key the prefix also lists stays.
         port = self.s3rver()
-        st = {"parts": 0}
+        self.front.max_uploads = 2
+        st = {"parts": 0, "strays": [], "other": None}
 
         def hook(method, path, body):
             if method == "PUT" and "partNumber=" in path:
                 st["parts"] += 1
                 if st["parts"] == 2:
+                    key = urllib.parse.unquote(path.split("?")[0].split("/", 2)[2])
+                    s3 = self.s3_client(port)
+                    st["strays"] = [s3.create_multipart_upload(Bucket="snaps", Key=key)
+                                    ["UploadId"] for _ in range(5)]
+                    st["other"] = s3.create_multipart_upload(Bucket="snaps", Key=key + ".x")[
+                        "UploadId"]
+                    s3.close()
                     return (403, {}, b"<Error><Code>AccessDenied</Code></Error>")
             return None
         self.front.hook = hook
@@ -239,12 +258,59 @@ class MultipartTest(UploadTest):
         self.sealed_random_snapshot()
         self.wait_state("failed")
         self.assertIn("403", snapshots(self.agent.store)[0]["error"])
-        wait_for(lambda: self.front.uploads() == [] and not [
+        wait_for(lambda: self.front.uploads() == [st["other"]] and not [
             n for n in os.listdir(os.path.join(self.agent.store, "snapshots"))
-            if n.startswith(".abort-")], what=lambda: f"the upload aborted: "
+            if n.startswith(".abort-")], what=lambda: f"the uploads aborted: "
             f"{self.front.uploads()}\n{self.agent.log_text()[-3000:]}")
-        self.assertTrue(any(m == "DELETE" for m, p, n in self.front.requests))
+        aborted = {urllib.parse.parse_qs(p.split("?")[1])["uploadId"][0]
+                   for m, p, n in self.front.requests if m == "DELETE"}
+        self.assertLessEqual(set(st["strays"]), aborted)
+        self.assertNotIn(st["other"], aborted)
+        # The listing was walked page by page, each page's markers from the
+        # page before (the front checked every request's signature).
+        pages = [urllib.parse.parse_qs(p.split("?")[1], keep_blank_values=True)
+                 for m, p, n in self.front.requests if m == "GET" and "uploads" in p]
+        self.assertGreaterEqual(sum("upload-id-marker" in q for q in pages), 2)
+        self.assertTrue(all(int(q["max-uploads"][0]) <= 1000 for q in pages))
 
+    def test_a_lying_uploads_listing_is_not_followed_forever(self):
+        # Before each CreateMultipartUpload the agent lists its key's
+        # uploads. Three servers lie about the pages, one walk each (Create
+        # answers 503 twice, so there are three): truncated without a
+        # marker, a marker that never moves, markers that move forever.
+        # Each walk ends (after one page, two, and the bound of 100), says
+        # why in the log, and the upload goes on.
+        port = self.s3rver()
+        st = {"creates": 0, "walks": [[], [], []]}
+
+        def hook(method, path, body):
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query, keep_blank_values=True)
+            if method == "POST" and "uploads" in q:
+                st["creates"] += 1
+                return (503, {}, b"<Error><Code>SlowDown</Code></Error>") \
+                    if st["creates"] < 3 else None
+            if method == "GET" and "uploads" in q and st["creates"] < 3:
+                walk = st["walks"][st["creates"]]
+                walk.append(q.get("upload-id-marker", [""])[0])
+                key = tsu.xml_escape(q["prefix"][0])
+                nxt = ["", "same", f"m{len(walk)}"][st["creates"]]
+                nxt = nxt and (f"<NextKeyMarker>{key}</NextKeyMarker>"
+                               f"<NextUploadIdMarker>{nxt}</NextUploadIdMarker>")
+                return (200, {}, ("<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                                  + nxt + "</ListMultipartUploadsResult>").encode())
+            return None
+        self.front.hook = hook
+        self.start_agent(upload=self.mp_conf(port))
+        self.sealed_random_snapshot(mib=6)
+        self.wait_state("uploaded")
+        self.assertEqual(st["walks"][0], [""])
+        self.assertEqual(st["walks"][1], ["", "same"])
+        self.assertEqual(st["walks"][2], [""] + [f"m{n}" for n in range(1, 100)])
+        log = self.agent.log_text()
+        self.assertIn("page 1 is truncated but names no next marker", log)
+        self.assertIn("page 2 is truncated but repeats its NextUploadIdMarker", log)
+        self.assertIn("still truncated after 100 pages", log)
+        self.assertEqual(self.front.uploads(), [])
 
     def test_snapshot_dropped_by_the_budget_leaves_no_multipart_upload(self):
         # Part 1 of every upload is taken, every later part refused with a
@@ -260,10 +326,21 @@ class MultipartTest(UploadTest):
         self.front.hook = hook
         self.start_agent(storage="  max_disk: 16MiB\n  on_full: drop_oldest",
                          snapshot="  max_bytes: 6MiB\n  keep: 0", upload=self.mp_conf(port))
-        n = (30 << 20) // (16 << 10)
+        n, first = (30 << 20) // (16 << 10), (12 << 20) // (16 << 10)
         msgs = [{"topic": "big/a", "qos": 1, "payload": os.urandom(16 << 10)} for _ in range(n)]
-        for i in range(0, n, 200):
-            publish.multiple(msgs[i:i + 200], hostname="127.0.0.1", port=self.broker.port)
+
+        def publish_range(lo, hi):
+            for i in range(lo, hi, 200):
+                publish.multiple(msgs[i:min(i + 200, hi)], hostname="127.0.0.1",
+                                 port=self.broker.port)
+        # Within the budget first, until the oldest snapshot's upload holds
+        # a part on the server (else a slow agent could drop it before its
+        # upload began, and no abort would be tested); then past it.
+        publish_range(0, first)
+        wait_for(lambda: any(m == "PUT" and "partNumber=1&" in p
+                             for m, p, _ in self.front.requests), timeout=60,
+                 what=lambda: f"a first part sent: {self.agent.log_text()[-3000:]}")
+        publish_range(first, n)
         wait_for(lambda: self.agent.stat("snapshots_dropped") >= 1, timeout=60,
                  what=lambda: f"a snapshot dropped: {self.agent.status()}")
         ups = os.path.join(self.tmp, "s3data", "snaps", "._S3rver_uploads")

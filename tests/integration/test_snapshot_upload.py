@@ -957,7 +957,10 @@ class S3Front:
     on npm or Debian 12 does better (@20minutes/s3rver 5.0.0 neither: its
     lib/routes.js answers 405 or NotImplemented for all three). So,
     given s3rver's data directory (`data`), this front implements exactly
-    those three itself (one page each, no delimiter), on s3rver's own state
+    those three itself (no delimiter; pages as S3 makes them: by
+    max-parts and part-number-marker, by max-uploads (capped at
+    `max_uploads`, S3's 1000 unless a test lowers it) and key-marker /
+    upload-id-marker, uploads in (key, id) order), on s3rver's own state
     (DATA/BUCKET/._S3rver_uploads/ID/key, N and N.md5), after the same
     signature check, and answers NoSuchUpload (404) like S3 for an upload
     id s3rver does not hold, for every request naming one. Nothing else
@@ -979,6 +982,7 @@ class S3Front:
         self.data = data
         self.hook = None
         self.after = None
+        self.max_uploads = 1000
 
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -1003,20 +1007,9 @@ class S3Front:
                                                               "uploads" in q)):
                     return None
                 bucket = urllib.parse.urlsplit(self.path).path.split("/")[1]
-                if "uploadId" not in q:  # ListMultipartUploads, by prefix
-                    d = os.path.join(front.data, bucket, "._S3rver_uploads")
-                    prefix, items = q.get("prefix", [""])[0], ""
-                    for up in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-                        with open(os.path.join(d, up, "key")) as f:
-                            key = f.read()
-                        if key.startswith(prefix):
-                            items += (f"<Upload><Key>{xml_escape(key)}</Key><UploadId>{up}"
-                                      "</UploadId></Upload>")
-                    body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
-                            "<ListMultipartUploadsResult><Bucket>" + bucket + "</Bucket>"
-                            "<IsTruncated>false</IsTruncated>" + items +
-                            "</ListMultipartUploadsResult>").encode()
-                    return self.answer(200, {"Content-Type": "application/xml"}, body) or True
+                if "uploadId" not in q:  # ListMultipartUploads, by prefix, paged
+                    return self.answer(200, {"Content-Type": "application/xml"},
+                                       front.list_uploads(bucket, q)) or True
                 up = os.path.join(front.data, bucket, "._S3rver_uploads", q["uploadId"][0])
                 if not os.path.isdir(up):
                     return self.refuse("NoSuchUpload", "no such upload", 404) or True
@@ -1097,6 +1090,37 @@ class S3Front:
                 pass
 
         self.srv, self.port = tls_http_server(H, pki, port)
+
+    def list_uploads(self, bucket, q):
+        """A ListMultipartUploadsResult page for the query q (parse_qs)."""
+        def arg(name, default=""):
+            return q.get(name, [default])[0]
+        d = os.path.join(self.data, bucket, "._S3rver_uploads")
+        prefix, km, im = arg("prefix"), arg("key-marker"), arg("upload-id-marker")
+        most = min(int(arg("max-uploads", "1000")), self.max_uploads)
+        ups = []
+        for up in self.uploads(bucket):
+            try:
+                with open(os.path.join(d, up, "key")) as f:
+                    key = f.read()
+            except OSError:
+                continue  # being made or aborted
+            # S3: after (key-marker, upload-id-marker); key-marker alone:
+            # the keys after it
+            if key.startswith(prefix) and (not km or key > km or (key == km and im and up > im)):
+                ups.append((key, up))
+        ups.sort()
+        page, more = ups[:most], len(ups) > most
+        items = "".join(f"<Upload><Key>{xml_escape(k)}</Key><UploadId>{i}</UploadId>"
+                        "<StorageClass>STANDARD</StorageClass></Upload>" for k, i in page)
+        nxt = (f"<NextKeyMarker>{xml_escape(page[-1][0])}</NextKeyMarker>"
+               f"<NextUploadIdMarker>{page[-1][1]}</NextUploadIdMarker>" if more else "")
+        return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListMultipartUploadsResult xmlns="
+                "\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>" + bucket + "</Bucket>"
+                f"<KeyMarker>{xml_escape(km)}</KeyMarker><UploadIdMarker>{im}</UploadIdMarker>"
+                + nxt + f"<Prefix>{xml_escape(prefix)}</Prefix><MaxUploads>{most}</MaxUploads>"
+                f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>" + items +
+                "</ListMultipartUploadsResult>").encode()
 
     def uploads(self, bucket="snaps"):
         """The multipart uploads s3rver holds (their ids)."""

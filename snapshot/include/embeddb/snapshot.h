@@ -194,6 +194,11 @@ int snap_verify(plat_vfs *vfs, const char *root, const char *name, snap_verify_f
 
 /* ---- capture windows ---------------------------------------------------- */
 
+/* 1 when the snapshot or checkpoint directory dir (NAME, .seal-NAME) is a
+ * capture window's: a copy of tensors a rolling snapshot or the live store
+ * holds, never a source of anything but its window. */
+int snap_is_capture(plat_vfs *vfs, const char *dir);
+
 #define SNAP_LABEL_MAX 64       /* 1..64 of [A-Za-z0-9._-] (snap_device_id_ok) */
 #define SNAP_FILTERS_MAX 8      /* topic filters per window */
 #define SNAP_FILTER_MAX 256     /* bytes of one filter */
