@@ -63,21 +63,42 @@ static int send_span(sendq *q, uint64_t start, size_t len, size_t *off, int watc
     return rc;
 }
 
-/* With the lock: something for an idle sender to do. */
+/* With the lock: enough for an idle sender to start at once. */
 static int sender_has_work(const sendq *q)
 {
     return q->in > q->out && (q->rn >= SENDQ_KICK || q->flushing || q->in - q->out >= SENDQ_BYTES);
+}
+
+/* With the lock: waits until there is something to send (0) or quit (1).
+ * Fewer than SENDQ_KICK records wait at most SENDQ_KICK_MS, so a slow
+ * producer (upload.max_rate) delays its bytes by no more than that. */
+static int sender_wait(sendq *q)
+{
+    struct timespec until;
+    int timing = 0, late = 0;
+    for (;;) {
+        if (q->quit)
+            return 1;
+        if (!q->halt && (sender_has_work(q) || (late && q->in > q->out)))
+            return 0;
+        if (q->halt || q->in == q->out) {
+            timing = late = 0;
+            pthread_cond_wait(&q->changed, &q->mu);
+            continue;
+        }
+        if (!timing) {
+            until = plat_mono_after_ms(SENDQ_KICK_MS);
+            timing = 1;
+        }
+        late = pthread_cond_timedwait(&q->changed, &q->mu, &until) == ETIMEDOUT;
+    }
 }
 
 static void *sender(void *arg)
 {
     sendq *q = arg;
     pthread_mutex_lock(&q->mu);
-    for (;;) {
-        while (!q->quit && (q->halt || !sender_has_work(q)))
-            pthread_cond_wait(&q->changed, &q->mu);
-        if (q->quit)
-            break;
+    while (!sender_wait(q)) {
         uint64_t start = q->out;
         size_t wrap = SENDQ_BYTES - (size_t)(start % SENDQ_BYTES), off = 0;
         size_t len = q->in - start < wrap ? (size_t)(q->in - start) : wrap;
@@ -115,7 +136,7 @@ int sendq_start(int fd, uint64_t io_timeout_ms, const plat_cancel *cancel, int w
     if ((rc = -pthread_mutex_init(&q->mu, NULL)))
         goto out;
     mu = 1;
-    if ((rc = -pthread_cond_init(&q->changed, NULL)))
+    if ((rc = -plat_cond_init_mono(&q->changed)))
         goto out;
     cv = 1;
     if ((rc = -pthread_create(&q->thread, NULL, sender, q)))

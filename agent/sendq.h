@@ -8,9 +8,10 @@
  * queue (a ring); a push into a full queue waits until the sender has
  * sent some, so the bytes handed to TLS lead the bytes in the kernel by at
  * most SENDQ_BYTES plus mbedTLS's own record. The sender starts once
- * SENDQ_KICK records wait (or at a flush), then sends all it has in as few
- * send(2) calls as the ring allows: one wake-up per few records, not per
- * record.
+ * SENDQ_KICK records wait, at a flush, or SENDQ_KICK_MS after it found
+ * fewer, then sends all it has in as few send(2) calls as the ring allows:
+ * one wake-up per few records, not per record, and a slow body (under
+ * upload.max_rate) still leaves within SENDQ_KICK_MS.
  *
  * Threads: the producer (the requesting thread) calls every function; the
  * sender thread only sends on the socket and updates the queue under its
@@ -35,7 +36,8 @@
 #include <stdint.h>
 
 #define SENDQ_RECORDS 8 /* records queued, at most */
-#define SENDQ_KICK 4    /* records queued before an idle sender starts */
+#define SENDQ_KICK 4    /* records queued before an idle sender starts ... */
+#define SENDQ_KICK_MS 2 /* ... or after this long with fewer */
 #define SENDQ_BYTES (SENDQ_RECORDS * (16384 + 512)) /* ring bytes: as many 16 KiB records
                                     plus header, nonce and tag (29 bytes for AEAD) */
 #define SENDQ_SPOKE 1           /* halted: the server sent something while we sent */

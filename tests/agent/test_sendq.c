@@ -235,6 +235,27 @@ static void test_stop_ends_a_sender_waiting_for_room_at_once(void **state)
     close(fds[1]);
 }
 
+/* Fewer than SENDQ_KICK records leave within SENDQ_KICK_MS without a
+ * flush: a body held back by upload.max_rate keeps flowing. */
+static void test_a_lone_record_leaves_without_a_flush(void **state)
+{
+    int fds[2];
+    sendq *q = NULL;
+    uint64_t pos = 0;
+    char buf[200];
+    struct pollfd p;
+    (void)state;
+    pair(fds);
+    assert_int_equal(sendq_start(fds[0], 5000, NULL, 1, &q), 0);
+    assert_int_equal(push_record(q, &pos, 100, 100), 0);
+    p = (struct pollfd){.fd = fds[1], .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    assert_int_equal(recv(fds[1], buf, sizeof(buf), MSG_WAITALL | MSG_DONTWAIT) > 0, 1);
+    assert_int_equal(sendq_stop(q, NULL), 100);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_stop_of_null_is_a_no_op(void **state)
 {
     (void)state;
@@ -249,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_a_peer_that_speaks_halts_the_sender_until_resumed),
         cmocka_unit_test(test_cancel_ends_a_stalled_push_long_before_io_timeout),
         cmocka_unit_test(test_stop_ends_a_sender_waiting_for_room_at_once),
+        cmocka_unit_test(test_a_lone_record_leaves_without_a_flush),
         cmocka_unit_test(test_stop_of_null_is_a_no_op),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
