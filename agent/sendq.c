@@ -163,6 +163,7 @@ int sendq_push(sendq *q, const uint8_t *buf, size_t len, uint64_t *credit, size_
     while (!q->halt && (q->in - q->out == SENDQ_BYTES || q->rn == SENDQ_RECORDS))
         pthread_cond_wait(&q->changed, &q->mu);
     if (!(rc = q->halt)) {
+        int was_empty = q->in == q->out;
         size_t at = (size_t)(q->in % SENDQ_BYTES), room = SENDQ_BYTES - (size_t)(q->in - q->out);
         size_t n = len < room ? len : room, first = n < SENDQ_BYTES - at ? n : SENDQ_BYTES - at;
         /* [in, in + n) is free ring space: the sender reads only [out, in) */
@@ -178,7 +179,7 @@ int sendq_push(sendq *q, const uint8_t *buf, size_t len, uint64_t *credit, size_
             if (++q->rn > q->max_rn)
                 q->max_rn = q->rn;
         }
-        if (sender_has_work(q))
+        if (was_empty || sender_has_work(q)) /* an idle sender starts its clock, or sends */
             pthread_cond_broadcast(&q->changed);
     }
     pthread_mutex_unlock(&q->mu);
@@ -193,6 +194,7 @@ int sendq_flush(sendq *q)
     pthread_cond_broadcast(&q->changed);
     while (!q->halt && q->in > q->out)
         pthread_cond_wait(&q->changed, &q->mu);
+    q->flushing = 0; /* the sender is idle (in its untimed wait) or halted */
     rc = q->halt;
     pthread_mutex_unlock(&q->mu);
     return rc;
