@@ -19,14 +19,26 @@
  * (it only flushes first for DTLS), and an interrupted write is resumed by
  * calling it again with the same data.
  *
+ * A body of more than one record is sent through a sendq (sendq.h): its
+ * thread does the send(2) calls, bio_send only copies each sealed record
+ * into the queue, so encrypting record k+1 overlaps sending record k (on
+ * loopback the kernel's quarter of the time no longer adds to the
+ * cipher's). The rules above hold unchanged: the sender halts when the
+ * server speaks (pump reads on this thread, then resumes it), its waits
+ * are io_timeout_ms and the cancel flag, its errors are noted in conn as
+ * a bio callback notes them, and bytes_sent counts only records that
+ * reached the kernel in full. If its thread cannot start, the body goes
+ * out on this thread as a short one does.
+ *
  * Memory: the client owns two 16 KiB buffers: one for the request head,
  * then the plaintext of each body record; one for the response head (which
  * may arrive while a record is still pending). mbedTLS adds its own record
- * buffers per connection.
+ * buffers per connection; a body's sendq SENDQ_RECORDS records more.
  *
  * Not here: retries, request signing, logging (the caller logs err).
  */
 #include "http.h"
+#include "sendq.h"
 #include "tls_compat.h"
 
 #include "embeddb/plat.h"
@@ -67,6 +79,7 @@ struct http_client {
     int *suites;                       /* offered, 0-terminated (the conf points at it) */
     unsigned char io[HTTP__HEAD_MAX];  /* request head, then body records */
     unsigned char head[HTTP__HEAD_MAX];/* the response as it arrives */
+    size_t pipe_depth;                 /* the last body's most records queued (0: none) */
 };
 
 /* What the bio callbacks see during one request. */
@@ -84,6 +97,8 @@ typedef struct conn {
     int os_err;               /* last plat_net error (-ETIMEDOUT, -ECANCELED ...) */
     int deadline_hit;         /* that -ETIMEDOUT was the phase deadline's */
     int eof;                  /* the peer closed its side */
+    sendq *q;                 /* body: the sender thread's queue (NULL: send here) */
+    uint64_t credit;          /* body bytes in the record being written (for q) */
     unsigned char ip[16];     /* the host as an address, when it is a literal */
     size_t ip_len;
 } conn;
@@ -173,6 +188,11 @@ size_t http__order_suites(const int *all, int aes_accelerated, int *out)
         }
     out[n] = 0;
     return n;
+}
+
+size_t http__pipe_depth(const http_client *c)
+{
+    return c->pipe_depth;
 }
 
 const char *http_client_first_suite(const http_client *c)
@@ -331,6 +351,15 @@ static uint64_t wait_ms(const conn *cn, uint64_t by_ns, int *limited)
     return end > now ? (end - now + 999999u) / 1000000u : 0;
 }
 
+/* Notes a failed send (plat_net's -errno) the way io_failure reads it;
+ * returns mbedTLS's code for it. */
+static int send_failed(conn *cn, int rc, int limited)
+{
+    cn->os_err = rc;
+    cn->deadline_hit = rc == -ETIMEDOUT && limited;
+    return rc == -ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
 /* Past the phase deadline the bio callbacks fail at once, as a wait that
  * ran out would, even when the peer's bytes are ready: a peer that never
  * makes us wait (a 1xx flood, a handshake fed byte by byte) cannot outlast
@@ -339,21 +368,21 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     conn *cn = ctx;
     size_t n = 0;
-    int limited, rc;
-    uint64_t ms = wait_ms(cn, cn->send_by_ns, &limited);
-    rc = limited && !ms ? -ETIMEDOUT
+    int limited = 0, rc;
+    uint64_t ms = cn->q ? 0 : wait_ms(cn, cn->send_by_ns, &limited);
+    if (cn->q) /* the body phase has no deadline: the sender keeps io_timeout */
+        rc = sendq_push(cn->q, buf, len, &cn->credit, &n);
+    else
+        rc = limited && !ms ? -ETIMEDOUT
                         : plat_sock_send(cn->fd, buf, len > INT_MAX ? INT_MAX : len, ms,
                                          cn->until_readable ? PLAT_SEND_UNTIL_READABLE : 0,
                                          cn->cancel, &n);
-    if (rc == -EAGAIN) {
+    if (rc == -EAGAIN || rc == SENDQ_SPOKE) {
         cn->spoke = 1;
         return MBEDTLS_ERR_SSL_WANT_WRITE;
     }
-    if (rc) {
-        cn->os_err = rc;
-        cn->deadline_hit = rc == -ETIMEDOUT && limited;
-        return rc == -ETIMEDOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_SEND_FAILED;
-    }
+    if (rc)
+        return send_failed(cn, rc, limited);
     if (cn->send_by_ns)
         cn->send_by_ns = after_ms(cn->io_timeout_ms);
     return (int)n;
@@ -427,9 +456,11 @@ static int verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
 static int tls_write_all(mbedtls_ssl_context *ssl, conn *cn, const unsigned char *buf, size_t len,
                          size_t *done)
 {
+    int max = mbedtls_ssl_get_max_out_record_payload(ssl);
     *done = 0;
     while (*done < len) {
         cn->spoke = 0;
+        cn->credit = max > 0 && len - *done > (size_t)max ? (size_t)max : len - *done;
         int n = mbedtls_ssl_write(ssl, buf + *done, len - *done);
         if (n == MBEDTLS_ERR_SSL_WANT_WRITE && cn->spoke)
             return HTTP_SPOKE;
@@ -675,7 +706,18 @@ static int pump(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader *r,
     }
     cn->no_wait = 0;
     cn->until_readable = rsp->interim < HTTP_INTERIM_WATCH;
+    if (cn->q && !stop)
+        sendq_resume(cn->q, cn->until_readable);
     return stop;
+}
+
+/* Ends the body's sender, if any: bytes_sent becomes what reached the
+ * kernel. */
+static void stop_sender(http_client *c, conn *cn, http_response *rsp)
+{
+    if (cn->q)
+        rsp->bytes_sent = sendq_stop(cn->q, &c->pipe_depth);
+    cn->q = NULL;
 }
 
 /* Sends the body in full records, watching for an answer: stops early
@@ -689,6 +731,8 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader 
     int rc = 0, ret;
     cn->send_by_ns = after_ms(cn->io_timeout_ms);
     cn->until_readable = 1;
+    if (left > HTTP_RECORD && sendq_start(cn->fd, cn->io_timeout_ms, cn->cancel, 1, &cn->q))
+        cn->q = NULL; /* no thread: the body goes out from here */
     while (left) {
         size_t want = left < HTTP_RECORD ? (size_t)left : HTTP_RECORD, have = 0, got, off, done;
         /* Before each record: a cancel, or an answer already there? A
@@ -738,15 +782,25 @@ static int send_body(http_client *c, mbedtls_ssl_context *ssl, conn *cn, reader 
                 goto broken;
             }
         }
-        rsp->bytes_sent += have;
+        rsp->bytes_sent += have; /* with a sender: handed to it, until stop_sender */
         left -= have;
+    }
+    while (cn->q && (ret = sendq_flush(cn->q))) { /* a 2xx counts only after every byte */
+        if (ret != SENDQ_SPOKE) {
+            ret = send_failed(cn, ret, 0);
+            goto broken;
+        }
+        if (pump(c, ssl, cn, r, rsp))
+            goto out;
     }
     goto out;
 broken: /* the connection failed or the caller cancelled */
+    stop_sender(c, cn, rsp);
     rc = io_failure(cn, ret, why, sizeof(why));
     errf(err, errlen, "sending the body to %s after %llu of %llu bytes: %s", hp,
          (unsigned long long)rsp->bytes_sent, (unsigned long long)rq->content_length, why);
 out:
+    stop_sender(c, cn, rsp);
     cn->until_readable = 0;
     cn->send_by_ns = 0;
     return rc;
@@ -833,6 +887,7 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
 
     mbedtls_ssl_init(&ssl);
     memset(rsp, 0, sizeof(*rsp));
+    c->pipe_depth = 0;
     errf(err, errlen, "ok");
     if ((rc = build_head(c, rq, &head_len, err, errlen)))
         goto out;

@@ -27,6 +27,11 @@
  * answer with `early` set and bytes_sent < content_length. Whether that is
  * a success is the caller's call; a 2xx is one only when !early.
  *
+ * Threads: a body of more than one record is encrypted on the calling
+ * thread and sent by a helper thread through a bounded queue (sendq.h),
+ * started and joined inside http_request_do, so sending overlaps
+ * encrypting; the callbacks still run on the calling thread only.
+ *
  * Not here: retries, signing (the caller passes Authorization and friends
  * as extra headers), keep-alive, redirects, proxies or reading whole
  * response bodies. Nothing global: a client belongs to one thread at a time.
@@ -166,6 +171,10 @@ int http_request_do(http_client *c, const http_request *rq, http_response *rsp, 
  * order, except that without AES acceleration the ChaCha20-Poly1305 ones
  * come first. Returns the count. Pure. */
 size_t http__order_suites(const int *all, int aes_accelerated, int *out);
+/* The most records the last request's body had queued for its sender
+ * thread at once (sendq.h; <= SENDQ_RECORDS), 0 when it was sent without
+ * one (a body of one record or less). */
+size_t http__pipe_depth(const http_client *c);
 /* The suite a client offers first ("" before the first offer): for logs. */
 const char *http_client_first_suite(const http_client *c);
 

@@ -36,8 +36,17 @@
 #include <unistd.h>
 
 struct plat_cancel {
-    int rd, wr; /* a pipe: readable while the flag is up */
+    int rd, wr;                /* a pipe: readable while the flag is up */
+    const plat_cancel *parent; /* also up while this one is (NULL: none) */
 };
+
+/* The pipes to poll for c (read ends, -1 for none): its own and its
+ * parent's. */
+static void cancel_fds(const plat_cancel *c, struct pollfd p[2])
+{
+    p[0] = (struct pollfd){.fd = c ? c->rd : -1, .events = POLLIN};
+    p[1] = (struct pollfd){.fd = c && c->parent ? c->parent->rd : -1, .events = POLLIN};
+}
 
 /* An absolute monotonic deadline timeout_ms from now (saturating). */
 static uint64_t deadline_after(uint64_t timeout_ms)
@@ -54,20 +63,20 @@ static uint64_t deadline_after(uint64_t timeout_ms)
 static int wait_fd(int fd, short events, uint64_t deadline_ns, const plat_cancel *cancel,
                    short *revents)
 {
-    struct pollfd p[2] = {{.fd = fd, .events = events},
-                          {.fd = cancel ? cancel->rd : -1, .events = POLLIN}};
+    struct pollfd p[3] = {{.fd = fd, .events = events}};
     int rc;
+    cancel_fds(cancel, p + 1);
     for (;;) {
         uint64_t now = plat_mono_ns();
         uint64_t left_ms = now >= deadline_ns ? 0 : (deadline_ns - now + 999999u) / 1000000u;
-        int n = poll(p, 2, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        int n = poll(p, 3, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             rc = -errno;
             goto out;
         }
-        if (p[1].revents) {
+        if (p[1].revents || p[2].revents) {
             rc = -ECANCELED;
             goto out;
         }
@@ -90,6 +99,11 @@ out:
 
 int plat_cancel_new(plat_cancel **out)
 {
+    return plat_cancel_new_linked(NULL, out);
+}
+
+int plat_cancel_new_linked(const plat_cancel *parent, plat_cancel **out)
+{
     plat_cancel *c = calloc(1, sizeof(*c));
     int p[2], rc;
     *out = NULL;
@@ -102,6 +116,7 @@ int plat_cancel_new(plat_cancel **out)
     }
     c->rd = p[0];
     c->wr = p[1];
+    c->parent = parent;
     *out = c;
     return 0;
 }
@@ -133,13 +148,14 @@ void plat_cancel_reset(plat_cancel *c)
 int plat_cancel_wait(const plat_cancel *c, uint64_t timeout_ms)
 {
     uint64_t end = deadline_after(timeout_ms);
+    struct pollfd p[2];
+    cancel_fds(c, p);
     for (;;) {
-        struct pollfd p = {.fd = c->rd, .events = POLLIN};
         uint64_t now = plat_mono_ns();
         if (now >= end)
             return plat_cancel_fired(c) ? -ECANCELED : 0;
         uint64_t left_ms = (end - now + 999999u) / 1000000u;
-        int n = poll(&p, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        int n = poll(p, 2, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
         if (n > 0)
             return -ECANCELED;
         if (n < 0 && errno != EINTR)
@@ -149,9 +165,10 @@ int plat_cancel_wait(const plat_cancel *c, uint64_t timeout_ms)
 
 int plat_cancel_fired(const plat_cancel *c)
 {
-    struct pollfd p = {.fd = c->rd, .events = POLLIN};
+    struct pollfd p[2];
     int n;
-    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR) {
+    cancel_fds(c, p);
+    while ((n = poll(p, 2, 0)) < 0 && errno == EINTR) {
     }
     return n > 0;
 }

@@ -8,9 +8,10 @@
  *            [--io-timeout-ms N] [--response-timeout-ms N] [--length N] --file FILE
  *
  * stdout: "status=NNN", "bytes_sent=N", "early=0|1", "interim=N",
- * "reason=..." and "body=..." (the first bytes of the response body on one
- * line) when a response arrived; "error=ECLASS" and "bytes_sent=N"
- * otherwise, with the message on stderr. --length claims a Content-Length
+ * "pipe_depth=N" (the most body records queued for the sender thread at
+ * once, http__pipe_depth), "reason=..." and "body=..." (the first bytes of
+ * the response body on one line) when a response arrived; "error=ECLASS",
+ * "bytes_sent=N" and "pipe_depth=N" otherwise, with the message on stderr. --length claims a Content-Length
  * other than the file's size (to exercise a short body source). SIGTERM
  * raises the request's cancel flag (the request ends with ECANCELED), the
  * way the agent's stop cancels an upload.
@@ -160,8 +161,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if ((hrc = http_request_do(c, &rq, &rsp, err, sizeof(err)))) {
-        printf("error=%s\nbytes_sent=%llu\n", http_err_name(hrc),
-               (unsigned long long)rsp.bytes_sent);
+        printf("error=%s\nbytes_sent=%llu\npipe_depth=%zu\n", http_err_name(hrc),
+               (unsigned long long)rsp.bytes_sent, http__pipe_depth(c));
         fprintf(stderr, "http_put: %s\n", err);
         rc = exit_code(hrc);
         goto out;
@@ -172,9 +173,9 @@ int main(int argc, char **argv)
             rsp.body[i] = ' ';
     while (rsp.body_len && rsp.body[rsp.body_len - 1] == ' ')
         rsp.body[--rsp.body_len] = 0;
-    printf("status=%d\nbytes_sent=%llu\nearly=%d\ninterim=%u\nreason=%s\nbody=%s\n",
-           rsp.status, (unsigned long long)rsp.bytes_sent, rsp.early, rsp.interim, rsp.reason,
-           rsp.body);
+    printf("status=%d\nbytes_sent=%llu\nearly=%d\ninterim=%u\npipe_depth=%zu\nreason=%s\n"
+           "body=%s\n", rsp.status, (unsigned long long)rsp.bytes_sent, rsp.early, rsp.interim,
+           http__pipe_depth(c), rsp.reason, rsp.body);
     rc = 0;
 out:
     http_client_free(c);

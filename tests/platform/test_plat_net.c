@@ -66,6 +66,35 @@ static void test_cancel_flag_is_sticky_until_reset(void **state)
     plat_cancel_free(NULL);
 }
 
+/* A linked flag is up while it or its parent is; firing it leaves the
+ * parent alone, and every kind of wait watches both. */
+static void test_linked_cancel_is_up_while_it_or_its_parent_is(void **state)
+{
+    plat_cancel *parent = NULL, *c = NULL;
+    char buf[8];
+    size_t got = 1;
+    int cfd, sfd;
+    (void)state;
+    assert_int_equal(plat_cancel_new(&parent), 0);
+    assert_int_equal(plat_cancel_new_linked(parent, &c), 0);
+    assert_false(plat_cancel_fired(c));
+    plat_cancel_fire(c);
+    assert_true(plat_cancel_fired(c));
+    assert_false(plat_cancel_fired(parent));
+    plat_cancel_reset(c);
+    pair(&cfd, &sfd);
+    assert_int_equal(plat_sock_recv(cfd, buf, sizeof(buf), 0, c, &got), -ETIMEDOUT);
+    plat_cancel_fire(parent);
+    assert_true(plat_cancel_fired(c));
+    assert_int_equal(plat_sock_recv(cfd, buf, sizeof(buf), LONG_MS, c, &got), -ECANCELED);
+    assert_int_equal(plat_cancel_wait(c, LONG_MS), -ECANCELED);
+    assert_int_equal(plat_sock_readable(cfd, LONG_MS, c), -ECANCELED);
+    plat_cancel_free(c);
+    plat_cancel_free(parent);
+    plat_sock_close(cfd);
+    plat_sock_close(sfd);
+}
+
 static void *fire_soon(void *arg)
 {
     plat_cancel_fire(arg);
@@ -194,6 +223,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_flag_is_sticky_until_reset),
+        cmocka_unit_test(test_linked_cancel_is_up_while_it_or_its_parent_is),
         cmocka_unit_test(test_cancel_ends_recv_and_readable_waits),
         cmocka_unit_test(test_cancel_wait_ends_at_the_flag_or_the_time),
         cmocka_unit_test(test_send_waiting_for_room_stops_when_peer_speaks_or_cancel),

@@ -37,6 +37,11 @@ typedef struct plat_cancel plat_cancel;
 
 /* A lowered flag in *out (owned by the caller: plat_cancel_free). 0, -errno. */
 int plat_cancel_new(plat_cancel **out);
+/* Like plat_cancel_new, but the new flag also counts as raised while
+ * parent is (waits watch both; parent is borrowed and must outlive it;
+ * NULL: none): a helper thread's stop flag that the caller's cancel
+ * raises too. Firing or resetting the new flag leaves parent alone. */
+int plat_cancel_new_linked(const plat_cancel *parent, plat_cancel **out);
 /* Frees c; NULL is a no-op. No wait may be watching it any more. */
 void plat_cancel_free(plat_cancel *c);
 /* Raises the flag; it stays up until plat_cancel_reset. Any thread, and
