@@ -99,17 +99,21 @@ static const char hw_name[] = "armv8-crc";
  * the register after A run through |B| zero bytes, XOR the register of B
  * from zero (the CRC is linear), and "run through SPAN zero bytes" is a
  * fixed linear map, applied by four table lookups (Mark Adler's crc32c.c
- * does the same with longer spans). */
+ * does the same with longer spans). Rounds of BIG_SPAN come first, so a
+ * 4 KiB block is one round and 16 serial bytes, not five rounds and 256
+ * serial bytes. */
 #define SPAN 256
-static uint32_t span_tab[4][256];
+#define BIG_SPAN 1360 /* 3 x 1360 = 4080: a 4 KiB data block in one round */
+static uint32_t span_tab[4][256], big_tab[4][256];
 static pthread_once_t span_once = PTHREAD_ONCE_INIT;
 
-static void span_init(void)
+/* tab: "run through span zero bytes", byte by byte of the register. */
+static void shift_init(uint32_t tab[4][256], int span)
 {
     uint32_t basis[32];
     for (int b = 0; b < 32; b++) {
         uint32_t c = 1u << b;
-        for (int z = 0; z < 8 * SPAN; z++)
+        for (int z = 0; z < 8 * span; z++)
             c = (c & 1) ? (c >> 1) ^ POLY : c >> 1;
         basis[b] = c;
     }
@@ -119,14 +123,39 @@ static void span_init(void)
             for (int b = 0; b < 8; b++)
                 if (n >> b & 1)
                     c ^= basis[8 * k + b];
-            span_tab[k][n] = c;
+            tab[k][n] = c;
         }
 }
 
-static uint32_t span_shift(uint32_t c)
+static void span_init(void)
 {
-    return span_tab[0][c & 0xff] ^ span_tab[1][(c >> 8) & 0xff] ^ span_tab[2][(c >> 16) & 0xff] ^
-           span_tab[3][c >> 24];
+    shift_init(span_tab, SPAN);
+    shift_init(big_tab, BIG_SPAN);
+}
+
+static uint32_t shift(uint32_t tab[4][256], uint32_t c)
+{
+    return tab[0][c & 0xff] ^ tab[1][(c >> 8) & 0xff] ^ tab[2][(c >> 16) & 0xff] ^ tab[3][c >> 24];
+}
+
+/* Rounds of three span-byte streams while len allows; returns the register. */
+HW_ATTR static uint32_t hw_rounds(uint32_t crc, const uint8_t **pp, size_t *len, size_t span,
+                                  uint32_t tab[4][256])
+{
+    const uint8_t *p = *pp;
+    while (*len >= 3 * span) {
+        uint32_t c1 = 0, c2 = 0;
+        for (const uint8_t *end = p + span; p < end; p += 8) {
+            crc = HW_U64(crc, load64(p));
+            c1 = HW_U64(c1, load64(p + span));
+            c2 = HW_U64(c2, load64(p + 2 * span));
+        }
+        crc = shift(tab, shift(tab, crc) ^ c1) ^ c2;
+        p += 2 * span;
+        *len -= 3 * span;
+    }
+    *pp = p;
+    return crc;
 }
 
 HW_ATTR static uint32_t hw_extend(uint32_t crc, const uint8_t *p, size_t len)
@@ -138,17 +167,8 @@ HW_ATTR static uint32_t hw_extend(uint32_t crc, const uint8_t *p, size_t len)
     }
     if (len >= 3 * SPAN) {
         pthread_once(&span_once, span_init);
-        do {
-            uint32_t c1 = 0, c2 = 0;
-            for (const uint8_t *end = p + SPAN; p < end; p += 8) {
-                crc = HW_U64(crc, load64(p));
-                c1 = HW_U64(c1, load64(p + SPAN));
-                c2 = HW_U64(c2, load64(p + 2 * SPAN));
-            }
-            crc = span_shift(span_shift(crc) ^ c1) ^ c2;
-            p += 2 * SPAN;
-            len -= 3 * SPAN;
-        } while (len >= 3 * SPAN);
+        crc = hw_rounds(crc, &p, &len, BIG_SPAN, big_tab);
+        crc = hw_rounds(crc, &p, &len, SPAN, span_tab);
     }
     while (len >= 8) {
         crc = HW_U64(crc, load64(p));

@@ -69,17 +69,20 @@ static uint32_t crc_bitwise(const uint8_t *p, size_t len)
 static void test_crc32c_every_length_and_alignment_matches_bitwise(void **state)
 {
     (void)state;
-    size_t cap = 3 * 3 * 256 + 64;
+    size_t cap = 2 * 3 * 1360 + 3 * 3 * 256 + 64;
     uint8_t *buf = malloc(cap + 8);
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < cap + 8; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         buf[i] = (uint8_t)x;
     }
-    /* Both sides of every threshold: 8-byte words, one three-stream round
-     * (768 bytes), two rounds; every start alignment. */
+    /* Both sides of every threshold: 8-byte words, a three-stream round of
+     * 256-byte spans (768 bytes) and of 1360-byte spans (4080), and their
+     * sums; every start alignment. */
     for (size_t off = 0; off < 8; off++)
-        for (size_t len = 0; len <= cap; len += (len < 40 || (len % 768) < 24 || (len % 768) > 744) ? 1 : 37) {
+        for (size_t len = 0; len <= cap;
+             len += (len < 40 || (len % 4080 % 768) < 24 || (len % 4080 % 768) > 744 ||
+                     (len % 4080) < 24 || (len % 4080) > 4056) ? 1 : 37) {
             uint32_t want = crc_bitwise(buf + off, len);
             assert_int_equal(crc32c(buf + off, len), want);
             /* and in two pieces, split anywhere */
