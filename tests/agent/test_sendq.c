@@ -82,6 +82,17 @@ static void *drainer(void *arg)
     return NULL;
 }
 
+/* Closes our end, waits for the drainer to read the rest, and checks it
+ * got exactly the pos bytes pushed, in order. */
+static void drain_end(int fds[2], pthread_t t, const drain *d, uint64_t pos)
+{
+    close(fds[0]);
+    pthread_join(t, NULL);
+    close(fds[1]);
+    assert_int_equal(d->got, pos);
+    assert_int_equal(d->bad, 0);
+}
+
 static void test_every_byte_arrives_in_order_and_whole_records_count(void **state)
 {
     int fds[2];
@@ -105,11 +116,7 @@ static void test_every_byte_arrives_in_order_and_whole_records_count(void **stat
     assert_int_equal(sendq_flush(q), 0);
     assert_int_equal(sendq_stop(q, &depth), credit);
     assert_true(depth >= 1 && depth <= SENDQ_RECORDS);
-    close(fds[0]);
-    pthread_join(t, NULL);
-    close(fds[1]);
-    assert_int_equal(d.got, pos);
-    assert_int_equal(d.bad, 0);
+    drain_end(fds, t, &d, pos);
 }
 
 /* Against a peer that never reads: pushes fill the kernel's buffers and
@@ -175,11 +182,7 @@ static void test_a_peer_that_speaks_halts_the_sender_until_resumed(void **state)
     assert_int_equal(rc, 0);
     assert_int_equal(sendq_flush(q), 0);
     sendq_stop(q, NULL);
-    close(fds[0]);
-    pthread_join(t, NULL);
-    close(fds[1]);
-    assert_int_equal(d.got, pos);
-    assert_int_equal(d.bad, 0);
+    drain_end(fds, t, &d, pos);
 }
 
 /* The caller's cancel ends a stalled sender, and the push waiting on it,
