@@ -50,7 +50,7 @@ const char *snap_codec_suffix(snap_codec c);
 /* Its Content-Type: application/x-tar, application/gzip, application/zstd. */
 const char *snap_codec_mime(snap_codec c);
 /* The levels a codec takes (none: 0..0; gzip 1..9; zstd 1..19) and its
- * default (0, 6, 3). */
+ * default (0, 6, 7). */
 void snap_codec_levels(snap_codec c, int *lo, int *hi, int *dflt);
 
 typedef struct snap_object snap_object;
