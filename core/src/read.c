@@ -314,14 +314,12 @@ static int load_cached(ts_store *s, const loc *l, const uint8_t *key, size_t key
     pack_rec x;
     uint32_t flen;
     const char *why;
-    if (!fcache_room(&s->cache, r) || pack_open(&d, c->buf, l->rec_len, &flen, &why))
+    if (pack_open(&d, c->buf, l->rec_len, &flen, &why))
         return 0;
-    while (pack_next(&d, &x, &why) == 0) {
+    while (pack_next(&d, &x, &why) == 0 && fcache_room(&s->cache, &x)) {
         loc at = *l;
         at.ord = x.ord + 1;
-        if (!fcache_room(&s->cache, &x))
-            break;
-        if (x.ord + 1 != l->ord && is_newest(s, x.key, x.key_len, &at))
+        if (at.ord != l->ord && is_newest(s, x.key, x.key_len, &at))
             fcache_put(&s->cache, &x, 0);
     }
     pack_close(&d);
