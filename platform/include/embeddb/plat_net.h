@@ -40,7 +40,9 @@ int plat_cancel_new(plat_cancel **out);
 /* Like plat_cancel_new, but the new flag also counts as raised while
  * parent is (waits watch both; parent is borrowed and must outlive it;
  * NULL: none): a helper thread's stop flag that the caller's cancel
- * raises too. Firing or resetting the new flag leaves parent alone. */
+ * raises too. Firing or resetting the new flag leaves parent alone. One
+ * level only: parent's own parent, if it has one, is not watched, so
+ * parent must be a plain flag (plat_cancel_new). */
 int plat_cancel_new_linked(const plat_cancel *parent, plat_cancel **out);
 /* Frees c; NULL is a no-op. No wait may be watching it any more. */
 void plat_cancel_free(plat_cancel *c);
