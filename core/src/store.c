@@ -209,6 +209,20 @@ out:
     return rc;
 }
 
+/* Closes the least recently used open SST descriptor (reopened on use). */
+static void close_lru(ts_store *s)
+{
+    sst *lru = NULL;
+    for (size_t i = 0; i < s->n_ssts; i++)
+        if (s->ssts[i].fd >= 0 && (!lru || s->ssts[i].last_use < lru->last_use))
+            lru = &s->ssts[i];
+    if (lru) {
+        s->vfs->close(s->vfs, lru->fd);
+        lru->fd = -1;
+        s->n_open--;
+    }
+}
+
 int store__add_sst(ts_store *s, sst *t)
 {
     if (s->n_ssts == s->cap_ssts) {
@@ -219,6 +233,9 @@ int store__add_sst(ts_store *s, sst *t)
         s->ssts = n;
         s->cap_ssts = cap;
     }
+    /* A sealed SST comes with its descriptor open: within the bound too. */
+    if (t->fd >= 0 && s->n_open >= STORE_MAX_OPEN_SSTS)
+        close_lru(s);
     /* Keep ascending file order. Every caller appends (store_int.h), which
      * the key map relies on; were that ever broken it is rebuilt. */
     size_t i = s->n_ssts;
@@ -256,17 +273,8 @@ int store__sst_fd(ts_store *s, sst *t, int *fd)
     int rc = 0;
     t->last_use = ++s->clock;
     if (t->fd < 0) {
-        if (s->n_open >= STORE_MAX_OPEN_SSTS) {
-            sst *lru = NULL;
-            for (size_t i = 0; i < s->n_ssts; i++)
-                if (s->ssts[i].fd >= 0 && (!lru || s->ssts[i].last_use < lru->last_use))
-                    lru = &s->ssts[i];
-            if (lru) {
-                s->vfs->close(s->vfs, lru->fd);
-                lru->fd = -1;
-                s->n_open--;
-            }
-        }
+        if (s->n_open >= STORE_MAX_OPEN_SSTS)
+            close_lru(s);
         rc = s->vfs->open(s->vfs, t->path, PLAT_O_RDONLY, &t->fd);
         if (rc)
             return store__err(s, rc, "open(%s): %s", t->path, strerror(-rc));

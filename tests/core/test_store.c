@@ -6,6 +6,7 @@
  */
 #include "test_util.h"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -765,10 +766,43 @@ static void test_list_files_reports_wal_then_ssts_with_key_ranges(void **state)
     assert_int_equal(ts_list_files(f->s, see_file, &v), 7);
 }
 
+/* Descriptors this process has open now. */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Flushes with no loads in between still keep at most STORE_MAX_OPEN_SSTS
+ * (64) SST descriptors open: one past the bound closes the least recently
+ * used (a writer that never reads ran out of descriptors at 1024). */
+static void test_flushes_without_loads_keep_the_open_sst_bound(void **state)
+{
+    fx *f = *state;
+    int before = open_fds();
+    for (uint64_t k = 0; k < 200; k++) {
+        assert_int_equal(tu_save(f->s, k, 4, 1.0f), 0);
+        assert_int_equal(ts_flush(f->s, NULL, 0, NULL), 0);
+    }
+    int after = open_fds();
+    assert_true(after - before <= 64 + 1);
+    assert_true(after - before >= 64 - 1);
+    for (uint64_t k = 0; k < 200; k++)
+        assert_true(tu_check(f->s, k, 4, 1.0f));
+    assert_true(open_fds() - before <= 64 + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_save_load_roundtrip_every_dtype, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flushes_without_loads_keep_the_open_sst_bound, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_scalar_and_empty_tensors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_files_reports_wal_then_ssts_with_key_ranges,
                                         setup, teardown),
