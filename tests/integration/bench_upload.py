@@ -33,8 +33,18 @@ in the first upload, which is not among the runs reported. curl's is the
 wall time of the curl process (its start-up included).
 
 After the uploads the run measures mbedTLS's raw speed for the suite
-nginx logged (build/tests/bench/cipher_bench, same machine, same run) and
-prints the agent's object rate as a ratio of it.
+the server logged (build/tests/bench/cipher_bench, same machine, same run)
+and prints the agent's object rate as a ratio of it.
+
+--peer sink uploads (agent and curl alike) to a TLS peer in this process
+(Python's ssl, i.e. OpenSSL, the client's suite preferred as nginx does)
+that reads each body into one reused buffer, checks its SHA-256 against
+the snapshot's STATE and answers 201, storing nothing but the first body
+(curl's file). nginx stores every body in a new file: on the bench VM its
+page-cache writes took most of the second core (perf: half of nginx's
+time in copy_folio_from_iter_atomic, 0.3-1.0 CPU s per 256 MiB, varying
+from run to run), so with 2 cores the peer, not the agent, set the pace.
+The sink measures the agent's own sending path.
 
 With --max-rate R (e.g. 4MiB/s) the agent uploads under upload.max_rate
 and the run also reports its rate as a ratio of R (the token bucket's
@@ -42,18 +52,21 @@ promise: within 10 % over 10 s and more; pick --mib so an upload takes at
 least 10 s). --compression zstd|gzip uploads compressed objects.
 
 Usage: bench_upload.py BUILD_DIR [--runs N] [--mib M] [--max-rate R] [--compression C]
-                       [--corpus constant|sensor] [--link RATE]
+                       [--corpus constant|sensor] [--link RATE] [--peer nginx|sink]
 Prints one line per run and the medians; exit 0.
 """
 import argparse
+import hashlib
 import os
 import re
 import shutil
+import socket
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import ssl
 import threading
 import time
 
@@ -73,6 +86,61 @@ def rss_kib(pid):
     return 0
 
 
+class Sink:
+    """HTTPS PUT peer that reads whole bodies and stores none but the first
+    (into `first`): see --peer. `bodies` is (path, bytes, sha256 hex,
+    suite) per request, appended once the whole body is read, before the
+    201 goes out."""
+
+    def __init__(self, pki, first):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pki.server_cert, pki.server_key)
+        self.ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE  # the client's choice, as nginx
+        self.first, self.bodies = first, []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(raw,), daemon=True).start()
+
+    def _handle(self, raw):
+        buf = memoryview(bytearray(1 << 20))
+        with self.ctx.wrap_socket(raw, server_side=True) as c:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            path = head.split()[1].decode()
+            left = int(re.search(rb"\r\ncontent-length: *(\d+)", head, re.I).group(1))
+            h = hashlib.sha256(rest)
+            out = open(self.first, "wb") if not self.bodies else None
+            if out:
+                out.write(rest)
+            left -= len(rest)
+            while left > 0:
+                n = c.recv_into(buf, min(left, len(buf)))
+                if not n:
+                    return
+                h.update(buf[:n])
+                if out:
+                    out.write(buf[:n])
+                left -= n
+            if out:
+                out.close()
+            self.bodies.append((path, os.path.getsize(self.first) if out else None,
+                                h.hexdigest(), c.cipher()[0]))
+            c.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -82,6 +150,7 @@ def main():
     ap.add_argument("--compression", default="none")
     ap.add_argument("--corpus", choices=("constant", "sensor"), default="constant")
     ap.add_argument("--link", default=None)
+    ap.add_argument("--peer", choices=("nginx", "sink"), default="nginx")
     args = ap.parse_args()
     if args.link and not os.environ.get("EMBEDDB_BENCH_NETNS"):
         # Again, inside a network namespace of our own: its loopback is
@@ -99,6 +168,8 @@ def main():
     broker.start()
     pki = make_pki(os.path.join(tmp, "pki"), "bench")
     web = Nginx(tmp, pki).start()
+    sink = Sink(pki, os.path.join(tmp, "first.obj")) if args.peer == "sink" else None
+    port = sink.port if sink else web.port
     store = os.path.join(tmp, "store")
     conf = os.path.join(tmp, "agent.yaml")
     with open(conf, "w") as f:
@@ -110,7 +181,7 @@ mqtt:
   subscriptions: [{{topic: "b/+", qos: 1, format: raw, dtype: float32, shape: [1024]}}]
 snapshot: {{max_bytes: 4GiB, interval: 0ms, keep: 10}}
 upload:
-  url: https://localhost:{web.port}/agent
+  url: https://localhost:{port}/agent
   ca_file: {pki.ca}
   io_timeout: 60s
 {extra}""")
@@ -176,7 +247,7 @@ upload:
         agent_run(1)  # the first upload follows sealing (hashing) right away
         name = [d for d in os.listdir(os.path.join(store, "snapshots")) if d[0] != "."][0]
         suffix = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}[args.compression]
-        obj = web.object_path(f"/agent/bench/{name}{suffix}")
+        obj = sink.first if sink else web.object_path(f"/agent/bench/{name}{suffix}")
         size = os.path.getsize(obj)
         # curl sends the uncompressed tar: what a board without compression
         # would send (the .tar the agent uploads is that same file).
@@ -190,7 +261,7 @@ upload:
         for k in range(args.runs):
             t = time.monotonic()
             subprocess.run(["curl", "-sS", "-o", "/dev/null", "--cacert", pki.ca,
-                            "--upload-file", tar, f"https://localhost:{web.port}/curl/{k}.tar"],
+                            "--upload-file", tar, f"https://localhost:{port}/curl/{k}.tar"],
                            check=True)
             curl_s.append(time.monotonic() - t)
             state = os.path.join(store, "snapshots", name, "STATE")
@@ -231,18 +302,32 @@ upload:
                   f"= {size / a / limit:.3f} x the limit")
         print(f"agent RSS: {base_rss / 1024:.1f} MiB before, peak {max(peaks) / 1024:.1f} MiB "
               f"while uploading {mib:.0f} MiB")
-        with open(os.path.join(web.dir, "logs", "access.log")) as f:
-            ciphers = set(re.findall(r"TLSv1\.\d \S+", f.read()))
-        print(f"negotiated: {', '.join(sorted(ciphers))}")
+        if sink:
+            with open(os.path.join(store, "snapshots", name, "STATE")) as f:
+                want = re.search(r"^(?:object|tar)_sha256=(\w+)$" if args.compression == "none"
+                                 else r"^object_sha256=(\w+)$", f.read(), re.M).group(1)
+            bad = [b for b in sink.bodies if b[0].startswith("/agent/") and b[2] != want]
+            if bad or len(sink.bodies) != 2 * args.runs + 1:
+                sys.exit(f"the sink got {len(sink.bodies)} bodies, {len(bad)} not the snapshot")
+            agent_suites = {b[3] for b in sink.bodies if b[0].startswith("/agent/")}
+            print(f"negotiated (sink): agent {', '.join(sorted(agent_suites))}; "
+                  f"every agent body matched the SHA-256 in STATE")
+        else:
+            with open(os.path.join(web.dir, "logs", "access.log")) as f:
+                ciphers = set(re.findall(r"TLSv1\.\d \S+", f.read()))
+            print(f"negotiated: {', '.join(sorted(ciphers))}")
         suites = {"ECDHE-ECDSA-CHACHA20-POLY1305": "ChaCha20-Poly1305",
                   "ECDHE-RSA-CHACHA20-POLY1305": "ChaCha20-Poly1305",
                   "ECDHE-ECDSA-AES128-GCM-SHA256": "AES-128-GCM",
                   "ECDHE-RSA-AES128-GCM-SHA256": "AES-128-GCM",
                   "ECDHE-ECDSA-AES256-GCM-SHA384": "AES-256-GCM",
                   "ECDHE-RSA-AES256-GCM-SHA384": "AES-256-GCM"}
-        with open(os.path.join(web.dir, "logs", "access.log")) as f:
-            names = {suites.get(c) for c in re.findall(r'"PUT /agent/\S+ [^"]*" \d+ \d+ '
-                                                        r'TLSv1\.\d (\S+)', f.read())} - {None}
+        if sink:
+            names = {suites.get(c) for c in agent_suites} - {None}
+        else:
+            with open(os.path.join(web.dir, "logs", "access.log")) as f:
+                names = {suites.get(c) for c in re.findall(r'"PUT /agent/\S+ [^"]*" \d+ \d+ '
+                                                            r'TLSv1\.\d (\S+)', f.read())} - {None}
         if len(names) == 1 and not args.link:
             r = subprocess.run([os.path.join(args.build, "tests", "bench", "cipher_bench"),
                                 "64", "5"], capture_output=True, text=True, check=True)
