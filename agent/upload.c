@@ -328,22 +328,6 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
     }
     if ((rc = upload__key(u, si, ekey, sizeof(ekey), msg, msglen)))
         goto out;
-    /* The compressor's first piece, on this thread: zstd allocates its
-     * workspace (about 9 MiB at level 7) when it first compresses, and on
-     * the readahead thread glibc would take it from that thread's own
-     * malloc arena, where it would stay resident beside the one the
-     * measuring pass left in this thread's (19 -> 29 MiB peak RSS). */
-    if (!plain && (rc = snap_object_at_end(src.obj)) < 0) {
-        if (plat_cancel_fired(u->cancel)) {
-            snprintf(msg, msglen, "%s: cancelled", si->name);
-            rc = HTTP_ECANCELED;
-        } else {
-            snprintf(msg, msglen, "%s: reading the snapshot: %s", si->name,
-                     snap_object_error(src.obj));
-            rc = -EBADMSG;
-        }
-        goto out;
-    }
     if ((rc = readahead_new(body_produce, &src, BODY_PIECE, BODY_PIECES, &src.ra))) {
         snprintf(msg, msglen, "starting the readahead thread: %s", strerror(-rc));
         goto out;

@@ -252,6 +252,47 @@ static void test_cancel_ends_a_measure(void **state)
     free(buf);
 }
 
+static int always(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+/* snap_object_open compresses the first piece itself, on its caller's
+ * thread (where zstd allocates its workspace, in that thread's malloc
+ * arena): a read right after it needs no input, so even a cancel raised
+ * already does not stop it; and a snapshot whose first piece cannot be
+ * read fails the open. */
+static void test_open_compresses_the_first_piece_itself(void **state)
+{
+    fx *f = *state;
+    snap_object *o = NULL;
+    tar_member *m = NULL;
+    size_t n = 0, got = 0;
+    uint8_t b[1];
+    char err[512];
+    for (snap_codec c = SNAP_CODEC_GZIP; c <= SNAP_CODEC_ZSTD; c++) {
+        assert_int_equal(snap_object_open(V, f->root, f->name, snap_tar_mtime(&f->si),
+                                          f->si.tar_bytes, c, 1, &o, err, sizeof(err)), 0);
+        snap_object_set_cancel(o, always, NULL);
+        assert_int_equal(snap_object_read(o, b, sizeof(b), &got), 0);
+        assert_int_equal(got, 1);
+        snap_object_free(o);
+    }
+    /* The first SST (the first member, in the first input piece) cut
+     * short since the seal. */
+    assert_int_equal(snap_members(V, f->root, f->name, &m, &n), 0);
+    assert_true(n > 1 && !m[0].data && m[0].size > 0);
+    assert_int_equal(truncate(m[0].path, 0), 0);
+    assert_int_equal(snap_object_open(V, f->root, f->name, snap_tar_mtime(&f->si),
+                                      f->si.tar_bytes, SNAP_CODEC_ZSTD, 1, &o, err, sizeof(err)),
+                     -EBADMSG);
+    assert_null(o);
+    assert_non_null(strstr(err, "reading its zstd object"));
+    assert_non_null(strstr(err, "shorter than"));
+    free(m);
+}
+
 static void test_bad_codec_level_and_changed_files_are_refused(void **state)
 {
     fx *f = *state;
@@ -321,6 +362,8 @@ int main(void)
             test_guard_refuses_a_stream_unlike_its_measure_before_the_last_piece, setup,
             teardown),
         cmocka_unit_test_setup_teardown(test_cancel_ends_a_measure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_compresses_the_first_piece_itself, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_codec_level_and_changed_files_are_refused,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_keeps_the_measure_and_drops_a_malformed_one,
