@@ -403,7 +403,9 @@ int snap_object_check_piece(snap_object_check *c, snap_object *o, const uint8_t 
         return c->verdict = -EBADMSG;
     sha256_update(&c->h, piece, len);
     c->seen += len;
-    if ((end = snap_object_at_end(o)) < 0)
+    if (!o) /* a range: it ends at its length, or short where the object did */
+        end = c->seen == c->want_bytes || !len;
+    else if ((end = snap_object_at_end(o)) < 0)
         return end;
     if (!end && c->seen == c->want_bytes)
         return c->verdict = -EBADMSG; /* more is coming: longer than measured */

@@ -105,7 +105,10 @@ int snap_object_measure(plat_vfs *vfs, const char *root, const char *name, int64
  * handed on); when the object is at its end it compares the whole with
  * bytes/sha256 and returns -EBADMSG on a difference (more bytes than
  * measured fail at once), so the last piece of a changed object is never
- * sent and no server can take it as complete.
+ * sent and no server can take it as complete. With o NULL it checks a
+ * range of the object instead (a multipart upload's part): the range ends
+ * after `bytes`, whatever follows, and a piece of 0 bytes (the object
+ * ended) before that is a difference.
  */
 typedef struct snap_object_check snap_object_check;
 snap_object_check *snap_object_check_new(uint64_t bytes, const char sha256[65]);
