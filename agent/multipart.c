@@ -6,8 +6,11 @@
  * hashes), create the upload if it has no id yet (persisted before any part
  * goes), else reconcile the confirmed parts with ListParts; then send the
  * parts not confirmed, in order, persisting each ETag as it comes; then
- * Complete. Success is decided on the Complete reply alone: a 2xx whose
- * body is a whole CompleteMultipartUploadResult and no <Error>.
+ * Complete. The parts are consecutive reads of one open object, each
+ * sent by upload__put_object (read on its readahead thread, never past
+ * the part, checked against the plan). Success is decided on the
+ * Complete reply alone: a 2xx whose body is a whole
+ * CompleteMultipartUploadResult and no <Error>.
  */
 #include "multipart.h"
 
@@ -684,55 +687,6 @@ out:
     return rc;
 }
 
-/* One part's body: exactly len bytes of the object, hashed on the way;
- * the piece that completes the part is handed on only when the hash is
- * the planned one. */
-typedef struct part_src {
-    uploader *u;
-    snap_object *obj;
-    int last;        /* the object's last part: it must end with it */
-    uint64_t left;
-    mbedtls_md_context_t sha;
-    const char *want;
-    int mismatch;
-} part_src;
-
-static int part_body(void *ctx, uint8_t *buf, size_t len, size_t *got)
-{
-    part_src *s = ctx;
-    size_t allow;
-    int rc;
-    *got = 0;
-    if (len > s->left)
-        len = (size_t)s->left;
-    if (!len)
-        return 0;
-    if ((rc = upload__pace(s->u, len, &allow)))
-        return rc;
-    if ((rc = snap_object_read(s->obj, buf, allow, got)))
-        return rc;
-    ratelimit_take(&s->u->rl, *got);
-    if (!*got) { /* the object ended inside the part */
-        s->mismatch = 1;
-        return -EBADMSG;
-    }
-    mbedtls_md_update(&s->sha, buf, *got);
-    s->left -= *got;
-    if (!s->left) {
-        unsigned char d[32];
-        char h[65];
-        mbedtls_md_finish(&s->sha, d);
-        sigv4_hex(d, 32, h);
-        if (strcmp(h, s->want) ||
-            (s->last && s->u->codec != SNAP_CODEC_NONE && snap_object_at_end(s->obj) != 1)) {
-            s->mismatch = 1;
-            *got = 0;
-            return -EBADMSG;
-        }
-    }
-    return 0;
-}
-
 /* Reads and drops n bytes of the object (a confirmed part). */
 static int skip(snap_object *obj, uint8_t *buf, uint64_t n)
 {
@@ -748,25 +702,28 @@ static int skip(snap_object *obj, uint8_t *buf, uint64_t n)
     return 0;
 }
 
+/* Sends part i: the next p->len bytes of obj (where the parts before it
+ * ended), withheld before their last piece if they are not the plan's. */
 static int send_part(uploader *u, snap_info *si, mp *m, size_t i, snap_object *obj,
                      int *status, char *msg, size_t msglen)
 {
     char query[S3_UPLOAD_ID_MAX * 3 + 64], eid[S3_UPLOAD_ID_MAX * 3], what[400], herr[512];
     mp_part *p = &m->parts[i];
-    part_src src = {.u = u, .obj = obj, .last = i + 1 == m->n, .left = p->len, .want = p->sha};
+    /* Checked against the plan; the last part of a compressed object must
+     * also end it (a plain tar's length is the seal's). */
+    upload_body src = {.obj = obj, .check = snap_object_check_new(p->len, p->sha),
+                       .whole = i + 1 == m->n && u->codec != SNAP_CODEC_NONE};
     http_response rsp;
     int rc;
-    mbedtls_md_init(&src.sha);
-    if (mbedtls_md_setup(&src.sha, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 0) ||
-        mbedtls_md_starts(&src.sha)) {
+    if (!src.check) {
         snprintf(msg, msglen, "out of memory");
         rc = -ENOMEM;
         goto out;
     }
     sigv4_uri_encode(m->upload_id, 0, eid, sizeof(eid));
     snprintf(query, sizeof(query), "partNumber=%zu&uploadId=%s", i + 1, eid);
-    rc = upload__request(u, "PUT", m->key, query, p->sha, p->len, part_body, &src, NULL, &rsp,
-                         what, sizeof(what), herr, sizeof(herr));
+    rc = upload__put_object(u, &src, m->key, query, p->sha, p->len, NULL, &rsp, what,
+                            sizeof(what), herr, sizeof(herr));
     if (rc == HTTP_EBODY && plat_cancel_fired(u->cancel)) {
         snprintf(msg, msglen, "%s: cancelled", what);
         rc = HTTP_ECANCELED;
@@ -802,7 +759,7 @@ static int send_part(uploader *u, snap_info *si, mp *m, size_t i, snap_object *o
                   si->name, i + 1, m->n, p->len);
     }
 out:
-    mbedtls_md_free(&src.sha);
+    snap_object_check_free(src.check);
     return rc;
 }
 

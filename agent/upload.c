@@ -8,8 +8,9 @@
  * the snapshot's size; its length and SHA-256 were fixed at seal time, which
  * is what S3's x-amz-content-sha256 needs before the first byte is sent. A
  * compressed object (wire.h) gets its own by measure(), kept in STATE.
- * A PUT's body is read (compressed, checked) on a readahead thread
- * (readahead.h) while this one encrypts and sends.
+ * A PUT's body -- the whole object here, one part in multipart.c -- is
+ * read (compressed, checked) on a readahead thread (readahead.h) while
+ * this one encrypts and sends (upload__put_object).
  *
  * Success is decided here, on two signals: the server answered 2xx AND
  * every byte of the body went out before that answer (http.h's `early`).
@@ -261,39 +262,36 @@ int upload__request(uploader *u, const char *method, const char *ekey, const cha
     return rc;
 }
 
-/* The body: the object's bytes; a compressed one is checked against what
- * was measured (length, SHA-256) before its last piece is handed on, so a
- * stream that came out different (a library upgrade since it was measured)
- * is never sent whole. The object is read (compressed, checked) on a
- * readahead thread while this one encrypts and sends: on one thread zstd
- * at its default level could not keep a 100 Mbit/s link full here. */
+/* The body (upload_int.h): read (compressed, checked) on a readahead
+ * thread while this one encrypts and sends: on one thread zstd at its
+ * default level could not keep a 100 Mbit/s link full here. */
 #define BODY_PIECE (64u << 10) /* wire.c's output chunk */
 /* 1 MiB ahead, 80 ms of a 100 Mbit/s link: with 4 pieces (20 ms) a sender
  * kept waiting for a CPU on a loaded machine stalled the compressor, and
  * the pair did worse than one thread had. */
 #define BODY_PIECES 16u
 
-typedef struct body_src {
-    uploader *u;
-    snap_object *obj;         /* the readahead thread's until it is freed */
-    snap_object_check *check; /* NULL for a plain tar (hashed at seal time) */
-    int mismatch;             /* the check failed */
-    readahead *ra;
-} body_src;
-
-/* On the readahead thread. */
+/* On the readahead thread: at most b->left bytes, never past them. */
 static int body_produce(void *ctx, uint8_t *buf, size_t len, size_t *got)
 {
-    body_src *b = ctx;
-    int rc = snap_object_read(b->obj, buf, len, got);
-    if (!rc && b->check && (rc = snap_object_check_piece(b->check, b->obj, buf, *got)))
+    upload_body *b = ctx;
+    int rc;
+    *got = 0;
+    if (len > b->left)
+        len = (size_t)b->left;
+    if (!len)
+        return 0;
+    rc = snap_object_read(b->obj, buf, len, got);
+    if (!rc && b->check &&
+        (rc = snap_object_check_piece(b->check, b->whole ? b->obj : NULL, buf, *got)))
         b->mismatch = rc == -EBADMSG;
+    b->left -= *got;
     return rc;
 }
 
 static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
 {
-    body_src *b = ctx;
+    upload_body *b = ctx;
     size_t allow;
     int rc;
     *got = 0;
@@ -304,14 +302,36 @@ static int body(void *ctx, uint8_t *buf, size_t len, size_t *got)
     return rc;
 }
 
+int upload__put_object(uploader *u, upload_body *b, const char *ekey, const char *query,
+                       const char *sha, uint64_t len, const char *content_type,
+                       http_response *rsp, char *what, size_t what_len, char *herr,
+                       size_t herr_len)
+{
+    int rc;
+    b->u = u;
+    b->left = len;
+    if ((rc = readahead_new(body_produce, b, BODY_PIECE, BODY_PIECES, &b->ra))) {
+        snprintf(what, what_len, "PUT %s", ekey);
+        snprintf(herr, herr_len, "starting the readahead thread: %s", strerror(-rc));
+        return rc;
+    }
+    rc = upload__request(u, "PUT", ekey, query, sha, len, body, b, content_type, rsp, what,
+                         what_len, herr, herr_len);
+    readahead_free(b->ra); /* joined: b's object, check and mismatch are ours again */
+    b->ra = NULL;
+    return rc;
+}
+
 /* Uploads si in one PUT. 0 when a final answer came (*status: its HTTP
  * status, a 2xx only for the whole body), else a negative code (transport,
  * TLS, a snapshot that cannot be read, an answer before the body); msg says
- * what happened. */
+ * what happened. A compressed object is checked against what was measured
+ * (length, SHA-256): one that came out different (a library upgrade since
+ * it was measured) is never sent whole. */
 static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t msglen)
 {
     char ekey[3072], what[400], herr[512];
-    body_src src = {.u = u};
+    upload_body src = {.whole = 1};
     http_response rsp;
     int rc, plain = u->codec == SNAP_CODEC_NONE;
     uint64_t len = plain ? si->tar_bytes : si->object_bytes;
@@ -328,30 +348,8 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
     }
     if ((rc = upload__key(u, si, ekey, sizeof(ekey), msg, msglen)))
         goto out;
-    /* The compressor's first piece, on this thread: zstd allocates its
-     * workspace (about 9 MiB at level 7) when it first compresses, and on
-     * the readahead thread glibc would take it from that thread's own
-     * malloc arena, where it would stay resident beside the one the
-     * measuring pass left in this thread's (19 -> 29 MiB peak RSS). */
-    if (!plain && (rc = snap_object_at_end(src.obj)) < 0) {
-        if (plat_cancel_fired(u->cancel)) {
-            snprintf(msg, msglen, "%s: cancelled", si->name);
-            rc = HTTP_ECANCELED;
-        } else {
-            snprintf(msg, msglen, "%s: reading the snapshot: %s", si->name,
-                     snap_object_error(src.obj));
-            rc = -EBADMSG;
-        }
-        goto out;
-    }
-    if ((rc = readahead_new(body_produce, &src, BODY_PIECE, BODY_PIECES, &src.ra))) {
-        snprintf(msg, msglen, "starting the readahead thread: %s", strerror(-rc));
-        goto out;
-    }
-    rc = upload__request(u, "PUT", ekey, "", sha, len, body, &src, snap_codec_mime(u->codec),
-                         &rsp, what, sizeof(what), herr, sizeof(herr));
-    readahead_free(src.ra); /* joined: src.obj, check and mismatch are this thread's again */
-    src.ra = NULL;
+    rc = upload__put_object(u, &src, ekey, "", sha, len, snap_codec_mime(u->codec), &rsp, what,
+                            sizeof(what), herr, sizeof(herr));
     if (rc == HTTP_EBODY && plat_cancel_fired(u->cancel)) {
         snprintf(msg, msglen, "%s: cancelled", what);
         rc = HTTP_ECANCELED;
@@ -386,7 +384,6 @@ static int attempt(uploader *u, snap_info *si, int *status, char *msg, size_t ms
         *status = rsp.status;
     }
 out:
-    readahead_free(src.ra);
     snap_object_check_free(src.check);
     snap_object_free(src.obj);
     return rc;

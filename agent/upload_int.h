@@ -67,6 +67,35 @@ int upload__request(uploader *u, const char *method, const char *ekey, const cha
                     const char *content_type, http_response *rsp, char *what, size_t what_len,
                     char *herr, size_t herr_len);
 
+/*
+ * A PUT whose body is the next len bytes of an open object (the whole
+ * object, or one part of a multipart upload). They are read (compressed,
+ * hashed, checked) on a readahead thread (readahead.h) while the calling
+ * thread encrypts and sends them, and never a byte past them: the next
+ * part goes on from there. With a check, the piece that completes them is
+ * handed on only when they are what was measured or planned (else
+ * `mismatch`), so bytes that differ are never sent whole.
+ */
+typedef struct upload_body {
+    snap_object *obj;         /* borrowed; the readahead thread's during the request */
+    snap_object_check *check; /* borrowed, for these bytes; NULL: not checked */
+    int whole;                /* the object must end with them (check against its end) */
+    int mismatch;             /* set when the check failed */
+    /* upload__put_object's */
+    uploader *u;
+    uint64_t left;
+    struct readahead *ra;
+} upload_body;
+
+/* upload__request("PUT", ...) with b's bytes as the body: starts the
+ * readahead, sends, and joins it before returning, so b's object, check
+ * and mismatch are the caller's again. Its code, or the readahead's
+ * (herr set). */
+int upload__put_object(uploader *u, upload_body *b, const char *ekey, const char *query,
+                       const char *sha, uint64_t len, const char *content_type,
+                       http_response *rsp, char *what, size_t what_len, char *herr,
+                       size_t herr_len);
+
 /* msg: "<what>: HTTP <status> <reason>: <first line of the body>". */
 void upload__answer(const http_response *rsp, const char *what, char *msg, size_t msglen);
 

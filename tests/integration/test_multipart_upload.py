@@ -20,6 +20,10 @@ each. Covered:
     with our MD5 as its ETag and nothing is sent twice;
   - a STATE whose measure lies (another level's figures): found out by
     the plan's SHA-256, measured again, the object lands whole;
+  - a plan (UPLOAD) whose part 2 hash changed under the agent, with parts
+    that end where no readahead piece does: part 2 is cut short (never
+    sent whole), planned again, and every part the server confirmed is
+    exactly its range of the object (nothing read past a part's end);
   - a lying server: UploadPart answered 200 without an ETag (the part is
     not taken as confirmed) and CompleteMultipartUpload answered 200 with
     an <Error> body, twice (the snapshot is never marked uploaded meanwhile);
@@ -169,6 +173,71 @@ class MultipartTest(UploadTest):
         self.assertEqual(hashlib.sha256(obj).hexdigest(), state["object_sha256"])
         tar = subprocess.run(["zstd", "-d", "-c"], input=obj, capture_output=True, check=True)
         self.assert_tar_is_the_snapshot(tar.stdout, snap)
+
+    def test_a_part_unlike_its_plan_is_never_sent_whole(self):
+        # Parts are read on the readahead thread from one object shared
+        # across them. Parts of 5 MiB + 4097 bytes: no part ends where a
+        # readahead piece (64 KiB) or the compressor's output does, so a
+        # read past a part's end would shift every later part. Part 1's
+        # first send is cut, and meanwhile UPLOAD's plan gets another
+        # SHA-256 for part 2 (a stream that changed since it was planned):
+        # the next attempt sends part 1, finds part 2 unlike its plan at
+        # its end and withholds its last piece (the front gets less than
+        # its Content-Length), plans again, and the object lands. Every
+        # part the server confirmed holds exactly its range of the object.
+        port = self.s3rver()
+        ps, front = PART + 4097, self.front
+        st = {"cut": 0, "bodies": {}, "confirmed": []}
+
+        def hook(method, path, body):
+            if method != "PUT" or "partNumber=" not in path:
+                return None
+            if not st["cut"]:
+                st["cut"] += 1
+                upload = os.path.join(self.agent.store, "snapshots",
+                                      snapshots(self.agent.store)[0]["name"], "UPLOAD")
+                with open(upload) as f:
+                    text = f.read()
+                line = re.search(r"^part=2 \d+ ([0-9a-f]{64}) ", text, re.M)
+                with open(upload, "w") as f:
+                    f.write(text.replace(line.group(0), line.group(0).replace(
+                        line.group(1), hashlib.sha256(b"another plan").hexdigest())))
+                return "cut"
+            st["bodies"][path] = (len(body), hashlib.sha256(body).hexdigest())
+            return None
+
+        def after(method, path, status):
+            if path in st["bodies"] and status == 200:
+                st["confirmed"].append((int(re.search(r"partNumber=(\d+)", path).group(1)),
+                                        *st["bodies"][path]))
+        front.hook, front.after = hook, after
+        self.start_agent(upload=self.s3_conf(port) + f"  part_size: {ps}\n"
+                         "  compression: zstd\n  level: 1\n")
+        self.sealed_random_snapshot()
+        wait_for(lambda: any(s["state"] in ("uploaded", "failed")
+                             for s in snapshots(self.agent.store)),
+                 what=lambda: f"the upload's end: {self.agent.log_text()[-3000:]}")
+        snap = snapshots(self.agent.store)[0]
+        self.assertEqual(snap["state"], "uploaded", snap)  # a 403: a part sent unlike its hash
+        state = self.state_of(snap["name"])
+        obj = self.object_of(port, snap, ".tar.zst")
+        self.assertEqual(hashlib.sha256(obj).hexdigest(), state["object_sha256"])
+        self.assertGreater(len(obj), 2 * ps)  # three parts
+        self.assertEqual(self.agent.log_text().count("came out different from its plan"), 1)
+        # Part 2 of the tampered plan: sent, never whole, never confirmed.
+        short = [(p, got, want) for m, p, got, want in front.received
+                 if m == "PUT" and "partNumber=" in p and got != want]
+        self.assertEqual(len(short), 1, front.received)
+        self.assertIn("partNumber=2&", short[0][0])
+        self.assertLess(short[0][1], short[0][2])
+        # Part 1 twice (the tampered plan's upload, then the new one), then
+        # parts 2 and 3: each exactly its range of the object.
+        self.assertEqual([n for n, _, _ in st["confirmed"]], [1, 1, 2, 3])
+        for n, length, sha in st["confirmed"]:
+            piece = obj[(n - 1) * ps:n * ps]
+            self.assertEqual((length, sha), (len(piece), hashlib.sha256(piece).hexdigest()), n)
+        wait_for(lambda: front.uploads() == [], what=lambda: f"the first upload aborted: "
+                 f"{front.uploads()}")
 
     def test_sigkill_after_a_stored_part_sends_nothing_twice(self):
         port = self.s3rver()

@@ -949,7 +949,9 @@ class S3Front:
     either is wrong, else forwards the request and relays the answer. Every
     method S3's multipart upload uses goes through the same check (POST
     ?uploads and ?uploadId, PUT ?partNumber, GET and DELETE ?uploadId);
-    `requests` records (method, path, body bytes) of each checked one.
+    `requests` records (method, path, body bytes) of each checked one,
+    `received` (method, path, body bytes, Content-Length) of every request
+    before any check (a body cut short shows there).
 
     s3rver 3.7.1 implements CreateMultipartUpload, UploadPart and
     CompleteMultipartUpload but answers ListParts and AbortMultipartUpload
@@ -979,6 +981,7 @@ class S3Front:
         front = self
         self.checked = 0
         self.requests = []
+        self.received = []
         self.data = data
         self.hook = None
         self.after = None
@@ -1042,6 +1045,10 @@ class S3Front:
             def relay(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n) if n else b""
+                front.received.append((self.command, self.path, len(body), n))
+                if len(body) < n:  # the client gave up on its body: nobody to answer
+                    self.close_connection = True
+                    return
                 h = {k.lower(): v for k, v in self.headers.items()}
                 auth = h.get("authorization", "")
                 m = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/\d{8}/([^/]+)/s3/aws4_request, "

@@ -168,23 +168,34 @@ static void test_bytes_do_not_depend_on_read_sizes_and_match_the_measure(void **
     }
 }
 
-/* Reads the object through the guard; the code of the first failure. */
-static int send_through_check(fx *f, snap_codec c, int level, uint64_t bytes, const char *sha,
-                              uint64_t *handed_on)
+/* Reads the object's bytes [from, from + bytes) through a guard for them,
+ * as an upload's readahead does (agent/upload.c): never a byte past them,
+ * the guard given the object when they must end it (whole), else checking
+ * them as a range. The code of the first failure; *handed_on: the bytes
+ * that passed the guard. */
+static int send_through_check(fx *f, snap_codec c, int level, uint64_t from, uint64_t bytes,
+                              const char *sha, int whole, uint64_t *handed_on)
 {
     snap_object *o = NULL;
     snap_object_check *ck = snap_object_check_new(bytes, sha);
     uint8_t buf[16384];
     char err[512];
-    int rc;
+    int rc = 0;
     *handed_on = 0;
     assert_non_null(ck);
     assert_int_equal(snap_object_open(V, f->root, f->name, snap_tar_mtime(&f->si),
                                       f->si.tar_bytes, c, level, &o, err, sizeof(err)), 0);
-    for (;;) {
+    for (uint64_t skipped = 0, n; skipped < from; skipped += n) {
         size_t got = 0;
-        if ((rc = snap_object_read(o, buf, sizeof(buf), &got)) ||
-            (rc = snap_object_check_piece(ck, o, buf, got)) || !got)
+        n = from - skipped < sizeof(buf) ? from - skipped : sizeof(buf);
+        assert_int_equal(snap_object_read(o, buf, (size_t)n, &got), 0);
+        assert_int_equal(got, n);
+    }
+    while (*handed_on < bytes) {
+        size_t got = 0, want = bytes - *handed_on < sizeof(buf) ? bytes - *handed_on
+                                                                 : sizeof(buf);
+        if ((rc = snap_object_read(o, buf, want, &got)) ||
+            (rc = snap_object_check_piece(ck, whole ? o : NULL, buf, got)) || !got)
             break;
         *handed_on += got;
     }
@@ -201,20 +212,64 @@ static void test_guard_refuses_a_stream_unlike_its_measure_before_the_last_piece
     assert_int_equal(snap_object_measure(V, f->root, f->name, snap_tar_mtime(&f->si),
                                          f->si.tar_bytes, SNAP_CODEC_ZSTD, 3, NULL, NULL, &bytes,
                                          sha, err, sizeof(err)), 0);
-    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, bytes, sha, &sent), 0);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, 0, bytes, sha, 1, &sent), 0);
     assert_int_equal(sent, bytes);
     /* Another hash: everything but the last piece goes out. */
     snprintf(bad, sizeof(bad), "%s", sha);
     bad[0] = bad[0] == '0' ? '1' : '0';
-    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, bytes, bad, &sent), -EBADMSG);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, 0, bytes, bad, 1, &sent),
+                     -EBADMSG);
     assert_true(sent < bytes);
     /* Measured shorter or longer than it comes out. */
-    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, bytes - 1, sha, &sent), -EBADMSG);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, 0, bytes - 1, sha, 1, &sent),
+                     -EBADMSG);
     assert_true(sent < bytes - 1);
-    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, bytes + 1, sha, &sent), -EBADMSG);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, 0, bytes + 1, sha, 1, &sent),
+                     -EBADMSG);
     assert_true(sent < bytes);
     /* Another level makes other bytes. */
-    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 1, bytes, sha, &sent), -EBADMSG);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 1, 0, bytes, sha, 1, &sent),
+                     -EBADMSG);
+}
+
+/* A multipart upload's parts: ranges, checked apart, at boundaries that are
+ * no piece's (16 KiB) nor the compressor's (64 KiB output). */
+static void test_guard_checks_a_range_without_reading_past_it(void **state)
+{
+    fx *f = *state;
+    size_t n;
+    char sha1[65], sha2[65], bad[65];
+    uint64_t sent = 0;
+    uint8_t *z = read_all(f, SNAP_CODEC_ZSTD, 3, 16384, &n);
+    size_t k = n / 2 + 12345; /* the first range: [0, k), the second [k, n) */
+    sha_hex(z, k, sha1);
+    sha_hex(z + k, n - k, sha2);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, 0, k, sha1, 0, &sent), 0);
+    assert_int_equal(sent, k);
+    /* The second range goes on exactly where the first ended; it must end
+     * the object (the last part). */
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, k, n - k, sha2, 1, &sent), 0);
+    assert_int_equal(sent, n - k);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, k, n - k, sha2, 0, &sent), 0);
+    /* Another hash: all but the range's last piece. */
+    snprintf(bad, sizeof(bad), "%s", sha1);
+    bad[63] = bad[63] == '0' ? '1' : '0';
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, 0, k, bad, 0, &sent), -EBADMSG);
+    assert_true(sent < k && sent + 16384 >= k);
+    /* A range one byte shorter is another range (its hash differs). */
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, 0, k - 1, sha1, 0, &sent),
+                     -EBADMSG);
+    assert_true(sent < k - 1);
+    /* A part planned longer than the object: as a range, the object's end
+     * (a 0-byte piece) inside it fails (its bytes went, the part is one
+     * short: never whole); as the object's end, its last piece is held. */
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, k, n - k + 1, sha2, 0, &sent),
+                     -EBADMSG);
+    assert_int_equal(sent, n - k);
+    assert_int_equal(send_through_check(f, SNAP_CODEC_ZSTD, 3, k, n - k + 1, sha2, 1, &sent),
+                     -EBADMSG);
+    assert_true(sent < n - k);
+    free(z);
 }
 
 static int calls;
@@ -250,6 +305,47 @@ static void test_cancel_ends_a_measure(void **state)
     assert_string_equal(snap_object_error(o), "cancelled");
     snap_object_free(o);
     free(buf);
+}
+
+static int always(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+/* snap_object_open compresses the first piece itself, on its caller's
+ * thread (where zstd allocates its workspace, in that thread's malloc
+ * arena): a read right after it needs no input, so even a cancel raised
+ * already does not stop it; and a snapshot whose first piece cannot be
+ * read fails the open. */
+static void test_open_compresses_the_first_piece_itself(void **state)
+{
+    fx *f = *state;
+    snap_object *o = NULL;
+    tar_member *m = NULL;
+    size_t n = 0, got = 0;
+    uint8_t b[1];
+    char err[512];
+    for (snap_codec c = SNAP_CODEC_GZIP; c <= SNAP_CODEC_ZSTD; c++) {
+        assert_int_equal(snap_object_open(V, f->root, f->name, snap_tar_mtime(&f->si),
+                                          f->si.tar_bytes, c, 1, &o, err, sizeof(err)), 0);
+        snap_object_set_cancel(o, always, NULL);
+        assert_int_equal(snap_object_read(o, b, sizeof(b), &got), 0);
+        assert_int_equal(got, 1);
+        snap_object_free(o);
+    }
+    /* The first SST (the first member, in the first input piece) cut
+     * short since the seal. */
+    assert_int_equal(snap_members(V, f->root, f->name, &m, &n), 0);
+    assert_true(n > 1 && !m[0].data && m[0].size > 0);
+    assert_int_equal(truncate(m[0].path, 0), 0);
+    assert_int_equal(snap_object_open(V, f->root, f->name, snap_tar_mtime(&f->si),
+                                      f->si.tar_bytes, SNAP_CODEC_ZSTD, 1, &o, err, sizeof(err)),
+                     -EBADMSG);
+    assert_null(o);
+    assert_non_null(strstr(err, "reading its zstd object"));
+    assert_non_null(strstr(err, "shorter than"));
+    free(m);
 }
 
 static void test_bad_codec_level_and_changed_files_are_refused(void **state)
@@ -320,7 +416,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_guard_refuses_a_stream_unlike_its_measure_before_the_last_piece, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_guard_checks_a_range_without_reading_past_it,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_ends_a_measure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_compresses_the_first_piece_itself, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_codec_level_and_changed_files_are_refused,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_keeps_the_measure_and_drops_a_malformed_one,

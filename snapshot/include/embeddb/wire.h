@@ -65,8 +65,11 @@ typedef int (*snap_cancel_fn)(void *ctx);
  * The object of snapshot `name` under root (its files read through vfs,
  * borrowed: it outlives the object) compressed with codec at level. The
  * tar stream must be tar_bytes long (STATE's), else -EBADMSG ("files
- * changed since sealing"). 0 with *out owned by the caller
- * (snap_object_free), or a negative code with err set.
+ * changed since sealing"). A compressed object's first piece is compressed
+ * here, on the calling thread (where the compressor's workspace is
+ * allocated: open on the thread whose malloc arena should hold it), and a
+ * failure to read it is -EBADMSG like one of its MANIFEST.json. 0 with *out
+ * owned by the caller (snap_object_free), or a negative code with err set.
  */
 int snap_object_open(plat_vfs *vfs, const char *root, const char *name, int64_t mtime_s,
                      uint64_t tar_bytes, snap_codec codec, int level, snap_object **out,
@@ -102,7 +105,10 @@ int snap_object_measure(plat_vfs *vfs, const char *root, const char *name, int64
  * handed on); when the object is at its end it compares the whole with
  * bytes/sha256 and returns -EBADMSG on a difference (more bytes than
  * measured fail at once), so the last piece of a changed object is never
- * sent and no server can take it as complete.
+ * sent and no server can take it as complete. With o NULL it checks a
+ * range of the object instead (a multipart upload's part): the range ends
+ * after `bytes`, whatever follows, and a piece of 0 bytes (the object
+ * ended) before that is a difference.
  */
 typedef struct snap_object_check snap_object_check;
 snap_object_check *snap_object_check_new(uint64_t bytes, const char sha256[65]);
