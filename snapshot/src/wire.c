@@ -185,7 +185,8 @@ int snap_object_open(plat_vfs *vfs, const char *root, const char *name, int64_t 
     if (codec != SNAP_CODEC_NONE && (rc = produce(o))) {
         fail(err, errlen, "%s: reading its %s object: %s", name, snap_codec_name(codec),
              o->error);
-        rc = -EBADMSG;
+        if (rc != -ENOMEM) /* out of memory is retried, not the snapshot's fault */
+            rc = -EBADMSG;
     }
 out:
     if (rc == -ENOMEM)
