@@ -35,6 +35,7 @@ struct sendq {
     } rec[SENDQ_RECORDS];   /* queued records, oldest at rhead */
     size_t rhead, rn, max_rn;
     int watch, halt, flushing, quit;
+    int idle;               /* the sender waits without a clock */
     uint64_t sent_credit;
     uint8_t ring[SENDQ_BYTES];
 };
@@ -71,24 +72,27 @@ static int sender_has_work(const sendq *q)
 
 /* With the lock: waits until there is something to send (0) or quit (1).
  * Fewer than SENDQ_KICK records wait at most SENDQ_KICK_MS, so a slow
- * producer (upload.max_rate) delays its bytes by no more than that. */
+ * producer (upload.max_rate) delays its bytes by no more than that. The
+ * clock starts when the sender runs out of work, so a steady producer
+ * wakes it once per SENDQ_KICK records; only a sender whose clock ran out
+ * on an empty queue sleeps without one (`idle`), and the next record
+ * wakes it to start it. */
 static int sender_wait(sendq *q)
 {
-    struct timespec until;
-    int timing = 0, late = 0;
+    struct timespec until = plat_mono_after_ms(SENDQ_KICK_MS);
+    int late = 0;
     for (;;) {
         if (q->quit)
             return 1;
         if (!q->halt && (sender_has_work(q) || (late && q->in > q->out)))
             return 0;
-        if (q->halt || q->in == q->out) {
-            timing = late = 0;
+        if (q->halt || (late && q->in == q->out)) {
+            q->idle = 1;
             pthread_cond_wait(&q->changed, &q->mu);
-            continue;
-        }
-        if (!timing) {
+            q->idle = 0;
             until = plat_mono_after_ms(SENDQ_KICK_MS);
-            timing = 1;
+            late = 0;
+            continue;
         }
         late = pthread_cond_timedwait(&q->changed, &q->mu, &until) == ETIMEDOUT;
     }
@@ -179,7 +183,7 @@ int sendq_push(sendq *q, const uint8_t *buf, size_t len, uint64_t *credit, size_
             if (++q->rn > q->max_rn)
                 q->max_rn = q->rn;
         }
-        if (was_empty || sender_has_work(q)) /* an idle sender starts its clock, or sends */
+        if ((was_empty && q->idle) || sender_has_work(q)) /* it starts its clock, or sends */
             pthread_cond_broadcast(&q->changed);
     }
     pthread_mutex_unlock(&q->mu);
@@ -194,7 +198,7 @@ int sendq_flush(sendq *q)
     pthread_cond_broadcast(&q->changed);
     while (!q->halt && q->in > q->out)
         pthread_cond_wait(&q->changed, &q->mu);
-    q->flushing = 0; /* the sender is idle (in its untimed wait) or halted */
+    q->flushing = 0; /* the sender is waiting for more, or halted */
     rc = q->halt;
     pthread_mutex_unlock(&q->mu);
     return rc;

@@ -8,9 +8,11 @@
  * queue (a ring); a push into a full queue waits until the sender has
  * sent some, so the bytes handed to TLS lead the bytes in the kernel by at
  * most SENDQ_BYTES plus mbedTLS's own record. The sender starts once
- * SENDQ_KICK records wait, at a flush, or SENDQ_KICK_MS after it found
- * fewer, then sends all it has in as few send(2) calls as the ring allows:
- * one wake-up per few records, not per record, and a slow body (under
+ * SENDQ_KICK records wait, at a flush, or when its SENDQ_KICK_MS clock
+ * runs out with fewer; the clock starts when it runs out of work (or, idle
+ * on an empty queue, at the next record). It then sends all it has in as
+ * few send(2) calls as the ring allows: one wake-up per SENDQ_KICK records
+ * from a steady producer, not per record, and a slow body (under
  * upload.max_rate) still leaves within SENDQ_KICK_MS.
  *
  * Threads: the producer (the requesting thread) calls every function; the

@@ -2,7 +2,8 @@
  * test_readahead.c -- the upload body's readahead thread (agent/readahead.c):
  * the source runs ahead of the reader (n pieces are produced before the
  * reader asks for a byte) and never more than n pieces ahead (checked at
- * every source call); the reader gets exactly the source's bytes in order
+ * every source call); a full ring is refilled once half of it is free, not
+ * piece by piece; the reader gets exactly the source's bytes in order
  * whatever sizes either side uses, then its end, again and again; a piece
  * that came with an error is withheld and the error repeats; a source that
  * overruns its buffer is refused; freeing stops a producer that is waiting
@@ -22,7 +23,7 @@
 #include <cmocka.h>
 
 #define PIECE 1000
-#define NPIECES 3
+#define NPIECES 4
 
 typedef struct src {
     pthread_mutex_t mu;
@@ -37,6 +38,7 @@ typedef struct src {
     sem_t called;      /* posted after every call */
     pthread_t reader;  /* the source must never run on it */
     int max_ahead_ok;  /* cleared when a call found more than NPIECES pieces unread */
+    uint64_t ahead_at[8]; /* made - taken at calls 1..7 */
 } src;
 
 static uint8_t byte_at(uint64_t i)
@@ -50,6 +52,8 @@ static int source(void *ctx, uint8_t *buf, size_t len, size_t *got)
     int rc = 0;
     pthread_mutex_lock(&s->mu);
     s->calls++;
+    if (s->calls < sizeof(s->ahead_at) / sizeof(s->ahead_at[0]))
+        s->ahead_at[s->calls] = s->made - s->taken;
     if (pthread_equal(pthread_self(), s->reader))
         s->max_ahead_ok = 0;
     /* Produced but unread when the source is asked for more: at most the
@@ -104,7 +108,7 @@ static unsigned calls(src *s)
     return c;
 }
 
-static void test_source_runs_ahead_before_the_reader_asks(void **state)
+static void test_source_runs_ahead_and_refills_the_ring_by_halves(void **state)
 {
     (void)state;
     src s;
@@ -114,16 +118,22 @@ static void test_source_runs_ahead_before_the_reader_asks(void **state)
     for (int i = 0; i < NPIECES; i++) /* not one byte read yet */
         sem_wait(&s.called);
     assert_int_equal(calls(&s), NPIECES);
-    /* Draining one piece makes room for exactly one more call. */
+    /* A full ring's producer is woken once half of it is free, not once
+     * per piece. The test counts each piece as taken before it reads it,
+     * so the source sees exactly what is unread when it is called again. */
     uint8_t buf[PIECE];
     size_t got;
-    assert_int_equal(readahead_read(ra, buf, sizeof(buf), &got), 0);
-    assert_int_equal(got, PIECE);
-    took(&s, got);
-    sem_wait(&s.called);
+    for (int i = 0; i < NPIECES - NPIECES / 2; i++) {
+        took(&s, PIECE);
+        assert_int_equal(readahead_read(ra, buf, sizeof(buf), &got), 0);
+        assert_int_equal(got, PIECE);
+    }
+    for (int i = 0; i < NPIECES - NPIECES / 2; i++) /* the free half is refilled */
+        sem_wait(&s.called);
     readahead_free(ra);
-    unsigned after = calls(&s);
-    assert_int_equal(after, NPIECES + 1);
+    assert_int_equal(calls(&s), NPIECES + NPIECES - NPIECES / 2);
+    assert_int_equal(s.ahead_at[NPIECES + 1], (uint64_t)(NPIECES / 2) * PIECE);
+    assert_int_equal(s.ahead_at[NPIECES + 2], (uint64_t)(NPIECES / 2 + 1) * PIECE);
     assert_true(s.max_ahead_ok);
     src_fini(&s);
 }
@@ -247,7 +257,7 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_source_runs_ahead_before_the_reader_asks),
+        cmocka_unit_test(test_source_runs_ahead_and_refills_the_ring_by_halves),
         cmocka_unit_test(test_exact_bytes_in_order_then_the_end_repeated),
         cmocka_unit_test(test_a_failed_piece_is_withheld_and_the_error_repeats),
         cmocka_unit_test(test_a_source_that_overruns_is_refused),
