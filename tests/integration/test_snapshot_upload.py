@@ -19,6 +19,9 @@ by an honest server); zstd (nginx) and gzip (s3rver) objects unpacked by
 `zstd -d`, `tar --zstd` and `gzip -d` into the snapshot's exact tar and
 files and read in place (file and stdin) by `embeddb verify` and `embeddb
 ls`, and a STATE whose measure lies found out before the last byte;
+memory while uploading, uncompressed, gzip and zstd: the kernel's peak
+RSS from the seal to the upload's end within 2 MiB of idle once the
+agent has made its first upload (which may add the codec's context);
 SIGTERM while an upload is stuck in connect,
 handshake, body, or a missing, flooded or trickled response (the agent
 exits 0 at once, the snapshot stays sealed), and while upload.max_rate
@@ -792,6 +795,82 @@ class UploadTest(unittest.TestCase):
                  what=lambda: f"bytes_uploaded == {len(body)} (the object's, as sent): "
                  f"{self.agent.status()}")
         self.assertEqual(self.agent.stop(), 0)
+
+    def upload_memory(self, codec):
+        """Uploads (to nginx, as `codec`) a 4 MiB snapshot of noisy tensors,
+        then a 24 MiB one; returns ([(idle, peak) of the first, (idle, peak)
+        of the second] RSS in bytes, whether the agent is unsanitized). Each peak is the kernel's VmHWM, reset
+        (clear_refs 5) once the tensors are stored, so it covers the seal
+        (its hashing pass and, compressed, its measuring pass), the
+        readahead and sender threads and the whole upload, with no sampling
+        gap. The first upload pays what an agent pays once: the codec's
+        context, the library code it runs for the first time."""
+        web = self.nginx().start()
+        extra = f"  compression: {codec}\n" if codec != "none" else ""
+        self.start_agent(upload=self.upload_conf(web.port, extra=extra))
+        rng = np.random.default_rng(14)
+        pid = self.agent.proc.pid
+
+        def status(key):
+            with open(f"/proc/{pid}/status") as f:
+                return next(int(l.split()[1]) << 10 for l in f if l.startswith(key + ":"))
+        out, stored = [], 0
+        for k, mib in enumerate((4, 24)):
+            n = mib << 6  # 16 KiB tensors
+            for i in range(0, n, 128):
+                # sensor-like: a slow signal plus noise, so codecs shrink it a little
+                msgs = [{"topic": "big/a", "qos": 1, "payload": (
+                    np.sin(np.arange(4096, dtype=np.float32) / 64 + i + j)
+                    + rng.normal(0, 0.01, 4096)).astype(np.float32).tobytes()}
+                    for j in range(128)]
+                publish.multiple(msgs, hostname="127.0.0.1", port=self.broker.port)
+            stored += n
+            self.wait_counter("stored", stored, timeout=60)
+            idle = status("VmRSS")
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")  # VmHWM := VmRSS
+            self.agent.seal()
+            self.wait_state("uploaded", n=k + 1, timeout=120)
+            peak = status("VmHWM")
+            snap = snapshots(self.agent.store)[k]
+            state = self.state_of(snap["name"])
+            obj = int(state.get("object_bytes", state["tar_bytes"]))
+            self.assertGreater(obj, (mib << 20) * 2 // 3)  # streamed, not a tiny object
+            print(f"{codec} {mib} MiB: RSS idle {idle >> 10} KiB, peak while sealing and "
+                  f"uploading {peak >> 10} KiB (+{(peak - idle) >> 10} KiB), object "
+                  f"{obj >> 10} KiB", file=sys.stderr)
+            out.append((idle, peak))
+        with open(f"/proc/{pid}/maps") as f:
+            maps = f.read()  # sanitizers hold freed memory and shadow: no bound there
+        self.assertEqual(self.agent.stop(), 0)
+        return out, "libasan" not in maps and "libtsan" not in maps
+
+    def check_upload_memory(self, codec, context):
+        """The bound: an upload adds less than 2 MiB to an agent's idle RSS
+        (its ring of 1 MiB read ahead, the send queue, the object's and
+        TLS's buffers); the first one also the codec's context, which the
+        agent keeps for the next (glibc holds the freed block and hands it
+        out again), and up to 1 MiB of first-use costs (library code paged
+        in, the worker's malloc arena)."""
+        [(idle1, peak1), (idle2, peak2)], plain = self.upload_memory(codec)
+        if not plain:
+            return
+        self.assertLess(peak1 - idle1, (3 << 20) + context)
+        self.assertLess(peak2 - idle2, 2 << 20)
+
+    def test_upload_memory_is_flat_uncompressed(self):
+        self.check_upload_memory("none", 0)
+
+    def test_upload_memory_is_flat_gzip(self):
+        # deflate's state: (1 << (windowBits + 2)) + (1 << (memLevel + 9)), zlib.h
+        self.check_upload_memory("gzip", (1 << 17) + (1 << 17))
+
+    def test_upload_memory_is_flat_zstd(self):
+        # zstd's streaming context at the default level 7, libzstd's own estimate
+        import ctypes
+        zstd = ctypes.CDLL("libzstd.so.1")
+        zstd.ZSTD_estimateCStreamSize.restype = ctypes.c_size_t
+        self.check_upload_memory("zstd", zstd.ZSTD_estimateCStreamSize(7))
 
     def test_gzip_to_s3rver_unpacks_with_gzip_d(self):
         port = self.s3rver()
