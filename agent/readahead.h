@@ -18,9 +18,10 @@
  * is one thread. A reader waiting for a piece waits for the source: cancel
  * the source (snap_object_set_cancel) to cut a wait short.
  *
- * Pace: a producer that filled the ring sleeps until half of it is free
- * again (n / 2 pieces unread), then refills it: one wake-up per n / 2
- * pieces, not one per piece, when the source is faster than the reader.
+ * Pace: a producer that filled the ring sleeps until at most n / 2
+ * (rounded down) pieces are unread, then refills it: one wake-up per
+ * n - n / 2 pieces, not one per piece, when the source is faster than the
+ * reader (for n = 1, one per piece).
  *
  * Memory: n pieces of piece_len bytes, allocated once.
  */

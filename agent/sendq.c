@@ -40,9 +40,9 @@ struct sendq {
     uint8_t ring[SENDQ_BYTES];
 };
 
-/* Sends ring bytes [q->out, end) (contiguous in the ring) from *off on; 0
- * when all went, else the halt reason. Called without the lock: the
- * producer writes only outside [out, in). */
+/* Sends ring bytes [start, start + len) (contiguous in the ring, within
+ * [out, in)) from *off on; 0 when all went, else the halt reason. Called
+ * without the lock: the producer writes only outside [out, in). */
 static int send_span(sendq *q, uint64_t start, size_t len, size_t *off, int watch)
 {
     const uint8_t *p = q->ring + start % SENDQ_BYTES;
@@ -71,12 +71,12 @@ static int sender_has_work(const sendq *q)
 }
 
 /* With the lock: waits until there is something to send (0) or quit (1).
- * Fewer than SENDQ_KICK records wait at most SENDQ_KICK_MS, so a slow
- * producer (upload.max_rate) delays its bytes by no more than that. The
- * clock starts when the sender runs out of work, so a steady producer
- * wakes it once per SENDQ_KICK records; only a sender whose clock ran out
- * on an empty queue sleeps without one (`idle`), and the next record
- * wakes it to start it. */
+ * Fewer than SENDQ_KICK records wait at most SENDQ_KICK_MS after the
+ * sender's last send ended, so a slow producer (upload.max_rate) delays
+ * its bytes by no more than that. The clock starts when a send ends, so a
+ * steady producer wakes the sender once per SENDQ_KICK records; only a
+ * sender whose clock ran out on an empty queue sleeps without one
+ * (`idle`), and the next record wakes it to start it. */
 static int sender_wait(sendq *q)
 {
     struct timespec until = plat_mono_after_ms(SENDQ_KICK_MS);
@@ -103,14 +103,19 @@ static void *sender(void *arg)
     sendq *q = arg;
     pthread_mutex_lock(&q->mu);
     while (!sender_wait(q)) {
-        uint64_t start = q->out;
-        size_t wrap = SENDQ_BYTES - (size_t)(start % SENDQ_BYTES), off = 0;
-        size_t len = q->in - start < wrap ? (size_t)(q->in - start) : wrap;
-        int watch = q->watch;
+        uint64_t start = q->out, end = q->in, sent = 0;
+        int watch = q->watch, rc = 0;
         pthread_mutex_unlock(&q->mu);
-        int rc = send_span(q, start, len, &off, watch);
+        /* all that was queued: up to the ring's end, then from its start */
+        while (!rc && start + sent < end) {
+            uint64_t at = start + sent;
+            size_t wrap = SENDQ_BYTES - (size_t)(at % SENDQ_BYTES), off = 0;
+            size_t len = end - at < wrap ? (size_t)(end - at) : wrap;
+            rc = send_span(q, at, len, &off, watch);
+            sent += off;
+        }
         pthread_mutex_lock(&q->mu);
-        q->out += off;
+        q->out += sent;
         while (q->rn && q->rec[q->rhead].end <= q->out) {
             q->sent_credit += q->rec[q->rhead].credit;
             q->rhead = (q->rhead + 1) % SENDQ_RECORDS;

@@ -9,11 +9,12 @@
  * sent some, so the bytes handed to TLS lead the bytes in the kernel by at
  * most SENDQ_BYTES plus mbedTLS's own record. The sender starts once
  * SENDQ_KICK records wait, at a flush, or when its SENDQ_KICK_MS clock
- * runs out with fewer; the clock starts when it runs out of work (or, idle
- * on an empty queue, at the next record). It then sends all it has in as
- * few send(2) calls as the ring allows: one wake-up per SENDQ_KICK records
- * from a steady producer, not per record, and a slow body (under
- * upload.max_rate) still leaves within SENDQ_KICK_MS.
+ * runs out with fewer; the clock starts when a send ends (or, for a sender
+ * idle on an empty queue, at the next record). It then sends all that is
+ * queued, in as few send(2) calls as the ring allows: one wake-up per
+ * SENDQ_KICK records from a steady producer, not per record, and a slow
+ * body (under upload.max_rate) waits for the send in progress and then at
+ * most SENDQ_KICK_MS.
  *
  * Threads: the producer (the requesting thread) calls every function; the
  * sender thread only sends on the socket and updates the queue under its

@@ -14,12 +14,17 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #define PIECE 1000
@@ -37,6 +42,7 @@ typedef struct src {
     int overrun;       /* claim one byte more than asked */
     sem_t called;      /* posted after every call */
     pthread_t reader;  /* the source must never run on it */
+    pid_t producer;    /* the thread the source runs on (its tid) */
     int max_ahead_ok;  /* cleared when a call found more than NPIECES pieces unread */
     uint64_t ahead_at[8]; /* made - taken at calls 1..7 */
 } src;
@@ -52,6 +58,7 @@ static int source(void *ctx, uint8_t *buf, size_t len, size_t *got)
     int rc = 0;
     pthread_mutex_lock(&s->mu);
     s->calls++;
+    s->producer = (pid_t)syscall(SYS_gettid);
     if (s->calls < sizeof(s->ahead_at) / sizeof(s->ahead_at[0]))
         s->ahead_at[s->calls] = s->made - s->taken;
     if (pthread_equal(pthread_self(), s->reader))
@@ -100,6 +107,30 @@ static void took(src *s, size_t n)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Waits until the producer thread sleeps (its state in /proc is S). Once
+ * its source has returned, the only sleep left to it is the wait for room:
+ * nothing else takes the readahead's lock meanwhile. */
+static void producer_sleeps(src *s)
+{
+    char path[64], buf[256];
+    pthread_mutex_lock(&s->mu);
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)s->producer);
+    pthread_mutex_unlock(&s->mu);
+    for (long i = 0;; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        const char *st = strrchr(buf, ')'); /* "tid (comm) S ..." */
+        if (st && st[1] == ' ' && st[2] == 'S')
+            return;
+        if (i > 10000000)
+            fail_msg("the producer never slept: %s", buf);
+        sched_yield();
+    }
+}
+
 static unsigned calls(src *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -111,31 +142,48 @@ static unsigned calls(src *s)
 static void test_source_runs_ahead_and_refills_the_ring_by_halves(void **state)
 {
     (void)state;
-    src s;
-    readahead *ra;
-    src_init(&s, 1 << 20);
-    assert_int_equal(readahead_new(source, &s, PIECE, NPIECES, &ra), 0);
-    for (int i = 0; i < NPIECES; i++) /* not one byte read yet */
-        sem_wait(&s.called);
-    assert_int_equal(calls(&s), NPIECES);
-    /* A full ring's producer is woken once half of it is free, not once
-     * per piece. The test counts each piece as taken before it reads it,
-     * so the source sees exactly what is unread when it is called again. */
-    uint8_t buf[PIECE];
-    size_t got;
-    for (int i = 0; i < NPIECES - NPIECES / 2; i++) {
-        took(&s, PIECE);
-        assert_int_equal(readahead_read(ra, buf, sizeof(buf), &got), 0);
-        assert_int_equal(got, PIECE);
+    for (unsigned n = 1; n <= NPIECES; n++) {
+        src s;
+        readahead *ra;
+        uint8_t buf[PIECE];
+        size_t got;
+        src_init(&s, 1 << 20);
+        assert_int_equal(readahead_new(source, &s, PIECE, n, &ra), 0);
+        for (unsigned i = 0; i < n; i++) /* not one byte read yet */
+            sem_wait(&s.called);
+        producer_sleeps(&s); /* it has counted its last piece: the ring is full */
+        assert_int_equal(calls(&s), n);
+        /* A full ring's producer is woken once at most n / 2 pieces are
+         * unread, not once per piece. The test counts each piece as taken
+         * before it reads it, so the source sees exactly what is unread
+         * when it is called again. */
+        for (unsigned i = 0; i < n - n / 2; i++) {
+            took(&s, PIECE);
+            assert_int_equal(readahead_read(ra, buf, sizeof(buf), &got), 0);
+            assert_int_equal(got, PIECE);
+            if (i == 0 && n - n / 2 > 1) {
+                /* one piece free is not enough: no call within 50 ms (a
+                 * wait that can only miss a regression, never fail) */
+                struct timespec t;
+                clock_gettime(CLOCK_REALTIME, &t);
+                t.tv_nsec += 50000000;
+                if (t.tv_nsec >= 1000000000) {
+                    t.tv_sec++;
+                    t.tv_nsec -= 1000000000;
+                }
+                if (!sem_timedwait(&s.called, &t))
+                    fail_msg("n = %u: the source was called again after one piece", n);
+                assert_int_equal(errno, ETIMEDOUT);
+            }
+        }
+        for (unsigned i = 0; i < n - n / 2; i++) /* the freed pieces are refilled */
+            sem_wait(&s.called);
+        readahead_free(ra);
+        assert_int_equal(calls(&s), n + n - n / 2);
+        assert_int_equal(s.ahead_at[n + 1], (uint64_t)(n / 2) * PIECE);
+        assert_true(s.max_ahead_ok);
+        src_fini(&s);
     }
-    for (int i = 0; i < NPIECES - NPIECES / 2; i++) /* the free half is refilled */
-        sem_wait(&s.called);
-    readahead_free(ra);
-    assert_int_equal(calls(&s), NPIECES + NPIECES - NPIECES / 2);
-    assert_int_equal(s.ahead_at[NPIECES + 1], (uint64_t)(NPIECES / 2) * PIECE);
-    assert_int_equal(s.ahead_at[NPIECES + 2], (uint64_t)(NPIECES / 2 + 1) * PIECE);
-    assert_true(s.max_ahead_ok);
-    src_fini(&s);
 }
 
 static void test_exact_bytes_in_order_then_the_end_repeated(void **state)

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -250,15 +251,20 @@ static void test_a_lone_record_leaves_without_a_flush(void **state)
     (void)state;
     pair(fds);
     assert_int_equal(sendq_start(fds[0], 5000, NULL, 1, &q), 0);
-    for (int i = 0; i < 2; i++) {
-        /* i = 1: after a flush, the sender is asleep with nothing queued */
+    for (int i = 0; i < 3; i++) {
+        /* i = 1: after a flush, the sender's clock runs with nothing queued;
+         * i = 2: 20 ms later it has run out and the sender sleeps without
+         * one (idle), so only the push can wake it. The pause sets up that
+         * state; it waits for no result, and the record must still arrive. */
+        if (i == 2)
+            nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000}, NULL);
         assert_int_equal(push_record(q, &pos, 100, 100), 0);
         p = (struct pollfd){.fd = fds[1], .events = POLLIN};
         assert_int_equal(poll(&p, 1, 10000), 1);
         assert_int_equal(recv(fds[1], buf, sizeof(buf), 0), 100);
         assert_int_equal(sendq_flush(q), 0);
     }
-    assert_int_equal(sendq_stop(q, NULL), 200);
+    assert_int_equal(sendq_stop(q, NULL), 300);
     close(fds[0]);
     close(fds[1]);
 }
