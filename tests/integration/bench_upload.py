@@ -74,16 +74,12 @@ import numpy as np
 import paho.mqtt.publish as publish
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tls_servers import Nginx, make_pki, read_status, wait_for  # noqa: E402
+from tls_servers import Nginx, make_pki, proc_bytes, read_status, wait_for  # noqa: E402
 from test_agent_mqtt import Broker  # noqa: E402
 
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return proc_bytes(pid, "VmRSS") >> 10
 
 
 class Sink:

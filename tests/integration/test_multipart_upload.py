@@ -56,7 +56,7 @@ import paho.mqtt.publish as publish
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_snapshot_upload as tsu  # noqa: E402
 from test_snapshot_upload import DEVICE, UploadTest, snapshots  # noqa: E402
-from tls_servers import wait_for  # noqa: E402
+from tls_servers import proc_bytes, sanitized, wait_for  # noqa: E402
 
 PART = 5 << 20
 ERROR_200 = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError</Code>"
@@ -264,8 +264,7 @@ class MultipartTest(UploadTest):
         self.assertEqual(front.uploads(), [])
 
     def rss(self):
-        with open(f"/proc/{self.agent.proc.pid}/status") as f:
-            return next(int(l.split()[1]) << 10 for l in f if l.startswith("VmRSS:"))
+        return proc_bytes(self.agent.proc.pid, "VmRSS")
 
     def test_lying_server_never_makes_an_upload(self):
         port = self.s3rver()
@@ -288,9 +287,7 @@ class MultipartTest(UploadTest):
         # Memory stays flat: no part is held (parts of 5 MiB, object 13 MiB).
         print(f"RSS idle {st['idle'] >> 10} KiB, uploading at most {max(st['rss']) >> 10} KiB",
               file=sys.stderr)
-        with open(f"/proc/{self.agent.proc.pid}/maps") as f:
-            maps = f.read()  # sanitizers hold freed memory and shadow: no bound there
-        if "libasan" not in maps and "libtsan" not in maps:
+        if not sanitized(self.agent.proc.pid):
             self.assertLess(max(st["rss"]) - st["idle"], 2 << 20)
         self.assertEqual((st["no_etag"], st["error_200"]), (1, 2))
         self.assertNotIn("uploaded", st["states"])

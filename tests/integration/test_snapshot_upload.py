@@ -36,6 +36,7 @@ wait for them (wait_for), never read them once right after another signal.
 
 Usage: test_snapshot_upload.py BUILD_DIR REPO_ROOT
 """
+import ctypes
 import hashlib
 import http.server
 import io
@@ -59,7 +60,8 @@ import paho.mqtt.publish as publish
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tls_servers import (FullBacklog, HostileServer, Nginx, StalledServer, free_port,  # noqa: E402
-                         make_pki, read_status, syn_sent_to, unbufferable_bytes, wait_for)
+                         make_pki, proc_bytes, read_status, sanitized, syn_sent_to,
+                         unbufferable_bytes, wait_for)
 from test_agent_mqtt import Broker  # noqa: E402
 
 BUILD = ROOT = None
@@ -813,10 +815,6 @@ class UploadTest(unittest.TestCase):
         self.start_agent(snapshot="  keep: 10", upload=self.upload_conf(web.port, extra=extra))
         rng = np.random.default_rng(14)
         pid = self.agent.proc.pid
-
-        def hwm():
-            with open(f"/proc/{pid}/status") as f:
-                return next(int(l.split()[1]) << 10 for l in f if l.startswith("VmHWM:"))
         out, stored = [], 0
         for k, mib in enumerate((4, 8, 24)):
             n = mib << 6  # 16 KiB tensors
@@ -834,10 +832,10 @@ class UploadTest(unittest.TestCase):
                     f.write("5")  # VmHWM := VmRSS
             except OSError as e:
                 self.skipTest(f"no /proc/PID/clear_refs here: {e}")
-            idle = hwm()
+            idle = proc_bytes(pid, "VmHWM")
             self.agent.seal()
             self.wait_state("uploaded", n=k + 1, timeout=120)
-            peak = hwm()
+            peak = proc_bytes(pid, "VmHWM")
             snap = snapshots(self.agent.store)[k]
             state = self.state_of(snap["name"])
             obj = int(state.get("object_bytes", state["tar_bytes"]))
@@ -846,10 +844,9 @@ class UploadTest(unittest.TestCase):
                   f"uploading {peak >> 10} KiB (+{(peak - idle) >> 10} KiB), object "
                   f"{obj >> 10} KiB", file=sys.stderr)
             out.append((idle, peak))
-        with open(f"/proc/{pid}/maps") as f:
-            maps = f.read()  # sanitizers hold freed memory and shadow: no bound there
+        plain = not sanitized(pid)
         self.assertEqual(self.agent.stop(), 0)
-        return out, "libasan" not in maps and "libtsan" not in maps
+        return out, plain
 
     def check_upload_memory(self, codec, context):
         """The bound: an upload adds less than 2 MiB to an agent's idle RSS
@@ -877,7 +874,6 @@ class UploadTest(unittest.TestCase):
 
     def test_upload_memory_is_flat_zstd(self):
         # zstd's streaming context at the default level 7, libzstd's own estimate
-        import ctypes
         zstd = ctypes.CDLL("libzstd.so.1")
         zstd.ZSTD_estimateCStreamSize.restype = ctypes.c_size_t
         self.check_upload_memory("zstd", zstd.ZSTD_estimateCStreamSize(7))

@@ -73,6 +73,21 @@ def read_status(store):
         return {}
 
 
+def proc_bytes(pid, key):
+    """A memory figure of process pid from /proc/PID/status (VmRSS,
+    VmHWM, ...), in bytes; 0 if it has none."""
+    with open(f"/proc/{pid}/status") as f:
+        return next((int(l.split()[1]) << 10 for l in f if l.startswith(key + ":")), 0)
+
+
+def sanitized(pid):
+    """Whether process pid runs under ASan or TSan (gcc links them as
+    shared libraries), which hold freed memory: no RSS bound applies."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps
+
+
 def _can_connect(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
