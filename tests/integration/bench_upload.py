@@ -60,13 +60,13 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import ssl
 import threading
 import time
 
